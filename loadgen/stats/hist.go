@@ -1,0 +1,167 @@
+package stats
+
+import (
+	"encoding/json"
+	"fmt"
+	"time"
+
+	hdrhistogram "github.com/HdrHistogram/hdrhistogram-go"
+)
+
+// Hist is a recorded histogram as a value. Its JSON form carries a readable summary and the
+// histogram itself in the HDR V2 compressed encoding (base64), from which it is decoded without
+// loss; the summary is ignored when reading.
+type Hist struct {
+	h *hdrhistogram.Histogram
+}
+
+// NewHist returns an empty histogram with the geometry every Recorder uses.
+func NewHist() *Hist { return &Hist{h: newHDR()} }
+
+// RecordValue adds v (clamped to the histogram's range).
+func (h *Hist) RecordValue(v int64) {
+	h.ensure()
+	_ = h.h.RecordValue(min(max(v, 0), histHighest))
+}
+
+func (h *Hist) ensure() {
+	if h.h == nil {
+		h.h = newHDR()
+	}
+}
+
+// Count is the number of values recorded.
+func (h *Hist) Count() int64 {
+	if h == nil || h.h == nil {
+		return 0
+	}
+	return h.h.TotalCount()
+}
+
+// Percentile returns the value at percentile p, given in percent (99 for p99, 99.9 for p99.9);
+// zero when the histogram is empty.
+func (h *Hist) Percentile(p float64) int64 {
+	if h.Count() == 0 {
+		return 0
+	}
+	return h.h.ValueAtPercentile(p)
+}
+
+// Max is the largest value recorded (to the histogram's precision); zero when empty.
+func (h *Hist) Max() int64 {
+	if h.Count() == 0 {
+		return 0
+	}
+	return h.h.Max()
+}
+
+// Min is the smallest value recorded (to the histogram's precision); zero when empty.
+func (h *Hist) Min() int64 {
+	if h.Count() == 0 {
+		return 0
+	}
+	return h.h.Min()
+}
+
+// Mean is the mean of the recorded values; zero when empty.
+func (h *Hist) Mean() float64 {
+	if h.Count() == 0 {
+		return 0
+	}
+	return h.h.Mean()
+}
+
+// Clone returns an independent copy.
+func (h *Hist) Clone() *Hist {
+	if h == nil || h.h == nil {
+		return NewHist()
+	}
+	return &Hist{h: h.h.Clone()}
+}
+
+// Merge adds every value of o into h.
+func (h *Hist) Merge(o *Hist) {
+	h.ensure()
+	if o == nil || o.h == nil {
+		return
+	}
+	h.h.Merge(o.h)
+}
+
+// Equal reports whether both hold exactly the same counts.
+func (h *Hist) Equal(o *Hist) bool {
+	a, b := h.Clone(), o.Clone()
+	return a.h.Equals(b.h)
+}
+
+// HDR returns the underlying histogram; it must not be modified.
+func (h *Hist) HDR() *hdrhistogram.Histogram {
+	h.ensure()
+	return h.h
+}
+
+// Encode returns the HDR V2 compressed, base64 encoding.
+func (h *Hist) Encode() (string, error) {
+	h.ensure()
+	b, err := h.h.Encode(hdrhistogram.V2CompressedEncodingCookieBase)
+	if err != nil {
+		return "", fmt.Errorf("stats: encode histogram: %w", err)
+	}
+	return string(b), nil
+}
+
+// DecodeHist reads what Encode wrote.
+func DecodeHist(s string) (*Hist, error) {
+	h, err := hdrhistogram.Decode([]byte(s))
+	if err != nil {
+		return nil, fmt.Errorf("stats: decode histogram: %w", err)
+	}
+	return &Hist{h: h}, nil
+}
+
+// histJSON is the JSON form of a Hist. Durations in the summary are nanoseconds.
+type histJSON struct {
+	Count int64   `json:"count"`
+	Min   int64   `json:"min"`
+	Mean  float64 `json:"mean"`
+	P50   int64   `json:"p50"`
+	P90   int64   `json:"p90"`
+	P99   int64   `json:"p99"`
+	P999  int64   `json:"p999"`
+	Max   int64   `json:"max"`
+	HDR   string  `json:"hdr"`
+}
+
+// MarshalJSON writes the summary and the encoded histogram.
+func (h *Hist) MarshalJSON() ([]byte, error) {
+	enc, err := h.Encode()
+	if err != nil {
+		return nil, err
+	}
+	return json.Marshal(histJSON{
+		Count: h.Count(), Min: h.Min(), Mean: h.Mean(),
+		P50: h.Percentile(50), P90: h.Percentile(90), P99: h.Percentile(99), P999: h.Percentile(99.9),
+		Max: h.Max(), HDR: enc,
+	})
+}
+
+// UnmarshalJSON reads the encoded histogram; the summary is not trusted.
+func (h *Hist) UnmarshalJSON(b []byte) error {
+	var j histJSON
+	if err := json.Unmarshal(b, &j); err != nil {
+		return err
+	}
+	if j.HDR == "" {
+		h.h = newHDR()
+		return nil
+	}
+	d, err := DecodeHist(j.HDR)
+	if err != nil {
+		return err
+	}
+	h.h = d.h
+	return nil
+}
+
+// Dur converts a histogram value to a duration (for latency histograms).
+func Dur(v int64) time.Duration { return time.Duration(v) }

@@ -1,0 +1,291 @@
+package stats
+
+import (
+	"encoding/json"
+	"math/rand/v2"
+	"sync"
+	"testing"
+	"time"
+)
+
+var t0 = time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
+
+// record feeds n pseudo-random latencies and counters into each recorder given.
+func record(seed uint64, n int, recs ...*Recorder) {
+	rng := rand.New(rand.NewPCG(seed, 1))
+	hists := []string{HistConnect, HistFanout, HistPingRTT}
+	for range n {
+		h := hists[rng.IntN(len(hists))]
+		d := time.Duration(rng.ExpFloat64() * float64(3*time.Millisecond))
+		code := 1000 + rng.IntN(2)*6
+		for _, r := range recs {
+			r.Record(h, d)
+			r.Add(CtrMessagesReceived, 1)
+			r.Add(CloseCodeCounter(code), 1)
+		}
+	}
+}
+
+func TestMergeEqualsUnion(t *testing.T) {
+	tests := []struct {
+		name    string
+		workers int
+		each    int
+	}{
+		{"one", 1, 500},
+		{"three", 3, 2000},
+		{"empty-and-full", 2, 0},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			all := NewRecorder(t0)
+			var snaps []Snapshot
+			for w := range tc.workers {
+				r := NewRecorder(t0)
+				n := tc.each
+				if tc.name == "empty-and-full" && w == 1 {
+					n = 1000
+				}
+				record(uint64(w+1), n, r, all)
+				r.SetGauge(GaugeConnections, int64(10*(w+1)))
+				all.AddGauge(GaugeConnections, int64(10*(w+1)))
+				snaps = append(snaps, r.Snapshot())
+			}
+			merged := MergeAll(snaps...)
+			want := all.Snapshot()
+			if !merged.Equal(want) {
+				t.Fatalf("merged snapshot differs from the union:\nmerged counters %v\nunion counters  %v", merged.Counters, want.Counters)
+			}
+			for _, h := range want.HistNames() {
+				if merged.Count(h) != want.Count(h) || merged.Percentile(h, 99) != want.Percentile(h, 99) {
+					t.Errorf("%s: merged count %d p99 %v, union %d %v", h, merged.Count(h), merged.Percentile(h, 99), want.Count(h), want.Percentile(h, 99))
+				}
+			}
+			// Merging must not change its inputs.
+			if len(snaps) > 1 && snaps[0].Equal(merged) {
+				t.Errorf("first input equals the merge of several: inputs were modified or merge dropped data")
+			}
+		})
+	}
+}
+
+func TestSnapshotJSONRoundTrip(t *testing.T) {
+	r := NewRecorder(t0)
+	record(7, 3000, r)
+	r.Record(HistReconnect, 59*time.Minute) // near the top of the range
+	r.Record(HistReconnect, 0)
+	r.SetGauge(GaugeConnections, 42)
+	s := r.Snapshot()
+	b, err := json.Marshal(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got Snapshot
+	if err := json.Unmarshal(b, &got); err != nil {
+		t.Fatal(err)
+	}
+	if !got.Equal(s) {
+		t.Fatalf("round trip lost data")
+	}
+	if !got.Start.Equal(s.Start) || !got.At.Equal(s.At) {
+		t.Errorf("times: got %v %v, want %v %v", got.Start, got.At, s.Start, s.At)
+	}
+	for _, h := range s.HistNames() {
+		if !got.Hist(h).Equal(s.Hist(h)) {
+			t.Errorf("%s differs after round trip", h)
+		}
+	}
+	// A second round trip is byte-identical.
+	b2, err := json.Marshal(got)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if string(b) != string(b2) {
+		t.Errorf("second encoding differs from the first")
+	}
+}
+
+func TestHistUnmarshalRejectsGarbage(t *testing.T) {
+	var h Hist
+	if err := json.Unmarshal([]byte(`{"hdr":"bm90IGEgaGlzdG9ncmFt"}`), &h); err == nil {
+		t.Fatal("decoding garbage succeeded")
+	}
+}
+
+func TestConcurrentRecording(t *testing.T) {
+	r := NewRecorder(t0)
+	const goroutines, each = 64, 500
+	var wg sync.WaitGroup
+	stop := make(chan struct{})
+	var ticked []Interval
+	var tickWG sync.WaitGroup
+	tickWG.Add(1)
+	go func() { // a ticker and a snapshot reader run while clients record
+		defer tickWG.Done()
+		now := t0
+		for {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			now = now.Add(time.Second)
+			ticked = append(ticked, r.Tick(now))
+			_ = r.Snapshot()
+		}
+	}()
+	for g := range goroutines {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range each {
+				r.Record(HistFanout, time.Duration(g*each+i)*time.Microsecond)
+				r.Add(CtrMessagesReceived, 1)
+				r.AddGauge(GaugeConnections, 1)
+			}
+		}()
+	}
+	wg.Wait()
+	close(stop)
+	tickWG.Wait()
+	ticked = append(ticked, r.Tick(t0.Add(time.Hour)))
+
+	s := r.Snapshot()
+	if got := s.Count(HistFanout); got != goroutines*each {
+		t.Errorf("count %d, want %d", got, goroutines*each)
+	}
+	if got := s.Counter(CtrMessagesReceived); got != goroutines*each {
+		t.Errorf("counter %d, want %d", got, goroutines*each)
+	}
+	if got := s.Gauge(GaugeConnections); got != goroutines*each {
+		t.Errorf("gauge %d, want %d", got, goroutines*each)
+	}
+	// The intervals together hold exactly what the cumulative histogram holds.
+	var sumCtr, sumHist int64
+	union := NewHist()
+	for _, iv := range ticked {
+		sumCtr += iv.Counters[CtrMessagesReceived]
+		if p := iv.Hists[HistFanout]; p != nil {
+			sumHist += p.Count
+			h, err := p.Hist()
+			if err != nil {
+				t.Fatal(err)
+			}
+			union.Merge(h)
+		}
+	}
+	if sumCtr != goroutines*each || sumHist != goroutines*each {
+		t.Errorf("intervals sum to %d counts, %d values; want %d", sumCtr, sumHist, goroutines*each)
+	}
+	if !union.Equal(s.Hist(HistFanout)) {
+		t.Errorf("union of interval histograms differs from the cumulative histogram")
+	}
+}
+
+func TestTickIntervals(t *testing.T) {
+	r := NewRecorder(t0)
+	r.Record(HistConnect, 2*time.Millisecond)
+	r.Add(CtrConnects, 3)
+	r.SetGauge(GaugeConnections, 3)
+	iv1 := r.Tick(t0.Add(time.Second))
+	r.Add(CtrConnects, 2)
+	iv2 := r.Tick(t0.Add(2*time.Second + 10*time.Millisecond))
+
+	if iv1.Second != 1 || iv2.Second != 2 {
+		t.Errorf("seconds %d %d, want 1 2", iv1.Second, iv2.Second)
+	}
+	if iv1.Counters[CtrConnects] != 3 || iv2.Counters[CtrConnects] != 2 {
+		t.Errorf("deltas %d %d, want 3 2", iv1.Counters[CtrConnects], iv2.Counters[CtrConnects])
+	}
+	if iv1.Hists[HistConnect] == nil || iv1.Hists[HistConnect].Count != 1 {
+		t.Errorf("interval 1 histogram: %+v", iv1.Hists[HistConnect])
+	}
+	if _, ok := iv2.Hists[HistConnect]; ok {
+		t.Errorf("interval 2 has a connect histogram, want none (nothing recorded)")
+	}
+	if got := time.Duration(iv1.Hists[HistConnect].P99); got < 1990*time.Microsecond || got > 2010*time.Microsecond {
+		t.Errorf("p99 %v, want 2ms within precision", got)
+	}
+	if iv2.Gauges[GaugeConnections] != 3 {
+		t.Errorf("gauge %d, want 3", iv2.Gauges[GaugeConnections])
+	}
+}
+
+func TestMergeSeriesBySecond(t *testing.T) {
+	a, b, all := NewRecorder(t0), NewRecorder(t0), NewRecorder(t0)
+	var sa, sb, sall Series
+	for sec := 1; sec <= 3; sec++ {
+		record(uint64(sec), 200, a, all)
+		record(uint64(sec+10), 100*sec, b, all)
+		now := t0.Add(time.Duration(sec) * time.Second)
+		sa = append(sa, a.Tick(now))
+		if sec != 2 { // worker b misses a tick: its second-3 point holds two seconds
+			sb = append(sb, b.Tick(now))
+		}
+		sall = append(sall, all.Tick(now))
+	}
+	m, err := MergeSeries(sa, sb)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(m) != 3 {
+		t.Fatalf("%d points, want 3", len(m))
+	}
+	for i := range m {
+		if m[i].Second != i+1 {
+			t.Errorf("point %d second %d", i, m[i].Second)
+		}
+	}
+	// Seconds 1 and 3 merged together with 2 equal the union's total.
+	var got, want int64
+	for i := range m {
+		got += m[i].Counters[CtrMessagesReceived]
+		want += sall[i].Counters[CtrMessagesReceived]
+	}
+	if got != want {
+		t.Errorf("merged series counts %d, union %d", got, want)
+	}
+	h1, _ := m[0].Hists[HistFanout].Hist()
+	u1, _ := sall[0].Hists[HistFanout].Hist()
+	if !h1.Equal(u1) {
+		t.Errorf("second 1: merged histogram differs from the union's")
+	}
+}
+
+func TestClamp(t *testing.T) {
+	r := NewRecorder(t0)
+	r.Record(HistConnect, -time.Second)
+	r.Record(HistConnect, 2*time.Hour)
+	s := r.Snapshot()
+	if s.Counter(CtrClamped) != 2 || s.Count(HistConnect) != 2 {
+		t.Errorf("clamped %d count %d, want 2 2", s.Counter(CtrClamped), s.Count(HistConnect))
+	}
+}
+
+func TestRecordDoesNotAllocate(t *testing.T) {
+	r := NewRecorder(t0)
+	r.Record(HistFanout, time.Millisecond)
+	r.Add(CtrAcks, 1)
+	key := CloseCodeCounter(1006)
+	allocs := testing.AllocsPerRun(1000, func() {
+		r.Record(HistFanout, 3*time.Millisecond)
+		r.Add(CtrAcks, 1)
+		r.Add(CloseCodeCounter(1006), 1)
+		r.SetGauge(GaugeConnections, 5)
+	})
+	_ = key
+	if allocs != 0 {
+		t.Errorf("%.1f allocations per record, want 0", allocs)
+	}
+}
+
+func BenchmarkRecordParallel(b *testing.B) {
+	r := NewRecorder(time.Now())
+	b.RunParallel(func(pb *testing.PB) {
+		d := time.Duration(0)
+		for pb.Next() {
+			d += 7 * time.Microsecond
+			r.Record(HistFanout, d%time.Second)
+		}
+	})
+}

@@ -1,0 +1,374 @@
+// Package telemetry scrapes a target's Prometheus /metrics endpoint (one URL per gateway node)
+// every second during a run and keeps the gateway's own figures — connections, memory,
+// goroutines, orphaned subscriptions, shed and rejections — as a time series beside the client
+// side's, with memory per connection derived from them.
+//
+// A Scraper is driven by one goroutine calling Run; Result may be called from any goroutine at
+// any time (it takes a copy under a lock). A target without /metrics is not an error: the result
+// then says Status "none" and why.
+package telemetry
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"maps"
+	"net/http"
+	"slices"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	dto "github.com/prometheus/client_model/go"
+	"github.com/prometheus/common/expfmt"
+	"github.com/prometheus/common/model"
+
+	"github.com/squall-dev/squall/refserver/protocol"
+)
+
+// Kept lists the metric families kept in the series. Labelled families are kept per label set
+// (as `name{k="v",...}`) and as their sum under the bare name.
+var Kept = []string{
+	protocol.MetricConnectionsActive,
+	protocol.MetricConnectionsTotal,
+	protocol.MetricDisconnectsTotal,
+	protocol.MetricReconnectsTotal,
+	protocol.MetricRoomSubscriptions,
+	protocol.MetricOrphanedSubscriptions,
+	protocol.MetricPresenceEntries,
+	protocol.MetricMessagesInTotal,
+	protocol.MetricMessagesOutTotal,
+	protocol.MetricSendQueueDepth,
+	protocol.MetricHeartbeatTimeouts,
+	protocol.MetricConnRejectionsTotal,
+	protocol.MetricShedTotal,
+	protocol.MetricStormActive,
+	protocol.MetricAuthRequestsTotal,
+	protocol.MetricPoolUsageRatio,
+	protocol.MetricProcessResidentMemory,
+	protocol.MetricGoGoroutines,
+	protocol.MetricProcessOpenFDs,
+}
+
+// Status values of a Telemetry.
+const (
+	StatusOK      = "ok"      // every node answered at least once
+	StatusPartial = "partial" // some nodes never answered
+	StatusNone    = "none"    // no node has /metrics (or none answered)
+)
+
+// Point is one scrape of every node, summed across nodes.
+type Point struct {
+	Second int                `json:"t"` // whole seconds since the run's start
+	At     time.Time          `json:"at"`
+	Values map[string]float64 `json:"values"`
+	// MemoryPerConn is resident memory / active connections, in bytes (0 without connections).
+	MemoryPerConn float64 `json:"memory_per_conn_bytes,omitempty"`
+	Nodes         int     `json:"nodes"` // nodes that answered this scrape
+}
+
+// Summary condenses the series for a report.
+type Summary struct {
+	PeakConnections       float64 `json:"peak_connections"`
+	PeakRSSBytes          float64 `json:"peak_rss_bytes"`
+	MemoryPerConnAtPeak   float64 `json:"memory_per_conn_bytes_at_peak"` // RSS / connections at peak connections
+	PeakGoroutines        float64 `json:"peak_goroutines"`
+	PeakOrphaned          float64 `json:"peak_orphaned_subscriptions"`
+	FinalOrphaned         float64 `json:"final_orphaned_subscriptions"`
+	Shed                  float64 `json:"shed"`
+	Rejections            float64 `json:"rejections"`
+	HeartbeatTimeouts     float64 `json:"heartbeat_timeouts"`
+	MemoryGrowthBytesPerS float64 `json:"memory_growth_bytes_per_s"` // RSS slope over the series (least squares)
+}
+
+// Telemetry is what a run learned from the target's /metrics.
+type Telemetry struct {
+	Status  string   `json:"status"`
+	Reason  string   `json:"reason,omitempty"` // why "none" or "partial"
+	Targets []string `json:"targets,omitempty"`
+	Scrapes int      `json:"scrapes"`
+	Errors  int      `json:"errors"`
+	Points  []Point  `json:"points,omitempty"`
+	Summary Summary  `json:"summary"`
+}
+
+// Config configures a Scraper.
+type Config struct {
+	// URLs are the metrics endpoints, one per node (e.g. http://127.0.0.1:8080/metrics). None means
+	// the target has no metrics: the result says "none".
+	URLs []string
+	// Interval between scrapes; zero means one second.
+	Interval time.Duration
+	// Timeout of one scrape; zero means the interval.
+	Timeout time.Duration
+	// Start is the run's start instant, from which Points count seconds; zero means when Run starts.
+	Start time.Time
+	// Client is the HTTP client; nil means a private client without proxies.
+	Client *http.Client
+}
+
+// Scraper scrapes the configured endpoints until its context ends.
+type Scraper struct {
+	cfg    Config
+	logger *slog.Logger
+
+	mu      sync.Mutex
+	res     Telemetry
+	okNodes map[string]bool
+	lastErr map[string]string
+}
+
+// New returns a scraper. A nil logger discards.
+func New(cfg Config, logger *slog.Logger) *Scraper {
+	if cfg.Interval <= 0 {
+		cfg.Interval = time.Second
+	}
+	if cfg.Timeout <= 0 {
+		cfg.Timeout = cfg.Interval
+	}
+	if cfg.Client == nil {
+		cfg.Client = &http.Client{Transport: &http.Transport{Proxy: nil, MaxIdleConnsPerHost: 2}}
+	}
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	return &Scraper{
+		cfg:     cfg,
+		logger:  logger,
+		res:     Telemetry{Status: StatusNone, Targets: slices.Clone(cfg.URLs)},
+		okNodes: map[string]bool{},
+		lastErr: map[string]string{},
+	}
+}
+
+// Run scrapes at once and then every interval until ctx ends; it then scrapes one last time (so
+// the series ends with the state after the run, e.g. orphaned subscriptions after every client
+// left) unless the context's cause says otherwise, and returns.
+func (s *Scraper) Run(ctx context.Context) {
+	if len(s.cfg.URLs) == 0 {
+		s.mu.Lock()
+		s.res.Reason = "the target has no metrics endpoint"
+		s.mu.Unlock()
+		return
+	}
+	start := s.cfg.Start
+	if start.IsZero() {
+		start = time.Now()
+	}
+	t := time.NewTicker(s.cfg.Interval)
+	defer t.Stop()
+	s.ScrapeOnce(ctx, start, time.Now())
+	for {
+		select {
+		case <-ctx.Done():
+			fin, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.cfg.Timeout)
+			s.ScrapeOnce(fin, start, time.Now())
+			cancel()
+			return
+		case now := <-t.C:
+			s.ScrapeOnce(ctx, start, now)
+		}
+	}
+}
+
+// ScrapeOnce scrapes every node once and appends a point when at least one answered.
+func (s *Scraper) ScrapeOnce(ctx context.Context, start, now time.Time) {
+	type res struct {
+		url  string
+		vals map[string]float64
+		err  error
+	}
+	out := make(chan res, len(s.cfg.URLs))
+	for _, u := range s.cfg.URLs {
+		go func() { // bounded by the timeout; collected below
+			v, err := s.scrape(ctx, u)
+			out <- res{u, v, err}
+		}()
+	}
+	p := Point{Second: int((now.Sub(start) + time.Second/2) / time.Second), At: now, Values: map[string]float64{}}
+	var errs int
+	for range s.cfg.URLs {
+		r := <-out
+		s.mu.Lock()
+		if r.err != nil {
+			errs++
+			s.lastErr[r.url] = r.err.Error()
+			s.logger.Debug("telemetry: scrape failed", "url", r.url, "err", r.err)
+		} else {
+			s.okNodes[r.url] = true
+			p.Nodes++
+			for k, v := range r.vals {
+				p.Values[k] += v
+			}
+		}
+		s.mu.Unlock()
+	}
+	if c := p.Values[protocol.MetricConnectionsActive]; c > 0 {
+		p.MemoryPerConn = p.Values[protocol.MetricProcessResidentMemory] / c
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.res.Scrapes++
+	s.res.Errors += errs
+	if p.Nodes > 0 {
+		s.res.Points = append(s.res.Points, p)
+	}
+	s.updateStatus()
+}
+
+func (s *Scraper) updateStatus() {
+	switch {
+	case len(s.okNodes) == 0:
+		s.res.Status = StatusNone
+		s.res.Reason = "no metrics: " + s.firstErr()
+	case len(s.okNodes) < len(s.cfg.URLs):
+		s.res.Status = StatusPartial
+		s.res.Reason = "some nodes never answered: " + s.firstErr()
+	default:
+		s.res.Status = StatusOK
+		s.res.Reason = ""
+	}
+}
+
+func (s *Scraper) firstErr() string {
+	for _, u := range s.cfg.URLs {
+		if e, ok := s.lastErr[u]; ok && !s.okNodes[u] {
+			return e
+		}
+	}
+	return "no scrape yet"
+}
+
+func (s *Scraper) scrape(ctx context.Context, url string) (map[string]float64, error) {
+	ctx, cancel := context.WithTimeout(ctx, s.cfg.Timeout)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	if err != nil {
+		return nil, err
+	}
+	req.Header.Set("Accept", "text/plain;version=0.0.4")
+	resp, err := s.cfg.Client.Do(req)
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 1<<16))
+		return nil, fmt.Errorf("GET %s: %s", url, resp.Status)
+	}
+	return Parse(resp.Body)
+}
+
+// Parse reads the Prometheus text format and returns the kept series: gauges, counters and
+// untyped values by name (labelled ones per label set and summed under the bare name).
+func Parse(r io.Reader) (map[string]float64, error) {
+	p := expfmt.NewTextParser(model.UTF8Validation)
+	fams, err := p.TextToMetricFamilies(r)
+	if err != nil {
+		return nil, fmt.Errorf("telemetry: parse metrics: %w", err)
+	}
+	out := map[string]float64{}
+	for _, name := range Kept {
+		f, ok := fams[name]
+		if !ok {
+			continue
+		}
+		for _, m := range f.GetMetric() {
+			v, ok := value(m)
+			if !ok {
+				continue
+			}
+			out[name] += v
+			if len(m.GetLabel()) > 0 {
+				out[name+labels(m.GetLabel())] += v
+			}
+		}
+	}
+	return out, nil
+}
+
+func value(m *dto.Metric) (float64, bool) {
+	switch {
+	case m.Gauge != nil:
+		return m.GetGauge().GetValue(), true
+	case m.Counter != nil:
+		return m.GetCounter().GetValue(), true
+	case m.Untyped != nil:
+		return m.GetUntyped().GetValue(), true
+	}
+	return 0, false
+}
+
+func labels(ls []*dto.LabelPair) string {
+	parts := make([]string, 0, len(ls))
+	for _, l := range ls {
+		parts = append(parts, fmt.Sprintf("%s=%q", l.GetName(), l.GetValue()))
+	}
+	sort.Strings(parts)
+	return "{" + strings.Join(parts, ",") + "}"
+}
+
+// Result returns what was scraped so far, with its summary.
+func (s *Scraper) Result() Telemetry {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	t := s.res
+	t.Targets = slices.Clone(s.res.Targets)
+	t.Points = make([]Point, len(s.res.Points))
+	for i, p := range s.res.Points {
+		p.Values = maps.Clone(p.Values)
+		t.Points[i] = p
+	}
+	t.Summary = Summarize(t.Points)
+	return t
+}
+
+// Summarize condenses a series.
+func Summarize(ps []Point) Summary {
+	var s Summary
+	if len(ps) == 0 {
+		return s
+	}
+	for _, p := range ps {
+		v := p.Values
+		if c := v[protocol.MetricConnectionsActive]; c > s.PeakConnections {
+			s.PeakConnections = c
+			s.MemoryPerConnAtPeak = p.MemoryPerConn
+		}
+		s.PeakRSSBytes = max(s.PeakRSSBytes, v[protocol.MetricProcessResidentMemory])
+		s.PeakGoroutines = max(s.PeakGoroutines, v[protocol.MetricGoGoroutines])
+		s.PeakOrphaned = max(s.PeakOrphaned, v[protocol.MetricOrphanedSubscriptions])
+	}
+	last := ps[len(ps)-1].Values
+	s.FinalOrphaned = last[protocol.MetricOrphanedSubscriptions]
+	s.Shed = last[protocol.MetricShedTotal]
+	s.Rejections = last[protocol.MetricConnRejectionsTotal]
+	s.HeartbeatTimeouts = last[protocol.MetricHeartbeatTimeouts]
+	s.MemoryGrowthBytesPerS = slope(ps)
+	return s
+}
+
+// slope is the least-squares slope of RSS over time, in bytes per second.
+func slope(ps []Point) float64 {
+	if len(ps) < 2 {
+		return 0
+	}
+	t0 := ps[0].At
+	var n, sx, sy, sxx, sxy float64
+	for _, p := range ps {
+		x := p.At.Sub(t0).Seconds()
+		y := p.Values[protocol.MetricProcessResidentMemory]
+		n++
+		sx += x
+		sy += y
+		sxx += x * x
+		sxy += x * y
+	}
+	d := n*sxx - sx*sx
+	if d == 0 {
+		return 0
+	}
+	return (n*sxy - sx*sy) / d
+}

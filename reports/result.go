@@ -1,0 +1,284 @@
+// Package reports holds the result model of a run — reports.Result, the canonical result.json —
+// and its renderings. A Result is a plain value: build it in one goroutine, then share it read-only.
+// WriteJSON writes it atomically (temporary file, fsync, rename), so a reader never sees half a
+// result, not even when a run is interrupted.
+package reports
+
+import (
+	"bufio"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"runtime"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/squall-dev/squall/loadgen/stats"
+	"github.com/squall-dev/squall/loadgen/telemetry"
+)
+
+// SchemaVersion is the version of the result.json schema this package writes. ReadJSON refuses
+// results written by a newer schema.
+const SchemaVersion = 1
+
+// FileName is the conventional name of a result file in a run's output directory.
+const FileName = "result.json"
+
+// Stop reasons.
+const (
+	StopCompleted   = "completed"    // the plan ran to its end
+	StopInterrupted = "interrupted"  // the user stopped it (Ctrl-C, SIGTERM)
+	StopFailed      = "failed"       // the harness failed (see Error)
+	StopAllLost     = "workers_lost" // every worker died
+)
+
+// Worker statuses.
+const (
+	WorkerOK     = "ok"     // ran its part to the end
+	WorkerLost   = "lost"   // died or stopped answering; its last snapshot is kept
+	WorkerFailed = "failed" // reported an error
+)
+
+// Result is everything a run produced.
+type Result struct {
+	Schema int    `json:"schema"`
+	Tool   string `json:"tool"` // "loadgen" and its version
+	Name   string `json:"name"`
+
+	// Plan is the plan that ran, as the load generator serialised it.
+	Plan   json.RawMessage `json:"plan,omitempty"`
+	Target Target          `json:"target"`
+	Env    Environment     `json:"environment"`
+
+	Started    time.Time     `json:"started"`
+	Ended      time.Time     `json:"ended"`
+	Duration   time.Duration `json:"duration_ns"`
+	StopReason string        `json:"stop_reason"`
+	Error      string        `json:"error,omitempty"` // why the harness failed, one line
+
+	Phases []Phase `json:"phases,omitempty"`
+	Events []Event `json:"events,omitempty"`
+
+	// Stats are the merged histograms, counters and gauges of every worker.
+	Stats stats.Snapshot `json:"stats"`
+	// Series is the merged one-second time series.
+	Series    stats.Series        `json:"series,omitempty"`
+	Telemetry telemetry.Telemetry `json:"telemetry"`
+	Workers   []Worker            `json:"workers,omitempty"`
+
+	// Reliable is false when the generator itself was saturated (schedule-lag p99 above the
+	// plan's bound) or lost workers; UnreliableReason says why.
+	Reliable         bool   `json:"reliable"`
+	UnreliableReason string `json:"unreliable_reason,omitempty"`
+
+	SLOs []SLOVerdict `json:"slos,omitempty"`
+}
+
+// Target describes what the run was aimed at.
+type Target struct {
+	Kind       string   `json:"kind"` // "embedded", "url", "generic"
+	URLs       []string `json:"urls,omitempty"`
+	MetricURLs []string `json:"metric_urls,omitempty"`
+	Nodes      int      `json:"nodes,omitempty"`
+}
+
+// Phase is one phase of the plan as it ran.
+type Phase struct {
+	Name  string    `json:"name"`
+	Start time.Time `json:"start"`
+	End   time.Time `json:"end,omitzero"`
+}
+
+// Event is something that happened during the run (phase changes, faults, lost workers).
+type Event struct {
+	At      time.Time `json:"at"`
+	Kind    string    `json:"kind"`
+	Message string    `json:"message"`
+	Worker  int       `json:"worker,omitempty"`
+}
+
+// Worker is one worker process (or remote agent) of the run.
+type Worker struct {
+	Index   int    `json:"index"`
+	Addr    string `json:"addr,omitempty"`
+	PID     int    `json:"pid,omitempty"`
+	Clients int    `json:"clients"`
+	Status  string `json:"status"`
+	Error   string `json:"error,omitempty"`
+	// Stats is the worker's own last snapshot (the merged Stats is the union of these).
+	Stats *stats.Snapshot `json:"stats,omitempty"`
+	// Summary is the worker's run summary as the load generator reported it.
+	Summary json.RawMessage `json:"summary,omitempty"`
+}
+
+// SLOVerdict is one graded objective (filled in by the scenarios and gates).
+type SLOVerdict struct {
+	Name   string  `json:"name"`
+	Metric string  `json:"metric"`
+	Bound  string  `json:"bound"`
+	Value  float64 `json:"value"`
+	Pass   bool    `json:"pass"`
+	Detail string  `json:"detail,omitempty"`
+}
+
+// Environment is the machine and process the run used.
+type Environment struct {
+	GoVersion    string   `json:"go_version"`
+	OS           string   `json:"os"`
+	Arch         string   `json:"arch"`
+	Cores        int      `json:"cores"`
+	GOMAXPROCS   int      `json:"gomaxprocs"`
+	MemoryBytes  uint64   `json:"memory_bytes"`
+	FDLimitSoft  uint64   `json:"fd_limit_soft"`
+	FDLimitHard  uint64   `json:"fd_limit_hard"`
+	Hostname     string   `json:"hostname,omitempty"`
+	Seed         uint64   `json:"seed"`
+	Args         []string `json:"args,omitempty"`
+	LoadgenBuild string   `json:"loadgen_build,omitempty"`
+}
+
+// New returns a result with the schema version set and the environment collected.
+func New(name string, seed uint64) *Result {
+	return &Result{Schema: SchemaVersion, Tool: "loadgen", Name: name, Env: CollectEnvironment(seed), Reliable: true}
+}
+
+// SetPlan stores the plan as JSON.
+func (r *Result) SetPlan(plan any) error {
+	b, err := json.Marshal(plan)
+	if err != nil {
+		return fmt.Errorf("reports: encode plan: %w", err)
+	}
+	r.Plan = b
+	return nil
+}
+
+// Judge sets Reliable from the schedule-lag p99 against bound and from lost workers.
+func (r *Result) Judge(lagBound time.Duration) {
+	var why []string
+	if lagBound > 0 {
+		if p99 := r.Stats.Percentile(stats.HistScheduleLag, 99); p99 > lagBound {
+			why = append(why, fmt.Sprintf("schedule-lag p99 %v above the bound %v: the generator was saturated", p99.Round(time.Microsecond), lagBound))
+		}
+	}
+	lost := 0
+	for _, w := range r.Workers {
+		if w.Status != WorkerOK {
+			lost++
+		}
+	}
+	if lost > 0 {
+		why = append(why, fmt.Sprintf("%d of %d workers lost or failed", lost, len(r.Workers)))
+	}
+	r.Reliable = len(why) == 0
+	r.UnreliableReason = strings.Join(why, "; ")
+}
+
+// CollectEnvironment describes this machine and process.
+func CollectEnvironment(seed uint64) Environment {
+	e := Environment{
+		GoVersion:  runtime.Version(),
+		OS:         runtime.GOOS,
+		Arch:       runtime.GOARCH,
+		Cores:      runtime.NumCPU(),
+		GOMAXPROCS: runtime.GOMAXPROCS(0),
+		Seed:       seed,
+		Args:       os.Args,
+	}
+	e.Hostname, _ = os.Hostname()
+	e.MemoryBytes = MemTotal()
+	var rl syscall.Rlimit
+	if syscall.Getrlimit(syscall.RLIMIT_NOFILE, &rl) == nil {
+		e.FDLimitSoft, e.FDLimitHard = rl.Cur, rl.Max
+	}
+	return e
+}
+
+// MemTotal returns the machine's memory in bytes from /proc/meminfo (0 when unknown).
+func MemTotal() uint64 {
+	f, err := os.Open("/proc/meminfo")
+	if err != nil {
+		return 0
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		fields := strings.Fields(sc.Text())
+		if len(fields) >= 2 && fields[0] == "MemTotal:" {
+			kb, _ := strconv.ParseUint(fields[1], 10, 64)
+			return kb * 1024
+		}
+	}
+	return 0
+}
+
+// WriteJSON writes the result to path atomically: into a temporary file in the same directory,
+// fsynced, then renamed over path (and the directory fsynced).
+func (r *Result) WriteJSON(path string) error {
+	b, err := json.MarshalIndent(r, "", "  ")
+	if err != nil {
+		return fmt.Errorf("reports: encode result: %w", err)
+	}
+	b = append(b, '\n')
+	return WriteFileAtomic(path, b)
+}
+
+// WriteFileAtomic writes data to path via a temporary file, fsync and rename.
+func WriteFileAtomic(path string, data []byte) (err error) {
+	dir := filepath.Dir(path)
+	f, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp-*")
+	if err != nil {
+		return fmt.Errorf("reports: write %s: %w", path, err)
+	}
+	tmp := f.Name()
+	defer func() {
+		if err != nil {
+			_ = os.Remove(tmp)
+		}
+	}()
+	if _, err = f.Write(data); err == nil {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Chmod(tmp, 0o644)
+	}
+	if err == nil {
+		err = os.Rename(tmp, path)
+	}
+	if err != nil {
+		return fmt.Errorf("reports: write %s: %w", path, err)
+	}
+	if d, derr := os.Open(dir); derr == nil {
+		_ = d.Sync()
+		_ = d.Close()
+	}
+	return nil
+}
+
+// ErrNewerSchema is returned by ReadJSON for a result written by a newer schema.
+var ErrNewerSchema = errors.New("result written by a newer schema")
+
+// ReadJSON reads a result file.
+func ReadJSON(path string) (*Result, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("reports: %w", err)
+	}
+	var r Result
+	if err := json.Unmarshal(b, &r); err != nil {
+		return nil, fmt.Errorf("reports: %s: %w", path, err)
+	}
+	if r.Schema == 0 {
+		return nil, fmt.Errorf("reports: %s: not a result file (no schema version)", path)
+	}
+	if r.Schema > SchemaVersion {
+		return nil, fmt.Errorf("reports: %s: schema %d: %w (this build reads up to %d)", path, r.Schema, ErrNewerSchema, SchemaVersion)
+	}
+	return &r, nil
+}

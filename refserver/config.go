@@ -1,0 +1,244 @@
+package refserver
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"strings"
+	"time"
+)
+
+// Config holds every tunable of the gateway. The zero value of each field means its default (listed
+// on the field and returned by DefaultConfig); Validate reports every problem at once. The binary
+// refserver exposes each field as a kebab-case flag with a REFSERVER_* environment twin.
+type Config struct {
+	// Addr is the listen address the binary uses (default "127.0.0.1:8080"). The library does not
+	// listen itself (Serve takes a listener); with Dev it must be a loopback address.
+	Addr string
+	// Dev uses protocol.DevSecret as the auth secret and refuses non-loopback listen addresses.
+	Dev bool
+	// AuthSecret is the HS256 secret of client JWTs. Required unless Dev is set (or an auth backend
+	// is injected with WithAuthBackend).
+	AuthSecret string
+	// HelloTimeout is how long a connection without a token in the URL has to send hello
+	// (default 10s); after it the connection is closed with 4001.
+	HelloTimeout time.Duration
+
+	// HeartbeatInterval is how often the server sends a WebSocket ping (default 30s). The first ping
+	// of a connection is jittered over the second half of the interval.
+	HeartbeatInterval time.Duration
+	// HeartbeatTimeout closes a connection that sent nothing (no pong, no frame) for this long
+	// (default 60s). A silent connection is gone within timeout + one interval at most.
+	HeartbeatTimeout time.Duration
+	// FlawSweepInterval is the period of the slow staleness sweep that replaces pings under the
+	// no-server-ping flaw (default 30s). Unused otherwise.
+	FlawSweepInterval time.Duration
+
+	// MaxConnsPerClient caps concurrent connections per user id (default 5); the next one is
+	// closed with 1008 conn_limit.
+	MaxConnsPerClient int
+	// MaxConnsPerIP caps concurrent connections per remote IP (default: MaxConnsPerClient; -1 means
+	// no per-IP limit). Load tests from one address raise it or spread over 127.0.0.0/8.
+	MaxConnsPerIP int
+	// MaxConns caps connections per node (default 50000); beyond it the upgrade is answered with
+	// HTTP 503 and a Retry-After header.
+	MaxConns int
+	// MaxFrameBytes is the largest client frame accepted (default 65536); a larger one is closed
+	// with 1009.
+	MaxFrameBytes int64
+	// MaxRoomsPerConn caps the rooms one connection may join (default 64); beyond it join_room gets
+	// an error frame with code room_limit.
+	MaxRoomsPerConn int
+	// AllowedOrigins lists the Origin values accepted on upgrade ("https://app.example.com"; "*"
+	// accepts any). Empty (the default) accepts requests without an Origin header and same-host
+	// origins. A refused origin gets HTTP 403.
+	AllowedOrigins []string
+
+	// SendQueue bounds the frames queued for one connection (default 256). A client that lets it
+	// overflow is closed with 1008 slow_consumer.
+	SendQueue int
+	// WriteTimeout bounds one write to a client (default 10s); a write that takes longer is a write
+	// error and ends the connection.
+	WriteTimeout time.Duration
+	// ReadBufferSize is the per-connection read buffer in bytes (default 512). Larger frames are
+	// still read; the buffer only sets the read syscall size. It is held for the connection's life.
+	ReadBufferSize int
+	// WriteBufferSize is the size of the pooled write buffers in bytes (default 4096). Idle
+	// connections hold none.
+	WriteBufferSize int
+	// CloseGrace is how long the server waits for the client's answer to a close frame before it
+	// drops the TCP connection (default 1s).
+	CloseGrace time.Duration
+
+	// ReorderWindow bounds the frames held while waiting for a missing seq (default 32). A frame
+	// further ahead than the window, or a full buffer, is a sequence violation (4003).
+	ReorderWindow int
+	// ReorderTimeout is how long a seq gap may stay open (default 2s) before the connection is
+	// closed with 4003.
+	ReorderTimeout time.Duration
+
+	// HistorySize bounds each room's history of broadcasts by count (default 1000).
+	HistorySize int
+	// HistoryTTL bounds each room's history by age (default 5m).
+	HistoryTTL time.Duration
+	// ReconnectWindow is how long after a user's connection ended a new connection of the same user
+	// counts as a reconnect in ws_reconnects_total (default 1m).
+	ReconnectWindow time.Duration
+
+	// Flaws switches defects back on (see Flaw). Empty means none.
+	Flaws Flaws
+	// Pprof serves /debug/pprof/ on the gateway's handler.
+	Pprof bool
+}
+
+// DefaultConfig returns the defaults every zero field stands for.
+func DefaultConfig() Config {
+	return Config{
+		Addr:              "127.0.0.1:8080",
+		HelloTimeout:      10 * time.Second,
+		HeartbeatInterval: 30 * time.Second,
+		HeartbeatTimeout:  60 * time.Second,
+		FlawSweepInterval: 30 * time.Second,
+		MaxConnsPerClient: 5,
+		MaxConns:          50000,
+		MaxFrameBytes:     64 << 10,
+		MaxRoomsPerConn:   64,
+		SendQueue:         256,
+		WriteTimeout:      10 * time.Second,
+		ReadBufferSize:    512,
+		WriteBufferSize:   4096,
+		CloseGrace:        time.Second,
+		ReorderWindow:     32,
+		ReorderTimeout:    2 * time.Second,
+		HistorySize:       1000,
+		HistoryTTL:        5 * time.Minute,
+		ReconnectWindow:   time.Minute,
+		Flaws:             Flaws{},
+	}
+}
+
+// withDefaults returns c with every zero field replaced by its default.
+func (c Config) withDefaults() Config {
+	d := DefaultConfig()
+	setStr := func(v *string, def string) {
+		if *v == "" {
+			*v = def
+		}
+	}
+	setDur := func(v *time.Duration, def time.Duration) {
+		if *v == 0 {
+			*v = def
+		}
+	}
+	setInt := func(v *int, def int) {
+		if *v == 0 {
+			*v = def
+		}
+	}
+	setStr(&c.Addr, d.Addr)
+	setDur(&c.HelloTimeout, d.HelloTimeout)
+	setDur(&c.HeartbeatInterval, d.HeartbeatInterval)
+	setDur(&c.HeartbeatTimeout, d.HeartbeatTimeout)
+	setDur(&c.FlawSweepInterval, d.FlawSweepInterval)
+	setInt(&c.MaxConnsPerClient, d.MaxConnsPerClient)
+	if c.MaxConnsPerIP == 0 {
+		c.MaxConnsPerIP = c.MaxConnsPerClient
+	}
+	setInt(&c.MaxConns, d.MaxConns)
+	if c.MaxFrameBytes == 0 {
+		c.MaxFrameBytes = d.MaxFrameBytes
+	}
+	setInt(&c.MaxRoomsPerConn, d.MaxRoomsPerConn)
+	setInt(&c.SendQueue, d.SendQueue)
+	setDur(&c.WriteTimeout, d.WriteTimeout)
+	setInt(&c.ReadBufferSize, d.ReadBufferSize)
+	setInt(&c.WriteBufferSize, d.WriteBufferSize)
+	setDur(&c.CloseGrace, d.CloseGrace)
+	setInt(&c.ReorderWindow, d.ReorderWindow)
+	setDur(&c.ReorderTimeout, d.ReorderTimeout)
+	setInt(&c.HistorySize, d.HistorySize)
+	setDur(&c.HistoryTTL, d.HistoryTTL)
+	setDur(&c.ReconnectWindow, d.ReconnectWindow)
+	if c.Flaws == nil {
+		c.Flaws = Flaws{}
+	}
+	return c
+}
+
+// Validate reports every problem of c at once (zero fields are fine: they mean the default).
+func (c Config) Validate() error {
+	var errs []error
+	bad := func(format string, args ...any) { errs = append(errs, fmt.Errorf(format, args...)) }
+	v := c.withDefaults()
+	if !v.Dev && v.AuthSecret == "" {
+		bad("auth-secret: required unless dev mode is on (flag --auth-secret, env SQUALL_AUTH_SECRET)")
+	}
+	if v.Dev && v.Addr != "" && !IsLoopbackAddr(v.Addr) {
+		bad("addr: dev mode refuses the non-loopback address %q", v.Addr)
+	}
+	for _, d := range []struct {
+		name string
+		v    time.Duration
+	}{
+		{"hello-timeout", v.HelloTimeout}, {"heartbeat-interval", v.HeartbeatInterval},
+		{"heartbeat-timeout", v.HeartbeatTimeout}, {"flaw-sweep-interval", v.FlawSweepInterval},
+		{"write-timeout", v.WriteTimeout}, {"close-grace", v.CloseGrace}, {"reorder-timeout", v.ReorderTimeout},
+		{"history-ttl", v.HistoryTTL}, {"reconnect-window", v.ReconnectWindow},
+	} {
+		if d.v < 0 {
+			bad("%s: must not be negative, got %s", d.name, d.v)
+		}
+	}
+	if v.HeartbeatTimeout > 0 && v.HeartbeatInterval > 0 && v.HeartbeatTimeout <= v.HeartbeatInterval {
+		bad("heartbeat-timeout (%s) must be longer than heartbeat-interval (%s)", v.HeartbeatTimeout, v.HeartbeatInterval)
+	}
+	for _, n := range []struct {
+		name string
+		v    int
+	}{
+		{"max-conns-per-client", v.MaxConnsPerClient}, {"max-conns", v.MaxConns},
+		{"max-rooms-per-conn", v.MaxRoomsPerConn}, {"send-queue", v.SendQueue},
+		{"reorder-window", v.ReorderWindow}, {"history-size", v.HistorySize},
+	} {
+		if n.v < 1 {
+			bad("%s: must be at least 1, got %d", n.name, n.v)
+		}
+	}
+	if v.MaxConnsPerIP < -1 {
+		bad("max-conns-per-ip: must be -1 (no limit) or at least 1, got %d", v.MaxConnsPerIP)
+	}
+	if v.MaxFrameBytes < 256 {
+		bad("max-frame-bytes: must be at least 256, got %d", v.MaxFrameBytes)
+	}
+	if v.ReadBufferSize < 128 {
+		bad("read-buffer-size: must be at least 128, got %d", v.ReadBufferSize)
+	}
+	if v.WriteBufferSize < 256 {
+		bad("write-buffer-size: must be at least 256, got %d", v.WriteBufferSize)
+	}
+	for _, fi := range v.Flaws.sorted() {
+		if !knownFlaw(fi) {
+			bad("flaw: unknown flaw %q", fi)
+		}
+	}
+	for _, o := range v.AllowedOrigins {
+		if strings.TrimSpace(o) == "" {
+			bad("allowed-origins: empty entry")
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// IsLoopbackAddr reports whether a host:port listen address is on loopback ("localhost" counts; an
+// empty host, which means every interface, does not).
+func IsLoopbackAddr(addr string) bool {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		host = addr
+	}
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(strings.Trim(host, "[]"))
+	return ip != nil && ip.IsLoopback()
+}

@@ -1,0 +1,626 @@
+package refserver
+
+import (
+	"context"
+	"errors"
+	"io"
+	"log/slog"
+	"math/rand/v2"
+	"net"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+	"unicode/utf8"
+
+	"github.com/gorilla/websocket"
+
+	"github.com/squall-dev/squall/refserver/protocol"
+)
+
+// cause says why a connection ended. The first cause recorded wins; cleanup maps it to the presence
+// leave reason and the disconnect metric.
+type cause int32
+
+const (
+	causeNone        cause = iota
+	causeClientClose       // the client sent a close frame
+	causeDropped           // TCP closed without a close frame (EOF)
+	causeReadError         // a read failed (reset, protocol error, frame too large)
+	causeWriteError        // a write failed or timed out
+	causeTimeout           // heartbeat timeout: silent for longer than heartbeat-timeout
+	causeKicked            // the server closed it on purpose (limits, slow consumer, shutdown)
+	causeViolation         // the client broke the protocol (seq gap, unauthorized)
+)
+
+// presenceReason maps a cause to the reason of the presence leave it announces.
+func (c cause) presenceReason() string {
+	switch c {
+	case causeClientClose, causeDropped:
+		return protocol.ReasonClosed
+	case causeTimeout:
+		return protocol.ReasonTimeout
+	case causeKicked:
+		return protocol.ReasonKicked
+	default:
+		return protocol.ReasonError
+	}
+}
+
+// abnormal reports whether the connection ended without a close handshake (what FlawLeakOnError
+// fails to clean up).
+func (c cause) abnormal() bool {
+	switch c {
+	case causeDropped, causeReadError, causeWriteError, causeTimeout:
+		return true
+	}
+	return false
+}
+
+// outItem is one queued write.
+type outItem struct {
+	kind uint8 // itemText, itemPing or itemClose
+	code int   // close code of itemClose
+	data []byte
+}
+
+const (
+	itemText uint8 = iota
+	itemPing
+	itemClose
+)
+
+// conn is one WebSocket connection. Goroutines: exactly one reader (run) for the connection's life,
+// and a writer (writeLoop) only while frames are queued. The reader owns the protocol state (auth,
+// rooms, seq); the send queue is guarded by qmu; lastSeen and the cause are atomics so that the
+// heartbeat wheel can read and set them.
+type conn struct {
+	s    *Server
+	ws   *websocket.Conn
+	id   string
+	ip   string
+	user string // set once authenticated (reader goroutine), read by others after registration
+	sess *session
+
+	lastSeen atomic.Int64 // Unix ns of the last frame or pong received
+	why      atomic.Int32 // cause; first recorded wins
+	gone     atomic.Bool  // the connection's network side is closed (set before cleanup)
+	code     atomic.Int32 // close code sent by the server, or received from the client
+
+	// Heartbeat state, touched only by the wheel goroutine after registration.
+	hbDue, hbNextPing int64
+
+	// Reader-owned protocol state.
+	nodeSlot, userSlot bool
+	authed             bool
+	rooms              map[string]*room
+	seq                *sequencer
+	gapTimer           *time.Timer
+
+	qmu         sync.Mutex
+	q           []outItem
+	pending     int  // frames queued or being written
+	writing     bool // a writer goroutine is running
+	closeQueued bool // a close frame is queued: accept nothing more
+	writeFailed bool
+	wdone       chan struct{} // closed when the running writer exits; made only when someone waits
+}
+
+func newConn(s *Server, ws *websocket.Conn, ip string) *conn {
+	c := &conn{s: s, ws: ws, ip: ip, id: strconv.FormatUint(s.connSeq.Add(1), 36) + "-" + s.nodeID}
+	c.touch()
+	return c
+}
+
+func (c *conn) touch()       { c.lastSeen.Store(time.Now().UnixNano()) }
+func (c *conn) isGone() bool { return c.gone.Load() }
+
+func (c *conn) setCause(w cause) { c.why.CompareAndSwap(int32(causeNone), int32(w)) }
+
+func (c *conn) logger() *slog.Logger {
+	return c.s.log.With("conn_id", c.id, "user_id", c.user)
+}
+
+// run is the connection's reader goroutine: admission checks, authentication, then the read loop.
+// When the read loop ends — for any reason — finish runs the one cleanup path.
+func (c *conn) run(token string, nodeOK, ipOK bool) {
+	defer c.s.wg.Done()
+	defer c.finish()
+	c.nodeSlot = nodeOK && ipOK
+	c.ws.SetReadLimit(c.s.cfg.MaxFrameBytes)
+	c.ws.SetPongHandler(func(string) error { c.touch(); return nil })
+	c.ws.SetPingHandler(func(data string) error {
+		c.touch()
+		err := c.ws.WriteControl(websocket.PongMessage, []byte(data), time.Now().Add(c.s.cfg.WriteTimeout))
+		if err != nil && !errors.Is(err, websocket.ErrCloseSent) {
+			var ne net.Error
+			if errors.As(err, &ne) && ne.Timeout() {
+				return nil
+			}
+			return err
+		}
+		return nil
+	})
+	c.ws.SetCloseHandler(func(code int, text string) error {
+		c.code.CompareAndSwap(0, int32(code))
+		c.setCause(causeClientClose)
+		msg := websocket.FormatCloseMessage(code, "")
+		if code == websocket.CloseNoStatusReceived {
+			msg = websocket.FormatCloseMessage(websocket.CloseNormalClosure, "")
+		}
+		_ = c.ws.WriteControl(websocket.CloseMessage, msg, time.Now().Add(c.s.cfg.WriteTimeout))
+		return nil
+	})
+
+	switch {
+	case c.s.closing.Load():
+		c.kick(protocol.CloseDraining, protocol.ReasonDrain, causeKicked)
+	case !nodeOK:
+		c.s.metrics.rejections.WithLabelValues(rejectOverloaded).Inc()
+		c.kick(protocol.CloseTryAgainLater, protocol.FormatReason(protocol.ReasonOverloaded, c.s.retryHint()), causeKicked)
+	case !ipOK:
+		c.s.metrics.rejections.WithLabelValues(rejectConnLimit).Inc()
+		c.kick(protocol.ClosePolicy, protocol.ReasonConnLimit, causeKicked)
+	case token != "":
+		c.authenticate(token)
+	default:
+		_ = c.ws.SetReadDeadline(time.Now().Add(c.s.cfg.HelloTimeout))
+	}
+	c.readLoop()
+}
+
+func (c *conn) readLoop() {
+	for {
+		mt, r, err := c.ws.NextReader()
+		if err != nil {
+			c.noteReadError(err)
+			return
+		}
+		c.touch()
+		c.s.metrics.messagesIn.Inc()
+		if c.closing() {
+			if _, err := io.Copy(io.Discard, r); err != nil {
+				c.noteReadError(err)
+				return
+			}
+			continue
+		}
+		if mt != websocket.TextMessage {
+			if _, err := io.Copy(io.Discard, r); err != nil {
+				c.noteReadError(err)
+				return
+			}
+			c.sendError(protocol.ErrCodeBinary, "only text frames are accepted", 0)
+			continue
+		}
+		data, err := io.ReadAll(r)
+		if err != nil {
+			c.noteReadError(err)
+			return
+		}
+		if !utf8.Valid(data) {
+			c.sendError(protocol.ErrCodeInvalidUTF8, "text frame is not valid UTF-8", 0)
+			continue
+		}
+		c.handle(data)
+	}
+}
+
+// noteReadError records why the read loop ended.
+func (c *conn) noteReadError(err error) {
+	var ce *websocket.CloseError
+	switch {
+	case errors.As(err, &ce):
+		if ce.Code == websocket.CloseAbnormalClosure {
+			c.setCause(causeDropped)
+		} else {
+			c.code.CompareAndSwap(0, int32(ce.Code))
+			c.setCause(causeClientClose)
+		}
+	case errors.Is(err, websocket.ErrReadLimit):
+		c.code.CompareAndSwap(0, int32(protocol.CloseTooLarge))
+		c.setCause(causeReadError)
+	case errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF):
+		c.setCause(causeDropped)
+	default:
+		var ne net.Error
+		if errors.As(err, &ne) && ne.Timeout() && !c.authed && !c.closing() {
+			// No hello within hello-timeout.
+			c.s.metrics.rejections.WithLabelValues(rejectUnauthorized).Inc()
+			c.setCause(causeViolation)
+			c.code.CompareAndSwap(0, int32(protocol.CloseUnauthorized))
+			_ = c.ws.WriteControl(websocket.CloseMessage,
+				websocket.FormatCloseMessage(int(protocol.CloseUnauthorized), "hello timeout"),
+				time.Now().Add(c.s.cfg.WriteTimeout))
+			return
+		}
+		c.setCause(causeReadError)
+	}
+}
+
+// handle processes one text frame.
+func (c *conn) handle(data []byte) {
+	var f protocol.Frame
+	if err := protocol.DecodeInto(data, protocol.ClientToServer, &f); err != nil {
+		if !c.authed {
+			c.unauthorized("the first frame must be hello with a token")
+			return
+		}
+		code := protocol.ErrCodeMalformed
+		var de *protocol.DecodeError
+		if errors.As(err, &de) {
+			code = de.Code
+		}
+		c.sendError(code, err.Error(), 0)
+		return
+	}
+	if !c.authed {
+		if f.Type != protocol.TypeHello {
+			c.unauthorized("the first frame must be hello with a token")
+			return
+		}
+		c.authenticate(f.Token)
+		return
+	}
+	switch f.Type {
+	case protocol.TypeHello:
+		c.sendError(protocol.ErrCodeAlreadyHello, "already authenticated", 0)
+	case protocol.TypePing:
+		c.sendFrame(&protocol.Frame{Type: protocol.TypePong, Timestamp: f.Timestamp})
+	case protocol.TypeResume:
+		// Resume arrives with issue 3; until then every resume fails and the client re-joins.
+		c.sendFrame(&protocol.Frame{Type: protocol.TypeResumeFailed, Reason: "resume_unavailable", Rooms: zeroRooms(f.Rooms)})
+	default:
+		c.sequenced(f)
+	}
+}
+
+func zeroRooms(in map[string]uint64) map[string]uint64 {
+	if len(in) == 0 {
+		return nil
+	}
+	out := make(map[string]uint64, len(in))
+	for k := range in {
+		out[k] = 0
+	}
+	return out
+}
+
+// sequenced runs a join_room, leave_room or broadcast through the sequencer and applies what it
+// releases, acking each applied frame.
+func (c *conn) sequenced(f protocol.Frame) {
+	if c.s.cfg.Flaws.Has(FlawNoSeqOrder) {
+		c.apply(f)
+		return
+	}
+	res := c.seq.offer(f)
+	switch {
+	case res.violation:
+		c.seqViolation(f.Seq)
+		return
+	case res.duplicate:
+		c.sendFrame(&protocol.Frame{Type: protocol.TypeAck, Seq: f.Seq})
+		return
+	}
+	for _, g := range res.apply {
+		c.apply(g)
+	}
+	if res.gapOpened {
+		c.startGapTimer(res.gen)
+	}
+}
+
+func (c *conn) startGapTimer(gen uint64) {
+	if c.gapTimer != nil {
+		c.gapTimer.Stop()
+	}
+	c.gapTimer = time.AfterFunc(c.s.cfg.ReorderTimeout, func() {
+		if missing, open := c.seq.gapOpenSince(gen); open {
+			c.seqViolation(missing)
+		}
+	})
+}
+
+// seqViolation answers a gap that will not fill: an error frame, then close 4003.
+func (c *conn) seqViolation(missing uint64) {
+	c.sendError(protocol.ErrCodeSeqGap, "seq "+strconv.FormatUint(missing, 10)+" never arrived", missing)
+	c.kick(protocol.CloseSeqViolation, "seq_gap", causeViolation)
+}
+
+// apply performs one client frame and acks it.
+func (c *conn) apply(f protocol.Frame) {
+	h := c.s.hub
+	switch f.Type {
+	case protocol.TypeJoinRoom:
+		if !h.join(c, f.RoomID) {
+			c.sendError(protocol.ErrCodeRoomLimit, "too many rooms joined", f.Seq)
+			return
+		}
+	case protocol.TypeLeaveRoom:
+		if !h.leave(c, f.RoomID, protocol.ReasonLeft, true) {
+			c.sendError(protocol.ErrCodeNotMember, "not a member of "+f.RoomID, f.Seq)
+			return
+		}
+	case protocol.TypeBroadcast:
+		if c.rooms[f.RoomID] == nil {
+			c.sendError(protocol.ErrCodeNotMember, "not a member of "+f.RoomID, f.Seq)
+			return
+		}
+		if err := h.broadcast(c, f.RoomID, f.Data); err != nil {
+			c.logger().Warn("broadcast failed", "room_id", f.RoomID, "err", err)
+			c.sendError(protocol.ErrCodeInternalError, "broadcast failed", f.Seq)
+			return
+		}
+	}
+	c.sendFrame(&protocol.Frame{Type: protocol.TypeAck, Seq: f.Seq})
+}
+
+// authenticate checks a token and, on success, registers the connection and sends welcome.
+func (c *conn) authenticate(token string) {
+	ctx, cancel := context.WithTimeout(c.s.ctx, c.s.cfg.HelloTimeout)
+	user, err := c.s.auth.Authenticate(ctx, token)
+	cancel()
+	if err != nil {
+		if errors.Is(err, ErrUnauthorized) {
+			c.s.metrics.authRequests.WithLabelValues("invalid", "false").Inc()
+			c.unauthorized("invalid token")
+			return
+		}
+		c.s.metrics.authRequests.WithLabelValues("error", "false").Inc()
+		c.logger().Warn("auth backend failed", "err", err)
+		c.kick(protocol.CloseInternal, "auth backend failed", causeKicked)
+		return
+	}
+	c.s.metrics.authRequests.WithLabelValues("ok", "false").Inc()
+	if !c.s.limits.acquireUser(user) {
+		c.s.metrics.rejections.WithLabelValues(rejectConnLimit).Inc()
+		c.kick(protocol.ClosePolicy, protocol.ReasonConnLimit, causeKicked)
+		return
+	}
+	now := time.Now()
+	c.userSlot = true
+	c.user = user
+	c.authed = true
+	c.seq = newSequencer(c.s.cfg.ReorderWindow)
+	c.sess = c.s.sessions.create(user, now)
+	if c.s.recent.isReconnect(user, now) {
+		c.s.metrics.reconnects.Inc()
+	}
+	_ = c.ws.SetReadDeadline(time.Time{})
+	c.s.hub.addConn(c)
+	c.s.wheel.add(c, now)
+	c.sendFrame(&protocol.Frame{
+		Type: protocol.TypeWelcome, Session: c.sess.id, ConnID: c.id, UserID: user,
+		HeartbeatInterval: c.s.cfg.HeartbeatInterval.Milliseconds(),
+		HeartbeatTimeout:  c.s.cfg.HeartbeatTimeout.Milliseconds(),
+	})
+}
+
+func (c *conn) unauthorized(msg string) {
+	c.s.metrics.rejections.WithLabelValues(rejectUnauthorized).Inc()
+	c.sendError(protocol.ErrCodeUnauthorized, msg, 0)
+	c.kick(protocol.CloseUnauthorized, "unauthorized", causeViolation)
+}
+
+func (c *conn) sendError(code, msg string, seq uint64) {
+	c.sendFrame(&protocol.Frame{Type: protocol.TypeError, Code: code, Message: msg, Seq: seq})
+}
+
+func (c *conn) sendFrame(f *protocol.Frame) {
+	b, err := protocol.Encode(f)
+	if err != nil {
+		c.logger().Error("encode frame", "type", f.Type, "err", err)
+		return
+	}
+	c.enqueue(b)
+}
+
+// enqueue queues one encoded text frame; the same slice may be queued to many connections and is
+// never modified. A full queue closes the connection with 1008 slow_consumer. It never blocks.
+func (c *conn) enqueue(b []byte) bool {
+	c.qmu.Lock()
+	defer c.qmu.Unlock()
+	if c.closeQueued || c.writeFailed || c.gone.Load() {
+		return false
+	}
+	if c.pending >= c.s.cfg.SendQueue {
+		c.s.queueDepth.Add(-int64(len(c.q)))
+		c.pending -= len(c.q)
+		c.q = nil
+		c.setCause(causeKicked)
+		c.queueCloseLocked(protocol.ClosePolicy, protocol.ReasonSlowConsumer)
+		return false
+	}
+	c.pushLocked(outItem{kind: itemText, data: b})
+	return true
+}
+
+// ping queues a WebSocket ping (heartbeat wheel).
+func (c *conn) ping() {
+	c.qmu.Lock()
+	defer c.qmu.Unlock()
+	if c.closeQueued || c.writeFailed || c.gone.Load() {
+		return
+	}
+	c.pushLocked(outItem{kind: itemPing})
+}
+
+// kick closes the connection on the server's initiative: a close frame with code and reason after
+// what is already queued, then the TCP connection once the client answers or close-grace passes.
+func (c *conn) kick(code protocol.CloseCode, reason string, why cause) {
+	c.setCause(why)
+	c.qmu.Lock()
+	defer c.qmu.Unlock()
+	if c.closeQueued || c.writeFailed || c.gone.Load() {
+		return
+	}
+	c.queueCloseLocked(code, reason)
+}
+
+func (c *conn) queueCloseLocked(code protocol.CloseCode, reason string) {
+	c.closeQueued = true
+	c.code.CompareAndSwap(0, int32(code))
+	c.pushLocked(outItem{kind: itemClose, code: int(code), data: []byte(reason)})
+}
+
+func (c *conn) pushLocked(it outItem) {
+	c.q = append(c.q, it)
+	c.pending++
+	c.s.queueDepth.Add(1)
+	if !c.writing {
+		c.writing = true
+		c.s.wg.Add(1)
+		go c.writeLoop()
+	}
+}
+
+func (c *conn) closing() bool {
+	c.qmu.Lock()
+	defer c.qmu.Unlock()
+	return c.closeQueued
+}
+
+// abort drops the TCP connection at once (heartbeat timeout, shutdown without drain); the reader
+// then runs cleanup with cause why.
+func (c *conn) abort(why cause) {
+	c.setCause(why)
+	_ = c.ws.NetConn().Close()
+}
+
+// writeLoop drains the send queue and exits when it is empty. Writes never happen elsewhere, except
+// the control frames gorilla/websocket sends itself (pong, close echo, 1009) which it serialises.
+func (c *conn) writeLoop() {
+	defer c.s.wg.Done()
+	for {
+		c.qmu.Lock()
+		if len(c.q) == 0 || c.writeFailed {
+			c.s.queueDepth.Add(-int64(len(c.q)))
+			c.pending -= len(c.q)
+			c.q = nil
+			c.writing = false
+			if c.wdone != nil {
+				close(c.wdone)
+				c.wdone = nil
+			}
+			c.qmu.Unlock()
+			return
+		}
+		batch := c.q
+		c.q = nil
+		c.qmu.Unlock()
+
+		done := 0
+		var err error
+		for _, it := range batch {
+			if err = c.write(it); err != nil {
+				break
+			}
+			done++
+			if it.kind == itemClose {
+				_ = c.ws.SetReadDeadline(time.Now().Add(c.s.cfg.CloseGrace))
+			}
+		}
+		c.s.queueDepth.Add(-int64(len(batch)))
+		c.qmu.Lock()
+		c.pending -= len(batch)
+		if err != nil {
+			c.writeFailed = true
+		}
+		c.qmu.Unlock()
+		if err != nil {
+			c.setCause(causeWriteError)
+			_ = c.ws.NetConn().Close()
+		}
+	}
+}
+
+func (c *conn) write(it outItem) error {
+	deadline := time.Now().Add(c.s.cfg.WriteTimeout)
+	switch it.kind {
+	case itemPing:
+		return c.ws.WriteControl(websocket.PingMessage, nil, deadline)
+	case itemClose:
+		err := c.ws.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(it.code, string(it.data)), deadline)
+		if errors.Is(err, websocket.ErrCloseSent) {
+			return nil
+		}
+		return err
+	default:
+		if err := c.ws.SetWriteDeadline(deadline); err != nil {
+			return err
+		}
+		if err := c.ws.WriteMessage(websocket.TextMessage, it.data); err != nil {
+			return err
+		}
+		c.s.metrics.messagesOut.Inc()
+		return nil
+	}
+}
+
+// finish is the one cleanup path, run by the reader goroutine once the read loop has ended,
+// whatever ended it.
+func (c *conn) finish() {
+	why := cause(c.why.Load())
+	if why == causeNone {
+		why = causeReadError
+		c.setCause(why)
+	}
+	// Let a queued close frame go out before the socket closes.
+	c.qmu.Lock()
+	var wait chan struct{}
+	if c.writing && c.closeQueued && !c.writeFailed {
+		c.wdone = make(chan struct{})
+		wait = c.wdone
+	}
+	c.qmu.Unlock()
+	if wait != nil {
+		t := time.NewTimer(c.s.cfg.CloseGrace)
+		select {
+		case <-wait:
+		case <-t.C:
+		}
+		t.Stop()
+	}
+	c.gone.Store(true)
+	_ = c.ws.NetConn().Close()
+	if c.gapTimer != nil {
+		c.gapTimer.Stop()
+	}
+
+	code := int(c.code.Load())
+	if code == 0 {
+		code = int(protocol.CloseAbnormal)
+	}
+	c.s.metrics.disconnects.WithLabelValues(strconv.Itoa(code)).Inc()
+	if why == causeTimeout {
+		c.s.metrics.heartbeatTimeouts.Inc()
+	}
+	leak := why.abnormal() && c.s.cfg.Flaws.Has(FlawLeakOnError)
+	if c.authed {
+		c.s.wheel.remove(c)
+		c.s.hub.removeConn(c)
+		if !leak {
+			for id := range c.rooms {
+				c.s.hub.leave(c, id, why.presenceReason(), false)
+			}
+			c.s.sessions.release(c.sess)
+		}
+		c.s.recent.left(c.user, time.Now())
+	}
+	if c.userSlot {
+		c.s.limits.releaseUser(c.user)
+	}
+	if c.nodeSlot {
+		c.s.limits.releaseNode(c.ip)
+	}
+	c.s.metrics.updatePoolAlerts(c.s.limits.usage())
+	c.s.forget(c)
+	if c.s.log.Enabled(context.Background(), slog.LevelDebug) {
+		c.logger().Debug("connection ended", "cause", int(why), "code", code, "leaked", leak)
+	}
+}
+
+// jitter returns d scaled by a random factor in [lo, hi).
+func jitter(d time.Duration, lo, hi float64) time.Duration {
+	return time.Duration(float64(d) * (lo + rand.Float64()*(hi-lo)))
+}

@@ -1,0 +1,117 @@
+package refserver
+
+import (
+	"strconv"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+
+	"github.com/squall-dev/squall/refserver/protocol"
+)
+
+// metrics holds one Server's Prometheus collectors, registered on the Server's own registry so that
+// several servers can live in one process (tests do). Names are the contract in protocol/names.go.
+type metrics struct {
+	reg *prometheus.Registry
+
+	// connsTotal counts connections accepted (upgraded).
+	connsTotal prometheus.Counter
+	// disconnects counts connections ended, by close code ("1000", "1006" for no close frame, ...).
+	disconnects *prometheus.CounterVec
+	// reconnects counts connections of a user whose previous connection ended within ReconnectWindow.
+	reconnects prometheus.Counter
+	// messagesIn counts frames received from clients (text and binary, valid or not).
+	messagesIn prometheus.Counter
+	// messagesOut counts frames written to clients (data frames; pings and closes excluded).
+	messagesOut prometheus.Counter
+	// heartbeatTimeouts counts connections closed because they stayed silent past the timeout.
+	heartbeatTimeouts prometheus.Counter
+	// rejections counts connections refused, by reason: conn_limit, overloaded, origin, unauthorized.
+	rejections *prometheus.CounterVec
+	// shed counts connections shed by admission control (issue 3; 0 until then).
+	shed prometheus.Counter
+	// stormActive is 1 while a reconnect storm is detected (issue 3; 0 until then).
+	stormActive prometheus.Gauge
+	// authRequests counts token checks by result (ok, invalid, error) and cached (true, false).
+	authRequests *prometheus.CounterVec
+	// poolAlert is 1 while pool usage is at or above the threshold label (0.70, 0.85).
+	poolAlert *prometheus.GaugeVec
+}
+
+// Rejection reasons (label values of ws_conn_rejections_total).
+const (
+	rejectConnLimit    = "conn_limit"
+	rejectOverloaded   = "overloaded"
+	rejectOrigin       = "origin"
+	rejectUnauthorized = "unauthorized"
+)
+
+func newMetrics(s *Server) *metrics {
+	m := &metrics{reg: prometheus.NewRegistry()}
+	m.connsTotal = prometheus.NewCounter(prometheus.CounterOpts{Name: protocol.MetricConnectionsTotal,
+		Help: "Connections accepted (upgraded to WebSocket)."})
+	m.disconnects = prometheus.NewCounterVec(prometheus.CounterOpts{Name: protocol.MetricDisconnectsTotal,
+		Help: "Connections ended, by close code (1006: no close frame)."}, []string{"code"})
+	m.reconnects = prometheus.NewCounter(prometheus.CounterOpts{Name: protocol.MetricReconnectsTotal,
+		Help: "Connections of a user whose previous connection ended within the reconnect window."})
+	m.messagesIn = prometheus.NewCounter(prometheus.CounterOpts{Name: protocol.MetricMessagesInTotal,
+		Help: "Frames received from clients."})
+	m.messagesOut = prometheus.NewCounter(prometheus.CounterOpts{Name: protocol.MetricMessagesOutTotal,
+		Help: "Data frames written to clients."})
+	m.heartbeatTimeouts = prometheus.NewCounter(prometheus.CounterOpts{Name: protocol.MetricHeartbeatTimeouts,
+		Help: "Connections closed for silence past the heartbeat timeout."})
+	m.rejections = prometheus.NewCounterVec(prometheus.CounterOpts{Name: protocol.MetricConnRejectionsTotal,
+		Help: "Connections refused, by reason."}, []string{"reason"})
+	m.shed = prometheus.NewCounter(prometheus.CounterOpts{Name: protocol.MetricShedTotal,
+		Help: "Connections shed by admission control."})
+	m.stormActive = prometheus.NewGauge(prometheus.GaugeOpts{Name: protocol.MetricStormActive,
+		Help: "1 while a reconnect storm is detected."})
+	m.authRequests = prometheus.NewCounterVec(prometheus.CounterOpts{Name: protocol.MetricAuthRequestsTotal,
+		Help: "Token checks by result and whether the cache answered."}, []string{"result", "cached"})
+	m.poolAlert = prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "ws_pool_usage_alert",
+		Help: "1 while ws_pool_usage_ratio is at or above the threshold."}, []string{"threshold"})
+
+	gauge := func(name, help string, f func() float64) prometheus.Collector {
+		return prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: name, Help: help}, f)
+	}
+	m.reg.MustRegister(
+		m.connsTotal, m.disconnects, m.reconnects, m.messagesIn, m.messagesOut, m.heartbeatTimeouts,
+		m.rejections, m.shed, m.stormActive, m.authRequests, m.poolAlert,
+		gauge(protocol.MetricConnectionsActive, "Open connections.",
+			func() float64 { return float64(s.limits.active()) }),
+		gauge(protocol.MetricRoomSubscriptions, "(connection, room) memberships, live or orphaned.",
+			func() float64 { return float64(s.hub.stats().subscriptions) }),
+		gauge(protocol.MetricOrphanedSubscriptions, "Memberships whose connection is gone.",
+			func() float64 { return float64(s.hub.stats().orphaned) }),
+		gauge(protocol.MetricPresenceEntries, "(room, user) presence entries.",
+			func() float64 { return float64(s.hub.stats().presence) }),
+		gauge(protocol.MetricSendQueueDepth, "Frames queued for sending, all connections.",
+			func() float64 { return float64(s.queueDepth.Load()) }),
+		gauge(protocol.MetricPoolUsageRatio, "Active connections divided by max-conns.",
+			func() float64 { return s.limits.usage() }),
+		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
+		collectors.NewGoCollector(),
+	)
+	for _, code := range []protocol.CloseCode{protocol.CloseNormal, protocol.CloseAbnormal} {
+		m.disconnects.WithLabelValues(strconv.Itoa(int(code)))
+	}
+	for _, r := range []string{rejectConnLimit, rejectOverloaded, rejectOrigin, rejectUnauthorized} {
+		m.rejections.WithLabelValues(r)
+	}
+	m.poolAlert.WithLabelValues("0.70")
+	m.poolAlert.WithLabelValues("0.85")
+	return m
+}
+
+// updatePoolAlerts refreshes the 70 % / 85 % pool usage flags.
+func (m *metrics) updatePoolAlerts(usage float64) {
+	set := func(label string, threshold float64) {
+		v := 0.0
+		if usage >= threshold {
+			v = 1
+		}
+		m.poolAlert.WithLabelValues(label).Set(v)
+	}
+	set("0.70", 0.70)
+	set("0.85", 0.85)
+}

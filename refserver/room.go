@@ -1,0 +1,59 @@
+package refserver
+
+import (
+	"sync"
+	"time"
+)
+
+// room is one room on this node: its member connections, its presence, the last roomSeq delivered
+// here and its bounded history. Its mutex guards every field; delivery into members' send queues
+// happens under it, so every member sees the room's frames in the same order. No Broker method is
+// called with the lock held.
+type room struct {
+	id string
+
+	mu       sync.Mutex
+	members  map[*conn]struct{} // memberships; with FlawLeakOnError some belong to gone connections
+	presence presence
+	head     uint64 // last roomSeq delivered on this node
+	hist     *history
+	dead     bool // removed from the hub; a joiner that finds it dead retries
+}
+
+func newRoom(id string, cfg Config) *room {
+	return &room{
+		id:      id,
+		members: map[*conn]struct{}{},
+		hist:    newHistory(cfg.HistorySize, cfg.HistoryTTL, cfg.Flaws.Has(FlawUnboundedHistory)),
+	}
+}
+
+// roomCounts are the room's contribution to Stats.
+type roomCounts struct {
+	subscriptions, orphaned, presence, history int
+}
+
+func (r *room) counts() roomCounts {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	rc := roomCounts{subscriptions: len(r.members), presence: r.presence.len(), history: r.hist.len()}
+	for c := range r.members {
+		if c.isGone() {
+			rc.orphaned++
+		}
+	}
+	return rc
+}
+
+// idle reports, after trimming history at now, whether the room holds nothing worth keeping; if so
+// it marks the room dead (the caller removes it from the hub).
+func (r *room) reapIfIdle(now time.Time) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.hist.trim(now)
+	if len(r.members) > 0 || r.presence.len() > 0 || r.hist.len() > 0 {
+		return false
+	}
+	r.dead = true
+	return true
+}

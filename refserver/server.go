@@ -1,0 +1,368 @@
+// Package refserver is squall's reference WebSocket gateway, as a library: the "after the fix"
+// system of the source incidents, with named flaws (see Flaw) that switch individual bugs back on.
+// The binary refserver/cmd/refserver wraps it; tests and loadgen embed it directly.
+//
+// # Use
+//
+//	srv, err := refserver.New(cfg, logger)   // cfg validated; nil logger discards
+//	go srv.Serve(ctx, ln)                    // or mount srv.Handler() on your own http.Server
+//	...
+//	srv.Shutdown(ctx)                        // closes every connection and waits for cleanup
+//
+// Routes: /ws (WebSocket), /metrics, /healthz, /readyz, and /debug/pprof/ with Config.Pprof. The
+// wire protocol is package protocol.
+//
+// # Connections and goroutines
+//
+// Each connection has one reader goroutine for its whole life, and a writer goroutine only while
+// frames are queued for it; an idle connection holds a small read buffer and no write buffer
+// (writes use a shared sync.Pool). Outgoing frames go through a bounded per-connection queue;
+// broadcasts are encoded once and the same bytes are queued to every member. Heartbeats (server
+// pings, silence timeouts) are driven by one timing wheel per Server, not by per-connection timers.
+// Every way a connection ends — close frame, TCP close, read or write error, heartbeat timeout,
+// kick — goes through one cleanup path that leaves every room (announcing presence leaves with the
+// matching reason), releases limits and frees queues.
+//
+// # Concurrency
+//
+// A Server is safe for concurrent use. Serve blocks until its context is cancelled or Shutdown is
+// called, and returns only after every connection goroutine has ended. Several Servers may live in
+// one process: each has its own Prometheus registry.
+package refserver
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/http/pprof"
+	"net/url"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/gorilla/websocket"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/squall-dev/squall/refserver/protocol"
+)
+
+// Server is one gateway node.
+type Server struct {
+	cfg    Config
+	log    *slog.Logger
+	nodeID string
+
+	auth     AuthBackend
+	broker   Broker
+	hub      *hub
+	limits   *limits
+	sessions *sessions
+	recent   *recentUsers
+	metrics  *metrics
+	wheel    *wheel
+	upgrader websocket.Upgrader
+	handler  http.Handler
+
+	allMu sync.Mutex
+	all   map[*conn]struct{} // every connection not yet cleaned up, authenticated or not
+
+	connSeq    atomic.Uint64
+	queueDepth atomic.Int64
+
+	ctx    context.Context // cancelled when the server closes; parent of auth and broker calls
+	cancel context.CancelFunc
+	wg     sync.WaitGroup // connection readers and writers, the wheel
+
+	closing   atomic.Bool
+	closeOnce sync.Once
+	closed    chan struct{} // closed when Shutdown starts
+}
+
+// Option injects a dependency into New.
+type Option func(*Server)
+
+// WithAuthBackend replaces the built-in JWT verification (issue 3 adds a simulated backend with
+// latency, failures, a cache and a breaker).
+func WithAuthBackend(b AuthBackend) Option { return func(s *Server) { s.auth = b } }
+
+// WithBroker replaces the in-memory broker (cluster mode).
+func WithBroker(b Broker) Option { return func(s *Server) { s.broker = b } }
+
+// New validates cfg and builds a Server. A nil logger discards logs.
+func New(cfg Config, logger *slog.Logger, opts ...Option) (*Server, error) {
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	s := &Server{log: logger, nodeID: newID()[:6], closed: make(chan struct{}), all: map[*conn]struct{}{}}
+	for _, o := range opts {
+		o(s)
+	}
+	if cfg.AuthSecret == "" && !cfg.Dev && s.auth != nil {
+		cfg.AuthSecret = "-" // an injected backend needs no secret
+	}
+	if err := cfg.Validate(); err != nil {
+		return nil, fmt.Errorf("refserver: invalid config: %w", err)
+	}
+	cfg = cfg.withDefaults()
+	if cfg.Dev {
+		cfg.AuthSecret = protocol.DevSecret
+	}
+	s.cfg = cfg
+	if s.auth == nil {
+		s.auth = NewJWTBackend([]byte(cfg.AuthSecret), nil)
+	}
+	if s.broker == nil {
+		s.broker = NewMemoryBroker()
+	}
+	s.ctx, s.cancel = context.WithCancel(context.Background())
+	s.hub = newHub(s)
+	s.broker.Bind(s.hub.deliver)
+	s.limits = newLimits(cfg)
+	s.sessions = newSessions()
+	s.recent = newRecentUsers(cfg.ReconnectWindow)
+	s.metrics = newMetrics(s)
+	s.wheel = newWheel(s)
+	s.upgrader = websocket.Upgrader{
+		HandshakeTimeout: 10 * time.Second,
+		ReadBufferSize:   cfg.ReadBufferSize,
+		WriteBufferSize:  cfg.WriteBufferSize,
+		WriteBufferPool:  &sync.Pool{},
+		CheckOrigin:      func(*http.Request) bool { return true }, // checked before Upgrade
+	}
+	s.handler = s.routes()
+	return s, nil
+}
+
+// Config returns the effective configuration (defaults filled in).
+func (s *Server) Config() Config { return s.cfg }
+
+// Registry-backed /metrics, health, readiness, /ws and optional pprof.
+func (s *Server) routes() http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc(protocol.PathWS, s.serveWS)
+	mux.Handle(protocol.PathMetrics, promhttp.HandlerFor(s.metrics.reg, promhttp.HandlerOpts{}))
+	mux.HandleFunc(protocol.PathHealthz, func(w http.ResponseWriter, _ *http.Request) {
+		_, _ = io.WriteString(w, "ok\n")
+	})
+	mux.HandleFunc(protocol.PathReadyz, func(w http.ResponseWriter, _ *http.Request) {
+		if s.closing.Load() {
+			http.Error(w, "draining", http.StatusServiceUnavailable)
+			return
+		}
+		if s.limits.full() {
+			http.Error(w, "at max-conns", http.StatusServiceUnavailable)
+			return
+		}
+		_, _ = io.WriteString(w, "ready\n")
+	})
+	if s.cfg.Pprof {
+		mux.HandleFunc("/debug/pprof/", pprof.Index)
+		mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
+		mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+		mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+		mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	}
+	return mux
+}
+
+// Handler returns every route of the gateway. It may be mounted on any http.Server; Shutdown still
+// closes the connections it accepted.
+func (s *Server) Handler() http.Handler { return s.handler }
+
+// retryHint is the jittered retry hint for 503 and 1013 answers.
+func (s *Server) retryHint() time.Duration { return jitter(time.Second, 0.5, 1.5) }
+
+func (s *Server) serveWS(w http.ResponseWriter, r *http.Request) {
+	if s.closing.Load() {
+		w.Header().Set("Retry-After", "1")
+		http.Error(w, protocol.ReasonDrain, http.StatusServiceUnavailable)
+		return
+	}
+	if !websocket.IsWebSocketUpgrade(r) {
+		http.Error(w, "WebSocket upgrade required", http.StatusUpgradeRequired)
+		return
+	}
+	if s.limits.full() {
+		s.metrics.rejections.WithLabelValues(rejectOverloaded).Inc()
+		retry := s.retryHint()
+		w.Header().Set("Retry-After", strconv.Itoa(int(max(1, retry.Round(time.Second)/time.Second))))
+		http.Error(w, protocol.FormatReason(protocol.ReasonOverloaded, retry), http.StatusServiceUnavailable)
+		return
+	}
+	if !s.originAllowed(r) {
+		s.metrics.rejections.WithLabelValues(rejectOrigin).Inc()
+		http.Error(w, protocol.ReasonOrigin, http.StatusForbidden)
+		return
+	}
+	ws, err := s.upgrader.Upgrade(w, r, nil)
+	if err != nil {
+		s.log.Debug("upgrade failed", "remote", r.RemoteAddr, "err", err)
+		return // Upgrade answered the client
+	}
+	ip, _, err := net.SplitHostPort(r.RemoteAddr)
+	if err != nil {
+		ip = r.RemoteAddr
+	}
+	nodeOK, ipOK := s.limits.acquireNode(ip)
+	s.metrics.connsTotal.Inc()
+	c := newConn(s, ws, ip)
+	s.allMu.Lock()
+	s.all[c] = struct{}{}
+	s.allMu.Unlock()
+	token := r.URL.Query().Get(protocol.TokenQueryParam)
+	s.wg.Add(1)
+	go c.run(token, nodeOK, ipOK)
+	// The handler returns: the HTTP server's goroutine, request and buffers are released, and the
+	// connection lives on in its own small reader goroutine.
+}
+
+// originAllowed implements Config.AllowedOrigins.
+func (s *Server) originAllowed(r *http.Request) bool {
+	origin := r.Header.Get("Origin")
+	if origin == "" {
+		return true
+	}
+	if len(s.cfg.AllowedOrigins) == 0 {
+		u, err := url.Parse(origin)
+		return err == nil && strings.EqualFold(u.Host, r.Host)
+	}
+	return slices.ContainsFunc(s.cfg.AllowedOrigins, func(o string) bool {
+		return o == "*" || strings.EqualFold(strings.TrimSuffix(o, "/"), origin)
+	})
+}
+
+// ErrDevNonLoopback is returned by Serve in dev mode when the listener is not on loopback.
+var ErrDevNonLoopback = errors.New("refserver: dev mode refuses a non-loopback listen address")
+
+// Serve accepts connections on ln until ctx is cancelled or Shutdown is called, then closes every
+// connection and returns once all of them are cleaned up. It returns nil after a requested stop, or
+// the listener's error.
+func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
+	if s.cfg.Dev && !IsLoopbackAddr(ln.Addr().String()) {
+		_ = ln.Close()
+		return fmt.Errorf("%w: %s", ErrDevNonLoopback, ln.Addr())
+	}
+	hs := &http.Server{
+		Handler:           s.handler,
+		ReadHeaderTimeout: 10 * time.Second,
+		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelDebug),
+	}
+	errc := make(chan error, 1)
+	go func() { errc <- hs.Serve(ln) }()
+	s.log.Info("refserver serving", "addr", ln.Addr().String(), "flaws", s.cfg.Flaws.String())
+
+	var serveErr error
+	select {
+	case <-ctx.Done():
+	case <-s.closed:
+	case serveErr = <-errc:
+	}
+	shutCtx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	_ = hs.Shutdown(shutCtx) // stops the listener; hijacked connections are ours
+	if serveErr == nil {
+		if err := <-errc; err != nil && !errors.Is(err, http.ErrServerClosed) {
+			serveErr = err
+		}
+	}
+	if err := s.Shutdown(shutCtx); err != nil && serveErr == nil {
+		serveErr = err
+	}
+	if errors.Is(serveErr, http.ErrServerClosed) {
+		serveErr = nil
+	}
+	return serveErr
+}
+
+// Shutdown refuses new connections, closes every open one (1001 "draining"; issue 3 adds the spread
+// retry hints) and waits until each is cleaned up or ctx ends.
+func (s *Server) Shutdown(ctx context.Context) error {
+	s.closeOnce.Do(func() {
+		s.closing.Store(true)
+		close(s.closed)
+		s.log.Info("refserver shutting down")
+	})
+	deadline := time.Now().Add(s.cfg.CloseGrace)
+	for {
+		conns := s.liveConns()
+		for _, c := range conns {
+			c.kick(protocol.CloseDraining, protocol.ReasonDrain, causeKicked)
+		}
+		if len(conns) == 0 || time.Now().After(deadline) {
+			for _, c := range conns {
+				c.abort(causeKicked)
+			}
+			break
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+	s.wheel.stop()
+	done := make(chan struct{})
+	go func() { s.wg.Wait(); close(done) }()
+	select {
+	case <-done:
+		s.cancel()
+		return s.broker.Close()
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// liveConns returns every connection not yet cleaned up, authenticated or not.
+func (s *Server) liveConns() []*conn {
+	s.allMu.Lock()
+	defer s.allMu.Unlock()
+	out := make([]*conn, 0, len(s.all))
+	for c := range s.all {
+		out = append(out, c)
+	}
+	return out
+}
+
+func (s *Server) forget(c *conn) {
+	s.allMu.Lock()
+	delete(s.all, c)
+	s.allMu.Unlock()
+}
+
+// Stats are counts for tests and tools.
+type Stats struct {
+	ActiveConns           int // connections holding a node slot (ws_connections_active)
+	RegisteredConns       int // authenticated connections in the hub
+	Rooms                 int // rooms held on this node
+	Subscriptions         int // (connection, room) memberships, orphaned included (ws_room_subscriptions)
+	OrphanedSubscriptions int // memberships whose connection is gone (ws_orphaned_subscriptions)
+	PresenceEntries       int // (room, user) presence entries (ws_presence_entries)
+	Sessions              int // sessions held
+	HistoryEntries        int // broadcasts held in room histories
+	QueueDepth            int // frames queued for sending (ws_send_queue_depth)
+}
+
+// Stats returns current counts.
+func (s *Server) Stats() Stats {
+	hc := s.hub.stats()
+	return Stats{
+		ActiveConns:           s.limits.active(),
+		RegisteredConns:       hc.conns,
+		Rooms:                 hc.rooms,
+		Subscriptions:         hc.subscriptions,
+		OrphanedSubscriptions: hc.orphaned,
+		PresenceEntries:       hc.presence,
+		Sessions:              s.sessions.len(),
+		HistoryEntries:        hc.history,
+		QueueDepth:            int(s.queueDepth.Load()),
+	}
+}
+
+

@@ -364,5 +364,3 @@ func (s *Server) Stats() Stats {
 		QueueDepth:            int(s.queueDepth.Load()),
 	}
 }
-
-

@@ -1,0 +1,202 @@
+package loadgen
+
+import (
+	"net/http"
+	"net/http/httptest"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/gorilla/websocket"
+
+	"github.com/squall-dev/squall/refserver/protocol"
+)
+
+// fakeGateway is a small gateway speaking the subset of the protocol the client tests need: welcome,
+// join_room, broadcast (roomSeq, sentAt, ack), ping/pong, and resume answered with resume_failed.
+// Tests drop its connections on purpose.
+type fakeGateway struct {
+	t   testing.TB
+	srv *httptest.Server
+	up  websocket.Upgrader
+
+	mu     sync.Mutex
+	conns  map[*fakeConn]struct{}
+	rooms  map[string]*fakeRoom
+	nextID int
+	accept atomic.Int64 // connections accepted
+	// onConnect, when set, decides what to do with a new connection: return a close code to close
+	// it right after the upgrade (with reason), 0 to serve it.
+	onConnect func(n int64) (code int, reason string)
+	// dropAck, when set, makes the gateway ack broadcasts without delivering them (a lossy gateway).
+	dropAck atomic.Bool
+}
+
+type fakeConn struct {
+	ws    *websocket.Conn
+	user  string
+	wmu   sync.Mutex
+	rooms map[string]bool
+}
+
+type fakeRoom struct {
+	seq     uint64
+	members map[*fakeConn]bool
+}
+
+func newFakeGateway(t testing.TB) *fakeGateway {
+	g := &fakeGateway{t: t, conns: map[*fakeConn]struct{}{}, rooms: map[string]*fakeRoom{}}
+	g.up.ReadBufferSize, g.up.WriteBufferSize = 512, 1024
+	g.srv = httptest.NewServer(http.HandlerFunc(g.serve))
+	t.Cleanup(func() {
+		g.dropAll()
+		g.srv.Close()
+	})
+	return g
+}
+
+func (g *fakeGateway) target() *URLTarget {
+	return &URLTarget{URL: "ws" + strings.TrimPrefix(g.srv.URL, "http") + protocol.PathWS}
+}
+
+func (g *fakeGateway) serve(w http.ResponseWriter, r *http.Request) {
+	user, err := protocol.VerifyToken([]byte(protocol.DevSecret), r.URL.Query().Get(protocol.TokenQueryParam), time.Now())
+	if err != nil {
+		http.Error(w, "unauthorized", http.StatusUnauthorized)
+		return
+	}
+	ws, err := g.up.Upgrade(w, r, nil)
+	if err != nil {
+		return
+	}
+	n := g.accept.Add(1)
+	if g.onConnect != nil {
+		if code, reason := g.onConnect(n); code != 0 {
+			if code == int(protocol.CloseAbnormal) {
+				ws.NetConn().Close()
+				return
+			}
+			_ = ws.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(code, reason), time.Now().Add(time.Second))
+			ws.Close()
+			return
+		}
+	}
+	c := &fakeConn{ws: ws, user: user, rooms: map[string]bool{}}
+	g.mu.Lock()
+	g.conns[c] = struct{}{}
+	g.nextID++
+	id := g.nextID
+	g.mu.Unlock()
+	defer g.remove(c)
+	c.send(&protocol.Frame{Type: protocol.TypeWelcome, Session: "s" + strconv.Itoa(id), ConnID: "c" + strconv.Itoa(id), UserID: user, HeartbeatInterval: 1000, HeartbeatTimeout: 2000})
+	for {
+		_, b, err := ws.ReadMessage()
+		if err != nil {
+			return
+		}
+		f, err := protocol.Decode(b, protocol.ClientToServer)
+		if err != nil {
+			continue
+		}
+		switch f.Type {
+		case protocol.TypeJoinRoom:
+			g.mu.Lock()
+			rm := g.rooms[f.RoomID]
+			if rm == nil {
+				rm = &fakeRoom{members: map[*fakeConn]bool{}}
+				g.rooms[f.RoomID] = rm
+			}
+			rm.members[c] = true
+			c.rooms[f.RoomID] = true
+			head := rm.seq
+			// Under the lock so that no broadcast of this room is sent to c before room_joined.
+			c.send(&protocol.Frame{Type: protocol.TypeRoomJoined, RoomID: f.RoomID, HeadSeq: head})
+			g.mu.Unlock()
+			c.send(&protocol.Frame{Type: protocol.TypeAck, Seq: f.Seq})
+		case protocol.TypeBroadcast:
+			if !g.dropAck.Load() {
+				g.mu.Lock()
+				rm := g.rooms[f.RoomID]
+				if rm != nil {
+					rm.seq++
+					out := &protocol.Frame{Type: protocol.TypeBroadcast, RoomID: f.RoomID, From: user, Data: f.Data, RoomSeq: rm.seq, SentAt: time.Now().UnixMilli()}
+					b, _ := protocol.Encode(out)
+					for m := range rm.members {
+						m.sendRaw(b)
+					}
+				}
+				g.mu.Unlock()
+			}
+			c.send(&protocol.Frame{Type: protocol.TypeAck, Seq: f.Seq})
+		case protocol.TypePing:
+			c.send(&protocol.Frame{Type: protocol.TypePong, Timestamp: f.Timestamp})
+		case protocol.TypeResume:
+			c.send(&protocol.Frame{Type: protocol.TypeResumeFailed, Reason: "no history"})
+		}
+	}
+}
+
+func (c *fakeConn) send(f *protocol.Frame) {
+	b, _ := protocol.Encode(f)
+	c.sendRaw(b)
+}
+
+func (c *fakeConn) sendRaw(b []byte) {
+	c.wmu.Lock()
+	defer c.wmu.Unlock()
+	_ = c.ws.SetWriteDeadline(time.Now().Add(5 * time.Second))
+	_ = c.ws.WriteMessage(websocket.TextMessage, b)
+}
+
+func (g *fakeGateway) remove(c *fakeConn) {
+	g.mu.Lock()
+	delete(g.conns, c)
+	var leaves []*fakeConn
+	for room := range c.rooms {
+		rm := g.rooms[room]
+		delete(rm.members, c)
+		for m := range rm.members {
+			if m.user != c.user {
+				leaves = append(leaves, m)
+			}
+		}
+		for _, m := range leaves {
+			m.send(&protocol.Frame{Type: protocol.TypePresence, RoomID: room, Event: protocol.PresenceLeave, UserID: c.user, Reason: protocol.ReasonClosed})
+		}
+		leaves = leaves[:0]
+	}
+	g.mu.Unlock()
+	c.ws.Close()
+}
+
+// open returns the number of open connections.
+func (g *fakeGateway) open() int {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return len(g.conns)
+}
+
+// dropAll closes every connection's TCP socket without a close frame (1006 at the client).
+func (g *fakeGateway) dropAll() int {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	for c := range g.conns {
+		c.ws.NetConn().Close()
+	}
+	return len(g.conns)
+}
+
+// waitFor polls cond until it holds or the deadline passes.
+func waitFor(t testing.TB, d time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(d)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after %v waiting for %s", d, what)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}

@@ -1,0 +1,604 @@
+package loadgen
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"net"
+	"net/netip"
+	"runtime"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"github.com/gorilla/websocket"
+
+	"github.com/squall-dev/squall/loadgen/stats"
+)
+
+// RunOptions are the injected parts of a run.
+type RunOptions struct {
+	// Logger receives run-level events (nil discards).
+	Logger *slog.Logger
+	// OnPhase is called when a phase starts (for progress displays).
+	OnPhase func(index int, ph Phase, at time.Time)
+	// OnSample, when set, receives every latency recorded into a histogram besides the recorder
+	// (a raw-sample export; tests use it as a direct timing).
+	OnSample func(hist string, d time.Duration)
+	// StartAt overrides Plan.StartAt.
+	StartAt time.Time
+	// Schedulers is the number of scheduler goroutines (default 4 per CPU).
+	Schedulers int
+
+	// stall, when set, is sent a channel the run's scheduler can be stalled through (tests).
+	stall func(pause func(d time.Duration))
+}
+
+// RunSummary says how a run went; the measurements themselves are in the recorder.
+type RunSummary struct {
+	Start, End time.Time
+	StopReason string         // "completed", "cancelled: ..." or the failure
+	Phases     []PhaseRecord  // what ran, when
+	Clients    int            // clients started
+	Unreliable bool           // schedule-lag p99 above the plan's bound
+	Reason     string         // why the run is unreliable
+	LagP99     time.Duration  // schedule-lag p99
+	Delivery   DeliveryReport // end-of-hold delivery check
+}
+
+// PhaseRecord is one phase as it ran.
+type PhaseRecord struct {
+	Phase
+	Start, End time.Time
+}
+
+// DeliveryReport is what the end-of-hold check found (also added to the recorder's counters).
+type DeliveryReport struct {
+	Gaps             int64 // roomSeqs members never received
+	AckedUndelivered int64 // of those, broadcasts the server had acknowledged to their sender
+	Ghosts           int64 // exits whose presence leave some observer never saw
+}
+
+// runEnv is what every client of a run shares.
+type runEnv struct {
+	ctx       context.Context
+	ctxCancel context.CancelFunc
+	rec       *stats.Recorder
+	logger    *slog.Logger
+	sched     *scheduler
+	dialer    *websocket.Dialer
+	eps       []Endpoint
+	secret    []byte
+	rooms     rooms
+	onSample  func(string, time.Duration)
+	sending   atomic.Bool // broadcasts are sent while set (off from ramp-down on)
+	stopping  atomic.Bool // no reconnects once set
+
+	wg      sync.WaitGroup // connection goroutines
+	bufs    sync.Pool
+	mu      sync.Mutex
+	live    map[*client]struct{}
+	kept    []*websocket.Conn // vanished tabs' connections, closed at the end
+	doneCh  chan struct{}     // signalled when a client finishes
+	started int
+}
+
+func (env *runEnv) record(hist string, d time.Duration) {
+	env.rec.Record(hist, d)
+	if env.onSample != nil {
+		env.onSample(hist, d)
+	}
+}
+
+func (env *runEnv) getBuf() *bytes.Buffer { return env.bufs.Get().(*bytes.Buffer) }
+
+func (env *runEnv) putBuf(b *bytes.Buffer) {
+	if b.Cap() > 64<<10 {
+		return
+	}
+	b.Reset()
+	env.bufs.Put(b)
+}
+
+func (env *runEnv) endpoint(i int) Endpoint { return env.eps[i%len(env.eps)] }
+
+// goConnect starts a connection goroutine for c.
+func (env *runEnv) goConnect(c *client, gen uint32, reconnect bool) {
+	env.wg.Add(1)
+	go func() {
+		defer env.wg.Done()
+		c.connect(env.ctx, gen, reconnect)
+	}()
+}
+
+func (env *runEnv) keepOpen(conn *websocket.Conn) {
+	env.mu.Lock()
+	env.kept = append(env.kept, conn)
+	env.mu.Unlock()
+}
+
+func (env *runEnv) clientDone(c *client) {
+	env.rec.AddGauge(stats.GaugeClients, -1)
+	env.mu.Lock()
+	delete(env.live, c)
+	env.mu.Unlock()
+	select {
+	case env.doneCh <- struct{}{}:
+	default:
+	}
+}
+
+func (env *runEnv) liveClients() []*client {
+	env.mu.Lock()
+	defer env.mu.Unlock()
+	out := make([]*client, 0, len(env.live))
+	for c := range env.live {
+		out = append(out, c)
+	}
+	return out
+}
+
+// newDialer returns the dialer every client shares: small buffers, pooled write buffers, and the
+// source address taken from the dial's context.
+func newDialer(rec *stats.Recorder, onSample func(string, time.Duration)) *websocket.Dialer {
+	return &websocket.Dialer{
+		HandshakeTimeout: 10 * time.Second,
+		ReadBufferSize:   512,
+		WriteBufferSize:  1024,
+		WriteBufferPool:  &sync.Pool{},
+		NetDialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
+			d := net.Dialer{}
+			if a, ok := ctx.Value(localAddrKey{}).(netip.Addr); ok && a.IsValid() {
+				d.LocalAddr = &net.TCPAddr{IP: a.AsSlice()}
+			}
+			start := time.Now()
+			conn, err := d.DialContext(ctx, network, addr)
+			if err == nil {
+				rec.Record(stats.HistConnect, time.Since(start))
+				if onSample != nil {
+					onSample(stats.HistConnect, time.Since(start))
+				}
+			}
+			return conn, err
+		},
+	}
+}
+
+// openFileLimit returns the soft RLIMIT_NOFILE.
+func openFileLimit() int {
+	var rl syscall.Rlimit
+	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &rl); err != nil {
+		return 0
+	}
+	return int(rl.Cur)
+}
+
+// ErrTooManyFiles is returned when a plan needs more open files than this process may hold; split it
+// across workers (Plan.Split).
+var ErrTooManyFiles = errors.New("plan needs more open files than this process may hold")
+
+// RunLocal runs p in this process against t, recording into rec. It waits for the start instant
+// (opts.StartAt, else p.StartAt, else now), runs the phases and returns when they end or ctx is
+// cancelled; then it stops the ramp, closes clients cleanly and returns what was measured. An error
+// means the run could not start (invalid plan, too many files, no endpoints).
+func RunLocal(ctx context.Context, p Plan, t Target, rec *stats.Recorder, opts RunOptions) (RunSummary, error) {
+	var sum RunSummary
+	if err := p.Validate(); err != nil {
+		return sum, err
+	}
+	if t == nil || len(t.Endpoints()) == 0 {
+		return sum, errors.New("run: no target endpoints")
+	}
+	if lim := openFileLimit(); lim > 0 && p.FDs() > lim {
+		return sum, fmt.Errorf("run: %w: %d needed, limit %d", ErrTooManyFiles, p.FDs(), lim)
+	}
+	logger := opts.Logger
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	runCtx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	env := &runEnv{
+		ctx: runCtx, ctxCancel: cancel, rec: rec, logger: logger, eps: t.Endpoints(), secret: t.Secret(),
+		onSample: opts.OnSample, live: map[*client]struct{}{}, doneCh: make(chan struct{}, 1),
+	}
+	env.bufs.New = func() any { return new(bytes.Buffer) }
+	env.dialer = newDialer(rec, opts.OnSample)
+	n := opts.Schedulers
+	if n <= 0 {
+		n = 4 * runtime.GOMAXPROCS(0)
+	}
+	env.sched = newScheduler(n, func(e entry, now time.Time) { e.c.run(e, now) })
+	env.sched.start(runCtx)
+	defer env.sched.wait()
+	defer cancel()
+	if opts.stall != nil {
+		opts.stall(func(d time.Duration) { env.sched.pause(runCtx, d) })
+	}
+
+	cohorts, err := buildCohorts(p, &env.rooms)
+	if err != nil {
+		return sum, err
+	}
+	start := opts.StartAt
+	if start.IsZero() {
+		start = p.StartAt
+	}
+	if d := time.Until(start); d > 0 {
+		select {
+		case <-time.After(d):
+		case <-ctx.Done():
+			sum.StopReason = "cancelled before start: " + context.Cause(ctx).Error()
+			return sum, nil
+		}
+	}
+	sum.Start = time.Now()
+	env.sending.Store(true)
+	r := &runner{p: p, env: env, cohorts: cohorts, opts: opts, sum: &sum}
+	stop := r.phases(ctx)
+	// Stop: no reconnects, close every client, wait for their goroutines.
+	r.shutdown()
+	sum.End = time.Now()
+	sum.StopReason = stop
+	sum.Clients = env.started
+	snap := rec.Snapshot()
+	sum.LagP99 = snap.Percentile(stats.HistScheduleLag, 99)
+	if sum.LagP99 > p.LagBound() {
+		sum.Unreliable = true
+		sum.Reason = fmt.Sprintf("schedule-lag p99 %v above bound %v: the generator was saturated", sum.LagP99, p.LagBound())
+	}
+	return sum, nil
+}
+
+func buildCohorts(p Plan, rs *rooms) ([]*cohortRT, error) {
+	var out []*cohortRT
+	for _, c := range p.Cohorts {
+		b := c.Behaviour
+		pfx, err := sourcePrefix(c.SourceIPs)
+		if err != nil {
+			return nil, err
+		}
+		rt := &cohortRT{Cohort: c}
+		rt.addrs = sourceAddrs(pfx, max(c.Count, 1))
+		if len(rt.addrs) == 0 {
+			return nil, fmt.Errorf("cohort %q: no usable source address in %s", c.Name, pfx)
+		}
+		prefix := b.RoomPrefix
+		if prefix == "" {
+			prefix = "room-"
+		}
+		for i := range b.roomCount(c.Count) {
+			rt.rooms = append(rt.rooms, rs.get(fmt.Sprintf("%s%d", prefix, i)))
+		}
+		out = append(out, rt)
+	}
+	return out, nil
+}
+
+// runner drives the phases of one RunLocal.
+type runner struct {
+	p       Plan
+	env     *runEnv
+	cohorts []*cohortRT
+	opts    RunOptions
+	sum     *RunSummary
+	next    []int // per cohort: next local client number to start
+	arrived int   // open model: arrivals so far
+	checked bool
+}
+
+func (r *runner) newClient(ci, local int) *client {
+	coh := r.cohorts[ci]
+	tabs := max(coh.Behaviour.TabsPerUser, 1)
+	idx := coh.IndexOffset + local
+	c := &client{
+		env: r.env, coh: coh, index: int32(idx),
+		userID: fmt.Sprintf("%s-%d", coh.Name, coh.UserOffset+local/tabs),
+	}
+	c.rng = *rand.NewPCG(r.p.Seed, uint64(idx)<<8|uint64(ci))
+	r.env.mu.Lock()
+	r.env.live[c] = struct{}{}
+	r.env.started++
+	r.env.mu.Unlock()
+	return c
+}
+
+// phases runs every phase and returns the stop reason.
+func (r *runner) phases(ctx context.Context) string {
+	r.next = make([]int, len(r.cohorts))
+	for i, ph := range r.p.Phases {
+		rec := PhaseRecord{Phase: ph, Start: time.Now()}
+		if r.opts.OnPhase != nil {
+			r.opts.OnPhase(i, ph, rec.Start)
+		}
+		r.env.logger.Info("phase", "index", i, "kind", ph.Kind, "name", ph.Name)
+		var err error
+		switch ph.Kind {
+		case PhaseRamp:
+			if r.p.Model.Kind == ModelOpen {
+				err = r.arrive(ctx, ph.Duration)
+			} else {
+				err = r.ramp(ctx, ph)
+			}
+		case PhaseHold:
+			if r.p.Model.Kind == ModelOpen {
+				err = r.arrive(ctx, ph.Duration)
+			} else {
+				err = sleepCtx(ctx, ph.Duration)
+			}
+		case PhaseRampDown:
+			err = r.rampDown(ctx, ph)
+		}
+		rec.End = time.Now()
+		r.sum.Phases = append(r.sum.Phases, rec)
+		if err != nil {
+			return "cancelled: " + context.Cause(ctx).Error()
+		}
+	}
+	return "completed"
+}
+
+func sleepCtx(ctx context.Context, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// paced calls fn(k) for k = 0..n-1 at rate per second (all at once when rate is 0), measuring how late
+// each call ran against its intended time.
+func (r *runner) paced(ctx context.Context, n int, rate float64, fn func(k int)) error {
+	start := time.Now()
+	for k := range n {
+		if rate > 0 {
+			intended := start.Add(time.Duration(float64(k) / rate * float64(time.Second)))
+			if d := time.Until(intended); d > 0 {
+				if err := sleepCtx(ctx, d); err != nil {
+					return err
+				}
+			} else {
+				r.env.rec.Record(stats.HistScheduleLag, -d)
+			}
+		} else if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		fn(k)
+	}
+	return nil
+}
+
+// ramp starts clients (round-robin over cohorts in proportion) until ph.Target or all are started.
+func (r *runner) ramp(ctx context.Context, ph Phase) error {
+	total := r.p.Clients()
+	target := total
+	if ph.Target > 0 && ph.Target < total {
+		target = ph.Target
+	}
+	already := r.env.started
+	todo := r.order(target - already)
+	if err := r.paced(ctx, len(todo), ph.Rate, func(k int) {
+		ci := todo[k]
+		c := r.newClient(ci, r.next[ci])
+		r.next[ci]++
+		c.start()
+	}); err != nil {
+		return err
+	}
+	// Let the last connections finish their handshakes (bounded).
+	deadline := time.Now().Add(10 * time.Second)
+	for time.Now().Before(deadline) && ctx.Err() == nil {
+		if r.connecting() == 0 {
+			break
+		}
+		_ = sleepCtx(ctx, 20*time.Millisecond)
+	}
+	return ctx.Err()
+}
+
+// connecting counts clients whose first connection is still being set up.
+func (r *runner) connecting() int {
+	n := 0
+	for _, c := range r.env.liveClients() {
+		c.mu.Lock()
+		if c.state == stConnecting || (c.state == stOpen && !c.isReady) {
+			n++
+		}
+		c.mu.Unlock()
+	}
+	return n
+}
+
+// order lists the cohorts of the next n clients, interleaving cohorts in proportion to what is left.
+func (r *runner) order(n int) []int {
+	left := make([]int, len(r.cohorts))
+	rest := 0
+	for i, c := range r.cohorts {
+		left[i] = c.Count - r.next[i]
+		rest += left[i]
+	}
+	var out []int
+	acc := make([]float64, len(r.cohorts))
+	for len(out) < n && rest > 0 {
+		best := -1
+		for i := range r.cohorts {
+			if left[i] == 0 {
+				continue
+			}
+			acc[i] += float64(left[i]) / float64(rest)
+			if best < 0 || acc[i] > acc[best] {
+				best = i
+			}
+		}
+		acc[best]--
+		left[best]--
+		rest--
+		out = append(out, best)
+	}
+	return out
+}
+
+// arrive runs the open model for d: clients arrive at the arrival rate and live Lifetime each.
+func (r *runner) arrive(ctx context.Context, d time.Duration) error {
+	rate := r.p.Model.ArrivalRate
+	n := int(rate * d.Seconds())
+	start := time.Now()
+	err := r.paced(ctx, n, rate, func(int) {
+		ci := r.arrived % len(r.cohorts)
+		local := r.next[ci]
+		r.next[ci]++
+		r.arrived++
+		c := r.newClient(ci, local)
+		c.exitAfter = r.p.Model.Lifetime
+		c.start()
+	})
+	if err != nil {
+		return err
+	}
+	return sleepCtx(ctx, time.Until(start.Add(d)))
+}
+
+// settle stops sending, waits for in-flight broadcasts (bounded by Plan.Settle) and runs the delivery
+// check once.
+func (r *runner) settle(ctx context.Context) {
+	if r.checked {
+		return
+	}
+	r.checked = true
+	r.env.sending.Store(false)
+	limit := r.p.Settle
+	if limit <= 0 {
+		limit = 2 * time.Second
+	}
+	deadline := time.Now().Add(limit)
+	for time.Now().Before(deadline) && ctx.Err() == nil {
+		waiting := 0
+		for _, c := range r.env.liveClients() {
+			w, _ := c.outstanding()
+			waiting += w
+		}
+		if waiting == 0 {
+			break
+		}
+		_ = sleepCtx(ctx, 50*time.Millisecond)
+	}
+	// Broadcasts acknowledged but never echoed to a sender still connected were never stamped for
+	// anyone in the room.
+	for _, c := range r.env.liveClients() {
+		c.mu.Lock()
+		var rooms []*roomTracker
+		if c.state == stOpen {
+			for _, p := range c.pend {
+				if p.acked && !p.echoed && p.room < len(c.mem) {
+					rooms = append(rooms, c.mem[p.room].room)
+				}
+			}
+		}
+		c.mu.Unlock()
+		for _, t := range rooms {
+			t.mu.Lock()
+			t.unacked++
+			t.mu.Unlock()
+		}
+	}
+	var d DeliveryReport
+	for _, t := range r.env.rooms.all() {
+		chk := t.check()
+		chk.record(r.env.rec)
+		d.Gaps += chk.gaps
+		d.AckedUndelivered += chk.ackedUndelivered
+	}
+	r.sum.Delivery = d
+}
+
+// rampDown settles, then ends live clients at ph.Rate with their exit kind.
+func (r *runner) rampDown(ctx context.Context, ph Phase) error {
+	r.settle(ctx)
+	r.env.stopping.Store(true)
+	live := r.env.liveClients()
+	sortClients(live)
+	if err := r.paced(ctx, len(live), ph.Rate, func(k int) {
+		live[k].exit(live[k].behaviour().Exit.Kind)
+	}); err != nil {
+		return err
+	}
+	// Wait (bounded) for the tabs' closes and the observers' presence leaves.
+	deadline := time.Now().Add(5 * time.Second)
+	for time.Now().Before(deadline) && ctx.Err() == nil {
+		if len(r.env.liveClients()) == 0 && r.ghosts() == 0 {
+			break
+		}
+		select {
+		case <-r.env.doneCh:
+		case <-time.After(50 * time.Millisecond):
+		case <-ctx.Done():
+		}
+	}
+	return ctx.Err()
+}
+
+func (r *runner) ghosts() int {
+	n := 0
+	for _, t := range r.env.rooms.all() {
+		t.mu.Lock()
+		n += len(t.pending)
+		t.mu.Unlock()
+	}
+	return n
+}
+
+// shutdown closes whatever is still open and waits for every connection goroutine.
+func (r *runner) shutdown() {
+	env := r.env
+	if !r.checked {
+		r.settle(context.Background())
+	}
+	env.stopping.Store(true)
+	env.sending.Store(false)
+	var ghosts int64
+	for _, t := range env.rooms.all() {
+		t.mu.Lock()
+		ghosts += int64(len(t.pending))
+		t.mu.Unlock()
+	}
+	env.rec.Add(CtrGhosts, ghosts)
+	r.sum.Delivery.Ghosts = ghosts
+	for _, c := range env.liveClients() {
+		c.exit(ExitClose)
+	}
+	done := make(chan struct{})
+	go func() { env.wg.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(5 * time.Second):
+		// Force whatever did not close cleanly.
+		for _, c := range env.liveClients() {
+			c.mu.Lock()
+			conn := c.conn
+			c.mu.Unlock()
+			if conn != nil {
+				conn.NetConn().Close()
+			}
+		}
+	}
+	env.ctxCancel()
+	env.wg.Wait()
+	env.mu.Lock()
+	for _, conn := range env.kept {
+		conn.Close()
+	}
+	env.kept = nil
+	env.mu.Unlock()
+}
+
+func sortClients(cs []*client) {
+	slices.SortFunc(cs, func(a, b *client) int { return int(a.index) - int(b.index) })
+}

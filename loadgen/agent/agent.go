@@ -1,0 +1,92 @@
+// Package agent is the controller/agent protocol that spreads a run over several processes: worker
+// processes of the loadgen binary on this machine, or agents on other machines. It is JSON over
+// HTTP with a shared token (Authorization: Bearer):
+//
+//	GET  /v1/info                 who the agent is (also checks the token)
+//	POST /v1/jobs                 start a Job; 409 while another job runs
+//	GET  /v1/jobs/{id}/stream     NDJSON Messages: a tick every second (the interval that just
+//	                              closed and the cumulative snapshot), events, and a final done
+//	POST /v1/jobs/{id}/stop       stop the job: it ends its ramp, closes its clients cleanly and
+//	                              reports as usual
+//	POST /v1/shutdown             ask the agent process to exit
+//
+// Every job carries a shared start instant, so that all workers start together and their
+// one-second intervals line up and merge by second. The Controller starts jobs on a set of agents
+// (Spawn starts local worker processes of the same binary), merges their streams, and reports a
+// worker that dies or stops answering as lost while the rest of the run stands.
+//
+// The package does not know what a plan or a target is: jobs carry them as JSON and a RunFunc given
+// by the binary runs them. An Agent serves any number of streams concurrently and runs one job at a
+// time; a Controller's Run is called by one goroutine and calls its update callback from one
+// goroutine at a time.
+package agent
+
+import (
+	"encoding/json"
+	"errors"
+	"time"
+
+	"github.com/squall-dev/squall/loadgen/stats"
+)
+
+// TokenEnv is the environment variable an agent reads its token from when --token is not given.
+const TokenEnv = "LOADGEN_AGENT_TOKEN"
+
+// ListenPrefix starts the line an agent prints on stdout once it listens: "listening 127.0.0.1:4321".
+const ListenPrefix = "listening "
+
+// Job is one worker's part of a run.
+type Job struct {
+	ID      string          `json:"id"`
+	Worker  int             `json:"worker"`
+	Workers int             `json:"workers"`
+	StartAt time.Time       `json:"start_at"` // the shared start instant
+	Plan    json.RawMessage `json:"plan"`
+	Target  json.RawMessage `json:"target,omitempty"`
+}
+
+// Message types of a job stream.
+const (
+	MsgTick      = "tick"      // Interval and Snapshot
+	MsgEvent     = "event"     // Event
+	MsgDone      = "done"      // Snapshot (final), Summary, Error; the last message
+	MsgKeepalive = "keepalive" // nothing happened for a while
+)
+
+// Message is one line of a job stream.
+type Message struct {
+	Type     string          `json:"type"`
+	Seq      int             `json:"seq"`
+	Worker   int             `json:"worker"`
+	Interval *stats.Interval `json:"interval,omitempty"`
+	Snapshot *stats.Snapshot `json:"snapshot,omitempty"`
+	Event    *Event          `json:"event,omitempty"`
+	Summary  json.RawMessage `json:"summary,omitempty"`
+	Error    string          `json:"error,omitempty"`
+}
+
+// Event is something a worker reports while it runs (e.g. a phase starting).
+type Event struct {
+	At     time.Time `json:"at"`
+	Kind   string    `json:"kind"` // e.g. "phase"
+	Name   string    `json:"name"`
+	Detail string    `json:"detail,omitempty"`
+	Worker int       `json:"worker"`
+}
+
+// Info describes an agent.
+type Info struct {
+	Version string `json:"version"`
+	PID     int    `json:"pid"`
+	Cores   int    `json:"cores"`
+	FDLimit uint64 `json:"fd_limit"`
+	Busy    bool   `json:"busy"`
+}
+
+// ErrUnauthorized is returned when an agent rejects the token.
+var ErrUnauthorized = errors.New("agent rejected the token")
+
+// errorBody is the JSON body of every error response.
+type errorBody struct {
+	Error string `json:"error"`
+}

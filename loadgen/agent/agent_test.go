@@ -1,0 +1,306 @@
+package agent
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/squall-dev/squall/loadgen/stats"
+)
+
+const testToken = "s3cret"
+
+// fakeJob is the plan of the fake runner: record Values latencies per worker, spread over Ticks
+// ticks of 100 ms, then return; Crash makes worker Crash-1 exit the process after its first tick
+// (only in a spawned helper), Block makes the run wait for ctx.
+type fakeJob struct {
+	Values int  `json:"values"`
+	Ticks  int  `json:"ticks"`
+	Crash  int  `json:"crash"` // 1 + index of the worker that dies; 0 = none
+	Block  bool `json:"block"`
+}
+
+// fakeRun records deterministic values derived from the worker index.
+func fakeRun(ctx context.Context, job Job, rec *stats.Recorder, emit func(Event)) (json.RawMessage, error) {
+	var fj fakeJob
+	if err := json.Unmarshal(job.Plan, &fj); err != nil {
+		return nil, err
+	}
+	select {
+	case <-time.After(time.Until(job.StartAt)):
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+	emit(Event{Kind: "phase", Name: "hold"})
+	for t := range fj.Ticks {
+		for i := range fj.Values / max(fj.Ticks, 1) {
+			rec.Record(stats.HistFanout, time.Duration(job.Worker*1000+t*100+i)*time.Microsecond)
+			rec.Add(stats.CtrMessagesReceived, 1)
+		}
+		rec.SetGauge(stats.GaugeConnections, int64(10+job.Worker))
+		if fj.Crash == job.Worker+1 && t == 1 && os.Getenv(helperEnv) != "" {
+			os.Exit(3)
+		}
+		select {
+		case <-time.After(100 * time.Millisecond):
+		case <-ctx.Done():
+			rec.Add("stopped", 1)
+			return json.RawMessage(`{"stopped":true}`), nil
+		}
+	}
+	if fj.Block {
+		<-ctx.Done()
+		rec.Add("stopped", 1)
+	}
+	return json.RawMessage(fmt.Sprintf(`{"worker":%d}`, job.Worker)), nil
+}
+
+const helperEnv = "AGENT_TEST_HELPER"
+
+// TestMain lets the test binary act as a spawned agent process.
+func TestMain(m *testing.M) {
+	if os.Getenv(helperEnv) != "" {
+		os.Exit(helperMain())
+	}
+	os.Exit(m.Run())
+}
+
+func helperMain() int {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	done := make(chan struct{})
+	a := New(os.Getenv(TokenEnv), fakeRun, nil, Options{TickEvery: 100 * time.Millisecond, OnShutdown: func() { close(done) }})
+	srv := &http.Server{Handler: a.Handler()}
+	go func() { _ = srv.Serve(ln) }()
+	fmt.Println(ListenPrefix + ln.Addr().String())
+	<-done
+	a.Close()
+	_ = srv.Close()
+	return 0
+}
+
+func startAgent(t *testing.T) (*Agent, *httptest.Server) {
+	t.Helper()
+	a := New(testToken, fakeRun, nil, Options{TickEvery: 100 * time.Millisecond, Keepalive: 200 * time.Millisecond})
+	srv := httptest.NewServer(a.Handler())
+	t.Cleanup(func() { srv.CloseClientConnections(); srv.Close(); a.Close() })
+	return a, srv
+}
+
+func addr(srv *httptest.Server) string { return strings.TrimPrefix(srv.URL, "http://") }
+
+func jobs(n int, fj fakeJob) []Job {
+	b, _ := json.Marshal(fj)
+	start := time.Now().Add(200 * time.Millisecond)
+	out := make([]Job, n)
+	for i := range out {
+		out[i] = Job{ID: "j" + strconv.Itoa(i), Worker: i, Workers: n, StartAt: start, Plan: b}
+	}
+	return out
+}
+
+// union records what every worker records into one recorder.
+func union(n int, fj fakeJob) stats.Snapshot {
+	rec := stats.NewRecorder(time.Now())
+	for w := range n {
+		for t := range fj.Ticks {
+			for i := range fj.Values / fj.Ticks {
+				rec.Record(stats.HistFanout, time.Duration(w*1000+t*100+i)*time.Microsecond)
+				rec.Add(stats.CtrMessagesReceived, 1)
+			}
+		}
+		rec.AddGauge(stats.GaugeConnections, int64(10+w))
+	}
+	return rec.Snapshot()
+}
+
+func TestControllerMergesWorkers(t *testing.T) {
+	const n = 3
+	fj := fakeJob{Values: 300, Ticks: 3}
+	var remotes []*Remote
+	for range n {
+		_, srv := startAgent(t)
+		r, err := Dial(context.Background(), addr(srv), testToken)
+		if err != nil {
+			t.Fatal(err)
+		}
+		remotes = append(remotes, r)
+	}
+	var updates int
+	c := &Controller{UpdateEvery: 50 * time.Millisecond, OnUpdate: func(Update) { updates++ }}
+	out, err := c.Run(context.Background(), remotes, jobs(n, fj))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, w := range out.Workers {
+		if w.Status != StatusOK || w.Err != "" {
+			t.Errorf("worker %d: %s %s", w.Index, w.Status, w.Err)
+		}
+		if want := fmt.Sprintf(`{"worker":%d}`, w.Index); string(w.Summary) != want {
+			t.Errorf("worker %d summary %s, want %s", w.Index, w.Summary, want)
+		}
+	}
+	if want := union(n, fj); !out.Merged.Equal(want) {
+		t.Errorf("merged differs from the union: %v vs %v", out.Merged.Counters, want.Counters)
+	}
+	var perWorker []stats.Snapshot
+	for _, w := range out.Workers {
+		perWorker = append(perWorker, w.Snapshot)
+	}
+	if !stats.MergeAll(perWorker...).Equal(out.Merged) {
+		t.Errorf("merged differs from the merge of the workers' snapshots")
+	}
+	var inSeries int64
+	for _, iv := range out.Series {
+		inSeries += iv.Counters[stats.CtrMessagesReceived]
+	}
+	if inSeries != n*300 {
+		t.Errorf("series holds %d messages, want %d", inSeries, n*300)
+	}
+	if len(out.Events) != n {
+		t.Errorf("%d events, want %d phase events", len(out.Events), n)
+	}
+	if updates == 0 {
+		t.Errorf("no progress updates")
+	}
+}
+
+func TestWrongToken(t *testing.T) {
+	_, srv := startAgent(t)
+	_, err := Dial(context.Background(), addr(srv), "wrong")
+	if !errors.Is(err, ErrUnauthorized) {
+		t.Fatalf("err %v, want ErrUnauthorized", err)
+	}
+	if msg := err.Error(); strings.Contains(msg, "\n") || !strings.Contains(msg, addr(srv)) {
+		t.Errorf("error %q should be one line naming the agent", msg)
+	}
+}
+
+func TestStopOnCancel(t *testing.T) {
+	_, srv := startAgent(t)
+	r, err := Dial(context.Background(), addr(srv), testToken)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	c := &Controller{UpdateEvery: 50 * time.Millisecond, OnUpdate: func(u Update) {
+		if u.Merged.Counter(stats.CtrMessagesReceived) > 0 {
+			cancel() // stop once something was measured
+		}
+	}}
+	out, err := c.Run(ctx, []*Remote{r}, jobs(1, fakeJob{Values: 100, Ticks: 2, Block: true}))
+	cancel()
+	if err != nil {
+		t.Fatal(err)
+	}
+	w := out.Workers[0]
+	if w.Status != StatusOK || w.Snapshot.Counter("stopped") != 1 {
+		t.Errorf("status %s stopped=%d; want ok with the final snapshot after the stop", w.Status, w.Snapshot.Counter("stopped"))
+	}
+}
+
+func TestLostAgentKeepsTheRest(t *testing.T) {
+	_, good := startAgent(t)
+	_, bad := startAgent(t)
+	var remotes []*Remote
+	for _, s := range []*httptest.Server{good, bad} {
+		r, err := Dial(context.Background(), addr(s), testToken)
+		if err != nil {
+			t.Fatal(err)
+		}
+		remotes = append(remotes, r)
+	}
+	killed := false
+	c := &Controller{UpdateEvery: 50 * time.Millisecond, OnUpdate: func(u Update) {
+		if !killed && u.Merged.Counter(stats.CtrMessagesReceived) > 0 {
+			killed = true
+			bad.CloseClientConnections() // the agent vanishes mid-run
+			bad.Config.SetKeepAlivesEnabled(false)
+			bad.Listener.Close()
+		}
+	}}
+	out, err := c.Run(context.Background(), remotes, jobs(2, fakeJob{Values: 600, Ticks: 6}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if out.Workers[0].Status != StatusOK {
+		t.Errorf("good worker: %s %s", out.Workers[0].Status, out.Workers[0].Err)
+	}
+	if out.Workers[1].Status != StatusLost || !strings.Contains(out.Workers[1].Err, "lost") {
+		t.Errorf("bad worker: %q %q, want lost", out.Workers[1].Status, out.Workers[1].Err)
+	}
+	if got := out.Merged.Counter(stats.CtrMessagesReceived); got < 600 {
+		t.Errorf("merged %d messages, want the good worker's 600 and the lost one's partial count", got)
+	}
+}
+
+func TestSpawnedWorkerDies(t *testing.T) {
+	if testing.Short() {
+		t.Skip("spawns processes")
+	}
+	remotes, err := Spawn(context.Background(), 2, SpawnOptions{
+		Exe:   os.Args[0],
+		Args:  []string{"-test.run=^$"},
+		Env:   []string{helperEnv + "=1"},
+		Token: testToken,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer Release(context.Background(), remotes...)
+	for _, r := range remotes {
+		if !r.Spawned() || r.PID() == os.Getpid() || r.PID() == 0 {
+			t.Fatalf("remote %s pid %d not a spawned process", r.Addr, r.PID())
+		}
+	}
+	out, err := (&Controller{}).Run(context.Background(), remotes, jobs(2, fakeJob{Values: 400, Ticks: 4, Crash: 2}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if out.Workers[0].Status != StatusOK {
+		t.Errorf("worker 0: %s %s", out.Workers[0].Status, out.Workers[0].Err)
+	}
+	if w := out.Workers[1]; w.Status != StatusLost || !strings.Contains(w.Err, "exit status 3") {
+		t.Errorf("worker 1: %q %q, want lost with its exit status", w.Status, w.Err)
+	}
+	if out.Merged.Counter(stats.CtrMessagesReceived) < 400 {
+		t.Errorf("merged lost the surviving worker's data")
+	}
+}
+
+func TestSpawnBadBinary(t *testing.T) {
+	_, err := Spawn(context.Background(), 1, SpawnOptions{Exe: "/bin/false", Args: []string{}, Token: "x", StartTimeout: 5 * time.Second})
+	if err == nil || !strings.Contains(err.Error(), "exited before listening") {
+		t.Fatalf("err %v", err)
+	}
+}
+
+func TestAgentRejectsSecondJob(t *testing.T) {
+	_, srv := startAgent(t)
+	r, err := Dial(context.Background(), addr(srv), testToken)
+	if err != nil {
+		t.Fatal(err)
+	}
+	js := jobs(2, fakeJob{Values: 10, Ticks: 1, Block: true})
+	if err := r.Start(context.Background(), js[0]); err != nil {
+		t.Fatal(err)
+	}
+	if err := r.Start(context.Background(), js[1]); err == nil || !strings.Contains(err.Error(), "409") {
+		t.Errorf("second job: %v, want 409 busy", err)
+	}
+	if err := r.Stop(context.Background(), js[0].ID); err != nil {
+		t.Fatal(err)
+	}
+}

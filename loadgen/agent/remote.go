@@ -1,0 +1,186 @@
+package agent
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"strconv"
+	"time"
+)
+
+// Remote is a connection to one agent: a worker process this controller spawned or an agent
+// started elsewhere. Its methods are safe for concurrent use.
+type Remote struct {
+	Addr  string // host:port
+	Info  Info
+	token string
+	http  *http.Client
+	proc  *process // set when this controller spawned the agent
+}
+
+// Dial checks that an agent answers at addr and accepts token, and returns it. A wrong token gives
+// an error wrapping ErrUnauthorized.
+func Dial(ctx context.Context, addr, token string) (*Remote, error) {
+	r := &Remote{
+		Addr:  addr,
+		token: token,
+		http: &http.Client{Transport: &http.Transport{
+			Proxy:               nil,
+			DialContext:         (&net.Dialer{Timeout: 5 * time.Second}).DialContext,
+			MaxIdleConnsPerHost: 4,
+		}},
+	}
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	if err := r.do(ctx, http.MethodGet, "/v1/info", nil, &r.Info); err != nil {
+		return nil, err
+	}
+	return r, nil
+}
+
+// PID is the agent's process id.
+func (r *Remote) PID() int { return r.Info.PID }
+
+// Spawned reports whether this controller started the agent's process.
+func (r *Remote) Spawned() bool { return r.proc != nil }
+
+func (r *Remote) url(path string) string { return "http://" + r.Addr + path }
+
+func (r *Remote) request(ctx context.Context, method, path string, body any) (*http.Request, error) {
+	var rd io.Reader
+	if body != nil {
+		b, err := json.Marshal(body)
+		if err != nil {
+			return nil, fmt.Errorf("agent %s: encode request: %w", r.Addr, err)
+		}
+		rd = bytes.NewReader(b)
+	}
+	req, err := http.NewRequestWithContext(ctx, method, r.url(path), rd)
+	if err != nil {
+		return nil, fmt.Errorf("agent %s: %w", r.Addr, err)
+	}
+	req.Header.Set("Authorization", "Bearer "+r.token)
+	if body != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	return req, nil
+}
+
+// do sends a request and decodes a JSON answer into out (when not nil).
+func (r *Remote) do(ctx context.Context, method, path string, body, out any) error {
+	req, err := r.request(ctx, method, path, body)
+	if err != nil {
+		return err
+	}
+	resp, err := r.http.Do(req)
+	if err != nil {
+		return fmt.Errorf("agent %s unreachable: %w", r.Addr, unwrapURL(err))
+	}
+	defer resp.Body.Close()
+	if err := checkStatus(r.Addr, resp); err != nil {
+		return err
+	}
+	if out == nil {
+		_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 1<<16))
+		return nil
+	}
+	if err := json.NewDecoder(resp.Body).Decode(out); err != nil {
+		return fmt.Errorf("agent %s: bad answer to %s %s: %w", r.Addr, method, path, err)
+	}
+	return nil
+}
+
+func unwrapURL(err error) error {
+	var ue interface{ Unwrap() error }
+	if errors.As(err, &ue) {
+		if inner := ue.Unwrap(); inner != nil {
+			return inner
+		}
+	}
+	return err
+}
+
+func checkStatus(addr string, resp *http.Response) error {
+	if resp.StatusCode/100 == 2 {
+		return nil
+	}
+	var eb errorBody
+	_ = json.NewDecoder(io.LimitReader(resp.Body, 1<<16)).Decode(&eb)
+	if resp.StatusCode == http.StatusUnauthorized {
+		return fmt.Errorf("agent %s: %w (%s)", addr, ErrUnauthorized, resp.Status)
+	}
+	msg := eb.Error
+	if msg == "" {
+		msg = resp.Status
+	}
+	return fmt.Errorf("agent %s: %s (%d)", addr, msg, resp.StatusCode)
+}
+
+// Start submits a job.
+func (r *Remote) Start(ctx context.Context, job Job) error {
+	return r.do(ctx, http.MethodPost, "/v1/jobs", job, nil)
+}
+
+// Stop asks the agent to stop a job cleanly.
+func (r *Remote) Stop(ctx context.Context, jobID string) error {
+	return r.do(ctx, http.MethodPost, "/v1/jobs/"+jobID+"/stop", nil, nil)
+}
+
+// Shutdown asks the agent process to exit.
+func (r *Remote) Shutdown(ctx context.Context) error {
+	return r.do(ctx, http.MethodPost, "/v1/shutdown", nil, nil)
+}
+
+// Stream reads a job's messages from index from on and calls fn for each (keepalives included)
+// until the done message, an error, or ctx ends. idle bounds the silence between two lines (the
+// agent sends a keepalive every couple of seconds); zero means no bound.
+func (r *Remote) Stream(ctx context.Context, jobID string, from int, idle time.Duration, fn func(Message)) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	req, err := r.request(ctx, http.MethodGet, "/v1/jobs/"+jobID+"/stream?from="+strconv.Itoa(from), nil)
+	if err != nil {
+		return err
+	}
+	resp, err := r.http.Do(req)
+	if err != nil {
+		return fmt.Errorf("agent %s unreachable: %w", r.Addr, unwrapURL(err))
+	}
+	defer resp.Body.Close()
+	if err := checkStatus(r.Addr, resp); err != nil {
+		return err
+	}
+	var watchdog *time.Timer
+	if idle > 0 {
+		watchdog = time.AfterFunc(idle, cancel)
+		defer watchdog.Stop()
+	}
+	sc := bufio.NewScanner(resp.Body)
+	sc.Buffer(make([]byte, 64<<10), 256<<20)
+	for sc.Scan() {
+		if watchdog != nil {
+			watchdog.Reset(idle)
+		}
+		var m Message
+		if err := json.Unmarshal(sc.Bytes(), &m); err != nil {
+			return fmt.Errorf("agent %s: bad stream line: %w", r.Addr, err)
+		}
+		fn(m)
+		if m.Type == MsgDone {
+			return nil
+		}
+	}
+	err = sc.Err()
+	if err == nil {
+		err = io.ErrUnexpectedEOF
+	}
+	if ctx.Err() != nil && idle > 0 {
+		return fmt.Errorf("agent %s: no message for %v: %w", r.Addr, idle, err)
+	}
+	return fmt.Errorf("agent %s: stream ended before the job did: %w", r.Addr, err)
+}

@@ -296,7 +296,7 @@ func (c *conn) sequenced(f protocol.Frame) {
 	res := c.seq.offer(f)
 	switch {
 	case res.violation:
-		c.seqViolation(f.Seq)
+		c.seqViolation(res.missing)
 		return
 	case res.duplicate:
 		c.sendFrame(&protocol.Frame{Type: protocol.TypeAck, Seq: f.Seq})
@@ -582,6 +582,13 @@ func (c *conn) finish() {
 		t.Stop()
 	}
 	c.gone.Store(true)
+	if code := protocol.CloseCode(c.code.Load()); why == causeReadError && code == protocol.CloseTooLarge {
+		// The client may still be sending the oversized frame: swallow it for a moment so that the
+		// close frame is not lost to a TCP reset.
+		nc := c.ws.NetConn()
+		_ = nc.SetReadDeadline(time.Now().Add(c.s.cfg.CloseGrace))
+		_, _ = io.CopyN(io.Discard, nc, 64<<20)
+	}
 	_ = c.ws.NetConn().Close()
 	if c.gapTimer != nil {
 		c.gapTimer.Stop()

@@ -96,7 +96,10 @@ type client struct {
 type dialOpts struct {
 	localIP  string // 127.0.0.x source address
 	header   http.Header
-	noReader bool // do not read (a client that ignores pings)
+	noReader    bool         // do not read at all
+	ignorePings bool         // read, but never answer server pings (a silent client)
+	onPing      func()       // called for each server ping (answered unless ignorePings)
+	dialer      *net.Dialer  // custom dialer
 }
 
 func dialRaw(ts *testServer, token string, o dialOpts) (*websocket.Conn, *http.Response, error) {
@@ -126,6 +129,18 @@ func dialClient(t testing.TB, ts *testServer, token string, o dialOpts) *client 
 		t.Fatalf("dial: %v", err)
 	}
 	c := &client{t: t, ws: ws, frames: make(chan protocol.Frame, 1024), done: make(chan struct{})}
+	if o.ignorePings || o.onPing != nil {
+		ws.SetPingHandler(func(data string) error {
+			if o.onPing != nil {
+				o.onPing()
+			}
+			if o.ignorePings {
+				return nil
+			}
+			_ = ws.WriteControl(websocket.PongMessage, []byte(data), time.Now().Add(time.Second))
+			return nil
+		})
+	}
 	t.Cleanup(func() { _ = ws.Close(); <-c.done })
 	if o.noReader {
 		close(c.done)

@@ -25,6 +25,7 @@ type offerResult struct {
 	apply     []protocol.Frame // frames to apply now, in order
 	duplicate bool             // the frame was already applied (or is already held): ack it again
 	violation bool             // the frame is beyond the window or the buffer is full: close 4003
+	missing   uint64           // with violation: the seq that never came
 	gapOpened bool             // a gap opened with this frame: start the gap timer for gen
 	gen       uint64
 }
@@ -66,7 +67,7 @@ func (s *sequencer) offer(f protocol.Frame) offerResult {
 			return offerResult{duplicate: true}
 		}
 		if f.Seq-s.next >= uint64(s.window) || len(s.held) >= s.window {
-			return offerResult{violation: true}
+			return offerResult{violation: true, missing: s.next}
 		}
 		opened := len(s.held) == 0
 		if s.held == nil {

@@ -211,6 +211,7 @@ func (s *Server) serveWS(w http.ResponseWriter, r *http.Request) {
 		ip = r.RemoteAddr
 	}
 	nodeOK, ipOK := s.limits.acquireNode(ip)
+	s.metrics.updatePoolAlerts(s.limits.usage())
 	s.metrics.connsTotal.Inc()
 	c := newConn(s, ws, ip)
 	s.allMu.Lock()

@@ -94,12 +94,12 @@ type client struct {
 }
 
 type dialOpts struct {
-	localIP  string // 127.0.0.x source address
-	header   http.Header
-	noReader    bool         // do not read at all
-	ignorePings bool         // read, but never answer server pings (a silent client)
-	onPing      func()       // called for each server ping (answered unless ignorePings)
-	dialer      *net.Dialer  // custom dialer
+	localIP     string // 127.0.0.x source address
+	header      http.Header
+	noReader    bool        // do not read at all
+	ignorePings bool        // read, but never answer server pings (a silent client)
+	onPing      func()      // called for each server ping (answered unless ignorePings)
+	dialer      *net.Dialer // custom dialer
 }
 
 func dialRaw(ts *testServer, token string, o dialOpts) (*websocket.Conn, *http.Response, error) {

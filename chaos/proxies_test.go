@@ -183,6 +183,17 @@ func TestToxics(t *testing.T) {
 					t.Fatalf("read after reset_peer = %v, want ECONNRESET", err)
 				}
 			})
+			t.Run("reset_peer closes older connections without RST", func(t *testing.T) {
+				f := newFixture(t, im)
+				c := f.dial(t)
+				echoOnce(t, c, []byte("x"))
+				f.add(t, Toxic{Name: "rst", Type: ResetPeer, Stream: Upstream})
+				_, _ = c.Write([]byte("hello"))
+				_, err := readUntilClosed(c)
+				if isTimeout(err) || errors.Is(err, syscall.ECONNRESET) {
+					t.Fatalf("read on a connection older than reset_peer = %v, want a plain close", err)
+				}
+			})
 			t.Run("limit_data closes after N bytes", func(t *testing.T) {
 				f := newFixture(t, im)
 				f.add(t, Toxic{Name: "cap", Type: LimitData, Attributes: map[string]int64{"bytes": 10}})

@@ -1,0 +1,20 @@
+// Package scenarios loads, validates and grades squall scenario files.
+//
+// A scenario is a YAML file (see README.md in this folder for every field) that describes a
+// population of simulated browser tabs (cohorts), how it ramps, holds and leaves (phases, in a closed
+// or open load model), a timeline of faults and behaviour switches, the system under test (the
+// embedded reference gateway with its flaws, or a URL), and the SLOs that grade the run.
+//
+// Load and Parse read a file strictly: an unknown field, a value of the wrong type, a bad duration,
+// an SLO on a metric the catalogue does not know, a timeline event after the end of the phases, ...
+// are all reported at once, each as an *Error that names the file, line, column and field path and
+// says what was expected. The loader fills in every default and applies the time scale, so the
+// returned *Scenario holds exactly what will run.
+//
+// Grading is separate from running: Grade evaluates SLOs against a MetricSource (anything that can
+// answer "p99 of ping_rtt for cohort X"), and WriteVerdicts renders the verdict table.
+//
+// Concurrency: a *Scenario is a plain value; Load, Parse, Grade and the catalogue are safe to call
+// from several goroutines, but a Scenario must not be modified (ApplyTimeScale, fields) while another
+// goroutine reads it.
+package scenarios

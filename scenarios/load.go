@@ -1,0 +1,142 @@
+package scenarios
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+)
+
+// Option overrides part of a scenario file when it is loaded (the command line's --time-scale,
+// --flaw and --out). Overrides are validated like the file's own values; problems they cause name
+// the flag instead of a line.
+type Option func(*Scenario)
+
+// WithTimeScale replaces the file's time_scale by f.
+func WithTimeScale(f float64) Option {
+	return func(s *Scenario) {
+		s.TimeScale = f
+		s.override("time_scale", "--time-scale")
+	}
+}
+
+// WithFlaws replaces the embedded target's flaws by flaws (nil or empty: the clean gateway).
+func WithFlaws(flaws []string) Option {
+	return func(s *Scenario) {
+		s.Target.Flaws = append([]string(nil), flaws...)
+		s.override("target.flaws", "--flaw")
+	}
+}
+
+// WithOut sets the output directory.
+func WithOut(dir string) Option {
+	return func(s *Scenario) {
+		s.Out = dir
+		s.override("out", "--out")
+	}
+}
+
+func (s *Scenario) override(path, flag string) {
+	if s.overrides == nil {
+		s.overrides = map[string]string{}
+	}
+	s.overrides[path] = flag
+}
+
+// Load reads and checks the scenario file at path; see Parse.
+func Load(path string, opts ...Option) (*Scenario, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, Errors{{File: path, Msg: "cannot read: " + strings.TrimPrefix(err.Error(), "open "+path+": ")}}
+	}
+	return Parse(path, data, opts...)
+}
+
+// Parse reads a scenario from data; name (usually the file's path) is used in error messages and as
+// the default scenario name. It applies opts, fills in every default, validates, and finally applies
+// the time scale (the file's time_scale, or the one given by WithTimeScale), so the returned scenario
+// holds the durations that will run and TimeScale holds the factor applied.
+//
+// On failure the error is Errors, with every problem found in the file, in file order.
+func Parse(name string, data []byte, opts ...Option) (*Scenario, error) {
+	s := &Scenario{}
+	errs := decodeFile(name, data, s)
+	for _, e := range errs {
+		if e.Path == "" { // the file as a whole could not be read: nothing below would make sense
+			return nil, errs
+		}
+	}
+	errs = append(errs, s.parseBounds()...)
+	for _, o := range opts {
+		o(s)
+	}
+	if s.Name == "" && name != "" {
+		s.Name = strings.TrimSuffix(filepath.Base(name), filepath.Ext(name))
+	}
+	s.fillDefaults()
+	for _, e := range s.check() {
+		if !covered(errs, e.Path) {
+			errs = append(errs, e)
+		}
+	}
+	if len(errs) > 0 {
+		return nil, errs.sorted()
+	}
+	for _, path := range s.scale(s.TimeScale) {
+		errs = append(errs, s.errAt(path, fmt.Sprintf("time_scale %g shrinks this duration to nothing", s.TimeScale)))
+	}
+	if len(errs) > 0 {
+		return nil, errs.sorted()
+	}
+	return s, nil
+}
+
+// covered reports whether a decoding problem was already reported at path or around it, so that a
+// value that failed to decode does not also show up as, say, a missing value.
+func covered(errs Errors, path string) bool {
+	for _, e := range errs {
+		if e.Path == "" {
+			continue
+		}
+		if path == e.Path || strings.HasPrefix(path, e.Path+".") || strings.HasPrefix(path, e.Path+"[") ||
+			strings.HasPrefix(e.Path, path+".") || strings.HasPrefix(e.Path, path+"[") {
+			return true
+		}
+	}
+	return false
+}
+
+// ValidateFiles loads every file and prints one line per problem to w (and "ok FILE (...)" for a
+// file without any); ok is false when any file has a problem. It is `loadgen validate FILE...`.
+func ValidateFiles(paths []string, w io.Writer) (ok bool) {
+	ok = true
+	for _, p := range paths {
+		s, err := Load(p)
+		if err == nil {
+			fmt.Fprintf(w, "ok %s (%s)\n", p, s.summary())
+			continue
+		}
+		ok = false
+		var es Errors
+		if errors.As(err, &es) {
+			for _, e := range es {
+				fmt.Fprintln(w, e.Error())
+			}
+			continue
+		}
+		fmt.Fprintln(w, err.Error())
+	}
+	return ok
+}
+
+// summary is a one-line description of a loaded scenario.
+func (s *Scenario) summary() string {
+	clients := 0
+	for _, c := range s.Cohorts {
+		clients += c.Count
+	}
+	return fmt.Sprintf("%s: %d clients in %d cohorts, %s of phases, %d events, %d SLOs",
+		s.Name, clients, len(s.Cohorts), formatDuration(s.Duration()), len(s.Timeline), len(s.SLOs))
+}

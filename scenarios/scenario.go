@@ -1,0 +1,405 @@
+package scenarios
+
+import "time"
+
+// Scenario is one scenario file: who connects (Cohorts), how the population moves (Model, Phases),
+// what goes wrong and when (Timeline), against what (Target), and how the run is graded (SLOs).
+//
+// Every field maps onto a YAML key of the same name in snake_case (the yaml tag). Durations are
+// time.Duration values written as Go durations ("30s", "250ms"). After Load or Parse every default
+// has been filled in, so a field that is zero means zero, not "unset", and the mapping onto the load
+// generator's plan (package loadgen) is field by field.
+type Scenario struct {
+	// Name identifies the scenario in reports (default: the file name without extension).
+	Name string `yaml:"name"`
+	// Description says what the scenario reproduces and what it grades; free text.
+	Description string `yaml:"description"`
+	// TimeScale is the factor applied to every duration of the file (see ApplyTimeScale). In a file
+	// it is the default factor (0 or absent means 1); after Load it is the factor that was applied,
+	// so a loaded scenario's durations are the ones that will run.
+	TimeScale float64 `yaml:"time_scale"`
+	// Seed seeds every random choice of the run (jitter, room assignment, toxicity draws). 0 means
+	// "pick one and record it in the result".
+	Seed uint64 `yaml:"seed"`
+	// Out is the directory the run writes result.json and its renderings to (default chosen by the
+	// command line). Not a duration; WithOut overrides it.
+	Out string `yaml:"out"`
+	// ScheduleLagBound marks the run unreliable when the generator's schedule-lag p99 exceeds it
+	// (default 50ms). It is not time-scaled: the generator's own lag does not follow the scenario's clock.
+	ScheduleLagBound time.Duration `yaml:"schedule_lag_bound" scale:"-"`
+	// Settle is how long ramp-down waits for in-flight broadcasts before checking delivery
+	// (default 2s). Time-scaled.
+	Settle time.Duration `yaml:"settle"`
+
+	Target   Target   `yaml:"target"`
+	Model    Model    `yaml:"model"`
+	Cohorts  []Cohort `yaml:"cohorts"`
+	Phases   []Phase  `yaml:"phases"`
+	Timeline []Event  `yaml:"timeline"`
+	SLOs     []SLO    `yaml:"slos"`
+
+	// file and pos remember where each field came from, for error messages; nil for a Scenario built
+	// in Go.
+	file      string
+	pos       positions
+	overrides map[string]string // field path → command-line flag that set it
+}
+
+// Target is the system under test: the embedded reference gateway (the default) or a running gateway
+// at URL. The gateway settings apply to the embedded target only; each mirrors the refserver flag of
+// the same name in kebab-case (heartbeat_interval = --heartbeat-interval). After Load every time
+// setting of an embedded target holds the gateway's default when the file left it out, so that
+// time_scale reaches it too.
+type Target struct {
+	// URL of a running gateway's WebSocket endpoint (ws:// or wss://, loopback only). Empty means the
+	// embedded gateway. Mutually exclusive with every embedded setting below.
+	URL string `yaml:"url"`
+	// MetricsURL is the Prometheus endpoint scraped during the run (default for the embedded gateway:
+	// its own /metrics; for a URL target: none unless set).
+	MetricsURL string `yaml:"metrics_url"`
+	// Toxiproxy is the control API of an external Toxiproxy (http://host:8474). Empty means the
+	// embedded one inside the loadgen process.
+	Toxiproxy string `yaml:"toxiproxy"`
+
+	// Nodes is the number of embedded gateway nodes (default 1); with more than one they share rooms
+	// through the broker, and clients are spread over them.
+	Nodes int `yaml:"nodes"`
+	// Flaws switched on in every embedded node (see refserver --help): no-server-ping,
+	// leak-on-error, no-presence-leave, no-seq-order, no-conn-limit, unbounded-history,
+	// no-auth-cache, no-drain.
+	Flaws []string `yaml:"flaws"`
+
+	HeartbeatInterval time.Duration `yaml:"heartbeat_interval"`  // server WebSocket ping period (default 30s)
+	HeartbeatTimeout  time.Duration `yaml:"heartbeat_timeout"`   // silence before the server closes (default 60s)
+	FlawSweepInterval time.Duration `yaml:"flaw_sweep_interval"` // slow sweep under no-server-ping (default 30s)
+	HelloTimeout      time.Duration `yaml:"hello_timeout"`       // time to send hello without a URL token (default 10s)
+	WriteTimeout      time.Duration `yaml:"write_timeout"`       // bound of one write to a client (default 10s)
+	ReorderTimeout    time.Duration `yaml:"reorder_timeout"`     // how long a seq gap may stay open (default 2s)
+	HistoryTTL        time.Duration `yaml:"history_ttl"`         // room history age bound (default 5m)
+	ReconnectWindow   time.Duration `yaml:"reconnect_window"`    // a new connection within it counts as a reconnect (default 1m)
+	DrainSpread       time.Duration `yaml:"drain_spread"`        // spread of retry_after_ms hints on drain (default 10s)
+	AuthLatency       time.Duration `yaml:"auth_latency"`        // latency of the auth backend (default 0)
+	AuthCacheTTL      time.Duration `yaml:"auth_cache_ttl"`      // validated-token cache lifetime (default 5m)
+
+	MaxConnsPerClient int     `yaml:"max_conns_per_client"`          // per user id (default 5)
+	MaxConnsPerIP     int     `yaml:"max_conns_per_ip"`              // per remote IP (default: max_conns_per_client; -1 = none)
+	MaxConns          int     `yaml:"max_conns"`                     // per node (default 50000)
+	SendQueue         int     `yaml:"send_queue"`                    // frames queued per connection before slow_consumer (default 256)
+	ReorderWindow     int     `yaml:"reorder_window"`                // frames held waiting for a missing seq (default 32)
+	HistorySize       int     `yaml:"history_size"`                  // room history count bound (default 1000)
+	AcceptRate        float64 `yaml:"accept_rate" scale:"rate"`      // admission token bucket, connections/s (default 2000)
+	AcceptBurst       int     `yaml:"accept_burst"`                  // admission bucket size (default 1000)
+	StormAlertRate    float64 `yaml:"storm_alert_rate" scale:"rate"` // reconnects/s that raise ws_storm_active (default 100)
+	StormAlertBurst   int     `yaml:"storm_alert_burst"`             // reconnects within one second that raise it (default 50)
+	AuthFailureRate   float64 `yaml:"auth_failure_rate"`             // share of auth calls that fail, 0..1 (default 0)
+}
+
+// Embedded reports whether the target is the embedded reference gateway.
+func (t Target) Embedded() bool { return t.URL == "" }
+
+// ModelKind is how clients enter the run.
+type ModelKind string
+
+// Load models.
+const (
+	// ModelClosed: fixed concurrency. Every client connects during the ramp phases and stays until
+	// ramp-down (or its own exit).
+	ModelClosed ModelKind = "closed"
+	// ModelOpen: clients arrive at ArrivalRate per second during ramp and hold phases and live for
+	// Lifetime; cohort counts bound how many are alive at once.
+	ModelOpen ModelKind = "open"
+)
+
+// Model is the load model. In YAML it is either a word ("model: closed") or a mapping
+// ("model: {kind: open, arrival_rate: 20, lifetime: 30s}").
+type Model struct {
+	Kind        ModelKind     `yaml:"kind"`                      // closed (default) or open
+	ArrivalRate float64       `yaml:"arrival_rate" scale:"rate"` // open: clients per second
+	Lifetime    time.Duration `yaml:"lifetime"`                  // open: how long each client stays
+}
+
+func (m *Model) fromScalar(s string) { m.Kind = ModelKind(s) }
+
+// Cohort is a group of clients that behave alike.
+type Cohort struct {
+	// Name identifies the cohort in SLOs, timeline events and reports (required, unique).
+	Name string `yaml:"name"`
+	// Count is the number of simulated tabs (closed model: all connected at once after the ramp;
+	// open model: at most this many alive at once).
+	Count int `yaml:"count"`
+	// Behaviour is what every client of the cohort does.
+	Behaviour Behaviour `yaml:"behaviour"`
+	// SourceIPs is a CIDR inside 127.0.0.0/8 whose addresses the cohort's connections are spread
+	// over (default 127.1.0.0/16).
+	SourceIPs string `yaml:"source_ips"`
+	// Proxy names the chaos proxy the cohort is routed through (empty: direct to the gateway).
+	// Timeline toxic and proxy events act on a proxy by this name.
+	Proxy string `yaml:"proxy"`
+}
+
+// Behaviour is what a simulated tab does. After Load every zero means "off" except where a default
+// is named.
+type Behaviour struct {
+	Rooms Rooms `yaml:"rooms"`
+	// SendInterval is the time between two broadcasts of one client (0 = never sends).
+	SendInterval time.Duration `yaml:"send_interval"`
+	// Payload is the size in bytes of the padding in each broadcast.
+	Payload int `yaml:"payload"`
+	// Heartbeat is the application heartbeat: a ping frame every Heartbeat (0 = none).
+	Heartbeat time.Duration `yaml:"heartbeat"`
+	// WSPing is the client's WebSocket ping interval (0 = none).
+	WSPing time.Duration `yaml:"ws_ping"`
+	// ReadTimeout makes the client drop a connection it has heard nothing on for this long, and
+	// reconnect (0 = never): the client-side half of a heartbeat.
+	ReadTimeout time.Duration `yaml:"read_timeout"`
+	// Reconnect is the policy after a drop.
+	Reconnect Reconnect `yaml:"reconnect"`
+	// Resume resumes the session after a drop instead of joining afresh.
+	Resume bool `yaml:"resume"`
+	// Exit says how and when a tab leaves on its own (default: a clean close at ramp-down).
+	Exit Exit `yaml:"exit"`
+	// TabsPerUser is how many consecutive tabs share one user id (default 1).
+	TabsPerUser int `yaml:"tabs_per_user"`
+	// Misbehave breaks the protocol on purpose (escalation replay).
+	Misbehave Misbehave `yaml:"misbehave"`
+}
+
+// Rooms says which rooms a client joins. Rooms are named Prefix + index and shared by name across
+// cohorts, so an observer cohort and a leaving cohort with the same prefix meet in the same rooms.
+type Rooms struct {
+	PerClient int    `yaml:"per_client"` // rooms each client joins (default 1)
+	Count     int    `yaml:"count"`      // rooms of the cohort (default: from Size, else PerClient)
+	Size      int    `yaml:"size"`       // clients per room; sets Count when Count is 0
+	Prefix    string `yaml:"prefix"`     // default "room-"
+}
+
+// Policy names a reconnect policy.
+type Policy string
+
+// Reconnect policies (DESIGN §3).
+const (
+	PolicyBackoff   Policy = "backoff"   // 1s, x1.5, cap 30s, jitter up to 1s, 7 attempts (the fix)
+	PolicyLadder    Policy = "ladder"    // 0, 1, 2, 5, 10, 30s, the last step repeating
+	PolicyConstant  Policy = "constant"  // 1s every time, 100 attempts (the escalation's bug)
+	PolicyImmediate Policy = "immediate" // at once, without limit unless max_attempts is set
+)
+
+// Reconnect is a reconnect policy with its parameters. In YAML either the policy name alone
+// ("reconnect: constant") or a mapping. After Load every parameter of the policy holds its value
+// (defaults filled in), so that time_scale reaches the delays.
+type Reconnect struct {
+	Policy      Policy          `yaml:"policy"`       // default backoff
+	Initial     time.Duration   `yaml:"initial"`      // backoff: first delay; constant: every delay
+	Multiplier  float64         `yaml:"multiplier"`   // backoff: growth per attempt
+	Max         time.Duration   `yaml:"max"`          // backoff: cap before jitter
+	Jitter      time.Duration   `yaml:"jitter"`       // backoff: uniform jitter upper bound
+	Steps       []time.Duration `yaml:"steps"`        // ladder: delays
+	MaxAttempts int             `yaml:"max_attempts"` // consecutive failed attempts before giving up; -1 = unlimited
+}
+
+func (r *Reconnect) fromScalar(s string) { r.Policy = Policy(s) }
+
+// ExitKind is how a tab goes away.
+type ExitKind string
+
+// Exits (DESIGN §3).
+const (
+	ExitClose    ExitKind = "close"     // clean close frame 1000
+	ExitTabClose ExitKind = "tab-close" // TCP closed without a close frame
+	ExitVanish   ExitKind = "vanish"    // stops reading and writing, TCP stays open (a sleeping laptop)
+	ExitNavigate ExitKind = "navigate"  // a new connection opens before the old one closes
+)
+
+// Exit says how and when a tab leaves on its own. In YAML either the kind alone ("exit: tab-close",
+// leaving at ramp-down) or a mapping.
+type Exit struct {
+	Kind   ExitKind      `yaml:"kind"`   // default close
+	After  time.Duration `yaml:"after"`  // after the tab's first connection; 0 = at ramp-down
+	Jitter time.Duration `yaml:"jitter"` // uniform spread added to After
+	Share  float64       `yaml:"share"`  // fraction of the cohort that exits early, 0..1 (0 = all)
+}
+
+func (e *Exit) fromScalar(s string) { e.Kind = ExitKind(s) }
+
+// Misbehave makes clients break the protocol on purpose. Zero fields are off.
+type Misbehave struct {
+	// ReorderEvery holds back every Nth sequenced frame and sends it ReorderWindow frames late
+	// (out-of-order seq).
+	ReorderEvery  int `yaml:"reorder_every"`
+	ReorderWindow int `yaml:"reorder_window"` // default 1 when ReorderEvery is set
+	// DropEvery skips every Nth seq number: the frame is never sent (a gap).
+	DropEvery int `yaml:"drop_every"`
+	// DupeEvery sends every Nth sequenced frame twice.
+	DupeEvery int `yaml:"dupe_every"`
+	// IgnorePings leaves the server's WebSocket pings unanswered.
+	IgnorePings bool `yaml:"ignore_pings"`
+	// HeartbeatFactor is the wrong heartbeat: the application heartbeat runs at this multiple of the
+	// interval the server announces in welcome (0.5 = twice as often, 2 = half as often as expected),
+	// replacing Behaviour.Heartbeat.
+	HeartbeatFactor float64 `yaml:"heartbeat_factor"`
+}
+
+// PhaseKind is what a phase does.
+type PhaseKind string
+
+// Phase kinds.
+const (
+	// PhaseRamp opens connections at Rate per second until Target clients are connected (closed
+	// model; Target 0 = every client), or lets clients arrive for Duration (open model).
+	PhaseRamp PhaseKind = "ramp"
+	// PhaseHold keeps the population for Duration.
+	PhaseHold PhaseKind = "hold"
+	// PhaseRampDown ends clients at Rate per second (0 = all at once) with their cohort's exit kind.
+	PhaseRampDown PhaseKind = "ramp-down"
+)
+
+// Phase is one step of the schedule. Phases run one after the other from the start of the run.
+type Phase struct {
+	Name     string        `yaml:"name"`              // label in reports (default: the kind)
+	Kind     PhaseKind     `yaml:"kind"`              // ramp, hold or ramp-down
+	Rate     float64       `yaml:"rate" scale:"rate"` // connections (ramp) or exits (ramp-down) per second; 0 = at once
+	Target   int           `yaml:"target"`            // ramp (closed model): clients connected at the end (0 = all)
+	Duration time.Duration `yaml:"duration"`          // hold; open-model ramp; optional cap elsewhere
+}
+
+// Action is what a timeline event does.
+type Action string
+
+// Timeline actions.
+const (
+	ActionToxicAdd     Action = "toxic-add"     // add toxic Toxic of Type to Proxy
+	ActionToxicRemove  Action = "toxic-remove"  // remove toxic Toxic from Proxy
+	ActionProxyDisable Action = "proxy-disable" // every connection on Proxy drops, new dials refused
+	ActionProxyEnable  Action = "proxy-enable"  // Proxy accepts again
+	ActionNodeKill     Action = "node-kill"     // SIGKILL gateway node Node
+	ActionNodeRestart  Action = "node-restart"  // kill node Node and start it again on the same port
+	ActionNodePause    Action = "node-pause"    // SIGSTOP node Node
+	ActionNodeResume   Action = "node-resume"   // SIGCONT node Node
+	ActionNodeDrain    Action = "node-drain"    // SIGTERM node Node: close everyone with 1001 and a retry hint
+	ActionBehaviour    Action = "behaviour"     // switch Cohort's behaviour by Behaviour
+)
+
+// ToxicType is a Toxiproxy toxic.
+type ToxicType string
+
+// Toxic types (Toxiproxy v2).
+const (
+	ToxicLatency   ToxicType = "latency"
+	ToxicBandwidth ToxicType = "bandwidth"
+	ToxicSlowClose ToxicType = "slow_close"
+	ToxicTimeout   ToxicType = "timeout"
+	ToxicResetPeer ToxicType = "reset_peer"
+	ToxicLimitData ToxicType = "limit_data"
+	ToxicSlicer    ToxicType = "slicer"
+)
+
+// Event is one entry of the timeline, at a time measured from the start of the first phase. Which
+// fields apply depends on Action (see the constants).
+type Event struct {
+	At     time.Duration `yaml:"at"`
+	Action Action        `yaml:"action"`
+	// Duration, when set on toxic-add, proxy-disable or node-pause, reverts the action after it
+	// (toxic removed, proxy enabled, node resumed).
+	Duration time.Duration `yaml:"duration"`
+
+	// Proxy the toxic or proxy action applies to (default: the only proxy the cohorts use).
+	Proxy string `yaml:"proxy"`
+	// Toxic names the toxic to add or remove (default: the type).
+	Toxic string `yaml:"toxic"`
+	// Type, Stream, Toxicity and Attributes describe the toxic of a toxic-add.
+	Type       ToxicType  `yaml:"type"`
+	Stream     string     `yaml:"stream"`   // upstream (client to gateway) or downstream (default)
+	Toxicity   float64    `yaml:"toxicity"` // share of connections affected, 0..1 (0 or absent = 1)
+	Attributes ToxicAttrs `yaml:"attributes"`
+
+	// Node is the index of the embedded gateway node a node action applies to (default 0).
+	Node int `yaml:"node"`
+
+	// Cohort and Behaviour describe a behaviour switch: the fields set in Behaviour replace the
+	// cohort's from this moment on (for clients connected and still to come).
+	Cohort    string          `yaml:"cohort"`
+	Behaviour *BehaviourPatch `yaml:"behaviour"`
+}
+
+// ToxicAttrs are the attributes of a toxic; each type reads only its own (see README).
+type ToxicAttrs struct {
+	Latency       time.Duration `yaml:"latency"`           // latency: added delay
+	Jitter        time.Duration `yaml:"jitter"`            // latency: uniform spread
+	Rate          int           `yaml:"rate" scale:"rate"` // bandwidth: KB/s
+	Delay         time.Duration `yaml:"delay"`             // slow_close: delay of the close; slicer: delay between slices
+	Timeout       time.Duration `yaml:"timeout"`           // timeout, reset_peer: when to cut (0 = never, for timeout)
+	Bytes         int           `yaml:"bytes"`             // limit_data: bytes before the connection is closed
+	AverageSize   int           `yaml:"average_size"`      // slicer: average slice size in bytes
+	SizeVariation int           `yaml:"size_variation"`    // slicer: spread of slice sizes
+}
+
+// BehaviourPatch is a behaviour switch: nil fields keep the cohort's current value.
+type BehaviourPatch struct {
+	SendInterval *time.Duration `yaml:"send_interval"`
+	Payload      *int           `yaml:"payload"`
+	Heartbeat    *time.Duration `yaml:"heartbeat"`
+	WSPing       *time.Duration `yaml:"ws_ping"`
+	ReadTimeout  *time.Duration `yaml:"read_timeout"`
+	Reconnect    *Reconnect     `yaml:"reconnect"`
+	Resume       *bool          `yaml:"resume"`
+	Exit         *Exit          `yaml:"exit"`
+	Misbehave    *Misbehave     `yaml:"misbehave"`
+}
+
+// Op is the comparison of an SLO bound.
+type Op string
+
+// Comparisons.
+const (
+	OpLT Op = "<"
+	OpLE Op = "<="
+	OpGT Op = ">"
+	OpGE Op = ">="
+	OpEQ Op = "=="
+)
+
+// Bound is "observed Op Value": Value is in the metric's base unit (seconds, bytes, count, per
+// second). In YAML it is one string, "<= 45s", "< 16KiB", "== 0", "< 5/s".
+type Bound struct {
+	Op    Op
+	Value float64
+	text  string // as written, parsed once the metric (and so the unit) is known
+}
+
+func (b *Bound) fromScalar(s string) { b.text = s }
+
+// Holds reports whether observed satisfies the bound.
+func (b Bound) Holds(observed float64) bool {
+	switch b.Op {
+	case OpLT:
+		return observed < b.Value
+	case OpLE:
+		return observed <= b.Value
+	case OpGT:
+		return observed > b.Value
+	case OpGE:
+		return observed >= b.Value
+	case OpEQ:
+		return observed == b.Value
+	}
+	return false
+}
+
+// SLO is one graded objective: Agg of Metric (restricted to Cohort, and to Label for labelled
+// metrics) must satisfy Bound.
+type SLO struct {
+	// Name labels the SLO in reports (default: metric, label, agg and cohort).
+	Name   string `yaml:"name"`
+	Metric string `yaml:"metric"`
+	// Label selects one series of a labelled metric (close_codes: the close code, "1006").
+	Label string `yaml:"label"`
+	// Agg is the aggregation (default: the metric's default, see Metrics).
+	Agg    Agg    `yaml:"agg"`
+	Bound  Bound  `yaml:"bound"`
+	Cohort string `yaml:"cohort"` // empty: every client
+	// Optional SLOs pass when the run produced no data for them; others fail.
+	Optional bool `yaml:"optional"`
+	// TimeScaled overrides whether time_scale changes the bound (default: from the metric catalogue:
+	// durations that follow the scenario's clock scale, latencies of the network do not).
+	TimeScaled *bool `yaml:"time_scaled"`
+}

@@ -10,6 +10,7 @@ import (
 	"math"
 	"net"
 	"net/http"
+	"sync"
 	"time"
 
 	toxiproxy "github.com/Shopify/toxiproxy/v2"
@@ -24,12 +25,29 @@ import (
 type Embedded struct {
 	server *toxiproxy.ApiServer
 	logger *slog.Logger
+	opts   EmbeddedOptions
+
+	mu     sync.Mutex
+	source map[string]*sourceProxy // proxies with PreserveSourceIP, by name
+}
+
+// EmbeddedOptions configures an Embedded. The zero value gives stock
+// Toxiproxy behaviour.
+type EmbeddedOptions struct {
+	// PreserveSourceIP makes proxies created by Proxy connect to their
+	// upstream from each client's own loopback address instead of the
+	// proxy's, so a gateway that limits connections per remote IP (the
+	// reference gateway allows 5 by default) counts the clients, not the
+	// proxy. Toxics behave exactly as in stock Toxiproxy; such proxies show
+	// as disabled to the HTTP API of ServeAPI and must be enabled and
+	// disabled through this type. Default false.
+	PreserveSourceIP bool
 }
 
 // NewEmbedded returns an embedded Toxiproxy with no proxies. Toxiproxy's logs
 // go to logger (nil discards them); see the package documentation for the
 // level mapping.
-func NewEmbedded(logger *slog.Logger) *Embedded {
+func NewEmbedded(logger *slog.Logger, opts EmbeddedOptions) *Embedded {
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
@@ -37,7 +55,15 @@ func NewEmbedded(logger *slog.Logger) *Embedded {
 	return &Embedded{
 		server: toxiproxy.NewServer(toxiproxy.NewMetricsContainer(nil), zl),
 		logger: logger,
+		opts:   opts,
+		source: map[string]*sourceProxy{},
 	}
+}
+
+func (e *Embedded) sourceProxy(name string) *sourceProxy {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.source[name]
 }
 
 // Proxy implements [Proxies].
@@ -49,10 +75,21 @@ func (e *Embedded) Proxy(_ context.Context, name, listen, upstream string) (Prox
 		listen = "127.0.0.1:0"
 	}
 	p := toxiproxy.NewProxy(e.server, name, listen, upstream)
-	if err := e.server.Collection.Add(p, true); err != nil {
+	if err := e.server.Collection.Add(p, !e.opts.PreserveSourceIP); err != nil {
 		return ProxyInfo{}, fmt.Errorf("chaos: create proxy %q: %w", name, mapEmbeddedErr(err))
 	}
 	info := proxyInfo(p)
+	if e.opts.PreserveSourceIP {
+		sp, err := startSourceProxy(e.server, p, listen)
+		if err != nil {
+			_ = e.server.Collection.Remove(name)
+			return ProxyInfo{}, fmt.Errorf("chaos: create proxy %q: %w", name, err)
+		}
+		e.mu.Lock()
+		e.source[name] = sp
+		e.mu.Unlock()
+		info = sp.info()
+	}
 	e.logger.Debug("proxy created", "proxy", name, "listen", info.Listen, "upstream", upstream)
 	return info, nil
 }
@@ -62,6 +99,9 @@ func (e *Embedded) Info(proxy string) (ProxyInfo, error) {
 	p, err := e.get(proxy)
 	if err != nil {
 		return ProxyInfo{}, err
+	}
+	if sp := e.sourceProxy(proxy); sp != nil {
+		return sp.info(), nil
 	}
 	return proxyInfo(p), nil
 }
@@ -74,6 +114,13 @@ func proxyInfo(p *toxiproxy.Proxy) ProxyInfo {
 
 // DeleteProxy implements [Proxies].
 func (e *Embedded) DeleteProxy(_ context.Context, proxy string) error {
+	e.mu.Lock()
+	sp := e.source[proxy]
+	delete(e.source, proxy)
+	e.mu.Unlock()
+	if sp != nil {
+		sp.stop()
+	}
 	if err := e.server.Collection.Remove(proxy); err != nil {
 		return fmt.Errorf("chaos: delete proxy %q: %w", proxy, mapEmbeddedErr(err))
 	}
@@ -136,6 +183,10 @@ func (e *Embedded) Disable(_ context.Context, proxy string) error {
 	if err != nil {
 		return err
 	}
+	if sp := e.sourceProxy(proxy); sp != nil {
+		sp.stop()
+		return nil
+	}
 	p.Stop()
 	return nil
 }
@@ -145,6 +196,12 @@ func (e *Embedded) Enable(_ context.Context, proxy string) error {
 	p, err := e.get(proxy)
 	if err != nil {
 		return err
+	}
+	if sp := e.sourceProxy(proxy); sp != nil {
+		if err := sp.start(); err != nil {
+			return fmt.Errorf("chaos: enable proxy %q: %w", proxy, err)
+		}
+		return nil
 	}
 	if err := p.Start(); err != nil && !errors.Is(err, toxiproxy.ErrProxyAlreadyStarted) {
 		return fmt.Errorf("chaos: enable proxy %q: %w", proxy, err)
@@ -181,6 +238,13 @@ func (e *Embedded) ServeAPI(ctx context.Context, ln net.Listener) error {
 
 // Close stops every proxy and closes its connections.
 func (e *Embedded) Close() error {
+	e.mu.Lock()
+	sps := e.source
+	e.source = map[string]*sourceProxy{}
+	e.mu.Unlock()
+	for _, sp := range sps {
+		sp.stop()
+	}
 	return e.server.Collection.Clear()
 }
 

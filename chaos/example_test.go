@@ -15,7 +15,7 @@ func ExampleRunner() {
 	gateway, _ := chaos.NewEchoServer("") // stands in for the gateway
 	defer gateway.Close()
 
-	proxies := chaos.NewEmbedded(nil)
+	proxies := chaos.NewEmbedded(nil, chaos.EmbeddedOptions{})
 	defer proxies.Close()
 	cohort, err := proxies.Proxy(ctx, "cohort-a", "127.0.0.1:0", gateway.Addr())
 	if err != nil {

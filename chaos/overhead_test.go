@@ -7,7 +7,7 @@ import (
 )
 
 func TestMeasureOverhead(t *testing.T) {
-	e := NewEmbedded(nil)
+	e := NewEmbedded(nil, EmbeddedOptions{})
 	defer e.Close()
 	o, err := MeasureOverhead(t.Context(), e, 300)
 	if err != nil {
@@ -86,7 +86,7 @@ func BenchmarkRoundTrip(b *testing.B) {
 		b.Fatal(err)
 	}
 	defer echo.Close()
-	e := NewEmbedded(nil)
+	e := NewEmbedded(nil, EmbeddedOptions{})
 	defer e.Close()
 	info, err := e.Proxy(b.Context(), "bench", "", echo.Addr())
 	if err != nil {

@@ -2,6 +2,7 @@ package chaos
 
 import (
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -141,5 +142,79 @@ func TestToxicValidate(t *testing.T) {
 				t.Errorf("Validate() =\n%s\nwant\n%s", got, tt.want)
 			}
 		})
+	}
+}
+
+// With PreserveSourceIP the upstream sees the client's loopback address;
+// without it, the proxy's.
+func TestPreserveSourceIP(t *testing.T) {
+	for _, tt := range []struct {
+		preserve bool
+		want     string
+	}{{true, "127.0.0.5"}, {false, "127.0.0.1"}} {
+		t.Run(fmt.Sprintf("preserve=%v", tt.preserve), func(t *testing.T) {
+			ln, err := net.Listen("tcp", "127.0.0.1:0")
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer ln.Close()
+			seen := make(chan string, 1)
+			go func() {
+				c, err := ln.Accept()
+				if err != nil {
+					seen <- err.Error()
+					return
+				}
+				host, _, _ := net.SplitHostPort(c.RemoteAddr().String())
+				c.Close()
+				seen <- host
+			}()
+			e := NewEmbedded(nil, EmbeddedOptions{PreserveSourceIP: tt.preserve})
+			defer e.Close()
+			info, err := e.Proxy(t.Context(), "p", "", ln.Addr().String())
+			if err != nil {
+				t.Fatal(err)
+			}
+			d := net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP("127.0.0.5")}, Timeout: 5 * time.Second}
+			c, err := d.Dial("tcp", info.Listen)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer c.Close()
+			select {
+			case got := <-seen:
+				if got != tt.want {
+					t.Errorf("upstream saw %s, want %s", got, tt.want)
+				}
+			case <-time.After(5 * time.Second):
+				t.Fatal("upstream saw no connection")
+			}
+		})
+	}
+}
+
+// Connections the links have closed are forgotten, so a long run with many
+// short connections does not grow the proxy's bookkeeping.
+func TestSourceProxyPrunesClosedConns(t *testing.T) {
+	f := newFixture(t, impls[1])
+	sp := f.p.(*Embedded).sourceProxy("p")
+	for range 10 {
+		c := f.dial(t)
+		echoOnce(t, c, []byte("x"))
+		c.Close()
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		sp.mu.Lock()
+		sp.pruneLocked()
+		n := len(sp.conns)
+		sp.mu.Unlock()
+		if n == 0 {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d connections still tracked after all closed", n)
+		}
+		time.Sleep(5 * time.Millisecond) // polling interval, not synchronisation
 	}
 }

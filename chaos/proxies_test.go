@@ -20,7 +20,12 @@ type impl struct {
 
 var impls = []impl{
 	{"embedded", func(t *testing.T) Proxies {
-		e := NewEmbedded(nil)
+		e := NewEmbedded(nil, EmbeddedOptions{})
+		t.Cleanup(func() { e.Close() })
+		return e
+	}},
+	{"embedded-source-ip", func(t *testing.T) Proxies {
+		e := NewEmbedded(nil, EmbeddedOptions{PreserveSourceIP: true})
 		t.Cleanup(func() { e.Close() })
 		return e
 	}},
@@ -33,7 +38,7 @@ var impls = []impl{
 // External pointed at it.
 func newExternalForTest(t *testing.T) *External {
 	t.Helper()
-	e := NewEmbedded(nil)
+	e := NewEmbedded(nil, EmbeddedOptions{})
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)

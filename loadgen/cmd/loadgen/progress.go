@@ -1,0 +1,143 @@
+package main
+
+import (
+	"fmt"
+	"io"
+	"os"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/mattn/go-isatty"
+	"github.com/vbauerster/mpb/v8"
+	"github.com/vbauerster/mpb/v8/decor"
+
+	"github.com/squall-dev/squall/loadgen/agent"
+	"github.com/squall-dev/squall/loadgen/stats"
+)
+
+// progress shows a run as it goes: a live bar on a terminal, plain lines otherwise. update is
+// called by the controller (one goroutine); done once at the end.
+type progress struct {
+	mu      sync.Mutex
+	line    progressLine
+	plain   io.Writer // plain lines go here; nil when showing a bar or nothing
+	bar     *mpb.Bar
+	p       *mpb.Progress
+	clients int
+}
+
+// progressLine is what one update shows.
+type progressLine struct {
+	Elapsed     time.Duration
+	Phase       string
+	Conns       int64
+	Clients     int
+	ConnectRate float64
+	SentRate    float64
+	RecvRate    float64
+	Errors      int64
+	P99         time.Duration
+	P99Hist     string
+	Workers     int
+	Lost        int
+}
+
+func (l progressLine) String() string {
+	s := fmt.Sprintf("[%5.1fs] %-9s conns %d/%d  connect/s %.0f  sent/s %.0f  recv/s %.0f  errors %d  p99 %s %s",
+		l.Elapsed.Seconds(), l.Phase, l.Conns, l.Clients, l.ConnectRate, l.SentRate, l.RecvRate, l.Errors, l.P99Hist, ms(l.P99))
+	if l.Workers > 1 || l.Lost > 0 {
+		s += fmt.Sprintf("  workers %d", l.Workers)
+		if l.Lost > 0 {
+			s += fmt.Sprintf(" (%d lost)", l.Lost)
+		}
+	}
+	return s
+}
+
+// newProgress picks the display: mode auto shows a bar when w is a terminal and plain lines
+// otherwise.
+func newProgress(w io.Writer, mode string, clients, workers int) *progress {
+	pr := &progress{clients: clients, line: progressLine{Phase: "starting", Clients: clients, Workers: workers}}
+	if mode == "auto" {
+		mode = "plain"
+		if f, ok := w.(*os.File); ok && isatty.IsTerminal(f.Fd()) {
+			mode = "bar"
+		}
+	}
+	switch mode {
+	case "plain":
+		pr.plain = w
+	case "bar":
+		pr.p = mpb.New(mpb.WithOutput(w), mpb.WithWidth(32), mpb.WithRefreshRate(200*time.Millisecond))
+		pr.bar = pr.p.New(int64(max(clients, 1)), mpb.BarStyle(),
+			mpb.PrependDecorators(decor.Any(func(decor.Statistics) string {
+				pr.mu.Lock()
+				defer pr.mu.Unlock()
+				return fmt.Sprintf("%-9s %d/%d", pr.line.Phase, pr.line.Conns, pr.line.Clients)
+			}, decor.WCSyncSpaceR)),
+			mpb.AppendDecorators(decor.Any(func(decor.Statistics) string {
+				pr.mu.Lock()
+				defer pr.mu.Unlock()
+				l := pr.line
+				s := fmt.Sprintf("connect/s %.0f sent/s %.0f recv/s %.0f errors %d p99 %s %s", l.ConnectRate, l.SentRate, l.RecvRate, l.Errors, l.P99Hist, ms(l.P99))
+				if l.Lost > 0 {
+					s += fmt.Sprintf(" lost %d/%d", l.Lost, l.Workers)
+				}
+				return s
+			})),
+		)
+	}
+	return pr
+}
+
+// lineOf condenses a controller update.
+func lineOf(prev progressLine, u agent.Update) progressLine {
+	l := prev
+	l.Elapsed = u.Elapsed
+	for _, ev := range u.Events {
+		if ev.Kind == "phase" {
+			l.Phase = ev.Name
+		}
+	}
+	l.Conns = u.Merged.Gauge(stats.GaugeConnections)
+	iv := u.Latest
+	l.ConnectRate = iv.Rate(stats.CtrConnects)
+	l.SentRate = iv.Rate(stats.CtrMessagesSent)
+	l.RecvRate = iv.Rate(stats.CtrMessagesReceived)
+	l.Errors = 0
+	for k, v := range u.Merged.Counters {
+		if strings.HasPrefix(k, stats.PrefixError) {
+			l.Errors += v
+		}
+	}
+	// Live p99: the latest second's fan-out latency, else its connect time.
+	l.P99, l.P99Hist = 0, "fanout"
+	if p := iv.Hists[stats.HistFanout]; p != nil && p.Count > 0 {
+		l.P99 = time.Duration(p.P99)
+	} else if p := iv.Hists[stats.HistConnect]; p != nil && p.Count > 0 {
+		l.P99, l.P99Hist = time.Duration(p.P99), "connect"
+	}
+	l.Lost = u.Lost
+	return l
+}
+
+func (pr *progress) update(u agent.Update) {
+	pr.mu.Lock()
+	pr.line = lineOf(pr.line, u)
+	l := pr.line
+	pr.mu.Unlock()
+	if pr.bar != nil {
+		pr.bar.SetCurrent(l.Conns)
+	}
+	if pr.plain != nil {
+		fmt.Fprintln(pr.plain, l.String())
+	}
+}
+
+func (pr *progress) done() {
+	if pr.bar != nil {
+		pr.bar.SetTotal(-1, true)
+		pr.p.Wait()
+	}
+}

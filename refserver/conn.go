@@ -8,6 +8,7 @@ import (
 	"math/rand/v2"
 	"net"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -222,6 +223,10 @@ func (c *conn) noteReadError(err error) {
 		c.setCause(causeReadError)
 	case errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF):
 		c.setCause(causeDropped)
+	case isProtocolError(err):
+		// gorilla/websocket answered a malformed frame with close 1002 itself.
+		c.code.CompareAndSwap(0, int32(websocket.CloseProtocolError))
+		c.setCause(causeReadError)
 	default:
 		var ne net.Error
 		if errors.As(err, &ne) && ne.Timeout() && !c.authed && !c.closing() {
@@ -236,6 +241,17 @@ func (c *conn) noteReadError(err error) {
 		}
 		c.setCause(causeReadError)
 	}
+}
+
+// isProtocolError reports whether err is one of gorilla/websocket's framing errors (plain errors
+// prefixed "websocket: ", after which it has sent close 1002), as opposed to a network error.
+func isProtocolError(err error) bool {
+	var ne net.Error
+	var oe *net.OpError
+	if errors.As(err, &ne) || errors.As(err, &oe) {
+		return false
+	}
+	return strings.HasPrefix(err.Error(), "websocket: ")
 }
 
 // handle processes one text frame.

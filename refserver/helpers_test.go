@@ -25,7 +25,7 @@ func testConfig() Config {
 	cfg.AuthSecret = testSecret
 	cfg.HeartbeatInterval = 200 * time.Millisecond
 	cfg.HeartbeatTimeout = 600 * time.Millisecond
-	cfg.CloseGrace = 300 * time.Millisecond
+	cfg.CloseGrace = time.Second
 	cfg.ReorderTimeout = 300 * time.Millisecond
 	cfg.HelloTimeout = time.Second
 	cfg.WriteTimeout = time.Second

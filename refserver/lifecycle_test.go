@@ -108,7 +108,9 @@ type ending struct {
 	run   func(ts *testServer, i int) error
 }
 
-func twoRooms(i int) []string { return []string{fmt.Sprint("room-", i%10), fmt.Sprint("room-", (i+3)%10)} }
+func twoRooms(i int) []string {
+	return []string{fmt.Sprint("room-", i%10), fmt.Sprint("room-", (i+3)%10)}
+}
 
 // endings are the ways a connection can end, each with how many of the 1 000 connections take it.
 func endings() []ending {
@@ -197,7 +199,7 @@ func endings() []ending {
 				}
 			}()
 			for k := 0; k < 5; k++ {
-				c, err := hello(ts, user, "", twoRooms(i + k)...)
+				c, err := hello(ts, user, "", twoRooms(i+k)...)
 				if err != nil {
 					return err
 				}

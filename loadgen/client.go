@@ -748,7 +748,7 @@ func (c *client) writeSeq(gen uint32, build any) {
 	c.wmu.Lock()
 	defer c.wmu.Unlock()
 	c.mu.Lock()
-	if c.gen != gen || c.conn == nil {
+	if c.gen != gen || c.conn == nil || c.exiting {
 		c.mu.Unlock()
 		return
 	}
@@ -790,7 +790,7 @@ func (c *client) writeRaw(gen uint32, b []byte) {
 	defer c.wmu.Unlock()
 	c.mu.Lock()
 	conn := c.conn
-	ok := c.gen == gen && conn != nil
+	ok := c.gen == gen && conn != nil && !c.exiting
 	c.mu.Unlock()
 	if ok {
 		c.writeLocked(conn, b)

@@ -1,0 +1,67 @@
+package loadgen
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/squall-dev/squall/loadgen/stats"
+	"github.com/squall-dev/squall/refserver"
+)
+
+func startEmbedded(t *testing.T, opts EmbeddedOptions) *Embedded {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	e, err := StartEmbedded(ctx, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		if err := e.Close(ctx); err != nil {
+			t.Errorf("close embedded gateway: %v", err)
+		}
+	})
+	return e
+}
+
+func TestRunAgainstEmbeddedInProcess(t *testing.T) {
+	cfg := refserver.Config{HeartbeatInterval: time.Second, HeartbeatTimeout: 3 * time.Second}
+	e := startEmbedded(t, EmbeddedOptions{Config: cfg})
+	p := smallPlan(100, 4, 2*time.Second)
+	p.Cohorts[0].Behaviour.SendInterval = 500 * time.Millisecond // light enough for the race detector
+	p.Cohorts[0].Behaviour.HeartbeatInterval = time.Second
+	p.ScheduleLagBound = 5 * time.Second
+	rec := stats.NewRecorder(time.Now())
+	sum, err := RunLocal(context.Background(), p, e, rec, RunOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	snap := rec.Snapshot()
+	t.Logf("counters %v", snap.Counters)
+	t.Logf("fanout p50 %v p99 %v; presence p99 %v", snap.Percentile(stats.HistFanout, 50), snap.Percentile(stats.HistFanout, 99), snap.Percentile(stats.HistPresence, 99))
+	for _, c := range []string{stats.CtrOrderViolations, stats.CtrDuplicates, stats.CtrGaps, stats.CtrAckedUndelivered, stats.CtrConnectErrors, CtrGhosts} {
+		if n := snap.Counter(c); n != 0 {
+			t.Errorf("%s = %d, want 0", c, n)
+		}
+	}
+	if n := snap.Counter(stats.CtrConnects); n != 100 {
+		t.Errorf("connects = %d, want 100", n)
+	}
+	if snap.Counter(stats.CtrMessagesSent) < 300 || snap.Counter(stats.CtrMessagesReceived) < 20*snap.Counter(stats.CtrMessagesSent) {
+		t.Errorf("received %d for %d sent to rooms of 25", snap.Counter(stats.CtrMessagesReceived), snap.Counter(stats.CtrMessagesSent))
+	}
+	if snap.Count(stats.HistPresence) == 0 {
+		t.Error("no presence convergence measured")
+	}
+	srv := e.Nodes()[0].Server()
+	waitFor(t, 5*time.Second, "gateway to clean up", func() bool {
+		st := srv.Stats()
+		return st.ActiveConns == 0 && st.OrphanedSubscriptions == 0
+	})
+	if sum.StopReason != "completed" {
+		t.Errorf("stop reason %q", sum.StopReason)
+	}
+}

@@ -1,0 +1,161 @@
+package loadgen
+
+import (
+	"context"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/squall-dev/squall/loadgen/stats"
+	"github.com/squall-dev/squall/refserver/protocol"
+)
+
+// runUntil starts RunLocal in the background and returns a stop function that cancels it and waits.
+func runUntil(t *testing.T, p Plan, tg Target, rec *stats.Recorder, opts RunOptions) (stop func() RunSummary) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan RunSummary, 1)
+	go func() {
+		sum, err := RunLocal(ctx, p, tg, rec, opts)
+		if err != nil {
+			t.Error(err)
+		}
+		done <- sum
+	}()
+	return func() RunSummary {
+		cancel()
+		return <-done
+	}
+}
+
+// TestReconnectPolicyDelays drops 1 000 connections at once per policy and measures, per client, the
+// time from the drop to its next dial.
+func TestReconnectPolicyDelays(t *testing.T) {
+	if testing.Short() {
+		t.Skip("1 000 connections per policy")
+	}
+	const n = 1000
+	tests := []struct {
+		policy ReconnectPolicy
+		check  func(t *testing.T, d []time.Duration)
+	}{
+		{ReconnectPolicy{Kind: PolicyConstant}, func(t *testing.T, d []time.Duration) {
+			// All at 1 s: the escalation's lock-step.
+			if d[0] < time.Second || d[len(d)-1] > 1300*time.Millisecond {
+				t.Errorf("constant delays span [%v, %v], want all at 1s", d[0], d[len(d)-1])
+			}
+		}},
+		{ReconnectPolicy{Kind: PolicyBackoff}, func(t *testing.T, d []time.Duration) {
+			if d[0] < time.Second || d[len(d)-1] > 2300*time.Millisecond {
+				t.Errorf("backoff first delays span [%v, %v], want within [1s, 2s) plus lag", d[0], d[len(d)-1])
+			}
+			// No lock-step: the retries spread over the 1 s jitter window; no 10 ms slot holds more
+			// than a few percent of them.
+			slots := map[time.Duration]int{}
+			for _, x := range d {
+				slots[x/(10*time.Millisecond)]++
+			}
+			worst := 0
+			for _, c := range slots {
+				worst = max(worst, c)
+			}
+			if len(slots) < 80 || worst > 40 {
+				t.Errorf("backoff retries bunch: %d distinct 10 ms slots, busiest holds %d of %d", len(slots), worst, len(d))
+			}
+			if p := d[len(d)/2]; p < 1300*time.Millisecond || p > 1700*time.Millisecond {
+				t.Errorf("backoff median %v, want about 1.5s", p)
+			}
+		}},
+		{ReconnectPolicy{Kind: PolicyLadder}, func(t *testing.T, d []time.Duration) {
+			if d[len(d)-1] > 300*time.Millisecond {
+				t.Errorf("ladder first delays up to %v, want 0 s", d[len(d)-1])
+			}
+		}},
+		{ReconnectPolicy{Kind: PolicyImmediate}, func(t *testing.T, d []time.Duration) {
+			if d[len(d)-1] > 300*time.Millisecond {
+				t.Errorf("immediate delays up to %v, want 0", d[len(d)-1])
+			}
+		}},
+	}
+	for _, tc := range tests {
+		t.Run(string(tc.policy.Kind), func(t *testing.T) {
+			g := newFakeGateway(t)
+			p := Plan{Name: "drops", Seed: 42,
+				Cohorts: []Cohort{{Name: "c", Count: n, Behaviour: Behaviour{Reconnect: tc.policy}}},
+				Phases:  []Phase{{Kind: PhaseRamp, Rate: 2000}, {Kind: PhaseHold, Duration: time.Minute}},
+			}
+			rec := stats.NewRecorder(time.Now())
+			var raw samples
+			stop := runUntil(t, p, g.target(), rec, RunOptions{OnSample: raw.add})
+			defer stop()
+			waitFor(t, 20*time.Second, "1000 clients connected", func() bool { return rec.Counter(stats.CtrConnects) == n })
+			if got := g.dropAll(); got != n {
+				t.Fatalf("dropped %d connections, want %d", got, n)
+			}
+			waitFor(t, 20*time.Second, "1000 reconnects", func() bool { return rec.Counter(stats.CtrReconnects) == n })
+			d := raw.get(HistReconnectDelay)
+			if len(d) != n {
+				t.Fatalf("%d reconnect delays, want %d", len(d), n)
+			}
+			slices.Sort(d)
+			t.Logf("%s: %d drops, delay min %v p50 %v p99 %v max %v", tc.policy.Kind, len(d), d[0], d[len(d)/2], d[len(d)*99/100], d[len(d)-1])
+			tc.check(t, d)
+		})
+	}
+}
+
+// TestCloseCodesAndHints checks what a client does after the server closes its connection.
+func TestCloseCodesAndHints(t *testing.T) {
+	tests := []struct {
+		name       string
+		code       int
+		reason     string
+		wantDials  int64         // connection attempts per client within the window
+		minDelay   time.Duration // the reconnect delay is at least this
+		reconnects bool
+	}{
+		{"1000 never reconnects", int(protocol.CloseNormal), "", 1, 0, false},
+		{"4001 never reconnects", int(protocol.CloseUnauthorized), "", 1, 0, false},
+		{"1013 honours retry_after_ms", int(protocol.CloseTryAgainLater), protocol.FormatReason(protocol.ReasonShed, 700*time.Millisecond), 2, 700 * time.Millisecond, true},
+		{"1001 drain hint", int(protocol.CloseDraining), protocol.FormatReason(protocol.ReasonDrain, 400*time.Millisecond), 2, 400 * time.Millisecond, true},
+		{"1006 reconnects at once", int(protocol.CloseAbnormal), "", 2, 0, true},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			const n = 20
+			g := newFakeGateway(t)
+			g.onConnect = func(k int64) (int, string) {
+				if k <= n {
+					return tc.code, tc.reason
+				}
+				return 0, ""
+			}
+			p := Plan{Name: "closes", Seed: 3,
+				Cohorts: []Cohort{{Name: "c", Count: n, Behaviour: Behaviour{Reconnect: ReconnectPolicy{Kind: PolicyImmediate}}}},
+				Phases:  []Phase{{Kind: PhaseRamp}, {Kind: PhaseHold, Duration: time.Minute}},
+			}
+			rec := stats.NewRecorder(time.Now())
+			var raw samples
+			stop := runUntil(t, p, g.target(), rec, RunOptions{OnSample: raw.add})
+			if tc.reconnects {
+				waitFor(t, 10*time.Second, "reconnects", func() bool { return rec.Counter(stats.CtrConnects) == 2*n })
+			} else {
+				waitFor(t, 10*time.Second, "closes", func() bool {
+					return rec.Counter(stats.CloseCodeCounter(tc.code)) == n && rec.Gauge(stats.GaugeClients) == 0
+				})
+			}
+			stop()
+			if got := rec.Counter(stats.CtrConnectAttempts); got != tc.wantDials*n {
+				t.Errorf("connect attempts %d, want %d", got, tc.wantDials*n)
+			}
+			for _, d := range raw.get(HistReconnectDelay) {
+				if d < tc.minDelay {
+					t.Errorf("reconnect after %v, before the hint %v", d, tc.minDelay)
+				}
+			}
+			if got := rec.Counter(stats.CloseCodeCounter(tc.code)); tc.code != int(protocol.CloseAbnormal) && got != n {
+				t.Errorf("close code %d counted %d times, want %d", tc.code, got, n)
+			}
+		})
+	}
+}

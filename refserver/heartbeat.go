@@ -178,17 +178,19 @@ func (w *wheel) advance(now time.Time) bool {
 	}
 
 	w.mu.Lock()
-	defer w.mu.Unlock()
 	for _, c := range keep {
 		w.placeLocked(c, time.Unix(0, c.hbDue))
 	}
-	if w.count <= 0 {
-		w.running = false
-		// Drop the lazily kept entries of gone connections so that nothing is retained.
-		for i := range w.slots {
-			w.slots[i] = nil
-		}
-		return false
+	if w.count > 0 {
+		w.mu.Unlock()
+		return true
 	}
-	return true
+	w.running = false
+	// Drop the lazily kept entries of gone connections so that nothing is retained.
+	for i := range w.slots {
+		w.slots[i] = nil
+	}
+	w.mu.Unlock()
+	w.s.hub.janitor(now) // a last pass: rooms emptied by the last connections go now
+	return false
 }

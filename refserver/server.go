@@ -313,6 +313,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	go func() { s.wg.Wait(); close(done) }()
 	select {
 	case <-done:
+		s.hub.janitor(time.Now())
 		s.cancel()
 		return s.broker.Close()
 	case <-ctx.Done():

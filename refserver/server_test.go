@@ -1,7 +1,13 @@
 package refserver
 
 import (
+	"context"
 	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"strings"
 	"testing"
 	"time"
 
@@ -72,3 +78,111 @@ func TestRoomPresenceBroadcastAck(t *testing.T) {
 }
 
 func itoa(i int) string { b, _ := json.Marshal(i); return string(b) }
+
+// Every metric name of the contract is exported on /metrics.
+func TestMetricsEndpoint(t *testing.T) {
+	ts := startServer(t, testConfig())
+	c, _ := connect(t, ts, "alice", dialOpts{})
+	c.join("r")
+	body := httpGet(t, "http://"+ts.addr+protocol.PathMetrics, http.StatusOK)
+	for _, name := range []string{
+		protocol.MetricConnectionsActive, protocol.MetricConnectionsTotal, protocol.MetricDisconnectsTotal,
+		protocol.MetricReconnectsTotal, protocol.MetricRoomSubscriptions, protocol.MetricOrphanedSubscriptions,
+		protocol.MetricPresenceEntries, protocol.MetricMessagesInTotal, protocol.MetricMessagesOutTotal,
+		protocol.MetricSendQueueDepth, protocol.MetricHeartbeatTimeouts, protocol.MetricConnRejectionsTotal,
+		protocol.MetricShedTotal, protocol.MetricStormActive, protocol.MetricAuthRequestsTotal,
+		protocol.MetricPoolUsageRatio, protocol.MetricProcessResidentMemory, protocol.MetricGoGoroutines,
+		protocol.MetricProcessOpenFDs,
+	} {
+		if !strings.Contains(body, "\n"+name) {
+			t.Errorf("/metrics lacks %s", name)
+		}
+	}
+	for _, line := range []string{
+		protocol.MetricConnectionsActive + " 1", protocol.MetricRoomSubscriptions + " 1",
+		protocol.MetricPresenceEntries + " 1", protocol.MetricOrphanedSubscriptions + " 0",
+		protocol.MetricAuthRequestsTotal + `{cached="false",result="ok"} 1`,
+	} {
+		if !strings.Contains(body, "\n"+line+"\n") {
+			t.Errorf("/metrics lacks the line %q", line)
+		}
+	}
+}
+
+func TestHealthReadyAndPprof(t *testing.T) {
+	cfg := testConfig()
+	cfg.Pprof = true
+	ts := startServer(t, cfg)
+	base := "http://" + ts.addr
+	httpGet(t, base+protocol.PathHealthz, http.StatusOK)
+	httpGet(t, base+protocol.PathReadyz, http.StatusOK)
+	httpGet(t, base+"/debug/pprof/", http.StatusOK)
+	httpGet(t, base+protocol.PathWS, http.StatusUpgradeRequired)
+
+	noPprof := startServer(t, testConfig())
+	httpGet(t, "http://"+noPprof.addr+"/debug/pprof/", http.StatusNotFound)
+}
+
+// Shutdown closes every connection with 1001, cleans up, and refuses new ones.
+func TestShutdownClosesEveryone(t *testing.T) {
+	cfg := testConfig()
+	cfg.MaxConnsPerIP = -1
+	srv, err := New(cfg, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	hs := httptest.NewServer(srv.Handler()) // mounted on someone else's HTTP server
+	defer hs.Close()
+	ts := &testServer{Server: srv, addr: strings.TrimPrefix(hs.URL, "http://")}
+	var clients []*client
+	for i := 0; i < 5; i++ {
+		c, _ := connect(t, ts, fmt.Sprint("u", i), dialOpts{})
+		c.join("r")
+		clients = append(clients, c)
+	}
+	pending := dialClient(t, ts, "", dialOpts{}) // not yet authenticated
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := srv.Shutdown(ctx); err != nil {
+		t.Fatalf("Shutdown: %v", err)
+	}
+	for _, c := range append(clients, pending) {
+		if code, reason := c.expectClose(time.Second); code != int(protocol.CloseDraining) || reason != protocol.ReasonDrain {
+			t.Fatalf("closed with %d %q, want 1001 draining", code, reason)
+		}
+	}
+	if st := srv.Stats(); st != (Stats{}) {
+		t.Fatalf("stats after Shutdown: %+v", st)
+	}
+	httpGet(t, hs.URL+protocol.PathReadyz, http.StatusServiceUnavailable)
+	if _, resp, err := dialRaw(ts, mintToken(t, "late"), dialOpts{}); err == nil || resp.StatusCode != http.StatusServiceUnavailable {
+		t.Fatalf("upgrade after Shutdown: %v %v", err, resp)
+	}
+}
+
+func TestReconnectsCounted(t *testing.T) {
+	ts := startServer(t, testConfig())
+	c, _ := connect(t, ts, "alice", dialOpts{})
+	_ = c.ws.Close()
+	waitFor(t, time.Second, "cleanup", func() bool { return ts.Stats().ActiveConns == 0 })
+	connect(t, ts, "alice", dialOpts{})
+	connect(t, ts, "bob", dialOpts{})
+	if v := counterValue(t, ts.Server, protocol.MetricReconnectsTotal, nil); v != 1 {
+		t.Fatalf("reconnects %v, want 1", v)
+	}
+}
+
+func httpGet(t *testing.T, url string, want int) string {
+	t.Helper()
+	hc := &http.Client{Transport: &http.Transport{DisableKeepAlives: true}, Timeout: 5 * time.Second}
+	resp, err := hc.Get(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != want {
+		t.Fatalf("GET %s: %d, want %d: %s", url, resp.StatusCode, want, b)
+	}
+	return string(b)
+}

@@ -118,7 +118,7 @@ func spawnOne(ctx context.Context, i int, o SpawnOptions) (*Remote, error) {
 	if err != nil {
 		return nil, fmt.Errorf("agent: worker %d: %w", i, err)
 	}
-	p := &process{cmd: cmd, exited: make(chan struct{}), stderr: &tailBuffer{max: 4096}}
+	p := &process{cmd: cmd, exited: make(chan struct{}), stderr: &tailBuffer{max: 16 << 10}}
 	cmd.Stderr = p.stderr
 	if err := cmd.Start(); err != nil {
 		return nil, fmt.Errorf("agent: start worker %d: %w", i, err)
@@ -186,7 +186,7 @@ func (r *Remote) exitedWith() string {
 	case <-r.proc.exited:
 		s := fmt.Sprintf("process %d exited: %v", r.proc.cmd.Process.Pid, r.proc.err)
 		if tail := r.proc.stderr.String(); tail != "" {
-			s += "; stderr: " + lastLine(tail)
+			s += "; stderr: " + keyLine(tail)
 		}
 		return s
 	default:
@@ -194,11 +194,26 @@ func (r *Remote) exitedWith() string {
 	}
 }
 
-func lastLine(s string) string {
-	if i := strings.LastIndexByte(s, '\n'); i >= 0 {
-		return s[i+1:]
+// keyLine picks the line of a dying process's stderr that says why: a panic or fatal error when
+// there is one, else the last line.
+func keyLine(s string) string {
+	lines := strings.Split(s, "\n")
+	for _, l := range lines {
+		for _, p := range []string{"panic:", "fatal error:", "WARNING: DATA RACE"} {
+			if strings.HasPrefix(l, p) {
+				return l
+			}
+		}
 	}
-	return s
+	return lines[len(lines)-1]
+}
+
+// StderrTail returns the last bytes a spawned agent wrote to stderr ("" for remote agents).
+func (r *Remote) StderrTail() string {
+	if r.proc == nil {
+		return ""
+	}
+	return r.proc.stderr.String()
 }
 
 // Release ends spawned agents: it asks each to shut down, waits up to 5 s, then kills what is

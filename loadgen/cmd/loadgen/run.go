@@ -209,6 +209,20 @@ func runRun(ctx context.Context, e *env, f runFlags) (err error) {
 		workers = workersFor(plan, f.perProcess)
 	}
 
+	// The workers: remote agents are checked first (a rejected token is a usage error), local
+	// ones are started once the target is known.
+	token := f.token
+	if token == "" {
+		token = newToken()
+	}
+	var remotes []*agent.Remote
+	release := func() {}
+	if len(f.agents) > 0 {
+		if remotes, err = dialAgents(ctx, f.agents, token); err != nil {
+			return err
+		}
+	}
+
 	// The target.
 	tgt, err := openTarget(ctx, f, plan, workers, logger)
 	if err != nil {
@@ -225,14 +239,10 @@ func runRun(ctx context.Context, e *env, f runFlags) (err error) {
 		return harnessErr(err)
 	}
 
-	// The workers.
-	token := f.token
-	if token == "" {
-		token = newToken()
-	}
-	remotes, release, err := openWorkers(ctx, e, f, workers, token, tgt.inProcessFDs(), logger)
-	if err != nil {
-		return err
+	if remotes == nil {
+		if remotes, release, err = openWorkers(ctx, f, workers, token, tgt.inProcessFDs(), logger); err != nil {
+			return err
+		}
 	}
 	defer release()
 
@@ -246,23 +256,25 @@ func runRun(ctx context.Context, e *env, f runFlags) (err error) {
 	return err
 }
 
-// openWorkers returns the agents the run uses: remote agents, spawned local workers, or one agent
-// in this process.
-func openWorkers(ctx context.Context, e *env, f runFlags, workers int, token string, localFDs int, logger *slog.Logger) ([]*agent.Remote, func(), error) {
-	if len(f.agents) > 0 {
-		var remotes []*agent.Remote
-		for _, a := range f.agents {
-			r, err := agent.Dial(ctx, a, token)
-			if err != nil {
-				if errors.Is(err, agent.ErrUnauthorized) {
-					return nil, nil, usageErr(err)
-				}
-				return nil, nil, harnessErr(err)
+// dialAgents connects to remote agents; an agent that rejects the token is a usage error.
+func dialAgents(ctx context.Context, addrs []string, token string) ([]*agent.Remote, error) {
+	var remotes []*agent.Remote
+	for _, a := range addrs {
+		r, err := agent.Dial(ctx, a, token)
+		if err != nil {
+			if errors.Is(err, agent.ErrUnauthorized) {
+				return nil, usageErr(err)
 			}
-			remotes = append(remotes, r)
+			return nil, harnessErr(err)
 		}
-		return remotes, func() {}, nil
+		remotes = append(remotes, r)
 	}
+	return remotes, nil
+}
+
+// openWorkers returns the local agents the run uses: spawned worker processes, or one agent in
+// this process.
+func openWorkers(ctx context.Context, f runFlags, workers int, token string, localFDs int, logger *slog.Logger) ([]*agent.Remote, func(), error) {
 	clients := f.clients
 	// One process can run it all when its clients and the in-process gateway fit.
 	if workers == 1 && clients+localFDs+64 <= f.perProcess {

@@ -38,7 +38,7 @@ func openTarget(ctx context.Context, f runFlags, plan loadgen.Plan, workers int,
 	}
 	t, err := loadgen.ParseURLTarget(f.target)
 	if err != nil {
-		return nil, usagef("unknown target %q: want \"embedded\" or a ws://host:port/path URL (%v)", f.target, err)
+		return nil, usagef("unknown target %q (want \"embedded\" or ws://host:port/path): %v", f.target, err)
 	}
 	if f.secret != "" {
 		t.AuthSecret = []byte(f.secret)

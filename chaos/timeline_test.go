@@ -271,3 +271,46 @@ func TestEventJSONRoundTrip(t *testing.T) {
 		t.Errorf("round trip %+v, want %+v", back, e)
 	}
 }
+
+func TestRunnerStepTimeout(t *testing.T) {
+	r := &Runner{
+		StepTimeout: 20 * time.Millisecond,
+		Handlers: map[Action]Handler{"hang": {Run: func(ctx context.Context, _ Step) error {
+			<-ctx.Done()
+			return ctx.Err()
+		}}},
+	}
+	events, err := r.Run(t.Context(), time.Time{}, Timeline{{Action: "hang"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(events) != 1 || events[0].Error != context.DeadlineExceeded.Error() {
+		t.Fatalf("events %+v, want one with a deadline error", events)
+	}
+}
+
+// FuzzEventJSON checks that decoding never panics and that whatever decodes
+// re-encodes to something that decodes to the same event.
+func FuzzEventJSON(f *testing.F) {
+	f.Add([]byte(`{"index":3,"at_seconds":1.5,"offset_seconds":1.501,"time":"2026-01-02T03:04:05Z","took_seconds":0.002,"action":"kill","target":"node-1"}`))
+	f.Add([]byte(`{"index":0,"action":"add_toxic","params":{"toxic":"lag","latency":"100"},"error":"x"}`))
+	f.Add([]byte(`{"at_seconds":-1e300}`))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		var e Event
+		if err := json.Unmarshal(data, &e); err != nil {
+			return
+		}
+		out, err := json.Marshal(e)
+		if err != nil {
+			return // e.g. a time outside what RFC 3339 can write
+		}
+		var back Event
+		if err := json.Unmarshal(out, &back); err != nil {
+			t.Fatalf("re-decode %s: %v", out, err)
+		}
+		again, _ := json.Marshal(back)
+		if string(again) != string(out) {
+			t.Fatalf("unstable encoding:\n%s\n%s", out, again)
+		}
+	})
+}

@@ -42,6 +42,9 @@ func (d *decoder) errorf(n ast.Node, path, format string, a ...any) {
 }
 
 func (d *decoder) record(path string, n ast.Node) {
+	if path == "" {
+		return // a field missing at the top has no better place than the file itself
+	}
 	if tk := n.GetToken(); tk != nil && tk.Position != nil {
 		d.pos[path] = pos{tk.Position.Line, tk.Position.Column}
 	}

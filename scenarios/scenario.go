@@ -388,7 +388,7 @@ func (b Bound) Holds(observed float64) bool {
 // SLO is one graded objective: Agg of Metric (restricted to Cohort, and to Label for labelled
 // metrics) must satisfy Bound.
 type SLO struct {
-	// Name labels the SLO in reports (default: metric, label, agg and cohort).
+	// Name labels the SLO in reports (default: metric, label and agg, e.g. "close_codes{1006} count").
 	Name   string `yaml:"name"`
 	Metric string `yaml:"metric"`
 	// Label selects one series of a labelled metric (close_codes: the close code, "1006").

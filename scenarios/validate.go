@@ -184,11 +184,7 @@ func (o SLO) defaultName() string {
 	if o.Label != "" {
 		n += "{" + o.Label + "}"
 	}
-	n += " " + string(o.Agg)
-	if o.Cohort != "" {
-		n += " [" + o.Cohort + "]"
-	}
-	return n
+	return n + " " + string(o.Agg)
 }
 
 // parseBounds reads the bounds written in the file, now that the metrics (and so the units) are

@@ -120,10 +120,10 @@ func TestBoundScaling(t *testing.T) {
 		{"ping_rtt", AggP99, nil, 1},                  // network latency: unchanged
 		{"ping_rtt", AggP99, &yes, 0.1},               // unless the SLO says so
 		{"ghost_presence_duration", AggMax, &no, 1},
-		{"ordering_violations", AggCount, nil, 1},    // counts: unchanged
-		{"ordering_violations", AggRate, nil, 10},    // per second: ten times as many
-		{"ordering_violations", AggRate, &no, 1},     // unless the SLO says so
-		{"reconnect_rate_peak", AggMax, nil, 10},     // a per-second rate
+		{"ordering_violations", AggCount, nil, 1}, // counts: unchanged
+		{"ordering_violations", AggRate, nil, 10}, // per second: ten times as many
+		{"ordering_violations", AggRate, &no, 1},  // unless the SLO says so
+		{"reconnect_rate_peak", AggMax, nil, 10},  // a per-second rate
 		{"server_memory_growth_slope", AggLast, nil, 10},
 		{"server_memory_per_connection", AggSlope, nil, 10},
 		{"ghost_presence_duration", AggCount, nil, 1},

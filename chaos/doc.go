@@ -9,7 +9,9 @@
 // through its HTTP API. Both implement [Proxies]. A proxy sits in front of an
 // upstream address; a cohort of clients dials the proxy's listen address
 // instead of the gateway, and toxics added to the proxy act on those clients
-// only. Toxiproxy is not free (two extra sockets and six goroutines per
+// only. EmbeddedOptions.PreserveSourceIP makes the upstream see each
+// client's own loopback address rather than the proxy's, which matters to a
+// gateway that limits connections per remote IP. Toxiproxy is not free (two extra sockets and six goroutines per
 // proxied connection, ~0.1–0.4 ms per round trip): route a cohort through it,
 // not a whole run. [MeasureOverhead] measures what it adds on this machine.
 //
@@ -33,8 +35,11 @@
 // Embedded, External and ProcessNode are safe for concurrent use. A Runner
 // runs one timeline at a time; its steps run one after another in offset
 // order, so a step that blocks (a restart waiting for readiness) delays the
-// ones after it, and the recorded actual times show it. Every goroutine the
-// package starts is ended by the Close, Wait or Run call that owns it.
+// ones after it, and the recorded actual times show it. Goroutines the
+// package starts end with their owner: Run's with Run, ServeAPI's when its
+// context ends, a ProcessNode's exit watcher when its process exits (Stop
+// ends it), and the proxies' per-connection goroutines (Toxiproxy's) when
+// the connection closes, which Disable, DeleteProxy and Close force.
 //
 // # Logging
 //

@@ -601,8 +601,12 @@ func (c *conn) finish() {
 	if code := protocol.CloseCode(c.code.Load()); why == causeReadError && code == protocol.CloseTooLarge {
 		// The client may still be sending the oversized frame: swallow it for a moment so that the
 		// close frame is not lost to a TCP reset.
+		// Bounded: at most 64 MiB and max(close-grace, 5s); a well-behaved client closes sooner.
 		nc := c.ws.NetConn()
-		_ = nc.SetReadDeadline(time.Now().Add(c.s.cfg.CloseGrace))
+		if tc, ok := nc.(interface{ CloseWrite() error }); ok {
+			_ = tc.CloseWrite()
+		}
+		_ = nc.SetReadDeadline(time.Now().Add(max(c.s.cfg.CloseGrace, 5*time.Second)))
 		_, _ = io.CopyN(io.Discard, nc, 64<<20)
 	}
 	_ = c.ws.NetConn().Close()

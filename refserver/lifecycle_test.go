@@ -61,6 +61,7 @@ func (c *rawClient) until(timeout time.Duration, match func(protocol.Frame) bool
 
 // closeCode reads until the connection ends and returns the close code (1006 without a frame).
 func (c *rawClient) closeCode(timeout time.Duration) int {
+	timeout += 5 * time.Second // heartbeat timeouts take up to 4 s in this test
 	_ = c.ws.SetReadDeadline(time.Now().Add(timeout))
 	for {
 		if _, _, err := c.ws.ReadMessage(); err != nil {
@@ -296,6 +297,10 @@ func TestThousandConnectionsEndingEveryWay(t *testing.T) {
 	cfg := testConfig()
 	cfg.MaxConnsPerIP = -1
 	cfg.SendQueue = 128
+	// Generous heartbeats: clients that pause reading for a while on a loaded machine (the groups
+	// of six below) must not be cut; the silent ones still end by timeout within a few seconds.
+	cfg.HeartbeatInterval = time.Second
+	cfg.HeartbeatTimeout = 3 * time.Second
 	ts := startServer(t, cfg)
 	baseline := settledGoroutines(t, ts)
 

@@ -224,7 +224,7 @@ func runRun(ctx context.Context, e *env, f runFlags) (err error) {
 	}
 
 	// The target.
-	tgt, err := openTarget(ctx, f, plan, workers, logger)
+	tgt, err := openTarget(ctx, e, f, plan, workers, logger)
 	if err != nil {
 		return err
 	}

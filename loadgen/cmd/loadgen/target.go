@@ -32,9 +32,9 @@ func (t *openedTarget) inProcessFDs() int { return t.localConns }
 
 // openTarget resolves --target: "embedded" starts the reference gateway, a ws:// URL is used as
 // it is; anything else is a usage error.
-func openTarget(ctx context.Context, f runFlags, plan loadgen.Plan, workers int, logger *slog.Logger) (*openedTarget, error) {
+func openTarget(ctx context.Context, e *env, f runFlags, plan loadgen.Plan, workers int, logger *slog.Logger) (*openedTarget, error) {
 	if f.target == "embedded" || f.target == "" {
-		return openEmbedded(ctx, f, plan, logger)
+		return openEmbedded(ctx, e, f, plan, logger)
 	}
 	t, err := loadgen.ParseURLTarget(f.target)
 	if err != nil {
@@ -46,33 +46,33 @@ func openTarget(ctx context.Context, f runFlags, plan loadgen.Plan, workers int,
 	return &openedTarget{target: t, kind: "url", close: func(context.Context) error { return nil }}, nil
 }
 
-// openEmbedded starts the reference gateway in this process, on a loopback port it picks.
-func openEmbedded(ctx context.Context, f runFlags, plan loadgen.Plan, logger *slog.Logger) (*openedTarget, error) {
-	cfg := refserver.DefaultConfig()
-	cfg.Dev = true
-	cfg.Addr = "127.0.0.1:0"
-	cfg.MaxConnsPerIP = -1
-	srv, err := refserver.New(cfg, logger.With("component", "gateway"))
+// openEmbedded starts the reference gateway: one node in this process when the clients fit in one
+// node, otherwise child-process nodes of this binary (NodeCommand), each holding at most
+// --fds-per-process connections.
+func openEmbedded(ctx context.Context, e *env, f runFlags, plan loadgen.Plan, logger *slog.Logger) (*openedTarget, error) {
+	nodes := f.nodes
+	if nodes == 0 {
+		nodes = nodesFor(plan.Clients(), f.perProcess)
+	}
+	opts := loadgen.EmbeddedOptions{Nodes: nodes, Config: refserver.DefaultConfig(), Logger: logger.With("component", "gateway")}
+	opts.Config.Dev = true
+	if f.verbose {
+		opts.Stderr = e.stderr
+	}
+	emb, err := loadgen.StartEmbedded(ctx, opts)
 	if err != nil {
 		return nil, harnessErr(fmt.Errorf("embedded gateway: %w", err))
 	}
-	ln, err := net.Listen("tcp", cfg.Addr)
-	if err != nil {
-		return nil, harnessErr(fmt.Errorf("embedded gateway: %w", err))
+	local := 0
+	if nodes == 1 {
+		local = plan.Clients()
 	}
-	sctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
-	done := make(chan error, 1)
-	go func() { done <- srv.Serve(sctx, ln) }()
-	host := ln.Addr().String()
-	t := &loadgen.URLTarget{URL: "ws://" + host + protocol.PathWS, MetricsURL: "http://" + host + protocol.PathMetrics}
-	return &openedTarget{
-		target: t, kind: "embedded", localConns: plan.Clients(),
-		close: func(ctx context.Context) error {
-			err := srv.Shutdown(ctx)
-			cancel()
-			return errors.Join(err, <-done)
-		},
-	}, nil
+	return &openedTarget{target: emb, kind: "embedded", localConns: local, close: emb.Close}, nil
+}
+
+// nodesFor is how many gateway nodes hold clients connections at perProcess each.
+func nodesFor(clients, perProcess int) int {
+	return max(1, (clients+perProcess-1)/perProcess)
 }
 
 // probeTarget opens one connection to every endpoint before the run, so that an unreachable

@@ -1,0 +1,104 @@
+package scenarios
+
+import (
+	"reflect"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/squall-dev/squall/loadgen"
+)
+
+func TestPlanMapsEveryField(t *testing.T) {
+	src := `
+name: mapped
+seed: 7
+time_scale: 0.5
+schedule_lag_bound: 20ms
+settle: 4s
+cohorts:
+  - name: a
+    count: 12
+    source_ips: 127.9.0.0/24
+    behaviour:
+      rooms: {per_client: 2, count: 6, size: 4, prefix: doc-}
+      send_interval: 2s
+      payload: 100
+      heartbeat: 10s
+      ws_ping: 20s
+      read_timeout: 30s
+      reconnect: {policy: ladder, steps: [0s, 2s], max_attempts: 5}
+      resume: true
+      exit: {kind: vanish, after: 8s, jitter: 2s, share: 0.5}
+      tabs_per_user: 3
+      misbehave: {reorder_every: 5, drop_every: 7, dupe_every: 9, ignore_pings: true, heartbeat_factor: 2}
+phases:
+  - {name: up, kind: ramp, rate: 10, target: 6}
+  - {kind: ramp, rate: 10}
+  - {kind: hold, duration: 20s}
+  - {kind: ramp-down, rate: 0}
+`
+	s, err := Parse("mapped.yaml", []byte(src))
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := s.Plan()
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := loadgen.Plan{
+		Name: "mapped", Seed: 7, ScheduleLagBound: 20 * time.Millisecond, Settle: 2 * time.Second,
+		Model: loadgen.Model{Kind: loadgen.ModelClosed},
+		Cohorts: []loadgen.Cohort{{
+			Name: "a", Count: 12, SourceIPs: "127.9.0.0/24",
+			Behaviour: loadgen.Behaviour{
+				RoomsPerClient: 2, RoomCount: 6, RoomSize: 4, RoomPrefix: "doc-",
+				SendInterval: time.Second, PayloadSize: 100, HeartbeatInterval: 5 * time.Second,
+				PingInterval: 10 * time.Second, ReadTimeout: 15 * time.Second,
+				Reconnect:   loadgen.ReconnectPolicy{Kind: loadgen.PolicyLadder, Steps: []time.Duration{0, time.Second}, MaxAttempts: 5},
+				Resume:      true,
+				Exit:        loadgen.Exit{Kind: loadgen.ExitVanish, After: 4 * time.Second, Jitter: time.Second, Share: 0.5},
+				TabsPerUser: 3,
+				Misbehave:   loadgen.Misbehaviour{SwapEvery: 5, DropEvery: 7, DupeEvery: 9, IgnorePings: true, HeartbeatFactor: 2},
+			},
+		}},
+		Phases: []loadgen.Phase{
+			{Name: "up", Kind: loadgen.PhaseRamp, Rate: 20, Target: 6},
+			{Name: "ramp", Kind: loadgen.PhaseRamp, Rate: 20},
+			{Name: "hold", Kind: loadgen.PhaseHold, Duration: 10 * time.Second},
+			{Name: "ramp-down", Kind: loadgen.PhaseRampDown},
+		},
+	}
+	if !reflect.DeepEqual(p, want) {
+		t.Errorf("plan\n%+v\nwant\n%+v", p, want)
+	}
+}
+
+func TestSmokePlanAndGateway(t *testing.T) {
+	s, err := Load("smoke.yaml", WithFlaws([]string{"no-server-ping"}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := s.Plan()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p.Clients() != 200 || len(p.Phases) != 3 {
+		t.Errorf("plan: %d clients, %d phases", p.Clients(), len(p.Phases))
+	}
+	opts, err := s.EmbeddedOptions()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if opts.Nodes != 1 || !opts.Config.Flaws.Has("no-server-ping") || opts.Config.HeartbeatInterval != 30*time.Second {
+		t.Errorf("gateway options: %+v", opts)
+	}
+	// A setting the gateway does not have yet is refused, not dropped.
+	s, err = Parse("g.yaml", []byte(minimal+"target: {accept_rate: 50}\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.EmbeddedOptions(); err == nil || !strings.Contains(err.Error(), "target.accept_rate") {
+		t.Errorf("unsupported setting: %v", err)
+	}
+}

@@ -129,7 +129,9 @@ func TestRunServesUntilCancelled(t *testing.T) {
 	ln.Close()
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
-	go func() { done <- run(ctx, []string{"--dev", "--addr", addr, "--log-level", "warn"}, env(), &bytes.Buffer{}) }()
+	go func() {
+		done <- run(ctx, []string{"--dev", "--addr", addr, "--log-level", "warn"}, env(), &bytes.Buffer{})
+	}()
 	hc := &http.Client{Transport: &http.Transport{DisableKeepAlives: true}, Timeout: time.Second}
 	deadline := time.Now().Add(5 * time.Second)
 	for {

@@ -81,7 +81,7 @@ type client struct {
 // pendingSend is a broadcast waiting for its ack and its own echo.
 type pendingSend struct {
 	seq     uint64
-	room    int
+	room    *roomTracker
 	roomSeq uint64
 	acked   bool
 	echoed  bool
@@ -568,7 +568,7 @@ func (c *client) ack(seq uint64) {
 		if p.seq == seq {
 			p.acked = true
 			if p.echoed {
-				t, rs = c.mem[p.room].room, p.roomSeq
+				t, rs = p.room, p.roomSeq
 				c.pend = append(c.pend[:i], c.pend[i+1:]...)
 			}
 			break
@@ -722,7 +722,7 @@ func (c *client) sendBroadcast(gen uint32, at int64) {
 		}
 		w = append(w, "}}"...)
 		c.mu.Lock()
-		c.pend = append(c.pend, pendingSend{seq: seq, room: ri})
+		c.pend = append(c.pend, pendingSend{seq: seq, room: room})
 		if len(c.pend) > 4096 { // a server that never acks: keep memory bounded
 			c.pend = c.pend[1:]
 		}

@@ -81,7 +81,7 @@ func TestReconnectPolicyDelays(t *testing.T) {
 		t.Run(string(tc.policy.Kind), func(t *testing.T) {
 			g := newFakeGateway(t)
 			p := Plan{Name: "drops", Seed: 42,
-				Cohorts: []Cohort{{Name: "c", Count: n, Behaviour: Behaviour{Reconnect: tc.policy}}},
+				Cohorts: []Cohort{{Name: "c", Count: n, Behaviour: Behaviour{Reconnect: tc.policy, RoomSize: 10}}},
 				Phases:  []Phase{{Kind: PhaseRamp, Rate: 2000}, {Kind: PhaseHold, Duration: time.Minute}},
 			}
 			rec := stats.NewRecorder(time.Now())

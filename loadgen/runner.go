@@ -485,7 +485,7 @@ func (r *runner) settle(ctx context.Context) {
 			w, _ := c.outstanding()
 			waiting += w
 		}
-		if waiting == 0 {
+		if waiting == 0 && r.lagging() == 0 {
 			break
 		}
 		_ = sleepCtx(ctx, 50*time.Millisecond)
@@ -497,8 +497,8 @@ func (r *runner) settle(ctx context.Context) {
 		var rooms []*roomTracker
 		if c.state == stOpen {
 			for _, p := range c.pend {
-				if p.acked && !p.echoed && p.room < len(c.mem) {
-					rooms = append(rooms, c.mem[p.room].room)
+				if p.acked && !p.echoed {
+					rooms = append(rooms, p.room)
 				}
 			}
 		}
@@ -517,6 +517,23 @@ func (r *runner) settle(ctx context.Context) {
 		d.AckedUndelivered += chk.ackedUndelivered
 	}
 	r.sum.Delivery = d
+}
+
+// lagging counts joined members that have not yet seen their room's head.
+func (r *runner) lagging() int {
+	n := 0
+	for _, t := range r.env.rooms.all() {
+		t.mu.Lock()
+		for m := range t.members {
+			m.c.mu.Lock()
+			if m.joined && m.last < t.head && m.c.state == stOpen {
+				n++
+			}
+			m.c.mu.Unlock()
+		}
+		t.mu.Unlock()
+	}
+	return n
 }
 
 // rampDown settles, then ends live clients at ph.Rate with their exit kind.

@@ -93,16 +93,17 @@ func (m Metric) Allows(agg Agg) bool {
 
 var (
 	histAggs    = []Agg{AggP99, AggP50, AggP90, AggP95, AggP999, AggMax, AggMin, AggMean, AggCount, AggRate}
+	worstAggs   = []Agg{AggMax, AggP50, AggP90, AggP95, AggP99, AggP999, AggMin, AggMean, AggCount, AggRate}
 	counterAggs = []Agg{AggCount, AggRate}
 	gaugeAggs   = []Agg{AggMax, AggLast, AggMin, AggMean, AggP50, AggP90, AggP99, AggSlope}
 )
 
 // Metrics is the catalogue of metrics an SLO may grade (DESIGN §4), in documentation order.
 var Metrics = []Metric{
-	{"ghost_presence_duration", UnitSeconds, histAggs, ScaleTime, false,
+	{"ghost_presence_duration", UnitSeconds, worstAggs, ScaleTime, false,
 		"how long a user whose every tab has gone stays present to observers (a user never cleared counts until the end of the run)",
 		"client: presence tracker, per departed user"},
-	{"zombie_cleanup_time", UnitSeconds, histAggs, ScaleTime, false,
+	{"zombie_cleanup_time", UnitSeconds, worstAggs, ScaleTime, false,
 		"from a tab going silent (vanish, ignored pings) to the server closing its connection",
 		"client: vanish exits, time to the server's close / ws_connections_active"},
 	{"ordering_violations", UnitCount, counterAggs, ScaleNone, false,

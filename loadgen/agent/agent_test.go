@@ -223,7 +223,7 @@ func TestLostAgentKeepsTheRest(t *testing.T) {
 		remotes = append(remotes, r)
 	}
 	killed := false
-	c := &Controller{UpdateEvery: 50 * time.Millisecond, OnUpdate: func(u Update) {
+	c := &Controller{UpdateEvery: 50 * time.Millisecond, LostAfter: time.Second, OnUpdate: func(u Update) {
 		if !killed && u.Merged.Counter(stats.CtrMessagesReceived) > 0 {
 			killed = true
 			bad.CloseClientConnections() // the agent vanishes mid-run
@@ -302,5 +302,43 @@ func TestAgentRejectsSecondJob(t *testing.T) {
 	}
 	if err := r.Stop(context.Background(), js[0].ID); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestStreamResumes cuts the stream connection mid-run while the agent lives on: the controller
+// reopens it after the last message it got, so nothing is lost or counted twice.
+func TestStreamResumes(t *testing.T) {
+	_, srv := startAgent(t)
+	r, err := Dial(context.Background(), addr(srv), testToken)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fj := fakeJob{Values: 600, Ticks: 6}
+	cuts := 0
+	c := &Controller{UpdateEvery: 50 * time.Millisecond, OnUpdate: func(u Update) {
+		if cuts < 2 && u.Merged.Counter(stats.CtrMessagesReceived) > int64(cuts*200) {
+			cuts++
+			srv.CloseClientConnections()
+		}
+	}}
+	out, err := c.Run(context.Background(), []*Remote{r}, jobs(1, fj))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cuts == 0 {
+		t.Fatal("the stream was never cut")
+	}
+	if w := out.Workers[0]; w.Status != StatusOK {
+		t.Fatalf("worker %s %s after %d cuts", w.Status, w.Err, cuts)
+	}
+	if !out.Merged.Equal(union(1, fj)) {
+		t.Errorf("merged differs from what the worker recorded")
+	}
+	var sum int64
+	for _, iv := range out.Series {
+		sum += iv.Counters[stats.CtrMessagesReceived]
+	}
+	if sum != 600 {
+		t.Errorf("series sums to %d messages after %d cuts, want 600 (no interval lost or repeated)", sum, cuts)
 	}
 }

@@ -42,7 +42,7 @@ type Outcome struct {
 // Update is what the controller knows at one moment; Run calls OnUpdate with it once a second.
 type Update struct {
 	Merged  stats.Snapshot
-	Latest  stats.Interval // the newest second every running worker has reported, merged
+	Latest  stats.Interval // the newest second any worker has reported, merged over the workers that reported it
 	Live    int            // workers still running
 	Lost    int
 	Elapsed time.Duration
@@ -51,8 +51,12 @@ type Update struct {
 
 // Controller runs jobs on agents and merges what they report.
 type Controller struct {
-	// Idle bounds the silence of a worker's stream before it counts as lost; zero means 10 s.
+	// Idle bounds the silence of one stream connection before the controller drops it and
+	// reconnects (resuming after the last message it got); zero means 10 s.
 	Idle time.Duration
+	// LostAfter is how long a worker may stay unheard (no message, no stream) before it counts as
+	// lost; zero means 45 s. A spawned worker whose process exits is lost at once.
+	LostAfter time.Duration
 	// StopGrace bounds how long stopped workers may take to report their end; zero means 30 s.
 	StopGrace time.Duration
 	// OnUpdate, when set, is called about once a second and when something happens.
@@ -81,9 +85,12 @@ func (c *Controller) Run(ctx context.Context, remotes []*Remote, jobs []Job) (Ou
 	if len(remotes) != len(jobs) {
 		return Outcome{}, fmt.Errorf("agent: %d remotes for %d jobs", len(remotes), len(jobs))
 	}
-	idle, grace, every := c.Idle, c.StopGrace, c.UpdateEvery
+	idle, grace, every, lostAfter := c.Idle, c.StopGrace, c.UpdateEvery, c.LostAfter
 	if idle <= 0 {
 		idle = 10 * time.Second
+	}
+	if lostAfter <= 0 {
+		lostAfter = 45 * time.Second
 	}
 	if grace <= 0 {
 		grace = 30 * time.Second
@@ -137,7 +144,7 @@ func (c *Controller) Run(ctx context.Context, remotes []*Remote, jobs []Job) (Ou
 		go func() { // ends when the stream ends; streamCtx bounds it
 			defer wg.Done()
 			defer func() { finished <- i }()
-			err := w.remote.Stream(streamCtx, w.job.ID, 0, idle, func(m Message) {
+			handle := func(m Message) {
 				mu.Lock()
 				defer mu.Unlock()
 				switch m.Type {
@@ -162,7 +169,8 @@ func (c *Controller) Run(ctx context.Context, remotes []*Remote, jobs []Job) (Ou
 						pending = append(pending, *m.Event)
 					}
 				}
-			})
+			}
+			err := c.follow(streamCtx, w.remote, w.job.ID, idle, lostAfter, handle, logger)
 			mu.Lock()
 			defer mu.Unlock()
 			if w.running { // the stream ended without a done message
@@ -256,9 +264,9 @@ func (c *Controller) update(ws []*workerState, start time.Time) Update {
 		}
 		if w.running {
 			u.Live++
-			if n := len(w.series); n > 0 && (latest < 0 || w.series[n-1].Second < latest) {
-				latest = w.series[n-1].Second
-			}
+		}
+		if n := len(w.series); n > 0 && w.series[n-1].Second > latest {
+			latest = w.series[n-1].Second
 		}
 		if w.status == StatusLost {
 			u.Lost++
@@ -314,4 +322,41 @@ func (c *Controller) outcome(ws []*workerState, events []Event) Outcome {
 	}
 	out.Events = events
 	return out
+}
+
+// follow reads a job's stream until its done message. A stream that breaks or stays silent longer
+// than idle is reopened after the last message received, so a worker that is only slow (a starved
+// or paused process, a congested link) is not lost; it is lost when its process exits, or when
+// nothing at all was heard from it for lostAfter.
+func (c *Controller) follow(ctx context.Context, r *Remote, jobID string, idle, lostAfter time.Duration, handle func(Message), logger *slog.Logger) error {
+	next := 0
+	heard := time.Now()
+	for {
+		err := r.Stream(ctx, jobID, next, idle, func(m Message) {
+			heard = time.Now()
+			if m.Seq >= 0 {
+				next = m.Seq + 1
+			}
+			if m.Type != MsgKeepalive {
+				handle(m)
+			}
+		})
+		if err == nil {
+			return nil
+		}
+		switch {
+		case ctx.Err() != nil:
+			return err
+		case r.exitedWith() != "":
+			return err
+		case time.Since(heard) > lostAfter:
+			return fmt.Errorf("nothing heard for %v: %w", lostAfter.Round(time.Second), err)
+		}
+		logger.Warn("agent: stream interrupted, reopening", "agent", r.Addr, "next", next, "err", err)
+		select {
+		case <-ctx.Done():
+			return err
+		case <-time.After(500 * time.Millisecond):
+		}
+	}
 }

@@ -76,12 +76,16 @@ func (s *Scenario) Plan() (loadgen.Plan, error) {
 
 // LoadgenPolicy is the reconnect policy in the load generator's terms.
 func (r Reconnect) LoadgenPolicy() loadgen.ReconnectPolicy {
+	jitter := r.Jitter
+	if r.Policy == PolicyBackoff && jitter == 0 {
+		jitter = -1 // loadgen: zero means its default, negative means none
+	}
 	return loadgen.ReconnectPolicy{
 		Kind:        loadgen.PolicyKind(r.Policy),
 		Initial:     r.Initial,
 		Multiplier:  r.Multiplier,
 		Max:         r.Max,
-		Jitter:      r.Jitter,
+		Jitter:      jitter,
 		Steps:       append([]time.Duration(nil), r.Steps...),
 		MaxAttempts: r.MaxAttempts,
 	}

@@ -93,6 +93,15 @@ func TestSmokePlanAndGateway(t *testing.T) {
 	if opts.Nodes != 1 || !opts.Config.Flaws.Has("no-server-ping") || opts.Config.HeartbeatInterval != 30*time.Second {
 		t.Errorf("gateway options: %+v", opts)
 	}
+	// An explicit jitter of 0 is no jitter, not the default.
+	src := strings.Replace(minimal, "count: 10\n", "count: 10\n    behaviour: {reconnect: {policy: backoff, jitter: 0s}}\n", 1)
+	s, err = Parse("j.yaml", []byte(src))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r := s.Cohorts[0].Behaviour.Reconnect; r.Jitter != 0 || r.Initial != time.Second || r.LoadgenPolicy().Jitter >= 0 {
+		t.Errorf("jitter 0: %+v → %+v", r, r.LoadgenPolicy())
+	}
 	// A setting the gateway does not have yet is refused, not dropped.
 	s, err = Parse("g.yaml", []byte(minimal+"target: {accept_rate: 50}\n"))
 	if err != nil {

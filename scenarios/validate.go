@@ -47,8 +47,12 @@ var gatewayDefaults = Target{
 // DefaultLadder is the ladder policy's steps.
 var DefaultLadder = []time.Duration{0, time.Second, 2 * time.Second, 5 * time.Second, 10 * time.Second, 30 * time.Second}
 
-// withDefaults fills the parameters of r's policy that are zero.
-func (r *Reconnect) withDefaults() {
+// withDefaults fills the parameters of r's policy that are zero. A jitter written as 0 in the file
+// (path names the reconnect mapping; written reports what the file set) stays 0: no jitter.
+func (r *Reconnect) withDefaults(path string, written positions) {
+	if _, ok := written[path+".jitter"]; ok && r.Jitter == 0 {
+		defer func() { r.Jitter = 0 }()
+	}
 	if r.Policy == "" {
 		r.Policy = PolicyBackoff
 	}
@@ -129,7 +133,7 @@ func (s *Scenario) fillDefaults() {
 			b.Rooms.Prefix = DefaultRoomPrefix
 		}
 		setInt(&b.TabsPerUser, 1)
-		b.Reconnect.withDefaults()
+		b.Reconnect.withDefaults(fmt.Sprintf("cohorts[%d].behaviour.reconnect", i), s.pos)
 		if b.Exit.Kind == "" {
 			b.Exit.Kind = ExitClose
 		}
@@ -161,7 +165,7 @@ func (s *Scenario) fillDefaults() {
 		}
 		if p := e.Behaviour; p != nil {
 			if p.Reconnect != nil {
-				p.Reconnect.withDefaults()
+				p.Reconnect.withDefaults(fmt.Sprintf("timeline[%d].behaviour.reconnect", i), s.pos)
 			}
 			if p.Exit != nil && p.Exit.Kind == "" {
 				p.Exit.Kind = ExitClose
@@ -559,8 +563,8 @@ func (c *checker) reconnect(p string, r Reconnect) {
 	for i, d := range r.Steps {
 		c.nonNegDur(fmt.Sprintf("%s.steps[%d]", p, i), d)
 	}
-	if r.MaxAttempts < -1 {
-		c.add(p+".max_attempts", "%d (want -1 for unlimited, or a limit)", r.MaxAttempts)
+	if _, written := c.s.pos[p+".max_attempts"]; r.MaxAttempts < -1 || written && r.MaxAttempts == 0 {
+		c.add(p+".max_attempts", "%d (want -1 for unlimited, or a limit of 1 or more)", r.MaxAttempts)
 	}
 }
 

@@ -33,6 +33,9 @@ type fakeGateway struct {
 	onConnect func(n int64) (code int, reason string)
 	// dropAck, when set, makes the gateway ack broadcasts without delivering them (a lossy gateway).
 	dropAck atomic.Bool
+	// fault, when set, breaks delivery: "skip" (every 7th roomSeq reaches only its sender), "swap"
+	// (every 5th is delivered after the next), "dupe" (every 5th is delivered twice).
+	fault atomic.Value
 }
 
 type fakeConn struct {
@@ -44,6 +47,7 @@ type fakeConn struct {
 
 type fakeRoom struct {
 	seq     uint64
+	held    []byte // a broadcast held back by the swap fault
 	members map[*fakeConn]bool
 }
 
@@ -124,8 +128,24 @@ func (g *fakeGateway) serve(w http.ResponseWriter, r *http.Request) {
 					rm.seq++
 					out := &protocol.Frame{Type: protocol.TypeBroadcast, RoomID: f.RoomID, From: user, Data: f.Data, RoomSeq: rm.seq, SentAt: time.Now().UnixMilli()}
 					b, _ := protocol.Encode(out)
-					for m := range rm.members {
-						m.sendRaw(b)
+					mode, _ := g.fault.Load().(string)
+					switch {
+					case mode == "skip" && rm.seq%7 == 0:
+						// Deliver to the sender only: every other member misses it.
+						c.sendRaw(b)
+					case mode == "swap" && rm.seq%5 == 0:
+						rm.held = b
+					default:
+						for m := range rm.members {
+							m.sendRaw(b)
+							if mode == "dupe" && rm.seq%5 == 0 {
+								m.sendRaw(b)
+							}
+							if rm.held != nil {
+								m.sendRaw(rm.held)
+							}
+						}
+						rm.held = nil
 					}
 				}
 				g.mu.Unlock()

@@ -272,7 +272,7 @@ const (
 	ActionProxyDisable Action = "proxy-disable" // every connection on Proxy drops, new dials refused
 	ActionProxyEnable  Action = "proxy-enable"  // Proxy accepts again
 	ActionNodeKill     Action = "node-kill"     // SIGKILL gateway node Node
-	ActionNodeRestart  Action = "node-restart"  // kill node Node and start it again on the same port
+	ActionNodeRestart  Action = "node-restart"  // stop node Node (gracefully, else kill) and start it again
 	ActionNodePause    Action = "node-pause"    // SIGSTOP node Node
 	ActionNodeResume   Action = "node-resume"   // SIGCONT node Node
 	ActionNodeDrain    Action = "node-drain"    // SIGTERM node Node: close everyone with 1001 and a retry hint

@@ -112,11 +112,12 @@ func ExitCode(vs []Verdict) int {
 	return ExitBreach
 }
 
-// Result is the verdict word of one SLO: PASS, FAIL, "FAIL (no data)" or "pass (no data, optional)".
+// Result is the verdict word of one SLO: PASS, FAIL, "FAIL (no data)", or "skip (no data)" for an
+// optional SLO without data (it counts as held).
 func (v Verdict) Result() string {
 	switch {
 	case v.NoData && v.Pass:
-		return "pass (no data, optional)"
+		return "skip (no data)"
 	case v.NoData:
 		return "FAIL (no data)"
 	case v.Pass:
@@ -136,26 +137,24 @@ func (v Verdict) ObservedText() string {
 	return FormatValue(v.Observed, v.Unit)
 }
 
-// WriteVerdicts writes the verdict table for a terminal: one aligned row per SLO, then a summary
-// line. Failed rows are marked in the first column so that they stand out without colour.
+// WriteVerdicts writes the verdict table for a terminal: one aligned row per SLO, the result first
+// (PASS, FAIL, "FAIL (no data)", ...; upper case for what decides the run), then a summary line.
 func WriteVerdicts(w io.Writer, vs []Verdict) error {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "  \tSLO\tCOHORT\tBOUND\tOBSERVED\tRESULT")
+	fmt.Fprintln(tw, "RESULT\tSLO\tCOHORT\tBOUND\tOBSERVED")
 	failed, noData := 0, 0
 	for _, v := range vs {
-		mark := " "
 		if !v.Pass {
-			mark = "x"
 			failed++
-		}
-		if v.NoData && !v.Pass {
-			noData++
+			if v.NoData {
+				noData++
+			}
 		}
 		cohort := v.Cohort
 		if cohort == "" {
 			cohort = "all"
 		}
-		fmt.Fprintf(tw, "%s \t%s\t%s\t%s\t%s\t%s\n", mark, v.Name, cohort, v.BoundText(), v.ObservedText(), v.Result())
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", v.Result(), v.Name, cohort, v.BoundText(), v.ObservedText())
 	}
 	if err := tw.Flush(); err != nil {
 		return err

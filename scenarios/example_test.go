@@ -1,0 +1,57 @@
+package scenarios_test
+
+import (
+	"fmt"
+	"os"
+
+	"github.com/squall-dev/squall/scenarios"
+)
+
+func ExampleParse() {
+	src := []byte(`
+name: broken
+cohorts:
+  - name: users
+    count: 10
+    behaviour:
+      reconnect: expo
+phases:
+  - {kind: hold, duration: 10}
+slos:
+  - {metric: ghost_presence, bound: "< 5s"}
+`)
+	_, err := scenarios.Parse("broken.yaml", src)
+	fmt.Println(err)
+	// Output:
+	// scenarios: broken.yaml:7:18: cohorts[0].behaviour.reconnect: unknown policy "expo" (want backoff, ladder, constant or immediate)
+	// scenarios: broken.yaml:9:28: phases[0].duration: bad duration 10: a number needs a unit (want a Go duration such as 30s or 250ms)
+	// scenarios: broken.yaml:11:14: slos[0].metric: unknown metric "ghost_presence" (did you mean "ghost_presence_duration"?)
+}
+
+func ExampleGrade() {
+	s, err := scenarios.Load("smoke.yaml", scenarios.WithTimeScale(0.5))
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	// A run result answers through a MetricSource; here, a fixed one.
+	measured := scenarios.StaticSource{
+		{Metric: "ordering_violations", Agg: "count"}: 0,
+		{Metric: "connect_time", Agg: "p99"}:          0.0042,
+		{Metric: "fanout_latency", Agg: "p99"}:        0.31,
+	}
+	verdicts := scenarios.Grade(s.SLOs[:5], measured)
+	if err := scenarios.WriteVerdicts(os.Stdout, verdicts); err != nil {
+		fmt.Println(err)
+	}
+	fmt.Println("exit code", scenarios.ExitCode(verdicts))
+	// Output:
+	// RESULT          SLO                        COHORT  BOUND    OBSERVED
+	// PASS            ordering_violations count  all     == 0     0
+	// FAIL (no data)  unrecovered_gaps count     all     == 0     no data
+	// FAIL (no data)  duplicates count           all     == 0     no data
+	// FAIL (no data)  lost_acked_messages count  all     == 0     no data
+	// PASS            connect_time p99           all     < 500ms  4.2ms
+	// verdict: FAIL (3 of 5 SLOs breached, 3 without data)
+	// exit code 99
+}

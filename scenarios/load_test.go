@@ -240,6 +240,10 @@ func TestOptionsOverrideTheFile(t *testing.T) {
 	if err == nil || err.Error() != strings.Join(want, "\n") {
 		t.Errorf("got\n%v\nwant\n%s", err, strings.Join(want, "\n"))
 	}
+	// --time-scale 0 is an error, not "the default".
+	if _, err := Parse("m.yaml", []byte(src), WithTimeScale(0)); err == nil || !strings.Contains(err.Error(), "time_scale: 0 is not a time scale") {
+		t.Errorf("time scale 0: %v", err)
+	}
 	// --flaw against a URL target.
 	_, err = Parse("u.yaml", []byte(minimal+"target: {url: ws://127.0.0.1:8080/ws}\n"), WithFlaws([]string{"no-drain"}))
 	if err == nil || !strings.Contains(err.Error(), "target.flaws: applies to the embedded gateway only") || !strings.Contains(err.Error(), "(set by --flaw)") {

@@ -24,6 +24,9 @@ func (s *Scenario) ApplyTimeScale(f float64) error {
 	if vanished := s.scale(f); len(vanished) > 0 {
 		return fmt.Errorf("scenarios: time scale %v shrinks %s to nothing", f, strings.Join(vanished, ", "))
 	}
+	if s.TimeScale == 0 {
+		s.TimeScale = 1
+	}
 	s.TimeScale *= f
 	return nil
 }

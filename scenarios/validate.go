@@ -1,6 +1,7 @@
 package scenarios
 
 import (
+	"cmp"
 	"fmt"
 	"math"
 	"net/netip"
@@ -92,7 +93,7 @@ func setInt(i *int, def int) {
 
 // fillDefaults writes every default into s so that zero means zero from here on.
 func (s *Scenario) fillDefaults() {
-	if s.TimeScale == 0 {
+	if _, overridden := s.overrides["time_scale"]; s.TimeScale == 0 && !overridden {
 		s.TimeScale = 1
 	}
 	setDur(&s.ScheduleLagBound, DefaultScheduleLagBound)
@@ -346,7 +347,8 @@ func (s *Scenario) check() Errors {
 	if strings.TrimSpace(s.Name) == "" {
 		c.add("name", "missing (want the scenario's name)")
 	}
-	if ts := s.TimeScale; math.IsNaN(ts) || ts < 0 || ts > 1000 || math.IsInf(ts, 0) {
+	_, overridden := s.overrides["time_scale"]
+	if ts := s.TimeScale; math.IsNaN(ts) || ts < 0 || ts > 1000 || math.IsInf(ts, 0) || ts == 0 && overridden {
 		c.add("time_scale", "%v is not a time scale (want a factor above 0, at most 1000; 0.1 runs ten times faster)", ts)
 	}
 	c.nonNegDur("schedule_lag_bound", s.ScheduleLagBound)
@@ -681,7 +683,7 @@ func (c *checker) timeline() {
 	for i := range order {
 		order[i] = i
 	}
-	slices.SortStableFunc(order, func(a, b int) int { return int(s.Timeline[a].At - s.Timeline[b].At) })
+	slices.SortStableFunc(order, func(a, b int) int { return cmp.Compare(s.Timeline[a].At, s.Timeline[b].At) })
 	for _, i := range order {
 		e := s.Timeline[i]
 		p := fmt.Sprintf("timeline[%d]", i)

@@ -215,26 +215,33 @@ func (a *Agent) runSafely(ctx context.Context, job Job, rec *stats.Recorder, emi
 	return a.run(ctx, job, rec, emit)
 }
 
-// tick closes an interval at every whole second after start until ctx ends.
+// tick closes an interval at every whole interval after start until ctx ends. A tick that fires
+// late (a starved process) is not followed by a burst of catch-up ticks: missed ones are skipped,
+// so that no two intervals of one worker end in the same second.
 func (a *Agent) tick(ctx context.Context, js *jobState, rec *stats.Recorder, start time.Time) {
 	every := a.opts.TickEvery
-	k := int64(1)
-	if now := time.Now(); now.After(start) {
-		k = int64(now.Sub(start)/every) + 1
+	nextK := func(now time.Time) int64 {
+		if now.Before(start) {
+			return 1
+		}
+		return int64(now.Sub(start)/every) + 1
 	}
+	k := nextK(time.Now())
 	for {
-		next := start.Add(time.Duration(k) * every)
-		t := time.NewTimer(time.Until(next))
+		t := time.NewTimer(time.Until(start.Add(time.Duration(k) * every)))
 		select {
 		case <-ctx.Done():
 			t.Stop()
 			return
 		case now := <-t.C:
 			iv := rec.Tick(now)
+			if every == time.Second {
+				iv.Second = int(k) // the scheduled second, even when the tick fired late
+			}
 			snap := rec.Snapshot()
 			js.append(Message{Type: MsgTick, Worker: js.job.Worker, Interval: &iv, Snapshot: &snap})
+			k = max(k+1, nextK(time.Now()))
 		}
-		k++
 	}
 }
 

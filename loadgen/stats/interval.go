@@ -117,10 +117,16 @@ func (iv Interval) Merge(o Interval) (Interval, error) {
 type Series []Interval
 
 // MergeSeries merges several workers' series by second: intervals with the same Second are
-// merged, the result is ordered by Second.
+// merged (counters and gauges summed, histograms merged), the result is ordered by Second. Within
+// one series, points that share a Second (a late tick, a final point just after the last tick) are
+// first collapsed into one whose gauges are those of the later point.
 func MergeSeries(all ...Series) (Series, error) {
 	bySec := map[int]Interval{}
-	for _, s := range all {
+	for _, raw := range all {
+		s, err := collapse(raw)
+		if err != nil {
+			return nil, err
+		}
 		for _, iv := range s {
 			cur, ok := bySec[iv.Second]
 			if !ok {
@@ -147,3 +153,28 @@ func MergeSeries(all ...Series) (Series, error) {
 
 // compile-time check that the JSON forms are what we think.
 var _ json.Marshaler = (*Hist)(nil)
+
+// collapse merges the points of one series that share a Second; gauges keep the later value.
+func collapse(s Series) (Series, error) {
+	out := make(Series, 0, len(s))
+	idx := map[int]int{}
+	for _, iv := range s {
+		j, ok := idx[iv.Second]
+		if !ok {
+			idx[iv.Second] = len(out)
+			out = append(out, iv)
+			continue
+		}
+		prev := out[j]
+		m, err := prev.Merge(iv)
+		if err != nil {
+			return nil, err
+		}
+		m.Gauges = maps.Clone(iv.Gauges)
+		if iv.End.Before(prev.End) {
+			m.Gauges = maps.Clone(prev.Gauges)
+		}
+		out[j] = m
+	}
+	return out, nil
+}

@@ -289,3 +289,29 @@ func BenchmarkRecordParallel(b *testing.B) {
 		}
 	})
 }
+
+func TestMergeSeriesCollapsesOneWorkersDuplicateSecond(t *testing.T) {
+	a := NewRecorder(t0)
+	var s Series
+	a.Add(CtrConnects, 5)
+	a.SetGauge(GaugeConnections, 5)
+	s = append(s, a.Tick(t0.Add(time.Second)))
+	a.Add(CtrConnects, 2)
+	a.SetGauge(GaugeConnections, 7)
+	s = append(s, a.Tick(t0.Add(1400*time.Millisecond))) // same second, later
+	b := NewRecorder(t0)
+	b.SetGauge(GaugeConnections, 10)
+	m, err := MergeSeries(s, Series{b.Tick(t0.Add(time.Second))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(m) != 1 {
+		t.Fatalf("%d points, want 1", len(m))
+	}
+	if got := m[0].Gauges[GaugeConnections]; got != 17 {
+		t.Errorf("connections %d, want 7 (a's later value) + 10 (b)", got)
+	}
+	if got := m[0].Counters[CtrConnects]; got != 7 {
+		t.Errorf("connects %d, want 7", got)
+	}
+}

@@ -48,6 +48,11 @@ func TestReadme(t *testing.T) {
 	words = append(words, actionNames()...)
 	words = append(words, toxicNames()...)
 	words = append(words, KnownFlaws...)
+	for _, m := range Metrics {
+		if !strings.Contains(doc, m.Meaning) {
+			t.Errorf("README.md's catalogue does not carry the meaning of %s: %q", m.Name, m.Meaning)
+		}
+	}
 	for _, w := range words {
 		if !strings.Contains(doc, "`"+w+"`") && !strings.Contains(doc, "`"+w+".") && !strings.Contains(doc, "."+w+"`") {
 			t.Errorf("README.md does not document `%s`", w)

@@ -163,7 +163,7 @@ func (c *conn) run(token string, nodeOK, ipOK bool) {
 		c.s.metrics.rejections.WithLabelValues(rejectConnLimit).Inc()
 		c.kick(protocol.ClosePolicy, protocol.ReasonConnLimit, causeKicked)
 	case token != "":
-		c.authenticate(token)
+		c.s.workers.do(func() { c.authenticate(token) })
 	default:
 		_ = c.ws.SetReadDeadline(time.Now().Add(c.s.cfg.HelloTimeout))
 	}
@@ -191,7 +191,7 @@ func (c *conn) readLoop() {
 				c.noteReadError(err)
 				return
 			}
-			c.sendError(protocol.ErrCodeBinary, "only text frames are accepted", 0)
+			c.s.workers.do(func() { c.sendError(protocol.ErrCodeBinary, "only text frames are accepted", 0) })
 			continue
 		}
 		data, err := io.ReadAll(r)
@@ -200,10 +200,10 @@ func (c *conn) readLoop() {
 			return
 		}
 		if !utf8.Valid(data) {
-			c.sendError(protocol.ErrCodeInvalidUTF8, "text frame is not valid UTF-8", 0)
+			c.s.workers.do(func() { c.sendError(protocol.ErrCodeInvalidUTF8, "text frame is not valid UTF-8", 0) })
 			continue
 		}
-		c.handle(data)
+		c.s.workers.do(func() { c.handle(data) })
 	}
 }
 

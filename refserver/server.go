@@ -67,6 +67,7 @@ type Server struct {
 	recent   *recentUsers
 	metrics  *metrics
 	wheel    *wheel
+	workers  *workers
 	upgrader websocket.Upgrader
 	handler  http.Handler
 
@@ -129,6 +130,7 @@ func New(cfg Config, logger *slog.Logger, opts ...Option) (*Server, error) {
 	s.recent = newRecentUsers(cfg.ReconnectWindow)
 	s.metrics = newMetrics(s)
 	s.wheel = newWheel(s)
+	s.workers = newWorkers(&s.wg, 4096, time.Second)
 	s.upgrader = websocket.Upgrader{
 		HandshakeTimeout: 10 * time.Second,
 		ReadBufferSize:   cfg.ReadBufferSize,
@@ -309,6 +311,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		}
 	}
 	s.wheel.stop()
+	s.workers.stop()
 	done := make(chan struct{})
 	go func() { s.wg.Wait(); close(done) }()
 	select {

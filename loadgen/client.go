@@ -165,7 +165,7 @@ func (c *client) connect(ctx context.Context, gen uint32, reconnect bool) {
 		return
 	}
 	upgraded := time.Now()
-	rec.Record(stats.HistUpgrade, upgraded.Sub(start))
+	env.record(stats.HistUpgrade, upgraded.Sub(start))
 	conn.SetReadLimit(1 << 20)
 	if c.behaviour().Misbehave.IgnorePings {
 		conn.SetPingHandler(func(string) error { return nil })
@@ -251,7 +251,7 @@ func (c *client) readLoop(conn *websocket.Conn, gen uint32, upgraded time.Time, 
 		}
 		if first {
 			first = false
-			env.rec.Record(stats.HistFirstFrame, now.Sub(upgraded))
+			env.record(stats.HistFirstFrame, now.Sub(upgraded))
 		}
 		c.handle(&f, gen, now, reconnect)
 	}

@@ -6,6 +6,8 @@ import (
 	"math"
 	"strings"
 	"text/tabwriter"
+
+	"github.com/squall-dev/squall/reports"
 )
 
 // Exit codes of `loadgen run` and `loadgen gate` (DESIGN §6).
@@ -174,4 +176,30 @@ func WriteVerdicts(w io.Writer, vs []Verdict) error {
 	}
 	_, err := fmt.Fprintln(w, b.String())
 	return err
+}
+
+// ReportVerdicts converts verdicts into the result model's form (reports.Result.SLOs): the bound as
+// text, the observed value in the metric's base unit, and the result word, aggregation and cohort in
+// Detail.
+func ReportVerdicts(vs []Verdict) []reports.SLOVerdict {
+	out := make([]reports.SLOVerdict, len(vs))
+	for i, v := range vs {
+		cohort := v.Cohort
+		if cohort == "" {
+			cohort = "all"
+		}
+		metric := v.Metric
+		if v.Label != "" {
+			metric += ":" + v.Label
+		}
+		out[i] = reports.SLOVerdict{
+			Name:   v.Name,
+			Metric: metric,
+			Bound:  string(v.Agg) + " " + v.BoundText(),
+			Value:  v.Observed,
+			Pass:   v.Pass,
+			Detail: fmt.Sprintf("%s; observed %s; cohort %s", v.Result(), v.ObservedText(), cohort),
+		}
+	}
+	return out
 }

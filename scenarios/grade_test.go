@@ -168,3 +168,15 @@ func TestWriteVerdictsGolden(t *testing.T) {
 	}
 	golden(t, "verdicts_pass.golden", buf.Bytes())
 }
+
+func TestReportVerdicts(t *testing.T) {
+	vs := Grade([]SLO{
+		{Metric: "close_codes", Label: "1006", Agg: AggCount, Bound: Bound{Op: OpEQ}, Cohort: "office"},
+		{Metric: "ping_rtt", Agg: AggP99, Bound: Bound{Op: OpLT, Value: 0.1}},
+	}, StaticSource{{"close_codes:1006", "count", "office"}: 2})
+	rv := ReportVerdicts(vs)
+	if len(rv) != 2 || rv[0].Metric != "close_codes:1006" || rv[0].Bound != "count == 0" || rv[0].Value != 2 || rv[0].Pass ||
+		rv[0].Detail != "FAIL; observed 2; cohort office" || rv[1].Detail != "FAIL (no data); observed no data; cohort all" {
+		t.Errorf("%+v", rv)
+	}
+}

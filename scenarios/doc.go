@@ -11,8 +11,13 @@
 // says what was expected. The loader fills in every default and applies the time scale, so the
 // returned *Scenario holds exactly what will run.
 //
+// A loaded scenario converts into what runs it: Plan gives the load generator's plan,
+// EmbeddedOptions the reference gateway's options, ChaosTimeline the fault timeline; behaviour
+// switches become the custom chaos action ChaosBehaviour.
+//
 // Grading is separate from running: Grade evaluates SLOs against a MetricSource (anything that can
-// answer "p99 of ping_rtt for cohort X"), and WriteVerdicts renders the verdict table.
+// answer "p99 of ping_rtt for cohort X"), WriteVerdicts renders the verdict table, ExitCode turns the
+// verdicts into the exit code of DESIGN §6 and ReportVerdicts into the result model's form.
 //
 // Concurrency: a *Scenario is a plain value; Load, Parse, Grade and the catalogue are safe to call
 // from several goroutines, but a Scenario must not be modified (ApplyTimeScale, fields) while another

@@ -16,10 +16,11 @@ const (
 	// sweep every Config.FlawSweepInterval (30 s by default), so a silent connection lives up to
 	// heartbeat-timeout + sweep interval, and clients that expect server pings time out on their side.
 	FlawNoServerPing Flaw = "no-server-ping"
-	// FlawLeakOnError: a connection that ends abnormally (no close frame from the client: TCP closed,
-	// read or write error, heartbeat timeout, kick) is only dropped from the connection table; its room
-	// subscriptions, presence entries and session stay behind (ws_orphaned_subscriptions grows, ghosts
-	// stay in member lists, no leave is announced).
+	// FlawLeakOnError: a connection that ends abnormally (without a close handshake: TCP closed, read
+	// or write error, heartbeat timeout) is only dropped from the connection table and its limits are
+	// released; its room subscriptions, presence entries and session stay behind
+	// (ws_orphaned_subscriptions grows, ghosts stay in member lists, no leave is announced). Clean
+	// closes and server kicks still clean up.
 	FlawLeakOnError Flaw = "leak-on-error"
 	// FlawNoPresenceLeave: presence leave events are never sent, and a user whose connection ends stays
 	// in the room's presence (a ghost in every later member list). Subscriptions are still released.

@@ -113,3 +113,29 @@ func TestWheelFirstPingJittered(t *testing.T) {
 	w.stop()
 	s.wg.Wait()
 }
+
+// Each way a connection ends maps to its presence leave reason, and only the ones without a close
+// handshake count as abnormal (what leak-on-error fails to clean up).
+func TestCauseMapping(t *testing.T) {
+	tests := []struct {
+		cause    cause
+		reason   string
+		abnormal bool
+	}{
+		{causeClientClose, protocol.ReasonClosed, false},
+		{causeDropped, protocol.ReasonClosed, true},
+		{causeReadError, protocol.ReasonError, true},
+		{causeWriteError, protocol.ReasonError, true},
+		{causeTimeout, protocol.ReasonTimeout, true},
+		{causeKicked, protocol.ReasonKicked, false},
+		{causeViolation, protocol.ReasonError, false},
+	}
+	for _, tt := range tests {
+		if got := tt.cause.presenceReason(); got != tt.reason {
+			t.Errorf("cause %d: reason %q, want %q", tt.cause, got, tt.reason)
+		}
+		if got := tt.cause.abnormal(); got != tt.abnormal {
+			t.Errorf("cause %d: abnormal %v, want %v", tt.cause, got, tt.abnormal)
+		}
+	}
+}

@@ -167,3 +167,28 @@ func TestAllowedOrigins(t *testing.T) {
 		}
 	}
 }
+
+func TestRoomLimit(t *testing.T) {
+	cfg := testConfig()
+	cfg.MaxRoomsPerConn = 2
+	ts := startServer(t, cfg)
+	c, _ := connect(t, ts, "alice", dialOpts{})
+	c.join("a")
+	c.join("b")
+	c.send(protocol.Frame{Type: protocol.TypeJoinRoom, RoomID: "c", Seq: c.nextSeq()})
+	if e := c.expect(protocol.TypeError, time.Second); e.Code != protocol.ErrCodeRoomLimit || e.Seq != 3 {
+		t.Fatalf("error %+v, want room_limit for seq 3", e)
+	}
+	c.join("a") // re-joining a room already joined is fine
+	if st := ts.Stats(); st.Subscriptions != 2 {
+		t.Fatalf("subscriptions %d", st.Subscriptions)
+	}
+}
+
+func TestDisconnectCodeLabelsBounded(t *testing.T) {
+	for code, want := range map[int]string{1000: "1000", 1006: "1006", 1013: "1013", 4001: "4001", 4003: "4003", 4999: "other", 3000: "other"} {
+		if got := codeLabel(code); got != want {
+			t.Errorf("codeLabel(%d) = %q, want %q", code, got, want)
+		}
+	}
+}

@@ -348,8 +348,8 @@ func (c *conn) apply(f protocol.Frame) {
 	h := c.s.hub
 	switch f.Type {
 	case protocol.TypeJoinRoom:
-		if !h.join(c, f.RoomID) {
-			c.sendError(protocol.ErrCodeRoomLimit, "too many rooms joined", f.Seq)
+		if code := h.join(c, f.RoomID); code != "" {
+			c.sendError(code, "join_room "+f.RoomID+" failed", f.Seq)
 			return
 		}
 	case protocol.TypeLeaveRoom:
@@ -618,7 +618,7 @@ func (c *conn) finish() {
 	if code == 0 {
 		code = int(protocol.CloseAbnormal)
 	}
-	c.s.metrics.disconnects.WithLabelValues(strconv.Itoa(code)).Inc()
+	c.s.metrics.disconnects.WithLabelValues(codeLabel(code)).Inc()
 	if why == causeTimeout {
 		c.s.metrics.heartbeatTimeouts.Inc()
 	}
@@ -645,6 +645,16 @@ func (c *conn) finish() {
 	if c.s.log.Enabled(context.Background(), slog.LevelDebug) {
 		c.logger().Debug("connection ended", "cause", int(why), "code", code, "leaked", leak)
 	}
+}
+
+// codeLabel is the ws_disconnects_total label of a close code: the code for the codes of the
+// protocol's table and the WebSocket standard range, "other" for the rest (clients choose their own
+// codes; the label set must stay bounded).
+func codeLabel(code int) string {
+	if code >= 1000 && code <= 1015 || protocol.CloseInfo(protocol.CloseCode(code)).Name != strconv.Itoa(code) {
+		return strconv.Itoa(code)
+	}
+	return "other"
 }
 
 // jitter returns d scaled by a random factor in [lo, hi).

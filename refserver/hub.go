@@ -78,31 +78,30 @@ func (h *hub) acquireRoom(ctx context.Context, id string) (*room, error) {
 	return r, nil
 }
 
-// join adds c to room id and answers room_joined; it returns false when c is at its room limit.
-// Joining a room c is already in answers room_joined again.
-func (h *hub) join(c *conn, id string) bool {
+// join adds c to room id and answers room_joined. It returns "" on success, or the error code to
+// answer with (room_limit when c is at its room limit, internal when the broker failed). Joining a
+// room c is already in answers room_joined again.
+func (h *hub) join(c *conn, id string) string {
 	if r := c.rooms[id]; r != nil {
 		r.mu.Lock()
 		c.sendFrame(&protocol.Frame{Type: protocol.TypeRoomJoined, RoomID: id, Members: r.presence.list(), HeadSeq: r.head})
 		r.mu.Unlock()
-		return true
+		return ""
 	}
 	if len(c.rooms) >= h.s.cfg.MaxRoomsPerConn {
-		return false
+		return protocol.ErrCodeRoomLimit
 	}
 	ctx := h.s.ctx
 	for {
 		r, err := h.acquireRoom(ctx, id)
 		if err != nil {
 			c.logger().Warn("join: broker subscribe failed", "room_id", id, "err", err)
-			c.sendError(protocol.ErrCodeInternalError, "join failed", 0)
-			return true
+			return protocol.ErrCodeInternalError
 		}
 		head, err := h.s.broker.HeadSeq(ctx, id)
 		if err != nil {
 			c.logger().Warn("join: broker head failed", "room_id", id, "err", err)
-			c.sendError(protocol.ErrCodeInternalError, "join failed", 0)
-			return true
+			return protocol.ErrCodeInternalError
 		}
 		r.mu.Lock()
 		if r.dead {
@@ -123,7 +122,7 @@ func (h *hub) join(c *conn, id string) bool {
 		if first {
 			h.publishPresence(id, protocol.PresenceJoin, c.user, protocol.ReasonJoined)
 		}
-		return true
+		return ""
 	}
 }
 

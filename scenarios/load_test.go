@@ -99,11 +99,11 @@ func TestValidateFiles(t *testing.T) {
 		t.Errorf("output %q", &out)
 	}
 	out.Reset()
-	if ValidateFiles([]string{"smoke.yaml", "testdata/invalid/unknown-flaw.yaml", "testdata/missing.yaml"}, &out) {
+	if ValidateFiles([]string{"smoke.yaml", "testdata/invalid/event-after-end.yaml", "testdata/missing.yaml"}, &out) {
 		t.Fatal("ok for invalid files")
 	}
 	lines := strings.Split(strings.TrimSpace(out.String()), "\n")
-	if len(lines) != 4 { // ok line, two flaw problems, unreadable file
+	if len(lines) != 4 { // ok line, two timeline problems, unreadable file
 		t.Fatalf("got %d lines, want 4:\n%s", len(lines), &out)
 	}
 	if !strings.Contains(lines[3], "testdata/missing.yaml: cannot read") {
@@ -274,5 +274,20 @@ func TestValidateGoBuiltScenario(t *testing.T) {
 		`scenarios: slos[1].bound: missing (want a comparison such as "<= 45s" or "== 0")`
 	if err == nil || err.Error() != want {
 		t.Errorf("got\n%v\nwant\n%s", err, want)
+	}
+}
+
+func TestCatches(t *testing.T) {
+	s, err := Load("escalation-91847.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []string{"leak-on-error", "no-conn-limit", "no-presence-leave", "no-seq-order", "no-server-ping"}
+	if got := s.Catches(); strings.Join(got, ",") != strings.Join(want, ",") {
+		t.Errorf("catches %v, want %v", got, want)
+	}
+	idx := s.SLOsCatching("no-seq-order")
+	if len(idx) != 2 || s.SLOs[idx[0]].Metric != "ordering_violations" || s.SLOs[idx[1]].Metric != "duplicates" {
+		t.Errorf("SLOs catching no-seq-order: %v", idx)
 	}
 }

@@ -1,6 +1,9 @@
 package scenarios
 
-import "time"
+import (
+	"slices"
+	"time"
+)
 
 // Scenario is one scenario file: who connects (Cohorts), how the population moves (Model, Phases),
 // what goes wrong and when (Timeline), against what (Target), and how the run is graded (SLOs).
@@ -402,4 +405,33 @@ type SLO struct {
 	// TimeScaled overrides whether time_scale changes the bound (default: from the metric catalogue:
 	// durations that follow the scenario's clock scale, latencies of the network do not).
 	TimeScaled *bool `yaml:"time_scaled"`
+	// Catches lists the gateway flaws this SLO is meant to break under (the flaw matrix runs the
+	// scenario with each and expects one of the SLOs that name it to fail, and every SLO to hold on
+	// the clean gateway).
+	Catches []string `yaml:"catches"`
+}
+
+// Catches returns the flaws the scenario's SLOs are meant to catch, sorted, each once.
+func (s *Scenario) Catches() []string {
+	var out []string
+	for _, o := range s.SLOs {
+		for _, f := range o.Catches {
+			if !slices.Contains(out, f) {
+				out = append(out, f)
+			}
+		}
+	}
+	slices.Sort(out)
+	return out
+}
+
+// SLOsCatching returns the indexes of the SLOs that name flaw in Catches.
+func (s *Scenario) SLOsCatching(flaw string) []int {
+	var out []int
+	for i, o := range s.SLOs {
+		if slices.Contains(o.Catches, flaw) {
+			out = append(out, i)
+		}
+	}
+	return out
 }

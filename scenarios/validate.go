@@ -874,6 +874,11 @@ func (c *checker) slos() {
 				}
 			}
 		}
+		for j, f := range o.Catches {
+			if !slices.Contains(KnownFlaws, f) {
+				c.add(fmt.Sprintf("%s.catches[%d]", p, j), "unknown flaw %q (want %s)", f, orList(KnownFlaws))
+			}
+		}
 		if o.Cohort != "" && !cohorts[o.Cohort] {
 			c.add(p+".cohort", "unknown cohort %q", o.Cohort)
 		}

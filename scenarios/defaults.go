@@ -276,4 +276,3 @@ func (s *Scenario) Duration() time.Duration {
 	}
 	return t
 }
-

@@ -6,10 +6,12 @@ import (
 	"slices"
 	"strings"
 	"time"
+
+	"github.com/squall-dev/squall/refserver"
 )
 
-// Defaults the loader fills in. The gateway's are refserver.DefaultConfig's (and DESIGN §2 for the
-// settings of issue 3); they are written out here so that time_scale reaches them too.
+// Defaults the loader fills in (the gateway's are in gatewayDefaults), written into the loaded
+// scenario so that time_scale reaches them too.
 const (
 	DefaultSourceIPs        = "127.1.0.0/16"
 	DefaultRoomPrefix       = "room-"
@@ -17,27 +19,35 @@ const (
 	DefaultSettle           = 2 * time.Second
 )
 
-// KnownFlaws are the refserver flaws a scenario may switch on (DESIGN §2; refserver.AllFlaws is the
-// runtime authority).
-var KnownFlaws = []string{
-	"no-server-ping", "leak-on-error", "no-presence-leave", "no-seq-order",
-	"no-conn-limit", "unbounded-history", "no-auth-cache", "no-drain",
-}
+// KnownFlaws are the refserver flaws a scenario may switch on, in refserver's order.
+var KnownFlaws = func() []string {
+	var out []string
+	for _, f := range refserver.AllFlaws() {
+		out = append(out, string(f.Flaw))
+	}
+	return out
+}()
 
-var gatewayDefaults = Target{
-	HeartbeatInterval: 30 * time.Second,
-	HeartbeatTimeout:  60 * time.Second,
-	FlawSweepInterval: 30 * time.Second,
-	HelloTimeout:      10 * time.Second,
-	WriteTimeout:      10 * time.Second,
-	ReorderTimeout:    2 * time.Second,
-	HistoryTTL:        5 * time.Minute,
-	ReconnectWindow:   time.Minute,
-	DrainSpread:       10 * time.Second,
-	AuthCacheTTL:      5 * time.Minute,
-	AcceptRate:        2000,
-	StormAlertRate:    100,
-}
+// gatewayDefaults are the embedded gateway's defaults for the settings a scenario may scale:
+// refserver.DefaultConfig where the gateway has the setting, DESIGN §2 for the settings still being
+// built (issue 3).
+var gatewayDefaults = func() Target {
+	d := refserver.DefaultConfig()
+	return Target{
+		HeartbeatInterval: d.HeartbeatInterval,
+		HeartbeatTimeout:  d.HeartbeatTimeout,
+		FlawSweepInterval: d.FlawSweepInterval,
+		HelloTimeout:      d.HelloTimeout,
+		WriteTimeout:      d.WriteTimeout,
+		ReorderTimeout:    d.ReorderTimeout,
+		HistoryTTL:        d.HistoryTTL,
+		ReconnectWindow:   d.ReconnectWindow,
+		DrainSpread:       10 * time.Second,
+		AuthCacheTTL:      5 * time.Minute,
+		AcceptRate:        2000,
+		StormAlertRate:    100,
+	}
+}()
 
 // DefaultLadder is the ladder policy's steps.
 var DefaultLadder = []time.Duration{0, time.Second, 2 * time.Second, 5 * time.Second, 10 * time.Second, 30 * time.Second}

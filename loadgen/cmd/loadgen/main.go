@@ -9,20 +9,35 @@
 // Exit codes (DESIGN §6): 0 ok, 1 the harness failed, 2 usage or invalid input, 99 an SLO or
 // baseline gate was breached. Errors are printed as one line naming the cause.
 //
-// main parses nothing itself: it wires signals and calls run, the only function that decides the
-// exit code; everything below is a library a test drives in-process.
+// main only wires signals and calls run, which decides the exit code; everything below is a
+// library a test drives in-process. The first SIGINT or SIGTERM cancels the run's context (the
+// ramp stops, clients close cleanly, result.json is written); a second one abandons the run.
 package main
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"os/signal"
 	"syscall"
 )
 
 func main() {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	ctx, cancel := context.WithCancelCause(context.Background())
+	sigs := make(chan os.Signal, 2)
+	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM)
+	go func() { // lives as long as the process
+		s := <-sigs
+		cancel(fmt.Errorf("%v received", s))
+		if len(os.Args) > 1 && os.Args[1] == "run" {
+			fmt.Fprintln(os.Stderr, "loadgen: stopping: closing the clients and writing the result (press Ctrl-C again to abandon)")
+		}
+		<-sigs
+		fmt.Fprintln(os.Stderr, "loadgen: abandoned without a result")
+		os.Exit(exitHarness)
+	}()
 	code := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
-	stop()
+	signal.Stop(sigs)
+	cancel(nil)
 	os.Exit(code)
 }

@@ -402,7 +402,7 @@ func execute(ctx context.Context, e *env, f runFlags, plan loadgen.Plan, tgt *op
 	}()
 
 	prog := newProgress(e.stdout, f.progress, plan.Clients(), n)
-	ctrl := &agent.Controller{Logger: logger, OnUpdate: prog.update, StopGrace: 20 * time.Second}
+	ctrl := &agent.Controller{Logger: logger, OnUpdate: prog.update, StopGrace: time.Minute}
 	res.Started = startAt
 	out, runErr := ctrl.Run(ctx, remotes, jobs)
 	prog.done()

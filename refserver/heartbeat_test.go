@@ -52,8 +52,8 @@ func TestSilentClientClosedWithinTimeoutPlusInterval(t *testing.T) {
 		t.Fatalf("leave reason %q, want %q", p.Reason, protocol.ReasonTimeout)
 	}
 	bound := cfg.HeartbeatTimeout + cfg.HeartbeatInterval
-	if took < cfg.HeartbeatTimeout-50*time.Millisecond || took > bound+300*time.Millisecond {
-		t.Fatalf("silent client announced after %s; want between %s and %s (+300ms scheduling margin)", took, cfg.HeartbeatTimeout, bound)
+	if took < cfg.HeartbeatTimeout-50*time.Millisecond || took > bound+400*time.Millisecond {
+		t.Fatalf("silent client announced after %s; want between %s and %s (+400ms scheduling margin)", took, cfg.HeartbeatTimeout, bound)
 	}
 	t.Logf("silent client announced %s after its last frame (bound %s)", took, bound)
 	if code, _ := silent.expectClose(time.Second); code != int(protocol.CloseAbnormal) {

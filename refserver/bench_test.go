@@ -130,6 +130,9 @@ func measureIdleConnMemory(b *testing.B, conns int) (bytesPerConn, goroutinesPer
 	if path := os.Getenv("REFSERVER_BENCH_HEAP_PROFILE"); path != "" {
 		// The profile's ?gc=1 collects garbage first; it is fetched after RSS was read.
 		saveURL(b, hc, base+"/debug/pprof/heap?gc=1", path)
+		saveURL(b, hc, base+"/debug/pprof/heap?gc=1", path)
+		b.Logf("after two forced GCs: VmRSS %d KiB, heap in use %.1f MiB, stacks %.1f MiB", vmRSS(b, pid)/1024,
+			scrapeGauge(b, hc, base, "go_memstats_heap_inuse_bytes")/(1<<20), scrapeGauge(b, hc, base, "go_memstats_stack_inuse_bytes")/(1<<20))
 	}
 	bytesPerConn = float64(rssAfter-rssBefore) / float64(conns)
 	goroutinesPerConn = (gAfter - gBefore) / float64(conns)

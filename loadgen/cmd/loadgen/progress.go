@@ -11,6 +11,7 @@ import (
 	"github.com/mattn/go-isatty"
 	"github.com/vbauerster/mpb/v8"
 	"github.com/vbauerster/mpb/v8/decor"
+	"golang.org/x/sys/unix"
 
 	"github.com/squall-dev/squall/loadgen/agent"
 	"github.com/squall-dev/squall/loadgen/stats"
@@ -61,7 +62,7 @@ func newProgress(w io.Writer, mode string, clients, workers int) *progress {
 	pr := &progress{clients: clients, line: progressLine{Phase: "starting", Clients: clients, Workers: workers}}
 	if mode == "auto" {
 		mode = "plain"
-		if f, ok := w.(*os.File); ok && isatty.IsTerminal(f.Fd()) {
+		if f, ok := w.(*os.File); ok && isatty.IsTerminal(f.Fd()) && termWidth(f) > 0 {
 			mode = "bar"
 		}
 	}
@@ -89,6 +90,15 @@ func newProgress(w io.Writer, mode string, clients, workers int) *progress {
 		)
 	}
 	return pr
+}
+
+// termWidth is the terminal's width in columns (0 when unknown: a bar cannot be drawn).
+func termWidth(f *os.File) int {
+	ws, err := unix.IoctlGetWinsize(int(f.Fd()), unix.TIOCGWINSZ)
+	if err != nil {
+		return 0
+	}
+	return int(ws.Col)
 }
 
 // lineOf condenses a controller update.

@@ -16,7 +16,8 @@
 //
 // Each connection has one reader goroutine for its whole life, and a writer goroutine only while
 // frames are queued for it; an idle connection holds a small read buffer and no write buffer
-// (writes use a shared sync.Pool). Outgoing frames go through a bounded per-connection queue;
+// (writes use a shared sync.Pool). The reader hands each frame to a shared pool of on-demand worker
+// goroutines and waits for it, so frames are processed in order while the reader's stack stays small. Outgoing frames go through a bounded per-connection queue;
 // broadcasts are encoded once and the same bytes are queued to every member. Heartbeats (server
 // pings, silence timeouts) are driven by one timing wheel per Server, not by per-connection timers.
 // Every way a connection ends — close frame, TCP close, read or write error, heartbeat timeout,

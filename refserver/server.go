@@ -285,28 +285,42 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	return serveErr
 }
 
-// Shutdown refuses new connections, closes every open one (1001 "draining"; issue 3 adds the spread
-// retry hints) and waits until each is cleaned up or ctx ends.
+// Shutdown refuses new connections, closes every open one with 1001 "draining" (issue 3 adds the
+// spread retry hints), gives clients close-grace to answer, drops the TCP connections of those that
+// did not, and waits until every connection is cleaned up. ctx bounds the whole: when it ends first,
+// every remaining connection is dropped at once and Shutdown returns ctx.Err() without waiting (an
+// already cancelled ctx means "no grace"). Shutdown may be called more than once.
 func (s *Server) Shutdown(ctx context.Context) error {
 	s.closeOnce.Do(func() {
 		s.closing.Store(true)
 		close(s.closed)
 		s.log.Info("refserver shutting down")
 	})
+	dropAll := func() {
+		for _, c := range s.liveConns() {
+			c.abort(causeKicked)
+		}
+	}
 	deadline := time.Now().Add(s.cfg.CloseGrace)
 	for {
 		conns := s.liveConns()
+		if len(conns) == 0 {
+			break
+		}
 		for _, c := range conns {
 			c.kick(protocol.CloseDraining, protocol.ReasonDrain, causeKicked)
 		}
-		if len(conns) == 0 || time.Now().After(deadline) {
-			for _, c := range conns {
-				c.abort(causeKicked)
-			}
+		if ctx.Err() != nil {
+			dropAll()
+			return ctx.Err()
+		}
+		if time.Now().After(deadline) {
+			dropAll()
 			break
 		}
 		select {
 		case <-ctx.Done():
+			dropAll()
 			return ctx.Err()
 		case <-time.After(20 * time.Millisecond):
 		}
@@ -321,6 +335,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		s.cancel()
 		return s.broker.Close()
 	case <-ctx.Done():
+		dropAll()
 		return ctx.Err()
 	}
 }

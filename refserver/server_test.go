@@ -186,3 +186,24 @@ func httpGet(t *testing.T, url string, want int) string {
 	}
 	return string(b)
 }
+
+// Shutdown with an already cancelled context drops every connection at once.
+func TestShutdownWithoutGrace(t *testing.T) {
+	cfg := testConfig()
+	cfg.MaxConnsPerIP = -1
+	ts := startServer(t, cfg)
+	var clients []*client
+	for i := 0; i < 3; i++ {
+		c, _ := connect(t, ts, fmt.Sprint("u", i), dialOpts{ignorePings: true})
+		clients = append(clients, c)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if err := ts.Shutdown(ctx); err == nil {
+		t.Fatal("Shutdown with a cancelled context returned nil")
+	}
+	for _, c := range clients {
+		c.expectClose(time.Second) // dropped without waiting for close-grace
+	}
+	waitFor(t, time.Second, "cleanup", func() bool { return ts.Stats().ActiveConns == 0 })
+}

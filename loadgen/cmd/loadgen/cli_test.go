@@ -11,6 +11,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -28,8 +29,19 @@ var update = flag.Bool("update", false, "rewrite golden files")
 // beMain makes the test binary act as loadgen, so that spawned workers run this package's code.
 const beMain = "LOADGEN_TEST_BE_MAIN"
 
+// dieWorker names the index of a worker that kills its own process mid-run (tests only).
+const dieWorker = "LOADGEN_TEST_DIE_WORKER"
+
 func TestMain(m *testing.M) {
 	if os.Getenv(beMain) == "1" {
+		if os.Getenv(dieWorker) != "" {
+			testJobHook = func(job agent.Job) {
+				if strconv.Itoa(job.Worker) == os.Getenv(dieWorker) {
+					// The worker process dies 2.5 s into the run (after its first ticks), with everything it holds.
+					time.AfterFunc(time.Until(job.StartAt.Add(2500*time.Millisecond)), func() { os.Exit(7) })
+				}
+			}
+		}
 		os.Exit(run(context.Background(), os.Args[1:], os.Stdout, os.Stderr))
 	}
 	goleak.VerifyTestMain(m)
@@ -294,4 +306,52 @@ func checkMergedIsUnion(t *testing.T, res *reports.Result, wantWorkers, clients 
 	t.Logf("%d workers, %d connects, connect p99 %v, fanout p99 %v (%d values), %d messages received",
 		len(res.Workers), res.Stats.Counter(stats.CtrConnects), res.Stats.Percentile(stats.HistConnect, 99),
 		res.Stats.Percentile(stats.HistFanout, 99), res.Stats.Count(stats.HistFanout), res.Stats.Counter(stats.CtrMessagesReceived))
+}
+
+// TestWorkerDies kills one of two spawned worker processes in the middle of the run: the run
+// completes on the other, the result reports the dead worker with its exit status and keeps what
+// it sent, and the run is marked unreliable.
+func TestWorkerDies(t *testing.T) {
+	if testing.Short() {
+		t.Skip("spawns worker processes")
+	}
+	t.Setenv(beMain, "1")
+	t.Setenv(dieWorker, "1")
+	out := t.TempDir()
+	code, stdout, stderr := runCLI(context.Background(), "run", "--clients", "120", "--rooms", "4", "--ramp", "400", "--hold", "4s",
+		"--fds-per-process", "100", "--progress", "plain", "--out", out)
+	if code != 0 {
+		t.Fatalf("exit %d, want 0 (the rest of the run stands)\nstdout:\n%s\nstderr:\n%s", code, stdout, stderr)
+	}
+	if !strings.Contains(stderr, "1 of 2 workers lost") {
+		t.Errorf("stderr %q lacks the lost-worker warning", stderr)
+	}
+	res, err := reports.ReadJSON(filepath.Join(out, reports.FileName))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.StopReason != reports.StopCompleted || len(res.Workers) != 2 {
+		t.Fatalf("stop %q with %d workers", res.StopReason, len(res.Workers))
+	}
+	w0, w1 := res.Workers[0], res.Workers[1]
+	if w0.Status != reports.WorkerOK {
+		t.Errorf("worker 0: %s %s", w0.Status, w0.Error)
+	}
+	if w1.Status != reports.WorkerLost || !strings.Contains(w1.Error, "exit status 7") {
+		t.Errorf("worker 1: %q %q, want lost with exit status 7", w1.Status, w1.Error)
+	}
+	if w1.Stats == nil || w1.Stats.Counter(stats.CtrConnects) == 0 {
+		t.Errorf("the dead worker's last report was not kept")
+	}
+	if res.Reliable || !strings.Contains(res.UnreliableReason, "1 of 2 workers") {
+		t.Errorf("reliable %v (%q), want unreliable because of the lost worker", res.Reliable, res.UnreliableReason)
+	}
+	lostEvent := false
+	for _, ev := range res.Events {
+		lostEvent = lostEvent || ev.Kind == "worker_lost"
+	}
+	if !lostEvent {
+		t.Errorf("no worker_lost event in the result")
+	}
+	t.Logf("worker 1: %s", w1.Error)
 }

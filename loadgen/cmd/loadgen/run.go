@@ -338,6 +338,9 @@ func runJob(logger *slog.Logger) agent.RunFunc {
 		if err := json.Unmarshal(job.Target, &ts); err != nil {
 			return nil, fmt.Errorf("job %s: target: %w", job.ID, err)
 		}
+		if testJobHook != nil {
+			testJobHook(job)
+		}
 		sum, err := loadgen.RunLocal(ctx, p, specTarget{ts}, rec, loadgen.RunOptions{
 			Logger:  logger.With("worker", job.Worker),
 			StartAt: job.StartAt,
@@ -502,6 +505,9 @@ func ms(d time.Duration) string {
 		return d.Round(10 * time.Microsecond).String()
 	}
 }
+
+// testJobHook, when set (by tests only), sees every job a worker of this process starts.
+var testJobHook func(agent.Job)
 
 // version is set at build time (-ldflags "-X main.version=...").
 var version = "dev"

@@ -6,6 +6,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"testing"
 	"time"
 
@@ -31,7 +32,11 @@ func TestFiftyThousandClients(t *testing.T) {
 	bin := filepath.Join(dir, "loadgen")
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
-	build := exec.CommandContext(ctx, "go", "build", "-o", bin, ".")
+	goBin, err := exec.LookPath("go")
+	if err != nil {
+		goBin = filepath.Join(runtime.GOROOT(), "bin", "go")
+	}
+	build := exec.CommandContext(ctx, goBin, "build", "-o", bin, ".")
 	build.Env = append(os.Environ(), "CGO_ENABLED=0")
 	if out, err := build.CombinedOutput(); err != nil {
 		t.Fatalf("go build: %v\n%s", err, out)
@@ -45,7 +50,7 @@ func TestFiftyThousandClients(t *testing.T) {
 		"--progress", "plain", "--out", out)
 	var stdout, stderr bytes.Buffer
 	run.Stdout, run.Stderr = &stdout, &stderr
-	err := run.Run()
+	err = run.Run()
 	t.Logf("run took %v", time.Since(start).Round(100*time.Millisecond))
 	if err != nil {
 		t.Fatalf("loadgen run: %v\nstdout (tail):\n%s\nstderr:\n%s", err, tail(stdout.String(), 3000), tail(stderr.String(), 3000))

@@ -20,12 +20,21 @@ import (
 	"os"
 	"os/signal"
 	"syscall"
+
+	"github.com/squall-dev/squall/loadgen"
 )
 
 func main() {
 	ctx, cancel := context.WithCancelCause(context.Background())
 	sigs := make(chan os.Signal, 2)
-	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM)
+	stopOn := []os.Signal{os.Interrupt, syscall.SIGTERM}
+	if len(os.Args) > 1 && os.Args[1] == loadgen.NodeCommand {
+		// A gateway node is a child of a run, which stops it with SIGTERM once the clients have
+		// closed. A terminal's Ctrl-C reaches the whole process group; it is the run's to handle.
+		signal.Ignore(os.Interrupt)
+		stopOn = []os.Signal{syscall.SIGTERM}
+	}
+	signal.Notify(sigs, stopOn...)
 	go func() { // lives as long as the process
 		s := <-sigs
 		cancel(fmt.Errorf("%v received", s))

@@ -17,7 +17,7 @@ import (
 
 func newAgentCmd(e *env) *cobra.Command {
 	var listen, token string
-	var verbose bool
+	var verbose, allowRemote bool
 	cmd := &cobra.Command{
 		Use:   "agent",
 		Short: "Serve the controller/agent protocol (a worker of a larger run)",
@@ -31,8 +31,8 @@ func newAgentCmd(e *env) *cobra.Command {
 			if token == "" {
 				return usagef("agent needs --token or $%s", agent.TokenEnv)
 			}
-			if !refserver.IsLoopbackAddr(listen) && os.Getenv("LOADGEN_AGENT_ALLOW_REMOTE") == "" {
-				return usagef("--listen %s: agents listen on loopback only (traffic stays on 127.0.0.0/8)", listen)
+			if !refserver.IsLoopbackAddr(listen) && !allowRemote {
+				return usagef("--listen %s: not a loopback address (add --allow-remote to serve controllers on other machines)", listen)
 			}
 			return runAgent(cmd.Context(), e, listen, token, verbose)
 		},
@@ -40,6 +40,7 @@ func newAgentCmd(e *env) *cobra.Command {
 	cmd.Flags().StringVar(&listen, "listen", "127.0.0.1:0", "address to listen on")
 	cmd.Flags().StringVar(&token, "token", "", "shared token (default $"+agent.TokenEnv+")")
 	cmd.Flags().BoolVarP(&verbose, "verbose", "v", false, "log to stderr")
+	cmd.Flags().BoolVar(&allowRemote, "allow-remote", false, "allow a non-loopback --listen address (the token is then the only protection; the protocol is plain HTTP)")
 	return cmd
 }
 

@@ -113,6 +113,7 @@ func TestBadInput(t *testing.T) {
 		{"invalid plan", []string{"run", "--clients", "0", "--hold", "0s"}, exitUsage},
 		{"unknown command", []string{"attack"}, exitUsage},
 		{"agent without token", []string{"agent"}, exitUsage},
+		{"agent on a public address", []string{"agent", "--token", "t", "--listen", "0.0.0.0:0"}, exitUsage},
 	}
 	var golden strings.Builder
 	for _, tc := range tests {

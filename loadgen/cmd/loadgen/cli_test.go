@@ -301,6 +301,23 @@ func checkMergedIsUnion(t *testing.T, res *reports.Result, wantWorkers, clients 
 			t.Errorf("histogram %s: merged %d values, union %d", h, res.Stats.Count(h), union.Count(h))
 		}
 	}
+	// An independent path: the one-second interval histograms every worker streamed, merged by
+	// second, add up to exactly the merged cumulative histograms.
+	for _, h := range union.HistNames() {
+		fromSeries := stats.NewHist()
+		for _, iv := range res.Series {
+			if p := iv.Hists[h]; p != nil {
+				ph, err := p.Hist()
+				if err != nil {
+					t.Fatalf("second %d %s: %v", iv.Second, h, err)
+				}
+				fromSeries.Merge(ph)
+			}
+		}
+		if !fromSeries.Equal(res.Stats.Hist(h)) {
+			t.Errorf("histogram %s: the series holds %d values, the merged snapshot %d", h, fromSeries.Count(), res.Stats.Count(h))
+		}
+	}
 	if got := res.Stats.Counter(stats.CtrConnects); got < int64(clients) {
 		t.Errorf("%d connects, want at least %d", got, clients)
 	}

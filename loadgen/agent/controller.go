@@ -232,13 +232,19 @@ func (c *Controller) Run(ctx context.Context, remotes []*Remote, jobs []Job) (Ou
 				}
 			}
 			mu.Unlock()
+			var stops sync.WaitGroup
 			for _, w := range live {
-				sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-				if err := w.remote.Stop(sctx, w.job.ID); err != nil {
-					logger.Warn("agent: stop failed", "agent", w.remote.Addr, "err", err)
-				}
-				cancel()
+				stops.Add(1)
+				go func() { // bounded by its timeout; waited for below
+					defer stops.Done()
+					sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+					defer cancel()
+					if err := w.remote.Stop(sctx, w.job.ID); err != nil {
+						logger.Warn("agent: stop failed", "agent", w.remote.Addr, "err", err)
+					}
+				}()
 			}
+			stops.Wait()
 			graceC = time.After(grace)
 		case <-graceC:
 			logger.Warn("agent: workers did not report their end in time", "grace", grace)

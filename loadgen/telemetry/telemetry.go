@@ -143,9 +143,9 @@ func New(cfg Config, logger *slog.Logger) *Scraper {
 	}
 }
 
-// Run scrapes at once and then every interval until ctx ends; it then scrapes one last time (so
-// the series ends with the state after the run, e.g. orphaned subscriptions after every client
-// left) unless the context's cause says otherwise, and returns.
+// Run scrapes at once and then every interval until ctx ends; it then scrapes one last time,
+// bounded by the scrape timeout (so that the series ends with the state after the run, e.g.
+// orphaned subscriptions once every client left), and returns.
 func (s *Scraper) Run(ctx context.Context) {
 	if len(s.cfg.URLs) == 0 {
 		s.mu.Lock()

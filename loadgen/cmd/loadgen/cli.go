@@ -102,9 +102,9 @@ Exit codes: 0 ok, 1 the harness failed, 2 usage or invalid input, 99 an SLO was 
 		}
 	}
 	// Unknown subcommands and stray arguments are usage errors.
-	root.SetHelpCommand(&cobra.Command{Hidden: true, Use: "help [command]", RunE: func(cmd *cobra.Command, args []string) error {
-		c, _, err := root.Find(args)
-		if err != nil || c == nil {
+	root.SetHelpCommand(&cobra.Command{Use: "help [command]", Short: "Help about any command", RunE: func(cmd *cobra.Command, args []string) error {
+		c, rest, err := root.Find(args)
+		if err != nil || c == nil || len(rest) > 0 {
 			return usagef("unknown help topic %q", strings.Join(args, " "))
 		}
 		return c.Help()

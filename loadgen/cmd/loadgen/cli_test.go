@@ -112,6 +112,7 @@ func TestBadInput(t *testing.T) {
 		{"bad flag value", []string{"run", "--clients", "many"}, exitUsage},
 		{"invalid plan", []string{"run", "--clients", "0", "--hold", "0s"}, exitUsage},
 		{"unknown command", []string{"attack"}, exitUsage},
+		{"unknown help topic", []string{"help", "attack"}, exitUsage},
 		{"agent without token", []string{"agent"}, exitUsage},
 		{"agent on a public address", []string{"agent", "--token", "t", "--listen", "0.0.0.0:0"}, exitUsage},
 	}

@@ -3,18 +3,12 @@ package refserver
 import (
 	"context"
 	"errors"
-	"io"
 	"log/slog"
 	"math/rand/v2"
-	"net"
 	"strconv"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
-	"unicode/utf8"
-
-	"github.com/gorilla/websocket"
 
 	"github.com/squall-dev/squall/refserver/protocol"
 )
@@ -71,13 +65,14 @@ const (
 	itemClose
 )
 
-// conn is one WebSocket connection. Goroutines: exactly one reader (run) for the connection's life,
-// and a writer (writeLoop) only while frames are queued. The reader owns the protocol state (auth,
-// rooms, seq); the send queue is guarded by qmu; lastSeen and the cause are atomics so that the
-// heartbeat wheel can read and set them.
+// conn is one client connection, whatever its transport (WebSocket, SSE or long polling; see
+// transport). Goroutines: exactly one run goroutine for the connection's life (the WebSocket reader),
+// and a writer (writeLoop) only while frames are queued on a push transport. Frames are handled one
+// at a time (handle), which owns the protocol state (auth, rooms, seq); the send queue is guarded by
+// qmu; lastSeen and the cause are atomics so that the heartbeat wheel can read and set them.
 type conn struct {
 	s    *Server
-	ws   *websocket.Conn
+	t    transport
 	id   string
 	ip   string
 	user string // set once authenticated (reader goroutine), read by others after registration
@@ -107,8 +102,8 @@ type conn struct {
 	wdone       chan struct{} // closed when the running writer exits; made only when someone waits
 }
 
-func newConn(s *Server, ws *websocket.Conn, ip string) *conn {
-	c := &conn{s: s, ws: ws, ip: ip, id: strconv.FormatUint(s.connSeq.Add(1), 36) + "-" + s.nodeID}
+func newConn(s *Server, t transport, ip string) *conn {
+	c := &conn{s: s, t: t, ip: ip, id: strconv.FormatUint(s.connSeq.Add(1), 36) + "-" + s.nodeID}
 	c.touch()
 	return c
 }
@@ -122,36 +117,12 @@ func (c *conn) logger() *slog.Logger {
 	return c.s.log.With("conn_id", c.id, "user_id", c.user)
 }
 
-// run is the connection's reader goroutine: admission checks, authentication, then the read loop.
-// When the read loop ends — for any reason — finish runs the one cleanup path.
+// run is the connection's run goroutine: admission checks, authentication, then the transport's
+// receive side. When that ends — for any reason — finish runs the one cleanup path.
 func (c *conn) run(token string, nodeOK, ipOK bool) {
 	defer c.s.wg.Done()
 	defer c.finish()
 	c.nodeSlot = nodeOK && ipOK
-	c.ws.SetReadLimit(c.s.cfg.MaxFrameBytes)
-	c.ws.SetPongHandler(func(string) error { c.touch(); return nil })
-	c.ws.SetPingHandler(func(data string) error {
-		c.touch()
-		err := c.ws.WriteControl(websocket.PongMessage, []byte(data), time.Now().Add(c.s.cfg.WriteTimeout))
-		if err != nil && !errors.Is(err, websocket.ErrCloseSent) {
-			var ne net.Error
-			if errors.As(err, &ne) && ne.Timeout() {
-				return nil
-			}
-			return err
-		}
-		return nil
-	})
-	c.ws.SetCloseHandler(func(code int, text string) error {
-		c.code.CompareAndSwap(0, int32(code))
-		c.setCause(causeClientClose)
-		msg := websocket.FormatCloseMessage(code, "")
-		if code == websocket.CloseNoStatusReceived {
-			msg = websocket.FormatCloseMessage(websocket.CloseNormalClosure, "")
-		}
-		_ = c.ws.WriteControl(websocket.CloseMessage, msg, time.Now().Add(c.s.cfg.WriteTimeout))
-		return nil
-	})
 
 	switch {
 	case c.s.closing.Load():
@@ -165,93 +136,9 @@ func (c *conn) run(token string, nodeOK, ipOK bool) {
 	case token != "":
 		c.s.workers.do(func() { c.authenticate(token) })
 	default:
-		_ = c.ws.SetReadDeadline(time.Now().Add(c.s.cfg.HelloTimeout))
+		c.t.awaitHello(c, c.s.cfg.HelloTimeout)
 	}
-	c.readLoop()
-}
-
-func (c *conn) readLoop() {
-	for {
-		mt, r, err := c.ws.NextReader()
-		if err != nil {
-			c.noteReadError(err)
-			return
-		}
-		c.touch()
-		c.s.metrics.messagesIn.Inc()
-		if c.closing() {
-			if _, err := io.Copy(io.Discard, r); err != nil {
-				c.noteReadError(err)
-				return
-			}
-			continue
-		}
-		if mt != websocket.TextMessage {
-			if _, err := io.Copy(io.Discard, r); err != nil {
-				c.noteReadError(err)
-				return
-			}
-			c.s.workers.do(func() { c.sendError(protocol.ErrCodeBinary, "only text frames are accepted", 0) })
-			continue
-		}
-		data, err := io.ReadAll(r)
-		if err != nil {
-			c.noteReadError(err)
-			return
-		}
-		if !utf8.Valid(data) {
-			c.s.workers.do(func() { c.sendError(protocol.ErrCodeInvalidUTF8, "text frame is not valid UTF-8", 0) })
-			continue
-		}
-		c.s.workers.do(func() { c.handle(data) })
-	}
-}
-
-// noteReadError records why the read loop ended.
-func (c *conn) noteReadError(err error) {
-	var ce *websocket.CloseError
-	switch {
-	case errors.As(err, &ce):
-		if ce.Code == websocket.CloseAbnormalClosure {
-			c.setCause(causeDropped)
-		} else {
-			c.code.CompareAndSwap(0, int32(ce.Code))
-			c.setCause(causeClientClose)
-		}
-	case errors.Is(err, websocket.ErrReadLimit):
-		c.code.CompareAndSwap(0, int32(protocol.CloseTooLarge))
-		c.setCause(causeReadError)
-	case errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF):
-		c.setCause(causeDropped)
-	case isProtocolError(err):
-		// gorilla/websocket answered a malformed frame with close 1002 itself.
-		c.code.CompareAndSwap(0, int32(websocket.CloseProtocolError))
-		c.setCause(causeReadError)
-	default:
-		var ne net.Error
-		if errors.As(err, &ne) && ne.Timeout() && !c.authed && !c.closing() {
-			// No hello within hello-timeout.
-			c.s.metrics.rejections.WithLabelValues(rejectUnauthorized).Inc()
-			c.setCause(causeViolation)
-			c.code.CompareAndSwap(0, int32(protocol.CloseUnauthorized))
-			_ = c.ws.WriteControl(websocket.CloseMessage,
-				websocket.FormatCloseMessage(int(protocol.CloseUnauthorized), "hello timeout"),
-				time.Now().Add(c.s.cfg.WriteTimeout))
-			return
-		}
-		c.setCause(causeReadError)
-	}
-}
-
-// isProtocolError reports whether err is one of gorilla/websocket's framing errors (plain errors
-// prefixed "websocket: ", after which it has sent close 1002), as opposed to a network error.
-func isProtocolError(err error) bool {
-	var ne net.Error
-	var oe *net.OpError
-	if errors.As(err, &ne) || errors.As(err, &oe) {
-		return false
-	}
-	return strings.HasPrefix(err.Error(), "websocket: ")
+	c.t.receive(c)
 }
 
 // handle processes one text frame.
@@ -402,9 +289,10 @@ func (c *conn) authenticate(token string) {
 	if c.s.recent.isReconnect(user, now) {
 		c.s.metrics.reconnects.Inc()
 	}
-	_ = c.ws.SetReadDeadline(time.Time{})
+	c.t.awaitHello(c, 0)
 	c.s.hub.addConn(c)
 	c.s.wheel.add(c, now)
+	c.t.authenticated(c)
 	c.sendFrame(&protocol.Frame{
 		Type: protocol.TypeWelcome, Session: c.sess.id, ConnID: c.id, UserID: user,
 		HeartbeatInterval: c.s.cfg.HeartbeatInterval.Milliseconds(),
@@ -483,11 +371,9 @@ func (c *conn) pushLocked(it outItem) {
 	c.q = append(c.q, it)
 	c.pending++
 	c.s.queueDepth.Add(1)
-	if !c.writing {
-		c.writing = true
-		c.s.wg.Add(1)
-		go c.writeLoop()
-	}
+	start := !c.writing
+	c.writing = true
+	c.t.queued(c, it.kind, start)
 }
 
 func (c *conn) closing() bool {
@@ -496,84 +382,75 @@ func (c *conn) closing() bool {
 	return c.closeQueued
 }
 
-// abort drops the TCP connection at once (heartbeat timeout, shutdown without drain); the reader
-// then runs cleanup with cause why.
+// abort drops the network side at once (heartbeat timeout, shutdown without drain); the run
+// goroutine then runs cleanup with cause why.
 func (c *conn) abort(why cause) {
 	c.setCause(why)
-	_ = c.ws.NetConn().Close()
+	c.t.abort(c)
 }
 
-// writeLoop drains the send queue and exits when it is empty. Writes never happen elsewhere, except
-// the control frames gorilla/websocket sends itself (pong, close echo, 1009) which it serialises.
+// writeLoop drains the send queue and exits when it is empty (push transports). Writes never happen
+// elsewhere, except the control frames gorilla/websocket sends itself (pong, close echo, 1009) which
+// it serialises.
 func (c *conn) writeLoop() {
 	defer c.s.wg.Done()
 	for {
-		c.qmu.Lock()
-		if len(c.q) == 0 || c.writeFailed {
-			c.s.queueDepth.Add(-int64(len(c.q)))
-			c.pending -= len(c.q)
-			c.q = nil
-			c.writing = false
-			if c.wdone != nil {
-				close(c.wdone)
-				c.wdone = nil
-			}
-			c.qmu.Unlock()
+		batch, ok := c.nextBatch()
+		if !ok {
 			return
 		}
-		batch := c.q
+		c.delivered(batch, c.writeBatch(batch))
+	}
+}
+
+// nextBatch takes everything queued for delivery. When nothing is (or a write failed), delivery
+// stops: c.writing is cleared, a cleanup waiting for the close frame is released, and ok is false.
+func (c *conn) nextBatch() (batch []outItem, ok bool) {
+	c.qmu.Lock()
+	defer c.qmu.Unlock()
+	if len(c.q) == 0 || c.writeFailed {
+		c.s.queueDepth.Add(-int64(len(c.q)))
+		c.pending -= len(c.q)
 		c.q = nil
-		c.qmu.Unlock()
+		c.writing = false
+		if c.wdone != nil {
+			close(c.wdone)
+			c.wdone = nil
+		}
+		return nil, false
+	}
+	batch = c.q
+	c.q = nil
+	return batch, true
+}
 
-		done := 0
-		var err error
-		for _, it := range batch {
-			if err = c.write(it); err != nil {
-				break
-			}
-			done++
-			if it.kind == itemClose {
-				_ = c.ws.SetReadDeadline(time.Now().Add(c.s.cfg.CloseGrace))
-			}
+// writeBatch writes the items of a batch in order through the transport, up to the first error.
+func (c *conn) writeBatch(batch []outItem) error {
+	for _, it := range batch {
+		if err := c.t.write(c, it); err != nil {
+			return err
 		}
-		c.s.queueDepth.Add(-int64(len(batch)))
-		c.qmu.Lock()
-		c.pending -= len(batch)
-		if err != nil {
-			c.writeFailed = true
-		}
-		c.qmu.Unlock()
-		if err != nil {
-			c.setCause(causeWriteError)
-			_ = c.ws.NetConn().Close()
-		}
+	}
+	return nil
+}
+
+// delivered settles a batch taken by nextBatch; err (from writing it) ends the connection as a
+// write error.
+func (c *conn) delivered(batch []outItem, err error) {
+	c.s.queueDepth.Add(-int64(len(batch)))
+	c.qmu.Lock()
+	c.pending -= len(batch)
+	if err != nil {
+		c.writeFailed = true
+	}
+	c.qmu.Unlock()
+	if err != nil {
+		c.setCause(causeWriteError)
+		c.t.abort(c)
 	}
 }
 
-func (c *conn) write(it outItem) error {
-	deadline := time.Now().Add(c.s.cfg.WriteTimeout)
-	switch it.kind {
-	case itemPing:
-		return c.ws.WriteControl(websocket.PingMessage, nil, deadline)
-	case itemClose:
-		err := c.ws.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(it.code, string(it.data)), deadline)
-		if errors.Is(err, websocket.ErrCloseSent) {
-			return nil
-		}
-		return err
-	default:
-		if err := c.ws.SetWriteDeadline(deadline); err != nil {
-			return err
-		}
-		if err := c.ws.WriteMessage(websocket.TextMessage, it.data); err != nil {
-			return err
-		}
-		c.s.metrics.messagesOut.Inc()
-		return nil
-	}
-}
-
-// finish is the one cleanup path, run by the reader goroutine once the read loop has ended,
+// finish is the one cleanup path, run by the run goroutine once the transport's receive side ended,
 // whatever ended it.
 func (c *conn) finish() {
 	why := cause(c.why.Load())
@@ -598,18 +475,7 @@ func (c *conn) finish() {
 		t.Stop()
 	}
 	c.gone.Store(true)
-	if code := protocol.CloseCode(c.code.Load()); why == causeReadError && code == protocol.CloseTooLarge {
-		// The client may still be sending the oversized frame: swallow it for a moment so that the
-		// close frame is not lost to a TCP reset.
-		// Bounded: at most 64 MiB and max(close-grace, 5s); a well-behaved client closes sooner.
-		nc := c.ws.NetConn()
-		if tc, ok := nc.(interface{ CloseWrite() error }); ok {
-			_ = tc.CloseWrite()
-		}
-		_ = nc.SetReadDeadline(time.Now().Add(max(c.s.cfg.CloseGrace, 5*time.Second)))
-		_, _ = io.CopyN(io.Discard, nc, 64<<20)
-	}
-	_ = c.ws.NetConn().Close()
+	c.t.release(c)
 	if c.gapTimer != nil {
 		c.gapTimer.Stop()
 	}

@@ -183,25 +183,11 @@ func (s *Server) Handler() http.Handler { return s.handler }
 func (s *Server) retryHint() time.Duration { return jitter(time.Second, 0.5, 1.5) }
 
 func (s *Server) serveWS(w http.ResponseWriter, r *http.Request) {
-	if s.closing.Load() {
-		w.Header().Set("Retry-After", "1")
-		http.Error(w, protocol.ReasonDrain, http.StatusServiceUnavailable)
+	if !s.admitHTTP(w, r) {
 		return
 	}
 	if !websocket.IsWebSocketUpgrade(r) {
 		http.Error(w, "WebSocket upgrade required", http.StatusUpgradeRequired)
-		return
-	}
-	if s.limits.full() {
-		s.metrics.rejections.WithLabelValues(rejectOverloaded).Inc()
-		retry := s.retryHint()
-		w.Header().Set("Retry-After", strconv.Itoa(int(max(1, retry.Round(time.Second)/time.Second))))
-		http.Error(w, protocol.FormatReason(protocol.ReasonOverloaded, retry), http.StatusServiceUnavailable)
-		return
-	}
-	if !s.originAllowed(r) {
-		s.metrics.rejections.WithLabelValues(rejectOrigin).Inc()
-		http.Error(w, protocol.ReasonOrigin, http.StatusForbidden)
 		return
 	}
 	ws, err := s.upgrader.Upgrade(w, r, nil)
@@ -209,6 +195,38 @@ func (s *Server) serveWS(w http.ResponseWriter, r *http.Request) {
 		s.log.Debug("upgrade failed", "remote", r.RemoteAddr, "err", err)
 		return // Upgrade answered the client
 	}
+	s.startConn(newWSTransport(ws), r)
+	// The handler returns: the HTTP server's goroutine, request and buffers are released, and the
+	// connection lives on in its own small reader goroutine.
+}
+
+// admitHTTP runs the checks every transport makes before it commits to a connection (the WebSocket
+// before the upgrade, SSE and long polling before they open one) and answers the refusals: 503 while
+// closing or at max-conns (with Retry-After), 403 for a refused Origin. It reports whether to go on.
+func (s *Server) admitHTTP(w http.ResponseWriter, r *http.Request) bool {
+	if s.closing.Load() {
+		w.Header().Set("Retry-After", "1")
+		http.Error(w, protocol.ReasonDrain, http.StatusServiceUnavailable)
+		return false
+	}
+	if s.limits.full() {
+		s.metrics.rejections.WithLabelValues(rejectOverloaded).Inc()
+		retry := s.retryHint()
+		w.Header().Set("Retry-After", strconv.Itoa(int(max(1, retry.Round(time.Second)/time.Second))))
+		http.Error(w, protocol.FormatReason(protocol.ReasonOverloaded, retry), http.StatusServiceUnavailable)
+		return false
+	}
+	if !s.originAllowed(r) {
+		s.metrics.rejections.WithLabelValues(rejectOrigin).Inc()
+		http.Error(w, protocol.ReasonOrigin, http.StatusForbidden)
+		return false
+	}
+	return true
+}
+
+// startConn registers a new connection on transport t for request r (node and per-IP slots,
+// metrics, the table Shutdown walks) and starts its run goroutine. It returns the connection.
+func (s *Server) startConn(t transport, r *http.Request) *conn {
 	ip, _, err := net.SplitHostPort(r.RemoteAddr)
 	if err != nil {
 		ip = r.RemoteAddr
@@ -216,15 +234,27 @@ func (s *Server) serveWS(w http.ResponseWriter, r *http.Request) {
 	nodeOK, ipOK := s.limits.acquireNode(ip)
 	s.metrics.updatePoolAlerts(s.limits.usage())
 	s.metrics.connsTotal.Inc()
-	c := newConn(s, ws, ip)
+	c := newConn(s, t, ip)
 	s.allMu.Lock()
 	s.all[c] = struct{}{}
 	s.allMu.Unlock()
-	token := r.URL.Query().Get(protocol.TokenQueryParam)
+	token := requestToken(r)
 	s.wg.Add(1)
 	go c.run(token, nodeOK, ipOK)
-	// The handler returns: the HTTP server's goroutine, request and buffers are released, and the
-	// connection lives on in its own small reader goroutine.
+	return c
+}
+
+// requestToken is the JWT of a request: the token query parameter, or else an Authorization bearer
+// header. Empty when there is neither.
+func requestToken(r *http.Request) string {
+	if tok := r.URL.Query().Get(protocol.TokenQueryParam); tok != "" {
+		return tok
+	}
+	h := r.Header.Get("Authorization")
+	if len(h) > 7 && strings.EqualFold(h[:7], "bearer ") {
+		return strings.TrimSpace(h[7:])
+	}
+	return ""
 }
 
 // originAllowed implements Config.AllowedOrigins.

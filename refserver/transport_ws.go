@@ -1,0 +1,204 @@
+package refserver
+
+import (
+	"errors"
+	"io"
+	"net"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"github.com/gorilla/websocket"
+
+	"github.com/squall-dev/squall/refserver/protocol"
+)
+
+// wsTransport is the WebSocket transport. It is the gorilla/websocket connection itself, converted,
+// so that a WebSocket connection costs no allocation beyond the library's own.
+type wsTransport websocket.Conn
+
+var _ transport = (*wsTransport)(nil)
+
+func newWSTransport(ws *websocket.Conn) *wsTransport { return (*wsTransport)(ws) }
+
+func (t *wsTransport) ws() *websocket.Conn { return (*websocket.Conn)(t) }
+
+func (t *wsTransport) kind() string { return "ws" }
+
+func (t *wsTransport) awaitHello(c *conn, d time.Duration) {
+	var deadline time.Time
+	if d > 0 {
+		deadline = time.Now().Add(d)
+	}
+	_ = t.ws().SetReadDeadline(deadline)
+}
+
+func (t *wsTransport) authenticated(*conn) {}
+
+// receive sets up the control-frame handlers and runs the read loop.
+func (t *wsTransport) receive(c *conn) {
+	ws := t.ws()
+	ws.SetReadLimit(c.s.cfg.MaxFrameBytes)
+	ws.SetPongHandler(func(string) error { c.touch(); return nil })
+	ws.SetPingHandler(func(data string) error {
+		c.touch()
+		err := ws.WriteControl(websocket.PongMessage, []byte(data), time.Now().Add(c.s.cfg.WriteTimeout))
+		if err != nil && !errors.Is(err, websocket.ErrCloseSent) {
+			var ne net.Error
+			if errors.As(err, &ne) && ne.Timeout() {
+				return nil
+			}
+			return err
+		}
+		return nil
+	})
+	ws.SetCloseHandler(func(code int, text string) error {
+		c.code.CompareAndSwap(0, int32(code))
+		c.setCause(causeClientClose)
+		msg := websocket.FormatCloseMessage(code, "")
+		if code == websocket.CloseNoStatusReceived {
+			msg = websocket.FormatCloseMessage(websocket.CloseNormalClosure, "")
+		}
+		_ = ws.WriteControl(websocket.CloseMessage, msg, time.Now().Add(c.s.cfg.WriteTimeout))
+		return nil
+	})
+	t.readLoop(c)
+}
+
+func (t *wsTransport) readLoop(c *conn) {
+	ws := t.ws()
+	for {
+		mt, r, err := ws.NextReader()
+		if err != nil {
+			t.noteReadError(c, err)
+			return
+		}
+		c.touch()
+		c.s.metrics.messagesIn.Inc()
+		if c.closing() {
+			if _, err := io.Copy(io.Discard, r); err != nil {
+				t.noteReadError(c, err)
+				return
+			}
+			continue
+		}
+		if mt != websocket.TextMessage {
+			if _, err := io.Copy(io.Discard, r); err != nil {
+				t.noteReadError(c, err)
+				return
+			}
+			c.s.workers.do(func() { c.sendError(protocol.ErrCodeBinary, "only text frames are accepted", 0) })
+			continue
+		}
+		data, err := io.ReadAll(r)
+		if err != nil {
+			t.noteReadError(c, err)
+			return
+		}
+		if !utf8.Valid(data) {
+			c.s.workers.do(func() { c.sendError(protocol.ErrCodeInvalidUTF8, "text frame is not valid UTF-8", 0) })
+			continue
+		}
+		c.s.workers.do(func() { c.handle(data) })
+	}
+}
+
+// noteReadError records why the read loop ended.
+func (t *wsTransport) noteReadError(c *conn, err error) {
+	var ce *websocket.CloseError
+	switch {
+	case errors.As(err, &ce):
+		if ce.Code == websocket.CloseAbnormalClosure {
+			c.setCause(causeDropped)
+		} else {
+			c.code.CompareAndSwap(0, int32(ce.Code))
+			c.setCause(causeClientClose)
+		}
+	case errors.Is(err, websocket.ErrReadLimit):
+		c.code.CompareAndSwap(0, int32(protocol.CloseTooLarge))
+		c.setCause(causeReadError)
+	case errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF):
+		c.setCause(causeDropped)
+	case isProtocolError(err):
+		// gorilla/websocket answered a malformed frame with close 1002 itself.
+		c.code.CompareAndSwap(0, int32(websocket.CloseProtocolError))
+		c.setCause(causeReadError)
+	default:
+		var ne net.Error
+		if errors.As(err, &ne) && ne.Timeout() && !c.authed && !c.closing() {
+			// No hello within hello-timeout.
+			c.s.metrics.rejections.WithLabelValues(rejectUnauthorized).Inc()
+			c.setCause(causeViolation)
+			c.code.CompareAndSwap(0, int32(protocol.CloseUnauthorized))
+			_ = t.ws().WriteControl(websocket.CloseMessage,
+				websocket.FormatCloseMessage(int(protocol.CloseUnauthorized), "hello timeout"),
+				time.Now().Add(c.s.cfg.WriteTimeout))
+			return
+		}
+		c.setCause(causeReadError)
+	}
+}
+
+// isProtocolError reports whether err is one of gorilla/websocket's framing errors (plain errors
+// prefixed "websocket: ", after which it has sent close 1002), as opposed to a network error.
+func isProtocolError(err error) bool {
+	var ne net.Error
+	var oe *net.OpError
+	if errors.As(err, &ne) || errors.As(err, &oe) {
+		return false
+	}
+	return strings.HasPrefix(err.Error(), "websocket: ")
+}
+
+// queued starts the writer goroutine when none runs.
+func (t *wsTransport) queued(c *conn, _ uint8, start bool) {
+	if start {
+		c.s.wg.Add(1)
+		go c.writeLoop()
+	}
+}
+
+func (t *wsTransport) write(c *conn, it outItem) error {
+	ws := t.ws()
+	deadline := time.Now().Add(c.s.cfg.WriteTimeout)
+	switch it.kind {
+	case itemPing:
+		return ws.WriteControl(websocket.PingMessage, nil, deadline)
+	case itemClose:
+		err := ws.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(it.code, string(it.data)), deadline)
+		if errors.Is(err, websocket.ErrCloseSent) {
+			err = nil
+		}
+		if err == nil {
+			// Wait close-grace for the client's answer, then the read loop ends.
+			_ = ws.SetReadDeadline(time.Now().Add(c.s.cfg.CloseGrace))
+		}
+		return err
+	default:
+		if err := ws.SetWriteDeadline(deadline); err != nil {
+			return err
+		}
+		if err := ws.WriteMessage(websocket.TextMessage, it.data); err != nil {
+			return err
+		}
+		c.s.metrics.messagesOut.Inc()
+		return nil
+	}
+}
+
+func (t *wsTransport) abort(*conn) { _ = t.ws().NetConn().Close() }
+
+func (t *wsTransport) release(c *conn) {
+	nc := t.ws().NetConn()
+	if cause(c.why.Load()) == causeReadError && protocol.CloseCode(c.code.Load()) == protocol.CloseTooLarge {
+		// The client may still be sending the oversized frame: swallow it for a moment so that the
+		// close frame is not lost to a TCP reset.
+		// Bounded: at most 64 MiB and max(close-grace, 5s); a well-behaved client closes sooner.
+		if tc, ok := nc.(interface{ CloseWrite() error }); ok {
+			_ = tc.CloseWrite()
+		}
+		_ = nc.SetReadDeadline(time.Now().Add(max(c.s.cfg.CloseGrace, 5*time.Second)))
+		_, _ = io.CopyN(io.Discard, nc, 64<<20)
+	}
+	_ = nc.Close()
+}

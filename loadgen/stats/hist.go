@@ -110,11 +110,16 @@ func (h *Hist) Encode() (string, error) {
 	return string(b), nil
 }
 
-// DecodeHist reads what Encode wrote.
+// DecodeHist reads what Encode wrote. A histogram of another geometry (range or precision) is
+// refused: merging it into ours could drop values without a word.
 func DecodeHist(s string) (*Hist, error) {
 	h, err := hdrhistogram.Decode([]byte(s))
 	if err != nil {
 		return nil, fmt.Errorf("stats: decode histogram: %w", err)
+	}
+	if h.LowestTrackableValue() != histLowest || h.HighestTrackableValue() != histHighest || h.SignificantFigures() != histSigFigs {
+		return nil, fmt.Errorf("stats: decode histogram: geometry [%d, %d] with %d digits, want [%d, %d] with %d",
+			h.LowestTrackableValue(), h.HighestTrackableValue(), h.SignificantFigures(), histLowest, histHighest, histSigFigs)
 	}
 	return &Hist{h: h}, nil
 }

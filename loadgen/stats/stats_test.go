@@ -3,9 +3,12 @@ package stats
 import (
 	"encoding/json"
 	"math/rand/v2"
+	"strings"
 	"sync"
 	"testing"
 	"time"
+
+	hdrhistogram "github.com/HdrHistogram/hdrhistogram-go"
 )
 
 var t0 = time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
@@ -105,10 +108,23 @@ func TestSnapshotJSONRoundTrip(t *testing.T) {
 	}
 }
 
-func TestHistUnmarshalRejectsGarbage(t *testing.T) {
-	var h Hist
-	if err := json.Unmarshal([]byte(`{"hdr":"bm90IGEgaGlzdG9ncmFt"}`), &h); err == nil {
-		t.Fatal("decoding garbage succeeded")
+func TestHistUnmarshalRejects(t *testing.T) {
+	other, err := hdrhistogram.New(1, 1000, 2).Encode(hdrhistogram.V2CompressedEncodingCookieBase)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct{ name, hdr, want string }{
+		{"garbage", "bm90IGEgaGlzdG9ncmFt", "decode histogram"},
+		{"another geometry", string(other), "geometry"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			var h Hist
+			err := json.Unmarshal([]byte(`{"hdr":"`+tc.hdr+`"}`), &h)
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("err %v, want one containing %q", err, tc.want)
+			}
+		})
 	}
 }
 

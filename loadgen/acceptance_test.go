@@ -21,14 +21,16 @@ func TestAcceptance2000Clients(t *testing.T) {
 	if testing.Short() {
 		t.Skip("2 000 clients for 30 s")
 	}
-	send := 20 * time.Second // 100 broadcasts/s into rooms of 100: 10 000 deliveries/s
+	clients, send := 2000, 20*time.Second // 100 broadcasts/s into rooms of 100: 10 000 deliveries/s
 	if raceEnabled {
-		send = 40 * time.Second // the race detector slows both sides several times
+		// The race detector slows both sides several times over: the same run at a quarter of the
+		// clients checks the code for races; the acceptance numbers come from the run without it.
+		clients = 500
 	}
 	e := startEmbedded(t, EmbeddedOptions{Config: refserver.Config{HeartbeatInterval: 10 * time.Second, HeartbeatTimeout: 30 * time.Second}})
 	p := Plan{
 		Name: "acceptance-2000", Seed: 2000,
-		Cohorts: []Cohort{{Name: "tabs", Count: 2000, Behaviour: Behaviour{
+		Cohorts: []Cohort{{Name: "tabs", Count: clients, Behaviour: Behaviour{
 			RoomCount: 20, SendInterval: send, PayloadSize: 64, HeartbeatInterval: 10 * time.Second,
 		}}},
 		Phases: []Phase{
@@ -54,8 +56,8 @@ func TestAcceptance2000Clients(t *testing.T) {
 	if sum.StopReason != "completed" {
 		t.Errorf("stop reason %q", sum.StopReason)
 	}
-	if got := snap.Counter(stats.CtrConnects); got != 2000 {
-		t.Errorf("connects %d, want 2000", got)
+	if got := snap.Counter(stats.CtrConnects); got != int64(clients) {
+		t.Errorf("connects %d, want %d", got, clients)
 	}
 	for _, c := range []string{stats.CtrOrderViolations, stats.CtrAckedUndelivered, stats.CtrGaps, stats.CtrDuplicates, stats.CtrConnectErrors} {
 		if n := snap.Counter(c); n != 0 {
@@ -63,8 +65,9 @@ func TestAcceptance2000Clients(t *testing.T) {
 		}
 	}
 	sent, recv := snap.Counter(stats.CtrMessagesSent), snap.Counter(stats.CtrMessagesReceived)
-	if sent < 500 || recv < 95*sent {
-		t.Errorf("%d broadcasts sent, %d received: want every one delivered to about 100 members", sent, recv)
+	members := int64(clients / 20)
+	if sent < int64(clients)/4 || recv < (members-5)*sent {
+		t.Errorf("%d broadcasts sent, %d received: want every one delivered to about %d members", sent, recv, members)
 	}
 
 	// The recorder's percentiles against the exact percentiles of every raw sample.

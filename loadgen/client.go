@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/netip"
 	"os"
+	"slices"
 	"strconv"
 	"sync"
 	"syscall"
@@ -188,7 +189,18 @@ func (c *client) connect(ctx context.Context, gen uint32, reconnect bool) {
 	c.mu.Unlock()
 	rec.AddGauge(stats.GaugeConnections, 1)
 	rec.Add(stats.CtrConnects, 1)
+	// The reader runs on a fresh goroutine: the dial's deep stack is not kept for the connection's life.
+	env.wg.Add(1)
+	go func() {
+		defer env.wg.Done()
+		c.serve(conn, gen, upgraded, reconnect)
+	}()
+}
 
+// serve reads a connection until it ends, then handles the drop.
+func (c *client) serve(conn *websocket.Conn, gen uint32, upgraded time.Time, reconnect bool) {
+	env := c.env
+	rec := env.rec
 	code, reason, rerr := c.readLoop(conn, gen, upgraded, reconnect)
 	rec.AddGauge(stats.GaugeConnections, -1)
 	c.mu.Lock()
@@ -218,10 +230,6 @@ type closeInfo struct{ code int }
 // readLoop reads frames until the connection ends and returns the close code (0 when there was no
 // close frame, e.g. TCP closed) and reason.
 func (c *client) readLoop(conn *websocket.Conn, gen uint32, upgraded time.Time, reconnect bool) (int, string, error) {
-	env := c.env
-	var f protocol.Frame
-	buf := env.getBuf()
-	defer env.putBuf(buf)
 	first := true
 	for {
 		_, r, err := conn.NextReader()
@@ -232,29 +240,48 @@ func (c *client) readLoop(conn *websocket.Conn, gen uint32, upgraded time.Time, 
 			}
 			return 0, "", err
 		}
-		buf.Reset()
-		if _, err := buf.ReadFrom(r); err != nil {
+		if err := c.readFrame(r, gen, upgraded, reconnect, first); err != nil {
 			return 0, "", err
 		}
-		now := time.Now()
-		if err := protocol.DecodeInto(buf.Bytes(), protocol.ServerToClient, &f); err != nil {
-			env.rec.Add(stats.ErrorCounter(stats.ErrProtocol), 1)
-			continue
-		}
-		c.mu.Lock()
-		c.lastRecv = env.sched.ns(now)
-		stale := c.gen != gen
-		c.mu.Unlock()
-		if stale {
-			// A navigate exit replaced this connection; the new one does the work.
-			continue
-		}
-		if first {
-			first = false
-			env.record(stats.HistFirstFrame, now.Sub(upgraded))
-		}
-		c.handle(&f, gen, now, reconnect)
+		first = false
 	}
+}
+
+// frames recycles decoded frames: nothing of a message is kept between messages, so an idle
+// connection holds no buffer.
+var frames = sync.Pool{New: func() any { return new(protocol.Frame) }}
+
+// readFrame reads, decodes and handles one message with pooled buffers.
+func (c *client) readFrame(r io.Reader, gen uint32, upgraded time.Time, reconnect, first bool) error {
+	env := c.env
+	buf := env.getBuf()
+	defer env.putBuf(buf)
+	if _, err := buf.ReadFrom(r); err != nil {
+		return err
+	}
+	now := time.Now()
+	f := frames.Get().(*protocol.Frame)
+	defer func() {
+		*f = protocol.Frame{}
+		frames.Put(f)
+	}()
+	if err := protocol.DecodeInto(buf.Bytes(), protocol.ServerToClient, f); err != nil {
+		env.rec.Add(stats.ErrorCounter(stats.ErrProtocol), 1)
+		return nil
+	}
+	c.mu.Lock()
+	c.lastRecv = env.sched.ns(now)
+	stale := c.gen != gen
+	c.mu.Unlock()
+	if stale {
+		// A navigate exit replaced this connection; the new one does the work.
+		return nil
+	}
+	if first {
+		env.record(stats.HistFirstFrame, now.Sub(upgraded))
+	}
+	c.handle(f, gen, now, reconnect)
+	return nil
 }
 
 func (c *client) handle(f *protocol.Frame, gen uint32, now time.Time, reconnect bool) {
@@ -391,6 +418,7 @@ func (c *client) joined(room string, head uint64, gen uint32, now time.Time) {
 	if !m.joined {
 		m.joined = true
 		m.joinedAt = now
+		m.joinHead = head
 		if m.last < head {
 			m.last = head
 		}
@@ -494,6 +522,11 @@ func (c *client) broadcast(f *protocol.Frame, gen uint32, now time.Time) {
 	_ = d.parse(f.Data)
 	c.mu.Lock()
 	rs := f.RoomSeq
+	if m.joined && rs <= m.joinHead && !slices.Contains(m.missing, rs) {
+		// Stamped before this member joined (room_joined's headSeq covers it): not part of its stream.
+		c.mu.Unlock()
+		return
+	}
 	var order, dup int64
 	switch {
 	case rs == m.last+1 || (m.last == 0 && !m.joined):
@@ -698,9 +731,7 @@ func (c *client) sendBroadcast(gen uint32, at int64) {
 	c.mu.Unlock()
 	intended := env.sched.time(at).UnixNano()
 	pad := c.behaviour().PayloadSize
-	c.writeSeq(gen, func(seq uint64) []byte {
-		b := env.getBuf()
-		w := b.AvailableBuffer()
+	c.writeSeq(gen, func(seq uint64, w []byte) []byte {
 		w = append(w, `{"type":"broadcast","roomId":`...)
 		w = append(w, room.quoted...)
 		w = append(w, `,"seq":`...)
@@ -727,7 +758,6 @@ func (c *client) sendBroadcast(gen uint32, at int64) {
 			c.pend = c.pend[1:]
 		}
 		c.mu.Unlock()
-		env.putBuf(b)
 		return w
 	})
 	env.rec.Add(stats.CtrMessagesSent, 1)
@@ -742,7 +772,11 @@ func (c *client) writeFrame(gen uint32, f *protocol.Frame) {
 	c.writeRaw(gen, b)
 }
 
-// writeSeq assigns the next seq to a frame built by build (a *protocol.Frame or raw []byte) and sends
+// sendBufs recycles the buffers hand-encoded broadcasts are built in.
+var sendBufs = sync.Pool{New: func() any { b := make([]byte, 0, 256); return &b }}
+
+// writeSeq assigns the next seq to a frame built by build (a *protocol.Frame, or raw bytes appended to
+// a pooled buffer that is reused once the write is done) and sends
 // it, applying the seq misbehaviours.
 func (c *client) writeSeq(gen uint32, build any) {
 	c.wmu.Lock()
@@ -763,8 +797,15 @@ func (c *client) writeSeq(gen uint32, build any) {
 		if b, err = protocol.Encode(fn(seq)); err != nil {
 			return
 		}
-	case func(uint64) []byte:
-		b = fn(seq)
+	case func(uint64, []byte) []byte:
+		sb := sendBufs.Get().(*[]byte)
+		b = fn(seq, (*sb)[:0])
+		defer func() {
+			if cap(b) <= 64<<10 {
+				*sb = b[:0]
+				sendBufs.Put(sb)
+			}
+		}()
 	}
 	mb := &c.behaviour().Misbehave
 	if mb.DropEvery > 0 && seq%uint64(mb.DropEvery) == 0 {

@@ -129,7 +129,8 @@ type Plan struct {
 	StartAt time.Time `json:"start_at,omitzero"` // shared start instant; zero = now
 	// ScheduleLagBound marks the run unreliable when the schedule-lag p99 exceeds it (default 50 ms).
 	ScheduleLagBound time.Duration `json:"schedule_lag_bound,omitempty"`
-	// Settle is how long ramp-down waits for in-flight broadcasts before checking delivery (default 2 s).
+	// Settle is how long ramp-down waits for in-flight broadcasts before checking delivery (default
+	// 2 s; up to four times longer while receivers are still catching up).
 	Settle time.Duration `json:"settle,omitempty"`
 	// Worker and Workers identify this part of a split plan (0 of 1 when not split).
 	Worker  int `json:"worker,omitempty"`

@@ -40,9 +40,9 @@ func TestReconnectPolicyDelays(t *testing.T) {
 		check  func(t *testing.T, d []time.Duration)
 	}{
 		{ReconnectPolicy{Kind: PolicyConstant}, func(t *testing.T, d []time.Duration) {
-			// All at 1 s: the escalation's lock-step.
-			if d[0] < time.Second || d[len(d)-1] > 1300*time.Millisecond {
-				t.Errorf("constant delays span [%v, %v], want all at 1s", d[0], d[len(d)-1])
+			// All at 1 s: the escalation's lock-step (the tail is the scheduler's lag on a shared machine).
+			if d[0] < time.Second || d[len(d)/2] > 1100*time.Millisecond || d[len(d)-1] > 1500*time.Millisecond {
+				t.Errorf("constant delays min %v p50 %v max %v, want all at 1s", d[0], d[len(d)/2], d[len(d)-1])
 			}
 		}},
 		{ReconnectPolicy{Kind: PolicyBackoff}, func(t *testing.T, d []time.Duration) {
@@ -67,13 +67,14 @@ func TestReconnectPolicyDelays(t *testing.T) {
 			}
 		}},
 		{ReconnectPolicy{Kind: PolicyLadder}, func(t *testing.T, d []time.Duration) {
-			if d[len(d)-1] > 300*time.Millisecond {
-				t.Errorf("ladder first delays up to %v, want 0 s", d[len(d)-1])
+			// First step 0 s; the next step would be 1 s.
+			if d[len(d)/2] > 100*time.Millisecond || d[len(d)-1] > 900*time.Millisecond {
+				t.Errorf("ladder first delays p50 %v max %v, want 0 s", d[len(d)/2], d[len(d)-1])
 			}
 		}},
 		{ReconnectPolicy{Kind: PolicyImmediate}, func(t *testing.T, d []time.Duration) {
-			if d[len(d)-1] > 300*time.Millisecond {
-				t.Errorf("immediate delays up to %v, want 0", d[len(d)-1])
+			if d[len(d)/2] > 100*time.Millisecond || d[len(d)-1] > 900*time.Millisecond {
+				t.Errorf("immediate delays p50 %v max %v, want 0", d[len(d)/2], d[len(d)-1])
 			}
 		}},
 	}
@@ -88,7 +89,7 @@ func TestReconnectPolicyDelays(t *testing.T) {
 			var raw samples
 			stop := runUntil(t, p, g.target(), rec, RunOptions{OnSample: raw.add})
 			defer stop()
-			waitFor(t, 20*time.Second, "1000 clients connected", func() bool { return rec.Counter(stats.CtrConnects) == n })
+			waitFor(t, 20*time.Second, "1000 clients connected", func() bool { return rec.Counter(stats.CtrConnects) == n && g.open() == n })
 			if got := g.dropAll(); got != n {
 				t.Fatalf("dropped %d connections, want %d", got, n)
 			}

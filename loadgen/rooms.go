@@ -32,6 +32,7 @@ type membership struct {
 	c        *client
 	room     *roomTracker
 	joinedAt time.Time
+	joinHead uint64   // the room's headSeq when the member joined
 	last     uint64   // highest roomSeq seen
 	missing  []uint64 // roomSeqs skipped over and not (yet) seen, bounded
 	lastEcho uint64   // seq of the last own broadcast seen echoed (apply order)

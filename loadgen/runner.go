@@ -159,9 +159,10 @@ func newDialer(rec *stats.Recorder, onSample func(string, time.Duration)) *webso
 			start := time.Now()
 			conn, err := d.DialContext(ctx, network, addr)
 			if err == nil {
-				rec.Record(stats.HistConnect, time.Since(start))
+				d := time.Since(start)
+				rec.Record(stats.HistConnect, d)
 				if onSample != nil {
-					onSample(stats.HistConnect, time.Since(start))
+					onSample(stats.HistConnect, d)
 				}
 			}
 			return conn, err
@@ -409,7 +410,7 @@ func (r *runner) connecting() int {
 	n := 0
 	for _, c := range r.env.liveClients() {
 		c.mu.Lock()
-		if c.state == stConnecting || (c.state == stOpen && !c.isReady) {
+		if c.state == stConnecting || (c.state == stOpen && !c.isReady) || (c.state == stWaiting && c.connectAt.IsZero()) {
 			n++
 		}
 		c.mu.Unlock()
@@ -478,14 +479,26 @@ func (r *runner) settle(ctx context.Context) {
 	if limit <= 0 {
 		limit = 2 * time.Second
 	}
-	deadline := time.Now().Add(limit)
-	for time.Now().Before(deadline) && ctx.Err() == nil {
-		waiting := 0
+	// Wait for in-flight broadcasts: at least until the limit, longer (up to four times it) while
+	// receivers are still catching up, so that a slow machine is not mistaken for loss.
+	start := time.Now()
+	best, bestAt := -1, start
+	for ctx.Err() == nil {
+		pending := r.lagging()
 		for _, c := range r.env.liveClients() {
 			w, _ := c.outstanding()
-			waiting += w
+			pending += w
 		}
-		if waiting == 0 && r.lagging() == 0 {
+		now := time.Now()
+		if pending == 0 {
+			break
+		}
+		if best < 0 || pending < best {
+			best, bestAt = pending, now
+		}
+		stalled := now.Sub(bestAt) > time.Second
+		if now.Sub(start) > 4*limit || (now.Sub(start) > limit && stalled) {
+			r.env.logger.Warn("delivery check with broadcasts still in flight", "pending", pending)
 			break
 		}
 		_ = sleepCtx(ctx, 50*time.Millisecond)

@@ -1,0 +1,36 @@
+// Package loadgen is squall's load generator: simulated browser tabs speaking the refserver
+// protocol, reconnect policies, exits and misbehaviours, plans (cohorts, phases, load model), the
+// in-process runner RunLocal, and the targets it runs against (the embedded reference gateway,
+// in-process or as child processes; a ws:// URL).
+//
+// # Clients
+//
+// A simulated client is one tab: it dials from a source address of its cohort's 127.0.0.0/8 range
+// with a minted JWT, waits for welcome, joins its rooms (or resumes its session after a drop), sends
+// broadcasts at its rate, answers pings, runs an application heartbeat, and when the connection
+// drops follows its ReconnectPolicy — never after a 1000 close, never before a retry_after_ms hint.
+// Every delivered broadcast is checked against its room's roomSeq (order, gaps, duplicates); every
+// broadcast the server acknowledged is checked, once the run is quiet, to have reached every member
+// that stayed in the room (acknowledged-but-undelivered). Presence convergence runs from a tab's
+// exit to the moment every observer saw the user's leave.
+//
+// # Honest latency
+//
+// Every timed action has an intended time from the schedule. Broadcast latency is measured from the
+// intended send time, so a stalled generator shows up as latency (no coordinated omission); how late
+// each action ran goes into the schedule-lag histogram, and a run whose lag p99 exceeds
+// Plan.ScheduleLagBound is marked unreliable.
+//
+// # Concurrency and memory
+//
+// A client has at most one goroutine: the reader of its connection (the dial runs on a goroutine
+// that ends before reading starts, so its deep stack is not kept). Sends, heartbeats, pings,
+// reconnect delays and exits of every client are entries in a few shared scheduler heaps, each
+// served by one goroutine and one timer; there are no per-client timers. Writes to a connection are
+// serialised by the client's write mutex; client state by its state mutex; room trackers by their
+// own mutex, always taken before a client's. Read buffers, decoded frames and write buffers are
+// pooled, so an idle client holds no message memory (see BENCH.md for the bytes per idle client).
+//
+// RunLocal owns every goroutine it starts and returns only after all of them ended. Targets that
+// start servers or processes (Embedded) are closed by their owner.
+package loadgen

@@ -14,14 +14,15 @@ import (
 	"github.com/squall-dev/squall/refserver/protocol"
 )
 
-// exitsEarly reports whether this client is among the share of its cohort that exits at Exit.After.
+// exitsEarly reports whether this client is among the Exit.Share of its cohort that exits at
+// Exit.After: the first clients of the cohort (by number), so the choice is deterministic.
 func (c *client) exitsEarly() bool {
 	s := c.behaviour().Exit.Share
 	if s <= 0 || s >= 1 {
 		return true
 	}
-	// Deterministic by index: the first share of every hundred clients.
-	return float64(int(c.index)%1000) < s*1000
+	local := int(c.index) - c.coh.IndexOffset
+	return float64(local) < s*float64(c.coh.Count)
 }
 
 // sendBroadcast sends one broadcast to the client's next room, intended at the scheduler time at.

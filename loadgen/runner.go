@@ -61,7 +61,7 @@ type PhaseRecord struct {
 type DeliveryReport struct {
 	Gaps             int64 // roomSeqs members never received
 	AckedUndelivered int64 // of those, broadcasts the server had acknowledged to their sender
-	Ghosts           int64 // exits whose presence leave some observer never saw
+	Ghosts           int64 // exits whose presence leave some observer had not seen when ramp-down began
 }
 
 // runEnv is what every client of a run shares.
@@ -283,14 +283,15 @@ func buildCohorts(p Plan, rs *rooms) ([]*cohortRT, error) {
 
 // runner drives the phases of one RunLocal.
 type runner struct {
-	p       Plan
-	env     *runEnv
-	cohorts []*cohortRT
-	opts    RunOptions
-	sum     *RunSummary
-	next    []int // per cohort: next local client number to start
-	arrived int   // open model: arrivals so far
-	checked bool
+	p             Plan
+	env           *runEnv
+	cohorts       []*cohortRT
+	opts          RunOptions
+	sum           *RunSummary
+	next          []int // per cohort: next local client number to start
+	arrived       int   // open model: arrivals so far
+	checked       bool
+	ghostsCounted bool
 }
 
 func (r *runner) newClient(ci, local int) *client {
@@ -555,8 +556,14 @@ func (r *runner) rampDown(ctx context.Context, ph Phase) error {
 	r.env.stopping.Store(true)
 	live := r.env.liveClients()
 	sortClients(live)
+	// Exits that observers have not yet seen converge by now are ghosts.
+	r.countGhosts()
 	if err := r.paced(ctx, len(live), ph.Rate, func(k int) {
-		live[k].exit(live[k].behaviour().Exit.Kind)
+		kind := live[k].behaviour().Exit.Kind
+		if kind == ExitNavigate {
+			kind = ExitClose // navigating is not leaving
+		}
+		live[k].exit(kind)
 	}); err != nil {
 		return err
 	}
@@ -573,6 +580,18 @@ func (r *runner) rampDown(ctx context.Context, ph Phase) error {
 		}
 	}
 	return ctx.Err()
+}
+
+// countGhosts counts, once per run (at ramp-down, or at the end without one), the exits whose
+// presence leave some observer has still not seen.
+func (r *runner) countGhosts() {
+	if r.ghostsCounted {
+		return
+	}
+	r.ghostsCounted = true
+	n := int64(r.ghosts())
+	r.env.rec.Add(CtrGhosts, n)
+	r.sum.Delivery.Ghosts = n
 }
 
 func (r *runner) ghosts() int {
@@ -593,14 +612,7 @@ func (r *runner) shutdown() {
 	}
 	env.stopping.Store(true)
 	env.sending.Store(false)
-	var ghosts int64
-	for _, t := range env.rooms.all() {
-		t.mu.Lock()
-		ghosts += int64(len(t.pending))
-		t.mu.Unlock()
-	}
-	env.rec.Add(CtrGhosts, ghosts)
-	r.sum.Delivery.Ghosts = ghosts
+	r.countGhosts()
 	for _, c := range env.liveClients() {
 		c.exit(ExitClose)
 	}

@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/squall-dev/squall/chaos"
 	"github.com/squall-dev/squall/loadgen/stats"
 	"github.com/squall-dev/squall/loadgen/telemetry"
 )
@@ -34,8 +35,12 @@ func TestResultSchemaGolden(t *testing.T) {
 		Env: Environment{GoVersion: "go1.26", OS: "linux", Arch: "amd64", Cores: 2, GOMAXPROCS: 2, MemoryBytes: 24 << 30,
 			FDLimitSoft: 20000, FDLimitHard: 20000, Seed: 7},
 		Started: start, Ended: start.Add(2 * time.Second), Duration: 2 * time.Second, StopReason: StopCompleted,
-		Phases:    []Phase{{Name: "ramp", Start: start, End: start.Add(time.Second)}, {Name: "hold", Start: start.Add(time.Second), End: start.Add(2 * time.Second)}},
-		Events:    []Event{{At: start, Kind: "phase", Message: "ramp"}},
+		Phases:   []Phase{{Name: "ramp", Start: start, End: start.Add(time.Second)}, {Name: "hold", Start: start.Add(time.Second), End: start.Add(2 * time.Second)}},
+		Scenario: &Scenario{File: "scenarios/smoke.yaml", Name: "smoke", TimeScale: 0.5, Flaws: []string{"no-presence-leave"}, Source: "name: smoke\n"},
+		Events: []Event{{At: start, Kind: EventPhase, Message: "ramp"},
+			{At: start.Add(time.Second), Kind: EventFault, Message: "add_toxic lag on office-net", Fault: &chaos.Event{
+				Index: 0, At: time.Second, Offset: time.Second, Time: start.Add(time.Second), Took: time.Millisecond,
+				Action: chaos.ActionAddToxic, Target: "office-net", Params: map[string]string{"toxic": "lag", "type": "latency", "latency": "100"}}}},
 		Stats:     snap,
 		Series:    stats.Series{iv},
 		Telemetry: telemetry.Telemetry{Status: telemetry.StatusOK, Targets: []string{"http://127.0.0.1:1/metrics"}, Scrapes: 1, Points: []telemetry.Point{{Second: 1, At: start.Add(time.Second), Values: map[string]float64{"ws_connections_active": 1}, Nodes: 1}}},

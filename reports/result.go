@@ -17,6 +17,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/squall-dev/squall/chaos"
 	"github.com/squall-dev/squall/loadgen/stats"
 	"github.com/squall-dev/squall/loadgen/telemetry"
 )
@@ -49,6 +50,8 @@ type Result struct {
 	Tool   string `json:"tool"` // "loadgen" and its version
 	Name   string `json:"name"`
 
+	// Scenario names the scenario file the run came from (nil for a plan given on the command line).
+	Scenario *Scenario `json:"scenario,omitempty"`
 	// Plan is the plan that ran, as the load generator serialised it.
 	Plan   json.RawMessage `json:"plan,omitempty"`
 	Target Target          `json:"target"`
@@ -93,12 +96,32 @@ type Phase struct {
 	End   time.Time `json:"end,omitzero"`
 }
 
+// Event kinds written by the run.
+const (
+	EventPhase = "phase" // a phase of the plan began (Message: its name)
+	EventFault = "fault" // a step of the fault timeline ran (Fault: what, when, how it went)
+)
+
 // Event is something that happened during the run (phase changes, faults, lost workers).
 type Event struct {
 	At      time.Time `json:"at"`
 	Kind    string    `json:"kind"`
 	Message string    `json:"message"`
 	Worker  int       `json:"worker,omitempty"`
+	// Fault is the timeline step's record for Kind EventFault: planned and actual offset, action,
+	// target, parameters (a toxic's type and attributes) and the error when the step failed.
+	Fault *chaos.Event `json:"fault,omitempty"`
+}
+
+// Scenario identifies the scenario a run came from and the overrides it ran with.
+type Scenario struct {
+	File        string   `json:"file"`
+	Name        string   `json:"name"`
+	Description string   `json:"description,omitempty"`
+	TimeScale   float64  `json:"time_scale"`
+	Flaws       []string `json:"flaws,omitempty"` // the embedded gateway's flaws as run
+	// Source is the scenario as loaded (defaults filled in, durations time-scaled), as YAML.
+	Source string `json:"source,omitempty"`
 }
 
 // Worker is one worker process (or remote agent) of the run.

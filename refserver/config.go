@@ -54,6 +54,45 @@ type Config struct {
 	// origins. A refused origin gets HTTP 403.
 	AllowedOrigins []string
 
+	// AuthLatency is the latency the simulated auth backend adds to every call (default 0: none).
+	// It stands for the real auth service's response time; see SimulatedBackend.
+	AuthLatency time.Duration
+	// AuthFailRate is the share of auth backend calls that fail, 0..1 (default 0: none). A failure
+	// is a backend error, not a bad token: the client gets 1013 auth_unavailable with a retry hint.
+	AuthFailRate float64
+	// AuthCacheTTL is how long a token the backend validated skips the backend (default 5m). An entry
+	// never outlives the token's own exp. Switched off by the no-auth-cache flaw.
+	AuthCacheTTL time.Duration
+	// AuthCacheSize bounds the validated tokens held (default 100000); beyond it expired entries are
+	// swept, then arbitrary ones evicted.
+	AuthCacheSize int
+	// AuthBreakerFailures is the number of consecutive auth backend failures that open the circuit
+	// breaker (default 5). While it is open the backend is not called and clients whose token is not
+	// cached get 1013 auth_unavailable with a retry hint.
+	AuthBreakerFailures int
+	// AuthBreakerCooldown is how long the breaker stays open before it lets one probe call through
+	// (half-open; default 5s). A successful probe closes it, a failed one opens it again.
+	AuthBreakerCooldown time.Duration
+
+	// AcceptRate is the refill rate of the admission token bucket, new connections per second per
+	// node (default 2000; -1 switches admission control off). Attempts beyond the bucket are shed.
+	AcceptRate float64
+	// AcceptBurst is the admission bucket's size (default 1000): attempts admitted at once after a
+	// quiet period.
+	AcceptBurst int
+	// ShedMode says how a shed attempt is answered: "http" (default) answers HTTP 503 with Retry-After
+	// before the upgrade; "close" upgrades and closes at once with 1013 shed retry_after_ms=N, which
+	// browsers can read. Both hints are jittered.
+	ShedMode string
+	// StormAlertRate raises ws_storm_active when connection attempts average more than this many per
+	// second over StormAlertWindow (default 100).
+	StormAlertRate float64
+	// StormAlertBurst raises ws_storm_active when more than this many attempts arrive within one
+	// second (default 50).
+	StormAlertBurst int
+	// StormAlertWindow is the window StormAlertRate is averaged over (default 10s).
+	StormAlertWindow time.Duration
+
 	// SendQueue bounds the frames queued for one connection (default 256). A client that lets it
 	// overflow is closed with 1008 slow_consumer.
 	SendQueue int
@@ -114,6 +153,17 @@ func DefaultConfig() Config {
 		HistoryTTL:        5 * time.Minute,
 		ReconnectWindow:   time.Minute,
 		Flaws:             Flaws{},
+
+		AuthCacheTTL:        5 * time.Minute,
+		AuthCacheSize:       100000,
+		AuthBreakerFailures: 5,
+		AuthBreakerCooldown: 5 * time.Second,
+		AcceptRate:          2000,
+		AcceptBurst:         1000,
+		ShedMode:            ShedHTTP,
+		StormAlertRate:      100,
+		StormAlertBurst:     50,
+		StormAlertWindow:    10 * time.Second,
 	}
 }
 
@@ -162,6 +212,7 @@ func (c Config) withDefaults() Config {
 	if c.Flaws == nil {
 		c.Flaws = Flaws{}
 	}
+	c.authStormDefaults(d)
 	return c
 }
 
@@ -226,6 +277,7 @@ func (c Config) Validate() error {
 			bad("allowed-origins: empty entry")
 		}
 	}
+	v.validateAuthStorm(bad)
 	return errors.Join(errs...)
 }
 

@@ -261,20 +261,17 @@ func (c *conn) apply(f protocol.Frame) {
 // authenticate checks a token and, on success, registers the connection and sends welcome.
 func (c *conn) authenticate(token string) {
 	ctx, cancel := context.WithTimeout(c.s.ctx, c.s.cfg.HelloTimeout)
-	user, err := c.s.auth.Authenticate(ctx, token)
+	user, err := c.s.authGuard.check(ctx, token)
 	cancel()
 	if err != nil {
 		if errors.Is(err, ErrUnauthorized) {
-			c.s.metrics.authRequests.WithLabelValues("invalid", "false").Inc()
 			c.unauthorized("invalid token")
 			return
 		}
-		c.s.metrics.authRequests.WithLabelValues("error", "false").Inc()
-		c.logger().Warn("auth backend failed", "err", err)
-		c.kick(protocol.CloseInternal, "auth backend failed", causeKicked)
+		c.logger().Debug("auth unavailable", "err", err)
+		c.kick(protocol.CloseTryAgainLater, protocol.FormatReason(protocol.ReasonAuthDown, authRetryHint(err)), causeKicked)
 		return
 	}
-	c.s.metrics.authRequests.WithLabelValues("ok", "false").Inc()
 	if !c.s.limits.acquireUser(user) {
 		c.s.metrics.rejections.WithLabelValues(rejectConnLimit).Inc()
 		c.kick(protocol.ClosePolicy, protocol.ReasonConnLimit, causeKicked)

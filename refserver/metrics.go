@@ -28,14 +28,17 @@ type metrics struct {
 	heartbeatTimeouts prometheus.Counter
 	// rejections counts connections refused, by reason: conn_limit, overloaded, origin, unauthorized.
 	rejections *prometheus.CounterVec
-	// shed counts connections shed by admission control (issue 3; 0 until then).
+	// shed counts connection attempts shed by admission control.
 	shed prometheus.Counter
-	// stormActive is 1 while a reconnect storm is detected (issue 3; 0 until then).
-	stormActive prometheus.Gauge
+	// stormActive is 1 while a reconnect storm is detected (read from the storm detector).
+	stormActive prometheus.GaugeFunc
 	// authRequests counts token checks by result (ok, invalid, error) and cached (true, false).
 	authRequests *prometheus.CounterVec
 	// poolAlert is 1 while pool usage is at or above the threshold label (0.70, 0.85).
 	poolAlert *prometheus.GaugeVec
+	// authBreakerOpen, stormsTotal: see addAuthStorm (metrics_authstorm.go).
+	authBreakerOpen prometheus.Gauge
+	stormsTotal     prometheus.Counter
 }
 
 // Rejection reasons (label values of ws_conn_rejections_total).
@@ -64,8 +67,13 @@ func newMetrics(s *Server) *metrics {
 		Help: "Connections refused, by reason."}, []string{"reason"})
 	m.shed = prometheus.NewCounter(prometheus.CounterOpts{Name: protocol.MetricShedTotal,
 		Help: "Connections shed by admission control."})
-	m.stormActive = prometheus.NewGauge(prometheus.GaugeOpts{Name: protocol.MetricStormActive,
-		Help: "1 while a reconnect storm is detected."})
+	m.stormActive = prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: protocol.MetricStormActive,
+		Help: "1 while a reconnect storm is detected."}, func() float64 {
+		if s.storm != nil && s.storm.isActive() {
+			return 1
+		}
+		return 0
+	})
 	m.authRequests = prometheus.NewCounterVec(prometheus.CounterOpts{Name: protocol.MetricAuthRequestsTotal,
 		Help: "Token checks by result and whether the cache answered."}, []string{"result", "cached"})
 	m.poolAlert = prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "ws_pool_usage_alert",
@@ -100,6 +108,7 @@ func newMetrics(s *Server) *metrics {
 	}
 	m.poolAlert.WithLabelValues("0.70")
 	m.poolAlert.WithLabelValues("0.85")
+	m.addAuthStorm(s)
 	return m
 }
 

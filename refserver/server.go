@@ -85,6 +85,11 @@ type Server struct {
 	closing   atomic.Bool
 	closeOnce sync.Once
 	closed    chan struct{} // closed when Shutdown starts
+
+	// Overload protection (auth_guard.go, admission.go, storm.go).
+	authGuard *authGuard     // cache, breaker and simulated latency/failures in front of auth
+	admission *admission     // token bucket for new connections
+	storm     *stormDetector // reconnect storm alert
 }
 
 // Option injects a dependency into New.
@@ -130,6 +135,10 @@ func New(cfg Config, logger *slog.Logger, opts ...Option) (*Server, error) {
 	s.sessions = newSessions()
 	s.recent = newRecentUsers(cfg.ReconnectWindow)
 	s.metrics = newMetrics(s)
+	s.authGuard = newAuthGuard(s, s.auth)
+	s.authGuard.m = s.metrics
+	s.admission = newAdmission(cfg.AcceptRate, cfg.AcceptBurst, nil, nil)
+	s.storm = newServerStorm(s)
 	s.wheel = newWheel(s)
 	s.workers = newWorkers(&s.wg, 4096, time.Second)
 	s.upgrader = websocket.Upgrader{
@@ -221,7 +230,7 @@ func (s *Server) admitHTTP(w http.ResponseWriter, r *http.Request) bool {
 		http.Error(w, protocol.ReasonOrigin, http.StatusForbidden)
 		return false
 	}
-	return true
+	return s.admit(w, r) // admission control: shed with 503 or 1013 and a retry hint
 }
 
 // startConn registers a new connection on transport t for request r (node and per-IP slots,

@@ -61,6 +61,26 @@ func TestParse(t *testing.T) {
 					t.Fatalf("secret %q", cfg.AuthSecret)
 				}
 			}},
+		{name: "auth and admission flags", args: []string{"--dev", "--auth-latency", "20ms", "--auth-fail-rate", "0.25",
+			"--auth-cache-ttl", "1m", "--auth-breaker-failures", "7", "--accept-rate", "500", "--shed-mode", "close"},
+			env: env("REFSERVER_ACCEPT_BURST", "50", "REFSERVER_STORM_ALERT_RATE", "30", "REFSERVER_STORM_ALERT_BURST", "9",
+				"REFSERVER_AUTH_BREAKER_COOLDOWN", "2s", "REFSERVER_AUTH_CACHE_SIZE", "10", "REFSERVER_STORM_ALERT_WINDOW", "3s"),
+			check: func(t *testing.T, cfg refserver.Config) {
+				if cfg.AuthLatency != 20*time.Millisecond || cfg.AuthFailRate != 0.25 || cfg.AuthCacheTTL != time.Minute ||
+					cfg.AuthBreakerFailures != 7 || cfg.AuthBreakerCooldown != 2*time.Second || cfg.AuthCacheSize != 10 ||
+					cfg.AcceptRate != 500 || cfg.AcceptBurst != 50 || cfg.ShedMode != refserver.ShedClose ||
+					cfg.StormAlertRate != 30 || cfg.StormAlertBurst != 9 || cfg.StormAlertWindow != 3*time.Second {
+					t.Fatalf("%+v", cfg)
+				}
+			}},
+		{name: "admission defaults", args: []string{"--dev"}, check: func(t *testing.T, cfg refserver.Config) {
+			if cfg.AcceptRate != 2000 || cfg.AcceptBurst != 1000 || cfg.AuthCacheTTL != 5*time.Minute ||
+				cfg.StormAlertRate != 100 || cfg.StormAlertBurst != 50 || cfg.ShedMode != refserver.ShedHTTP {
+				t.Fatalf("%+v", cfg)
+			}
+		}},
+		{name: "bad fail rate", args: []string{"--dev", "--auth-fail-rate", "1.5"}, wantErr: "auth-fail-rate: must be within 0..1"},
+		{name: "bad shed mode", args: []string{"--dev", "--shed-mode", "drop"}, wantErr: "shed-mode"},
 		{name: "no secret", args: nil, wantErr: "auth-secret: required"},
 		{name: "unknown flaw", args: []string{"--dev", "--flaw", "nope"}, wantErr: "unknown flaw nope"},
 		{name: "bad duration", args: []string{"--dev", "--heartbeat-interval", "30"}, wantErr: "invalid value"},
@@ -104,7 +124,8 @@ func TestHelpListsFlawsAndEnvTwins(t *testing.T) {
 			t.Errorf("--help does not list flaw %s", f.Flaw)
 		}
 	}
-	for _, want := range []string{"REFSERVER_<FLAG_IN_UPPER_SNAKE>", "-heartbeat-interval", "-auth-secret", "Exit codes"} {
+	for _, want := range []string{"REFSERVER_<FLAG_IN_UPPER_SNAKE>", "-heartbeat-interval", "-auth-secret", "Exit codes",
+		"-auth-latency", "-auth-fail-rate", "-auth-cache-ttl", "-accept-rate", "-accept-burst", "-storm-alert-rate", "-storm-alert-burst"} {
 		if !strings.Contains(help, want) {
 			t.Errorf("--help lacks %q", want)
 		}

@@ -1,0 +1,374 @@
+package scenarios
+
+import (
+	"math"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/squall-dev/squall/loadgen/stats"
+	"github.com/squall-dev/squall/loadgen/telemetry"
+	"github.com/squall-dev/squall/refserver/protocol"
+	"github.com/squall-dev/squall/reports"
+)
+
+// ResultSource is the MetricSource of a finished run: it answers from the merged result (client
+// histograms and counters, the one-second series, the gateway's telemetry). Each catalogue metric
+// reads what its Source column names; a metric whose data the run did not produce answers "no
+// data" rather than a made-up number:
+//
+//   - per-client and per-tab figures the load generator does not record yet (zombie_cleanup_time,
+//     reconnect_attempts_per_client, false_disconnects, concurrent_connections_per_client) never
+//     have data;
+//   - ghost_presence_duration has data only when every departed user was seen leaving (a user never
+//     cleared has no exit time in the result to count from);
+//   - SLOs restricted to one cohort have data only when the scenario has that one cohort (the
+//     result's counters are not kept per cohort);
+//   - server memory figures need ServerMemory (the gateway in a process of its own);
+//   - recovery_time needs fault events in the result.
+type ResultSource struct {
+	Result *reports.Result
+	// Scenario is the scenario that ran (its cohorts and phases).
+	Scenario *Scenario
+	// ServerMemory says the telemetry's resident memory is the gateway's alone. It is false for a
+	// gateway running inside the load generator's process, whose memory includes the clients.
+	ServerMemory bool
+}
+
+var _ MetricSource = ResultSource{}
+
+// Value implements MetricSource.
+func (s ResultSource) Value(metric, agg, cohort string) (float64, bool) {
+	r := s.Result
+	if r == nil {
+		return 0, false
+	}
+	if cohort != "" {
+		if s.Scenario == nil || len(s.Scenario.Cohorts) != 1 || s.Scenario.Cohorts[0].Name != cohort {
+			return 0, false
+		}
+	}
+	name, label, _ := strings.Cut(metric, ":")
+	a := Agg(agg)
+	st := r.Stats
+	haveStats := st.Counters != nil || st.Hists != nil
+	dur := r.Duration.Seconds()
+	switch name {
+	case "ghost_presence_duration":
+		if !haveStats || st.Counter(loadgenGhosts) > 0 {
+			return 0, false
+		}
+		return histValue(st.Hists[stats.HistPresence], a, dur)
+	case "presence_convergence":
+		return histValue(st.Hists[stats.HistPresence], a, dur)
+	case "connect_time":
+		return histValue(st.Hists[stats.HistUpgrade], a, dur)
+	case "ping_rtt":
+		return histValue(st.Hists[stats.HistPingRTT], a, dur)
+	case "fanout_latency":
+		return histValue(st.Hists[stats.HistFanout], a, dur)
+	case "reconnect_time":
+		return histValue(st.Hists[stats.HistReconnect], a, dur)
+	case "schedule_lag":
+		return histValue(st.Hists[stats.HistScheduleLag], a, dur)
+	case "ordering_violations", "unrecovered_gaps", "duplicates", "lost_acked_messages", "close_codes":
+		if !haveStats {
+			return 0, false
+		}
+		key := map[string]string{
+			"ordering_violations": stats.CtrOrderViolations, "unrecovered_gaps": stats.CtrGaps,
+			"duplicates": stats.CtrDuplicates, "lost_acked_messages": stats.CtrAckedUndelivered,
+		}[name]
+		if name == "close_codes" {
+			if label == "" {
+				return 0, false
+			}
+			key = stats.PrefixCloseCode + label
+		}
+		return counterValue(float64(st.Counter(key)), a, dur)
+	case "reconnect_rate_peak":
+		if len(r.Series) == 0 || a != AggMax {
+			return 0, false
+		}
+		peak := 0.0
+		for _, iv := range r.Series {
+			peak = max(peak, iv.Rate(stats.CtrReconnectAttempts))
+		}
+		return peak, true
+	case "recovery_time":
+		return s.recoveryValue(a)
+	case "orphaned_subscriptions":
+		return telemetryValue(r.Telemetry, protocol.MetricOrphanedSubscriptions, a)
+	case "shed_total":
+		v, ok := telemetryValue(r.Telemetry, protocol.MetricShedTotal, AggLast)
+		if !ok {
+			return 0, false
+		}
+		return counterValue(v, a, dur)
+	case "server_memory_per_connection":
+		if !s.ServerMemory {
+			return 0, false
+		}
+		var xs, ys []float64
+		for _, p := range r.Telemetry.Points {
+			if p.MemoryPerConn > 0 {
+				xs = append(xs, p.At.Sub(r.Started).Seconds())
+				ys = append(ys, p.MemoryPerConn)
+			}
+		}
+		return seriesValue(xs, ys, a)
+	case "server_memory_growth_slope":
+		if !s.ServerMemory || a != AggLast {
+			return 0, false
+		}
+		var xs, ys []float64
+		for _, p := range r.Telemetry.Points {
+			v, ok := p.Values[protocol.MetricProcessResidentMemory]
+			if ok && s.inHold(p.At) {
+				xs = append(xs, p.At.Sub(r.Started).Seconds())
+				ys = append(ys, v)
+			}
+		}
+		return seriesValue(xs, ys, AggSlope)
+	}
+	// zombie_cleanup_time, reconnect_attempts_per_client, false_disconnects,
+	// concurrent_connections_per_client: the load generator does not record them yet.
+	return 0, false
+}
+
+// loadgenGhosts is the load generator's counter of exits whose presence leave some observer never
+// saw (loadgen.CtrGhosts).
+const loadgenGhosts = "presence_ghosts"
+
+// inHold reports whether t falls in a hold phase of the run (phases are matched to the scenario's
+// by position).
+func (s ResultSource) inHold(t time.Time) bool {
+	if s.Scenario == nil {
+		return false
+	}
+	for i, ph := range s.Result.Phases {
+		if i >= len(s.Scenario.Phases) || s.Scenario.Phases[i].Kind != PhaseHold {
+			continue
+		}
+		if !t.Before(ph.Start) && (ph.End.IsZero() || !t.After(ph.End)) {
+			return true
+		}
+	}
+	return false
+}
+
+// histValue aggregates a latency histogram (nanoseconds) into seconds. An empty histogram has a
+// count (zero) but no percentiles.
+func histValue(h *stats.Hist, a Agg, runSeconds float64) (float64, bool) {
+	n := int64(0)
+	if h != nil {
+		n = h.Count()
+	}
+	switch a {
+	case AggCount:
+		return float64(n), true
+	case AggRate:
+		if runSeconds <= 0 {
+			return 0, false
+		}
+		return float64(n) / runSeconds, true
+	}
+	if n == 0 {
+		return 0, false
+	}
+	sec := func(v int64) float64 { return float64(v) / 1e9 }
+	switch a {
+	case AggP50:
+		return sec(h.Percentile(50)), true
+	case AggP90:
+		return sec(h.Percentile(90)), true
+	case AggP95:
+		return sec(h.Percentile(95)), true
+	case AggP99:
+		return sec(h.Percentile(99)), true
+	case AggP999:
+		return sec(h.Percentile(99.9)), true
+	case AggMax:
+		return sec(h.Max()), true
+	case AggMin:
+		return sec(h.Min()), true
+	case AggMean:
+		return h.Mean() / 1e9, true
+	}
+	return 0, false
+}
+
+// counterValue aggregates a run total.
+func counterValue(total float64, a Agg, runSeconds float64) (float64, bool) {
+	switch a {
+	case AggCount, AggLast:
+		return total, true
+	case AggRate:
+		if runSeconds <= 0 {
+			return 0, false
+		}
+		return total / runSeconds, true
+	}
+	return 0, false
+}
+
+// telemetryValue reads a gateway metric from the scraped series: its last or highest value.
+func telemetryValue(t telemetry.Telemetry, name string, a Agg) (float64, bool) {
+	found, last, peak := false, 0.0, math.Inf(-1)
+	for _, p := range t.Points {
+		v, ok := p.Values[name]
+		if !ok {
+			continue
+		}
+		found, last, peak = true, v, max(peak, v)
+	}
+	if !found {
+		return 0, false
+	}
+	switch a {
+	case AggLast:
+		return last, true
+	case AggMax:
+		return peak, true
+	}
+	return 0, false
+}
+
+// seriesValue aggregates samples ys taken at xs seconds.
+func seriesValue(xs, ys []float64, a Agg) (float64, bool) {
+	if len(ys) == 0 {
+		return 0, false
+	}
+	sorted := slices.Sorted(slices.Values(ys))
+	rank := func(q float64) float64 { // nearest rank
+		i := int(math.Ceil(q*float64(len(sorted)))) - 1
+		return sorted[min(max(i, 0), len(sorted)-1)]
+	}
+	switch a {
+	case AggMax:
+		return sorted[len(sorted)-1], true
+	case AggMin:
+		return sorted[0], true
+	case AggLast:
+		return ys[len(ys)-1], true
+	case AggMean:
+		sum := 0.0
+		for _, y := range ys {
+			sum += y
+		}
+		return sum / float64(len(ys)), true
+	case AggP50:
+		return rank(0.5), true
+	case AggP90:
+		return rank(0.9), true
+	case AggP99:
+		return rank(0.99), true
+	case AggSlope:
+		return leastSquaresSlope(xs, ys)
+	}
+	return 0, false
+}
+
+func leastSquaresSlope(xs, ys []float64) (float64, bool) {
+	if len(xs) < 2 {
+		return 0, false
+	}
+	var n, sx, sy, sxx, sxy float64
+	for i := range xs {
+		n++
+		sx += xs[i]
+		sy += ys[i]
+		sxx += xs[i] * xs[i]
+		sxy += xs[i] * ys[i]
+	}
+	d := n*sxx - sx*sx
+	if d == 0 {
+		return 0, false
+	}
+	return (n*sxy - sx*sy) / d, true
+}
+
+// recoveryValue measures, for each fault of the run (a step that disrupts: toxic added, proxy
+// disabled, node killed, restarted, paused or drained), how long the open connections took to get
+// back to their level just before it. It looks for a dip until the next fault or the ramp-down:
+// zero when there was none; when the connections were not back by then, the time to then. Levels
+// come from the one-second series, so recovery times have a resolution of one second.
+func (s ResultSource) recoveryValue(a Agg) (float64, bool) {
+	r := s.Result
+	if len(r.Series) == 0 {
+		return 0, false
+	}
+	var faults []time.Time
+	for _, ev := range r.Events {
+		if ev.Kind == reports.EventFault && ev.Fault != nil && ev.Fault.Error == "" && disruptive[string(ev.Fault.Action)] {
+			faults = append(faults, ev.At)
+		}
+	}
+	end := r.Series[len(r.Series)-1].End
+	if s.Scenario != nil {
+		for i, ph := range r.Phases {
+			if i < len(s.Scenario.Phases) && s.Scenario.Phases[i].Kind == PhaseRampDown {
+				end = ph.Start
+				break
+			}
+		}
+	}
+	var times []float64
+	for k, at := range faults {
+		until := end
+		if k+1 < len(faults) && faults[k+1].Before(until) {
+			until = faults[k+1]
+		}
+		base, seen := int64(0), false
+		for _, iv := range r.Series {
+			if iv.End.After(at) {
+				break
+			}
+			base, seen = iv.Gauges[stats.GaugeConnections], true
+		}
+		if !seen || !at.Before(until) {
+			continue
+		}
+		rec, dipped := 0.0, false
+		for _, iv := range r.Series {
+			if !iv.End.After(at) {
+				continue
+			}
+			if iv.End.After(until) {
+				if dipped {
+					rec = until.Sub(at).Seconds()
+				}
+				break
+			}
+			c := iv.Gauges[stats.GaugeConnections]
+			if c < base {
+				dipped = true
+				continue
+			}
+			if dipped {
+				rec = iv.End.Sub(at).Seconds()
+				dipped = false
+				break
+			}
+		}
+		if dipped { // the series ended below the level
+			rec = until.Sub(at).Seconds()
+		}
+		times = append(times, rec)
+	}
+	if len(times) == 0 {
+		return 0, false
+	}
+	switch a {
+	case AggCount:
+		return float64(len(times)), true
+	case AggMax, AggMean, AggLast:
+		return seriesValue(nil, times, a)
+	}
+	return 0, false
+}
+
+// disruptive lists the chaos actions recovery_time measures from (reverts are not faults).
+var disruptive = map[string]bool{
+	"add_toxic": true, "disable_proxy": true, "kill": true, "restart": true, "pause": true, "drain": true,
+}

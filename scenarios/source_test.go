@@ -1,0 +1,114 @@
+package scenarios
+
+import (
+	"math"
+	"testing"
+	"time"
+
+	"github.com/squall-dev/squall/chaos"
+	"github.com/squall-dev/squall/loadgen/stats"
+	"github.com/squall-dev/squall/loadgen/telemetry"
+	"github.com/squall-dev/squall/refserver/protocol"
+	"github.com/squall-dev/squall/reports"
+)
+
+// sourceResult is a 10-second run: ramp 0–2 s, hold 2–8 s, ramp-down 8–10 s; 100 connections that
+// drop to 60 at second 4 (a proxy disabled at 3.5 s) and are back at second 6.
+func sourceResult() *reports.Result {
+	t0 := time.Date(2026, 1, 2, 3, 4, 0, 0, time.UTC)
+	sec := func(s float64) time.Time { return t0.Add(time.Duration(s * float64(time.Second))) }
+	rec := stats.NewRecorder(t0)
+	for i := 1; i <= 100; i++ {
+		rec.Record(stats.HistUpgrade, time.Duration(i)*time.Millisecond)
+	}
+	rec.Add(stats.CtrOrderViolations, 3)
+	rec.Add(stats.CloseCodeCounter(1006), 2)
+	var series stats.Series
+	conns := []int64{50, 100, 100, 100, 60, 80, 100, 100, 100, 0}
+	for i, c := range conns {
+		rec.SetGauge(stats.GaugeConnections, c)
+		if i == 4 {
+			rec.Add(stats.CtrReconnectAttempts, 40)
+		}
+		series = append(series, rec.Tick(sec(float64(i+1))))
+	}
+	r := reports.New("t", 1)
+	r.Started, r.Ended, r.Duration = t0, sec(10), 10*time.Second
+	r.Stats, r.Series = rec.Snapshot(), series
+	r.Phases = []reports.Phase{{Name: "ramp", Start: t0, End: sec(2)}, {Name: "hold", Start: sec(2), End: sec(8)}, {Name: "ramp-down", Start: sec(8), End: sec(10)}}
+	r.Events = []reports.Event{{At: sec(3.5), Kind: reports.EventFault, Fault: &chaos.Event{Action: chaos.ActionDisableProxy, Target: "p"}},
+		{At: sec(4), Kind: reports.EventFault, Fault: &chaos.Event{Action: chaos.ActionEnableProxy, Target: "p"}}}
+	for i := 0; i <= 10; i++ {
+		r.Telemetry.Points = append(r.Telemetry.Points, telemetry.Point{Second: i, At: sec(float64(i)), MemoryPerConn: 1000 + 10*float64(i),
+			Values: map[string]float64{protocol.MetricOrphanedSubscriptions: float64(i % 3), protocol.MetricProcessResidentMemory: 1e6 + 500*float64(i)}})
+	}
+	r.Telemetry.Status = telemetry.StatusOK
+	return r
+}
+
+func TestResultSource(t *testing.T) {
+	s := &Scenario{Cohorts: []Cohort{{Name: "a"}, {Name: "b"}},
+		Phases: []Phase{{Kind: PhaseRamp}, {Kind: PhaseHold}, {Kind: PhaseRampDown}}}
+	src := ResultSource{Result: sourceResult(), Scenario: s, ServerMemory: true}
+	tests := []struct {
+		metric, agg, cohort string
+		want                float64
+		ok                  bool
+	}{
+		{"connect_time", "p50", "", 0.050, true},
+		{"connect_time", "max", "", 0.100, true},
+		{"connect_time", "count", "", 100, true},
+		{"connect_time", "rate", "", 10, true},
+		{"ping_rtt", "p99", "", 0, false},  // nothing recorded: no percentile
+		{"ping_rtt", "count", "", 0, true}, // but a count of zero
+		{"ordering_violations", "count", "", 3, true},
+		{"ordering_violations", "rate", "", 0.3, true},
+		{"duplicates", "count", "", 0, true},
+		{"close_codes:1006", "count", "", 2, true},
+		{"close_codes:1000", "count", "", 0, true},
+		{"reconnect_rate_peak", "max", "", 40, true},
+		// connections were 100 in the interval ending at 3 s (before the fault at 3.5 s), 60 and 80 in
+		// the ones ending at 5 and 6 s, 100 again in the one ending at 7 s: 3.5 s (the enable is a revert).
+		{"recovery_time", "max", "", 3.5, true},
+		{"orphaned_subscriptions", "last", "", 1, true},
+		{"orphaned_subscriptions", "max", "", 2, true},
+		{"shed_total", "count", "", 0, false}, // the gateway did not export it
+		{"server_memory_per_connection", "max", "", 1100, true},
+		{"server_memory_per_connection", "slope", "", 10, true},
+		{"server_memory_growth_slope", "last", "", 500, true},
+		{"ghost_presence_duration", "max", "", 0, false}, // no presence data at all
+		{"zombie_cleanup_time", "max", "", 0, false},
+		{"reconnect_attempts_per_client", "max", "", 0, false},
+		{"false_disconnects", "count", "", 0, false},
+		{"concurrent_connections_per_client", "max", "", 0, false},
+		{"ordering_violations", "count", "a", 0, false}, // not kept per cohort
+	}
+	for _, tc := range tests {
+		t.Run(tc.metric+"_"+tc.agg+"_"+tc.cohort, func(t *testing.T) {
+			got, ok := src.Value(tc.metric, tc.agg, tc.cohort)
+			if ok != tc.ok || (ok && math.Abs(got-tc.want) > 1e-3*math.Max(1, math.Abs(tc.want))) {
+				t.Errorf("Value(%s, %s, %q) = %v, %v; want %v, %v", tc.metric, tc.agg, tc.cohort, got, ok, tc.want, tc.ok)
+			}
+		})
+	}
+
+	t.Run("one cohort answers for itself", func(t *testing.T) {
+		one := ResultSource{Result: sourceResult(), Scenario: &Scenario{Cohorts: []Cohort{{Name: "a"}}}}
+		if v, ok := one.Value("ordering_violations", "count", "a"); !ok || v != 3 {
+			t.Errorf("got %v, %v", v, ok)
+		}
+	})
+	t.Run("in-process gateway has no server memory", func(t *testing.T) {
+		in := ResultSource{Result: sourceResult(), Scenario: s}
+		if _, ok := in.Value("server_memory_per_connection", "max", ""); ok {
+			t.Error("memory of the generator's own process graded as the gateway's")
+		}
+	})
+	t.Run("ghosts never cleared have no duration", func(t *testing.T) {
+		r := sourceResult()
+		r.Stats.Counters[loadgenGhosts] = 1
+		if _, ok := (ResultSource{Result: r, Scenario: s}).Value("ghost_presence_duration", "max", ""); ok {
+			t.Error("a ghost that never cleared got a duration")
+		}
+	})
+}

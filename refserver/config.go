@@ -123,6 +123,20 @@ type Config struct {
 	// ReconnectWindow is how long after a user's connection ended a new connection of the same user
 	// counts as a reconnect in ws_reconnects_total (default 1m).
 	ReconnectWindow time.Duration
+	// SessionTTL is how long a session outlives its connection (default 2m): within it a new
+	// connection of the same user may continue the session (hello with session) or resume its rooms
+	// (resume). After it the session is forgotten: resume answers resume_failed and hello with the
+	// session is closed with 4002.
+	SessionTTL time.Duration
+
+	// DrainSpread is the window over which the retry hints of a drain are spread (default 10s):
+	// on SIGTERM, POST /admin/drain or Shutdown every connection is closed at once with 1001 and a
+	// retry_after_ms drawn uniformly from (0, DrainSpread], so that the clients' reconnects spread
+	// out instead of arriving together.
+	DrainSpread time.Duration
+	// AdminToken, when set, is the bearer token POST /admin/drain requires (Authorization: Bearer
+	// <token>). Empty (the default) accepts the admin endpoint from loopback peers only.
+	AdminToken string
 
 	// Flaws switches defects back on (see Flaw). Empty means none.
 	Flaws Flaws
@@ -152,6 +166,8 @@ func DefaultConfig() Config {
 		HistorySize:       1000,
 		HistoryTTL:        5 * time.Minute,
 		ReconnectWindow:   time.Minute,
+		SessionTTL:        2 * time.Minute,
+		DrainSpread:       10 * time.Second,
 		Flaws:             Flaws{},
 
 		AuthCacheTTL:        5 * time.Minute,
@@ -209,6 +225,8 @@ func (c Config) withDefaults() Config {
 	setInt(&c.HistorySize, d.HistorySize)
 	setDur(&c.HistoryTTL, d.HistoryTTL)
 	setDur(&c.ReconnectWindow, d.ReconnectWindow)
+	setDur(&c.SessionTTL, d.SessionTTL)
+	setDur(&c.DrainSpread, d.DrainSpread)
 	if c.Flaws == nil {
 		c.Flaws = Flaws{}
 	}
@@ -235,6 +253,7 @@ func (c Config) Validate() error {
 		{"heartbeat-timeout", v.HeartbeatTimeout}, {"flaw-sweep-interval", v.FlawSweepInterval},
 		{"write-timeout", v.WriteTimeout}, {"close-grace", v.CloseGrace}, {"reorder-timeout", v.ReorderTimeout},
 		{"history-ttl", v.HistoryTTL}, {"reconnect-window", v.ReconnectWindow},
+		{"session-ttl", v.SessionTTL}, {"drain-spread", v.DrainSpread},
 	} {
 		if d.v < 0 {
 			bad("%s: must not be negative, got %s", d.name, d.v)

@@ -54,9 +54,10 @@ func (c cause) abnormal() bool {
 
 // outItem is one queued write.
 type outItem struct {
-	kind uint8 // itemText, itemPing or itemClose
-	code int   // close code of itemClose
-	data []byte
+	kind   uint8 // itemText, itemPing or itemClose
+	replay bool  // a broadcast replayed by resume: outside the send-queue bound
+	code   int   // close code of itemClose
+	data   []byte
 }
 
 const (
@@ -96,6 +97,7 @@ type conn struct {
 	qmu         sync.Mutex
 	q           []outItem
 	pending     int  // frames queued or being written
+	replaying   int  // of which replayed by resume (not counted against the bound)
 	writing     bool // a writer goroutine is running
 	closeQueued bool // a close frame is queued: accept nothing more
 	writeFailed bool
@@ -134,7 +136,7 @@ func (c *conn) run(token string, nodeOK, ipOK bool) {
 		c.s.metrics.rejections.WithLabelValues(rejectConnLimit).Inc()
 		c.kick(protocol.ClosePolicy, protocol.ReasonConnLimit, causeKicked)
 	case token != "":
-		c.s.workers.do(func() { c.authenticate(token) })
+		c.s.workers.do(func() { c.authenticate(token, "") })
 	default:
 		c.t.awaitHello(c, c.s.cfg.HelloTimeout)
 	}
@@ -162,7 +164,7 @@ func (c *conn) handle(data []byte) {
 			c.unauthorized("the first frame must be hello with a token")
 			return
 		}
-		c.authenticate(f.Token)
+		c.authenticate(f.Token, f.Session)
 		return
 	}
 	switch f.Type {
@@ -171,8 +173,7 @@ func (c *conn) handle(data []byte) {
 	case protocol.TypePing:
 		c.sendFrame(&protocol.Frame{Type: protocol.TypePong, Timestamp: f.Timestamp})
 	case protocol.TypeResume:
-		// Resume arrives with issue 3; until then every resume fails and the client re-joins.
-		c.sendFrame(&protocol.Frame{Type: protocol.TypeResumeFailed, Reason: "resume_unavailable", Rooms: zeroRooms(f.Rooms)})
+		c.resume(f)
 	default:
 		c.sequenced(f)
 	}
@@ -239,11 +240,13 @@ func (c *conn) apply(f protocol.Frame) {
 			c.sendError(code, "join_room "+f.RoomID+" failed", f.Seq)
 			return
 		}
+		c.s.sessions.setRoom(c.sess, f.RoomID, true)
 	case protocol.TypeLeaveRoom:
 		if !h.leave(c, f.RoomID, protocol.ReasonLeft, true) {
 			c.sendError(protocol.ErrCodeNotMember, "not a member of "+f.RoomID, f.Seq)
 			return
 		}
+		c.s.sessions.setRoom(c.sess, f.RoomID, false)
 	case protocol.TypeBroadcast:
 		if c.rooms[f.RoomID] == nil {
 			c.sendError(protocol.ErrCodeNotMember, "not a member of "+f.RoomID, f.Seq)
@@ -258,8 +261,10 @@ func (c *conn) apply(f protocol.Frame) {
 	c.sendFrame(&protocol.Frame{Type: protocol.TypeAck, Seq: f.Seq})
 }
 
-// authenticate checks a token and, on success, registers the connection and sends welcome.
-func (c *conn) authenticate(token string) {
+// authenticate checks a token and, on success, registers the connection and sends welcome. A
+// non-empty sessionID (hello with session) continues that session instead of starting a new one; an
+// unknown, expired or foreign one is answered with error session_invalid and close 4002.
+func (c *conn) authenticate(token, sessionID string) {
 	ctx, cancel := context.WithTimeout(c.s.ctx, c.s.cfg.HelloTimeout)
 	user, err := c.s.authGuard.check(ctx, token)
 	cancel()
@@ -280,9 +285,15 @@ func (c *conn) authenticate(token string) {
 	now := time.Now()
 	c.userSlot = true
 	c.user = user
+	if sessionID != "" {
+		if !c.continueSession(sessionID, now) {
+			return
+		}
+	} else {
+		c.sess = c.s.sessions.create(user, c, now)
+	}
 	c.authed = true
 	c.seq = newSequencer(c.s.cfg.ReorderWindow)
-	c.sess = c.s.sessions.create(user, now)
 	if c.s.recent.isReconnect(user, now) {
 		c.s.metrics.reconnects.Inc()
 	}
@@ -324,10 +335,8 @@ func (c *conn) enqueue(b []byte) bool {
 	if c.closeQueued || c.writeFailed || c.gone.Load() {
 		return false
 	}
-	if c.pending >= c.s.cfg.SendQueue {
-		c.s.queueDepth.Add(-int64(len(c.q)))
-		c.pending -= len(c.q)
-		c.q = nil
+	if c.pending-c.replaying >= c.s.cfg.SendQueue {
+		c.dropQueuedLocked()
 		c.setCause(causeKicked)
 		c.queueCloseLocked(protocol.ClosePolicy, protocol.ReasonSlowConsumer)
 		return false
@@ -406,9 +415,7 @@ func (c *conn) nextBatch() (batch []outItem, ok bool) {
 	c.qmu.Lock()
 	defer c.qmu.Unlock()
 	if len(c.q) == 0 || c.writeFailed {
-		c.s.queueDepth.Add(-int64(len(c.q)))
-		c.pending -= len(c.q)
-		c.q = nil
+		c.dropQueuedLocked()
 		c.writing = false
 		if c.wdone != nil {
 			close(c.wdone)
@@ -434,9 +441,8 @@ func (c *conn) writeBatch(batch []outItem) error {
 // delivered settles a batch taken by nextBatch; err (from writing it) ends the connection as a
 // write error.
 func (c *conn) delivered(batch []outItem, err error) {
-	c.s.queueDepth.Add(-int64(len(batch)))
 	c.qmu.Lock()
-	c.pending -= len(batch)
+	c.settleLocked(batch)
 	if err != nil {
 		c.writeFailed = true
 	}
@@ -493,7 +499,7 @@ func (c *conn) finish() {
 			for id := range c.rooms {
 				c.s.hub.leave(c, id, why.presenceReason(), false)
 			}
-			c.s.sessions.release(c.sess)
+			c.s.sessions.detach(c.sess, c, time.Now())
 		}
 		c.s.recent.left(c.user, time.Now())
 	}
@@ -523,4 +529,39 @@ func codeLabel(code int) string {
 // jitter returns d scaled by a random factor in [lo, hi).
 func jitter(d time.Duration, lo, hi float64) time.Duration {
 	return time.Duration(float64(d) * (lo + rand.Float64()*(hi-lo)))
+}
+
+// enqueueReplay queues broadcasts replayed by resume, in order, as one unit: they are not counted
+// against the send-queue bound (they are bounded by the history, whose payloads they share), so a
+// resume larger than --send-queue is not mistaken for a slow consumer. Called with the rooms locked.
+func (c *conn) enqueueReplay(entries []historyEntry) {
+	if len(entries) == 0 {
+		return
+	}
+	c.qmu.Lock()
+	defer c.qmu.Unlock()
+	if c.closeQueued || c.writeFailed || c.gone.Load() {
+		return
+	}
+	for _, e := range entries {
+		c.replaying++
+		c.pushLocked(outItem{kind: itemText, replay: true, data: e.payload})
+	}
+}
+
+// dropQueuedLocked discards what is queued and not yet taken for delivery.
+func (c *conn) dropQueuedLocked() {
+	c.settleLocked(c.q)
+	c.q = nil
+}
+
+// settleLocked accounts for items that left the queue (delivered or dropped).
+func (c *conn) settleLocked(items []outItem) {
+	c.s.queueDepth.Add(-int64(len(items)))
+	c.pending -= len(items)
+	for _, it := range items {
+		if it.replay {
+			c.replaying--
+		}
+	}
 }

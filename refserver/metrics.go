@@ -34,6 +34,8 @@ type metrics struct {
 	stormActive prometheus.GaugeFunc
 	// authRequests counts token checks by result (ok, invalid, error) and cached (true, false).
 	authRequests *prometheus.CounterVec
+	// resumes counts resume frames by result: "ok" or the protocol.Resume* reason of the failure.
+	resumes *prometheus.CounterVec
 	// poolAlert is 1 while pool usage is at or above the threshold label (0.70, 0.85).
 	poolAlert *prometheus.GaugeVec
 	// authBreakerOpen, stormsTotal: see addAuthStorm (metrics_authstorm.go).
@@ -76,6 +78,8 @@ func newMetrics(s *Server) *metrics {
 	})
 	m.authRequests = prometheus.NewCounterVec(prometheus.CounterOpts{Name: protocol.MetricAuthRequestsTotal,
 		Help: "Token checks by result and whether the cache answered."}, []string{"result", "cached"})
+	m.resumes = prometheus.NewCounterVec(prometheus.CounterOpts{Name: protocol.MetricResumesTotal,
+		Help: "Resume frames by result: ok, or the reason of the failure."}, []string{"result"})
 	m.poolAlert = prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "ws_pool_usage_alert",
 		Help: "1 while ws_pool_usage_ratio is at or above the threshold."}, []string{"threshold"})
 
@@ -84,7 +88,7 @@ func newMetrics(s *Server) *metrics {
 	}
 	m.reg.MustRegister(
 		m.connsTotal, m.disconnects, m.reconnects, m.messagesIn, m.messagesOut, m.heartbeatTimeouts,
-		m.rejections, m.shed, m.stormActive, m.authRequests, m.poolAlert,
+		m.rejections, m.shed, m.stormActive, m.authRequests, m.poolAlert, m.resumes,
 		gauge(protocol.MetricConnectionsActive, "Open connections.",
 			func() float64 { return float64(s.limits.active()) }),
 		gauge(protocol.MetricRoomSubscriptions, "(connection, room) memberships, live or orphaned.",
@@ -105,6 +109,10 @@ func newMetrics(s *Server) *metrics {
 	}
 	for _, r := range []string{rejectConnLimit, rejectOverloaded, rejectOrigin, rejectUnauthorized} {
 		m.rejections.WithLabelValues(r)
+	}
+	for _, r := range []string{"ok", protocol.ResumeSessionUnknown, protocol.ResumeHistoryGap, protocol.ResumeNotMember,
+		protocol.ResumeAlreadyJoined, protocol.ResumeRoomLimit, protocol.ResumeInternal} {
+		m.resumes.WithLabelValues(r)
 	}
 	m.poolAlert.WithLabelValues("0.70")
 	m.poolAlert.WithLabelValues("0.85")

@@ -132,7 +132,7 @@ func New(cfg Config, logger *slog.Logger, opts ...Option) (*Server, error) {
 	s.hub = newHub(s)
 	s.broker.Bind(s.hub.deliver)
 	s.limits = newLimits(cfg)
-	s.sessions = newSessions()
+	s.sessions = newSessions(cfg.SessionTTL, &s.wg, s.closed)
 	s.recent = newRecentUsers(cfg.ReconnectWindow)
 	s.metrics = newMetrics(s)
 	s.authGuard = newAuthGuard(s, s.auth)
@@ -404,7 +404,8 @@ type Stats struct {
 	Subscriptions         int // (connection, room) memberships, orphaned included (ws_room_subscriptions)
 	OrphanedSubscriptions int // memberships whose connection is gone (ws_orphaned_subscriptions)
 	PresenceEntries       int // (room, user) presence entries (ws_presence_entries)
-	Sessions              int // sessions held
+	Sessions              int // sessions held by a connection (with leak-on-error, also by gone ones)
+	DetachedSessions      int // sessions whose connection ended, kept for --session-ttl for resume
 	HistoryEntries        int // broadcasts held in room histories
 	QueueDepth            int // frames queued for sending (ws_send_queue_depth)
 }
@@ -412,6 +413,7 @@ type Stats struct {
 // Stats returns current counts.
 func (s *Server) Stats() Stats {
 	hc := s.hub.stats()
+	held, detached := s.sessions.counts()
 	return Stats{
 		ActiveConns:           s.limits.active(),
 		RegisteredConns:       hc.conns,
@@ -419,7 +421,8 @@ func (s *Server) Stats() Stats {
 		Subscriptions:         hc.subscriptions,
 		OrphanedSubscriptions: hc.orphaned,
 		PresenceEntries:       hc.presence,
-		Sessions:              s.sessions.len(),
+		Sessions:              held,
+		DetachedSessions:      detached,
 		HistoryEntries:        hc.history,
 		QueueDepth:            int(s.queueDepth.Load()),
 	}

@@ -3,57 +3,241 @@ package refserver
 import (
 	"crypto/rand"
 	"encoding/hex"
+	"sort"
 	"sync"
 	"time"
 )
 
-// session is what a client may continue after its connection ends (issue 3's resume builds on it):
-// its id, its user and the connection that holds it now.
+// session is what a client may continue after its connection ends: its id, its user, the rooms it
+// is in and the connection that holds it now. When that connection ends the session is detached and
+// kept for Config.SessionTTL, so that a new connection of the same user can continue it (hello with
+// session) or resume its rooms (resume, see resume.go). Its fields are guarded by sessions.mu.
 type session struct {
 	id      string
 	user    string
 	created time.Time
+
+	holder  *conn               // the connection holding it; nil while detached
+	rooms   map[string]struct{} // rooms joined under this session (explicit join/leave; resume adds)
+	expires time.Time           // while detached: when it is forgotten
+	gen     uint64              // bumped at each detach, to recognise stale expiry entries
+	taken   bool                // consumed by a resume or expired: never registered again
 }
 
-// sessions is the node's session registry. Safe for concurrent use. Today a session ends with its
-// connection's cleanup; issue 3 keeps it for --session-ttl so that resume can find it.
+// sessions is the node's session registry. Safe for concurrent use; mu is a leaf lock (nothing is
+// called with it held). Detached sessions wait in an expiry queue in detach order (the TTL is the
+// same for all, so that is expiry order); a sweeper goroutine owned by the Server runs only while
+// detached sessions exist and forgets each one when its TTL has passed.
 type sessions struct {
-	mu   sync.Mutex
-	byID map[string]*session
+	ttl  time.Duration
+	wg   *sync.WaitGroup
+	quit <-chan struct{}
+
+	mu       sync.Mutex
+	byID     map[string]*session
+	held     int           // sessions with a holder
+	expiry   []expiryEntry // detached sessions, oldest first; stale entries are skipped
+	sweeping bool
+	stopped  bool
 }
 
-func newSessions() *sessions { return &sessions{byID: map[string]*session{}} }
+type expiryEntry struct {
+	s   *session
+	gen uint64
+}
 
-// create registers a new session for user.
-func (ss *sessions) create(user string, now time.Time) *session {
-	s := &session{id: newID(), user: user, created: now}
+func newSessions(ttl time.Duration, wg *sync.WaitGroup, quit <-chan struct{}) *sessions {
+	return &sessions{ttl: ttl, wg: wg, quit: quit, byID: map[string]*session{}}
+}
+
+// create registers a new session for user, held by c.
+func (ss *sessions) create(user string, c *conn, now time.Time) *session {
+	s := &session{id: newID(), user: user, created: now, holder: c}
 	ss.mu.Lock()
 	ss.byID[s.id] = s
+	ss.held++
 	ss.mu.Unlock()
 	return s
 }
 
-// get returns the session with id, or nil.
-func (ss *sessions) get(id string) *session {
+// lookup returns the live session id of user, or nil when it is unknown, expired or another user's.
+func (ss *sessions) lookup(id, user string, now time.Time) *session {
 	ss.mu.Lock()
 	defer ss.mu.Unlock()
-	return ss.byID[id]
+	s := ss.byID[id]
+	if s == nil || s.user != user || (s.holder == nil && !now.Before(s.expires)) {
+		return nil
+	}
+	return s
 }
 
-// release ends a session when its connection is cleaned up.
-func (ss *sessions) release(s *session) {
+// attach makes c the holder of s (hello with session). It returns the previous holder, if any (a
+// connection the server still counts as open, e.g. half-open after a network change), so that the
+// caller can close it; nil when s was detached. ok is false when s is no longer registered.
+func (ss *sessions) attach(s *session, c *conn) (prev *conn, ok bool) {
+	ss.mu.Lock()
+	defer ss.mu.Unlock()
+	if s.taken || ss.byID[s.id] != s {
+		return nil, false
+	}
+	prev = s.holder
+	if prev == nil {
+		ss.held++
+	}
+	s.holder = c
+	return prev, true
+}
+
+// take removes the live session id of user from the registry for a resume (which consumes it): no
+// one else can take, attach or resume it afterwards. It returns the session and its previous
+// holder, or nil when it is unknown, expired or another user's.
+func (ss *sessions) take(id, user string, now time.Time) (s *session, prev *conn) {
+	ss.mu.Lock()
+	defer ss.mu.Unlock()
+	s = ss.byID[id]
+	if s == nil || s.user != user || (s.holder == nil && !now.Before(s.expires)) {
+		return nil, nil
+	}
+	delete(ss.byID, id)
+	s.taken = true
+	if s.holder != nil {
+		ss.held--
+	}
+	prev, s.holder = s.holder, nil
+	return s, prev
+}
+
+// roomsOf returns the rooms of s, sorted.
+func (ss *sessions) roomsOf(s *session) []string {
+	ss.mu.Lock()
+	defer ss.mu.Unlock()
+	out := make([]string, 0, len(s.rooms))
+	for r := range s.rooms {
+		out = append(out, r)
+	}
+	sort.Strings(out)
+	return out
+}
+
+// hasRoom reports whether s holds room.
+func (ss *sessions) hasRoom(s *session, room string) bool {
+	ss.mu.Lock()
+	defer ss.mu.Unlock()
+	_, ok := s.rooms[room]
+	return ok
+}
+
+// setRoom records that s joined (in = true) or left room.
+func (ss *sessions) setRoom(s *session, room string, in bool) {
 	if s == nil {
 		return
 	}
 	ss.mu.Lock()
-	delete(ss.byID, s.id)
-	ss.mu.Unlock()
+	defer ss.mu.Unlock()
+	if !in {
+		delete(s.rooms, room)
+		return
+	}
+	if s.rooms == nil {
+		s.rooms = map[string]struct{}{}
+	}
+	s.rooms[room] = struct{}{}
 }
 
-func (ss *sessions) len() int {
+// detach ends c's hold on s when c's cleanup runs: s is kept for the TTL so that resume can find it.
+// It does nothing when c no longer holds s (a newer connection took it over).
+func (ss *sessions) detach(s *session, c *conn, now time.Time) {
+	if s == nil {
+		return
+	}
 	ss.mu.Lock()
 	defer ss.mu.Unlock()
-	return len(ss.byID)
+	if s.holder != c {
+		return
+	}
+	s.holder = nil
+	ss.held--
+	if s.taken || ss.stopped {
+		delete(ss.byID, s.id)
+		return
+	}
+	s.gen++
+	s.expires = now.Add(ss.ttl)
+	ss.expiry = append(ss.expiry, expiryEntry{s: s, gen: s.gen})
+	if !ss.sweeping {
+		ss.sweeping = true
+		ss.wg.Add(1)
+		go ss.sweep()
+	}
+}
+
+// sweep forgets detached sessions as they expire; it ends when none is left or the server closes.
+func (ss *sessions) sweep() {
+	defer ss.wg.Done()
+	tick := min(max(ss.ttl/8, 5*time.Millisecond), time.Second)
+	t := time.NewTicker(tick)
+	defer t.Stop()
+	for {
+		select {
+		case <-ss.quit:
+			ss.mu.Lock()
+			ss.sweeping = false
+			ss.mu.Unlock()
+			return
+		case now := <-t.C:
+			if !ss.expire(now) {
+				return
+			}
+		}
+	}
+}
+
+// expire forgets the sessions expired at now and reports whether detached sessions remain (if not,
+// the sweeper stops).
+func (ss *sessions) expire(now time.Time) bool {
+	ss.mu.Lock()
+	defer ss.mu.Unlock()
+	i := 0
+	for ; i < len(ss.expiry); i++ {
+		e := ss.expiry[i]
+		if e.gen != e.s.gen || e.s.holder != nil || e.s.taken {
+			continue // re-attached, re-detached later, or consumed
+		}
+		if now.Before(e.s.expires) {
+			break
+		}
+		e.s.taken = true
+		delete(ss.byID, e.s.id)
+	}
+	clear(ss.expiry[:i])
+	ss.expiry = ss.expiry[i:]
+	if len(ss.expiry) == 0 {
+		ss.expiry = nil
+		ss.sweeping = false
+		return false
+	}
+	return true
+}
+
+// stop forgets every detached session (server closing); later detaches forget at once.
+func (ss *sessions) stop() {
+	ss.mu.Lock()
+	defer ss.mu.Unlock()
+	ss.stopped = true
+	for id, s := range ss.byID {
+		if s.holder == nil {
+			s.taken = true
+			delete(ss.byID, id)
+		}
+	}
+	ss.expiry = nil
+}
+
+// counts returns the sessions held by a connection and the detached ones.
+func (ss *sessions) counts() (held, detached int) {
+	ss.mu.Lock()
+	defer ss.mu.Unlock()
+	return ss.held, len(ss.byID) - ss.held
 }
 
 // newID returns 16 random hex characters.

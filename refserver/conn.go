@@ -127,8 +127,10 @@ func (c *conn) run(token string, nodeOK, ipOK bool) {
 	c.nodeSlot = nodeOK && ipOK
 
 	switch {
+	case c.s.closing.Load() && c.s.cfg.Flaws.Has(FlawNoDrain):
+		c.abort(causeKicked)
 	case c.s.closing.Load():
-		c.kick(protocol.CloseDraining, protocol.ReasonDrain, causeKicked)
+		c.kick(protocol.CloseDraining, c.s.drainReason(), causeKicked)
 	case !nodeOK:
 		c.s.metrics.rejections.WithLabelValues(rejectOverloaded).Inc()
 		c.kick(protocol.CloseTryAgainLater, protocol.FormatReason(protocol.ReasonOverloaded, c.s.retryHint()), causeKicked)

@@ -301,6 +301,9 @@ func TestThousandConnectionsEndingEveryWay(t *testing.T) {
 	// of six below) must not be cut; the silent ones still end by timeout within a few seconds.
 	cfg.HeartbeatInterval = time.Second
 	cfg.HeartbeatTimeout = 3 * time.Second
+	// Sessions outlive their connections for session-ttl (with one sweeper goroutine while any
+	// waits); a short TTL lets the goroutine count return to its baseline at the end.
+	cfg.SessionTTL = 500 * time.Millisecond
 	ts := startServer(t, cfg)
 	baseline := settledGoroutines(t, ts)
 

@@ -84,6 +84,9 @@ type Server struct {
 
 	closing   atomic.Bool
 	closeOnce sync.Once
+	shutMu    sync.Mutex // serialises Shutdown calls (drain endpoint, Serve, callers)
+	finalOnce sync.Once
+	finalErr  error
 	closed    chan struct{} // closed when Shutdown starts
 
 	// Overload protection (auth_guard.go, admission.go, storm.go).
@@ -159,6 +162,7 @@ func (s *Server) Config() Config { return s.cfg }
 func (s *Server) routes() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc(protocol.PathWS, s.serveWS)
+	mux.HandleFunc(protocol.PathDrain, s.serveDrain)
 	mux.Handle(protocol.PathMetrics, promhttp.HandlerFor(s.metrics.reg, promhttp.HandlerOpts{}))
 	mux.HandleFunc(protocol.PathHealthz, func(w http.ResponseWriter, _ *http.Request) {
 		_, _ = io.WriteString(w, "ok\n")
@@ -214,8 +218,9 @@ func (s *Server) serveWS(w http.ResponseWriter, r *http.Request) {
 // closing or at max-conns (with Retry-After), 403 for a refused Origin. It reports whether to go on.
 func (s *Server) admitHTTP(w http.ResponseWriter, r *http.Request) bool {
 	if s.closing.Load() {
-		w.Header().Set("Retry-After", "1")
-		http.Error(w, protocol.ReasonDrain, http.StatusServiceUnavailable)
+		retry := s.drainHint()
+		w.Header().Set("Retry-After", strconv.Itoa(int(max(1, (retry+time.Second-1)/time.Second))))
+		http.Error(w, protocol.FormatReason(protocol.ReasonDrain, retry), http.StatusServiceUnavailable)
 		return false
 	}
 	if s.limits.full() {
@@ -284,9 +289,10 @@ func (s *Server) originAllowed(r *http.Request) bool {
 // ErrDevNonLoopback is returned by Serve in dev mode when the listener is not on loopback.
 var ErrDevNonLoopback = errors.New("refserver: dev mode refuses a non-loopback listen address")
 
-// Serve accepts connections on ln until ctx is cancelled or Shutdown is called, then closes every
-// connection and returns once all of them are cleaned up. It returns nil after a requested stop, or
-// the listener's error.
+// Serve accepts connections on ln until ctx is cancelled, Shutdown is called or a drain is
+// requested (POST /admin/drain), then drains (see Shutdown) while the listener still answers — /readyz
+// and /ws with 503, /metrics as usual — and returns once every connection is cleaned up. It returns
+// nil after a requested stop, or the listener's error.
 func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	if s.cfg.Dev && !IsLoopbackAddr(ln.Addr().String()) {
 		_ = ln.Close()
@@ -307,76 +313,23 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	case <-s.closed:
 	case serveErr = <-errc:
 	}
-	shutCtx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	shutCtx, cancel := context.WithTimeout(context.Background(), s.drainTimeout())
 	defer cancel()
-	_ = hs.Shutdown(shutCtx) // stops the listener; hijacked connections are ours
+	if err := s.Shutdown(shutCtx); err != nil && serveErr == nil {
+		serveErr = err
+	}
+	httpCtx, cancelHTTP := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancelHTTP()
+	_ = hs.Shutdown(httpCtx) // stops the listener; hijacked connections are ours and already gone
 	if serveErr == nil {
 		if err := <-errc; err != nil && !errors.Is(err, http.ErrServerClosed) {
 			serveErr = err
 		}
 	}
-	if err := s.Shutdown(shutCtx); err != nil && serveErr == nil {
-		serveErr = err
-	}
 	if errors.Is(serveErr, http.ErrServerClosed) {
 		serveErr = nil
 	}
 	return serveErr
-}
-
-// Shutdown refuses new connections, closes every open one with 1001 "draining" (issue 3 adds the
-// spread retry hints), gives clients close-grace to answer, drops the TCP connections of those that
-// did not, and waits until every connection is cleaned up. ctx bounds the whole: when it ends first,
-// every remaining connection is dropped at once and Shutdown returns ctx.Err() without waiting (an
-// already cancelled ctx means "no grace"). Shutdown may be called more than once.
-func (s *Server) Shutdown(ctx context.Context) error {
-	s.closeOnce.Do(func() {
-		s.closing.Store(true)
-		close(s.closed)
-		s.log.Info("refserver shutting down")
-	})
-	dropAll := func() {
-		for _, c := range s.liveConns() {
-			c.abort(causeKicked)
-		}
-	}
-	deadline := time.Now().Add(s.cfg.CloseGrace)
-	for {
-		conns := s.liveConns()
-		if len(conns) == 0 {
-			break
-		}
-		for _, c := range conns {
-			c.kick(protocol.CloseDraining, protocol.ReasonDrain, causeKicked)
-		}
-		if ctx.Err() != nil {
-			dropAll()
-			return ctx.Err()
-		}
-		if time.Now().After(deadline) {
-			dropAll()
-			break
-		}
-		select {
-		case <-ctx.Done():
-			dropAll()
-			return ctx.Err()
-		case <-time.After(20 * time.Millisecond):
-		}
-	}
-	s.wheel.stop()
-	s.workers.stop()
-	done := make(chan struct{})
-	go func() { s.wg.Wait(); close(done) }()
-	select {
-	case <-done:
-		s.hub.janitor(time.Now())
-		s.cancel()
-		return s.broker.Close()
-	case <-ctx.Done():
-		dropAll()
-		return ctx.Err()
-	}
 }
 
 // liveConns returns every connection not yet cleaned up, authenticated or not.

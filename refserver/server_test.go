@@ -123,7 +123,7 @@ func TestHealthReadyAndPprof(t *testing.T) {
 	httpGet(t, "http://"+noPprof.addr+"/debug/pprof/", http.StatusNotFound)
 }
 
-// Shutdown closes every connection with 1001, cleans up, and refuses new ones.
+// Shutdown closes every connection with 1001 and a retry hint, cleans up, and refuses new ones.
 func TestShutdownClosesEveryone(t *testing.T) {
 	cfg := testConfig()
 	cfg.MaxConnsPerIP = -1
@@ -147,8 +147,11 @@ func TestShutdownClosesEveryone(t *testing.T) {
 		t.Fatalf("Shutdown: %v", err)
 	}
 	for _, c := range append(clients, pending) {
-		if code, reason := c.expectClose(time.Second); code != int(protocol.CloseDraining) || reason != protocol.ReasonDrain {
-			t.Fatalf("closed with %d %q, want 1001 draining", code, reason)
+		code, reason := c.expectClose(time.Second)
+		hint, ok := protocol.ParseRetryAfter(reason)
+		if code != int(protocol.CloseDraining) || protocol.ReasonWord(reason) != protocol.ReasonDrain || !ok ||
+			hint <= 0 || hint > cfg.withDefaults().DrainSpread {
+			t.Fatalf("closed with %d %q, want 1001 draining with a retry hint within the drain spread", code, reason)
 		}
 	}
 	if st := srv.Stats(); st != (Stats{}) {

@@ -5,7 +5,8 @@
 // its environment twin. The auth secret is also read from SQUALL_AUTH_SECRET. Durations are Go
 // durations (500ms, 30s, 5m).
 //
-// Exit codes: 0 after a clean shutdown (SIGINT or SIGTERM); 1 when the gateway failed while running
+// Exit codes: 0 after a clean shutdown (SIGINT, SIGTERM or POST /admin/drain: the node drains, see
+// refserver.Server.Shutdown); 1 when the gateway failed while running
 // (listen error, serve error); 2 for a usage or configuration error.
 package main
 
@@ -103,6 +104,9 @@ func newFlagSet(cfg *refserver.Config, opts *options, stderr io.Writer) *flag.Fl
 	fs.Float64Var(&cfg.StormAlertRate, "storm-alert-rate", d.StormAlertRate, "connection attempts per second (averaged over --storm-alert-window) that raise ws_storm_active")
 	fs.IntVar(&cfg.StormAlertBurst, "storm-alert-burst", d.StormAlertBurst, "connection attempts within one second that raise ws_storm_active")
 	fs.DurationVar(&cfg.StormAlertWindow, "storm-alert-window", d.StormAlertWindow, "window --storm-alert-rate is averaged over")
+	fs.DurationVar(&cfg.SessionTTL, "session-ttl", d.SessionTTL, "how long a session outlives its connection (resume window)")
+	fs.DurationVar(&cfg.DrainSpread, "drain-spread", d.DrainSpread, "window of the retry hints sent with 1001 on drain (SIGTERM, POST /admin/drain)")
+	fs.StringVar(&cfg.AdminToken, "admin-token", "", "bearer token required by POST /admin/drain (empty: loopback peers only)")
 	fs.BoolVar(&cfg.Pprof, "pprof", false, "serve /debug/pprof/")
 	fs.StringVar(&opts.flaws, "flaw", "", "comma-separated flaws to switch on (see below)")
 	fs.StringVar(&opts.logLevel, "log-level", "info", "debug, info, warn or error")

@@ -138,6 +138,19 @@ type Config struct {
 	// <token>). Empty (the default) accepts the admin endpoint from loopback peers only.
 	AdminToken string
 
+	// Broker says how nodes share rooms: "" or "memory" (the default) keeps rooms, presence and
+	// limits in this process (a single node); "redis://host:port/db" makes this node one of the
+	// gateway formed by every node on that Redis (RedisBroker: fan-out, roomSeq, presence,
+	// connection registry and per-user limits shared). Ignored when WithBroker injects a broker.
+	Broker string
+	// NodeID names this node in the cluster registry; connection ids end with it (default: random).
+	NodeID string
+	// RegistryTTL is how long, in cluster mode, this node's presence and connection-registry entries
+	// live without a refresh (default 60s). They are refreshed every min(HeartbeatInterval,
+	// RegistryTTL/3), so the other nodes announce a dead node's users gone about RegistryTTL after it
+	// died, and its connections stop counting towards per-user limits.
+	RegistryTTL time.Duration
+
 	// Flaws switches defects back on (see Flaw). Empty means none.
 	Flaws Flaws
 	// Pprof serves /debug/pprof/ on the gateway's handler.
@@ -168,6 +181,7 @@ func DefaultConfig() Config {
 		ReconnectWindow:   time.Minute,
 		SessionTTL:        2 * time.Minute,
 		DrainSpread:       10 * time.Second,
+		RegistryTTL:       time.Minute,
 		Flaws:             Flaws{},
 
 		AuthCacheTTL:        5 * time.Minute,
@@ -227,6 +241,7 @@ func (c Config) withDefaults() Config {
 	setDur(&c.ReconnectWindow, d.ReconnectWindow)
 	setDur(&c.SessionTTL, d.SessionTTL)
 	setDur(&c.DrainSpread, d.DrainSpread)
+	setDur(&c.RegistryTTL, d.RegistryTTL)
 	if c.Flaws == nil {
 		c.Flaws = Flaws{}
 	}
@@ -254,6 +269,7 @@ func (c Config) Validate() error {
 		{"write-timeout", v.WriteTimeout}, {"close-grace", v.CloseGrace}, {"reorder-timeout", v.ReorderTimeout},
 		{"history-ttl", v.HistoryTTL}, {"reconnect-window", v.ReconnectWindow},
 		{"session-ttl", v.SessionTTL}, {"drain-spread", v.DrainSpread},
+		{"registry-ttl", v.RegistryTTL},
 	} {
 		if d.v < 0 {
 			bad("%s: must not be negative, got %s", d.name, d.v)
@@ -285,6 +301,15 @@ func (c Config) Validate() error {
 	}
 	if v.WriteBufferSize < 256 {
 		bad("write-buffer-size: must be at least 256, got %d", v.WriteBufferSize)
+	}
+	if _, err := ParseBrokerURL(v.Broker); err != nil {
+		bad("broker: %v", err)
+	}
+	if v.RegistryTTL > 0 && v.RegistryTTL < 100*time.Millisecond {
+		bad("registry-ttl: must be at least 100ms, got %s", v.RegistryTTL)
+	}
+	if len(v.NodeID) > 64 || strings.ContainsAny(v.NodeID, "| \t\r\n") {
+		bad("node-id: at most 64 characters without spaces or '|', got %q", v.NodeID)
 	}
 	for _, fi := range v.Flaws.sorted() {
 		if !knownFlaw(fi) {

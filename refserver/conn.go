@@ -279,7 +279,7 @@ func (c *conn) authenticate(token, sessionID string) {
 		c.kick(protocol.CloseTryAgainLater, protocol.FormatReason(protocol.ReasonAuthDown, authRetryHint(err)), causeKicked)
 		return
 	}
-	if !c.s.limits.acquireUser(user) {
+	if !c.s.acquireUser(c, user) {
 		c.s.metrics.rejections.WithLabelValues(rejectConnLimit).Inc()
 		c.kick(protocol.ClosePolicy, protocol.ReasonConnLimit, causeKicked)
 		return
@@ -506,7 +506,7 @@ func (c *conn) finish() {
 		c.s.recent.left(c.user, time.Now())
 	}
 	if c.userSlot {
-		c.s.limits.releaseUser(c.user)
+		c.s.releaseUser(c)
 	}
 	if c.nodeSlot {
 		c.s.limits.releaseNode(c.ip)

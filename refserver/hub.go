@@ -83,8 +83,9 @@ func (h *hub) acquireRoom(ctx context.Context, id string) (*room, error) {
 // room c is already in answers room_joined again.
 func (h *hub) join(c *conn, id string) string {
 	if r := c.rooms[id]; r != nil {
+		cluster := h.clusterMembers(id) // nil on a single node
 		r.mu.Lock()
-		c.sendFrame(&protocol.Frame{Type: protocol.TypeRoomJoined, RoomID: id, Members: r.presence.list(), HeadSeq: r.head})
+		c.sendFrame(&protocol.Frame{Type: protocol.TypeRoomJoined, RoomID: id, Members: mergeMembers(cluster, r.presence.list()), HeadSeq: r.head})
 		r.mu.Unlock()
 		return ""
 	}
@@ -92,6 +93,7 @@ func (h *hub) join(c *conn, id string) string {
 		return protocol.ErrCodeRoomLimit
 	}
 	ctx := h.s.ctx
+	cluster := h.clusterMembers(id) // nil on a single node
 	for {
 		r, err := h.acquireRoom(ctx, id)
 		if err != nil {
@@ -113,14 +115,14 @@ func (h *hub) join(c *conn, id string) string {
 		if head > r.head {
 			r.head = head
 		}
-		c.sendFrame(&protocol.Frame{Type: protocol.TypeRoomJoined, RoomID: id, Members: r.presence.list(), HeadSeq: r.head})
+		c.sendFrame(&protocol.Frame{Type: protocol.TypeRoomJoined, RoomID: id, Members: mergeMembers(cluster, r.presence.list()), HeadSeq: r.head})
 		r.mu.Unlock()
 		if c.rooms == nil {
 			c.rooms = map[string]*room{}
 		}
 		c.rooms[id] = r
 		if first {
-			h.publishPresence(id, protocol.PresenceJoin, c.user, protocol.ReasonJoined)
+			h.announceJoin(id, c.user)
 		}
 		return ""
 	}
@@ -141,12 +143,15 @@ func (h *hub) leave(c *conn, id, reason string, explicit bool) bool {
 	if explicit || !ghosts {
 		last = r.presence.remove(c.user)
 	}
-	if explicit {
-		c.sendFrame(&protocol.Frame{Type: protocol.TypeRoomLeft, RoomID: id, Members: r.presence.list(), HeadSeq: r.head})
-	}
+	members, head := r.presence.list(), r.head
 	r.mu.Unlock()
+	// c is no longer a member: nothing of the room is queued to it after this point, so room_left
+	// may follow the leave announcement (which, in cluster mode, settles the member list).
 	if last && !ghosts {
-		h.publishPresence(id, protocol.PresenceLeave, c.user, reason)
+		h.announceLeave(id, c.user, reason)
+	}
+	if explicit {
+		c.sendFrame(&protocol.Frame{Type: protocol.TypeRoomLeft, RoomID: id, Members: mergeMembers(h.clusterMembers(id), members), HeadSeq: head})
 	}
 	return true
 }

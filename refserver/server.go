@@ -128,8 +128,23 @@ func New(cfg Config, logger *slog.Logger, opts ...Option) (*Server, error) {
 	if s.auth == nil {
 		s.auth = NewJWTBackend([]byte(cfg.AuthSecret), nil)
 	}
+	if cfg.NodeID != "" {
+		s.nodeID = cfg.NodeID
+	}
 	if s.broker == nil {
-		s.broker = NewMemoryBroker()
+		if u, _ := ParseBrokerURL(cfg.Broker); u != "" {
+			rb, err := NewRedisBroker(RedisOptions{
+				URL: u, NodeID: s.nodeID, RegistryTTL: cfg.RegistryTTL,
+				RefreshInterval: min(cfg.HeartbeatInterval, cfg.RegistryTTL/3),
+				HistorySize:     cfg.HistorySize, HistoryTTL: cfg.HistoryTTL, Logger: logger,
+			})
+			if err != nil {
+				return nil, err
+			}
+			s.broker = rb
+		} else {
+			s.broker = NewMemoryBroker()
+		}
 	}
 	s.ctx, s.cancel = context.WithCancel(context.Background())
 	s.hub = newHub(s)

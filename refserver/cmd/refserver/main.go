@@ -22,6 +22,7 @@ import (
 	"os/signal"
 	"strings"
 	"syscall"
+	"time"
 
 	"github.com/squall-dev/squall/refserver"
 )
@@ -107,6 +108,9 @@ func newFlagSet(cfg *refserver.Config, opts *options, stderr io.Writer) *flag.Fl
 	fs.DurationVar(&cfg.SessionTTL, "session-ttl", d.SessionTTL, "how long a session outlives its connection (resume window)")
 	fs.DurationVar(&cfg.DrainSpread, "drain-spread", d.DrainSpread, "window of the retry hints sent with 1001 on drain (SIGTERM, POST /admin/drain)")
 	fs.StringVar(&cfg.AdminToken, "admin-token", "", "bearer token required by POST /admin/drain (empty: loopback peers only)")
+	fs.StringVar(&cfg.Broker, "broker", "", "cluster mode: redis://host:port/db shares rooms, presence, registry and limits with every node on that Redis (default: memory, one node)")
+	fs.StringVar(&cfg.NodeID, "node-id", "", "this node's id in the cluster registry (default: random)")
+	fs.DurationVar(&cfg.RegistryTTL, "registry-ttl", d.RegistryTTL, "cluster mode: lifetime of this node's presence and registry entries without a refresh (a dead node's users are gone after it)")
 	fs.BoolVar(&cfg.Pprof, "pprof", false, "serve /debug/pprof/")
 	fs.StringVar(&opts.flaws, "flaw", "", "comma-separated flaws to switch on (see below)")
 	fs.StringVar(&opts.logLevel, "log-level", "info", "debug, info, warn or error")
@@ -213,6 +217,15 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 	srv, err := refserver.New(cfg, logger)
 	if err != nil {
 		return usageError{err}
+	}
+	if p, ok := srv.Broker().(interface{ Ping(context.Context) error }); ok {
+		pctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		err := p.Ping(pctx)
+		cancel()
+		if err != nil {
+			_ = srv.Shutdown(context.Background())
+			return fmt.Errorf("broker: %w", err) // the URL may hold a password: not repeated
+		}
 	}
 	ln, err := net.Listen("tcp", cfg.Addr)
 	if err != nil {

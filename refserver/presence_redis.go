@@ -103,9 +103,9 @@ local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 return redis.call('ZRANGEBYSCORE', KEYS[1], '(' .. now, '+inf')
 `)
 
-// presenceLifetime is how long a presence entry lives without a refresh: one reap interval short of
-// the TTL, so that a lapsed entry is found and announced within the TTL.
-func (b *RedisBroker) presenceLifetime() time.Duration {
+// entryLifetime is how long a presence or registry entry lives without a refresh: one reap interval
+// short of the TTL, so that a dead node's entries are found and announced within the TTL.
+func (b *RedisBroker) entryLifetime() time.Duration {
 	return max(b.opt.RegistryTTL-b.opt.ReapInterval, b.opt.RegistryTTL/2)
 }
 
@@ -142,7 +142,7 @@ func (b *RedisBroker) presenceJoin(ctx context.Context, c redis.Scripter, roomID
 	}
 	return run(ctx, c,
 		[]string{b.presenceKey(roomID), b.presenceNodesPrefix(roomID) + userID, b.channel(roomID)},
-		b.opt.NodeID, b.presenceLifetime().Milliseconds(), userID, msg)
+		b.opt.NodeID, b.entryLifetime().Milliseconds(), userID, msg)
 }
 
 // PresenceLeave drops this node's entry for user in room, announcing the leave (with reason) if no

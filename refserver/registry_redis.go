@@ -49,7 +49,7 @@ func (b *RedisBroker) Register(ctx context.Context, e RegistryEntry, max int) (b
 		e.NodeID = b.opt.NodeID
 	}
 	n, err := registerScript.Run(ctx, b.rdb, []string{b.connsKey(e.UserID)},
-		registryMember(e), b.opt.RegistryTTL.Milliseconds(), max, 0).Int()
+		registryMember(e), b.entryLifetime().Milliseconds(), max, 0).Int()
 	if err != nil {
 		return false, err
 	}
@@ -154,7 +154,7 @@ func (b *RedisBroker) refresh() error {
 
 	ctx, cancel := context.WithTimeout(context.Background(), b.opt.OpTimeout)
 	defer cancel()
-	ttl := b.opt.RegistryTTL.Milliseconds()
+	ttl := b.entryLifetime().Milliseconds()
 	pipe := b.rdb.Pipeline()
 	pipe.Set(ctx, b.nodeKey(), time.Now().UTC().Format(time.RFC3339), b.opt.RegistryTTL)
 	for _, e := range conns {

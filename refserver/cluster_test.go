@@ -1,0 +1,125 @@
+package refserver
+
+import (
+	"encoding/json"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/squall-dev/squall/refserver/internal/redistest"
+	"github.com/squall-dev/squall/refserver/protocol"
+)
+
+func clusterConfig(rs *redistest.Server, node string) Config {
+	cfg := testConfig()
+	cfg.Broker = rs.URL(0)
+	cfg.NodeID = node
+	cfg.RegistryTTL = time.Second
+	return cfg
+}
+
+// Two in-process nodes on one Redis: a room spans both, presence and member lists are the
+// cluster's, every member sees the same gap-free roomSeq order, and the per-user limit counts the
+// user's connections on both nodes.
+func TestClusterTwoNodesShareRoomsPresenceAndLimits(t *testing.T) {
+	rs := redistest.Start(t)
+	a := startServer(t, clusterConfig(rs, "node-a"))
+	b := startServer(t, clusterConfig(rs, "node-b"))
+
+	alice, w := connect(t, a, "alice", dialOpts{})
+	if w.ConnID == "" || a.NodeID() != "node-a" {
+		t.Fatalf("welcome %+v, node %q", w, a.NodeID())
+	}
+	if j := alice.join("lobby"); joinStrings(j.Members) != "alice" {
+		t.Fatalf("alice's room_joined members %v", j.Members)
+	}
+	bob, _ := connect(t, b, "bob", dialOpts{})
+	if j := bob.join("lobby"); joinStrings(j.Members) != "alice,bob" {
+		t.Fatalf("bob's room_joined members %v (alice is on the other node)", j.Members)
+	}
+	p := alice.expect(protocol.TypePresence, 2*time.Second)
+	if p.Event != protocol.PresenceJoin || p.UserID != "bob" {
+		t.Fatalf("alice saw %+v", p)
+	}
+
+	const each = 20
+	for i := range each {
+		for _, c := range []*client{alice, bob} {
+			c.send(protocol.Frame{Type: protocol.TypeBroadcast, RoomID: "lobby", Seq: c.nextSeq(), Data: json.RawMessage(fmt.Sprint(i))})
+		}
+	}
+	var seen [2][]string
+	for k, c := range []*client{alice, bob} {
+		for n := 1; n <= 2*each; n++ {
+			f := c.expect(protocol.TypeBroadcast, 5*time.Second)
+			if f.RoomSeq != uint64(n) {
+				t.Fatalf("client %d: broadcast %d has roomSeq %d", k, n, f.RoomSeq)
+			}
+			seen[k] = append(seen[k], f.From+":"+string(f.Data))
+		}
+	}
+	if joinStrings(seen[0]) != joinStrings(seen[1]) {
+		t.Fatalf("the two nodes delivered different orders:\n%v\n%v", seen[0], seen[1])
+	}
+
+	// carol may hold 5 connections in the whole cluster: 3 on a and 2 on b, then the 6th is refused.
+	for i := range 5 {
+		node := a
+		if i >= 3 {
+			node = b
+		}
+		connect(t, node, "carol", dialOpts{localIP: fmt.Sprintf("127.0.0.%d", 10+i)})
+	}
+	extra := dialClient(t, b, mintToken(t, "carol"), dialOpts{localIP: "127.0.0.20"})
+	if code, reason := extra.expectClose(3 * time.Second); code != int(protocol.ClosePolicy) || reason != protocol.ReasonConnLimit {
+		t.Fatalf("6th connection of carol across the cluster closed with %d %q, want 1008 conn_limit", code, reason)
+	}
+
+	// bob leaves the cluster: alice, on the other node, is told.
+	_ = bob.ws.Close()
+	p = alice.expectMatch(3*time.Second, "bob's leave", func(f protocol.Frame) bool {
+		return f.Type == protocol.TypePresence && f.Event == protocol.PresenceLeave
+	})
+	if p.UserID != "bob" || p.Reason != protocol.ReasonClosed {
+		t.Fatalf("alice saw %+v", p)
+	}
+	if j := alice.join("lobby"); joinStrings(j.Members) != "alice" || j.HeadSeq != 2*each {
+		t.Fatalf("after bob left: members %v headSeq %d", j.Members, j.HeadSeq)
+	}
+}
+
+func TestClusterConfigValidate(t *testing.T) {
+	for _, tt := range []struct {
+		name    string
+		mod     func(*Config)
+		wantErr string
+	}{
+		{"memory", func(c *Config) { c.Broker = "memory" }, ""},
+		{"redis", func(c *Config) {
+			c.Broker = "redis://127.0.0.1:6379/0"
+			c.NodeID = "n1"
+			c.RegistryTTL = 5 * time.Second
+		}, ""},
+		{"bad scheme", func(c *Config) { c.Broker = "kafka://x" }, "broker: want memory or redis://"},
+		{"short ttl", func(c *Config) { c.RegistryTTL = time.Millisecond }, "registry-ttl: must be at least 100ms"},
+		{"negative ttl", func(c *Config) { c.RegistryTTL = -time.Second }, "registry-ttl: must not be negative"},
+		{"node id with a bar", func(c *Config) { c.NodeID = "a|b" }, "node-id:"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			cfg := DefaultConfig()
+			cfg.AuthSecret = "s"
+			tt.mod(&cfg)
+			err := cfg.Validate()
+			if tt.wantErr == "" {
+				if err != nil {
+					t.Fatal(err)
+				}
+				return
+			}
+			if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+				t.Fatalf("err %v, want %q", err, tt.wantErr)
+			}
+		})
+	}
+}

@@ -1,0 +1,322 @@
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/gorilla/websocket"
+
+	"github.com/squall-dev/squall/refserver/internal/redistest"
+	"github.com/squall-dev/squall/refserver/protocol"
+)
+
+// childEnv makes the test binary run main() instead of the tests: the acceptance tests start
+// gateway nodes as child processes of themselves, with real flags, environment and signals.
+const childEnv = "REFSERVER_TEST_RUN_AS_NODE"
+
+func TestMain(m *testing.M) {
+	if os.Getenv(childEnv) == "1" {
+		main() // exits
+	}
+	os.Exit(m.Run())
+}
+
+const clusterSecret = "cluster-secret"
+
+// node is one gateway child process.
+type node struct {
+	name string
+	addr string
+	cmd  *exec.Cmd
+	out  *bytes.Buffer
+	done chan struct{}
+	err  error // Wait's result, once done is closed
+}
+
+func startNode(t *testing.T, name, redisURL string, env []string, args ...string) *node {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close()
+	n := &node{name: name, addr: addr, out: &bytes.Buffer{}, done: make(chan struct{})}
+	n.cmd = exec.Command(os.Args[0], append([]string{"--addr", addr, "--broker", redisURL, "--node-id", name,
+		"--log-level", "warn"}, args...)...)
+	n.cmd.Env = append(append(os.Environ(), childEnv+"=1", "SQUALL_AUTH_SECRET="+clusterSecret), env...)
+	n.cmd.Stdout, n.cmd.Stderr = n.out, n.out
+	if err := n.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go func() { n.err = n.cmd.Wait(); close(n.done) }()
+	t.Cleanup(func() {
+		select {
+		case <-n.done:
+			return
+		default:
+		}
+		_ = n.cmd.Process.Signal(syscall.SIGTERM)
+		select {
+		case <-n.done:
+			if n.err != nil {
+				t.Errorf("node %s: %v\n%s", name, n.err, n.out)
+			}
+		case <-time.After(15 * time.Second):
+			_ = n.cmd.Process.Kill()
+			<-n.done
+			t.Errorf("node %s did not stop on SIGTERM", name)
+		}
+	})
+	hc := &http.Client{Timeout: time.Second}
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		resp, err := hc.Get("http://" + addr + protocol.PathReadyz)
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				return n
+			}
+		}
+		select {
+		case <-n.done:
+			t.Fatalf("node %s exited: %v\n%s", name, n.err, n.out)
+		case <-time.After(20 * time.Millisecond):
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("node %s not ready: %v\n%s", name, err, n.out)
+		}
+	}
+}
+
+// wsClient is a test client whose frames are read into a channel.
+type wsClient struct {
+	t      *testing.T
+	user   string
+	ws     *websocket.Conn
+	frames chan protocol.Frame
+	done   chan struct{}
+	err    error
+	seq    uint64
+	wmu    sync.Mutex
+}
+
+func dialNode(t *testing.T, n *node, user, localIP string) *wsClient {
+	t.Helper()
+	tok, err := protocol.SignToken([]byte(clusterSecret), user, time.Now().Add(time.Hour))
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := websocket.Dialer{HandshakeTimeout: 5 * time.Second}
+	if localIP != "" {
+		nd := &net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP(localIP)}}
+		d.NetDialContext = nd.DialContext
+	}
+	ws, _, err := d.Dial("ws://"+n.addr+protocol.PathWS+"?"+protocol.TokenQueryParam+"="+tok, nil)
+	if err != nil {
+		t.Fatalf("dial %s as %s: %v", n.name, user, err)
+	}
+	c := &wsClient{t: t, user: user, ws: ws, frames: make(chan protocol.Frame, 4096), done: make(chan struct{})}
+	go func() {
+		defer close(c.done)
+		defer close(c.frames)
+		for {
+			_, data, err := ws.ReadMessage()
+			if err != nil {
+				c.err = err
+				return
+			}
+			f, err := protocol.Decode(data, protocol.ServerToClient)
+			if err != nil {
+				t.Errorf("%s: invalid frame %q: %v", user, data, err)
+				continue
+			}
+			c.frames <- f
+		}
+	}()
+	t.Cleanup(func() { _ = ws.Close(); <-c.done })
+	return c
+}
+
+func (c *wsClient) send(f protocol.Frame) {
+	c.t.Helper()
+	b, err := protocol.Encode(&f)
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	c.wmu.Lock()
+	defer c.wmu.Unlock()
+	if err := c.ws.WriteMessage(websocket.TextMessage, b); err != nil {
+		c.t.Errorf("%s: write: %v", c.user, err)
+	}
+}
+
+func (c *wsClient) expect(timeout time.Duration, what string, match func(protocol.Frame) bool) protocol.Frame {
+	c.t.Helper()
+	deadline := time.After(timeout)
+	for {
+		select {
+		case f, ok := <-c.frames:
+			if !ok {
+				c.t.Fatalf("%s: connection ended while waiting for %s: %v", c.user, what, c.err)
+			}
+			if match(f) {
+				return f
+			}
+		case <-deadline:
+			c.t.Fatalf("%s: no %s within %s", c.user, what, timeout)
+		}
+	}
+}
+
+func (c *wsClient) join(room string) protocol.Frame {
+	c.t.Helper()
+	c.seq++
+	c.send(protocol.Frame{Type: protocol.TypeJoinRoom, RoomID: room, Seq: c.seq})
+	return c.expect(5*time.Second, "room_joined", func(f protocol.Frame) bool {
+		return f.Type == protocol.TypeRoomJoined && f.RoomID == room
+	})
+}
+
+func isPresence(event, user string) func(protocol.Frame) bool {
+	return func(f protocol.Frame) bool {
+		return f.Type == protocol.TypePresence && f.Event == event && f.UserID == user
+	}
+}
+
+// Acceptance (issue 3): three nodes, each a child process, on one Redis. Users on different nodes
+// share a room, its presence and one gap-free roomSeq order; the per-user limit counts the whole
+// cluster; after SIGKILL of one node, its users' presence disappears from the other nodes within
+// the registry TTL.
+func TestThreeNodeCluster(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts three gateway processes and a redis-server")
+	}
+	rs := redistest.Start(t)
+	const ttl = 2 * time.Second
+	common := []string{"--heartbeat-interval", "500ms", "--heartbeat-timeout", "3s", "--max-conns-per-client", "5"}
+	nodes := make([]*node, 3)
+	for i := range nodes {
+		// the registry TTL through its environment twin, the rest as flags
+		nodes[i] = startNode(t, "n"+strconv.Itoa(i), rs.URL(0), []string{"REFSERVER_REGISTRY_TTL=" + ttl.String()}, common...)
+	}
+
+	// One user per node joins the hall; each joiner sees everyone before it in room_joined.
+	clients := make([]*wsClient, 3)
+	for i, n := range nodes {
+		clients[i] = dialNode(t, n, "user"+strconv.Itoa(i), "")
+		clients[i].expect(5*time.Second, "welcome", func(f protocol.Frame) bool { return f.Type == protocol.TypeWelcome })
+		j := clients[i].join("hall")
+		var want []string
+		for k := 0; k <= i; k++ {
+			want = append(want, "user"+strconv.Itoa(k))
+		}
+		if strings.Join(j.Members, ",") != strings.Join(want, ",") {
+			t.Fatalf("user%d on %s: room_joined members %v, want %v", i, n.name, j.Members, want)
+		}
+		for k := 0; k < i; k++ {
+			clients[k].expect(5*time.Second, "presence join of user"+strconv.Itoa(i), isPresence(protocol.PresenceJoin, "user"+strconv.Itoa(i)))
+		}
+	}
+
+	// Everyone broadcasts at once; everyone receives every broadcast, roomSeq 1..N, in one order.
+	const each = 50
+	var wg sync.WaitGroup
+	for _, c := range clients {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for k := range each {
+				c.seq++
+				c.send(protocol.Frame{Type: protocol.TypeBroadcast, RoomID: "hall", Seq: c.seq, Data: json.RawMessage(strconv.Itoa(k))})
+			}
+		}()
+	}
+	wg.Wait()
+	orders := make([][]string, len(clients))
+	for i, c := range clients {
+		for n := 1; n <= each*len(clients); n++ {
+			f := c.expect(10*time.Second, "broadcast", func(f protocol.Frame) bool { return f.Type == protocol.TypeBroadcast })
+			if f.RoomSeq != uint64(n) {
+				t.Fatalf("user%d: broadcast %d carries roomSeq %d", i, n, f.RoomSeq)
+			}
+			orders[i] = append(orders[i], f.From+":"+string(f.Data))
+		}
+	}
+	for i := 1; i < len(orders); i++ {
+		if strings.Join(orders[i], " ") != strings.Join(orders[0], " ") {
+			t.Fatalf("user%d saw another order than user0", i)
+		}
+	}
+	t.Logf("%d broadcasts from 3 nodes: every client saw roomSeq 1..%d in the same order", each*3, each*3)
+
+	// Per-user limit across the cluster: 2 + 2 + 1 connections of "multi" are fine, the 6th is not.
+	for i := range 5 {
+		c := dialNode(t, nodes[i%3], "multi", "127.0.0."+strconv.Itoa(20+i))
+		c.expect(5*time.Second, "welcome", func(f protocol.Frame) bool { return f.Type == protocol.TypeWelcome })
+	}
+	sixth := dialNode(t, nodes[2], "multi", "127.0.0.30")
+	select {
+	case <-sixth.done:
+	case <-time.After(5 * time.Second):
+		t.Fatal("6th connection of one user in the cluster was not closed")
+	}
+	var ce *websocket.CloseError
+	if !errors.As(sixth.err, &ce) || ce.Code != int(protocol.ClosePolicy) || ce.Text != protocol.ReasonConnLimit {
+		t.Fatalf("6th connection ended with %v, want 1008 conn_limit", sixth.err)
+	}
+
+	// SIGKILL node n2: user2's presence leaves the other nodes within the registry TTL.
+	killed := time.Now()
+	if err := nodes[2].cmd.Process.Signal(syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	var elapsed [2]time.Duration
+	for i := range 2 {
+		f := clients[i].expect(ttl+5*time.Second, "user2's presence leave", isPresence(protocol.PresenceLeave, "user2"))
+		elapsed[i] = time.Since(killed)
+		if f.Reason != protocol.ReasonTimeout {
+			t.Errorf("user%d: leave reason %q, want %q", i, f.Reason, protocol.ReasonTimeout)
+		}
+	}
+	t.Logf("SIGKILL of n2: user2's leave reached n0 after %s and n1 after %s (registry TTL %s)",
+		elapsed[0].Round(time.Millisecond), elapsed[1].Round(time.Millisecond), ttl)
+	for i, e := range elapsed {
+		if e > ttl+time.Second { // a second of slack for a shared 2-core machine
+			t.Errorf("user%d saw the leave %s after the kill; registry TTL %s", i, e, ttl)
+		}
+	}
+	if j := clients[0].join("hall"); strings.Join(j.Members, ",") != "user0,user1" {
+		t.Fatalf("members after the kill: %v", j.Members)
+	}
+	// The dead node's connections stopped counting: multi's connection on n2 lapsed with it, so one
+	// more fits on a live node.
+	for attempt := 0; ; attempt++ {
+		c := dialNode(t, nodes[0], "multi", "127.0.0."+strconv.Itoa(40+attempt))
+		f, ok := <-c.frames
+		if ok && f.Type == protocol.TypeWelcome {
+			break
+		}
+		<-c.done
+		if time.Since(killed) > ttl+time.Second {
+			t.Fatalf("multi's connection on the dead node still counts %s after the kill: %v", time.Since(killed), c.err)
+		}
+		time.Sleep(50 * time.Millisecond) // retry pacing while the dead node's entries lapse
+	}
+	t.Logf("the dead node's registry entries stopped counting %s after the kill", time.Since(killed).Round(time.Millisecond))
+	<-nodes[2].done
+	if ws, ok := nodes[2].cmd.ProcessState.Sys().(syscall.WaitStatus); !ok || ws.Signal() != syscall.SIGKILL {
+		t.Fatalf("n2 ended with %v", nodes[2].err)
+	}
+}

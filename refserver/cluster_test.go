@@ -123,3 +123,45 @@ func TestClusterConfigValidate(t *testing.T) {
 		})
 	}
 }
+
+// A client that resumes on its node in cluster mode is announced present again to the other nodes
+// (through the cluster presence, so that its later leave is announced too), gets what it missed,
+// and then receives the room live.
+func TestClusterResumeAnnouncesPresenceAcrossNodes(t *testing.T) {
+	rs := redistest.Start(t)
+	a := startServer(t, clusterConfig(rs, "node-a"))
+	b := startServer(t, clusterConfig(rs, "node-b"))
+	bob, _ := connect(t, b, "bob", dialOpts{})
+	bob.join("lobby")
+	alice, w := connect(t, a, "alice", dialOpts{})
+	alice.join("lobby")
+	bob.expectMatch(2*time.Second, "alice's join", func(f protocol.Frame) bool {
+		return f.Type == protocol.TypePresence && f.Event == protocol.PresenceJoin && f.UserID == "alice"
+	})
+	_ = alice.ws.Close()
+	bob.expectMatch(3*time.Second, "alice's leave", func(f protocol.Frame) bool {
+		return f.Type == protocol.TypePresence && f.Event == protocol.PresenceLeave && f.UserID == "alice"
+	})
+	bob.send(protocol.Frame{Type: protocol.TypeBroadcast, RoomID: "lobby", Seq: bob.nextSeq(), Data: json.RawMessage(`"missed"`)})
+	bob.expect(protocol.TypeBroadcast, 2*time.Second)
+
+	again, _ := connect(t, a, "alice", dialOpts{})
+	again.send(protocol.Frame{Type: protocol.TypeResume, Session: w.Session, Rooms: map[string]uint64{"lobby": 0}})
+	if f := again.expect(protocol.TypeBroadcast, 3*time.Second); string(f.Data) != `"missed"` || f.RoomSeq != 1 {
+		t.Fatalf("replayed %+v", f)
+	}
+	if f := again.expect(protocol.TypeResumed, 3*time.Second); f.Rooms["lobby"] != 1 {
+		t.Fatalf("resumed %+v", f)
+	}
+	bob.expectMatch(3*time.Second, "alice's join after the resume", func(f protocol.Frame) bool {
+		return f.Type == protocol.TypePresence && f.Event == protocol.PresenceJoin && f.UserID == "alice"
+	})
+	bob.send(protocol.Frame{Type: protocol.TypeBroadcast, RoomID: "lobby", Seq: bob.nextSeq(), Data: json.RawMessage(`"live"`)})
+	if f := again.expect(protocol.TypeBroadcast, 3*time.Second); string(f.Data) != `"live"` || f.RoomSeq != 2 {
+		t.Fatalf("live after resume %+v", f)
+	}
+	_ = again.ws.Close()
+	bob.expectMatch(3*time.Second, "alice's leave after the resume", func(f protocol.Frame) bool {
+		return f.Type == protocol.TypePresence && f.Event == protocol.PresenceLeave && f.UserID == "alice"
+	})
+}

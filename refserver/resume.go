@@ -153,7 +153,7 @@ func (h *hub) resume(c *conn, ids []string, last map[string]uint64, now time.Tim
 		}
 		unlock()
 		for _, id := range firsts {
-			h.publishPresence(id, protocol.PresenceJoin, c.user, protocol.ReasonJoined)
+			h.announceJoin(id, c.user) // through the cluster presence in cluster mode
 		}
 		return replayed, "", ""
 	}

@@ -120,7 +120,7 @@ type Scenario struct {
 	Description string   `json:"description,omitempty"`
 	TimeScale   float64  `json:"time_scale"`
 	Flaws       []string `json:"flaws,omitempty"` // the embedded gateway's flaws as run
-	// Source is the scenario as loaded (defaults filled in, durations time-scaled), as YAML.
+	// Source is the scenario file as written; with TimeScale and Flaws it reproduces the run.
 	Source string `json:"source,omitempty"`
 }
 

@@ -151,3 +151,14 @@ func (pr *progress) done() {
 		pr.p.Wait()
 	}
 }
+
+// note shows one line about something that happened (a fault of the timeline): printed as it is
+// in plain mode, above the bar on a terminal. Safe to call from any goroutine.
+func (pr *progress) note(line string) {
+	switch {
+	case pr.plain != nil:
+		fmt.Fprintln(pr.plain, line)
+	case pr.p != nil:
+		fmt.Fprintln(pr.p, line)
+	}
+}

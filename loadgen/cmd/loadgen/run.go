@@ -50,25 +50,49 @@ type runFlags struct {
 	lagBound     time.Duration
 	perProcess   int
 	verbose      bool
+	timeScale    float64
+	flaws        string
 }
 
 func newRunCmd(e *env) *cobra.Command {
 	f := runFlags{}
 	cmd := &cobra.Command{
-		Use:   "run",
-		Short: "Run the smoke plan against the embedded gateway or a ws:// URL",
-		Long: `Run the smoke plan: --clients tabs spread over --rooms rooms connect at --ramp per second,
-broadcast every --send-interval during --hold, then leave. Runs larger than one process may hold
-(~19 000 open files) are split across worker processes of this binary; --agents runs them on
-remote agents instead. Ctrl-C stops the ramp, closes the clients cleanly and still writes the
-result.
+		Use:   "run [FILE]",
+		Short: "Run a scenario file, or the built-in plan, against the embedded gateway or a ws:// URL",
+		Long: `With FILE, run the scenario: start its target (the embedded gateway with the scenario's flaws,
+or its URL), route its proxied cohorts through the embedded Toxiproxy, run its phases while the
+fault timeline runs, grade its SLOs, write result.json into --out (default: the file's out, else
+out/NAME) and print the verdict table. --time-scale and --flaw override the file's time scale and
+the embedded gateway's flaws (--flaw "" runs the clean gateway).
 
-Exit codes: 0 ok, 1 the harness failed (unreachable target, refused upgrade, every worker lost,
-interrupted), 2 usage or invalid input (bad flag, unknown target, invalid plan, an agent that
-rejects the token).`,
-		RunE: func(cmd *cobra.Command, _ []string) error {
+Without FILE, run the built-in plan: --clients tabs spread over --rooms rooms connect at --ramp
+per second, broadcast every --send-interval during --hold, then leave (no SLOs). The plan flags
+apply to it only; a scenario sets its own.
+
+Runs larger than one process may hold (~19 000 open files) are split across worker processes of
+this binary; --agents runs them on remote agents instead. Ctrl-C stops the ramp, closes the
+clients cleanly and still writes the result.
+
+Exit codes: 0 ok (every SLO held), 1 the harness failed (unreachable target, refused upgrade,
+every worker lost, interrupted), 2 usage or invalid input (bad flag, invalid scenario, unknown
+target, invalid plan, an agent that rejects the token), 99 an SLO was breached.`,
+		Args: func(cmd *cobra.Command, args []string) error {
+			if len(args) > 1 {
+				return usagef("run takes one scenario file, got %d arguments", len(args))
+			}
+			return nil
+		},
+		RunE: func(cmd *cobra.Command, args []string) error {
 			if f.token == "" {
 				f.token = os.Getenv(agent.TokenEnv)
+			}
+			if len(args) == 1 {
+				return runScenario(cmd.Context(), e, f, args[0], cmd.Flags())
+			}
+			for _, name := range []string{"time-scale", "flaw"} {
+				if cmd.Flags().Changed(name) {
+					return usagef("--%s applies to a scenario file (loadgen run FILE --%s ...)", name, name)
+				}
 			}
 			return runRun(cmd.Context(), e, f)
 		},
@@ -92,6 +116,8 @@ rejects the token).`,
 	fl.DurationVar(&f.lagBound, "lag-bound", 0, "schedule-lag p99 above which the run is unreliable (0 = plan default 50ms)")
 	fl.IntVar(&f.perProcess, "fds-per-process", fdsPerProcess, "open files one worker may use")
 	fl.BoolVarP(&f.verbose, "verbose", "v", false, "log to stderr")
+	fl.Float64Var(&f.timeScale, "time-scale", 1, "scenario only: replace the file's time_scale (every duration times this factor)")
+	fl.StringVar(&f.flaws, "flaw", "", `scenario only: replace the embedded gateway's flaws (comma-separated; "" = the clean gateway)`)
 	_ = fl.MarkHidden("fds-per-process")
 	return cmd
 }
@@ -246,7 +272,13 @@ func runRun(ctx context.Context, e *env, f runFlags) (err error) {
 	}
 	defer release()
 
-	res, err := execute(ctx, e, f, plan, tgt, remotes, logger)
+	parts := plan.Split(len(remotes))
+	ts := targetSpec{Endpoints: tgt.target.Endpoints(), Secret: string(tgt.target.Secret())}
+	specs := make([]targetSpec, len(parts))
+	for i := range specs {
+		specs[i] = ts
+	}
+	res, err := execute(ctx, e, f, runSpec{plan: plan, parts: parts, targets: specs, kind: tgt.kind, endpoints: ts.Endpoints}, remotes, logger)
 	if res != nil {
 		if werr := res.WriteJSON(outPath); werr != nil {
 			return harnessErr(werr)
@@ -363,16 +395,28 @@ func phaseName(ph loadgen.Phase) string {
 	return string(ph.Kind)
 }
 
-// execute runs the plan on the remotes and builds the result. The result is returned also when
-// the run failed or was interrupted, so that it can be written.
-func execute(ctx context.Context, e *env, f runFlags, plan loadgen.Plan, tgt *openedTarget, remotes []*agent.Remote, logger *slog.Logger) (*reports.Result, error) {
+// runSpec is what execute runs: the whole plan (for the result), its parts — one per remote —
+// with the target each part connects to, and the faults to inject meanwhile.
+type runSpec struct {
+	plan      loadgen.Plan
+	parts     []loadgen.Plan
+	targets   []targetSpec // per part: the gateway, or a chaos proxy in front of it
+	kind      string       // target kind for the result
+	endpoints []loadgen.Endpoint
+	faults    *faults // nil: no fault timeline
+}
+
+// execute runs the plan's parts on the remotes and builds the result. The result is returned also
+// when the run failed or was interrupted, so that it can be written.
+func execute(ctx context.Context, e *env, f runFlags, spec runSpec, remotes []*agent.Remote, logger *slog.Logger) (*reports.Result, error) {
+	plan, parts := spec.plan, spec.parts
 	n := len(remotes)
-	parts := plan.Split(n)
+	if len(parts) != n || len(spec.targets) != n {
+		return nil, harnessErr(fmt.Errorf("%d plan parts and %d targets for %d workers", len(parts), len(spec.targets), n))
+	}
 	lead := time.Second + time.Duration(n)*100*time.Millisecond
 	startAt := time.Now().Add(lead).Truncate(time.Millisecond)
 	plan.StartAt = startAt
-	ts := targetSpec{Endpoints: tgt.target.Endpoints(), Secret: string(tgt.target.Secret())}
-	tsJSON, _ := json.Marshal(ts)
 	runID := newToken()[:8]
 	jobs := make([]agent.Job, n)
 	for i, p := range parts {
@@ -381,14 +425,18 @@ func execute(ctx context.Context, e *env, f runFlags, plan loadgen.Plan, tgt *op
 		if err != nil {
 			return nil, harnessErr(fmt.Errorf("encoding the plan: %w", err))
 		}
-		jobs[i] = agent.Job{ID: fmt.Sprintf("%s-%d", runID, i), Worker: i, Workers: n, StartAt: startAt, Plan: pj, Target: tsJSON}
+		tj, err := json.Marshal(spec.targets[i])
+		if err != nil {
+			return nil, harnessErr(fmt.Errorf("encoding the target: %w", err))
+		}
+		jobs[i] = agent.Job{ID: fmt.Sprintf("%s-%d", runID, i), Worker: i, Workers: n, StartAt: startAt, Plan: pj, Target: tj}
 	}
 
 	res := reports.New(plan.Name, plan.Seed)
 	res.Tool = "loadgen " + version
 	_ = res.SetPlan(plan)
-	res.Target = reports.Target{Kind: tgt.kind, Nodes: len(ts.Endpoints)}
-	for _, ep := range ts.Endpoints {
+	res.Target = reports.Target{Kind: spec.kind, Nodes: len(spec.endpoints)}
+	for _, ep := range spec.endpoints {
 		res.Target.URLs = append(res.Target.URLs, ep.URL)
 		if ep.MetricsURL != "" {
 			res.Target.MetricURLs = append(res.Target.MetricURLs, ep.MetricsURL)
@@ -407,7 +455,13 @@ func execute(ctx context.Context, e *env, f runFlags, plan loadgen.Plan, tgt *op
 	prog := newProgress(e.stdout, f.progress, plan.Clients(), n)
 	ctrl := &agent.Controller{Logger: logger, OnUpdate: prog.update, StopGrace: time.Minute}
 	res.Started = startAt
+	if spec.faults != nil {
+		spec.faults.start(ctx, startAt, prog.note)
+	}
 	out, runErr := ctrl.Run(ctx, remotes, jobs)
+	if spec.faults != nil {
+		res.Events = append(res.Events, spec.faults.stop()...)
+	}
 	prog.done()
 	stopTel()
 	<-telDone

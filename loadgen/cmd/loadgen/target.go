@@ -25,6 +25,9 @@ type openedTarget struct {
 	// localConns is the connections an in-process gateway holds (they count against this
 	// process's open files).
 	localConns int
+	// ownProcess is set when the gateway runs in processes of its own, so that the memory its
+	// /metrics reports is its alone (not the generator's as well).
+	ownProcess bool
 	close      func(ctx context.Context) error
 }
 

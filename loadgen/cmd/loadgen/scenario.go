@@ -1,0 +1,440 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math"
+	"net/url"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/spf13/pflag"
+
+	"github.com/squall-dev/squall/chaos"
+	"github.com/squall-dev/squall/loadgen"
+	"github.com/squall-dev/squall/loadgen/agent"
+	"github.com/squall-dev/squall/refserver/protocol"
+	"github.com/squall-dev/squall/reports"
+	"github.com/squall-dev/squall/scenarios"
+)
+
+// planFlags shape the built-in plan; a scenario file sets all of them itself.
+var planFlags = []string{"clients", "rooms", "ramp", "hold", "send-interval", "payload", "seed", "target", "nodes", "secret", "lag-bound"}
+
+// route is the cohorts that reach the gateway one way: directly (proxy "") or through one chaos
+// proxy. Each route runs as its own plan part(s), so that its clients dial its own address.
+type route struct {
+	proxy   string
+	cohorts []int // indexes into the plan's cohorts
+}
+
+// runScenario is `loadgen run FILE`: load the scenario (with the command line's overrides), start
+// its target and proxies, run the plan while the fault timeline runs, grade the SLOs, write the
+// result and print the verdict table.
+func runScenario(ctx context.Context, e *env, f runFlags, file string, flags *pflag.FlagSet) (err error) {
+	if err := f.validate(); err != nil {
+		return err
+	}
+	for _, name := range planFlags {
+		if flags.Changed(name) {
+			return usagef("--%s shapes the built-in plan; scenario %s sets its own (edit the file)", name, file)
+		}
+	}
+	var opts []scenarios.Option
+	if flags.Changed("time-scale") {
+		opts = append(opts, scenarios.WithTimeScale(f.timeScale))
+	}
+	if flags.Changed("flaw") {
+		var fl []string
+		for _, s := range strings.Split(f.flaws, ",") {
+			if s = strings.TrimSpace(s); s != "" {
+				fl = append(fl, s)
+			}
+		}
+		opts = append(opts, scenarios.WithFlaws(fl))
+	}
+	if flags.Changed("out") {
+		opts = append(opts, scenarios.WithOut(f.out))
+	}
+	s, err := scenarios.Load(file, opts...)
+	if err != nil {
+		var es scenarios.Errors
+		if errors.As(err, &es) {
+			for _, p := range es {
+				fmt.Fprintln(e.stderr, p.Error())
+			}
+			return usagef("scenario %s is invalid (%d problems, listed above)", file, len(es))
+		}
+		return usageErr(err)
+	}
+	source, _ := os.ReadFile(file)
+	logger := newLogger(e.stderr, f.verbose).With("scenario", s.Name)
+
+	for i, ev := range s.Timeline {
+		if ev.Action == scenarios.ActionBehaviour {
+			return harnessErr(fmt.Errorf("scenario %s: timeline[%d]: behaviour switches are not supported by the load generator yet", file, i))
+		}
+	}
+	plan, routes, err := scenarioPlan(s)
+	if err != nil {
+		return usageErr(err)
+	}
+	tl, err := s.ChaosTimeline()
+	if err != nil {
+		return usageErr(err)
+	}
+
+	out := s.Out
+	if out == "" {
+		out = filepath.Join("out", s.Name)
+	}
+	if err := os.MkdirAll(out, 0o755); err != nil {
+		return usagef("--out %s: %v", out, err)
+	}
+	outPath := filepath.Join(out, reports.FileName)
+
+	// The target.
+	tgt, upstream, nodes, err := openScenarioTarget(ctx, e, f, s, plan, logger)
+	if err != nil {
+		return err
+	}
+	defer func() {
+		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+		defer cancel()
+		if cerr := tgt.close(cctx); cerr != nil {
+			logger.Warn("closing the target", "err", cerr)
+		}
+	}()
+
+	// The chaos proxies the cohorts are routed through.
+	var proxies chaos.Proxies
+	proxied := map[string]loadgen.Endpoint{}
+	if len(routes) > 1 || routes[0].proxy != "" {
+		if s.Target.Toxiproxy != "" {
+			u, _ := url.Parse(s.Target.Toxiproxy)
+			proxies = chaos.NewExternal(u.Host, chaos.ExternalOptions{})
+		} else {
+			emb := chaos.NewEmbedded(logger.With("component", "toxiproxy"), chaos.EmbeddedOptions{PreserveSourceIP: true})
+			defer emb.Close()
+			proxies = emb
+		}
+		for _, r := range routes {
+			if r.proxy == "" {
+				continue
+			}
+			info, err := proxies.Proxy(ctx, r.proxy, "127.0.0.1:0", upstream)
+			if err != nil {
+				return harnessErr(fmt.Errorf("proxy %s: %w", r.proxy, err))
+			}
+			if s.Target.Toxiproxy != "" {
+				defer func() { _ = proxies.DeleteProxy(context.WithoutCancel(ctx), r.proxy) }()
+			}
+			proxied[r.proxy] = loadgen.Endpoint{URL: "ws://" + info.Listen + tgtPath(tgt)}
+		}
+	}
+	runner := &chaos.Runner{Nodes: nodes, Logger: logger.With("component", "chaos"), StepTimeout: time.Minute}
+	if proxies != nil {
+		runner.Proxies = proxies
+	}
+	if err := runner.Validate(tl); err != nil {
+		return usageErr(fmt.Errorf("scenario %s: %w", file, err))
+	}
+
+	// Every route's address answers before the run starts.
+	direct := tgt.target.Endpoints()
+	if err := probeTarget(ctx, tgt.target); err != nil {
+		return harnessErr(err)
+	}
+	for _, r := range routes {
+		if ep, ok := proxied[r.proxy]; ok {
+			if err := probe(ctx, ep.URL, tgt.target.Secret()); err != nil {
+				return harnessErr(fmt.Errorf("through proxy %s: %w", r.proxy, err))
+			}
+		}
+	}
+
+	// The plan's parts: the direct route split over as many workers as it needs, each proxied
+	// route in one part of its own (a proxy carries a cohort, not a crowd).
+	secret := string(tgt.target.Secret())
+	var parts []loadgen.Plan
+	var targets []targetSpec
+	directWorkers, proxiedClients := 0, 0
+	for _, r := range routes {
+		p := planPart(plan, r.cohorts)
+		if r.proxy != "" {
+			parts = append(parts, p.Split(1)...)
+			targets = append(targets, targetSpec{Endpoints: []loadgen.Endpoint{proxied[r.proxy]}, Secret: secret})
+			proxiedClients += p.Clients()
+			continue
+		}
+		directWorkers = f.workers
+		if len(f.agents) > 0 {
+			directWorkers = len(f.agents)
+		} else if directWorkers == 0 {
+			directWorkers = workersFor(p, f.perProcess)
+		}
+		for _, q := range p.Split(directWorkers) {
+			parts = append(parts, q)
+			targets = append(targets, targetSpec{Endpoints: direct, Secret: secret})
+		}
+	}
+	if len(f.agents) > 0 && proxiedClients > 0 {
+		return usagef("--agents: scenario %s routes cohorts through a chaos proxy in this process; run it on local workers", file)
+	}
+
+	// The workers, in the parts' order (direct parts first).
+	token := f.token
+	if token == "" {
+		token = newToken()
+	}
+	var remotes []*agent.Remote
+	var releases []func()
+	defer func() {
+		for _, r := range slices.Backward(releases) {
+			r()
+		}
+	}()
+	switch {
+	case len(f.agents) > 0:
+		if remotes, err = dialAgents(ctx, f.agents, token); err != nil {
+			return err
+		}
+	default:
+		// Proxied clients cost this process their socket and the proxy's two.
+		localFDs := tgt.inProcessFDs() + 3*proxiedClients
+		inProcess := directWorkers <= 1 && plan.Clients()+localFDs+64 <= f.perProcess
+		n := 0
+		if !inProcess && directWorkers > 0 {
+			rs, err := agent.Spawn(ctx, directWorkers, agent.SpawnOptions{Token: token, Logger: logger, Args: workerArgs(f)})
+			if err != nil {
+				return harnessErr(fmt.Errorf("starting %d workers: %w", directWorkers, err))
+			}
+			releases = append(releases, func() { agent.Release(context.Background(), rs...) })
+			remotes, n = append(remotes, rs...), len(rs)
+		}
+		for range parts[n:] {
+			r, stop, err := inProcessAgent(ctx, token, logger)
+			if err != nil {
+				return harnessErr(err)
+			}
+			releases = append(releases, stop)
+			remotes = append(remotes, r)
+		}
+	}
+
+	fl := &faults{runner: runner, tl: tl}
+	res, runErr := execute(ctx, e, f, runSpec{plan: plan, parts: parts, targets: targets, kind: tgt.kind, endpoints: direct, faults: fl}, remotes, logger)
+	if res == nil {
+		return runErr
+	}
+	res.Scenario = &reports.Scenario{File: file, Name: s.Name, Description: s.Description, TimeScale: s.TimeScale, Flaws: s.Target.Flaws, Source: string(source)}
+
+	var verdicts []scenarios.Verdict
+	if runErr == nil {
+		src := scenarios.ResultSource{Result: res, Scenario: s, ServerMemory: tgt.ownProcess}
+		verdicts = scenarios.Grade(s.SLOs, src)
+		res.SLOs = scenarios.ReportVerdicts(verdicts)
+	}
+	if werr := res.WriteJSON(outPath); werr != nil {
+		return harnessErr(werr)
+	}
+	printSummary(e.stdout, res, outPath)
+	if runErr != nil {
+		fmt.Fprintln(e.stdout, "SLOs not graded: the run did not complete")
+		return runErr
+	}
+	fmt.Fprintln(e.stdout)
+	if err := scenarios.WriteVerdicts(e.stdout, verdicts); err != nil {
+		return harnessErr(err)
+	}
+	if code := scenarios.ExitCode(verdicts); code != scenarios.ExitOK {
+		return &exitError{code, fmt.Errorf("scenario %s: SLO breached (result: %s)", s.Name, outPath)}
+	}
+	return nil
+}
+
+// scenarioPlan converts the scenario into the load generator's plan and its routes. Proxied
+// cohorts are planned as direct ones (the plan's proxy switch is not supported by the runner) and
+// reach their proxy through the address their route's parts are given.
+func scenarioPlan(s *scenarios.Scenario) (loadgen.Plan, []route, error) {
+	cp := *s
+	cp.Cohorts = slices.Clone(s.Cohorts)
+	routes := []route{{proxy: ""}}
+	for i := range cp.Cohorts {
+		name := cp.Cohorts[i].Proxy
+		cp.Cohorts[i].Proxy = ""
+		k := slices.IndexFunc(routes, func(r route) bool { return r.proxy == name })
+		if k < 0 {
+			routes = append(routes, route{proxy: name})
+			k = len(routes) - 1
+		}
+		routes[k].cohorts = append(routes[k].cohorts, i)
+	}
+	if len(routes[0].cohorts) == 0 {
+		routes = routes[1:]
+	}
+	p, err := cp.Plan()
+	return p, routes, err
+}
+
+// planPart is the part of p made of the cohorts idx: rates and ramp targets are scaled by the
+// part's share of the clients, so that the parts together run p's schedule.
+func planPart(p loadgen.Plan, idx []int) loadgen.Plan {
+	if len(idx) == len(p.Cohorts) {
+		return p
+	}
+	q := p
+	q.Cohorts = nil
+	n := 0
+	for _, i := range idx {
+		q.Cohorts = append(q.Cohorts, p.Cohorts[i])
+		n += p.Cohorts[i].Count
+	}
+	share := 0.0
+	if total := p.Clients(); total > 0 {
+		share = float64(n) / float64(total)
+	}
+	q.Phases = slices.Clone(p.Phases)
+	for i := range q.Phases {
+		q.Phases[i].Rate = p.Phases[i].Rate * share
+		if t := p.Phases[i].Target; t > 0 {
+			q.Phases[i].Target = max(1, int(math.Round(float64(t)*share)))
+		}
+	}
+	q.Model.ArrivalRate = p.Model.ArrivalRate * share
+	return q
+}
+
+// tgtPath is the WebSocket path of the target's first endpoint.
+func tgtPath(t *openedTarget) string {
+	eps := t.target.Endpoints()
+	if len(eps) > 0 {
+		if u, err := url.Parse(eps[0].URL); err == nil && u.Path != "" {
+			return u.Path
+		}
+	}
+	return protocol.PathWS
+}
+
+// openScenarioTarget starts the scenario's embedded gateway (or takes its URL) and returns it with
+// the host:port proxies forward to and the nodes process faults act on.
+func openScenarioTarget(ctx context.Context, e *env, f runFlags, s *scenarios.Scenario, plan loadgen.Plan, logger *slog.Logger) (*openedTarget, string, map[string]chaos.Node, error) {
+	if !s.Target.Embedded() {
+		t, err := loadgen.ParseURLTarget(s.Target.URL)
+		if err != nil {
+			return nil, "", nil, usageErr(err)
+		}
+		t.MetricsURL = s.Target.MetricsURL
+		u, _ := url.Parse(t.URL)
+		return &openedTarget{target: t, kind: "url", ownProcess: true, close: func(context.Context) error { return nil }}, u.Host, nil, nil
+	}
+	opts, err := s.EmbeddedOptions()
+	if err != nil {
+		return nil, "", nil, usageErr(err)
+	}
+	opts.Logger = logger.With("component", "gateway")
+	if f.verbose {
+		opts.Stderr = e.stderr
+	}
+	// A node runs in a process of its own when it must be paused (an in-process node cannot be)
+	// or when the SLOs grade its memory (an in-process node's is the generator's too).
+	for _, ev := range s.Timeline {
+		if ev.Action == scenarios.ActionNodePause || ev.Action == scenarios.ActionNodeResume {
+			opts.Process = true
+		}
+	}
+	for _, o := range s.SLOs {
+		if strings.HasPrefix(o.Metric, "server_memory") {
+			opts.Process = true
+		}
+	}
+	emb, err := loadgen.StartEmbedded(ctx, opts)
+	if err != nil {
+		return nil, "", nil, harnessErr(fmt.Errorf("embedded gateway: %w", err))
+	}
+	nodes := map[string]chaos.Node{}
+	for i, n := range emb.Nodes() {
+		nodes[scenarios.NodeName(i)] = n
+	}
+	t := &openedTarget{target: emb, kind: "embedded", close: emb.Close}
+	if len(emb.Nodes()) == 1 && !opts.Process {
+		t.localConns = plan.Clients()
+	} else {
+		t.ownProcess = true
+	}
+	return t, emb.Nodes()[0].Addr(), nodes, nil
+}
+
+// faults runs a scenario's fault timeline beside the load: start it at the run's start instant,
+// stop it when the load is over. Its goroutine is owned by start and ended by stop.
+type faults struct {
+	runner *chaos.Runner
+	tl     chaos.Timeline
+
+	cancel context.CancelFunc
+	done   chan struct{}
+	mu     sync.Mutex
+	events []chaos.Event
+	err    error
+}
+
+// start runs the timeline from startAt; note is told about each step as it runs.
+func (fl *faults) start(ctx context.Context, startAt time.Time, note func(string)) {
+	ctx, fl.cancel = context.WithCancel(ctx)
+	fl.done = make(chan struct{})
+	fl.runner.OnEvent = func(ev chaos.Event) {
+		if note != nil {
+			note(fmt.Sprintf("fault at +%.1fs of the plan: %s", ev.Offset.Seconds(), faultText(ev)))
+		}
+	}
+	go func() {
+		defer close(fl.done)
+		evs, err := fl.runner.Run(ctx, startAt, fl.tl)
+		fl.mu.Lock()
+		fl.events, fl.err = evs, err
+		fl.mu.Unlock()
+	}()
+}
+
+// stop ends the timeline (steps not yet run are dropped) and returns the steps that ran as result
+// events.
+func (fl *faults) stop() []reports.Event {
+	if fl.cancel == nil {
+		return nil
+	}
+	fl.cancel()
+	<-fl.done
+	fl.mu.Lock()
+	defer fl.mu.Unlock()
+	out := make([]reports.Event, 0, len(fl.events))
+	for i := range fl.events {
+		ev := fl.events[i]
+		out = append(out, reports.Event{At: ev.Time, Kind: reports.EventFault, Message: faultText(ev), Fault: &ev})
+	}
+	return out
+}
+
+// faultText is one line about a fault step: action, target, toxic and outcome.
+func faultText(ev chaos.Event) string {
+	var b strings.Builder
+	b.WriteString(string(ev.Action))
+	if t := ev.Params["toxic"]; t != "" {
+		b.WriteString(" " + t)
+		if typ := ev.Params["type"]; typ != "" && typ != t {
+			b.WriteString(" (" + typ + ")")
+		}
+	}
+	if ev.Target != "" {
+		b.WriteString(" on " + ev.Target)
+	}
+	if ev.Error != "" {
+		b.WriteString(": failed: " + ev.Error)
+	}
+	return b.String()
+}

@@ -1,0 +1,190 @@
+package main
+
+import (
+	"context"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/squall-dev/squall/chaos"
+	"github.com/squall-dev/squall/reports"
+)
+
+// scenarioDir holds the scenario library, seen from this package.
+var scenarioDir = filepath.Join("..", "..", "..", "scenarios")
+
+// TestValidate shows that `loadgen validate` accepts the library and rejects each kind of broken
+// file with file:line and a message, exit code 2. Output in testdata/validate.golden (-update).
+func TestValidate(t *testing.T) {
+	invalid := func(name string) string { return filepath.Join(scenarioDir, "testdata", "invalid", name+".yaml") }
+	tests := []struct {
+		name  string
+		files []string
+		code  int
+	}{
+		{"the library", []string{filepath.Join(scenarioDir, "smoke.yaml"), filepath.Join(scenarioDir, "escalation-91847.yaml")}, exitOK},
+		{"unknown field", []string{invalid("unknown-field")}, exitUsage},
+		{"bad duration", []string{invalid("bad-duration")}, exitUsage},
+		{"SLO on an unknown metric", []string{invalid("unknown-metric")}, exitUsage},
+		{"timeline event after the end", []string{invalid("event-after-end")}, exitUsage},
+		{"one bad file among good ones", []string{filepath.Join(scenarioDir, "smoke.yaml"), invalid("bad-duration")}, exitUsage},
+		{"missing file", []string{filepath.Join(scenarioDir, "no-such.yaml")}, exitUsage},
+		{"no file", nil, exitUsage},
+	}
+	var golden strings.Builder
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			code, stdout, stderr := runCLI(context.Background(), append([]string{"validate"}, tc.files...)...)
+			if code != tc.code {
+				t.Errorf("exit %d, want %d\n%s%s", code, tc.code, stdout, stderr)
+			}
+			if tc.code != exitOK && len(tc.files) > 0 && !strings.Contains(stdout, ".yaml:") {
+				t.Errorf("no file:line in the report:\n%s", stdout)
+			}
+			golden.WriteString("== " + tc.name + "\n" + stdout + stderr)
+		})
+	}
+	checkGolden(t, filepath.Join("testdata", "validate.golden"), golden.String())
+}
+
+func checkGolden(t *testing.T, path, got string) {
+	t.Helper()
+	got = filepath.ToSlash(got)
+	if *update {
+		if err := os.WriteFile(path, []byte(got), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	want, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatalf("%v (run with -update to create it)", err)
+	}
+	if got != string(want) {
+		t.Errorf("output differs from %s (-update rewrites it):\n%s", path, got)
+	}
+}
+
+// runScenarioCLI runs `loadgen run FILE ARGS...` into a temporary --out and reads the result back.
+func runScenarioCLI(t *testing.T, file string, args ...string) (int, string, *reports.Result) {
+	t.Helper()
+	out := t.TempDir()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	code, stdout, stderr := runCLI(ctx, append([]string{"run", file, "--out", out, "--progress", "plain"}, args...)...)
+	res, err := reports.ReadJSON(filepath.Join(out, reports.FileName))
+	if err != nil {
+		t.Fatalf("exit %d, no result: %v\n%s%s", code, err, stdout, stderr)
+	}
+	return code, stdout + stderr, res
+}
+
+// buildLoadgen builds this binary without the race detector, for runs whose latency SLOs must
+// hold (a race-enabled generator is several times slower than the real one).
+func buildLoadgen(ctx context.Context, t *testing.T) string {
+	t.Helper()
+	bin := filepath.Join(t.TempDir(), "loadgen")
+	goBin, err := exec.LookPath("go")
+	if err != nil {
+		goBin = filepath.Join(runtime.GOROOT(), "bin", "go")
+	}
+	build := exec.CommandContext(ctx, goBin, "build", "-o", bin, ".")
+	build.Env = append(os.Environ(), "CGO_ENABLED=0")
+	if out, err := build.CombinedOutput(); err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
+	}
+	return bin
+}
+
+// TestRunSmokeScenario runs the scenario `make run` runs, at half its time scale, end to end with
+// the binary as a user runs it: every SLO holds, the verdicts are in result.json and the table is
+// printed.
+func TestRunSmokeScenario(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds the binary and runs 200 clients for 7 s")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	bin := buildLoadgen(ctx, t)
+	dir := t.TempDir()
+	cmd := exec.CommandContext(ctx, bin, "run", filepath.Join(scenarioDir, "smoke.yaml"), "--time-scale", "0.5", "--out", dir, "--progress", "plain")
+	outb, err := cmd.CombinedOutput()
+	out := string(outb)
+	if err != nil {
+		t.Fatalf("%v, want exit 0\n%s", err, out)
+	}
+	res, err := reports.ReadJSON(filepath.Join(dir, reports.FileName))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.StopReason != reports.StopCompleted || res.Scenario == nil || res.Scenario.Name != "smoke" || res.Scenario.TimeScale != 0.5 {
+		t.Errorf("result: stop %q, scenario %+v", res.StopReason, res.Scenario)
+	}
+	if len(res.SLOs) != 9 {
+		t.Fatalf("%d SLO verdicts in result.json, want 9", len(res.SLOs))
+	}
+	for _, v := range res.SLOs {
+		if !v.Pass {
+			t.Errorf("SLO %s: %s", v.Name, v.Detail)
+		}
+	}
+	if !strings.Contains(out, "verdict: PASS (9 of 9 SLOs held)") || !strings.Contains(out, "result: ") {
+		t.Errorf("no verdict table or result path:\n%s", out)
+	}
+}
+
+// TestRunScenarioBreach runs a scenario whose orphaned-subscriptions SLO holds on the clean gateway
+// and breaks under leak-on-error (the number comes from the gateway's /metrics): exit 0, then 99.
+func TestRunScenarioBreach(t *testing.T) {
+	file := filepath.Join("testdata", "scenarios", "tab-close-leak.yaml")
+	code, out, _ := runScenarioCLI(t, file)
+	if code != exitOK {
+		t.Fatalf("clean gateway: exit %d, want 0\n%s", code, out)
+	}
+	code, out, res := runScenarioCLI(t, file, "--flaw", "leak-on-error")
+	if code != exitSLO {
+		t.Fatalf("leak-on-error: exit %d, want 99\n%s", code, out)
+	}
+	if len(res.SLOs) != 2 || res.SLOs[0].Pass || res.SLOs[0].Value <= 0 || !res.SLOs[1].Pass {
+		t.Errorf("verdicts %+v: want orphaned_subscriptions failing with a count, ordering holding", res.SLOs)
+	}
+	if got := res.Scenario.Flaws; len(got) != 1 || got[0] != "leak-on-error" {
+		t.Errorf("result records flaws %v", got)
+	}
+	if !strings.Contains(out, "FAIL    orphaned_subscriptions last") {
+		t.Errorf("verdict table does not show the breach:\n%s", out)
+	}
+}
+
+// TestRunScenarioToxic routes a cohort through the embedded Toxiproxy and adds a latency toxic
+// for one second: both steps are recorded as fault events in result.json, and the proxied
+// receivers' fan-out latency shows the added 100 ms.
+func TestRunScenarioToxic(t *testing.T) {
+	code, out, res := runScenarioCLI(t, filepath.Join("testdata", "scenarios", "toxic-latency.yaml"))
+	if code != exitOK {
+		t.Fatalf("exit %d, want 0\n%s", code, out)
+	}
+	var faults []*chaos.Event
+	for _, ev := range res.Events {
+		if ev.Kind == reports.EventFault {
+			faults = append(faults, ev.Fault)
+		}
+	}
+	if len(faults) != 2 {
+		t.Fatalf("%d fault events, want 2 (add and remove): %+v", len(faults), res.Events)
+	}
+	add, rm := faults[0], faults[1]
+	if add.Action != chaos.ActionAddToxic || add.Target != "office-net" || add.Params["type"] != "latency" ||
+		add.Params["latency"] != "100" || add.Error != "" || add.At != time.Second {
+		t.Errorf("add event %+v", add)
+	}
+	if rm.Action != chaos.ActionRemoveToxic || rm.Params["toxic"] != "lag" || rm.Error != "" || rm.At != 2*time.Second {
+		t.Errorf("remove event %+v", rm)
+	}
+	if !strings.Contains(out, "of the plan: add_toxic lag (latency) on office-net") {
+		t.Errorf("progress does not show the fault:\n%s", out)
+	}
+}

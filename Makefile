@@ -32,7 +32,10 @@ deps: ## install redis-server (cluster-mode tests) from Debian's packages when m
 test: deps ## run every test with the race detector
 	$(GO) test -race -count=1 -timeout $(TEST_TIMEOUT) $(PKGS)
 
-run: build ## start the reference gateway in dev mode on 127.0.0.1:8080
+run: build ## run the smoke scenario against the embedded gateway (live progress, verdict table, out/smoke/result.json)
+	$(BIN)/loadgen run scenarios/smoke.yaml --out out/smoke
+
+serve: build ## start the reference gateway in dev mode on 127.0.0.1:8080
 	@echo "squall refserver (dev mode): ws://127.0.0.1:8080/ws?token=<JWT signed with 'squall-dev'>"
 	@echo "metrics: http://127.0.0.1:8080/metrics   stop with Ctrl-C"
 	$(BIN)/refserver --dev --addr 127.0.0.1:8080

@@ -137,6 +137,14 @@ func (s *Scenario) summary() string {
 	for _, c := range s.Cohorts {
 		clients += c.Count
 	}
-	return fmt.Sprintf("%s: %d clients in %d cohorts, %s of phases, %d events, %d SLOs",
-		s.Name, clients, len(s.Cohorts), formatDuration(s.Duration()), len(s.Timeline), len(s.SLOs))
+	return fmt.Sprintf("%s: %d clients in %s, %s of phases, %s, %s",
+		s.Name, clients, plural(len(s.Cohorts), "cohort"), formatDuration(s.Duration()), plural(len(s.Timeline), "event"), plural(len(s.SLOs), "SLO"))
+}
+
+// plural is "1 cohort", "2 cohorts".
+func plural(n int, what string) string {
+	if n == 1 {
+		return "1 " + what
+	}
+	return fmt.Sprintf("%d %ss", n, what)
 }

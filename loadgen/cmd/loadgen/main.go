@@ -2,9 +2,11 @@
 // WebSocket gateway (the embedded reference gateway by default), splits large runs across worker
 // processes, shows live progress and writes result.json.
 //
-//	loadgen run      run the smoke plan (scenarios plug in later)
-//	loadgen agent    serve the controller/agent protocol (workers and remote agents)
-//	loadgen doctor   check this machine's limits and say how many clients it can hold
+//	loadgen run FILE     run a scenario: target, proxies, fault timeline, SLO verdicts
+//	loadgen run          run the built-in plan shaped by flags (--clients, --rooms, ...)
+//	loadgen validate F.. check scenario files without running them
+//	loadgen agent        serve the controller/agent protocol (workers and remote agents)
+//	loadgen doctor       check this machine's limits and say how many clients it can hold
 //
 // Exit codes (DESIGN §6): 0 ok, 1 the harness failed, 2 usage or invalid input, 99 an SLO or
 // baseline gate was breached. Errors are printed as one line naming the cause.

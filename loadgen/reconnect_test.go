@@ -3,6 +3,7 @@ package loadgen
 import (
 	"context"
 	"slices"
+	"sync"
 	"testing"
 	"time"
 
@@ -10,7 +11,8 @@ import (
 	"github.com/squall-dev/squall/refserver/protocol"
 )
 
-// runUntil starts RunLocal in the background and returns a stop function that cancels it and waits.
+// runUntil starts RunLocal in the background and returns a stop function that cancels it and waits
+// (safe to call more than once).
 func runUntil(t *testing.T, p Plan, tg Target, rec *stats.Recorder, opts RunOptions) (stop func() RunSummary) {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
@@ -22,9 +24,14 @@ func runUntil(t *testing.T, p Plan, tg Target, rec *stats.Recorder, opts RunOpti
 		}
 		done <- sum
 	}()
+	var once sync.Once
+	var sum RunSummary
 	return func() RunSummary {
-		cancel()
-		return <-done
+		once.Do(func() {
+			cancel()
+			sum = <-done
+		})
+		return sum
 	}
 }
 

@@ -28,6 +28,10 @@ func (c *client) exitsEarly() bool {
 // sendBroadcast sends one broadcast to the client's next room, intended at the scheduler time at.
 func (c *client) sendBroadcast(gen uint32, at int64) {
 	env := c.env
+	if env.generic != nil {
+		c.sendGeneric(gen, at)
+		return
+	}
 	c.mu.Lock()
 	if len(c.mem) == 0 {
 		c.mu.Unlock()

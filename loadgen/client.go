@@ -63,6 +63,7 @@ type client struct {
 	exitSet   bool          // the early exit is scheduled
 	isReady   bool          // the current connection joined (or resumed) its rooms
 	exitAfter time.Duration // open model: lifetime (overrides Exit.After)
+	token     string        // generic adapter: the JWT for {{.Token}}
 	seq       uint64        // last seq sent on this connection
 	nextSend  int64         // intended time of the next broadcast (scheduler ns)
 	attempt   int           // failed attempts since the last welcome
@@ -146,7 +147,12 @@ func (c *client) connect(ctx context.Context, gen uint32, reconnect bool) {
 	dctx := context.WithValue(ctx, localAddrKey{}, addr)
 	dctx, cancel := context.WithTimeout(dctx, 10*time.Second)
 	start := time.Now()
-	conn, resp, err := env.dialer.DialContext(dctx, ep.URL+"?"+protocol.TokenQueryParam+"="+tok, nil)
+	url := ep.URL + "?" + protocol.TokenQueryParam + "=" + tok
+	if env.generic != nil {
+		url = ep.URL
+		c.token = tok
+	}
+	conn, resp, err := env.dialer.DialContext(dctx, url, nil)
 	cancel()
 	if resp != nil && resp.Body != nil {
 		resp.Body.Close()
@@ -195,6 +201,9 @@ func (c *client) connect(ctx context.Context, gen uint32, reconnect bool) {
 		defer env.wg.Done()
 		c.serve(conn, gen, upgraded, reconnect)
 	}()
+	if env.generic != nil {
+		c.genericStart(gen, upgraded)
+	}
 }
 
 // serve reads a connection until it ends, then handles the drop.
@@ -260,6 +269,13 @@ func (c *client) readFrame(r io.Reader, gen uint32, upgraded time.Time, reconnec
 		return err
 	}
 	now := time.Now()
+	if env.generic != nil {
+		c.mu.Lock()
+		c.lastRecv = env.sched.ns(now)
+		c.mu.Unlock()
+		c.handleGeneric(buf.Bytes(), now)
+		return nil
+	}
 	f := frames.Get().(*protocol.Frame)
 	defer func() {
 		*f = protocol.Frame{}

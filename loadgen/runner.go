@@ -76,8 +76,9 @@ type runEnv struct {
 	secret    []byte
 	rooms     rooms
 	onSample  func(string, time.Duration)
-	sending   atomic.Bool // broadcasts are sent while set (off from ramp-down on)
-	stopping  atomic.Bool // no reconnects once set
+	generic   *GenericTarget // set when the target is the generic adapter
+	sending   atomic.Bool    // broadcasts are sent while set (off from ramp-down on)
+	stopping  atomic.Bool    // no reconnects once set
 
 	wg      sync.WaitGroup // connection goroutines
 	bufs    sync.Pool
@@ -209,6 +210,12 @@ func RunLocal(ctx context.Context, p Plan, t Target, rec *stats.Recorder, opts R
 		onSample: opts.OnSample, live: map[*client]struct{}{}, doneCh: make(chan struct{}, 1),
 	}
 	env.bufs.New = func() any { return new(bytes.Buffer) }
+	if g, ok := t.(*GenericTarget); ok {
+		if g.send == nil {
+			return sum, errors.New("run: generic target not compiled; use NewGenericTarget")
+		}
+		env.generic = g
+	}
 	env.dialer = newDialer(rec, opts.OnSample)
 	n := opts.Schedulers
 	if n <= 0 {

@@ -36,6 +36,8 @@ type fakeGateway struct {
 	// fault, when set, breaks delivery: "skip" (every 7th roomSeq reaches only its sender), "swap"
 	// (every 5th is delivered after the next), "dupe" (every 5th is delivered twice).
 	fault atomic.Value
+	// resumeOK makes resume succeed (otherwise it is answered with resume_failed).
+	resumeOK atomic.Bool
 }
 
 type fakeConn struct {
@@ -154,7 +156,22 @@ func (g *fakeGateway) serve(w http.ResponseWriter, r *http.Request) {
 		case protocol.TypePing:
 			c.send(&protocol.Frame{Type: protocol.TypePong, Timestamp: f.Timestamp})
 		case protocol.TypeResume:
-			c.send(&protocol.Frame{Type: protocol.TypeResumeFailed, Reason: "no history"})
+			if !g.resumeOK.Load() {
+				c.send(&protocol.Frame{Type: protocol.TypeResumeFailed, Reason: "no history"})
+				continue
+			}
+			// Continue the session: back into its rooms (nothing was sent meanwhile: no replay).
+			g.mu.Lock()
+			replayed := map[string]uint64{}
+			for room := range f.Rooms {
+				if rm := g.rooms[room]; rm != nil {
+					rm.members[c] = true
+					c.rooms[room] = true
+					replayed[room] = 0
+				}
+			}
+			g.mu.Unlock()
+			c.send(&protocol.Frame{Type: protocol.TypeResumed, Rooms: replayed})
 		}
 	}
 }

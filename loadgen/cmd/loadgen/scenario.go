@@ -100,7 +100,7 @@ func runScenario(ctx context.Context, e *env, f runFlags, file string, flags *pf
 	outPath := filepath.Join(out, reports.FileName)
 
 	// The target.
-	tgt, upstream, nodes, err := openScenarioTarget(ctx, e, f, s, plan, logger)
+	tgt, upstream, nodes, err := openScenarioTarget(ctx, e, f, s, logger)
 	if err != nil {
 		return err
 	}
@@ -324,7 +324,7 @@ func tgtPath(t *openedTarget) string {
 
 // openScenarioTarget starts the scenario's embedded gateway (or takes its URL) and returns it with
 // the host:port proxies forward to and the nodes process faults act on.
-func openScenarioTarget(ctx context.Context, e *env, f runFlags, s *scenarios.Scenario, plan loadgen.Plan, logger *slog.Logger) (*openedTarget, string, map[string]chaos.Node, error) {
+func openScenarioTarget(ctx context.Context, e *env, f runFlags, s *scenarios.Scenario, logger *slog.Logger) (*openedTarget, string, map[string]chaos.Node, error) {
 	if !s.Target.Embedded() {
 		t, err := loadgen.ParseURLTarget(s.Target.URL)
 		if err != nil {
@@ -342,18 +342,10 @@ func openScenarioTarget(ctx context.Context, e *env, f runFlags, s *scenarios.Sc
 	if f.verbose {
 		opts.Stderr = e.stderr
 	}
-	// A node runs in a process of its own when it must be paused (an in-process node cannot be)
-	// or when the SLOs grade its memory (an in-process node's is the generator's too).
-	for _, ev := range s.Timeline {
-		if ev.Action == scenarios.ActionNodePause || ev.Action == scenarios.ActionNodeResume {
-			opts.Process = true
-		}
-	}
-	for _, o := range s.SLOs {
-		if strings.HasPrefix(o.Metric, "server_memory") {
-			opts.Process = true
-		}
-	}
+	// Every node runs in a process of its own: the gateway's memory in /metrics is then its alone
+	// (an in-process node's would include the clients), its garbage collection and scheduling do
+	// not show up as the generator's schedule lag, and a node can be paused (SIGSTOP).
+	opts.Process = true
 	emb, err := loadgen.StartEmbedded(ctx, opts)
 	if err != nil {
 		return nil, "", nil, harnessErr(fmt.Errorf("embedded gateway: %w", err))
@@ -362,12 +354,7 @@ func openScenarioTarget(ctx context.Context, e *env, f runFlags, s *scenarios.Sc
 	for i, n := range emb.Nodes() {
 		nodes[scenarios.NodeName(i)] = n
 	}
-	t := &openedTarget{target: emb, kind: "embedded", close: emb.Close}
-	if len(emb.Nodes()) == 1 && !opts.Process {
-		t.localConns = plan.Clients()
-	} else {
-		t.ownProcess = true
-	}
+	t := &openedTarget{target: emb, kind: "embedded", ownProcess: true, close: emb.Close}
 	return t, emb.Nodes()[0].Addr(), nodes, nil
 }
 

@@ -139,6 +139,7 @@ func TestRunSmokeScenario(t *testing.T) {
 // TestRunScenarioBreach runs a scenario whose orphaned-subscriptions SLO holds on the clean gateway
 // and breaks under leak-on-error (the number comes from the gateway's /metrics): exit 0, then 99.
 func TestRunScenarioBreach(t *testing.T) {
+	t.Setenv(beMain, "1") // the gateway node is this binary in a child process
 	file := filepath.Join("testdata", "scenarios", "tab-close-leak.yaml")
 	code, out, _ := runScenarioCLI(t, file)
 	if code != exitOK {
@@ -163,6 +164,7 @@ func TestRunScenarioBreach(t *testing.T) {
 // for one second: both steps are recorded as fault events in result.json, and the proxied
 // receivers' fan-out latency shows the added 100 ms.
 func TestRunScenarioToxic(t *testing.T) {
+	t.Setenv(beMain, "1") // the gateway node is this binary in a child process
 	code, out, res := runScenarioCLI(t, filepath.Join("testdata", "scenarios", "toxic-latency.yaml"))
 	if code != exitOK {
 		t.Fatalf("exit %d, want 0\n%s", code, out)

@@ -117,6 +117,15 @@ func TestParseBoundAndFormat(t *testing.T) {
 	if got := FormatValue(0.0123456, UnitSeconds); got != "12.3ms" {
 		t.Errorf("duration rounding: %q", got)
 	}
+	for _, c := range []struct {
+		v    float64
+		unit Unit
+		want string
+	}{{1023 * 1024, UnitBytes, "1023KiB"}, {1234.5, UnitCount, "1235"}, {4321.7, UnitPerSecond, "4322/s"}, {12.34, UnitCount, "12.3"}} {
+		if got := FormatValue(c.v, c.unit); got != c.want {
+			t.Errorf("FormatValue(%v, %s) = %q, want %q (no exponent)", c.v, c.unit, got, c.want)
+		}
+	}
 }
 
 // TestMetricCatalogue keeps the catalogue usable: every metric documented, with a default

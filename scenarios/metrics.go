@@ -342,20 +342,28 @@ func formatNumber(v float64) string {
 	if v == math.Trunc(v) && math.Abs(v) < 1e15 {
 		return strconv.FormatFloat(v, 'f', 0, 64)
 	}
-	return strconv.FormatFloat(v, 'g', 3, 64)
+	return sig3(v)
 }
 
 func formatBytes(v float64) string {
 	abs := math.Abs(v)
 	switch {
 	case abs >= 1<<30:
-		return strconv.FormatFloat(v/(1<<30), 'g', 3, 64) + "GiB"
+		return sig3(v/(1<<30)) + "GiB"
 	case abs >= 1<<20:
-		return strconv.FormatFloat(v/(1<<20), 'g', 3, 64) + "MiB"
+		return sig3(v/(1<<20)) + "MiB"
 	case abs >= 1<<10:
-		return strconv.FormatFloat(v/(1<<10), 'g', 3, 64) + "KiB"
+		return sig3(v/(1<<10)) + "KiB"
 	}
 	return formatNumber(v) + "B"
+}
+
+// sig3 renders v with three significant digits, without an exponent from 1000 up (1000, not 1e+03).
+func sig3(v float64) string {
+	if math.Abs(v) >= 1000 && math.Abs(v) < 1e15 {
+		return strconv.FormatFloat(math.Round(v), 'f', 0, 64)
+	}
+	return strconv.FormatFloat(v, 'g', 3, 64)
 }
 
 // formatDuration rounds d to three significant digits.

@@ -192,9 +192,16 @@ func (b *RedisBroker) histKey(room string) string { return b.opt.KeyPrefix + "hi
 func (b *RedisBroker) channel(room string) string { return b.chanPx + room }
 
 // publishScript stamps, records and publishes one broadcast atomically. KEYS: seq, hist, channel.
-// ARGV: frame JSON without roomSeq/sentAt, history size, history TTL (ms). The message on the
-// channel (and in the history) is "<roomSeq> <sentAt ms> <frame JSON>".
+// ARGV: frame JSON without roomSeq/sentAt, history size, history TTL (ms), floor. The message on the
+// channel (and in the history) is "<roomSeq> <sentAt ms> <frame JSON>". floor is the last roomSeq the
+// publishing node delivered: should Redis have lost the counter (a restart without persistence), the
+// room continues after it instead of starting again at 1, which every node would drop as old.
 var publishScript = redis.NewScript(`
+local cur = tonumber(redis.call('GET', KEYS[1]) or '0')
+local floor = tonumber(ARGV[4])
+if cur < floor then
+  redis.call('SET', KEYS[1], floor)
+end
 local seq = redis.call('INCR', KEYS[1])
 local t = redis.call('TIME')
 local ms = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
@@ -223,9 +230,15 @@ func (b *RedisBroker) Publish(ctx context.Context, ev *RoomEvent) error {
 	if ev.Frame.Type != protocol.TypeBroadcast {
 		return b.rdb.Publish(ctx, b.channel(ev.RoomID), "0 0 "+string(body)).Err()
 	}
+	var floor uint64
+	b.mu.Lock()
+	if rr := b.rooms[ev.RoomID]; rr != nil && rr.live {
+		floor = rr.delivered
+	}
+	b.mu.Unlock()
 	res, err := publishScript.Run(ctx, b.rdb,
 		[]string{b.seqKey(ev.RoomID), b.histKey(ev.RoomID), b.channel(ev.RoomID)},
-		string(body), b.opt.HistorySize, b.opt.HistoryTTL.Milliseconds()).Int64Slice()
+		string(body), b.opt.HistorySize, b.opt.HistoryTTL.Milliseconds(), floor).Int64Slice()
 	if err != nil {
 		return fmt.Errorf("publish to room %s: %w", ev.RoomID, err)
 	}
@@ -597,7 +610,7 @@ func (b *RedisBroker) Close() error {
 	}
 	b.closed = true
 	close(b.quit)
-	ps := b.ps
+	ps, wroteNodeKey := b.ps, b.refreshing
 	for id, rr := range b.rooms {
 		if !rr.live && rr.err == nil {
 			rr.err = ErrBrokerClosed
@@ -613,9 +626,11 @@ func (b *RedisBroker) Close() error {
 		}
 	}
 	b.wg.Wait()
-	ctx, cancel := context.WithTimeout(context.Background(), b.opt.OpTimeout)
-	_ = b.rdb.Del(ctx, b.nodeKey()).Err()
-	cancel()
+	if wroteNodeKey {
+		ctx, cancel := context.WithTimeout(context.Background(), b.opt.OpTimeout)
+		_ = b.rdb.Del(ctx, b.nodeKey()).Err()
+		cancel()
+	}
 	if err := b.rdb.Close(); err != nil {
 		errs = append(errs, err)
 	}

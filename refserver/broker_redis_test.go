@@ -316,3 +316,32 @@ func TestParseBrokerURL(t *testing.T) {
 		})
 	}
 }
+
+// Redis restarted without persistence (FLUSHALL stands for it): the room's counter is gone, but the
+// next broadcast continues after what the nodes delivered instead of restarting at 1.
+func TestRedisBrokerRoomSeqSurvivesLostCounter(t *testing.T) {
+	rs := redistest.Start(t)
+	ctx := t.Context()
+	a, recA := newTestRedisBroker(t, rs, "a", time.Minute)
+	if err := a.Subscribe(ctx, "r"); err != nil {
+		t.Fatal(err)
+	}
+	publish := func() {
+		ev := &RoomEvent{RoomID: "r", Frame: protocol.Frame{Type: protocol.TypeBroadcast, RoomID: "r", Data: json.RawMessage(`1`)}}
+		if err := a.Publish(ctx, ev); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for range 5 {
+		publish()
+	}
+	recA.waitCount(t, 5, 5*time.Second, isBroadcast)
+	if line, err := rs.Do("FLUSHALL"); err != nil || line != "+OK" {
+		t.Fatalf("FLUSHALL: %q %v", line, err)
+	}
+	publish()
+	got := recA.waitCount(t, 6, 5*time.Second, isBroadcast)
+	if got[5].Frame.RoomSeq != 6 {
+		t.Fatalf("after the counter was lost the room went on with roomSeq %d, want 6", got[5].Frame.RoomSeq)
+	}
+}

@@ -24,6 +24,8 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/redis/go-redis/v9"
+
 	"github.com/squall-dev/squall/refserver"
 )
 
@@ -218,6 +220,11 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 	if err != nil {
 		return usageError{err}
 	}
+	if cfg.Broker != "" {
+		// go-redis logs connection trouble itself; the broker reports what matters, so its lines go
+		// to the gateway's log at debug level instead of straight to stderr.
+		redis.SetLogger(redisLogger{logger})
+	}
 	if p, ok := srv.Broker().(interface{ Ping(context.Context) error }); ok {
 		pctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 		err := p.Ping(pctx)
@@ -232,4 +239,11 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 		return fmt.Errorf("listen: %w", err)
 	}
 	return srv.Serve(ctx, ln)
+}
+
+// redisLogger routes go-redis's internal log lines to slog at debug level.
+type redisLogger struct{ log *slog.Logger }
+
+func (l redisLogger) Printf(ctx context.Context, format string, v ...any) {
+	l.log.DebugContext(ctx, fmt.Sprintf(format, v...), "component", "go-redis")
 }

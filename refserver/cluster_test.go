@@ -125,8 +125,9 @@ func TestClusterConfigValidate(t *testing.T) {
 }
 
 // A client that resumes on its node in cluster mode is announced present again to the other nodes
-// (through the cluster presence, so that its later leave is announced too), gets what it missed,
-// and then receives the room live.
+// (through the cluster presence, so that its later leave is announced too), gets what it missed —
+// from the history in Redis, as its node had dropped the room meanwhile — and then receives the
+// room live.
 func TestClusterResumeAnnouncesPresenceAcrossNodes(t *testing.T) {
 	rs := redistest.Start(t)
 	a := startServer(t, clusterConfig(rs, "node-a"))
@@ -142,6 +143,9 @@ func TestClusterResumeAnnouncesPresenceAcrossNodes(t *testing.T) {
 	bob.expectMatch(3*time.Second, "alice's leave", func(f protocol.Frame) bool {
 		return f.Type == protocol.TypePresence && f.Event == protocol.PresenceLeave && f.UserID == "alice"
 	})
+	// Node a reaps the room (no local member, nothing in its history): what bob sends now never
+	// reaches node a, and alice's resume there must take it from the history in Redis.
+	waitFor(t, 5*time.Second, "node a to drop the empty room", func() bool { return a.Stats().Rooms == 0 })
 	bob.send(protocol.Frame{Type: protocol.TypeBroadcast, RoomID: "lobby", Seq: bob.nextSeq(), Data: json.RawMessage(`"missed"`)})
 	bob.expect(protocol.TypeBroadcast, 2*time.Second)
 
@@ -164,4 +168,43 @@ func TestClusterResumeAnnouncesPresenceAcrossNodes(t *testing.T) {
 	bob.expectMatch(3*time.Second, "alice's leave after the resume", func(f protocol.Frame) bool {
 		return f.Type == protocol.TypePresence && f.Event == protocol.PresenceLeave && f.UserID == "alice"
 	})
+}
+
+func TestMergeRemoteHistory(t *testing.T) {
+	ev := func(seq uint64) RoomEvent {
+		return RoomEvent{RoomID: "r", Frame: protocol.Frame{Type: protocol.TypeBroadcast, RoomID: "r", RoomSeq: seq, SentAt: 1}}
+	}
+	local := func(seqs ...uint64) *history {
+		h := newHistory(100, time.Hour, false)
+		for _, s := range seqs {
+			h.add(historyEntry{seq: s, at: time.Now(), payload: []byte("x")})
+		}
+		return h
+	}
+	for _, tt := range []struct {
+		name        string
+		remote      []RoomEvent
+		local       *history
+		after, head uint64
+		want        []uint64
+		ok          bool
+	}{
+		{"remote covers", []RoomEvent{ev(3), ev(4), ev(5)}, local(), 2, 5, []uint64{3, 4, 5}, true},
+		{"remote beyond head is left to live delivery", []RoomEvent{ev(3), ev(4), ev(5)}, local(), 2, 4, []uint64{3, 4}, true},
+		{"local completes", []RoomEvent{ev(3)}, local(4, 5), 2, 5, []uint64{3, 4, 5}, true},
+		{"remote starts late", []RoomEvent{ev(4)}, local(), 2, 4, nil, false},
+		{"hole between remote and local", []RoomEvent{ev(3)}, local(5), 2, 5, nil, false},
+		{"nothing missed", nil, local(), 5, 5, nil, true},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			got, ok := mergeRemoteHistory(tt.remote, tt.local, tt.after, tt.head)
+			var seqs []uint64
+			for _, e := range got {
+				seqs = append(seqs, e.seq)
+			}
+			if ok != tt.ok || fmt.Sprint(seqs) != fmt.Sprint(tt.want) {
+				t.Fatalf("got %v %v, want %v %v", seqs, ok, tt.want, tt.ok)
+			}
+		})
+	}
 }

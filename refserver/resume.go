@@ -87,6 +87,7 @@ func (h *hub) resume(c *conn, ids []string, last map[string]uint64, now time.Tim
 	for try := 0; try < resumeTries; try++ {
 		rooms := make([]*room, len(ids))
 		heads := make([]uint64, len(ids))
+		remote, remoteOK := make([][]RoomEvent, len(ids)), make([]bool, len(ids))
 		for i, id := range ids {
 			r, err := h.acquireRoom(ctx, id)
 			if err != nil {
@@ -99,6 +100,7 @@ func (h *hub) resume(c *conn, ids []string, last map[string]uint64, now time.Tim
 				return nil, protocol.ResumeInternal, "room " + id + " unavailable"
 			}
 			rooms[i], heads[i] = r, head
+			remote[i], remoteOK[i] = h.remoteHistory(ctx, r, last[id], head, now) // cluster mode, see resume_cluster.go
 		}
 		for _, r := range rooms {
 			r.mu.Lock()
@@ -126,6 +128,9 @@ func (h *hub) resume(c *conn, ids []string, last map[string]uint64, now time.Tim
 			}
 			r.hist.trim(now)
 			entries, ok := r.hist.since(last[ids[i]], r.head)
+			if !ok && remoteOK[i] {
+				entries, ok = mergeRemoteHistory(remote[i], r.hist, last[ids[i]], r.head)
+			}
 			if !ok {
 				first := uint64(0)
 				if r.hist.len() > 0 {

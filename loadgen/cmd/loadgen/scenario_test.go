@@ -101,7 +101,8 @@ func buildLoadgen(ctx context.Context, t *testing.T) string {
 
 // TestRunSmokeScenario runs the scenario `make run` runs, at half its time scale, end to end with
 // the binary as a user runs it: every SLO holds, the verdicts are in result.json and the table is
-// printed.
+// printed. On a machine so busy that the run itself says its generator was saturated (schedule lag
+// above the bound), the latency SLOs cannot be held against it: the delivery SLOs must still hold.
 func TestRunSmokeScenario(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds the binary and runs 200 clients for 7 s")
@@ -111,28 +112,30 @@ func TestRunSmokeScenario(t *testing.T) {
 	bin := buildLoadgen(ctx, t)
 	dir := t.TempDir()
 	cmd := exec.CommandContext(ctx, bin, "run", filepath.Join(scenarioDir, "smoke.yaml"), "--time-scale", "0.5", "--out", dir, "--progress", "plain")
-	outb, err := cmd.CombinedOutput()
+	outb, runErr := cmd.CombinedOutput()
 	out := string(outb)
-	if err != nil {
-		t.Fatalf("%v, want exit 0\n%s", err, out)
-	}
 	res, err := reports.ReadJSON(filepath.Join(dir, reports.FileName))
 	if err != nil {
-		t.Fatal(err)
+		t.Fatalf("%v (run: %v)\n%s", err, runErr, out)
 	}
 	if res.StopReason != reports.StopCompleted || res.Scenario == nil || res.Scenario.Name != "smoke" || res.Scenario.TimeScale != 0.5 {
 		t.Errorf("result: stop %q, scenario %+v", res.StopReason, res.Scenario)
 	}
 	if len(res.SLOs) != 9 {
-		t.Fatalf("%d SLO verdicts in result.json, want 9", len(res.SLOs))
+		t.Fatalf("%d SLO verdicts in result.json, want 9\n%s", len(res.SLOs), out)
 	}
+	timing := map[string]bool{"connect_time": true, "fanout_latency": true, "schedule_lag": true}
 	for _, v := range res.SLOs {
-		if !v.Pass {
+		if !v.Pass && (res.Reliable || !timing[v.Metric]) {
 			t.Errorf("SLO %s: %s", v.Name, v.Detail)
 		}
 	}
-	if !strings.Contains(out, "verdict: PASS (9 of 9 SLOs held)") || !strings.Contains(out, "result: ") {
-		t.Errorf("no verdict table or result path:\n%s", out)
+	if !res.Reliable {
+		t.Logf("machine saturated, latency SLOs not required: %s", res.UnreliableReason)
+		return
+	}
+	if runErr != nil || !strings.Contains(out, "verdict: PASS (9 of 9 SLOs held)") || !strings.Contains(out, "result: ") {
+		t.Errorf("run: %v, want exit 0 with the verdict table and the result path:\n%s", runErr, out)
 	}
 }
 

@@ -71,7 +71,11 @@ type Result struct {
 	// Series is the merged one-second time series.
 	Series    stats.Series        `json:"series,omitempty"`
 	Telemetry telemetry.Telemetry `json:"telemetry"`
-	Workers   []Worker            `json:"workers,omitempty"`
+	// ProxyOverhead is what the chaos proxy itself (no toxics) added to a loopback round trip,
+	// measured just before the run, when cohorts were routed through one: latencies of proxied
+	// cohorts include it.
+	ProxyOverhead *chaos.Overhead `json:"proxy_overhead,omitempty"`
+	Workers       []Worker        `json:"workers,omitempty"`
 
 	// Reliable is false when the generator itself was saturated (schedule-lag p99 above the
 	// plan's bound) or lost workers; UnreliableReason says why.

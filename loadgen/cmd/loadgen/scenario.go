@@ -138,6 +138,15 @@ func runScenario(ctx context.Context, e *env, f runFlags, file string, flags *pf
 			proxied[r.proxy] = loadgen.Endpoint{URL: "ws://" + info.Listen + tgtPath(tgt)}
 		}
 	}
+	var overhead *chaos.Overhead
+	if proxies != nil {
+		o, err := chaos.MeasureOverhead(ctx, proxies, 2000)
+		if err != nil {
+			logger.Warn("measuring the proxy's overhead", "err", err)
+		} else {
+			overhead = &o
+		}
+	}
 	runner := &chaos.Runner{Nodes: nodes, Logger: logger.With("component", "chaos"), StepTimeout: time.Minute}
 	if proxies != nil {
 		runner.Proxies = proxies
@@ -233,6 +242,7 @@ func runScenario(ctx context.Context, e *env, f runFlags, file string, flags *pf
 	if res == nil {
 		return runErr
 	}
+	res.ProxyOverhead = overhead
 	res.Scenario = &reports.Scenario{File: file, Name: s.Name, Description: s.Description, TimeScale: s.TimeScale, Flaws: s.Target.Flaws, Source: string(source)}
 
 	var verdicts []scenarios.Verdict
@@ -245,6 +255,10 @@ func runScenario(ctx context.Context, e *env, f runFlags, file string, flags *pf
 		return harnessErr(werr)
 	}
 	printSummary(e.stdout, res, outPath)
+	if o := res.ProxyOverhead; o != nil {
+		fmt.Fprintf(e.stdout, "  the chaos proxy adds %v p50, %v p99 to a round trip (measured before the run; proxied cohorts' latencies include it)\n",
+			o.AddedP50.Round(time.Microsecond), o.AddedP99.Round(time.Microsecond))
+	}
 	if runErr != nil {
 		fmt.Fprintln(e.stdout, "SLOs not graded: the run did not complete")
 		return runErr

@@ -189,6 +189,9 @@ func TestRunScenarioToxic(t *testing.T) {
 	if rm.Action != chaos.ActionRemoveToxic || rm.Params["toxic"] != "lag" || rm.Error != "" || rm.At != 2*time.Second {
 		t.Errorf("remove event %+v", rm)
 	}
+	if o := res.ProxyOverhead; o == nil || o.Proxied.N != 2000 || o.Proxied.P50 <= 0 {
+		t.Errorf("proxy overhead not measured: %+v", o)
+	}
 	if !strings.Contains(out, "of the plan: add_toxic lag (latency) on office-net") {
 		t.Errorf("progress does not show the fault:\n%s", out)
 	}

@@ -22,8 +22,9 @@ import (
 //     have data;
 //   - ghost_presence_duration has data only when every departed user was seen leaving (a user never
 //     cleared has no exit time in the result to count from);
-//   - SLOs restricted to one cohort have data only when the scenario has that one cohort (the
-//     result's counters are not kept per cohort);
+//   - an SLO restricted to one cohort reads the client figures (histograms and counters) of that
+//     cohort from CohortStats, or the whole run's when the scenario has that one cohort; series and
+//     gateway figures are not kept per cohort;
 //   - server memory figures need ServerMemory (the gateway in a process of its own);
 //   - recovery_time needs fault events in the result.
 type ResultSource struct {
@@ -33,6 +34,9 @@ type ResultSource struct {
 	// ServerMemory says the telemetry's resident memory is the gateway's alone. It is false for a
 	// gateway running inside the load generator's process, whose memory includes the clients.
 	ServerMemory bool
+	// CohortStats holds the client figures of cohorts that ran on workers of their own (a cohort
+	// routed alone through a chaos proxy), by cohort name.
+	CohortStats map[string]stats.Snapshot
 }
 
 var _ MetricSource = ResultSource{}
@@ -43,14 +47,21 @@ func (s ResultSource) Value(metric, agg, cohort string) (float64, bool) {
 	if r == nil {
 		return 0, false
 	}
-	if cohort != "" {
-		if s.Scenario == nil || len(s.Scenario.Cohorts) != 1 || s.Scenario.Cohorts[0].Name != cohort {
-			return 0, false
-		}
-	}
 	name, label, _ := strings.Cut(metric, ":")
 	a := Agg(agg)
 	st := r.Stats
+	if cohort != "" && (s.Scenario == nil || len(s.Scenario.Cohorts) != 1 || s.Scenario.Cohorts[0].Name != cohort) {
+		snap, ok := s.CohortStats[cohort]
+		if !ok {
+			return 0, false
+		}
+		switch name {
+		case "reconnect_rate_peak", "recovery_time", "orphaned_subscriptions", "shed_total",
+			"server_memory_per_connection", "server_memory_growth_slope":
+			return 0, false // from the series or the gateway: not per cohort
+		}
+		st = snap
+	}
 	haveStats := st.Counters != nil || st.Hists != nil
 	dur := r.Duration.Seconds()
 	switch name {

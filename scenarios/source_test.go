@@ -98,6 +98,24 @@ func TestResultSource(t *testing.T) {
 			t.Errorf("got %v, %v", v, ok)
 		}
 	})
+	t.Run("a cohort that ran on its own answers from its figures", func(t *testing.T) {
+		rec := stats.NewRecorder(time.Now())
+		rec.Record(stats.HistPingRTT, 100*time.Millisecond)
+		rec.Add(stats.CtrDuplicates, 2)
+		per := ResultSource{Result: sourceResult(), Scenario: s, CohortStats: map[string]stats.Snapshot{"b": rec.Snapshot()}}
+		if v, ok := per.Value("ping_rtt", "max", "b"); !ok || math.Abs(v-0.1) > 1e-3 {
+			t.Errorf("ping_rtt max of b = %v, %v", v, ok)
+		}
+		if v, ok := per.Value("duplicates", "count", "b"); !ok || v != 2 {
+			t.Errorf("duplicates of b = %v, %v", v, ok)
+		}
+		if _, ok := per.Value("reconnect_rate_peak", "max", "b"); ok {
+			t.Error("a series figure answered for one cohort")
+		}
+		if _, ok := per.Value("duplicates", "count", "a"); ok {
+			t.Error("a cohort without figures of its own answered")
+		}
+	})
 	t.Run("in-process gateway has no server memory", func(t *testing.T) {
 		in := ResultSource{Result: sourceResult(), Scenario: s}
 		if _, ok := in.Value("server_memory_per_connection", "max", ""); ok {

@@ -19,6 +19,7 @@ import (
 	"github.com/squall-dev/squall/chaos"
 	"github.com/squall-dev/squall/loadgen"
 	"github.com/squall-dev/squall/loadgen/agent"
+	"github.com/squall-dev/squall/loadgen/stats"
 	"github.com/squall-dev/squall/refserver/protocol"
 	"github.com/squall-dev/squall/reports"
 	"github.com/squall-dev/squall/scenarios"
@@ -173,11 +174,13 @@ func runScenario(ctx context.Context, e *env, f runFlags, file string, flags *pf
 	secret := string(tgt.target.Secret())
 	var parts []loadgen.Plan
 	var targets []targetSpec
+	var routeOf []int // route index of each part
 	directWorkers, proxiedClients := 0, 0
-	for _, r := range routes {
+	for ri, r := range routes {
 		p := planPart(plan, r.cohorts)
 		if r.proxy != "" {
 			parts = append(parts, p.Split(1)...)
+			routeOf = append(routeOf, ri)
 			targets = append(targets, targetSpec{Endpoints: []loadgen.Endpoint{proxied[r.proxy]}, Secret: secret})
 			proxiedClients += p.Clients()
 			continue
@@ -190,6 +193,7 @@ func runScenario(ctx context.Context, e *env, f runFlags, file string, flags *pf
 		}
 		for _, q := range p.Split(directWorkers) {
 			parts = append(parts, q)
+			routeOf = append(routeOf, ri)
 			targets = append(targets, targetSpec{Endpoints: direct, Secret: secret})
 		}
 	}
@@ -247,7 +251,8 @@ func runScenario(ctx context.Context, e *env, f runFlags, file string, flags *pf
 
 	var verdicts []scenarios.Verdict
 	if runErr == nil {
-		src := scenarios.ResultSource{Result: res, Scenario: s, ServerMemory: tgt.ownProcess}
+		src := scenarios.ResultSource{Result: res, Scenario: s, ServerMemory: tgt.ownProcess,
+			CohortStats: cohortStats(res, plan, routes, routeOf)}
 		verdicts = scenarios.Grade(s.SLOs, src)
 		res.SLOs = scenarios.ReportVerdicts(verdicts)
 	}
@@ -271,6 +276,34 @@ func runScenario(ctx context.Context, e *env, f runFlags, file string, flags *pf
 		return &exitError{code, fmt.Errorf("scenario %s: SLO breached (result: %s)", s.Name, outPath)}
 	}
 	return nil
+}
+
+// cohortStats collects the client figures of every cohort that ran alone in its route, from the
+// snapshots of that route's workers (a route with a lost worker is left out: its figures are
+// incomplete).
+func cohortStats(res *reports.Result, plan loadgen.Plan, routes []route, routeOf []int) map[string]stats.Snapshot {
+	out := map[string]stats.Snapshot{}
+	for ri, r := range routes {
+		if len(r.cohorts) != 1 {
+			continue
+		}
+		var snaps []stats.Snapshot
+		complete := true
+		for i, w := range res.Workers {
+			if i >= len(routeOf) || routeOf[i] != ri {
+				continue
+			}
+			if w.Status != reports.WorkerOK || w.Stats == nil {
+				complete = false
+				break
+			}
+			snaps = append(snaps, *w.Stats)
+		}
+		if complete && len(snaps) > 0 {
+			out[plan.Cohorts[r.cohorts[0]].Name] = stats.MergeAll(snaps...)
+		}
+	}
+	return out
 }
 
 // scenarioPlan converts the scenario into the load generator's plan and its routes. Proxied

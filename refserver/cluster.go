@@ -3,6 +3,7 @@ package refserver
 import (
 	"context"
 	"sort"
+	"time"
 
 	"github.com/squall-dev/squall/refserver/protocol"
 )
@@ -49,6 +50,20 @@ type RegistryEntry struct {
 // some were already trimmed by count or age).
 type HistorySource interface {
 	History(ctx context.Context, roomID string, after uint64) (events []RoomEvent, covered bool, err error)
+}
+
+// SessionStore is implemented by brokers that let a session detached on one node be resumed on
+// another (see session_cluster.go). TakeSession consumes the session: it answers ok once.
+type SessionStore interface {
+	PutSession(ctx context.Context, s SharedSession, ttl time.Duration) error
+	TakeSession(ctx context.Context, id, userID string) (s SharedSession, ok bool, err error)
+}
+
+// SharedSession is a detached session as the cluster shares it.
+type SharedSession struct {
+	ID     string
+	UserID string
+	Rooms  []string // rooms the session had joined, sorted
 }
 
 // NodeID returns this node's id (Config.NodeID, or a random one); connection ids end with it.

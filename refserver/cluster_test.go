@@ -208,3 +208,52 @@ func TestMergeRemoteHistory(t *testing.T) {
 		})
 	}
 }
+
+// A session detached on one node is resumed on another (the reconnect landed elsewhere): the
+// client gets what it missed and the room live, and the session cannot be resumed a second time on
+// its old node.
+func TestClusterResumeOnAnotherNode(t *testing.T) {
+	rs := redistest.Start(t)
+	a := startServer(t, clusterConfig(rs, "node-a"))
+	b := startServer(t, clusterConfig(rs, "node-b"))
+	bob, _ := connect(t, b, "bob", dialOpts{})
+	bob.join("lobby")
+	alice, w := connect(t, a, "alice", dialOpts{})
+	alice.join("lobby")
+	bob.send(protocol.Frame{Type: protocol.TypeBroadcast, RoomID: "lobby", Seq: bob.nextSeq(), Data: json.RawMessage(`"seen"`)})
+	if f := alice.expect(protocol.TypeBroadcast, 2*time.Second); f.RoomSeq != 1 {
+		t.Fatalf("alice got %+v", f)
+	}
+	_ = alice.ws.Close()
+	bob.expectMatch(3*time.Second, "alice's leave", func(f protocol.Frame) bool {
+		return f.Type == protocol.TypePresence && f.Event == protocol.PresenceLeave && f.UserID == "alice"
+	})
+	for _, d := range []string{`"missed-1"`, `"missed-2"`} {
+		bob.send(protocol.Frame{Type: protocol.TypeBroadcast, RoomID: "lobby", Seq: bob.nextSeq(), Data: json.RawMessage(d)})
+	}
+
+	moved, _ := connect(t, b, "alice", dialOpts{}) // the reconnect lands on node b
+	moved.send(protocol.Frame{Type: protocol.TypeResume, Session: w.Session, Rooms: map[string]uint64{"lobby": 1}})
+	for i, want := range []string{`"missed-1"`, `"missed-2"`} {
+		if f := moved.expect(protocol.TypeBroadcast, 3*time.Second); string(f.Data) != want || f.RoomSeq != uint64(i+2) {
+			t.Fatalf("replay %d: %+v", i, f)
+		}
+	}
+	if f := moved.expect(protocol.TypeResumed, 3*time.Second); f.Rooms["lobby"] != 2 {
+		t.Fatalf("resumed %+v", f)
+	}
+	bob.expectMatch(3*time.Second, "alice's join after the resume", func(f protocol.Frame) bool {
+		return f.Type == protocol.TypePresence && f.Event == protocol.PresenceJoin && f.UserID == "alice"
+	})
+	bob.send(protocol.Frame{Type: protocol.TypeBroadcast, RoomID: "lobby", Seq: bob.nextSeq(), Data: json.RawMessage(`"live"`)})
+	if f := moved.expect(protocol.TypeBroadcast, 3*time.Second); string(f.Data) != `"live"` || f.RoomSeq != 4 {
+		t.Fatalf("live after resume %+v", f)
+	}
+
+	// The same session again, on its old node: it was consumed on node b.
+	back, _ := connect(t, a, "alice", dialOpts{})
+	back.send(protocol.Frame{Type: protocol.TypeResume, Session: w.Session, Rooms: map[string]uint64{"lobby": 1}})
+	if f := back.expect(protocol.TypeResumeFailed, 3*time.Second); f.Reason != protocol.ResumeSessionUnknown {
+		t.Fatalf("second resume of one session: %+v", f)
+	}
+}

@@ -501,6 +501,7 @@ func (c *conn) finish() {
 			for id := range c.rooms {
 				c.s.hub.leave(c, id, why.presenceReason(), false)
 			}
+			c.s.shareSession(c.sess) // cluster mode: resumable on every node
 			c.s.sessions.detach(c.sess, c, time.Now())
 		}
 		c.s.recent.left(c.user, time.Now())

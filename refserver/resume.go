@@ -37,6 +37,11 @@ func (c *conn) resume(f protocol.Frame) {
 	own := f.Session == c.sess.id
 	if !own {
 		if sess, prev = c.s.sessions.take(f.Session, c.user, now); sess == nil {
+			sess = c.s.takeSharedSession(f.Session, c.user) // cluster mode: detached on another node
+		} else if !c.s.claimSharedSession(f.Session, c.user) && prev == nil {
+			sess = nil // cluster mode: resumed on another node already
+		}
+		if sess == nil {
 			fail(protocol.ResumeSessionUnknown, "session "+f.Session+" is unknown, expired or already resumed")
 			return
 		}

@@ -28,6 +28,7 @@ const (
 	CtrExits             = "exits"                  // tabs that left on purpose
 	CtrApplyOrder        = "apply_order_violations" // own broadcasts echoed in another order than sent
 	HistReconnectDelay   = "reconnect_delay"        // a drop to the next dial (the policy's delay as run)
+	HistReconnectPlanned = "reconnect_planned"      // the delay the policy (or a retry hint) chose
 	HistPresenceObserved = "presence_observed"      // a tab's exit to one observer seeing its leave
 )
 
@@ -760,6 +761,7 @@ func (c *client) dropped(gen uint32, ci *closeInfo, code int, hint time.Duration
 		delay = max(d, hint)
 	}
 	if reconnect {
+		env.record(HistReconnectPlanned, delay)
 		c.state = stWaiting
 	} else {
 		c.state = stDone

@@ -144,12 +144,18 @@ type Worker struct {
 
 // SLOVerdict is one graded objective (filled in by the scenarios and gates).
 type SLOVerdict struct {
-	Name   string  `json:"name"`
-	Metric string  `json:"metric"`
-	Bound  string  `json:"bound"`
-	Value  float64 `json:"value"`
-	Pass   bool    `json:"pass"`
-	Detail string  `json:"detail,omitempty"`
+	Name   string `json:"name"`
+	Metric string `json:"metric"`
+	Bound  string `json:"bound"`
+	// Value is the observed value in the metric's base unit (seconds, bytes, count, per second);
+	// 0 when NoData or Unbounded.
+	Value float64 `json:"value"`
+	Pass  bool    `json:"pass"`
+	// NoData is set when the run produced nothing to grade the SLO on.
+	NoData bool `json:"no_data,omitempty"`
+	// Unbounded is set when the observed value is infinite (a recovery that never happened).
+	Unbounded bool   `json:"unbounded,omitempty"`
+	Detail    string `json:"detail,omitempty"`
 }
 
 // Environment is the machine and process the run used.

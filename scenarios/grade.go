@@ -198,7 +198,11 @@ func ReportVerdicts(vs []Verdict) []reports.SLOVerdict {
 			Bound:  string(v.Agg) + " " + v.BoundText(),
 			Value:  v.Observed,
 			Pass:   v.Pass,
+			NoData: v.NoData,
 			Detail: fmt.Sprintf("%s; observed %s; cohort %s", v.Result(), v.ObservedText(), cohort),
+		}
+		if math.IsInf(v.Observed, 1) { // JSON has no infinity
+			out[i].Value, out[i].Unbounded = 0, true
 		}
 	}
 	return out

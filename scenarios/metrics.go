@@ -325,6 +325,12 @@ func FormatValue(v float64, u Unit) string {
 	if math.IsNaN(v) {
 		return "NaN"
 	}
+	if math.IsInf(v, 1) && u == UnitSeconds {
+		return "never" // e.g. a recovery that did not happen
+	}
+	if math.IsInf(v, 0) {
+		return strconv.FormatFloat(v, 'g', -1, 64)
+	}
 	switch u {
 	case UnitSeconds:
 		return formatDuration(time.Duration(v * float64(time.Second)))

@@ -301,9 +301,9 @@ func leastSquaresSlope(xs, ys []float64) (float64, bool) {
 
 // recoveryValue measures, for each fault of the run (a step that disrupts: toxic added, proxy
 // disabled, node killed, restarted, paused or drained), how long the open connections took to get
-// back to their level just before it. It looks for a dip until the next fault or the ramp-down:
-// zero when there was none; when the connections were not back by then, the time to then. Levels
-// come from the one-second series, so recovery times have a resolution of one second.
+// back to their level just before it. It looks until the next fault or the ramp-down: zero when
+// they did not dip; +Inf ("never") when they were not back by then. Levels come from the
+// one-second series, so recovery times have a resolution of one second.
 func (s ResultSource) recoveryValue(a Agg) (float64, bool) {
 	r := s.Result
 	if len(r.Series) == 0 {
@@ -346,9 +346,6 @@ func (s ResultSource) recoveryValue(a Agg) (float64, bool) {
 				continue
 			}
 			if iv.End.After(until) {
-				if dipped {
-					rec = until.Sub(at).Seconds()
-				}
 				break
 			}
 			c := iv.Gauges[stats.GaugeConnections]
@@ -362,8 +359,8 @@ func (s ResultSource) recoveryValue(a Agg) (float64, bool) {
 				break
 			}
 		}
-		if dipped { // the series ended below the level
-			rec = until.Sub(at).Seconds()
+		if dipped { // not back at the level before the window ended
+			rec = math.Inf(1)
 		}
 		times = append(times, rec)
 	}

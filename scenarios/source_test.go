@@ -1,6 +1,7 @@
 package scenarios
 
 import (
+	"encoding/json"
 	"math"
 	"testing"
 	"time"
@@ -114,6 +115,26 @@ func TestResultSource(t *testing.T) {
 		}
 		if _, ok := per.Value("duplicates", "count", "a"); ok {
 			t.Error("a cohort without figures of its own answered")
+		}
+	})
+	t.Run("a recovery that never happened fails its bound and records as unbounded", func(t *testing.T) {
+		r := sourceResult()
+		for i := 4; i < 8; i++ { // connections stay down until the ramp-down at 8 s
+			r.Series[i].Gauges[stats.GaugeConnections] = 10
+		}
+		src := ResultSource{Result: r, Scenario: s}
+		v, ok := src.Value("recovery_time", "max", "")
+		if !ok || !math.IsInf(v, 1) {
+			t.Fatalf("recovery_time = %v, %v; want +Inf", v, ok)
+		}
+		slo := SLO{Metric: "recovery_time", Agg: AggMax, Bound: Bound{Op: OpLT, Value: 5}}
+		vs := Grade([]SLO{slo}, src)
+		if vs[0].Pass || vs[0].ObservedText() != "never" {
+			t.Errorf("verdict %+v (%s)", vs[0], vs[0].ObservedText())
+		}
+		rv := ReportVerdicts(vs)
+		if _, err := json.Marshal(rv); err != nil || !rv[0].Unbounded || rv[0].Value != 0 {
+			t.Errorf("report verdict %+v: %v", rv[0], err)
 		}
 	})
 	t.Run("in-process gateway has no server memory", func(t *testing.T) {

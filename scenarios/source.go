@@ -20,8 +20,9 @@ import (
 //   - per-client and per-tab figures the load generator does not record yet (zombie_cleanup_time,
 //     reconnect_attempts_per_client, false_disconnects, concurrent_connections_per_client) never
 //     have data;
-//   - ghost_presence_duration has data only when every departed user was seen leaving (a user never
-//     cleared has no exit time in the result to count from);
+//   - ghost_presence_duration: when some departed user was never seen leaving by the end of the
+//     run, its max is +Inf ("never") and count includes them, but its percentiles, mean and min
+//     have no data (the result keeps no exit time to count from);
 //   - an SLO restricted to one cohort reads the client figures (histograms and counters) of that
 //     cohort from CohortStats, or the whole run's when the scenario has that one cohort; series and
 //     gateway figures are not kept per cohort;
@@ -66,10 +67,25 @@ func (s ResultSource) Value(metric, agg, cohort string) (float64, bool) {
 	dur := r.Duration.Seconds()
 	switch name {
 	case "ghost_presence_duration":
-		if !haveStats || st.Counter(loadgenGhosts) > 0 {
+		if !haveStats {
 			return 0, false
 		}
-		return histValue(st.Hists[stats.HistPresence], a, dur)
+		ghosts := st.Counter(loadgenGhosts)
+		if ghosts == 0 {
+			return histValue(st.Hists[stats.HistPresence], a, dur)
+		}
+		// Some users were still present to an observer when the run began to end: their ghost
+		// lasted the rest of the run, from an exit time the result does not keep.
+		cleared, _ := histValue(st.Hists[stats.HistPresence], AggCount, dur)
+		switch a {
+		case AggMax:
+			return math.Inf(1), true
+		case AggCount:
+			return cleared + float64(ghosts), true
+		case AggRate:
+			return counterValue(cleared+float64(ghosts), a, dur)
+		}
+		return 0, false
 	case "presence_convergence":
 		return histValue(st.Hists[stats.HistPresence], a, dur)
 	case "connect_time":

@@ -143,11 +143,24 @@ func TestResultSource(t *testing.T) {
 			t.Error("memory of the generator's own process graded as the gateway's")
 		}
 	})
-	t.Run("ghosts never cleared have no duration", func(t *testing.T) {
+	t.Run("ghosts never cleared", func(t *testing.T) {
 		r := sourceResult()
-		r.Stats.Counters[loadgenGhosts] = 1
-		if _, ok := (ResultSource{Result: r, Scenario: s}).Value("ghost_presence_duration", "max", ""); ok {
-			t.Error("a ghost that never cleared got a duration")
+		rec := stats.NewRecorder(r.Started)
+		rec.Record(stats.HistPresence, 300*time.Millisecond)
+		r.Stats = r.Stats.Merge(rec.Snapshot())
+		src := ResultSource{Result: r, Scenario: s}
+		if v, ok := src.Value("ghost_presence_duration", "max", ""); !ok || math.Abs(v-0.3) > 1e-3 {
+			t.Errorf("every ghost cleared: max %v, %v; want 300ms", v, ok)
+		}
+		r.Stats.Counters[loadgenGhosts] = 2
+		if v, ok := src.Value("ghost_presence_duration", "max", ""); !ok || !math.IsInf(v, 1) {
+			t.Errorf("max %v, %v; want +Inf (never cleared)", v, ok)
+		}
+		if v, ok := src.Value("ghost_presence_duration", "count", ""); !ok || v != 3 {
+			t.Errorf("count %v, %v; want 1 cleared + 2 never", v, ok)
+		}
+		if _, ok := src.Value("ghost_presence_duration", "p50", ""); ok {
+			t.Error("a percentile over ghosts without exit times")
 		}
 	})
 }

@@ -5,6 +5,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"runtime"
 	"strings"
 	"testing"
@@ -139,27 +140,40 @@ func TestRunSmokeScenario(t *testing.T) {
 	}
 }
 
-// TestRunScenarioBreach runs a scenario whose orphaned-subscriptions SLO holds on the clean gateway
-// and breaks under leak-on-error (the number comes from the gateway's /metrics): exit 0, then 99.
+// TestRunScenarioBreach runs scenarios whose SLO holds on the clean gateway and breaks under the
+// flaw it is about, each graded on numbers the run really has: exit 0, then 99 with the failing
+// verdict in result.json and on the terminal.
 func TestRunScenarioBreach(t *testing.T) {
 	t.Setenv(beMain, "1") // the gateway node is this binary in a child process
-	file := filepath.Join("testdata", "scenarios", "tab-close-leak.yaml")
-	code, out, _ := runScenarioCLI(t, file)
-	if code != exitOK {
-		t.Fatalf("clean gateway: exit %d, want 0\n%s", code, out)
+	tests := []struct {
+		file, flaw, slo, observed string
+	}{
+		// orphaned subscriptions come from the gateway's /metrics
+		{"tab-close-leak.yaml", "leak-on-error", "orphaned_subscriptions last", "40"},
+		// ghosts from the clients' presence tracker: never cleared
+		{"tab-close-ghosts.yaml", "no-presence-leave", "ghost_presence_duration max", "never"},
 	}
-	code, out, res := runScenarioCLI(t, file, "--flaw", "leak-on-error")
-	if code != exitSLO {
-		t.Fatalf("leak-on-error: exit %d, want 99\n%s", code, out)
-	}
-	if len(res.SLOs) != 2 || res.SLOs[0].Pass || res.SLOs[0].Value <= 0 || !res.SLOs[1].Pass {
-		t.Errorf("verdicts %+v: want orphaned_subscriptions failing with a count, ordering holding", res.SLOs)
-	}
-	if got := res.Scenario.Flaws; len(got) != 1 || got[0] != "leak-on-error" {
-		t.Errorf("result records flaws %v", got)
-	}
-	if !strings.Contains(out, "FAIL    orphaned_subscriptions last") {
-		t.Errorf("verdict table does not show the breach:\n%s", out)
+	for _, tc := range tests {
+		t.Run(tc.flaw, func(t *testing.T) {
+			file := filepath.Join("testdata", "scenarios", tc.file)
+			code, out, _ := runScenarioCLI(t, file)
+			if code != exitOK {
+				t.Fatalf("clean gateway: exit %d, want 0\n%s", code, out)
+			}
+			code, out, res := runScenarioCLI(t, file, "--flaw", tc.flaw)
+			if code != exitSLO {
+				t.Fatalf("%s: exit %d, want 99\n%s", tc.flaw, code, out)
+			}
+			if len(res.SLOs) == 0 || res.SLOs[0].Pass || res.SLOs[0].NoData {
+				t.Errorf("verdicts %+v: want the first failing on data", res.SLOs)
+			}
+			if got := res.Scenario.Flaws; len(got) != 1 || got[0] != tc.flaw {
+				t.Errorf("result records flaws %v", got)
+			}
+			if !regexp.MustCompile(`FAIL +` + regexp.QuoteMeta(tc.slo) + ` .* ` + tc.observed + `\n`).MatchString(out) {
+				t.Errorf("verdict table does not show %s failing at %s:\n%s", tc.slo, tc.observed, out)
+			}
+		})
 	}
 }
 

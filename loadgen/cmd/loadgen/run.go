@@ -108,7 +108,7 @@ target, invalid plan, an agent that rejects the token), 99 an SLO was breached.`
 	fl.DurationVar(&f.sendInterval, "send-interval", time.Second, "one broadcast per client per interval (0 = none)")
 	fl.IntVar(&f.payload, "payload", 64, "bytes of padding per broadcast")
 	fl.Uint64Var(&f.seed, "seed", 1, "seed of every random choice")
-	fl.StringVar(&f.out, "out", ".", "directory to write result.json into")
+	fl.StringVar(&f.out, "out", ".", "directory to write result.json into (a scenario: default its out:, else out/NAME)")
 	fl.IntVar(&f.workers, "workers", 0, "local worker processes (0 = as many as the plan needs)")
 	fl.StringSliceVar(&f.agents, "agents", nil, "remote agents host:port,... to run on instead of local workers")
 	fl.StringVar(&f.token, "token", "", "shared token of the agents (default $"+agent.TokenEnv+")")

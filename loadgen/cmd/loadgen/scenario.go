@@ -70,7 +70,11 @@ func runScenario(ctx context.Context, e *env, f runFlags, file string, flags *pf
 			for _, p := range es {
 				fmt.Fprintln(e.stderr, p.Error())
 			}
-			return usagef("scenario %s is invalid (%d problems, listed above)", file, len(es))
+			what := "1 problem"
+			if len(es) != 1 {
+				what = fmt.Sprintf("%d problems", len(es))
+			}
+			return usagef("scenario %s is invalid (%s, listed above)", file, what)
 		}
 		return usageErr(err)
 	}

@@ -52,6 +52,37 @@ func TestValidate(t *testing.T) {
 	checkGolden(t, filepath.Join("testdata", "validate.golden"), golden.String())
 }
 
+// TestRunScenarioBadInput: what `loadgen run FILE` refuses before starting anything, each with
+// the exit code DESIGN §6 gives it. Output in testdata/run_bad_input.golden (-update).
+func TestRunScenarioBadInput(t *testing.T) {
+	smoke := filepath.Join(scenarioDir, "smoke.yaml")
+	tests := []struct {
+		name string
+		args []string
+		code int
+	}{
+		{"invalid scenario", []string{"run", filepath.Join(scenarioDir, "testdata", "invalid", "unknown-field.yaml")}, exitUsage},
+		{"missing file", []string{"run", "no-such.yaml"}, exitUsage},
+		{"two files", []string{"run", smoke, smoke}, exitUsage},
+		{"plan flag with a file", []string{"run", smoke, "--clients", "10"}, exitUsage},
+		{"unknown flaw", []string{"run", smoke, "--flaw", "no-such-flaw"}, exitUsage},
+		{"zero time scale", []string{"run", smoke, "--time-scale", "0"}, exitUsage},
+		{"time scale without a file", []string{"run", "--time-scale", "0.5"}, exitUsage},
+		{"behaviour switch", []string{"run", filepath.Join("testdata", "scenarios", "behaviour-switch.yaml")}, exitHarness},
+	}
+	var golden strings.Builder
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			code, stdout, stderr := runCLI(context.Background(), append(tc.args, "--out", t.TempDir())...)
+			if code != tc.code {
+				t.Errorf("exit %d, want %d\n%s%s", code, tc.code, stdout, stderr)
+			}
+			golden.WriteString("== " + tc.name + "\n" + stdout + stderr)
+		})
+	}
+	checkGolden(t, filepath.Join("testdata", "run_bad_input.golden"), golden.String())
+}
+
 func checkGolden(t *testing.T, path, got string) {
 	t.Helper()
 	got = filepath.ToSlash(got)

@@ -150,6 +150,10 @@ type Config struct {
 	// RegistryTTL/3), so the other nodes announce a dead node's users gone about RegistryTTL after it
 	// died, and its connections stop counting towards per-user limits.
 	RegistryTTL time.Duration
+	// PollHold bounds how long a long poll (GET /poll) waits for frames before it answers empty
+	// (default 25s). A server heartbeat (every HeartbeatInterval) also ends the hold, so that the
+	// client's next poll shows it is alive.
+	PollHold time.Duration
 
 	// Flaws switches defects back on (see Flaw). Empty means none.
 	Flaws Flaws
@@ -182,6 +186,7 @@ func DefaultConfig() Config {
 		SessionTTL:        2 * time.Minute,
 		DrainSpread:       10 * time.Second,
 		RegistryTTL:       time.Minute,
+		PollHold:          25 * time.Second,
 		Flaws:             Flaws{},
 
 		AuthCacheTTL:        5 * time.Minute,
@@ -242,6 +247,7 @@ func (c Config) withDefaults() Config {
 	setDur(&c.SessionTTL, d.SessionTTL)
 	setDur(&c.DrainSpread, d.DrainSpread)
 	setDur(&c.RegistryTTL, d.RegistryTTL)
+	setDur(&c.PollHold, d.PollHold)
 	if c.Flaws == nil {
 		c.Flaws = Flaws{}
 	}
@@ -269,7 +275,7 @@ func (c Config) Validate() error {
 		{"write-timeout", v.WriteTimeout}, {"close-grace", v.CloseGrace}, {"reorder-timeout", v.ReorderTimeout},
 		{"history-ttl", v.HistoryTTL}, {"reconnect-window", v.ReconnectWindow},
 		{"session-ttl", v.SessionTTL}, {"drain-spread", v.DrainSpread},
-		{"registry-ttl", v.RegistryTTL},
+		{"registry-ttl", v.RegistryTTL}, {"poll-hold", v.PollHold},
 	} {
 		if d.v < 0 {
 			bad("%s: must not be negative, got %s", d.name, d.v)
@@ -289,6 +295,9 @@ func (c Config) Validate() error {
 		if n.v < 1 {
 			bad("%s: must be at least 1, got %d", n.name, n.v)
 		}
+	}
+	if v.PollHold > 10*time.Minute {
+		bad("poll-hold: must be at most 10m, got %s", v.PollHold)
 	}
 	if v.MaxConnsPerIP < -1 {
 		bad("max-conns-per-ip: must be -1 (no limit) or at least 1, got %d", v.MaxConnsPerIP)

@@ -48,7 +48,9 @@ func (s *Server) beginClose(why string) bool {
 	first := false
 	s.closeOnce.Do(func() {
 		first = true
+		s.allMu.Lock() // startConn registers a connection only while not closing
 		s.closing.Store(true)
+		s.allMu.Unlock()
 		close(s.closed)
 		s.sessions.stop()
 		s.log.Info("refserver draining", "reason", why, "connections", len(s.liveConns()),

@@ -75,6 +75,10 @@ type Server struct {
 	allMu sync.Mutex
 	all   map[*conn]struct{} // every connection not yet cleaned up, authenticated or not
 
+	fallbacks    *fallbackConns // authenticated SSE and long-poll connections by id
+	pollStop     chan struct{}  // closed when the HTTP server shuts down: holding polls answer at once
+	pollStopOnce sync.Once
+
 	connSeq    atomic.Uint64
 	queueDepth atomic.Int64
 
@@ -151,6 +155,8 @@ func New(cfg Config, logger *slog.Logger, opts ...Option) (*Server, error) {
 	s.broker.Bind(s.hub.deliver)
 	s.limits = newLimits(cfg)
 	s.sessions = newSessions(cfg.SessionTTL, &s.wg, s.closed)
+	s.fallbacks = newFallbackConns()
+	s.pollStop = make(chan struct{})
 	s.recent = newRecentUsers(cfg.ReconnectWindow)
 	s.metrics = newMetrics(s)
 	s.authGuard = newAuthGuard(s, s.auth)
@@ -178,6 +184,9 @@ func (s *Server) routes() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc(protocol.PathWS, s.serveWS)
 	mux.HandleFunc(protocol.PathDrain, s.serveDrain)
+	mux.HandleFunc(protocol.PathSSE, s.serveSSE)
+	mux.HandleFunc(protocol.PathPoll, s.servePoll)
+	mux.HandleFunc(protocol.PathSend, s.serveSend)
 	mux.Handle(protocol.PathMetrics, promhttp.HandlerFor(s.metrics.reg, promhttp.HandlerOpts{}))
 	mux.HandleFunc(protocol.PathHealthz, func(w http.ResponseWriter, _ *http.Request) {
 		_, _ = io.WriteString(w, "ok\n")
@@ -223,7 +232,12 @@ func (s *Server) serveWS(w http.ResponseWriter, r *http.Request) {
 		s.log.Debug("upgrade failed", "remote", r.RemoteAddr, "err", err)
 		return // Upgrade answered the client
 	}
-	s.startConn(newWSTransport(ws), r)
+	if s.startConn(newWSTransport(ws), r) == nil {
+		// Shutdown began during the upgrade.
+		_ = ws.WriteControl(websocket.CloseMessage,
+			websocket.FormatCloseMessage(int(protocol.CloseDraining), protocol.ReasonDrain), time.Now().Add(s.cfg.WriteTimeout))
+		_ = ws.Close()
+	}
 	// The handler returns: the HTTP server's goroutine, request and buffers are released, and the
 	// connection lives on in its own small reader goroutine.
 }
@@ -254,22 +268,27 @@ func (s *Server) admitHTTP(w http.ResponseWriter, r *http.Request) bool {
 }
 
 // startConn registers a new connection on transport t for request r (node and per-IP slots,
-// metrics, the table Shutdown walks) and starts its run goroutine. It returns the connection.
+// metrics, the table Shutdown walks) and starts its run goroutine. It returns the connection, or
+// nil when Shutdown has begun (the caller then closes t's network side): a connection is either in
+// the table before Shutdown walks it, with its goroutine counted before Shutdown waits, or refused.
 func (s *Server) startConn(t transport, r *http.Request) *conn {
 	ip, _, err := net.SplitHostPort(r.RemoteAddr)
 	if err != nil {
 		ip = r.RemoteAddr
 	}
+	c := newConn(s, t, ip)
+	s.allMu.Lock()
+	if s.closing.Load() {
+		s.allMu.Unlock()
+		return nil
+	}
+	s.all[c] = struct{}{}
+	s.wg.Add(1)
+	s.allMu.Unlock()
 	nodeOK, ipOK := s.limits.acquireNode(ip)
 	s.metrics.updatePoolAlerts(s.limits.usage())
 	s.metrics.connsTotal.Inc()
-	c := newConn(s, t, ip)
-	s.allMu.Lock()
-	s.all[c] = struct{}{}
-	s.allMu.Unlock()
-	token := requestToken(r)
-	s.wg.Add(1)
-	go c.run(token, nodeOK, ipOK)
+	go c.run(requestToken(r), nodeOK, ipOK)
 	return c
 }
 
@@ -318,6 +337,9 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 		ReadHeaderTimeout: 10 * time.Second,
 		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelDebug),
 	}
+	// Long polls hold their request: let them answer at once so that the HTTP server's shutdown
+	// does not wait out their hold.
+	hs.RegisterOnShutdown(s.stopPolls)
 	errc := make(chan error, 1)
 	go func() { errc <- hs.Serve(ln) }()
 	s.log.Info("refserver serving", "addr", ln.Addr().String(), "flaws", s.cfg.Flaws.String())
@@ -346,6 +368,9 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	}
 	return serveErr
 }
+
+// stopPolls makes every holding long poll answer at once, and later ones not hold.
+func (s *Server) stopPolls() { s.pollStopOnce.Do(func() { close(s.pollStop) }) }
 
 // liveConns returns every connection not yet cleaned up, authenticated or not.
 func (s *Server) liveConns() []*conn {
@@ -376,6 +401,7 @@ type Stats struct {
 	DetachedSessions      int // sessions whose connection ended, kept for --session-ttl for resume
 	HistoryEntries        int // broadcasts held in room histories
 	QueueDepth            int // frames queued for sending (ws_send_queue_depth)
+	FallbackConns         int // authenticated SSE and long-poll connections (a subset of RegisteredConns)
 }
 
 // Stats returns current counts.
@@ -393,5 +419,6 @@ func (s *Server) Stats() Stats {
 		DetachedSessions:      detached,
 		HistoryEntries:        hc.history,
 		QueueDepth:            int(s.queueDepth.Load()),
+		FallbackConns:         s.fallbacks.len(),
 	}
 }

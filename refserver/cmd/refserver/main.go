@@ -113,6 +113,7 @@ func newFlagSet(cfg *refserver.Config, opts *options, stderr io.Writer) *flag.Fl
 	fs.StringVar(&cfg.Broker, "broker", "", "cluster mode: redis://host:port/db shares rooms, presence, registry and limits with every node on that Redis (default: memory, one node)")
 	fs.StringVar(&cfg.NodeID, "node-id", "", "this node's id in the cluster registry (default: random)")
 	fs.DurationVar(&cfg.RegistryTTL, "registry-ttl", d.RegistryTTL, "cluster mode: lifetime of this node's presence and registry entries without a refresh (a dead node's users are gone after it)")
+	fs.DurationVar(&cfg.PollHold, "poll-hold", d.PollHold, "longest wait of a long poll (GET /poll) for frames")
 	fs.BoolVar(&cfg.Pprof, "pprof", false, "serve /debug/pprof/")
 	fs.StringVar(&opts.flaws, "flaw", "", "comma-separated flaws to switch on (see below)")
 	fs.StringVar(&opts.logLevel, "log-level", "info", "debug, info, warn or error")

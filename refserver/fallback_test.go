@@ -1,0 +1,335 @@
+package refserver
+
+import (
+	"context"
+	"net/http"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/squall-dev/squall/refserver/protocol"
+)
+
+var fallbackKinds = []string{"sse", "poll"}
+
+// TestFallbackInteropWithWebSocket is the acceptance test of the fallback tiers: SSE and long-poll
+// clients join rooms, see presence and broadcasts from WebSocket clients, and vice versa; acks,
+// pongs and seq order work as on the WebSocket; leaving is announced and cleans up.
+func TestFallbackInteropWithWebSocket(t *testing.T) {
+	for _, kind := range fallbackKinds {
+		t.Run(kind, func(t *testing.T) {
+			ts := startServer(t, testConfig())
+			alice, _ := connect(t, ts, "alice", dialOpts{})
+			alice.join("lobby")
+
+			bob, w := openFallback(t, ts, kind, "bob", fbOpts{keepalive: true})
+			if w.UserID != "bob" || w.ConnID == "" || w.Session == "" || w.HeartbeatInterval != 200 {
+				t.Fatalf("welcome = %+v", w)
+			}
+			joined := bob.join("lobby")
+			if got := joinStrings(joined.Members); got != "alice,bob" {
+				t.Fatalf("bob's room_joined members = %q, want alice,bob", got)
+			}
+			bob.expectMatch(time.Second, "ack 1", func(f protocol.Frame) bool { return f.Type == protocol.TypeAck && f.Seq == 1 })
+			p := alice.expect(protocol.TypePresence, 2*time.Second)
+			if p.Event != protocol.PresenceJoin || p.UserID != "bob" {
+				t.Fatalf("alice saw %+v, want bob's join", p)
+			}
+
+			// Fallback → WebSocket and back to the sender.
+			bob.send(protocol.Frame{Type: protocol.TypeBroadcast, RoomID: "lobby", Data: []byte(`{"n":1}`), Seq: bob.nextSeq()})
+			for _, who := range []interface {
+				expectMatch(time.Duration, string, func(protocol.Frame) bool) protocol.Frame
+			}{alice, bob} {
+				b := who.expectMatch(2*time.Second, "bob's broadcast", func(f protocol.Frame) bool { return f.Type == protocol.TypeBroadcast })
+				if b.From != "bob" || string(b.Data) != `{"n":1}` || b.RoomSeq != 1 {
+					t.Fatalf("broadcast = %+v", b)
+				}
+			}
+			bob.expectMatch(time.Second, "ack 2", func(f protocol.Frame) bool { return f.Type == protocol.TypeAck && f.Seq == 2 })
+
+			// WebSocket → fallback.
+			alice.send(protocol.Frame{Type: protocol.TypeBroadcast, RoomID: "lobby", Data: []byte(`"hi"`), Seq: alice.nextSeq()})
+			b := bob.expectMatch(2*time.Second, "alice's broadcast", func(f protocol.Frame) bool {
+				return f.Type == protocol.TypeBroadcast && f.From == "alice"
+			})
+			if b.RoomSeq != 2 || string(b.Data) != `"hi"` {
+				t.Fatalf("broadcast = %+v", b)
+			}
+			alice.expectMatch(2*time.Second, "her own broadcast", func(f protocol.Frame) bool { return f.Type == protocol.TypeBroadcast && f.RoomSeq == 2 })
+
+			// Application ping, and two frames in one body applied in seq order (4 before 3).
+			bob.send(protocol.Frame{Type: protocol.TypePing, Timestamp: 42})
+			if f := bob.expect(protocol.TypePong, time.Second); f.Timestamp != 42 {
+				t.Fatalf("pong = %+v", f)
+			}
+			f4, _ := protocol.Encode(&protocol.Frame{Type: protocol.TypeBroadcast, RoomID: "lobby", Data: []byte(`4`), Seq: 4})
+			f3, _ := protocol.Encode(&protocol.Frame{Type: protocol.TypeBroadcast, RoomID: "lobby", Data: []byte(`3`), Seq: 3})
+			if st := bob.post(append(append(f4, '\n'), f3...)); st != http.StatusNoContent {
+				t.Fatalf("POST two frames: %d", st)
+			}
+			var order []string
+			for len(order) < 2 {
+				f := alice.expect(protocol.TypeBroadcast, 2*time.Second)
+				order = append(order, string(f.Data))
+			}
+			if !slices.Equal(order, []string{"3", "4"}) {
+				t.Fatalf("alice received %v, want [3 4]", order)
+			}
+
+			// A second fallback user sees the WebSocket user's leave.
+			carol, _ := openFallback(t, ts, kind, "carol", fbOpts{keepalive: true})
+			carol.join("lobby")
+			alice.ws.Close()
+			leave := carol.expectMatch(2*time.Second, "alice's leave", func(f protocol.Frame) bool {
+				return f.Type == protocol.TypePresence && f.Event == protocol.PresenceLeave && f.UserID == "alice"
+			})
+			if leave.Reason != protocol.ReasonClosed {
+				t.Fatalf("leave reason = %q, want closed", leave.Reason)
+			}
+
+			// Clean close of a fallback connection (DELETE /send), announced to the others.
+			resp, err := bob.hc.Do(bob.request(context.Background(), http.MethodDelete, protocol.PathSend, nil, false))
+			if err != nil || resp.StatusCode != http.StatusNoContent {
+				t.Fatalf("DELETE /send: %v %v", resp, err)
+			}
+			resp.Body.Close()
+			leave = carol.expectMatch(2*time.Second, "bob's leave", func(f protocol.Frame) bool {
+				return f.Type == protocol.TypePresence && f.Event == protocol.PresenceLeave && f.UserID == "bob"
+			})
+			if leave.Reason != protocol.ReasonClosed {
+				t.Fatalf("bob's leave reason = %q, want closed", leave.Reason)
+			}
+			if kind == "poll" {
+				if cl := bob.expectClose(2 * time.Second); cl.Code != protocol.CloseNormal {
+					t.Fatalf("bob's close = %+v, want 1000", cl)
+				}
+			}
+			waitFor(t, 2*time.Second, "one connection left", func() bool {
+				st := ts.Stats()
+				return st.ActiveConns == 1 && st.FallbackConns == 1 && st.Subscriptions == 1 && st.PresenceEntries == 1 && st.OrphanedSubscriptions == 0
+			})
+			if st := bob.post(nil); st != http.StatusNotFound {
+				t.Fatalf("POST /send after close: %d, want 404", st)
+			}
+		})
+	}
+}
+
+// TestFallbackSilentClientTimedOut: an SSE client that stops sending, or a poll client that stops
+// polling, is dropped within heartbeat-timeout + one interval and announced with reason timeout, as
+// a silent WebSocket client is. An SSE client that sends keeps its connection.
+func TestFallbackSilentClientTimedOut(t *testing.T) {
+	for _, kind := range fallbackKinds {
+		t.Run(kind, func(t *testing.T) {
+			cfg := testConfig()
+			ts := startServer(t, cfg)
+			alice, _ := connect(t, ts, "alice", dialOpts{})
+			alice.join("lobby")
+			bob, _ := openFallback(t, ts, kind, "bob", fbOpts{keepalive: true})
+			bob.join("lobby")
+			alice.expect(protocol.TypePresence, 2*time.Second)
+
+			// Alive for three timeouts while it polls or sends.
+			time.Sleep(3 * cfg.HeartbeatTimeout) // the span being checked, not a synchronisation
+			if st := ts.Stats(); st.FallbackConns != 1 {
+				t.Fatalf("live %s client dropped: %+v", kind, st)
+			}
+			if kind == "sse" {
+				bob.mu.Lock()
+				pings := bob.pings
+				bob.mu.Unlock()
+				if pings < 3 {
+					t.Fatalf("saw %d heartbeat comments in %s, want >= 3", pings, 3*cfg.HeartbeatTimeout)
+				}
+			}
+
+			silent := time.Now()
+			if kind == "sse" {
+				bob.stopKeepalive() // the stream stays open: a sleeping laptop
+			} else {
+				bob.stop() // stops polling
+			}
+			leave := alice.expectMatch(5*time.Second, "bob's leave", func(f protocol.Frame) bool {
+				return f.Type == protocol.TypePresence && f.Event == protocol.PresenceLeave && f.UserID == "bob"
+			})
+			took := time.Since(silent)
+			if leave.Reason != protocol.ReasonTimeout {
+				t.Fatalf("leave reason = %q, want timeout", leave.Reason)
+			}
+			if bound := cfg.HeartbeatTimeout + cfg.HeartbeatInterval + 300*time.Millisecond; took > bound {
+				t.Fatalf("silent %s client dropped after %s, want <= %s", kind, took, bound)
+			}
+			waitFor(t, 2*time.Second, "cleanup", func() bool {
+				st := ts.Stats()
+				return st.FallbackConns == 0 && st.ActiveConns == 1 && st.OrphanedSubscriptions == 0 && st.PresenceEntries == 1
+			})
+		})
+	}
+}
+
+// TestSSEStreamClosedAnnounced: a client that closes its event stream is announced at once with
+// reason closed.
+func TestSSEStreamClosedAnnounced(t *testing.T) {
+	ts := startServer(t, testConfig())
+	alice, _ := connect(t, ts, "alice", dialOpts{})
+	alice.join("lobby")
+	bob, _ := openFallback(t, ts, "sse", "bob", fbOpts{keepalive: true})
+	bob.join("lobby")
+	alice.expect(protocol.TypePresence, 2*time.Second)
+	start := time.Now()
+	bob.stop()
+	leave := alice.expectMatch(2*time.Second, "bob's leave", func(f protocol.Frame) bool {
+		return f.Type == protocol.TypePresence && f.Event == protocol.PresenceLeave
+	})
+	if leave.Reason != protocol.ReasonClosed || time.Since(start) > time.Second {
+		t.Fatalf("leave %+v after %s, want closed within 1s", leave, time.Since(start))
+	}
+}
+
+// TestFallbackAuth: the same tokens as the WebSocket, in the query or a bearer header; none, a bad
+// one, another connection's id or a foreign token are refused.
+func TestFallbackAuth(t *testing.T) {
+	ts := startServer(t, testConfig())
+	for _, kind := range fallbackKinds {
+		t.Run(kind+"/bearer", func(t *testing.T) {
+			c, w := openFallback(t, ts, kind, "dora", fbOpts{bearer: true, keepalive: true})
+			if w.UserID != "dora" {
+				t.Fatalf("welcome %+v", w)
+			}
+			c.stop()
+		})
+		t.Run(kind+"/no-token", func(t *testing.T) {
+			resp, err := http.Get(ts.url("/"+kind, nil))
+			if err != nil {
+				t.Fatal(err)
+			}
+			resp.Body.Close()
+			if resp.StatusCode != http.StatusUnauthorized {
+				t.Fatalf("status %d, want 401", resp.StatusCode)
+			}
+		})
+		t.Run(kind+"/bad-token", func(t *testing.T) {
+			c, _ := openFallbackToken(t, ts, kind, "not-a-jwt", fbOpts{noWelcome: true})
+			e := c.expect(protocol.TypeError, 2*time.Second)
+			if e.Code != protocol.ErrCodeUnauthorized {
+				t.Fatalf("error %+v", e)
+			}
+			if cl := c.expectClose(3 * time.Second); cl.Code != protocol.CloseUnauthorized {
+				t.Fatalf("close %+v, want 4001", cl)
+			}
+		})
+	}
+	t.Run("send", func(t *testing.T) {
+		a, _ := openFallback(t, ts, "sse", "erin", fbOpts{keepalive: true})
+		other := &fbClient{t: t, ts: ts, hc: a.hc, connID: a.id()}
+		other.token = mintToken(t, "mallory") // a valid token, but not this connection's
+		if st := other.post(nil); st != http.StatusUnauthorized {
+			t.Fatalf("foreign token: %d, want 401", st)
+		}
+		other.connID = "nope"
+		if st := other.post(nil); st != http.StatusNotFound {
+			t.Fatalf("unknown conn: %d, want 404", st)
+		}
+		// An SSE connection id is not pollable.
+		resp, err := http.Get(ts.url(protocol.PathPoll, map[string][]string{protocol.ConnQueryParam: {a.id()}, protocol.TokenQueryParam: {a.token}}))
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusBadRequest {
+			t.Fatalf("poll of an SSE conn: %d, want 400", resp.StatusCode)
+		}
+	})
+}
+
+// TestFallbackLimits: fallback connections count against the same per-user limit as WebSockets,
+// and a frame above max-frame-bytes closes with 1009.
+func TestFallbackLimits(t *testing.T) {
+	cfg := testConfig()
+	cfg.MaxConnsPerClient = 2
+	cfg.MaxConnsPerIP = -1
+	ts := startServer(t, cfg)
+	connect(t, ts, "frank", dialOpts{})
+	openFallback(t, ts, "sse", "frank", fbOpts{keepalive: true})
+	for _, kind := range fallbackKinds {
+		c, _ := openFallback(t, ts, kind, "frank", fbOpts{noWelcome: true})
+		if cl := c.expectClose(3 * time.Second); cl.Code != protocol.ClosePolicy || cl.Reason != protocol.ReasonConnLimit {
+			t.Fatalf("%s: close %+v, want 1008 conn_limit", kind, cl)
+		}
+	}
+
+	for _, kind := range fallbackKinds {
+		g, _ := openFallback(t, ts, kind, "gina-"+kind, fbOpts{keepalive: true})
+		big := `{"type":"ping","timestamp":1,"pad":"` + strings.Repeat("x", int(DefaultConfig().MaxFrameBytes)) + `"}`
+		if st := g.post([]byte(big)); st != http.StatusRequestEntityTooLarge {
+			t.Fatalf("%s: oversized frame: %d, want 413", kind, st)
+		}
+		if cl := g.expectClose(3 * time.Second); cl.Code != protocol.CloseTooLarge {
+			t.Fatalf("%s: close %+v, want 1009", kind, cl)
+		}
+	}
+}
+
+// TestPollSlowConsumer: a poll client that does not poll while its room is busy overflows its send
+// queue and is closed with 1008 slow_consumer, delivered by its next poll.
+func TestPollSlowConsumer(t *testing.T) {
+	cfg := testConfig()
+	cfg.SendQueue = 32
+	ts := startServer(t, cfg)
+	alice, _ := connect(t, ts, "alice", dialOpts{})
+	alice.join("busy")
+	bob, _ := openFallback(t, ts, "poll", "bob", fbOpts{manual: true})
+	bob.send(protocol.Frame{Type: protocol.TypeJoinRoom, RoomID: "busy", Seq: bob.nextSeq()})
+	// Alice sends in steps of 4 and waits for her acks, so that only bob's queue fills.
+	for i := 0; i < 2*cfg.SendQueue; i++ {
+		seq := alice.nextSeq()
+		alice.send(protocol.Frame{Type: protocol.TypeBroadcast, RoomID: "busy", Data: []byte(itoa(i)), Seq: seq})
+		if i%4 == 3 {
+			alice.expectMatch(2*time.Second, "ack", func(f protocol.Frame) bool { return f.Type == protocol.TypeAck && f.Seq == seq })
+		}
+	}
+	// Every broadcast was delivered to the room (alice has her acks): bob's queue overflowed.
+	if bob.pollOnce() {
+		t.Fatal("the poll after the overflow did not end the connection")
+	}
+	if cl := bob.closeSeen(); cl == nil || cl.Code != protocol.ClosePolicy || cl.Reason != protocol.ReasonSlowConsumer {
+		t.Fatalf("close %+v, want 1008 slow_consumer", cl)
+	}
+	alice.expectMatch(2*time.Second, "bob's leave", func(f protocol.Frame) bool {
+		return f.Type == protocol.TypePresence && f.Event == protocol.PresenceLeave && f.Reason == protocol.ReasonKicked
+	})
+	if st := ts.Stats(); st.QueueDepth != 0 {
+		t.Fatalf("queue depth %d after the slow consumer left", st.QueueDepth)
+	}
+}
+
+// TestShutdownClosesFallbacks: Shutdown closes SSE and long-poll clients with 1001 like WebSocket
+// clients, promptly, and cleans them up.
+func TestShutdownClosesFallbacks(t *testing.T) {
+	ts := startServer(t, testConfig())
+	var clients []*fbClient
+	for _, kind := range fallbackKinds {
+		c, _ := openFallback(t, ts, kind, "hal-"+kind, fbOpts{keepalive: true})
+		c.join("lobby")
+		clients = append(clients, c)
+	}
+	start := time.Now()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := ts.Shutdown(ctx); err != nil {
+		t.Fatalf("Shutdown: %v", err)
+	}
+	if took := time.Since(start); took > 2*time.Second {
+		t.Fatalf("Shutdown took %s", took)
+	}
+	for _, c := range clients {
+		if cl := c.expectClose(2 * time.Second); cl.Code != protocol.CloseDraining {
+			t.Fatalf("%s: close %+v, want 1001", c.kind, cl)
+		}
+	}
+	if st := ts.Stats(); st.ActiveConns != 0 || st.FallbackConns != 0 || st.Subscriptions != 0 {
+		t.Fatalf("after Shutdown: %+v", st)
+	}
+}

@@ -1,0 +1,154 @@
+package refserver
+
+import (
+	"encoding/json"
+	"errors"
+	"io"
+	"net"
+	"net/http"
+	"time"
+
+	"github.com/squall-dev/squall/refserver/protocol"
+)
+
+// sseTransport is the Server-Sent Events tier (GET /sse). The HTTP connection is taken over from the
+// HTTP server after the request (as the WebSocket upgrade does), so that the connection costs what a
+// WebSocket costs: one run goroutine blocked in a read, which notices the client closing the stream,
+// and a writer goroutine only while frames are queued. Frames go down as "data:" events; client
+// frames come up through POST /send.
+type sseTransport struct {
+	fallbackSide
+	nc net.Conn
+}
+
+var _ fallbackTransport = (*sseTransport)(nil)
+
+func (t *sseTransport) side() *fallbackSide { return &t.fallbackSide }
+func (t *sseTransport) kind() string        { return "sse" }
+
+func (t *sseTransport) awaitHello(*conn, time.Duration) {}
+
+func (t *sseTransport) authenticated(c *conn) { c.s.fallbacks.add(c) }
+
+// sseHeader opens the event stream. The body runs until the connection closes.
+const sseHeader = "HTTP/1.1 200 OK\r\n" +
+	"Content-Type: text/event-stream\r\n" +
+	"Cache-Control: no-cache\r\n" +
+	"Connection: close\r\n" +
+	"X-Accel-Buffering: no\r\n" +
+	"\r\n" +
+	": squall\n\n"
+
+// serveSSE is GET /sse.
+func (s *Server) serveSSE(w http.ResponseWriter, r *http.Request) {
+	if r.Method != http.MethodGet {
+		w.Header().Set("Allow", "GET")
+		http.Error(w, "GET", http.StatusMethodNotAllowed)
+		return
+	}
+	if !s.admitHTTP(w, r) {
+		return
+	}
+	token, ok := s.openToken(w, r)
+	if !ok {
+		return
+	}
+	nc, brw, err := http.NewResponseController(w).Hijack()
+	if err != nil {
+		http.Error(w, "the event stream needs an HTTP/1.x connection", http.StatusHTTPVersionNotSupported)
+		return
+	}
+	if brw.Reader.Buffered() > 0 {
+		// Bytes after a GET request (a pipelined request): not an event-stream client.
+		_ = nc.Close()
+		return
+	}
+	_ = nc.SetWriteDeadline(time.Now().Add(s.cfg.WriteTimeout))
+	if _, err := io.WriteString(nc, sseHeader); err != nil {
+		_ = nc.Close()
+		return
+	}
+	if s.startConn(&sseTransport{fallbackSide: fallbackSide{token: token}, nc: nc}, r) == nil {
+		data, _ := json.Marshal(protocol.FallbackClose{Code: protocol.CloseDraining, Reason: protocol.ReasonDrain})
+		_, _ = (&net.Buffers{sseCloseEvt, data, sseEnd}).WriteTo(nc)
+		_ = nc.Close()
+	}
+}
+
+// receive waits for the client to close the stream. A client sends nothing on it after its request;
+// stray bytes are ignored.
+func (t *sseTransport) receive(c *conn) {
+	var buf [64]byte
+	for {
+		_, err := t.nc.Read(buf[:])
+		if err == nil {
+			continue
+		}
+		var ne net.Error
+		switch {
+		case errors.Is(err, io.EOF):
+			c.setCause(causeDropped)
+		case errors.As(err, &ne) && ne.Timeout():
+			c.setCause(causeReadError) // after a close event: close-grace passed
+		default:
+			c.setCause(causeReadError)
+		}
+		return
+	}
+}
+
+func (t *sseTransport) queued(c *conn, _ uint8, start bool) {
+	if start {
+		c.s.wg.Add(1)
+		go c.writeLoop()
+	}
+}
+
+var (
+	sseData     = []byte("data: ")
+	sseEnd      = []byte("\n\n")
+	ssePing     = []byte(": ping\n\n")
+	sseCloseEvt = []byte("event: " + protocol.SSECloseEvent + "\ndata: ")
+)
+
+func (t *sseTransport) write(c *conn, it outItem) error {
+	if err := t.nc.SetWriteDeadline(time.Now().Add(c.s.cfg.WriteTimeout)); err != nil {
+		return err
+	}
+	switch it.kind {
+	case itemPing:
+		_, err := t.nc.Write(ssePing)
+		return err
+	case itemClose:
+		data, _ := json.Marshal(protocol.FallbackClose{Code: protocol.CloseCode(it.code), Reason: string(it.data)})
+		bufs := net.Buffers{sseCloseEvt, data, sseEnd}
+		if _, err := bufs.WriteTo(t.nc); err != nil {
+			return err
+		}
+		// Nothing follows a close: end the stream (FIN) and give the client close-grace to close its
+		// side, as a WebSocket client answers a close frame.
+		if tc, ok := t.nc.(interface{ CloseWrite() error }); ok {
+			_ = tc.CloseWrite()
+		}
+		_ = t.nc.SetReadDeadline(time.Now().Add(c.s.cfg.CloseGrace))
+		return nil
+	default:
+		// Encoded frames are single-line JSON, so one data line carries one frame.
+		bufs := net.Buffers{sseData, it.data, sseEnd}
+		if _, err := bufs.WriteTo(t.nc); err != nil {
+			return err
+		}
+		c.s.metrics.messagesOut.Inc()
+		return nil
+	}
+}
+
+func (t *sseTransport) abort(*conn) { _ = t.nc.Close() }
+
+func (t *sseTransport) release(c *conn) {
+	_ = t.nc.Close()
+	c.s.fallbacks.remove(c)
+	// Wait for a POST /send that is handling a frame; later ones see the connection gone.
+	t.recvMu.Lock()
+	t.recvMu.Unlock() //nolint:staticcheck // an empty critical section: a barrier
+}

@@ -2,6 +2,7 @@ package loadgen
 
 import (
 	"context"
+	"errors"
 	"testing"
 	"time"
 
@@ -63,5 +64,15 @@ func TestRunAgainstEmbeddedInProcess(t *testing.T) {
 	})
 	if sum.StopReason != "completed" {
 		t.Errorf("stop reason %q", sum.StopReason)
+	}
+}
+
+func TestRunRefusesTooManyFiles(t *testing.T) {
+	e := startEmbedded(t, EmbeddedOptions{})
+	// 12 000 clients fit one process's 20 000 files, but not with the in-process gateway's 12 000.
+	p := smallPlan(12000, 20, time.Second)
+	_, err := RunLocal(context.Background(), p, e, stats.NewRecorder(time.Now()), RunOptions{})
+	if !errors.Is(err, ErrTooManyFiles) {
+		t.Fatalf("err = %v, want ErrTooManyFiles", err)
 	}
 }

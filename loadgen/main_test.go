@@ -7,10 +7,13 @@ import (
 	"os/signal"
 	"syscall"
 	"testing"
+
+	"go.uber.org/goleak"
 )
 
 // TestMain lets the test binary act as a gateway node: the embedded target re-executes the current
-// binary with NodeCommand to start nodes as child processes.
+// binary with NodeCommand to start nodes as child processes. Every goroutine a test starts must
+// have ended when the tests finish.
 func TestMain(m *testing.M) {
 	if len(os.Args) > 1 && os.Args[1] == NodeCommand {
 		ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
@@ -22,5 +25,5 @@ func TestMain(m *testing.M) {
 		}
 		os.Exit(0)
 	}
-	os.Exit(m.Run())
+	goleak.VerifyTestMain(m)
 }

@@ -278,7 +278,8 @@ func sourceAddrs(pfx netip.Prefix, limit int) []netip.Addr {
 }
 
 // FDs returns the open files the plan needs in one process that runs its clients (one socket per tab,
-// one more per navigating tab, plus a margin for listeners, files and the runtime).
+// one more per navigating tab, plus a margin for listeners, files and the runtime). A gateway in the
+// same process needs as many again; RunLocal counts that for an in-process embedded target.
 func (p Plan) FDs() int {
 	n := 64
 	for _, c := range p.Cohorts {

@@ -196,8 +196,12 @@ func RunLocal(ctx context.Context, p Plan, t Target, rec *stats.Recorder, opts R
 	if t == nil || len(t.Endpoints()) == 0 {
 		return sum, errors.New("run: no target endpoints")
 	}
-	if lim := openFileLimit(); lim > 0 && p.FDs() > lim {
-		return sum, fmt.Errorf("run: %w: %d needed, limit %d", ErrTooManyFiles, p.FDs(), lim)
+	need := p.FDs()
+	if e, ok := t.(*Embedded); ok && e.inProcess() {
+		need += p.Clients() // the in-process gateway holds the other end of every connection
+	}
+	if lim := openFileLimit(); lim > 0 && need > lim {
+		return sum, fmt.Errorf("run: %w: %d needed, limit %d (split the plan across workers, or run the gateway as child processes)", ErrTooManyFiles, need, lim)
 	}
 	logger := opts.Logger
 	if logger == nil {

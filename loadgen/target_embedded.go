@@ -106,6 +106,16 @@ func (e *Embedded) Endpoints() []Endpoint {
 // Secret implements Target.
 func (e *Embedded) Secret() []byte { return e.secret }
 
+// inProcess reports whether a node runs in this process.
+func (e *Embedded) inProcess() bool {
+	for _, n := range e.nodes {
+		if n.proc == nil {
+			return true
+		}
+	}
+	return false
+}
+
 // Nodes returns the gateway nodes.
 func (e *Embedded) Nodes() []*Node { return e.nodes }
 

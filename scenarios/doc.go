@@ -16,8 +16,10 @@
 // switches become the custom chaos action ChaosBehaviour.
 //
 // Grading is separate from running: Grade evaluates SLOs against a MetricSource (anything that can
-// answer "p99 of ping_rtt for cohort X"), WriteVerdicts renders the verdict table, ExitCode turns the
-// verdicts into the exit code of DESIGN §6 and ReportVerdicts into the result model's form.
+// answer "p99 of ping_rtt for cohort X"; ResultSource answers from a run's reports.Result and says
+// "no data" for what the run did not measure), WriteVerdicts renders the verdict table, ExitCode
+// turns the verdicts into the exit code of DESIGN §6 and ReportVerdicts into the result model's
+// form. `loadgen run FILE` (loadgen/cmd/loadgen) is the runner that ties it all together.
 //
 // Concurrency: a *Scenario is a plain value; Load, Parse, Grade and the catalogue are safe to call
 // from several goroutines, but a Scenario must not be modified (ApplyTimeScale, fields) while another

@@ -3,7 +3,10 @@ package scenarios_test
 import (
 	"fmt"
 	"os"
+	"time"
 
+	"github.com/squall-dev/squall/loadgen/stats"
+	"github.com/squall-dev/squall/reports"
 	"github.com/squall-dev/squall/scenarios"
 )
 
@@ -54,4 +57,37 @@ func ExampleGrade() {
 	// PASS            connect_time p99           all     < 500ms  4.2ms
 	// verdict: FAIL (3 of 5 SLOs breached, 3 without data)
 	// exit code 99
+}
+
+func ExampleResultSource() {
+	s, err := scenarios.Parse("inline.yaml", []byte(`
+cohorts: [{name: users, count: 2}]
+phases: [{kind: hold, duration: 1s}]
+slos:
+  - {metric: ordering_violations, bound: "== 0"}
+  - {metric: connect_time, agg: p99, bound: "< 100ms"}
+  - {metric: false_disconnects, bound: "== 0"}
+`))
+	if err != nil {
+		panic(err)
+	}
+	// A result as a run writes it: two connections, one ordering violation.
+	start := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
+	rec := stats.NewRecorder(start)
+	rec.Record(stats.HistUpgrade, 2*time.Millisecond)
+	rec.Record(stats.HistUpgrade, 3*time.Millisecond)
+	rec.Add(stats.CtrOrderViolations, 1)
+	res := reports.New(s.Name, 1)
+	res.Started, res.Duration, res.Stats = start, time.Second, rec.Snapshot()
+
+	vs := scenarios.Grade(s.SLOs, scenarios.ResultSource{Result: res, Scenario: s})
+	_ = scenarios.WriteVerdicts(os.Stdout, vs)
+	fmt.Println("exit", scenarios.ExitCode(vs))
+	// Output:
+	// RESULT          SLO                        COHORT  BOUND    OBSERVED
+	// FAIL            ordering_violations count  all     == 0     1
+	// PASS            connect_time p99           all     < 100ms  3ms
+	// FAIL (no data)  false_disconnects count    all     == 0     no data
+	// verdict: FAIL (2 of 3 SLOs breached, 1 without data)
+	// exit 99
 }

@@ -56,6 +56,7 @@ type RedisBroker struct {
 	present    map[presenceEntry]struct{}
 	gaps       uint64 // broadcasts lost for good (history no longer covered a gap)
 	catchUps   uint64 // gaps filled from the history
+	maintErrs  uint64 // failed refresh or reap rounds
 	quit       chan struct{}
 	wg         sync.WaitGroup
 }
@@ -580,6 +581,13 @@ func (b *RedisBroker) noteGap(roomID string, from, to uint64) {
 	b.gaps += to - from + 1
 	b.mu.Unlock()
 	b.log.Warn("broadcasts lost: history no longer covers them", "room_id", roomID, "from", from, "to", to)
+}
+
+// ClusterStats reports the broker's counts (ws_cluster_* metrics).
+func (b *RedisBroker) ClusterStats() ClusterStats {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return ClusterStats{GapFills: b.catchUps, LostBroadcasts: b.gaps, MaintenanceErrors: b.maintErrs, SubscribedRooms: len(b.rooms)}
 }
 
 // LostBroadcasts counts broadcasts this node could not deliver because a gap in its subscription

@@ -3,6 +3,8 @@ package refserver
 import (
 	"encoding/json"
 	"fmt"
+	"io"
+	"net/http"
 	"strings"
 	"testing"
 	"time"
@@ -86,6 +88,12 @@ func TestClusterTwoNodesShareRoomsPresenceAndLimits(t *testing.T) {
 	}
 	if j := alice.join("lobby"); joinStrings(j.Members) != "alice" || j.HeadSeq != 2*each {
 		t.Fatalf("after bob left: members %v headSeq %d", j.Members, j.HeadSeq)
+	}
+	body := scrape(t, a)
+	for _, want := range []string{"ws_cluster_lost_broadcasts_total 0", "ws_cluster_subscribed_rooms 1", "ws_cluster_gap_fills_total 0"} {
+		if !strings.Contains(body, want+"\n") {
+			t.Errorf("/metrics of a cluster node lacks %q", want)
+		}
 	}
 }
 
@@ -256,4 +264,19 @@ func TestClusterResumeOnAnotherNode(t *testing.T) {
 	if f := back.expect(protocol.TypeResumeFailed, 3*time.Second); f.Reason != protocol.ResumeSessionUnknown {
 		t.Fatalf("second resume of one session: %+v", f)
 	}
+}
+
+// scrape returns the node's /metrics text.
+func scrape(t *testing.T, ts *testServer) string {
+	t.Helper()
+	resp, err := http.Get("http://" + ts.addr + protocol.PathMetrics)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
 }

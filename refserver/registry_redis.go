@@ -118,6 +118,9 @@ func (b *RedisBroker) refreshLoop() {
 			lastErr = ""
 			return
 		}
+		b.mu.Lock()
+		b.maintErrs++
+		b.mu.Unlock()
 		if err.Error() != lastErr { // once per distinct failure, not once per tick
 			lastErr = err.Error()
 			b.log.Warn(what+" failed", "err", err)

@@ -159,6 +159,7 @@ func New(cfg Config, logger *slog.Logger, opts ...Option) (*Server, error) {
 	s.pollStop = make(chan struct{})
 	s.recent = newRecentUsers(cfg.ReconnectWindow)
 	s.metrics = newMetrics(s)
+	s.metrics.addCluster(s)
 	s.authGuard = newAuthGuard(s, s.auth)
 	s.authGuard.m = s.metrics
 	s.admission = newAdmission(cfg.AcceptRate, cfg.AcceptBurst, nil, nil)

@@ -89,7 +89,7 @@ func TestClusterTwoNodesShareRoomsPresenceAndLimits(t *testing.T) {
 	if j := alice.join("lobby"); joinStrings(j.Members) != "alice" || j.HeadSeq != 2*each {
 		t.Fatalf("after bob left: members %v headSeq %d", j.Members, j.HeadSeq)
 	}
-	body := scrape(t, a)
+	body := clusterMetricsText(t, a)
 	for _, want := range []string{"ws_cluster_lost_broadcasts_total 0", "ws_cluster_subscribed_rooms 1", "ws_cluster_gap_fills_total 0"} {
 		if !strings.Contains(body, want+"\n") {
 			t.Errorf("/metrics of a cluster node lacks %q", want)
@@ -266,8 +266,8 @@ func TestClusterResumeOnAnotherNode(t *testing.T) {
 	}
 }
 
-// scrape returns the node's /metrics text.
-func scrape(t *testing.T, ts *testServer) string {
+// clusterMetricsText returns the node's /metrics text.
+func clusterMetricsText(t *testing.T, ts *testServer) string {
 	t.Helper()
 	resp, err := http.Get("http://" + ts.addr + protocol.PathMetrics)
 	if err != nil {

@@ -93,7 +93,7 @@ type pendingSend struct {
 // cohortRT is a cohort as the run uses it.
 type cohortRT struct {
 	Cohort
-	rooms  []*roomTracker
+	rooms  [][]*roomTracker // per endpoint (one list when the endpoints share rooms)
 	addrs  []netip.Addr
 	exitAt bool // some clients exit before ramp-down
 }
@@ -105,7 +105,7 @@ func (c *client) behaviour() *Behaviour { return &c.coh.Behaviour }
 // roomsOf lists the rooms client joins.
 func (c *client) roomsOf() []*roomTracker {
 	b := c.behaviour()
-	rooms := c.coh.rooms
+	rooms := c.coh.rooms[int(c.index)%len(c.env.eps)%len(c.coh.rooms)]
 	n := min(max(b.RoomsPerClient, 1), len(rooms))
 	out := make([]*roomTracker, 0, n)
 	for k := range n {

@@ -90,3 +90,29 @@ func TestInProcessNodeCannotPause(t *testing.T) {
 		t.Errorf("pause of an in-process node: %v, want ErrInProcess", err)
 	}
 }
+
+// TestTwoNodes spreads clients over two gateway processes. Without a shared broker each node holds
+// its own rooms of the same names, so delivery is checked per node: nothing may be reported lost.
+func TestTwoNodes(t *testing.T) {
+	e := startEmbedded(t, EmbeddedOptions{Nodes: 2})
+	if len(e.Endpoints()) != 2 || e.Nodes()[0].PID() == e.Nodes()[1].PID() {
+		t.Fatalf("want two node processes, got %d endpoints", len(e.Endpoints()))
+	}
+	p := smallPlan(42, 3, 1500*time.Millisecond) // client i: node i%2, room i%3: every room on both nodes
+	p.ScheduleLagBound = 5 * time.Second
+	rec := stats.NewRecorder(time.Now())
+	sum, err := RunLocal(context.Background(), p, e, rec, RunOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	snap := rec.Snapshot()
+	t.Logf("delivery %+v counters %v", sum.Delivery, snap.Counters)
+	for _, c := range []string{stats.CtrGaps, stats.CtrAckedUndelivered, stats.CtrOrderViolations, stats.CtrDuplicates, CtrGhosts} {
+		if n := snap.Counter(c); n != 0 {
+			t.Errorf("%s = %d, want 0", c, n)
+		}
+	}
+	if snap.Counter(stats.CtrConnects) != 42 || snap.Counter(stats.CtrMessagesReceived) == 0 {
+		t.Errorf("connects %d received %d", snap.Counter(stats.CtrConnects), snap.Counter(stats.CtrMessagesReceived))
+	}
+}

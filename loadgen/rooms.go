@@ -57,22 +57,28 @@ func newRoomTracker(name string) *roomTracker {
 	}
 }
 
-// rooms is the run's set of room trackers, created on first use.
+// rooms is the run's set of room trackers, created on first use, keyed by endpoint and name.
 type rooms struct {
 	mu sync.Mutex
-	m  map[string]*roomTracker
+	m  map[roomKey]*roomTracker
 }
 
-func (r *rooms) get(name string) *roomTracker {
+type roomKey struct {
+	name     string
+	endpoint int
+}
+
+func (r *rooms) get(name string, endpoint int) *roomTracker {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if r.m == nil {
-		r.m = map[string]*roomTracker{}
+		r.m = map[roomKey]*roomTracker{}
 	}
-	t := r.m[name]
+	k := roomKey{name, endpoint}
+	t := r.m[k]
 	if t == nil {
 		t = newRoomTracker(name)
-		r.m[name] = t
+		r.m[k] = t
 	}
 	return t
 }

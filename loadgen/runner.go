@@ -233,7 +233,11 @@ func RunLocal(ctx context.Context, p Plan, t Target, rec *stats.Recorder, opts R
 		opts.stall(func(d time.Duration) { env.sched.pause(runCtx, d) })
 	}
 
-	cohorts, err := buildCohorts(p, &env.rooms)
+	shared := false
+	if sr, ok := t.(interface{ SharedRooms() bool }); ok {
+		shared = sr.SharedRooms()
+	}
+	cohorts, err := buildCohorts(p, &env.rooms, len(env.eps), shared)
 	if err != nil {
 		return sum, err
 	}
@@ -267,7 +271,13 @@ func RunLocal(ctx context.Context, p Plan, t Target, rec *stats.Recorder, opts R
 	return sum, nil
 }
 
-func buildCohorts(p Plan, rs *rooms) ([]*cohortRT, error) {
+// buildCohorts prepares the cohorts. Room trackers are per endpoint (nodes without a shared broker
+// hold separate rooms of the same name, each with its own roomSeq) unless the target says its
+// endpoints share rooms.
+func buildCohorts(p Plan, rs *rooms, endpoints int, shared bool) ([]*cohortRT, error) {
+	if shared {
+		endpoints = 1
+	}
 	var out []*cohortRT
 	for _, c := range p.Cohorts {
 		b := c.Behaviour
@@ -284,8 +294,12 @@ func buildCohorts(p Plan, rs *rooms) ([]*cohortRT, error) {
 		if prefix == "" {
 			prefix = "room-"
 		}
-		for i := range b.roomCount(c.Count) {
-			rt.rooms = append(rt.rooms, rs.get(fmt.Sprintf("%s%d", prefix, i)))
+		rt.rooms = make([][]*roomTracker, endpoints)
+		for ep := range endpoints {
+			for i := range b.roomCount(c.Count) {
+				name := fmt.Sprintf("%s%d", prefix, i)
+				rt.rooms[ep] = append(rt.rooms[ep], rs.get(name, ep))
+			}
 		}
 		out = append(out, rt)
 	}

@@ -18,7 +18,9 @@ type Endpoint struct {
 }
 
 // Target is what a run connects to. Clients are spread over the endpoints by client number; tokens
-// are signed with Secret.
+// are signed with Secret. Endpoints are taken to hold separate rooms (each node its own roomSeq);
+// a target whose endpoints share rooms (a cluster behind one broker) also implements
+// SharedRooms() bool returning true.
 type Target interface {
 	Endpoints() []Endpoint
 	Secret() []byte

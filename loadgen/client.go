@@ -169,7 +169,7 @@ func (c *client) connect(ctx context.Context, gen uint32, reconnect bool) {
 				}
 			}
 		}
-		c.dropped(gen, nil, 0, hint)
+		c.dropped(gen, false, 0, hint)
 		return
 	}
 	upgraded := time.Now()
@@ -232,10 +232,8 @@ func (c *client) serve(conn *websocket.Conn, gen uint32, upgraded time.Time, rec
 	if h, ok := protocol.ParseRetryAfter(reason); ok {
 		hint = h
 	}
-	c.dropped(gen, &closeInfo{code: code}, code, hint)
+	c.dropped(gen, true, code, hint)
 }
-
-type closeInfo struct{ code int }
 
 // readLoop reads frames until the connection ends and returns the close code (0 when there was no
 // close frame, e.g. TCP closed) and reason.
@@ -725,8 +723,10 @@ func (c *client) run(e entry, now time.Time) {
 
 const writeTimeout = 5 * time.Second
 
-// dropped handles the end of a connection (or a failed attempt) of generation gen.
-func (c *client) dropped(gen uint32, ci *closeInfo, code int, hint time.Duration) {
+// dropped handles the end of a connection of generation gen (connected: it was open; code: its
+// close code, 0 without a close frame) or a failed attempt (connected false), and schedules the next
+// attempt per the reconnect policy, at least hint later.
+func (c *client) dropped(gen uint32, connected bool, code int, hint time.Duration) {
 	env := c.env
 	now := time.Now()
 	c.mu.Lock()
@@ -747,7 +747,7 @@ func (c *client) dropped(gen uint32, ci *closeInfo, code int, hint time.Duration
 		c.dropAt = now
 	}
 	reconnect := !exiting && env.ctx.Err() == nil && !env.stopping.Load()
-	if reconnect && ci != nil && ci.code != 0 {
+	if reconnect && connected && code != 0 {
 		reconnect = protocol.CloseInfo(protocol.CloseCode(code)).Reconnect
 	}
 	var delay time.Duration
@@ -768,7 +768,7 @@ func (c *client) dropped(gen uint32, ci *closeInfo, code int, hint time.Duration
 	}
 	newGen := c.gen
 	c.mu.Unlock()
-	if ci != nil {
+	if connected {
 		env.rec.Add(stats.CtrDisconnects, 1)
 	}
 	for _, m := range mem {

@@ -48,6 +48,7 @@ type shard struct {
 	mu   sync.Mutex
 	h    entryHeap
 	wake chan struct{}
+	due  []entry // reused by the shard's goroutine
 }
 
 // scheduler runs entries at their time on a few goroutines.
@@ -119,7 +120,7 @@ func (s *scheduler) loop(ctx context.Context, sh *shard) {
 		now := time.Now()
 		nowNS := s.ns(now)
 		sh.mu.Lock()
-		var due []entry
+		due := sh.due[:0]
 		for len(sh.h) > 0 && sh.h[0].at <= nowNS && len(due) < 256 {
 			due = append(due, heap.Pop(&sh.h).(entry))
 		}
@@ -131,6 +132,8 @@ func (s *scheduler) loop(ctx context.Context, sh *shard) {
 		for _, e := range due {
 			s.run(e, now)
 		}
+		clear(due)
+		sh.due = due[:0]
 		if len(due) > 0 {
 			continue
 		}

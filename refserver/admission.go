@@ -90,15 +90,27 @@ func retryAfterHeader(d time.Duration) string {
 	return strconv.FormatInt(max(1, int64(math.Ceil(d.Seconds()))), 10)
 }
 
-// admit runs admission control and storm detection for one connection attempt (any transport;
-// admitHTTP calls it last).
+// isAttempt reports whether r opens a connection (a plain GET /ws without an upgrade does not:
+// serveWS answers it 426).
+func isAttempt(r *http.Request) bool {
+	return r.URL.Path != protocol.PathWS || websocket.IsWebSocketUpgrade(r)
+}
+
+// observeAttempt counts a connection attempt (any transport) for storm detection, whatever answer it
+// gets afterwards: attempts refused while draining or at max-conns are part of a storm too.
+func (s *Server) observeAttempt(r *http.Request) {
+	if isAttempt(r) {
+		s.storm.observe()
+	}
+}
+
+// admit runs admission control for one connection attempt (any transport; admitHTTP calls it last).
 // When the attempt is shed it has answered it — HTTP 503 with Retry-After, or under ShedClose an
 // upgrade closed at once with 1013 — and returns false.
 func (s *Server) admit(w http.ResponseWriter, r *http.Request) bool {
-	if r.URL.Path == protocol.PathWS && !websocket.IsWebSocketUpgrade(r) {
-		return true // not a connection attempt: serveWS answers 426
+	if !isAttempt(r) {
+		return true
 	}
-	s.storm.observe()
 	ok, retry := s.admission.take()
 	if ok {
 		return true

@@ -237,3 +237,49 @@ func TestAdmissionShedsBeyondTheBucket(t *testing.T) {
 		})
 	}
 }
+
+// TestStormDetectionCountsEveryAttempt: attempts refused at max-conns count for storm detection,
+// and detection alone refuses no one.
+func TestStormDetectionCountsEveryAttempt(t *testing.T) {
+	for _, tc := range []struct {
+		name     string
+		maxConns int
+		want     string // answer of every attempt after the first
+	}{
+		{"admitted", 100, "welcome"},
+		{"refused at max-conns", 1, "http 503"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			cfg := testConfig()
+			cfg.MaxConns = tc.maxConns
+			cfg.MaxConnsPerIP = -1
+			cfg.StormAlertBurst = 5
+			ts := startServer(t, cfg)
+			connect(t, ts, "holder", dialOpts{}) // keeps the node full when max-conns is 1
+			if ts.Protection().StormActive {
+				t.Fatal("storm active before any burst")
+			}
+			for i := 0; i < 8; i++ {
+				got, err := attempt(ts, mintToken(t, fmt.Sprintf("u%d", i)), dialOpts{})
+				if err != nil {
+					t.Fatal(err)
+				}
+				if !strings.HasPrefix(got, tc.want) {
+					t.Fatalf("attempt %d: %q, want %s (detection refuses no one)", i, got, tc.want)
+				}
+			}
+			if !ts.Protection().StormActive {
+				t.Fatal("9 attempts within a second (alert burst 5) did not raise the storm alert")
+			}
+			if v := counterValue(t, ts.Server, protocol.MetricStormActive, nil); v != 1 {
+				t.Fatalf("%s = %v", protocol.MetricStormActive, v)
+			}
+			if v := counterValue(t, ts.Server, metricStormsTotal, nil); v != 1 {
+				t.Fatalf("%s = %v, want 1", metricStormsTotal, v)
+			}
+			if ts.Protection().Shed != 0 {
+				t.Fatal("attempts shed by detection")
+			}
+		})
+	}
+}

@@ -247,6 +247,7 @@ func (s *Server) serveWS(w http.ResponseWriter, r *http.Request) {
 // before the upgrade, SSE and long polling before they open one) and answers the refusals: 503 while
 // closing or at max-conns (with Retry-After), 403 for a refused Origin. It reports whether to go on.
 func (s *Server) admitHTTP(w http.ResponseWriter, r *http.Request) bool {
+	s.observeAttempt(r) // storm detection counts every attempt
 	if s.closing.Load() {
 		retry := s.drainHint()
 		w.Header().Set("Retry-After", strconv.Itoa(int(max(1, (retry+time.Second-1)/time.Second))))

@@ -320,3 +320,82 @@ func TestThreeNodeCluster(t *testing.T) {
 		t.Fatalf("n2 ended with %v", nodes[2].err)
 	}
 }
+
+// A rolling restart in cluster mode: SIGTERM drains one node (1001 with a retry hint, exit 0); its
+// client reconnects to another node, resumes its session there and misses nothing, and the other
+// members see it leave and come back.
+func TestClusterDrainedClientResumesOnAnotherNode(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts two gateway processes and a redis-server")
+	}
+	rs := redistest.Start(t)
+	args := []string{"--heartbeat-interval", "500ms", "--heartbeat-timeout", "3s", "--drain-spread", "1s", "--registry-ttl", "2s"}
+	n0 := startNode(t, "n0", rs.URL(0), nil, args...)
+	n1 := startNode(t, "n1", rs.URL(0), nil, args...)
+	isType := func(typ protocol.Type) func(protocol.Frame) bool {
+		return func(f protocol.Frame) bool { return f.Type == typ }
+	}
+	broadcast := func(c *wsClient, data string) {
+		c.seq++
+		c.send(protocol.Frame{Type: protocol.TypeBroadcast, RoomID: "hall", Seq: c.seq, Data: json.RawMessage(data)})
+	}
+
+	bob := dialNode(t, n1, "bob", "")
+	bob.expect(5*time.Second, "welcome", isType(protocol.TypeWelcome))
+	bob.join("hall")
+	alice := dialNode(t, n0, "alice", "")
+	w := alice.expect(5*time.Second, "welcome", isType(protocol.TypeWelcome))
+	alice.join("hall")
+	bob.expect(5*time.Second, "alice's join", isPresence(protocol.PresenceJoin, "alice"))
+	broadcast(bob, `"before"`)
+	if f := alice.expect(5*time.Second, "broadcast", isType(protocol.TypeBroadcast)); f.RoomSeq != 1 {
+		t.Fatalf("alice got %+v", f)
+	}
+
+	if err := n0.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-alice.done:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the draining node did not close alice's connection")
+	}
+	var ce *websocket.CloseError
+	if !errors.As(alice.err, &ce) || ce.Code != int(protocol.CloseDraining) {
+		t.Fatalf("alice's connection ended with %v, want 1001", alice.err)
+	}
+	if hint, ok := protocol.ParseRetryAfter(ce.Text); !ok || hint <= 0 || hint > time.Second {
+		t.Fatalf("close reason %q: want a retry hint within the 1s drain spread", ce.Text)
+	}
+	select {
+	case <-n0.done:
+		if n0.err != nil {
+			t.Fatalf("drained node exited with %v\n%s", n0.err, n0.out)
+		}
+	case <-time.After(15 * time.Second):
+		t.Fatal("drained node did not exit")
+	}
+	bob.expect(5*time.Second, "alice's leave", isPresence(protocol.PresenceLeave, "alice"))
+	broadcast(bob, `"missed-1"`)
+	broadcast(bob, `"missed-2"`)
+
+	again := dialNode(t, n1, "alice", "") // the load balancer sends the reconnect to a live node
+	again.expect(5*time.Second, "welcome", isType(protocol.TypeWelcome))
+	again.send(protocol.Frame{Type: protocol.TypeResume, Session: w.Session, Rooms: map[string]uint64{"hall": 1}})
+	for i, want := range []string{`"missed-1"`, `"missed-2"`} {
+		f := again.expect(5*time.Second, "replay", isType(protocol.TypeBroadcast))
+		if string(f.Data) != want || f.RoomSeq != uint64(i+2) {
+			t.Fatalf("replay %d: %+v", i, f)
+		}
+	}
+	if f := again.expect(5*time.Second, "resumed", func(f protocol.Frame) bool {
+		return f.Type == protocol.TypeResumed || f.Type == protocol.TypeResumeFailed
+	}); f.Type != protocol.TypeResumed || f.Rooms["hall"] != 2 {
+		t.Fatalf("resume on another node: %+v", f)
+	}
+	bob.expect(5*time.Second, "alice's join after the resume", isPresence(protocol.PresenceJoin, "alice"))
+	broadcast(bob, `"live"`)
+	if f := again.expect(5*time.Second, "live broadcast", isType(protocol.TypeBroadcast)); string(f.Data) != `"live"` || f.RoomSeq != 4 {
+		t.Fatalf("live after the resume: %+v", f)
+	}
+}

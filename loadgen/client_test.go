@@ -50,6 +50,7 @@ func TestRunAgainstFakeGateway(t *testing.T) {
 	p := smallPlan(60, 3, 1500*time.Millisecond)
 	p.ScheduleLagBound = 5 * time.Second // the race detector on a shared machine
 	p.Settle = 5 * time.Second
+	p.Cohorts[0].Behaviour.PingInterval = 300 * time.Millisecond
 	rec := stats.NewRecorder(time.Now())
 	var raw samples
 	sum, err := RunLocal(context.Background(), p, g.target(), rec, RunOptions{OnSample: raw.add})
@@ -80,6 +81,9 @@ func TestRunAgainstFakeGateway(t *testing.T) {
 	}
 	if snap.Count(stats.HistAppPingRTT) == 0 {
 		t.Error("no app ping RTT recorded")
+	}
+	if snap.Count(stats.HistPingRTT) == 0 {
+		t.Error("no WebSocket ping RTT recorded")
 	}
 	if snap.Count(stats.HistPresence) == 0 {
 		t.Error("no presence convergence recorded at ramp-down")

@@ -29,7 +29,6 @@ const (
 	CtrApplyOrder        = "apply_order_violations" // own broadcasts echoed in another order than sent
 	HistReconnectDelay   = "reconnect_delay"        // a drop to the next dial (the policy's delay as run)
 	HistReconnectPlanned = "reconnect_planned"      // the delay the policy (or a retry hint) chose
-	HistPresenceObserved = "presence_observed"      // a tab's exit to one observer seeing its leave
 )
 
 // client states

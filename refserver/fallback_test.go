@@ -78,6 +78,12 @@ func TestFallbackInteropWithWebSocket(t *testing.T) {
 				t.Fatalf("alice received %v, want [3 4]", order)
 			}
 
+			for tr, want := range map[string]float64{"ws": 1, kind: 1} {
+				if v := counterValue(t, ts.Server, metricTransportConnections, map[string]string{"transport": tr}); v != want {
+					t.Fatalf("%s{transport=%s} = %v, want %v", metricTransportConnections, tr, v, want)
+				}
+			}
+
 			// A second fallback user sees the WebSocket user's leave.
 			carol, _ := openFallback(t, ts, kind, "carol", fbOpts{keepalive: true})
 			carol.join("lobby")
@@ -116,6 +122,9 @@ func TestFallbackInteropWithWebSocket(t *testing.T) {
 				st := ts.Stats()
 				return st.ActiveConns == 1 && st.FallbackConns == 1 && st.Subscriptions == 1 && st.PresenceEntries == 1 && st.OrphanedSubscriptions == 0
 			})
+			if v := counterValue(t, ts.Server, metricTransportConnections, map[string]string{"transport": kind}); v != 1 {
+				t.Fatalf("%s{transport=%s} = %v after bob left, want 1 (carol)", metricTransportConnections, kind, v)
+			}
 			if st := bob.post(nil); st != http.StatusNotFound {
 				t.Fatalf("POST /send after close: %d, want 404", st)
 			}
@@ -338,5 +347,119 @@ func TestShutdownClosesFallbacks(t *testing.T) {
 	}
 	if st := ts.Stats(); st.ActiveConns != 0 || st.FallbackConns != 0 || st.Subscriptions != 0 {
 		t.Fatalf("after Shutdown: %+v", st)
+	}
+}
+
+// TestFallbackDrainHint: a drain closes SSE and long-poll clients with 1001 and a retry hint within
+// the drain spread, as it closes WebSocket clients; new fallback connections get 503.
+func TestFallbackDrainHint(t *testing.T) {
+	cfg := testConfig()
+	cfg.DrainSpread = 3 * time.Second
+	ts := startServer(t, cfg)
+	var clients []*fbClient
+	for _, kind := range fallbackKinds {
+		c, _ := openFallback(t, ts, kind, "ivy-"+kind, fbOpts{keepalive: true})
+		clients = append(clients, c)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	done := make(chan error, 1)
+	go func() { done <- ts.Shutdown(ctx) }()
+	for _, c := range clients {
+		cl := c.expectClose(3 * time.Second)
+		retry, ok := protocol.ParseRetryAfter(cl.Reason)
+		if cl.Code != protocol.CloseDraining || !ok || retry <= 0 || retry > cfg.DrainSpread {
+			t.Fatalf("%s: close %+v, want 1001 with a hint in (0, %s]", c.kind, cl, cfg.DrainSpread)
+		}
+	}
+	for _, kind := range fallbackKinds {
+		resp, err := http.Get(ts.url("/"+kind, map[string][]string{protocol.TokenQueryParam: {mintToken(t, "late")}}))
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusServiceUnavailable || resp.Header.Get("Retry-After") == "" {
+			t.Fatalf("%s while draining: %d (Retry-After %q), want 503 with Retry-After", kind, resp.StatusCode, resp.Header.Get("Retry-After"))
+		}
+	}
+	if err := <-done; err != nil {
+		t.Fatalf("Shutdown: %v", err)
+	}
+}
+
+// TestFallbackResumesWebSocketSession: a browser whose WebSocket drops and that comes back over a
+// fallback tier (a proxy now blocks upgrades) resumes its session there: the missed broadcasts are
+// replayed in order, once.
+func TestFallbackResumesWebSocketSession(t *testing.T) {
+	for _, kind := range fallbackKinds {
+		t.Run(kind, func(t *testing.T) {
+			ts := startServer(t, testConfig())
+			alice, w := connect(t, ts, "alice", dialOpts{})
+			alice.join("r")
+			bob, _ := connect(t, ts, "bob", dialOpts{})
+			bob.join("r")
+			broadcastN(t, bob, "r", 2)
+			waitRoomSeq(t, alice, "r", 2)
+			dropAndWait(t, ts, alice, 1)
+			bob.expectMatch(2*time.Second, "alice's leave", isLeaveOf("alice"))
+			broadcastN(t, bob, "r", 5) // 3..7 while alice is away
+
+			fb, _ := openFallback(t, ts, kind, "alice", fbOpts{keepalive: true})
+			fb.send(protocol.Frame{Type: protocol.TypeResume, Session: w.Session, Rooms: map[string]uint64{"r": 2}})
+			want := uint64(3)
+			for {
+				f := fb.expectMatch(2*time.Second, "replay or resumed", func(f protocol.Frame) bool {
+					return f.Type == protocol.TypeBroadcast || f.Type == protocol.TypeResumed || f.Type == protocol.TypeResumeFailed
+				})
+				if f.Type == protocol.TypeResumed {
+					if f.Rooms["r"] != 5 || want != 8 {
+						t.Fatalf("resumed %+v after roomSeq %d", f, want-1)
+					}
+					break
+				}
+				if f.Type != protocol.TypeBroadcast || f.RoomSeq != want {
+					t.Fatalf("got %+v, want broadcast roomSeq %d", f, want)
+				}
+				want++
+			}
+			bob.expectMatch(2*time.Second, "alice's join", func(f protocol.Frame) bool {
+				return f.Type == protocol.TypePresence && f.UserID == "alice" && f.Event == protocol.PresenceJoin
+			})
+			broadcastN(t, bob, "r", 1)
+			if f := fb.expect(protocol.TypeBroadcast, 2*time.Second); f.RoomSeq != 8 {
+				t.Fatalf("live broadcast roomSeq %d, want 8", f.RoomSeq)
+			}
+		})
+	}
+}
+
+// TestFallbackBadInput: frames posted to /send get the same answers as on the WebSocket, and the
+// connection carries on.
+func TestFallbackBadInput(t *testing.T) {
+	ts := startServer(t, testConfig())
+	for _, kind := range fallbackKinds {
+		c, _ := openFallback(t, ts, kind, "jay-"+kind, fbOpts{keepalive: true})
+		for _, tc := range []struct {
+			name, body, code string
+		}{
+			{"malformed", `{"type":`, protocol.ErrCodeMalformed},
+			{"not an object", `[1,2]`, protocol.ErrCodeMalformed},
+			{"unknown type", `{"type":"welcome"}`, protocol.ErrCodeUnknownType},
+			{"missing field", `{"type":"join_room","seq":1}`, protocol.ErrCodeMissingField},
+			{"invalid utf-8", "{\"type\":\"ping\",\"x\":\"\xff\"}", protocol.ErrCodeInvalidUTF8},
+			{"second hello", `{"type":"hello","token":"x"}`, protocol.ErrCodeAlreadyHello},
+			{"not a member", `{"type":"broadcast","roomId":"nope","data":1,"seq":1}`, protocol.ErrCodeNotMember},
+		} {
+			if st := c.post([]byte(tc.body)); st != http.StatusNoContent {
+				t.Fatalf("%s/%s: status %d", kind, tc.name, st)
+			}
+			if e := c.expect(protocol.TypeError, 2*time.Second); e.Code != tc.code {
+				t.Fatalf("%s/%s: error %+v, want %s", kind, tc.name, e, tc.code)
+			}
+		}
+		c.send(protocol.Frame{Type: protocol.TypePing, Timestamp: 7})
+		if f := c.expect(protocol.TypePong, 2*time.Second); f.Timestamp != 7 {
+			t.Fatalf("%s: pong %+v", kind, f)
+		}
 	}
 }

@@ -54,7 +54,7 @@ const (
 func newMetrics(s *Server) *metrics {
 	m := &metrics{reg: prometheus.NewRegistry()}
 	m.connsTotal = prometheus.NewCounter(prometheus.CounterOpts{Name: protocol.MetricConnectionsTotal,
-		Help: "Connections accepted (upgraded to WebSocket)."})
+		Help: "Connections accepted (WebSocket upgrades, SSE streams, long-poll opens)."})
 	m.disconnects = prometheus.NewCounterVec(prometheus.CounterOpts{Name: protocol.MetricDisconnectsTotal,
 		Help: "Connections ended, by close code (1006: no close frame)."}, []string{"code"})
 	m.reconnects = prometheus.NewCounter(prometheus.CounterOpts{Name: protocol.MetricReconnectsTotal,

@@ -9,8 +9,10 @@
 //	...
 //	srv.Shutdown(ctx)                        // closes every connection and waits for cleanup
 //
-// Routes: /ws (WebSocket), /metrics, /healthz, /readyz, and /debug/pprof/ with Config.Pprof. The
-// wire protocol is package protocol.
+// Routes: /ws (WebSocket), the fallback tiers /sse (Server-Sent Events) and /poll (long polling)
+// with /send for their client frames, /metrics, /healthz, /readyz, /admin/drain, and /debug/pprof/
+// with Config.Pprof. The wire protocol is package protocol. Every transport (see transport.go) gives
+// a connection the same admission, auth, rooms, presence, limits, heartbeat timeout and cleanup.
 //
 // # Connections and goroutines
 //
@@ -75,8 +77,9 @@ type Server struct {
 	allMu sync.Mutex
 	all   map[*conn]struct{} // every connection not yet cleaned up, authenticated or not
 
-	fallbacks    *fallbackConns // authenticated SSE and long-poll connections by id
-	pollStop     chan struct{}  // closed when the HTTP server shuts down: holding polls answer at once
+	byTransport  transportCounts // connections in all, by transport (ws_transport_connections)
+	fallbacks    *fallbackConns  // authenticated SSE and long-poll connections by id
+	pollStop     chan struct{}   // closed when the HTTP server shuts down: holding polls answer at once
 	pollStopOnce sync.Once
 
 	connSeq    atomic.Uint64
@@ -160,6 +163,7 @@ func New(cfg Config, logger *slog.Logger, opts ...Option) (*Server, error) {
 	s.recent = newRecentUsers(cfg.ReconnectWindow)
 	s.metrics = newMetrics(s)
 	s.metrics.addCluster(s)
+	s.byTransport.register(s.metrics.reg)
 	s.authGuard = newAuthGuard(s, s.auth)
 	s.authGuard.m = s.metrics
 	s.admission = newAdmission(cfg.AcceptRate, cfg.AcceptBurst, nil, nil)
@@ -287,6 +291,7 @@ func (s *Server) startConn(t transport, r *http.Request) *conn {
 	s.all[c] = struct{}{}
 	s.wg.Add(1)
 	s.allMu.Unlock()
+	s.byTransport.add(t.kind(), 1)
 	nodeOK, ipOK := s.limits.acquireNode(ip)
 	s.metrics.updatePoolAlerts(s.limits.usage())
 	s.metrics.connsTotal.Inc()
@@ -389,6 +394,7 @@ func (s *Server) forget(c *conn) {
 	s.allMu.Lock()
 	delete(s.all, c)
 	s.allMu.Unlock()
+	s.byTransport.add(c.t.kind(), -1)
 }
 
 // Stats are counts for tests and tools.

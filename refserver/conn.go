@@ -82,6 +82,7 @@ type conn struct {
 	lastSeen atomic.Int64 // Unix ns of the last frame or pong received
 	why      atomic.Int32 // cause; first recorded wins
 	gone     atomic.Bool  // the connection's network side is closed (set before cleanup)
+	slow     atomic.Bool  // kicked as a slow consumer: data still in hand is dropped, the close goes first
 	code     atomic.Int32 // close code sent by the server, or received from the client
 
 	// Heartbeat state, touched only by the wheel goroutine after registration.
@@ -338,9 +339,7 @@ func (c *conn) enqueue(b []byte) bool {
 		return false
 	}
 	if c.pending-c.replaying >= c.s.cfg.SendQueue {
-		c.dropQueuedLocked()
-		c.setCause(causeKicked)
-		c.queueCloseLocked(protocol.ClosePolicy, protocol.ReasonSlowConsumer)
+		c.kickSlowLocked() // see slowconsumer.go
 		return false
 	}
 	c.pushLocked(outItem{kind: itemText, data: b})
@@ -433,6 +432,9 @@ func (c *conn) nextBatch() (batch []outItem, ok bool) {
 // writeBatch writes the items of a batch in order through the transport, up to the first error.
 func (c *conn) writeBatch(batch []outItem) error {
 	for _, it := range batch {
+		if it.kind != itemClose && c.slow.Load() {
+			continue // kicked as a slow consumer meanwhile: only the close goes out
+		}
 		if err := c.t.write(c, it); err != nil {
 			return err
 		}

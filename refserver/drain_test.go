@@ -50,13 +50,11 @@ func TestDrainAdminEndpoint(t *testing.T) {
 	}
 	// A client that reads nothing never answers the close: the drain waits close-grace for it,
 	// long enough to see the node refuse work meanwhile.
-	mute, _ := connect(t, ts, "mute", dialOpts{noReader: true})
-	_ = mute
+	connect(t, ts, "mute", dialOpts{noReader: true})
+	waitFor(t, 2*time.Second, "4 connections", func() bool { return ts.Stats().ActiveConns == 4 })
 
 	hc := &http.Client{Transport: &http.Transport{DisableKeepAlives: true}, Timeout: 5 * time.Second}
-	if resp, err := hc.Get(base + protocol.PathDrain); err != nil || resp.StatusCode != http.StatusMethodNotAllowed {
-		t.Fatalf("GET %s: %v %v, want 405", protocol.PathDrain, resp, err)
-	}
+	httpGet(t, base+protocol.PathDrain, http.StatusMethodNotAllowed)
 	resp, err := hc.Post(base+protocol.PathDrain, "", nil)
 	if err != nil {
 		t.Fatal(err)

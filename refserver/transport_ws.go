@@ -38,6 +38,7 @@ func (t *wsTransport) authenticated(*conn) {}
 // receive sets up the control-frame handlers and runs the read loop.
 func (t *wsTransport) receive(c *conn) {
 	ws := t.ws()
+	setSendLowWater(ws.NetConn(), sendLowWater) // see slowconsumer.go
 	ws.SetReadLimit(c.s.cfg.MaxFrameBytes)
 	ws.SetPongHandler(func(string) error { c.touch(); return nil })
 	ws.SetPingHandler(func(data string) error {
@@ -165,6 +166,9 @@ func (t *wsTransport) write(c *conn, it outItem) error {
 	case itemPing:
 		return ws.WriteControl(websocket.PingMessage, nil, deadline)
 	case itemClose:
+		if c.slow.Load() {
+			deadline = time.Now().Add(c.s.slowCloseGrace())
+		}
 		err := ws.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(it.code, string(it.data)), deadline)
 		if errors.Is(err, websocket.ErrCloseSent) {
 			err = nil

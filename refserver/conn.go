@@ -500,11 +500,13 @@ func (c *conn) finish() {
 		c.s.wheel.remove(c)
 		c.s.hub.removeConn(c)
 		if !leak {
+			// The session is resumable before anyone is told of the leaves: a client whose peers
+			// saw it leave can resume at once.
+			c.s.shareSession(c.sess) // cluster mode: resumable on every node
+			c.s.sessions.detach(c.sess, c, time.Now())
 			for id := range c.rooms {
 				c.s.hub.leave(c, id, why.presenceReason(), false)
 			}
-			c.s.shareSession(c.sess) // cluster mode: resumable on every node
-			c.s.sessions.detach(c.sess, c, time.Now())
 		}
 		c.s.recent.left(c.user, time.Now())
 	}

@@ -45,6 +45,10 @@ type RedisBroker struct {
 	rdb    *redis.Client
 	chanPx string
 
+	// refreshMu keeps a refresh round from writing back an entry removed while it ran: a round
+	// holds it for writing, Unregister and PresenceLeave for reading.
+	refreshMu sync.RWMutex
+
 	mu         sync.Mutex
 	handler    BrokerHandler
 	rooms      map[string]*redisRoom // subscribed rooms, by id

@@ -148,6 +148,8 @@ func (b *RedisBroker) presenceJoin(ctx context.Context, c redis.Scripter, roomID
 // PresenceLeave drops this node's entry for user in room, announcing the leave (with reason) if no
 // other node holds the user.
 func (b *RedisBroker) PresenceLeave(ctx context.Context, roomID, userID, reason string) error {
+	b.refreshMu.RLock()
+	defer b.refreshMu.RUnlock()
 	b.mu.Lock()
 	delete(b.present, presenceEntry{roomID, userID})
 	b.mu.Unlock()

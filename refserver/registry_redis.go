@@ -68,6 +68,8 @@ func (b *RedisBroker) Unregister(ctx context.Context, e RegistryEntry) error {
 	if e.NodeID == "" {
 		e.NodeID = b.opt.NodeID
 	}
+	b.refreshMu.RLock()
+	defer b.refreshMu.RUnlock()
 	b.mu.Lock()
 	delete(b.conns, registryMember(e))
 	b.mu.Unlock()
@@ -144,6 +146,8 @@ func (b *RedisBroker) refreshLoop() {
 
 // refresh renews every entry this node holds, in one pipeline.
 func (b *RedisBroker) refresh() error {
+	b.refreshMu.Lock()
+	defer b.refreshMu.Unlock()
 	b.mu.Lock()
 	conns := make([]RegistryEntry, 0, len(b.conns))
 	for _, e := range b.conns {

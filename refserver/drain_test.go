@@ -401,3 +401,33 @@ func TestConfigValidateSessionAndDrain(t *testing.T) {
 		t.Fatalf("defaults: session-ttl %s, drain-spread %s", d.SessionTTL, d.DrainSpread)
 	}
 }
+
+// no-drain: Shutdown drops every connection at once, without a close frame or a hint; no new
+// connection gets in.
+func TestFlawNoDrain(t *testing.T) {
+	cfg := withFlaws(testConfig(), FlawNoDrain)
+	cfg.MaxConnsPerIP = -1
+	ts := startServer(t, cfg)
+	var clients []*client
+	for i := 0; i < 3; i++ {
+		c, _ := connect(t, ts, fmt.Sprint("u", i), dialOpts{})
+		c.join("r")
+		clients = append(clients, c)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := ts.Shutdown(ctx); err != nil {
+		t.Fatalf("Shutdown: %v", err)
+	}
+	for _, c := range clients {
+		if code, reason := c.expectClose(time.Second); code != int(protocol.CloseAbnormal) {
+			t.Fatalf("closed with %d %q, want 1006 (no close frame)", code, reason)
+		}
+	}
+	if _, _, err := dialRaw(ts, mintToken(t, "late"), dialOpts{}); err == nil {
+		t.Fatal("a new connection was accepted after Shutdown")
+	}
+	if st := ts.Stats(); st.ActiveConns != 0 || st.Subscriptions != 0 || st.PresenceEntries != 0 {
+		t.Fatalf("stats after Shutdown: %+v", st)
+	}
+}

@@ -35,8 +35,9 @@ const (
 	// FlawNoAuthCache: every connection calls the auth backend, reconnects included (behaviour with
 	// the auth cache, issue 3; parsed and listed today).
 	FlawNoAuthCache Flaw = "no-auth-cache"
-	// FlawNoDrain: shutdown drops every connection at once without a close frame or a retry hint
-	// (behaviour with drain, issue 3; parsed and listed today).
+	// FlawNoDrain: a drain (SIGTERM, POST /admin/drain, Shutdown) drops every connection at once,
+	// without a close frame and so without a retry hint: every client sees 1006 and reconnects at
+	// once, all together. New connections are still refused while it happens.
 	FlawNoDrain Flaw = "no-drain"
 )
 

@@ -126,7 +126,8 @@ type Config struct {
 	// SessionTTL is how long a session outlives its connection (default 2m): within it a new
 	// connection of the same user may continue the session (hello with session) or resume its rooms
 	// (resume). After it the session is forgotten: resume answers resume_failed and hello with the
-	// session is closed with 4002.
+	// session is closed with 4002. At most MaxConns detached sessions are kept; beyond that the
+	// oldest are forgotten early.
 	SessionTTL time.Duration
 
 	// DrainSpread is the window over which the retry hints of a drain are spread (default 10s):

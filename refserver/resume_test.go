@@ -3,6 +3,7 @@ package refserver
 import (
 	"encoding/json"
 	"fmt"
+	"sync"
 	"testing"
 	"time"
 
@@ -283,4 +284,29 @@ func TestHelloWithSession(t *testing.T) {
 		})
 	}
 	waitFor(t, 2*time.Second, "limits released", func() bool { return ts.Stats().ActiveConns == 2 })
+}
+
+// Detached sessions are capped at max-conns: a churn of connections forgets the oldest early.
+func TestDetachedSessionsCapped(t *testing.T) {
+	var wg sync.WaitGroup
+	quit := make(chan struct{})
+	ss := newSessions(time.Hour, 3, &wg, quit)
+	defer func() { close(quit); wg.Wait() }()
+	now := time.Now()
+	var all []*session
+	for i := 0; i < 5; i++ {
+		c := &conn{}
+		s := ss.create(fmt.Sprint("u", i), c, now)
+		ss.detach(s, c, now)
+		all = append(all, s)
+	}
+	if held, detached := ss.counts(); held != 0 || detached != 3 {
+		t.Fatalf("held %d, detached %d; want 0 and 3", held, detached)
+	}
+	for i, s := range all {
+		got := ss.lookup(s.id, s.user, now) != nil
+		if want := i >= 2; got != want {
+			t.Errorf("session %d kept = %v, want %v (the oldest go first)", i, got, want)
+		}
+	}
 }

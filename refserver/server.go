@@ -157,7 +157,7 @@ func New(cfg Config, logger *slog.Logger, opts ...Option) (*Server, error) {
 	s.hub = newHub(s)
 	s.broker.Bind(s.hub.deliver)
 	s.limits = newLimits(cfg)
-	s.sessions = newSessions(cfg.SessionTTL, &s.wg, s.closed)
+	s.sessions = newSessions(cfg.SessionTTL, cfg.MaxConns, &s.wg, s.closed)
 	s.fallbacks = newFallbackConns()
 	s.pollStop = make(chan struct{})
 	s.recent = newRecentUsers(cfg.ReconnectWindow)

@@ -30,6 +30,7 @@ type session struct {
 // detached sessions exist and forgets each one when its TTL has passed.
 type sessions struct {
 	ttl  time.Duration
+	max  int // detached sessions kept at most; beyond it the oldest is forgotten early
 	wg   *sync.WaitGroup
 	quit <-chan struct{}
 
@@ -46,8 +47,8 @@ type expiryEntry struct {
 	gen uint64
 }
 
-func newSessions(ttl time.Duration, wg *sync.WaitGroup, quit <-chan struct{}) *sessions {
-	return &sessions{ttl: ttl, wg: wg, quit: quit, byID: map[string]*session{}}
+func newSessions(ttl time.Duration, max int, wg *sync.WaitGroup, quit <-chan struct{}) *sessions {
+	return &sessions{ttl: ttl, max: max, wg: wg, quit: quit, byID: map[string]*session{}}
 }
 
 // create registers a new session for user, held by c.
@@ -164,6 +165,17 @@ func (ss *sessions) detach(s *session, c *conn, now time.Time) {
 	s.gen++
 	s.expires = now.Add(ss.ttl)
 	ss.expiry = append(ss.expiry, expiryEntry{s: s, gen: s.gen})
+	// A churn of connections must not hold unbounded memory for a whole TTL: past the cap the
+	// oldest detached sessions go first (they would have expired first anyway).
+	for len(ss.byID)-ss.held > ss.max && len(ss.expiry) > 0 {
+		e := ss.expiry[0]
+		ss.expiry[0] = expiryEntry{}
+		ss.expiry = ss.expiry[1:]
+		if e.gen == e.s.gen && e.s.holder == nil && !e.s.taken {
+			e.s.taken = true
+			delete(ss.byID, e.s.id)
+		}
+	}
 	if !ss.sweeping {
 		ss.sweeping = true
 		ss.wg.Add(1)

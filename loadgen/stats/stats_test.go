@@ -3,6 +3,7 @@ package stats
 import (
 	"encoding/json"
 	"math/rand/v2"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -329,5 +330,33 @@ func TestMergeSeriesCollapsesOneWorkersDuplicateSecond(t *testing.T) {
 	}
 	if got := m[0].Counters[CtrConnects]; got != 7 {
 		t.Errorf("connects %d, want 7", got)
+	}
+}
+
+func TestSnapshotCohort(t *testing.T) {
+	rec := NewRecorder(time.Now())
+	rec.Record(HistFanout, time.Millisecond)
+	rec.Record(CohortKey("a", HistFanout), time.Millisecond)
+	rec.Record(CohortKey("b", HistFanout), 3*time.Millisecond)
+	rec.Add(CohortKey("b", CtrOrderViolations), 2)
+	snap := rec.Snapshot()
+	tests := []struct {
+		cohort     string
+		count      int64
+		violations int64
+	}{{"a", 1, 0}, {"b", 1, 2}, {"c", 0, 0}}
+	for _, tt := range tests {
+		t.Run(tt.cohort, func(t *testing.T) {
+			c := snap.Cohort(tt.cohort)
+			if got := c.Count(HistFanout); got != tt.count {
+				t.Fatalf("fanout count %d, want %d", got, tt.count)
+			}
+			if got := c.Counter(CtrOrderViolations); got != tt.violations {
+				t.Fatalf("violations %d, want %d", got, tt.violations)
+			}
+		})
+	}
+	if got := snap.CohortNames(); !slices.Equal(got, []string{"a", "b"}) {
+		t.Fatalf("cohorts %v", got)
 	}
 }

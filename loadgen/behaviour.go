@@ -71,7 +71,7 @@ func (c *client) sendBroadcast(gen uint32, at int64) {
 		c.mu.Unlock()
 		return w
 	})
-	env.rec.Add(stats.CtrMessagesSent, 1)
+	c.add(stats.CtrMessagesSent, 1)
 }
 
 // writeFrame sends an unsequenced frame.
@@ -152,11 +152,22 @@ func (c *client) writeRaw(gen uint32, b []byte) {
 // writeLocked writes one text frame; c.wmu is held. A failed write closes the TCP connection so that
 // the reader notices the drop.
 func (c *client) writeLocked(conn *websocket.Conn, b []byte) {
-	_ = conn.SetWriteDeadline(time.Now().Add(writeTimeout))
+	now := time.Now()
+	_ = conn.SetWriteDeadline(now.Add(writeTimeout))
 	if err := conn.WriteMessage(websocket.TextMessage, b); err != nil {
-		c.env.rec.Add(stats.ErrorCounter(stats.ErrWrite), 1)
+		c.mu.Lock()
+		exiting := c.exiting || c.conn != conn
+		if !exiting {
+			c.cut, c.cutGen, c.readTimedOut = true, c.gen, false
+		}
+		c.mu.Unlock()
+		if !exiting {
+			c.add(stats.ErrorCounter(stats.ErrWrite), 1)
+		}
 		conn.NetConn().Close()
+		return
 	}
+	c.lastWrite.Store(now.UnixNano())
 }
 
 // exit makes the tab leave with kind (default close).
@@ -181,7 +192,7 @@ func (c *client) exit(kind ExitKind) {
 		mem := c.mem
 		c.mem = nil
 		c.mu.Unlock()
-		env.rec.Add(CtrExits, 1)
+		c.add(CtrExits, 1)
 		// The old memberships end without a ghost: the user stays through the new connection, which
 		// closes the old one (1001) once it has joined.
 		for _, m := range mem {
@@ -197,13 +208,14 @@ func (c *client) exit(kind ExitKind) {
 	c.mem = nil
 	if kind == ExitVanish {
 		c.vanished = true
+		c.vanishAt = now
 	}
 	if state != stOpen {
 		c.state = stDone
 		c.gen++
 	}
 	c.mu.Unlock()
-	env.rec.Add(CtrExits, 1)
+	c.add(CtrExits, 1)
 	for _, m := range mem {
 		m.room.leave(m, now)
 	}

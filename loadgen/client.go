@@ -12,6 +12,7 @@ import (
 	"slices"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -23,12 +24,34 @@ import (
 
 // Counter and histogram names loadgen records besides the ones stats defines.
 const (
-	CtrGhosts            = "presence_ghosts"        // exits whose leave some observer never saw
-	CtrReconnectGaveUp   = "reconnect_gave_up"      // clients whose policy ran out of attempts
-	CtrExits             = "exits"                  // tabs that left on purpose
-	CtrApplyOrder        = "apply_order_violations" // own broadcasts echoed in another order than sent
-	HistReconnectDelay   = "reconnect_delay"        // a drop to the next dial (the policy's delay as run)
-	HistReconnectPlanned = "reconnect_planned"      // the delay the policy (or a retry hint) chose
+	CtrGhosts          = "presence_ghosts"        // exits whose leave some observer never saw
+	CtrReconnectGaveUp = "reconnect_gave_up"      // clients whose policy ran out of attempts
+	CtrExits           = "exits"                  // tabs that left on purpose
+	CtrApplyOrder      = "apply_order_violations" // own broadcasts echoed in another order than sent
+	// CtrFalseDisconnects counts connections of well-behaved clients cut for a heartbeat reason
+	// (see falseDisconnect).
+	CtrFalseDisconnects = "false_disconnects"
+	// CtrZombiesUncleaned counts vanished tabs whose connection the server had not closed by the
+	// end of the run (their age then is in HistZombieAge).
+	CtrZombiesUncleaned  = "zombies_uncleaned"
+	HistReconnectDelay   = "reconnect_delay"   // a drop to the next dial (the policy's delay as run)
+	HistReconnectPlanned = "reconnect_planned" // the delay the policy (or a retry hint) chose
+	// HistZombieCleanup is the time from a vanish exit (the tab stops reading and writing, TCP kept
+	// open) to the server closing that connection, seen at the socket (FIN or RST).
+	HistZombieCleanup = "zombie_cleanup"
+	// HistZombieAge holds, for vanished tabs still open at the end of the run, the time since they
+	// vanished.
+	HistZombieAge = "zombie_age"
+	// HistGhostAge holds, for departed users some observer still saw present when ramp-down began,
+	// how long they had been gone by then (their presence_convergence never came).
+	HistGhostAge = "presence_ghost_age"
+	// HistReconnectAttemptsPerClient is a plain-value histogram: reconnect attempts one tab made
+	// over its life, recorded when it ends (at the latest when the run ends).
+	HistReconnectAttemptsPerClient = "reconnect_attempts_per_client"
+	// HistConnsPerUser is a plain-value histogram: the most connections one user (all its tabs,
+	// navigate overlaps included) held open at the same moment, recorded per user at the end of
+	// the run. A connection counts as held from its welcome until it closes.
+	HistConnsPerUser = "concurrent_connections_per_user"
 )
 
 // client states
@@ -52,32 +75,40 @@ type client struct {
 
 	wmu sync.Mutex
 
-	mu        sync.Mutex
-	conn      *websocket.Conn
-	navOld    *websocket.Conn // the connection a navigate exit replaces, closed once the new one is up
-	gen       uint32          // connection generation; scheduled entries of older generations are skipped
-	state     uint8
-	exiting   bool
-	vanished  bool
-	finished  bool
-	exitSet   bool          // the early exit is scheduled
-	isReady   bool          // the current connection joined (or resumed) its rooms
-	exitAfter time.Duration // open model: lifetime (overrides Exit.After)
-	token     string        // generic adapter: the JWT for {{.Token}}
-	seq       uint64        // last seq sent on this connection
-	nextSend  int64         // intended time of the next broadcast (scheduler ns)
-	attempt   int           // failed attempts since the last welcome
-	dropAt    time.Time
-	connectAt time.Time // first connection (exit timing)
-	session   string
-	hbEvery   time.Duration
-	lastRecv  int64 // scheduler ns
-	pingAt    int64 // unix ns of the outstanding app ping
-	wsPingAt  int64
-	mem       []*membership
-	pend      []pendingSend
-	held      []byte // a frame held back by the swap misbehaviour
-	rng       rand.PCG
+	mu           sync.Mutex
+	conn         *websocket.Conn
+	navOld       *websocket.Conn // the connection a navigate exit replaces, closed once the new one is up
+	gen          uint32          // connection generation; scheduled entries of older generations are skipped
+	state        uint8
+	exiting      bool
+	vanished     bool
+	vanishAt     time.Time
+	finished     bool
+	exitSet      bool          // the early exit is scheduled
+	isReady      bool          // the current connection joined (or resumed) its rooms
+	exitAfter    time.Duration // open model: lifetime (overrides Exit.After)
+	token        string        // generic adapter: the JWT for {{.Token}}
+	seq          uint64        // last seq sent on this connection
+	nextSend     int64         // intended time of the next broadcast (scheduler ns)
+	attempt      int           // failed attempts since the last welcome
+	dropAt       time.Time
+	connectAt    time.Time // first connection (exit timing)
+	session      string
+	hbEvery      time.Duration
+	lastRecv     int64 // scheduler ns
+	pingAt       int64 // unix ns of the outstanding app ping
+	wsPingAt     int64
+	hbTimeout    time.Duration // the server's heartbeat timeout (welcome)
+	attempts     int           // reconnect attempts over the client's life
+	suspect      bool          // the last drop looks like a false disconnect; confirmed by the next connect
+	cutGen       uint32        // generation of a connection this client closed itself (read timeout, write error)
+	cut          bool
+	readTimedOut bool
+	lastWrite    atomic.Int64 // unix ns of the last frame written on the current connection (pongs included)
+	mem          []*membership
+	pend         []pendingSend
+	held         []byte // a frame held back by the swap misbehaviour
+	rng          rand.PCG
 }
 
 // pendingSend is a broadcast waiting for its ack and its own echo.
@@ -94,7 +125,41 @@ type cohortRT struct {
 	Cohort
 	rooms  [][]*roomTracker // per endpoint (one list when the endpoints share rooms)
 	addrs  []netip.Addr
-	exitAt bool // some clients exit before ramp-down
+	exitAt bool     // some clients exit before ramp-down
+	keys   sync.Map // name → stats.CohortKey(Name, name)
+}
+
+// key returns the recorder key of name for this cohort (cached: recording does not allocate).
+func (coh *cohortRT) key(name string) string {
+	if k, ok := coh.keys.Load(name); ok {
+		return k.(string)
+	}
+	k := stats.CohortKey(coh.Name, name)
+	coh.keys.Store(name, k)
+	return k
+}
+
+// add counts into the run's counter and the cohort's.
+func (c *client) add(counter string, n int64) {
+	c.env.rec.Add(counter, n)
+	c.env.rec.Add(c.coh.key(counter), n)
+}
+
+// record adds a latency to the run's histogram and the cohort's.
+func (c *client) record(hist string, d time.Duration) {
+	c.env.record(hist, d)
+	c.env.rec.Record(c.coh.key(hist), d)
+}
+
+// value adds a plain value to the run's histogram and the cohort's.
+func (c *client) value(hist string, v int64) {
+	c.env.rec.RecordValue(hist, v)
+	c.env.rec.RecordValue(c.coh.key(hist), v)
+}
+
+func (c *client) addGauge(name string, n int64) {
+	c.env.rec.AddGauge(name, n)
+	c.env.rec.AddGauge(c.coh.key(name), n)
 }
 
 func (c *client) rand() *rand.Rand { return rand.New(&c.rng) }
@@ -123,7 +188,7 @@ func (c *client) start() {
 	c.state = stConnecting
 	gen := c.gen
 	c.mu.Unlock()
-	c.env.rec.AddGauge(stats.GaugeClients, 1)
+	c.addGauge(stats.GaugeClients, 1)
 	c.env.goConnect(c, gen, false)
 }
 
@@ -131,7 +196,6 @@ func (c *client) start() {
 // on its own goroutine, owned by the run's wait group.
 func (c *client) connect(ctx context.Context, gen uint32, reconnect bool) {
 	env := c.env
-	rec := env.rec
 	ep := env.endpoint(int(c.index))
 	tok, err := protocol.SignToken(env.secret, c.userID, time.Now().Add(24*time.Hour))
 	if err != nil {
@@ -139,12 +203,15 @@ func (c *client) connect(ctx context.Context, gen uint32, reconnect bool) {
 		c.finish()
 		return
 	}
-	rec.Add(stats.CtrConnectAttempts, 1)
+	c.add(stats.CtrConnectAttempts, 1)
 	if reconnect {
-		rec.Add(stats.CtrReconnectAttempts, 1)
+		c.add(stats.CtrReconnectAttempts, 1)
+		c.mu.Lock()
+		c.attempts++
+		c.mu.Unlock()
 	}
 	addr := c.coh.addrs[int(c.index)%len(c.coh.addrs)]
-	dctx := context.WithValue(ctx, localAddrKey{}, addr)
+	dctx := context.WithValue(ctx, localAddrKey{}, dialInfo{addr: addr, connectKey: c.coh.key(stats.HistConnect)})
 	dctx, cancel := context.WithTimeout(dctx, 10*time.Second)
 	start := time.Now()
 	url := ep.URL + "?" + protocol.TokenQueryParam + "=" + tok
@@ -158,8 +225,8 @@ func (c *client) connect(ctx context.Context, gen uint32, reconnect bool) {
 		resp.Body.Close()
 	}
 	if err != nil {
-		rec.Add(stats.CtrConnectErrors, 1)
-		rec.Add(stats.ErrorCounter(dialClass(err)), 1)
+		c.add(stats.CtrConnectErrors, 1)
+		c.add(stats.ErrorCounter(dialClass(err)), 1)
 		var hint time.Duration
 		if resp != nil {
 			if s := resp.Header.Get("Retry-After"); s != "" {
@@ -168,15 +235,37 @@ func (c *client) connect(ctx context.Context, gen uint32, reconnect bool) {
 				}
 			}
 		}
+		c.mu.Lock()
+		c.suspect = false // the target was not reachable: the drop was not the server's doing alone
+		c.mu.Unlock()
 		c.dropped(gen, false, 0, hint)
 		return
 	}
 	upgraded := time.Now()
-	env.record(stats.HistUpgrade, upgraded.Sub(start))
+	c.record(stats.HistUpgrade, upgraded.Sub(start))
 	conn.SetReadLimit(1 << 20)
-	if c.behaviour().Misbehave.IgnorePings {
-		conn.SetPingHandler(func(string) error { return nil })
-	}
+	ignore := c.behaviour().Misbehave.IgnorePings
+	conn.SetPingHandler(func(data string) error {
+		// A server ping is something heard (the read timeout counts from it), answered unless the
+		// tab ignores pings on purpose. As gorilla's default handler, a failed pong is not an error.
+		now := time.Now()
+		c.mu.Lock()
+		c.lastRecv = c.env.sched.ns(now)
+		c.mu.Unlock()
+		if ignore {
+			return nil
+		}
+		err := conn.WriteControl(websocket.PongMessage, []byte(data), now.Add(writeTimeout))
+		if err == nil {
+			c.lastWrite.Store(now.UnixNano())
+			return nil
+		}
+		var ne net.Error
+		if errors.Is(err, websocket.ErrCloseSent) || errors.As(err, &ne) {
+			return nil
+		}
+		return err
+	})
 	conn.SetPongHandler(func(string) error { c.pong(); return nil })
 
 	c.mu.Lock()
@@ -192,9 +281,10 @@ func (c *client) connect(ctx context.Context, gen uint32, reconnect bool) {
 	c.pend = c.pend[:0]
 	c.held = nil
 	c.lastRecv = env.sched.ns(upgraded)
+	c.lastWrite.Store(upgraded.UnixNano())
 	c.mu.Unlock()
-	rec.AddGauge(stats.GaugeConnections, 1)
-	rec.Add(stats.CtrConnects, 1)
+	c.addGauge(stats.GaugeConnections, 1)
+	c.add(stats.CtrConnects, 1)
 	// The reader runs on a fresh goroutine: the dial's deep stack is not kept for the connection's life.
 	env.wg.Add(1)
 	go func() {
@@ -209,23 +299,42 @@ func (c *client) connect(ctx context.Context, gen uint32, reconnect bool) {
 // serve reads a connection until it ends, then handles the drop.
 func (c *client) serve(conn *websocket.Conn, gen uint32, upgraded time.Time, reconnect bool) {
 	env := c.env
-	rec := env.rec
-	code, reason, rerr := c.readLoop(conn, gen, upgraded, reconnect)
-	rec.AddGauge(stats.GaugeConnections, -1)
+	var cs connState
+	code, reason, rerr := c.readLoop(conn, gen, upgraded, reconnect, &cs)
+	now := time.Now()
+	c.addGauge(stats.GaugeConnections, -1)
 	c.mu.Lock()
 	vanished := c.vanished && c.gen == gen
+	vanishAt := c.vanishAt
+	// The tab ended this connection itself: an exit (still this generation, or replaced by a
+	// navigate), a read timeout or a failed write.
+	own := (c.exiting && c.gen == gen) || c.gen != gen || (c.cut && c.cutGen == gen)
+	readTimeout := c.cut && c.cutGen == gen && c.readTimedOut
+	hbTimeout := c.hbTimeout
 	c.mu.Unlock()
 	if vanished {
-		// A vanished tab keeps its TCP connection open until the run ends.
-		env.keepOpen(conn)
+		// A vanished tab keeps its TCP connection open until the server closes it or the run ends.
+		env.watchZombie(c, conn, vanishAt, cs.welcomed)
 		c.finish()
 		return
 	}
 	conn.Close()
+	if cs.welcomed {
+		env.userConn(c.userID, -1)
+	}
 	if code != 0 {
-		rec.Add(stats.CloseCodeCounter(code), 1)
-	} else if rerr != nil {
-		rec.Add(stats.ErrorCounter(stats.ErrRead), 1)
+		c.add(stats.CloseCodeCounter(code), 1)
+	} else if rerr != nil && !own {
+		c.add(stats.ErrorCounter(stats.ErrRead), 1)
+	}
+	if c.falseDisconnect(code, own, readTimeout, hbTimeout, now) {
+		if readTimeout {
+			c.add(CtrFalseDisconnects, 1) // the client cut itself: nothing else to confirm
+		} else {
+			c.mu.Lock()
+			c.suspect = true
+			c.mu.Unlock()
+		}
 	}
 	var hint time.Duration
 	if h, ok := protocol.ParseRetryAfter(reason); ok {
@@ -236,7 +345,7 @@ func (c *client) serve(conn *websocket.Conn, gen uint32, upgraded time.Time, rec
 
 // readLoop reads frames until the connection ends and returns the close code (0 when there was no
 // close frame, e.g. TCP closed) and reason.
-func (c *client) readLoop(conn *websocket.Conn, gen uint32, upgraded time.Time, reconnect bool) (int, string, error) {
+func (c *client) readLoop(conn *websocket.Conn, gen uint32, upgraded time.Time, reconnect bool, cs *connState) (int, string, error) {
 	first := true
 	for {
 		_, r, err := conn.NextReader()
@@ -247,7 +356,7 @@ func (c *client) readLoop(conn *websocket.Conn, gen uint32, upgraded time.Time, 
 			}
 			return 0, "", err
 		}
-		if err := c.readFrame(r, gen, upgraded, reconnect, first); err != nil {
+		if err := c.readFrame(r, gen, upgraded, reconnect, first, cs); err != nil {
 			return 0, "", err
 		}
 		first = false
@@ -259,7 +368,7 @@ func (c *client) readLoop(conn *websocket.Conn, gen uint32, upgraded time.Time, 
 var frames = sync.Pool{New: func() any { return new(protocol.Frame) }}
 
 // readFrame reads, decodes and handles one message with pooled buffers.
-func (c *client) readFrame(r io.Reader, gen uint32, upgraded time.Time, reconnect, first bool) error {
+func (c *client) readFrame(r io.Reader, gen uint32, upgraded time.Time, reconnect, first bool, cs *connState) error {
 	env := c.env
 	buf := env.getBuf()
 	defer env.putBuf(buf)
@@ -280,7 +389,7 @@ func (c *client) readFrame(r io.Reader, gen uint32, upgraded time.Time, reconnec
 		frames.Put(f)
 	}()
 	if err := protocol.DecodeInto(buf.Bytes(), protocol.ServerToClient, f); err != nil {
-		env.rec.Add(stats.ErrorCounter(stats.ErrProtocol), 1)
+		c.add(stats.ErrorCounter(stats.ErrProtocol), 1)
 		return nil
 	}
 	c.mu.Lock()
@@ -292,15 +401,17 @@ func (c *client) readFrame(r io.Reader, gen uint32, upgraded time.Time, reconnec
 		return nil
 	}
 	if first {
-		env.record(stats.HistFirstFrame, now.Sub(upgraded))
+		c.record(stats.HistFirstFrame, now.Sub(upgraded))
+	}
+	if f.Type == protocol.TypeWelcome && !cs.welcomed {
+		cs.welcomed = true
+		env.userConn(c.userID, 1)
 	}
 	c.handle(f, gen, now, reconnect)
 	return nil
 }
 
 func (c *client) handle(f *protocol.Frame, gen uint32, now time.Time, reconnect bool) {
-	env := c.env
-	rec := env.rec
 	switch f.Type {
 	case protocol.TypeWelcome:
 		c.welcome(f, gen, now, reconnect)
@@ -309,27 +420,29 @@ func (c *client) handle(f *protocol.Frame, gen uint32, now time.Time, reconnect 
 	case protocol.TypeBroadcast:
 		c.broadcast(f, gen, now)
 	case protocol.TypeAck:
-		rec.Add(stats.CtrAcks, 1)
+		c.add(stats.CtrAcks, 1)
 		c.ack(f.Seq)
 	case protocol.TypePong:
 		c.mu.Lock()
 		at := c.pingAt
 		c.pingAt = 0
 		c.mu.Unlock()
-		rec.Add(stats.CtrPongsReceived, 1)
+		c.add(stats.CtrPongsReceived, 1)
 		if at != 0 && f.Timestamp == at/int64(time.Millisecond) {
-			env.record(stats.HistAppPingRTT, time.Duration(now.UnixNano()-at))
+			c.record(stats.HistAppPingRTT, time.Duration(now.UnixNano()-at))
 		}
 	case protocol.TypePresence:
 		if f.Event == protocol.PresenceLeave {
 			if t := c.roomTracker(f.RoomID); t != nil {
-				if d, ok := t.sawLeave(f.UserID, c, now); ok {
-					env.record(stats.HistPresence, d)
+				// Recorded under the departed user's cohort: it is that cohort's exit that converged.
+				if d, coh, ok := t.sawLeave(f.UserID, c, now); ok {
+					c.env.record(stats.HistPresence, d)
+					c.env.rec.Record(coh.key(stats.HistPresence), d)
 				}
 			}
 		}
 	case protocol.TypeResumed:
-		rec.Add(stats.CtrResumes, 1)
+		c.add(stats.CtrResumes, 1)
 		for _, m := range c.memberships() {
 			m.room.join(m)
 			c.mu.Lock()
@@ -338,10 +451,10 @@ func (c *client) handle(f *protocol.Frame, gen uint32, now time.Time, reconnect 
 		}
 		c.ready(gen, now)
 	case protocol.TypeResumeFailed:
-		rec.Add(stats.CtrResumeFailures, 1)
+		c.add(stats.CtrResumeFailures, 1)
 		c.rejoin(gen)
 	case protocol.TypeError:
-		rec.Add(stats.ErrorCounter("server_"+f.Code), 1)
+		c.add(stats.ErrorCounter("server_"+f.Code), 1)
 	}
 }
 
@@ -354,6 +467,9 @@ func (c *client) welcome(f *protocol.Frame, gen uint32, now time.Time, reconnect
 		c.connectAt = now
 	}
 	b := c.behaviour()
+	c.hbTimeout = time.Duration(f.HeartbeatTimeout) * time.Millisecond
+	confirmed := c.suspect && reconnect
+	c.suspect = false
 	c.hbEvery = b.HeartbeatInterval
 	if b.Misbehave.HeartbeatFactor > 0 && f.HeartbeatInterval > 0 {
 		c.hbEvery = time.Duration(b.Misbehave.HeartbeatFactor * float64(time.Duration(f.HeartbeatInterval)*time.Millisecond))
@@ -367,6 +483,9 @@ func (c *client) welcome(f *protocol.Frame, gen uint32, now time.Time, reconnect
 		}
 	}
 	c.mu.Unlock()
+	if confirmed {
+		c.add(CtrFalseDisconnects, 1)
+	}
 	if resume {
 		c.writeFrame(gen, &protocol.Frame{Type: protocol.TypeResume, Session: old, Rooms: rooms})
 		return
@@ -483,8 +602,8 @@ func (c *client) ready(gen uint32, now time.Time) {
 	first := c.connectAt
 	c.mu.Unlock()
 	if !dropAt.IsZero() {
-		env.record(stats.HistReconnect, now.Sub(dropAt))
-		env.rec.Add(stats.CtrReconnects, 1)
+		c.record(stats.HistReconnect, now.Sub(dropAt))
+		c.add(stats.CtrReconnects, 1)
 	}
 	if old != nil {
 		closeConn(old, protocol.CloseDraining, "")
@@ -515,9 +634,7 @@ func (c *client) ready(gen uint32, now time.Time) {
 
 // broadcast handles a delivered broadcast: order, gaps, duplicates, latency, own echo.
 func (c *client) broadcast(f *protocol.Frame, gen uint32, now time.Time) {
-	env := c.env
-	rec := env.rec
-	rec.Add(stats.CtrMessagesReceived, 1)
+	c.add(stats.CtrMessagesReceived, 1)
 	m := c.membershipOf(f.RoomID)
 	if m == nil {
 		return
@@ -555,11 +672,13 @@ func (c *client) broadcast(f *protocol.Frame, gen uint32, now time.Time) {
 			dup++
 		}
 	}
-	own := d.ok && d.client == c.index && d.gen == gen
+	// The payload's client number is unique within a plan part's cohort only; the sender's user id
+	// (stamped by the server) tells apart clients of other cohorts and other parts of the run.
+	own := d.ok && d.client == c.index && d.gen == gen && f.From == c.userID
 	var markAcked uint64
 	if own && dup == 0 {
 		if d.seq < m.lastEcho {
-			rec.Add(CtrApplyOrder, 1)
+			c.add(CtrApplyOrder, 1)
 			order++
 		}
 		m.lastEcho = max(m.lastEcho, d.seq)
@@ -581,17 +700,17 @@ func (c *client) broadcast(f *protocol.Frame, gen uint32, now time.Time) {
 		m.room.markAcked(markAcked)
 	}
 	if order > 0 {
-		rec.Add(stats.CtrOrderViolations, order)
+		c.add(stats.CtrOrderViolations, order)
 	}
 	if dup > 0 {
-		rec.Add(stats.CtrDuplicates, dup)
+		c.add(stats.CtrDuplicates, dup)
 		return
 	}
 	if d.ok && d.intended > 0 {
-		env.record(stats.HistFanout, time.Duration(now.UnixNano()-d.intended))
+		c.record(stats.HistFanout, time.Duration(now.UnixNano()-d.intended))
 	}
 	if f.SentAt > 0 {
-		env.record(stats.HistFanoutServer, time.Duration(now.UnixNano()-f.SentAt*int64(time.Millisecond)))
+		c.record(stats.HistFanoutServer, time.Duration(now.UnixNano()-f.SentAt*int64(time.Millisecond)))
 	}
 }
 
@@ -639,7 +758,7 @@ func (c *client) pong() {
 	c.wsPingAt = 0
 	c.mu.Unlock()
 	if at != 0 {
-		c.env.record(stats.HistPingRTT, time.Duration(time.Now().UnixNano()-at))
+		c.record(stats.HistPingRTT, time.Duration(time.Now().UnixNano()-at))
 	}
 }
 
@@ -665,7 +784,7 @@ func (c *client) run(e entry, now time.Time) {
 		dropAt := c.dropAt
 		c.mu.Unlock()
 		if !dropAt.IsZero() {
-			env.record(HistReconnectDelay, now.Sub(dropAt))
+			c.record(HistReconnectDelay, now.Sub(dropAt))
 		}
 		env.goConnect(c, e.gen, true)
 		return
@@ -694,7 +813,10 @@ func (c *client) run(e entry, now time.Time) {
 		conn := c.conn
 		c.mu.Unlock()
 		if b.ReadTimeout > 0 && silent > b.ReadTimeout {
-			env.rec.Add(stats.ErrorCounter("read_timeout"), 1)
+			c.add(stats.ErrorCounter("read_timeout"), 1)
+			c.mu.Lock()
+			c.cut, c.cutGen, c.readTimedOut = true, e.gen, true
+			c.mu.Unlock()
 			conn.NetConn().Close()
 			return
 		}
@@ -704,7 +826,7 @@ func (c *client) run(e entry, now time.Time) {
 			c.mu.Lock()
 			c.pingAt = ts
 			c.mu.Unlock()
-			env.rec.Add(stats.CtrPingsSent, 1)
+			c.add(stats.CtrPingsSent, 1)
 			c.writeFrame(e.gen, &protocol.Frame{Type: protocol.TypePing, Timestamp: ts / int64(time.Millisecond)})
 		} else {
 			every = b.ReadTimeout / 2
@@ -755,12 +877,12 @@ func (c *client) dropped(gen uint32, connected bool, code int, hint time.Duratio
 		d, ok := c.behaviour().Reconnect.Delay(c.attempt, c.rand())
 		if !ok {
 			reconnect = false
-			env.rec.Add(CtrReconnectGaveUp, 1)
+			c.add(CtrReconnectGaveUp, 1)
 		}
 		delay = max(d, hint)
 	}
 	if reconnect {
-		env.record(HistReconnectPlanned, delay)
+		c.record(HistReconnectPlanned, delay)
 		c.state = stWaiting
 	} else {
 		c.state = stDone
@@ -768,7 +890,7 @@ func (c *client) dropped(gen uint32, connected bool, code int, hint time.Duratio
 	newGen := c.gen
 	c.mu.Unlock()
 	if connected {
-		env.rec.Add(stats.CtrDisconnects, 1)
+		c.add(stats.CtrDisconnects, 1)
 	}
 	for _, m := range mem {
 		if resume && reconnect {
@@ -795,11 +917,44 @@ func (c *client) finish() {
 	c.state = stDone
 	mem := c.mem
 	c.mem = nil
+	attempts := c.attempts
 	c.mu.Unlock()
+	c.value(HistReconnectAttemptsPerClient, int64(attempts))
 	for _, m := range mem {
 		m.room.leave(m, time.Time{})
 	}
 	c.env.clientDone(c)
+}
+
+// connState is what the reader of one connection knows about it.
+type connState struct {
+	welcomed bool // welcome received: the connection counts as held by its user
+}
+
+// falseDisconnect reports whether the end of a connection (close code, 0 without a close frame)
+// is a false disconnect: a live, well-behaved tab cut for a heartbeat reason. Well-behaved: it
+// did not exit or vanish, does not ignore pings, and its cohort's connections do not pass a chaos
+// proxy (whose faults cut connections the same way). The cut is for a heartbeat reason when
+//   - the tab's own read timeout fired (it heard nothing, not even a server ping, for
+//     read_timeout: the server's heartbeat was missing), or
+//   - the connection ended without a close frame (what a gateway's heartbeat sweep does) although
+//     the tab had written within the server's heartbeat timeout (a pong, its app heartbeat or a
+//     message) — counted only once the tab's next connection attempt succeeds, so that a gateway
+//     that crashed or became unreachable is not mistaken for one that cut a live client.
+func (c *client) falseDisconnect(code int, own, readTimeout bool, hbTimeout time.Duration, now time.Time) bool {
+	if c.behaviour().Misbehave.IgnorePings || c.coh.Proxy {
+		return false
+	}
+	if readTimeout {
+		return true
+	}
+	if own || code != 0 {
+		return false
+	}
+	if hbTimeout <= 0 {
+		hbTimeout = 60 * time.Second
+	}
+	return now.Sub(time.Unix(0, c.lastWrite.Load())) <= hbTimeout
 }
 
 // closeConn sends a close frame and closes the TCP connection.
@@ -852,5 +1007,11 @@ func dialClass(err error) string {
 	return stats.ErrDialOther
 }
 
-// localAddrKey carries the source address of a dial in its context.
+// localAddrKey carries a dialInfo in a dial's context.
 type localAddrKey struct{}
+
+// dialInfo is the source address of a dial and the cohort key its connect time is recorded under.
+type dialInfo struct {
+	addr       netip.Addr
+	connectKey string
+}

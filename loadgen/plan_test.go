@@ -29,7 +29,6 @@ func TestPlanValidate(t *testing.T) {
 		{"duplicate cohort", func(p *Plan) { p.Cohorts = append(p.Cohorts, p.Cohorts[0]) }, []string{"duplicate name"}},
 		{"bad phases", func(p *Plan) { p.Phases = []Phase{{Kind: "spike"}, {Kind: PhaseHold}} }, []string{`unknown kind "spike"`, "hold without duration"}},
 		{"open model without rate", func(p *Plan) { p.Model.Kind = ModelOpen }, []string{"open model needs"}},
-		{"proxy", func(p *Plan) { p.Cohorts[0].Proxy = true }, []string{"proxy routing is not supported"}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

@@ -43,6 +43,7 @@ const maxMissing = 1024
 
 // ghost is a user whose last tab left a room, waiting for every observer to see the leave.
 type ghost struct {
+	coh       *cohortRT // the departed user's cohort
 	exit      time.Time
 	observers map[*client]struct{}
 }
@@ -118,7 +119,7 @@ func (t *roomTracker) leave(m *membership, exit time.Time) {
 	if t.userTabs[u] <= 0 {
 		delete(t.userTabs, u)
 		if !exit.IsZero() {
-			g := &ghost{exit: exit, observers: map[*client]struct{}{}}
+			g := &ghost{coh: m.c.coh, exit: exit, observers: map[*client]struct{}{}}
 			for o := range t.members {
 				if o.c.userID != u && o.joined {
 					g.observers[o.c] = struct{}{}
@@ -163,21 +164,33 @@ func (t *roomTracker) suspend(m *membership) {
 	t.dropObserver(m.c)
 }
 
-// sawLeave records that observer saw user's presence leave; returns the convergence time when the
-// observer was the last one that user's exit waited for.
-func (t *roomTracker) sawLeave(user string, observer *client, now time.Time) (time.Duration, bool) {
+// sawLeave records that observer saw user's presence leave; returns the convergence time and the
+// departed user's cohort when the observer was the last one that user's exit waited for.
+func (t *roomTracker) sawLeave(user string, observer *client, now time.Time) (time.Duration, *cohortRT, bool) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	g := t.pending[user]
 	if g == nil {
-		return 0, false
+		return 0, nil, false
 	}
 	delete(g.observers, observer)
 	if len(g.observers) > 0 {
-		return 0, false
+		return 0, nil, false
 	}
 	delete(t.pending, user)
-	return now.Sub(g.exit), true
+	return now.Sub(g.exit), g.coh, true
+}
+
+// takeGhosts removes and returns the exits still waiting for observers.
+func (t *roomTracker) takeGhosts() []*ghost {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	out := make([]*ghost, 0, len(t.pending))
+	for u, g := range t.pending {
+		out = append(out, g)
+		delete(t.pending, u)
+	}
+	return out
 }
 
 // cancelGhost forgets a pending exit when the user comes back into the room.

@@ -8,7 +8,6 @@ import (
 	"log/slog"
 	"math/rand/v2"
 	"net"
-	"net/netip"
 	"runtime"
 	"slices"
 	"sync"
@@ -87,6 +86,46 @@ type runEnv struct {
 	kept    []*websocket.Conn // vanished tabs' connections, closed at the end
 	doneCh  chan struct{}     // signalled when a client finishes
 	started int
+
+	usersMu sync.Mutex
+	users   map[string]*userConns // user id → its connections held open
+
+	zwg sync.WaitGroup // zombie watchers (vanished tabs' connections)
+}
+
+// userConns counts the connections one user holds open (from welcome to close).
+type userConns struct {
+	coh        *cohortRT
+	open, peak int
+}
+
+// addUser registers a user of cohort coh (once per user; tabs share it).
+func (env *runEnv) addUser(user string, coh *cohortRT) {
+	env.usersMu.Lock()
+	if env.users[user] == nil {
+		env.users[user] = &userConns{coh: coh}
+	}
+	env.usersMu.Unlock()
+}
+
+// userConn adds d to the connections user holds open.
+func (env *runEnv) userConn(user string, d int) {
+	env.usersMu.Lock()
+	if u := env.users[user]; u != nil {
+		u.open += d
+		u.peak = max(u.peak, u.open)
+	}
+	env.usersMu.Unlock()
+}
+
+// recordUsers records every user's peak of connections held at once.
+func (env *runEnv) recordUsers() {
+	env.usersMu.Lock()
+	defer env.usersMu.Unlock()
+	for _, u := range env.users {
+		env.rec.RecordValue(HistConnsPerUser, int64(u.peak))
+		env.rec.RecordValue(u.coh.key(HistConnsPerUser), int64(u.peak))
+	}
 }
 
 func (env *runEnv) record(hist string, d time.Duration) {
@@ -123,6 +162,51 @@ func (env *runEnv) keepOpen(conn *websocket.Conn) {
 	env.mu.Unlock()
 }
 
+// watchZombie keeps a vanished tab's connection open without reading it, and records when the
+// server closes it: a watcher goroutine parks on the socket's readiness (the runtime's poller) and
+// on each wake-up asks the kernel, without consuming any data, whether the peer has closed (FIN)
+// or reset the connection. What the server sends meanwhile stays unread, as on a sleeping laptop.
+// A connection still open when the run ends is counted as never cleaned, with its age. welcomed
+// says the connection counts as held by its user until then.
+func (env *runEnv) watchZombie(c *client, conn *websocket.Conn, since time.Time, welcomed bool) {
+	env.keepOpen(conn)
+	nc := conn.NetConn()
+	sc, ok := nc.(syscall.Conn)
+	var raw syscall.RawConn
+	if ok {
+		var err error
+		raw, err = sc.SyscallConn()
+		ok = err == nil
+	}
+	if !ok {
+		if welcomed {
+			env.userConn(c.userID, -1)
+		}
+		return
+	}
+	_ = nc.SetReadDeadline(time.Time{})
+	env.zwg.Add(1)
+	go func() {
+		defer env.zwg.Done()
+		closed := false
+		_ = raw.Read(func(fd uintptr) bool {
+			closed = peerClosed(fd)
+			return closed
+		})
+		// Read returns when the peer closed, or with an error once the run closes the connection.
+		d := time.Since(since)
+		if welcomed {
+			env.userConn(c.userID, -1)
+		}
+		if closed {
+			c.record(HistZombieCleanup, d)
+			return
+		}
+		c.add(CtrZombiesUncleaned, 1)
+		c.record(HistZombieAge, d)
+	}()
+}
+
 func (env *runEnv) clientDone(c *client) {
 	env.rec.AddGauge(stats.GaugeClients, -1)
 	env.mu.Lock()
@@ -154,14 +238,18 @@ func newDialer(rec *stats.Recorder, onSample func(string, time.Duration)) *webso
 		WriteBufferPool:  &sync.Pool{},
 		NetDialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
 			d := net.Dialer{}
-			if a, ok := ctx.Value(localAddrKey{}).(netip.Addr); ok && a.IsValid() {
-				d.LocalAddr = &net.TCPAddr{IP: a.AsSlice()}
+			di, _ := ctx.Value(localAddrKey{}).(dialInfo)
+			if di.addr.IsValid() {
+				d.LocalAddr = &net.TCPAddr{IP: di.addr.AsSlice()}
 			}
 			start := time.Now()
 			conn, err := d.DialContext(ctx, network, addr)
 			if err == nil {
 				d := time.Since(start)
 				rec.Record(stats.HistConnect, d)
+				if di.connectKey != "" {
+					rec.Record(di.connectKey, d)
+				}
 				if onSample != nil {
 					onSample(stats.HistConnect, d)
 				}
@@ -212,6 +300,7 @@ func RunLocal(ctx context.Context, p Plan, t Target, rec *stats.Recorder, opts R
 	env := &runEnv{
 		ctx: runCtx, ctxCancel: cancel, rec: rec, logger: logger, eps: t.Endpoints(), secret: t.Secret(),
 		onSample: opts.OnSample, live: map[*client]struct{}{}, doneCh: make(chan struct{}, 1),
+		users: map[string]*userConns{},
 	}
 	env.bufs.New = func() any { return new(bytes.Buffer) }
 	if g, ok := t.(*GenericTarget); ok {
@@ -328,6 +417,7 @@ func (r *runner) newClient(ci, local int) *client {
 		userID: fmt.Sprintf("%s-%d", coh.Name, coh.UserOffset+local/tabs),
 	}
 	c.rng = *rand.NewPCG(r.p.Seed, uint64(idx)<<8|uint64(ci))
+	r.env.addUser(c.userID, coh)
 	r.env.mu.Lock()
 	r.env.live[c] = struct{}{}
 	r.env.started++
@@ -608,14 +698,27 @@ func (r *runner) rampDown(ctx context.Context, ph Phase) error {
 }
 
 // countGhosts counts, once per run (at ramp-down, or at the end without one), the exits whose
-// presence leave some observer has still not seen.
+// presence leave some observer has still not seen, and records how long each had been gone (its
+// presence_convergence never comes: they are taken out of the trackers).
 func (r *runner) countGhosts() {
 	if r.ghostsCounted {
 		return
 	}
 	r.ghostsCounted = true
-	n := int64(r.ghosts())
-	r.env.rec.Add(CtrGhosts, n)
+	now := time.Now()
+	var n int64
+	for _, t := range r.env.rooms.all() {
+		for _, g := range t.takeGhosts() {
+			n++
+			age := now.Sub(g.exit)
+			r.env.rec.Add(CtrGhosts, 1)
+			r.env.rec.Record(HistGhostAge, age)
+			if g.coh != nil {
+				r.env.rec.Add(g.coh.key(CtrGhosts), 1)
+				r.env.rec.Record(g.coh.key(HistGhostAge), age)
+			}
+		}
+	}
 	r.sum.Delivery.Ghosts = n
 }
 
@@ -664,6 +767,8 @@ func (r *runner) shutdown() {
 	}
 	env.kept = nil
 	env.mu.Unlock()
+	env.zwg.Wait()
+	env.recordUsers()
 }
 
 func sortClients(cs []*client) {

@@ -108,7 +108,7 @@ func (c *client) genericStart(gen uint32, now time.Time) {
 	for _, t := range g.onConnect {
 		b.Reset()
 		if err := t.Execute(&b, d); err != nil {
-			c.env.rec.Add(stats.ErrorCounter("template"), 1)
+			c.add(stats.ErrorCounter("template"), 1)
 			continue
 		}
 		c.writeRaw(gen, append([]byte(nil), b.Bytes()...))
@@ -132,17 +132,17 @@ func (c *client) sendGeneric(gen uint32, at int64) {
 	d.ID, d.Time = id, intended.UnixMilli()
 	var b bytes.Buffer
 	if err := env.generic.send.Execute(&b, d); err != nil {
-		env.rec.Add(stats.ErrorCounter("template"), 1)
+		c.add(stats.ErrorCounter("template"), 1)
 		return
 	}
 	c.writeRaw(gen, b.Bytes())
-	env.rec.Add(stats.CtrMessagesSent, 1)
+	c.add(stats.CtrMessagesSent, 1)
 }
 
 // handleGeneric looks for an echoed correlation id in a received frame.
 func (c *client) handleGeneric(b []byte, now time.Time) {
 	env := c.env
-	env.rec.Add(stats.CtrMessagesReceived, 1)
+	c.add(stats.CtrMessagesReceived, 1)
 	var m map[string]json.RawMessage
 	if json.Unmarshal(b, &m) != nil {
 		return
@@ -174,6 +174,6 @@ func (c *client) handleGeneric(b []byte, now time.Time) {
 	}
 	c.mu.Unlock()
 	if intended != 0 {
-		env.record(HistEcho, time.Duration(now.UnixNano()-intended))
+		c.record(HistEcho, time.Duration(now.UnixNano()-intended))
 	}
 }

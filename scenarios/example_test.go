@@ -84,10 +84,10 @@ slos:
 	_ = scenarios.WriteVerdicts(os.Stdout, vs)
 	fmt.Println("exit", scenarios.ExitCode(vs))
 	// Output:
-	// RESULT          SLO                        COHORT  BOUND    OBSERVED
-	// FAIL            ordering_violations count  all     == 0     1
-	// PASS            connect_time p99           all     < 100ms  3ms
-	// FAIL (no data)  false_disconnects count    all     == 0     no data
-	// verdict: FAIL (2 of 3 SLOs breached, 1 without data)
+	// RESULT  SLO                        COHORT  BOUND    OBSERVED
+	// FAIL    ordering_violations count  all     == 0     1
+	// PASS    connect_time p99           all     < 100ms  3ms
+	// PASS    false_disconnects count    all     == 0     0
+	// verdict: FAIL (1 of 3 SLOs breached)
 	// exit 99
 }

@@ -6,6 +6,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/squall-dev/squall/loadgen"
 	"github.com/squall-dev/squall/loadgen/stats"
 	"github.com/squall-dev/squall/loadgen/telemetry"
 	"github.com/squall-dev/squall/refserver/protocol"
@@ -17,14 +18,15 @@ import (
 // reads what its Source column names; a metric whose data the run did not produce answers "no
 // data" rather than a made-up number:
 //
-//   - per-client and per-tab figures the load generator does not record yet (zombie_cleanup_time,
-//     reconnect_attempts_per_client, false_disconnects, concurrent_connections_per_client) never
-//     have data;
-//   - ghost_presence_duration: when some departed user was never seen leaving by the end of the
-//     run, its max is +Inf ("never") and count includes them, but its percentiles, mean and min
-//     have no data (the result keeps no exit time to count from);
+//   - ghost_presence_duration and zombie_cleanup_time: a departed user some observer still saw
+//     when ramp-down began (a ghost), or a vanished tab the server had not closed by the end (a
+//     zombie), was never cleared: max is +Inf ("never"), and the other aggregations count it with
+//     its age at that moment (a lower bound of its real duration);
+//   - reconnect_attempts_per_client and concurrent_connections_per_client are plain-value
+//     histograms (one value per tab, per user); false_disconnects a counter;
 //   - an SLO restricted to one cohort reads the client figures (histograms and counters) of that
-//     cohort from CohortStats, or the whole run's when the scenario has that one cohort; series and
+//     cohort from CohortStats, else from the per-cohort keys of the merged figures
+//     (stats.CohortKey), or the whole run's when the scenario has that one cohort; series and
 //     gateway figures are not kept per cohort;
 //   - server memory figures need ServerMemory (the gateway in a process of its own);
 //   - recovery_time needs fault events in the result.
@@ -54,7 +56,10 @@ func (s ResultSource) Value(metric, agg, cohort string) (float64, bool) {
 	if cohort != "" && (s.Scenario == nil || len(s.Scenario.Cohorts) != 1 || s.Scenario.Cohorts[0].Name != cohort) {
 		snap, ok := s.CohortStats[cohort]
 		if !ok {
-			return 0, false
+			snap = r.Stats.Cohort(cohort)
+			if snap.Counters == nil && snap.Hists == nil {
+				return 0, false
+			}
 		}
 		switch name {
 		case "reconnect_rate_peak", "recovery_time", "orphaned_subscriptions", "shed_total",
@@ -74,6 +79,9 @@ func (s ResultSource) Value(metric, agg, cohort string) (float64, bool) {
 		if ghosts == 0 {
 			return histValue(st.Hists[stats.HistPresence], a, dur)
 		}
+		if aged := st.Hists[loadgenGhostAge]; aged != nil && aged.Count() > 0 {
+			return neverCleared(st.Hists[stats.HistPresence], aged, a, dur)
+		}
 		// Some users were still present to an observer when the run began to end: their ghost
 		// lasted the rest of the run, from an exit time the result does not keep.
 		cleared, _ := histValue(st.Hists[stats.HistPresence], AggCount, dur)
@@ -86,6 +94,23 @@ func (s ResultSource) Value(metric, agg, cohort string) (float64, bool) {
 			return counterValue(cleared+float64(ghosts), a, dur)
 		}
 		return 0, false
+	case "zombie_cleanup_time":
+		if !haveStats {
+			return 0, false
+		}
+		if st.Counter(loadgenZombiesUncleaned) == 0 {
+			return histValue(st.Hists[loadgenZombieCleanup], a, dur)
+		}
+		return neverCleared(st.Hists[loadgenZombieCleanup], st.Hists[loadgenZombieAge], a, dur)
+	case "reconnect_attempts_per_client":
+		return plainValue(st.Hists[loadgenAttemptsPerClient], a)
+	case "concurrent_connections_per_client":
+		return plainValue(st.Hists[loadgenConnsPerUser], a)
+	case "false_disconnects":
+		if !haveStats {
+			return 0, false
+		}
+		return counterValue(float64(st.Counter(loadgenFalseDisconnects)), a, dur)
 	case "presence_convergence":
 		return histValue(st.Hists[stats.HistPresence], a, dur)
 	case "connect_time":
@@ -158,14 +183,63 @@ func (s ResultSource) Value(metric, agg, cohort string) (float64, bool) {
 		}
 		return seriesValue(xs, ys, AggSlope)
 	}
-	// zombie_cleanup_time, reconnect_attempts_per_client, false_disconnects,
-	// concurrent_connections_per_client: the load generator does not record them yet.
 	return 0, false
 }
 
-// loadgenGhosts is the load generator's counter of exits whose presence leave some observer never
-// saw (loadgen.CtrGhosts).
-const loadgenGhosts = "presence_ghosts"
+// The load generator's names of the per-tab and per-user figures.
+const (
+	loadgenGhosts            = loadgen.CtrGhosts
+	loadgenGhostAge          = loadgen.HistGhostAge
+	loadgenZombieCleanup     = loadgen.HistZombieCleanup
+	loadgenZombieAge         = loadgen.HistZombieAge
+	loadgenZombiesUncleaned  = loadgen.CtrZombiesUncleaned
+	loadgenAttemptsPerClient = loadgen.HistReconnectAttemptsPerClient
+	loadgenConnsPerUser      = loadgen.HistConnsPerUser
+	loadgenFalseDisconnects  = loadgen.CtrFalseDisconnects
+)
+
+// neverCleared aggregates durations of which some never ended: cleared holds the ones that did,
+// aged the age of the others when the run stopped looking. Max is +Inf ("never"); the others
+// aggregate the union, ages as they were.
+func neverCleared(cleared, aged *stats.Hist, a Agg, dur float64) (float64, bool) {
+	if a == AggMax {
+		return math.Inf(1), true
+	}
+	u := stats.NewHist()
+	if cleared != nil {
+		u.Merge(cleared)
+	}
+	if aged != nil {
+		u.Merge(aged)
+	}
+	return histValue(u, a, dur)
+}
+
+// plainValue aggregates a histogram of plain values (counts, not nanoseconds).
+func plainValue(h *stats.Hist, a Agg) (float64, bool) {
+	if h == nil || h.Count() == 0 {
+		return 0, false
+	}
+	switch a {
+	case AggP50:
+		return float64(h.Percentile(50)), true
+	case AggP90:
+		return float64(h.Percentile(90)), true
+	case AggP95:
+		return float64(h.Percentile(95)), true
+	case AggP99:
+		return float64(h.Percentile(99)), true
+	case AggMax:
+		return float64(h.Max()), true
+	case AggMin:
+		return float64(h.Min()), true
+	case AggMean:
+		return h.Mean(), true
+	case AggCount:
+		return float64(h.Count()), true
+	}
+	return 0, false
+}
 
 // inHold reports whether t falls in a hold phase of the run (phases are matched to the scenario's
 // by position).

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/squall-dev/squall/chaos"
+	"github.com/squall-dev/squall/loadgen"
 	"github.com/squall-dev/squall/loadgen/stats"
 	"github.com/squall-dev/squall/loadgen/telemetry"
 	"github.com/squall-dev/squall/refserver/protocol"
@@ -80,7 +81,7 @@ func TestResultSource(t *testing.T) {
 		{"ghost_presence_duration", "max", "", 0, false}, // no presence data at all
 		{"zombie_cleanup_time", "max", "", 0, false},
 		{"reconnect_attempts_per_client", "max", "", 0, false},
-		{"false_disconnects", "count", "", 0, false},
+		{"false_disconnects", "count", "", 0, true}, // a counter: zero when nothing was counted
 		{"concurrent_connections_per_client", "max", "", 0, false},
 		{"ordering_violations", "count", "a", 0, false}, // not kept per cohort
 	}
@@ -161,6 +162,76 @@ func TestResultSource(t *testing.T) {
 		}
 		if _, ok := src.Value("ghost_presence_duration", "p50", ""); ok {
 			t.Error("a percentile over ghosts without exit times")
+		}
+		// With the ghosts' ages at ramp-down (what the load generator records), percentiles count them.
+		rec2 := stats.NewRecorder(r.Started)
+		rec2.Record(loadgen.HistGhostAge, 2*time.Second)
+		rec2.Record(loadgen.HistGhostAge, 4*time.Second)
+		r.Stats = r.Stats.Merge(rec2.Snapshot())
+		r.Stats.Counters[loadgenGhosts] = 2
+		if v, ok := src.Value("ghost_presence_duration", "p50", ""); !ok || math.Abs(v-2) > 0.01 {
+			t.Errorf("p50 %v, %v; want 2s (0.3 s, 2 s, 4 s)", v, ok)
+		}
+		if v, ok := src.Value("ghost_presence_duration", "max", ""); !ok || !math.IsInf(v, 1) {
+			t.Errorf("max %v, %v; want +Inf (never cleared)", v, ok)
+		}
+	})
+}
+
+func TestResultSourceClientFigures(t *testing.T) {
+	s := &Scenario{Cohorts: []Cohort{{Name: "a"}, {Name: "b"}}}
+	r := sourceResult()
+	rec := stats.NewRecorder(r.Started)
+	for _, v := range []int64{0, 0, 1, 7} {
+		rec.RecordValue(loadgen.HistReconnectAttemptsPerClient, v)
+	}
+	rec.RecordValue(loadgen.HistConnsPerUser, 2)
+	rec.RecordValue(stats.CohortKey("b", loadgen.HistConnsPerUser), 8)
+	rec.Record(loadgen.HistZombieCleanup, 3*time.Second)
+	rec.Record(stats.CohortKey("a", stats.HistFanout), 5*time.Millisecond)
+	rec.Record(stats.CohortKey("b", stats.HistFanout), 105*time.Millisecond)
+	rec.Add(loadgen.CtrFalseDisconnects, 4)
+	rec.Add(stats.CohortKey("b", loadgen.CtrFalseDisconnects), 1)
+	r.Stats = r.Stats.Merge(rec.Snapshot())
+	src := ResultSource{Result: r, Scenario: s}
+	tests := []struct {
+		metric, agg, cohort string
+		want                float64
+		ok                  bool
+	}{
+		{"reconnect_attempts_per_client", "max", "", 7, true},
+		{"reconnect_attempts_per_client", "p50", "", 0, true},
+		{"concurrent_connections_per_client", "max", "", 2, true},
+		{"concurrent_connections_per_client", "max", "b", 8, true},
+		{"concurrent_connections_per_client", "max", "a", 0, false}, // cohort a has figures, none of these
+		{"zombie_cleanup_time", "max", "", 3, true},
+		{"false_disconnects", "count", "", 4, true},
+		{"false_disconnects", "count", "b", 1, true},
+		{"false_disconnects", "count", "a", 0, true},
+		{"fanout_latency", "max", "a", 0.005, true},
+		{"fanout_latency", "max", "b", 0.105, true},
+		{"fanout_latency", "max", "c", 0, false}, // no such cohort
+	}
+	for _, tt := range tests {
+		t.Run(tt.metric+"_"+tt.agg+"_"+tt.cohort, func(t *testing.T) {
+			v, ok := src.Value(tt.metric, tt.agg, tt.cohort)
+			if ok != tt.ok || (ok && math.Abs(v-tt.want) > tt.want*0.01+1e-9) {
+				t.Fatalf("Value = %v, %v; want %v, %v", v, ok, tt.want, tt.ok)
+			}
+		})
+	}
+	t.Run("zombies never cleaned", func(t *testing.T) {
+		rec := stats.NewRecorder(r.Started)
+		rec.Record(loadgen.HistZombieAge, 9*time.Second)
+		rec.Add(loadgen.CtrZombiesUncleaned, 1)
+		r2 := *r
+		r2.Stats = r.Stats.Merge(rec.Snapshot())
+		src := ResultSource{Result: &r2, Scenario: s}
+		if v, ok := src.Value("zombie_cleanup_time", "max", ""); !ok || !math.IsInf(v, 1) {
+			t.Errorf("max %v, %v; want never", v, ok)
+		}
+		if v, ok := src.Value("zombie_cleanup_time", "count", ""); !ok || v != 2 {
+			t.Errorf("count %v, %v; want 2", v, ok)
 		}
 	})
 }

@@ -311,8 +311,8 @@ func cohortStats(res *reports.Result, plan loadgen.Plan, routes []route, routeOf
 }
 
 // scenarioPlan converts the scenario into the load generator's plan and its routes. Proxied
-// cohorts are planned as direct ones (the plan's proxy switch is not supported by the runner) and
-// reach their proxy through the address their route's parts are given.
+// cohorts are marked (Cohort.Proxy) and reach their proxy through the address their route's parts
+// are given.
 func scenarioPlan(s *scenarios.Scenario) (loadgen.Plan, []route, error) {
 	cp := *s
 	cp.Cohorts = slices.Clone(s.Cohorts)
@@ -331,6 +331,10 @@ func scenarioPlan(s *scenarios.Scenario) (loadgen.Plan, []route, error) {
 		routes = routes[1:]
 	}
 	p, err := cp.Plan()
+	for i := range p.Cohorts {
+		// Marked, not routed by the runner: the route's parts dial the proxy's address.
+		p.Cohorts[i].Proxy = s.Cohorts[i].Proxy != ""
+	}
 	return p, routes, err
 }
 

@@ -1,0 +1,134 @@
+package loadgen
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/squall-dev/squall/loadgen/stats"
+	"github.com/squall-dev/squall/refserver"
+)
+
+// TestClientFigures runs several cohorts against the in-process gateway and checks the figures
+// that are per cohort, per tab and per user: two sending cohorts in the same rooms (their client
+// numbers coincide: neither may take the other's broadcast for its own echo), tabs that vanish
+// (the gateway's heartbeat cleans them up), tabs that close without a close frame (not an error),
+// and users with three tabs.
+func TestClientFigures(t *testing.T) {
+	cfg := refserver.Config{HeartbeatInterval: 200 * time.Millisecond, HeartbeatTimeout: 600 * time.Millisecond}
+	e := startEmbedded(t, EmbeddedOptions{Config: cfg})
+	send := Behaviour{RoomCount: 2, RoomPrefix: "doc-", SendInterval: 100 * time.Millisecond, PayloadSize: 8}
+	p := Plan{
+		Name: "figures", Seed: 3,
+		Cohorts: []Cohort{
+			{Name: "a", Count: 6, Behaviour: send, SourceIPs: "127.9.1.0/24"},
+			{Name: "b", Count: 6, Behaviour: send, SourceIPs: "127.9.2.0/24"},
+			{Name: "sleepers", Count: 4, SourceIPs: "127.9.3.0/24", Behaviour: Behaviour{RoomPrefix: "doc-", RoomCount: 2,
+				Exit: Exit{Kind: ExitVanish, After: 200 * time.Millisecond}}},
+			{Name: "closers", Count: 4, SourceIPs: "127.9.4.0/24", Behaviour: Behaviour{RoomPrefix: "doc-", RoomCount: 2,
+				Exit: Exit{Kind: ExitTabClose, After: 200 * time.Millisecond}}},
+			{Name: "tabs", Count: 6, SourceIPs: "127.9.5.0/24", Behaviour: Behaviour{TabsPerUser: 3, RoomPrefix: "quiet-"}},
+		},
+		Phases:           []Phase{{Kind: PhaseRamp, Rate: 200}, {Kind: PhaseHold, Duration: 2 * time.Second}, {Kind: PhaseRampDown}},
+		ScheduleLagBound: 5 * time.Second,
+	}
+	rec := stats.NewRecorder(time.Now())
+	if _, err := RunLocal(context.Background(), p, e, rec, RunOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	snap := rec.Snapshot()
+	t.Logf("counters %v", snap.Counters)
+	for _, c := range []string{stats.CtrOrderViolations, CtrApplyOrder, stats.CtrDuplicates, stats.ErrorCounter(stats.ErrRead),
+		stats.ErrorCounter("read_timeout"), CtrFalseDisconnects, CtrZombiesUncleaned} {
+		if n := snap.Counter(c); n != 0 {
+			t.Errorf("%s = %d, want 0", c, n)
+		}
+	}
+	t.Run("per cohort", func(t *testing.T) {
+		for _, name := range []string{"a", "b"} {
+			c := snap.Cohort(name)
+			if c.Counter(stats.CtrMessagesSent) == 0 || c.Count(stats.HistFanout) == 0 || c.Count(stats.HistConnect) == 0 {
+				t.Errorf("cohort %s: sent %d, fanout %d, connect %d samples", name, c.Counter(stats.CtrMessagesSent),
+					c.Count(stats.HistFanout), c.Count(stats.HistConnect))
+			}
+		}
+		sum := int64(0)
+		for _, name := range snap.CohortNames() {
+			sum += snap.Cohort(name).Counter(stats.CtrConnects)
+		}
+		if sum != snap.Counter(stats.CtrConnects) {
+			t.Errorf("cohorts' connects add up to %d, the run's are %d", sum, snap.Counter(stats.CtrConnects))
+		}
+	})
+	t.Run("zombie cleanup", func(t *testing.T) {
+		z := snap.Cohort("sleepers")
+		if n := z.Count(HistZombieCleanup); n != 4 {
+			t.Fatalf("zombie cleanups %d, want 4", n)
+		}
+		// Gone within the heartbeat timeout plus an interval (DESIGN §2), with room for a loaded machine.
+		if mx := z.Percentile(HistZombieCleanup, 100); mx < 400*time.Millisecond || mx > 3*time.Second {
+			t.Errorf("zombie cleanup max %v, want about 0.6-0.8 s", mx)
+		}
+	})
+	t.Run("attempts per client", func(t *testing.T) {
+		if n := snap.Count(HistReconnectAttemptsPerClient); n != 26 {
+			t.Errorf("attempts recorded for %d tabs, want 26", n)
+		}
+	})
+	t.Run("connections per user", func(t *testing.T) {
+		tabs := snap.Cohort("tabs")
+		if n, mx := tabs.Count(HistConnsPerUser), tabs.Hist(HistConnsPerUser).Max(); n != 2 || mx != 3 {
+			t.Errorf("tabs: %d users, peak %d; want 2 users holding 3", n, mx)
+		}
+		if mx := snap.Cohort("a").Hist(HistConnsPerUser).Max(); mx != 1 {
+			t.Errorf("cohort a: peak %d per user, want 1", mx)
+		}
+	})
+}
+
+// TestFalseDisconnectsAndUncleanedZombies runs against a gateway whose heartbeat is far slower than
+// the tabs expect: tabs with a read timeout cut themselves although they were live (false
+// disconnects; not those that ignore pings on purpose), and a vanished tab is never cleaned up
+// before the run ends (counted with its age).
+func TestFalseDisconnectsAndUncleanedZombies(t *testing.T) {
+	cfg := refserver.Config{HeartbeatInterval: 20 * time.Second, HeartbeatTimeout: 60 * time.Second}
+	e := startEmbedded(t, EmbeddedOptions{Config: cfg})
+	impatient := Behaviour{RoomPrefix: "quiet-", ReadTimeout: 400 * time.Millisecond,
+		Reconnect: ReconnectPolicy{Kind: PolicyConstant, Initial: 100 * time.Millisecond, MaxAttempts: 2}}
+	rude := impatient
+	rude.Misbehave.IgnorePings = true
+	rude.RoomPrefix = "rude-"
+	p := Plan{
+		Name: "silent", Seed: 4,
+		Cohorts: []Cohort{
+			{Name: "impatient", Count: 3, Behaviour: impatient, SourceIPs: "127.9.6.0/24"},
+			{Name: "rude", Count: 3, Behaviour: rude, SourceIPs: "127.9.7.0/24"},
+			{Name: "sleepers", Count: 2, SourceIPs: "127.9.8.0/24", Behaviour: Behaviour{RoomPrefix: "zz-",
+				Exit: Exit{Kind: ExitVanish, After: 100 * time.Millisecond}}},
+		},
+		Phases:           []Phase{{Kind: PhaseRamp, Rate: 100}, {Kind: PhaseHold, Duration: 1500 * time.Millisecond}, {Kind: PhaseRampDown}},
+		ScheduleLagBound: 5 * time.Second,
+	}
+	rec := stats.NewRecorder(time.Now())
+	if _, err := RunLocal(context.Background(), p, e, rec, RunOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	snap := rec.Snapshot()
+	t.Logf("counters %v", snap.Counters)
+	if n := snap.Cohort("impatient").Counter(CtrFalseDisconnects); n < 3 {
+		t.Errorf("impatient: %d false disconnects, want at least one per tab", n)
+	}
+	if n := snap.Cohort("rude").Counter(CtrFalseDisconnects); n != 0 {
+		t.Errorf("rude (ignoring pings): %d false disconnects, want 0", n)
+	}
+	if h := snap.Cohort("impatient").Hist(HistReconnectAttemptsPerClient); h.Count() != 3 || h.Max() < 1 {
+		t.Errorf("impatient: %d tabs, at most %d reconnect attempts; want 3 tabs, each reconnecting", h.Count(), h.Max())
+	}
+	z := snap.Cohort("sleepers")
+	if n, c := z.Counter(CtrZombiesUncleaned), z.Count(HistZombieCleanup); n != 2 || c != 0 {
+		t.Errorf("sleepers: %d never cleaned, %d cleaned; want 2, 0", n, c)
+	}
+	if age := z.Percentile(HistZombieAge, 50); age < time.Second {
+		t.Errorf("zombie age at the end %v, want above 1 s", age)
+	}
+}

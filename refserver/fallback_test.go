@@ -463,3 +463,62 @@ func TestFallbackBadInput(t *testing.T) {
 		}
 	}
 }
+
+func TestConfigValidatePollHold(t *testing.T) {
+	tests := []struct {
+		name    string
+		hold    time.Duration
+		wantErr string
+	}{
+		{"default", 0, ""},
+		{"short", 50 * time.Millisecond, ""},
+		{"negative", -time.Second, "poll-hold: must not be negative"},
+		{"too long", 11 * time.Minute, "poll-hold: must be at most 10m"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			err := Config{Dev: true, PollHold: tt.hold}.Validate()
+			if (err == nil) != (tt.wantErr == "") || err != nil && !strings.Contains(err.Error(), tt.wantErr) {
+				t.Fatalf("Validate() = %v, want %q", err, tt.wantErr)
+			}
+		})
+	}
+	if d := DefaultConfig(); d.PollHold != 25*time.Second {
+		t.Fatalf("default poll-hold %s, want 25s", d.PollHold)
+	}
+}
+
+// TestPollHoldBounded: with nothing to deliver and no heartbeat due, a poll answers empty after
+// --poll-hold, and the connection stays open.
+func TestPollHoldBounded(t *testing.T) {
+	cfg := testConfig()
+	cfg.HeartbeatInterval = 5 * time.Second // no heartbeat ends the hold
+	cfg.HeartbeatTimeout = 10 * time.Second
+	cfg.PollHold = 800 * time.Millisecond
+	ts := startServer(t, cfg)
+	c, _ := openFallback(t, ts, "poll", "kim", fbOpts{manual: true})
+	for range 2 {
+		start := time.Now()
+		if !c.pollOnce() {
+			t.Fatalf("poll ended the connection: %v", c.readErr())
+		}
+		if took := time.Since(start); took < cfg.PollHold-50*time.Millisecond || took > cfg.PollHold+time.Second {
+			t.Fatalf("empty poll answered after %s, want about %s", took, cfg.PollHold)
+		}
+	}
+	// A frame queued during the hold is answered at once.
+	done := make(chan bool, 1)
+	start := time.Now()
+	go func() { done <- c.pollOnce() }()
+	time.Sleep(50 * time.Millisecond) // let the poll start holding (either order must work)
+	c.send(protocol.Frame{Type: protocol.TypePing, Timestamp: 9})
+	if !<-done {
+		t.Fatal("poll failed")
+	}
+	if took := time.Since(start); took >= cfg.PollHold {
+		t.Fatalf("a queued frame waited %s, want less than the hold %s", took, cfg.PollHold)
+	}
+	if f := c.expect(protocol.TypePong, time.Second); f.Timestamp != 9 {
+		t.Fatalf("pong %+v", f)
+	}
+}

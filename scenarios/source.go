@@ -62,7 +62,7 @@ func (s ResultSource) Value(metric, agg, cohort string) (float64, bool) {
 			}
 		}
 		switch name {
-		case "reconnect_rate_peak", "recovery_time", "orphaned_subscriptions", "shed_total",
+		case "reconnect_rate_peak", "recovery_time", "orphaned_subscriptions", "shed_total", "auth_backend_calls",
 			"server_memory_per_connection", "server_memory_growth_slope":
 			return 0, false // from the series or the gateway: not per cohort
 		}
@@ -157,6 +157,8 @@ func (s ResultSource) Value(metric, agg, cohort string) (float64, bool) {
 			return 0, false
 		}
 		return counterValue(v, a, dur)
+	case "auth_backend_calls":
+		return authBackendCalls(r.Telemetry, a, dur)
 	case "server_memory_per_connection":
 		if !s.ServerMemory {
 			return 0, false

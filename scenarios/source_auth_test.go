@@ -1,0 +1,42 @@
+package scenarios
+
+import (
+	"testing"
+
+	"github.com/squall-dev/squall/loadgen/telemetry"
+)
+
+func TestAuthBackendCalls(t *testing.T) {
+	point := func(v map[string]float64) telemetry.Point { return telemetry.Point{Values: v} }
+	tests := []struct {
+		name   string
+		points []telemetry.Point
+		agg    Agg
+		want   float64
+		ok     bool
+	}{
+		{"no auth metric", []telemetry.Point{point(map[string]float64{"ws_connections_active": 3})}, AggCount, 0, false},
+		{"backend calls of every result, last scrape", []telemetry.Point{
+			point(map[string]float64{`ws_auth_requests_total{cached="false",result="ok"}`: 2}),
+			point(map[string]float64{
+				`ws_auth_requests_total{cached="false",result="ok"}`:          10,
+				`ws_auth_requests_total{cached="false",result="invalid"}`:     1,
+				`ws_auth_requests_total{cached="false",result="error"}`:       2,
+				`ws_auth_requests_total{cached="true",result="ok"}`:           50,
+				`ws_auth_requests_total{cached="false",result="unavailable"}`: 7,
+				`ws_auth_requests_total`:                                      70,
+			}),
+		}, AggCount, 13, true},
+		{"rate over the run", []telemetry.Point{
+			point(map[string]float64{`ws_auth_requests_total{cached="false",result="ok"}`: 20}),
+		}, AggRate, 2, true},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			got, ok := authBackendCalls(telemetry.Telemetry{Points: tc.points}, tc.agg, 10)
+			if ok != tc.ok || got != tc.want {
+				t.Errorf("got %v, %v; want %v, %v", got, ok, tc.want, tc.ok)
+			}
+		})
+	}
+}

@@ -54,7 +54,10 @@ func measureIdleConnMemory(b *testing.B, conns int) (bytesPerConn, goroutinesPer
 
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	cmd := exec.CommandContext(ctx, bin, "--dev", "--addr", addr, "--max-conns-per-ip", "-1", "--log-level", "warn", "--pprof")
+	// Admission control off: the benchmark opens its connections faster than --accept-rate admits,
+	// and it measures idle memory, not shedding.
+	cmd := exec.CommandContext(ctx, bin, "--dev", "--addr", addr, "--max-conns-per-ip", "-1", "--accept-rate", "-1",
+		"--log-level", "warn", "--pprof")
 	cmd.Cancel = func() error { return cmd.Process.Signal(os.Interrupt) }
 	cmd.Env = append(os.Environ(), "GODEBUG="+os.Getenv("REFSERVER_BENCH_GODEBUG"))
 	var stderr bytes.Buffer

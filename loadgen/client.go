@@ -98,6 +98,8 @@ type client struct {
 	lastRecv     int64 // scheduler ns
 	pingAt       int64 // unix ns of the outstanding app ping
 	wsPingAt     int64
+	srvHB        time.Duration // the server's heartbeat interval (welcome)
+	arm          uint16        // timer arming; periodic entries of another arming are skipped
 	hbTimeout    time.Duration // the server's heartbeat timeout (welcome)
 	attempts     int           // reconnect attempts over the client's life
 	suspect      bool          // the last drop looks like a false disconnect; confirmed by the next connect
@@ -125,8 +127,9 @@ type cohortRT struct {
 	Cohort
 	rooms  [][]*roomTracker // per endpoint (one list when the endpoints share rooms)
 	addrs  []netip.Addr
-	exitAt bool     // some clients exit before ramp-down
-	keys   sync.Map // name → stats.CohortKey(Name, name)
+	exitAt bool                      // some clients exit before ramp-down
+	keys   sync.Map                  // name → stats.CohortKey(Name, name)
+	beh    atomic.Pointer[Behaviour] // current behaviour: Cohort.Behaviour until a switch
 }
 
 // key returns the recorder key of name for this cohort (cached: recording does not allocate).
@@ -164,7 +167,8 @@ func (c *client) addGauge(name string, n int64) {
 
 func (c *client) rand() *rand.Rand { return rand.New(&c.rng) }
 
-func (c *client) behaviour() *Behaviour { return &c.coh.Behaviour }
+// behaviour is the cohort's current behaviour (a switch replaces it as a whole; never modify it).
+func (c *client) behaviour() *Behaviour { return c.coh.beh.Load() }
 
 // roomsOf lists the rooms client joins.
 func (c *client) roomsOf() []*roomTracker {
@@ -244,7 +248,6 @@ func (c *client) connect(ctx context.Context, gen uint32, reconnect bool) {
 	upgraded := time.Now()
 	c.record(stats.HistUpgrade, upgraded.Sub(start))
 	conn.SetReadLimit(1 << 20)
-	ignore := c.behaviour().Misbehave.IgnorePings
 	conn.SetPingHandler(func(data string) error {
 		// A server ping is something heard (the read timeout counts from it), answered unless the
 		// tab ignores pings on purpose. As gorilla's default handler, a failed pong is not an error.
@@ -252,7 +255,7 @@ func (c *client) connect(ctx context.Context, gen uint32, reconnect bool) {
 		c.mu.Lock()
 		c.lastRecv = c.env.sched.ns(now)
 		c.mu.Unlock()
-		if ignore {
+		if c.behaviour().Misbehave.IgnorePings {
 			return nil
 		}
 		err := conn.WriteControl(websocket.PongMessage, []byte(data), now.Add(writeTimeout))
@@ -470,10 +473,8 @@ func (c *client) welcome(f *protocol.Frame, gen uint32, now time.Time, reconnect
 	c.hbTimeout = time.Duration(f.HeartbeatTimeout) * time.Millisecond
 	confirmed := c.suspect && reconnect
 	c.suspect = false
-	c.hbEvery = b.HeartbeatInterval
-	if b.Misbehave.HeartbeatFactor > 0 && f.HeartbeatInterval > 0 {
-		c.hbEvery = time.Duration(b.Misbehave.HeartbeatFactor * float64(time.Duration(f.HeartbeatInterval)*time.Millisecond))
-	}
+	c.srvHB = time.Duration(f.HeartbeatInterval) * time.Millisecond
+	c.hbEvery = b.heartbeatEvery(c.srvHB)
 	resume := reconnect && b.Resume && old != "" && len(c.mem) > 0
 	var rooms map[string]uint64
 	if resume {
@@ -594,12 +595,8 @@ func (c *client) ready(gen uint32, now time.Time) {
 	}
 	old := c.navOld
 	c.navOld = nil
-	nowNS := env.sched.ns(now)
-	if b.SendInterval > 0 {
-		c.nextSend = nowNS + c.rand().Int64N(int64(b.SendInterval))
-	}
-	hb := c.hbEvery
 	first := c.connectAt
+	c.armLocked(gen, b, env.sched.ns(now))
 	c.mu.Unlock()
 	if !dropAt.IsZero() {
 		c.record(stats.HistReconnect, now.Sub(dropAt))
@@ -607,19 +604,6 @@ func (c *client) ready(gen uint32, now time.Time) {
 	}
 	if old != nil {
 		closeConn(old, protocol.CloseDraining, "")
-	}
-	if b.SendInterval > 0 {
-		env.sched.add(entry{at: c.nextSend, c: c, gen: gen, kind: taskSend})
-	}
-	if hb > 0 || b.ReadTimeout > 0 {
-		every := hb
-		if every <= 0 {
-			every = b.ReadTimeout / 2
-		}
-		env.sched.add(entry{at: nowNS + int64(every), c: c, gen: gen, kind: taskHeartbeat})
-	}
-	if b.PingInterval > 0 {
-		env.sched.add(entry{at: nowNS + int64(b.PingInterval), c: c, gen: gen, kind: taskPing})
 	}
 	if exitAfter > 0 && early && !exitSet {
 		at := first.Add(exitAfter)
@@ -630,6 +614,43 @@ func (c *client) ready(gen uint32, now time.Time) {
 		}
 		env.sched.add(entry{at: env.sched.ns(at), c: c, gen: gen, kind: taskExit})
 	}
+}
+
+// armLocked schedules the periodic tasks of connection gen (sends, heartbeat or read-timeout
+// checks, WebSocket pings) per behaviour b from nowNS, under a new arming: entries of the previous
+// one are skipped when they come due. c.mu is held.
+func (c *client) armLocked(gen uint32, b *Behaviour, nowNS int64) {
+	c.arm++
+	sched := c.env.sched
+	if b.SendInterval > 0 {
+		c.nextSend = nowNS + c.rand().Int64N(int64(b.SendInterval))
+		sched.add(entry{at: c.nextSend, c: c, gen: gen, arm: c.arm, kind: taskSend})
+	}
+	if c.hbEvery > 0 || b.ReadTimeout > 0 {
+		every := c.hbEvery
+		if every <= 0 {
+			every = b.ReadTimeout / 2
+		}
+		sched.add(entry{at: nowNS + int64(every), c: c, gen: gen, arm: c.arm, kind: taskHeartbeat})
+	}
+	if b.PingInterval > 0 {
+		sched.add(entry{at: nowNS + int64(b.PingInterval), c: c, gen: gen, arm: c.arm, kind: taskPing})
+	}
+}
+
+// rearm applies a behaviour switch to a tab: its heartbeat is recomputed and its periodic tasks
+// re-armed with the new intervals when its connection is ready (a tab not yet ready arms them
+// when it is). What is read at the moment of use — reconnect policy, resume, seq misbehaviours,
+// ignoring pings, the exit kind, payload size — follows the switch by itself.
+func (c *client) rearm(now time.Time) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	b := c.behaviour()
+	if c.state != stOpen || !c.isReady || c.exiting {
+		return
+	}
+	c.hbEvery = b.heartbeatEvery(c.srvHB)
+	c.armLocked(c.gen, b, c.env.sched.ns(now))
 }
 
 // broadcast handles a delivered broadcast: order, gaps, duplicates, latency, own echo.
@@ -795,6 +816,12 @@ func (c *client) run(e entry, now time.Time) {
 	if state != stOpen {
 		return
 	}
+	c.mu.Lock()
+	stale := e.arm != c.arm
+	c.mu.Unlock()
+	if stale { // a behaviour switch re-armed the periodic tasks
+		return
+	}
 	b := c.behaviour()
 	switch e.kind {
 	case taskSend:
@@ -805,7 +832,7 @@ func (c *client) run(e entry, now time.Time) {
 		c.nextSend = e.at + int64(b.SendInterval)
 		next := c.nextSend
 		c.mu.Unlock()
-		env.sched.add(entry{at: next, c: c, gen: e.gen, kind: taskSend})
+		env.sched.add(entry{at: next, c: c, gen: e.gen, arm: e.arm, kind: taskSend})
 	case taskHeartbeat:
 		c.mu.Lock()
 		hb := c.hbEvery
@@ -831,14 +858,14 @@ func (c *client) run(e entry, now time.Time) {
 		} else {
 			every = b.ReadTimeout / 2
 		}
-		env.sched.add(entry{at: e.at + int64(every), c: c, gen: e.gen, kind: taskHeartbeat})
+		env.sched.add(entry{at: e.at + int64(every), c: c, gen: e.gen, arm: e.arm, kind: taskHeartbeat})
 	case taskPing:
 		c.mu.Lock()
 		conn := c.conn
 		c.wsPingAt = now.UnixNano()
 		c.mu.Unlock()
 		_ = conn.WriteControl(websocket.PingMessage, nil, now.Add(writeTimeout))
-		env.sched.add(entry{at: e.at + int64(b.PingInterval), c: c, gen: e.gen, kind: taskPing})
+		env.sched.add(entry{at: e.at + int64(b.PingInterval), c: c, gen: e.gen, arm: e.arm, kind: taskPing})
 	}
 }
 

@@ -134,9 +134,24 @@ type Plan struct {
 	// Settle is how long ramp-down waits for in-flight broadcasts before checking delivery (default
 	// 2 s; up to four times longer while receivers are still catching up).
 	Settle time.Duration `json:"settle,omitempty"`
+	// Switches replace cohorts' behaviours during the run (a timeline's behaviour switches).
+	Switches []Switch `json:"switches,omitempty"`
 	// Worker and Workers identify this part of a split plan (0 of 1 when not split).
 	Worker  int `json:"worker,omitempty"`
 	Workers int `json:"workers,omitempty"`
+}
+
+// Switch replaces the behaviour of cohort Cohort At after the run's start, in every part of the plan
+// (each part holds the switch and applies it at the shared start instant plus At). Behaviour is the
+// whole new behaviour; rooms and tabs per user cannot change (the cohort's own stay). Tabs connected
+// at the switch re-arm their sends, heartbeats, read-timeout checks and pings with the new
+// intervals; the reconnect policy, resume, seq misbehaviours, ignoring pings, payload size and the
+// exit kind apply from their next use; exit timing (After, Jitter, Share) applies to tabs whose
+// first connection comes after the switch.
+type Switch struct {
+	At        time.Duration `json:"at"`
+	Cohort    string        `json:"cohort"`
+	Behaviour Behaviour     `json:"behaviour"`
 }
 
 // DefaultSourceIPs is the source range of a cohort that names none.
@@ -181,37 +196,20 @@ func (p Plan) Validate() error {
 		if c.Count < 0 {
 			bad("%s: negative count %d", where, c.Count)
 		}
-		b := c.Behaviour
-		if b.RoomsPerClient < 0 || b.RoomCount < 0 || b.RoomSize < 0 || b.PayloadSize < 0 || b.TabsPerUser < 0 {
-			bad("%s: negative room, payload or tab setting", where)
-		}
-		if b.RoomCount > 0 && b.RoomsPerClient > b.RoomCount {
-			bad("%s: rooms_per_client %d exceeds room_count %d", where, b.RoomsPerClient, b.RoomCount)
-		}
-		if b.SendInterval < 0 || b.HeartbeatInterval < 0 || b.PingInterval < 0 || b.ReadTimeout < 0 {
-			bad("%s: negative interval", where)
-		}
-		if b.PayloadSize > 60_000 {
-			bad("%s: payload_size %d above 60000", where, b.PayloadSize)
-		}
-		if err := b.Reconnect.Validate(); err != nil {
-			bad("%s: %v", where, err)
-		}
-		switch b.Exit.Kind {
-		case "", ExitClose, ExitTabClose, ExitVanish, ExitNavigate:
-		default:
-			bad("%s: unknown exit %q (want close, tab-close, vanish or navigate)", where, b.Exit.Kind)
-		}
-		if b.Exit.After < 0 || b.Exit.Jitter < 0 || b.Exit.Share < 0 || b.Exit.Share > 1 {
-			bad("%s: exit after/jitter negative or share outside [0,1]", where)
-		}
-		m := b.Misbehave
-		if m.SwapEvery < 0 || m.DropEvery < 0 || m.DupeEvery < 0 || m.HeartbeatFactor < 0 {
-			bad("%s: negative misbehaviour setting", where)
-		}
+		errs = append(errs, validateBehaviour(where, c.Behaviour)...)
 		if _, err := sourcePrefix(c.SourceIPs); err != nil {
 			bad("%s: %v", where, err)
 		}
+	}
+	for i, sw := range p.Switches {
+		where := fmt.Sprintf("switches[%d]", i)
+		if !names[sw.Cohort] {
+			bad("%s: unknown cohort %q", where, sw.Cohort)
+		}
+		if sw.At < 0 {
+			bad("%s: negative at", where)
+		}
+		errs = append(errs, validateBehaviour(where, sw.Behaviour)...)
 	}
 	if len(p.Phases) == 0 {
 		bad("no phases")
@@ -245,6 +243,42 @@ func (p Plan) Validate() error {
 		bad("worker %d of %d", p.Worker, p.Workers)
 	}
 	return errors.Join(errs...)
+}
+
+// validateBehaviour checks a cohort's (or a switch's) behaviour; where names it in messages.
+func validateBehaviour(where string, b Behaviour) []error {
+	var errs []error
+	bad := func(format string, a ...any) { errs = append(errs, fmt.Errorf("plan: "+format, a...)) }
+	{
+		if b.RoomsPerClient < 0 || b.RoomCount < 0 || b.RoomSize < 0 || b.PayloadSize < 0 || b.TabsPerUser < 0 {
+			bad("%s: negative room, payload or tab setting", where)
+		}
+		if b.RoomCount > 0 && b.RoomsPerClient > b.RoomCount {
+			bad("%s: rooms_per_client %d exceeds room_count %d", where, b.RoomsPerClient, b.RoomCount)
+		}
+		if b.SendInterval < 0 || b.HeartbeatInterval < 0 || b.PingInterval < 0 || b.ReadTimeout < 0 {
+			bad("%s: negative interval", where)
+		}
+		if b.PayloadSize > 60_000 {
+			bad("%s: payload_size %d above 60000", where, b.PayloadSize)
+		}
+		if err := b.Reconnect.Validate(); err != nil {
+			bad("%s: %v", where, err)
+		}
+		switch b.Exit.Kind {
+		case "", ExitClose, ExitTabClose, ExitVanish, ExitNavigate:
+		default:
+			bad("%s: unknown exit %q (want close, tab-close, vanish or navigate)", where, b.Exit.Kind)
+		}
+		if b.Exit.After < 0 || b.Exit.Jitter < 0 || b.Exit.Share < 0 || b.Exit.Share > 1 {
+			bad("%s: exit after/jitter negative or share outside [0,1]", where)
+		}
+		m := b.Misbehave
+		if m.SwapEvery < 0 || m.DropEvery < 0 || m.DupeEvery < 0 || m.HeartbeatFactor < 0 {
+			bad("%s: negative misbehaviour setting", where)
+		}
+	}
+	return errs
 }
 
 // sourcePrefix parses a cohort's SourceIPs (default DefaultSourceIPs) and checks it is on 127.0.0.0/8.
@@ -369,7 +403,20 @@ func (p Plan) clone() Plan {
 		q.Cohorts[i].Behaviour.Reconnect.Steps = append([]time.Duration(nil), p.Cohorts[i].Behaviour.Reconnect.Steps...)
 	}
 	q.Phases = append([]Phase(nil), p.Phases...)
+	q.Switches = append([]Switch(nil), p.Switches...)
+	for i := range q.Switches {
+		q.Switches[i].Behaviour.Reconnect.Steps = append([]time.Duration(nil), p.Switches[i].Behaviour.Reconnect.Steps...)
+	}
 	return q
+}
+
+// heartbeatEvery is the application heartbeat interval against a server whose heartbeat interval
+// (from welcome) is srv: HeartbeatInterval, or the misbehaviour's multiple of srv.
+func (b *Behaviour) heartbeatEvery(srv time.Duration) time.Duration {
+	if b.Misbehave.HeartbeatFactor > 0 && srv > 0 {
+		return time.Duration(b.Misbehave.HeartbeatFactor * float64(srv))
+	}
+	return b.HeartbeatInterval
 }
 
 // roomCount returns how many rooms a cohort spreads its clients over.

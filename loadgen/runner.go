@@ -375,6 +375,7 @@ func buildCohorts(p Plan, rs *rooms, endpoints int, shared bool) ([]*cohortRT, e
 			return nil, err
 		}
 		rt := &cohortRT{Cohort: c}
+		rt.beh.Store(&rt.Behaviour)
 		rt.addrs = sourceAddrs(pfx, max(c.Count, 1))
 		if len(rt.addrs) == 0 {
 			return nil, fmt.Errorf("cohort %q: no usable source address in %s", c.Name, pfx)
@@ -425,9 +426,48 @@ func (r *runner) newClient(ci, local int) *client {
 	return c
 }
 
+// switches applies the plan's behaviour switches at their times from start, until ctx ends.
+func (r *runner) switches(ctx context.Context, start time.Time) {
+	sw := slices.Clone(r.p.Switches)
+	slices.SortStableFunc(sw, func(a, b Switch) int { return int(a.At - b.At) })
+	for _, s := range sw {
+		if sleepCtx(ctx, time.Until(start.Add(s.At))) != nil {
+			return
+		}
+		k := slices.IndexFunc(r.cohorts, func(c *cohortRT) bool { return c.Name == s.Cohort })
+		if k < 0 {
+			continue
+		}
+		coh := r.cohorts[k]
+		b := s.Behaviour
+		// Rooms and tabs per user are the cohort's own: clients are placed by them.
+		b.RoomsPerClient, b.RoomCount, b.RoomSize, b.RoomPrefix, b.TabsPerUser =
+			coh.Behaviour.RoomsPerClient, coh.Behaviour.RoomCount, coh.Behaviour.RoomSize, coh.Behaviour.RoomPrefix, coh.Behaviour.TabsPerUser
+		coh.beh.Store(&b)
+		now := time.Now()
+		n := 0
+		for _, c := range r.env.liveClients() {
+			if c.coh == coh {
+				c.rearm(now)
+				n++
+			}
+		}
+		r.env.logger.Info("behaviour switch", "cohort", s.Cohort, "at", s.At, "clients", n)
+	}
+}
+
 // phases runs every phase and returns the stop reason.
 func (r *runner) phases(ctx context.Context) string {
 	r.next = make([]int, len(r.cohorts))
+	if len(r.p.Switches) > 0 {
+		sctx, stop := context.WithCancel(ctx)
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			r.switches(sctx, r.sum.Start)
+		}()
+		defer func() { stop(); <-done }()
+	}
 	for i, ph := range r.p.Phases {
 		rec := PhaseRecord{Phase: ph, Start: time.Now()}
 		if r.opts.OnPhase != nil {

@@ -27,6 +27,7 @@ type entry struct {
 	at   int64 // intended time, ns since the scheduler's epoch
 	c    *client
 	gen  uint32 // the client's connection generation when scheduled; stale entries are skipped
+	arm  uint16 // periodic tasks: the client's timer arming (a behaviour switch re-arms them)
 	kind task
 }
 

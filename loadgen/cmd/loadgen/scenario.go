@@ -81,11 +81,6 @@ func runScenario(ctx context.Context, e *env, f runFlags, file string, flags *pf
 	source, _ := os.ReadFile(file)
 	logger := newLogger(e.stderr, f.verbose).With("scenario", s.Name)
 
-	for i, ev := range s.Timeline {
-		if ev.Action == scenarios.ActionBehaviour {
-			return harnessErr(fmt.Errorf("scenario %s: timeline[%d]: behaviour switches are not supported by the load generator yet", file, i))
-		}
-	}
 	plan, routes, err := scenarioPlan(s)
 	if err != nil {
 		return usageErr(err)
@@ -152,7 +147,13 @@ func runScenario(ctx context.Context, e *env, f runFlags, file string, flags *pf
 			overhead = &o
 		}
 	}
-	runner := &chaos.Runner{Nodes: nodes, Logger: logger.With("component", "chaos"), StepTimeout: time.Minute}
+	runner := &chaos.Runner{Nodes: nodes, Logger: logger.With("component", "chaos"), StepTimeout: time.Minute,
+		// Behaviour switches travel in the plan (every worker applies them at the shared start
+		// plus their time); the timeline's step only records the moment in the result.
+		Handlers: map[chaos.Action]chaos.Handler{scenarios.ChaosBehaviour: {
+			Params: []string{"cohort", "event"},
+			Run:    func(context.Context, chaos.Step) error { return nil },
+		}}}
 	if proxies != nil {
 		runner.Proxies = proxies
 	}
@@ -331,11 +332,78 @@ func scenarioPlan(s *scenarios.Scenario) (loadgen.Plan, []route, error) {
 		routes = routes[1:]
 	}
 	p, err := cp.Plan()
+	if err != nil {
+		return p, routes, err
+	}
 	for i := range p.Cohorts {
 		// Marked, not routed by the runner: the route's parts dial the proxy's address.
 		p.Cohorts[i].Proxy = s.Cohorts[i].Proxy != ""
 	}
-	return p, routes, err
+	if p.Switches, err = planSwitches(s, p); err != nil {
+		return p, routes, err
+	}
+	return p, routes, p.Validate()
+}
+
+// planSwitches turns the timeline's behaviour switches into the plan's: each patch applies to the
+// cohort's behaviour as the earlier switches left it.
+func planSwitches(s *scenarios.Scenario, p loadgen.Plan) ([]loadgen.Switch, error) {
+	cur := map[string]loadgen.Behaviour{}
+	for _, c := range p.Cohorts {
+		cur[c.Name] = c.Behaviour
+	}
+	idx := make([]int, 0, len(s.Timeline))
+	for i, ev := range s.Timeline {
+		if ev.Action == scenarios.ActionBehaviour && ev.Behaviour != nil {
+			idx = append(idx, i)
+		}
+	}
+	slices.SortStableFunc(idx, func(a, b int) int { return int(s.Timeline[a].At - s.Timeline[b].At) })
+	var out []loadgen.Switch
+	for _, i := range idx {
+		ev := s.Timeline[i]
+		b, ok := cur[ev.Cohort]
+		if !ok {
+			return nil, fmt.Errorf("scenarios: %s: timeline[%d]: unknown cohort %q", s.Name, i, ev.Cohort)
+		}
+		pt := ev.Behaviour
+		if pt.SendInterval != nil {
+			b.SendInterval = *pt.SendInterval
+		}
+		if pt.Payload != nil {
+			b.PayloadSize = *pt.Payload
+		}
+		if pt.Heartbeat != nil {
+			b.HeartbeatInterval = *pt.Heartbeat
+		}
+		if pt.WSPing != nil {
+			b.PingInterval = *pt.WSPing
+		}
+		if pt.ReadTimeout != nil {
+			b.ReadTimeout = *pt.ReadTimeout
+		}
+		if pt.Reconnect != nil {
+			b.Reconnect = pt.Reconnect.LoadgenPolicy()
+		}
+		if pt.Resume != nil {
+			b.Resume = *pt.Resume
+		}
+		if e := pt.Exit; e != nil {
+			b.Exit = loadgen.Exit{Kind: loadgen.ExitKind(e.Kind), After: e.After, Jitter: e.Jitter, Share: e.Share}
+		}
+		if m := pt.Misbehave; m != nil {
+			if m.ReorderWindow > 1 {
+				return nil, fmt.Errorf("scenarios: %s: timeline[%d].behaviour.misbehave.reorder_window %d: the load generator holds a frame back by one only",
+					s.Name, i, m.ReorderWindow)
+			}
+			b.Misbehave = loadgen.Misbehaviour{SwapEvery: m.ReorderEvery, DropEvery: m.DropEvery, DupeEvery: m.DupeEvery,
+				IgnorePings: m.IgnorePings, HeartbeatFactor: m.HeartbeatFactor}
+		}
+		cur[ev.Cohort] = b
+		b.Reconnect.Steps = slices.Clone(b.Reconnect.Steps)
+		out = append(out, loadgen.Switch{At: ev.At, Cohort: ev.Cohort, Behaviour: b})
+	}
+	return out, nil
 }
 
 // planPart is the part of p made of the cohorts idx: rates and ramp targets are scaled by the
@@ -363,6 +431,12 @@ func planPart(p loadgen.Plan, idx []int) loadgen.Plan {
 		}
 	}
 	q.Model.ArrivalRate = p.Model.ArrivalRate * share
+	q.Switches = nil
+	for _, sw := range p.Switches {
+		if slices.ContainsFunc(q.Cohorts, func(c loadgen.Cohort) bool { return c.Name == sw.Cohort }) {
+			q.Switches = append(q.Switches, sw)
+		}
+	}
 	return q
 }
 

@@ -12,7 +12,9 @@ import (
 	"time"
 
 	"github.com/squall-dev/squall/chaos"
+	"github.com/squall-dev/squall/loadgen/stats"
 	"github.com/squall-dev/squall/reports"
+	"github.com/squall-dev/squall/scenarios"
 )
 
 // scenarioDir holds the scenario library, seen from this package.
@@ -68,7 +70,6 @@ func TestRunScenarioBadInput(t *testing.T) {
 		{"unknown flaw", []string{"run", smoke, "--flaw", "no-such-flaw"}, exitUsage},
 		{"zero time scale", []string{"run", smoke, "--time-scale", "0"}, exitUsage},
 		{"time scale without a file", []string{"run", "--time-scale", "0.5"}, exitUsage},
-		{"behaviour switch", []string{"run", filepath.Join("testdata", "scenarios", "behaviour-switch.yaml")}, exitHarness},
 	}
 	var golden strings.Builder
 	for _, tc := range tests {
@@ -239,5 +240,30 @@ func TestRunScenarioToxic(t *testing.T) {
 	}
 	if !strings.Contains(out, "of the plan: add_toxic lag (latency) on office-net") {
 		t.Errorf("progress does not show the fault:\n%s", out)
+	}
+}
+
+// TestRunScenarioBehaviourSwitch runs a scenario whose timeline switches a silent cohort to
+// sending: the switch reaches the worker (messages are sent after it, none before) and is recorded
+// among the result's events.
+func TestRunScenarioBehaviourSwitch(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs a scenario for 3 s")
+	}
+	t.Setenv(beMain, "1") // the gateway node is this binary in a child process
+	code, out, res := runScenarioCLI(t, filepath.Join("testdata", "scenarios", "behaviour-switch.yaml"))
+	if code != 0 {
+		t.Fatalf("exit %d\n%s", code, out)
+	}
+	// About 1 s of sending at 10/s for 2 tabs before ramp-down stops it.
+	if n := res.Stats.Cohort("users").Counter(stats.CtrMessagesSent); n < 6 || n > 40 {
+		t.Errorf("users sent %d after the switch, want about 20", n)
+	}
+	found := false
+	for _, ev := range res.Events {
+		found = found || (ev.Fault != nil && ev.Fault.Action == scenarios.ChaosBehaviour && ev.Fault.Error == "")
+	}
+	if !found {
+		t.Errorf("no behaviour switch among the events %+v", res.Events)
 	}
 }

@@ -14,6 +14,22 @@
 // that stayed in the room (acknowledged-but-undelivered). Presence convergence runs from a tab's
 // exit to the moment every observer saw the user's leave.
 //
+// # Figures per cohort, tab and user
+//
+// Every client figure is recorded twice: for the run and under the client's cohort
+// (stats.CohortKey), so a cohort's figures travel and merge with the rest. Besides latencies and
+// counters, the run records each tab's reconnect attempts when it ends
+// (HistReconnectAttemptsPerClient), each user's peak of connections held at once (HistConnsPerUser,
+// welcome to close, navigate overlaps included), false disconnects (CtrFalseDisconnects: a
+// well-behaved tab cut for a heartbeat reason), the time the server took to close the connection of
+// a vanished tab (HistZombieCleanup; tabs never cleaned are counted with their age), and the age
+// of departed users still present to an observer when ramp-down began (HistGhostAge).
+//
+// # Behaviour switches
+//
+// Plan.Switches replace a cohort's behaviour at a time from the run's start, in every part of a
+// split plan (the parts share the start instant). See Switch for what takes effect when.
+//
 // # Honest latency
 //
 // Every timed action has an intended time from the schedule. Broadcast latency is measured from the
@@ -23,7 +39,8 @@
 //
 // # Concurrency and memory
 //
-// A client has at most one goroutine: the reader of its connection (the dial runs on a goroutine
+// A client has at most one goroutine: the reader of its connection, or, once it vanished, a watcher
+// parked on its socket's readiness that reads nothing (the dial runs on a goroutine
 // that ends before reading starts, so its deep stack is not kept). Sends, heartbeats, pings,
 // reconnect delays and exits of every client are entries in a few shared scheduler heaps, each
 // served by one goroutine and one timer; there are no per-client timers. Writes to a connection are

@@ -241,6 +241,27 @@ func TestRunScenarioToxic(t *testing.T) {
 	if !strings.Contains(out, "of the plan: add_toxic lag (latency) on office-net") {
 		t.Errorf("progress does not show the fault:\n%s", out)
 	}
+	// The per-cohort figures of the merged result: the downstream toxic delays the proxied
+	// cohort's receipts, not the direct one's (compared as shares of receipts at 100 ms or more,
+	// which a loaded machine raises for both alike).
+	slow := func(cohort string) float64 {
+		h := res.Stats.Cohort(cohort).Hist(stats.HistFanout)
+		if h.Count() == 0 {
+			t.Fatalf("cohort %s: no fan-out figures in the merged result", cohort)
+		}
+		n := int64(0)
+		for _, b := range h.HDR().Distribution() {
+			if b.From >= int64(100*time.Millisecond) {
+				n += b.Count
+			}
+		}
+		return float64(n) / float64(h.Count())
+	}
+	if p, d := slow("proxied"), slow("direct"); p < d+0.1 {
+		t.Errorf("receipts at 100 ms or more: proxied %.2f, direct %.2f; want the proxied cohort's well above", p, d)
+	} else {
+		t.Logf("receipts at 100 ms or more: proxied %.2f, direct %.2f", p, d)
+	}
 }
 
 // TestRunScenarioBehaviourSwitch runs a scenario whose timeline switches a silent cohort to

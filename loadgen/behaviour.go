@@ -152,8 +152,7 @@ func (c *client) writeRaw(gen uint32, b []byte) {
 // writeLocked writes one text frame; c.wmu is held. A failed write closes the TCP connection so that
 // the reader notices the drop.
 func (c *client) writeLocked(conn *websocket.Conn, b []byte) {
-	now := time.Now()
-	_ = conn.SetWriteDeadline(now.Add(writeTimeout))
+	_ = conn.SetWriteDeadline(time.Now().Add(writeTimeout))
 	if err := conn.WriteMessage(websocket.TextMessage, b); err != nil {
 		c.mu.Lock()
 		exiting := c.exiting || c.conn != conn
@@ -165,9 +164,7 @@ func (c *client) writeLocked(conn *websocket.Conn, b []byte) {
 			c.add(stats.ErrorCounter(stats.ErrWrite), 1)
 		}
 		conn.NetConn().Close()
-		return
 	}
-	c.lastWrite.Store(now.UnixNano())
 }
 
 // exit makes the tab leave with kind (default close).

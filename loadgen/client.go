@@ -100,13 +100,11 @@ type client struct {
 	wsPingAt     int64
 	srvHB        time.Duration // the server's heartbeat interval (welcome)
 	arm          uint16        // timer arming; periodic entries of another arming are skipped
-	hbTimeout    time.Duration // the server's heartbeat timeout (welcome)
 	attempts     int           // reconnect attempts over the client's life
 	suspect      bool          // the last drop looks like a false disconnect; confirmed by the next connect
 	cutGen       uint32        // generation of a connection this client closed itself (read timeout, write error)
 	cut          bool
 	readTimedOut bool
-	lastWrite    atomic.Int64 // unix ns of the last frame written on the current connection (pongs included)
 	mem          []*membership
 	pend         []pendingSend
 	held         []byte // a frame held back by the swap misbehaviour
@@ -259,12 +257,8 @@ func (c *client) connect(ctx context.Context, gen uint32, reconnect bool) {
 			return nil
 		}
 		err := conn.WriteControl(websocket.PongMessage, []byte(data), now.Add(writeTimeout))
-		if err == nil {
-			c.lastWrite.Store(now.UnixNano())
-			return nil
-		}
 		var ne net.Error
-		if errors.Is(err, websocket.ErrCloseSent) || errors.As(err, &ne) {
+		if err == nil || errors.Is(err, websocket.ErrCloseSent) || errors.As(err, &ne) {
 			return nil
 		}
 		return err
@@ -284,7 +278,6 @@ func (c *client) connect(ctx context.Context, gen uint32, reconnect bool) {
 	c.pend = c.pend[:0]
 	c.held = nil
 	c.lastRecv = env.sched.ns(upgraded)
-	c.lastWrite.Store(upgraded.UnixNano())
 	c.mu.Unlock()
 	c.addGauge(stats.GaugeConnections, 1)
 	c.add(stats.CtrConnects, 1)
@@ -304,7 +297,6 @@ func (c *client) serve(conn *websocket.Conn, gen uint32, upgraded time.Time, rec
 	env := c.env
 	var cs connState
 	code, reason, rerr := c.readLoop(conn, gen, upgraded, reconnect, &cs)
-	now := time.Now()
 	c.addGauge(stats.GaugeConnections, -1)
 	c.mu.Lock()
 	vanished := c.vanished && c.gen == gen
@@ -313,7 +305,6 @@ func (c *client) serve(conn *websocket.Conn, gen uint32, upgraded time.Time, rec
 	// navigate), a read timeout or a failed write.
 	own := (c.exiting && c.gen == gen) || c.gen != gen || (c.cut && c.cutGen == gen)
 	readTimeout := c.cut && c.cutGen == gen && c.readTimedOut
-	hbTimeout := c.hbTimeout
 	c.mu.Unlock()
 	if vanished {
 		// A vanished tab keeps its TCP connection open until the server closes it or the run ends.
@@ -330,7 +321,7 @@ func (c *client) serve(conn *websocket.Conn, gen uint32, upgraded time.Time, rec
 	} else if rerr != nil && !own {
 		c.add(stats.ErrorCounter(stats.ErrRead), 1)
 	}
-	if c.falseDisconnect(code, own, readTimeout, hbTimeout, now) {
+	if c.falseDisconnect(code, own, readTimeout) {
 		if readTimeout {
 			c.add(CtrFalseDisconnects, 1) // the client cut itself: nothing else to confirm
 		} else {
@@ -470,7 +461,6 @@ func (c *client) welcome(f *protocol.Frame, gen uint32, now time.Time, reconnect
 		c.connectAt = now
 	}
 	b := c.behaviour()
-	c.hbTimeout = time.Duration(f.HeartbeatTimeout) * time.Millisecond
 	confirmed := c.suspect && reconnect
 	c.suspect = false
 	c.srvHB = time.Duration(f.HeartbeatInterval) * time.Millisecond
@@ -958,30 +948,26 @@ type connState struct {
 	welcomed bool // welcome received: the connection counts as held by its user
 }
 
-// falseDisconnect reports whether the end of a connection (close code, 0 without a close frame)
+// falseDisconnect reports whether the end of a connection (close code: 1006 or 0 without a close frame)
 // is a false disconnect: a live, well-behaved tab cut for a heartbeat reason. Well-behaved: it
-// did not exit or vanish, does not ignore pings, and its cohort's connections do not pass a chaos
-// proxy (whose faults cut connections the same way). The cut is for a heartbeat reason when
+// did not exit or vanish (it kept reading), does not ignore pings (every server ping it received
+// was answered), and its cohort's connections do not pass a chaos proxy (whose faults cut
+// connections the same way). Such a tab is never silent to a gateway that pings, so a cut is for a
+// heartbeat reason when
 //   - the tab's own read timeout fired (it heard nothing, not even a server ping, for
 //     read_timeout: the server's heartbeat was missing), or
-//   - the connection ended without a close frame (what a gateway's heartbeat sweep does) although
-//     the tab had written within the server's heartbeat timeout (a pong, its app heartbeat or a
-//     message) — counted only once the tab's next connection attempt succeeds, so that a gateway
-//     that crashed or became unreachable is not mistaken for one that cut a live client.
-func (c *client) falseDisconnect(code int, own, readTimeout bool, hbTimeout time.Duration, now time.Time) bool {
+//   - the server dropped the connection without a close frame (what a heartbeat sweep does; every
+//     other server-side close of the reference gateway sends a close frame) — counted only once
+//     the tab's next connection attempt succeeds, so that a gateway that crashed or became
+//     unreachable is not mistaken for one that cut a live client.
+func (c *client) falseDisconnect(code int, own, readTimeout bool) bool {
 	if c.behaviour().Misbehave.IgnorePings || c.coh.Proxy {
 		return false
 	}
 	if readTimeout {
 		return true
 	}
-	if own || code != 0 {
-		return false
-	}
-	if hbTimeout <= 0 {
-		hbTimeout = 60 * time.Second
-	}
-	return now.Sub(time.Unix(0, c.lastWrite.Load())) <= hbTimeout
+	return !own && (code == 0 || code == int(protocol.CloseAbnormal))
 }
 
 // closeConn sends a close frame and closes the TCP connection.

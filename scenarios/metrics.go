@@ -128,7 +128,7 @@ var Metrics = []Metric{
 		"reconnect attempts one client made over the run",
 		"client: loadgen.HistReconnectAttemptsPerClient, one value per tab"},
 	{"false_disconnects", UnitCount, counterAggs, ScaleNone, false,
-		"connections of well-behaved tabs (no exit, not vanished, answering pings, not behind a chaos proxy) cut for a heartbeat reason: the tab's read timeout fired (not even a server ping heard), or the server dropped it without a close frame although the tab had written within the server's heartbeat timeout and its next connection attempt succeeded",
+		"connections of well-behaved tabs (no exit, still reading, answering every ping, not behind a chaos proxy) cut for a heartbeat reason: the tab's read timeout fired (not even a server ping heard), or the server dropped it without a close frame (1006, what a heartbeat sweep does) and the tab's next connection attempt succeeded (the gateway was up)",
 		"client: loadgen.CtrFalseDisconnects"},
 	{"concurrent_connections_per_client", UnitCount, []Agg{AggMax, AggP99, AggMean}, ScaleNone, false,
 		"connections one user held open at the same moment",

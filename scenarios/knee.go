@@ -17,7 +17,7 @@ type Step struct {
 	Phase string    // the hold phase's name
 	Start time.Time // window of the step
 	End   time.Time
-	// Connections is the number of connections open at the end of the step.
+	// Connections is the most connections open in any second of the step.
 	Connections int64
 	// SentRate and DeliveredRate are broadcasts sent by the clients and received by them, per second
 	// over the step.
@@ -47,8 +47,8 @@ func Steps(s *Scenario, r *reports.Result) []Step {
 		}
 		w := window(r, ph.Start, end)
 		st := Step{Phase: ph.Name, Start: ph.Start, End: end}
-		if n := len(w.Series); n > 0 {
-			st.Connections = w.Series[n-1].Gauges[stats.GaugeConnections]
+		for _, iv := range w.Series {
+			st.Connections = max(st.Connections, iv.Gauges[stats.GaugeConnections])
 		}
 		if secs := end.Sub(ph.Start).Seconds(); secs > 0 {
 			st.SentRate = float64(w.Stats.Counter(stats.CtrMessagesSent)) / secs
@@ -73,7 +73,7 @@ func Knee(steps []Step) int {
 	return k
 }
 
-// WriteSteps writes one line per step (connections, message rates, verdict and the SLOs that broke)
+// WriteSteps writes one line per step (peak connections, message rates, verdict and the SLOs that broke)
 // and the knee.
 func WriteSteps(w io.Writer, steps []Step) error {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)

@@ -1,0 +1,370 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/squall-dev/squall/reports"
+	"github.com/squall-dev/squall/scenarios"
+)
+
+// The flaw matrix: every scenario of the library runs against the clean gateway, where every SLO
+// must hold, and against each flaw its SLOs name in `catches`, where at least one SLO naming that
+// flaw must break on data (a breach "without data" does not count). Every flaw of the gateway must
+// be caught by at least one scenario, unless matrixGaps names it with the reason (none today). The table is
+// printed and kept in scenarios/README.md between the matrix markers (-update rewrites it).
+//
+// Knobs (environment):
+//
+//	SQUALL_MATRIX_REPEAT=N    run the clean column N times (a false alarm in any repeat fails)
+//	SQUALL_MATRIX_PARALLEL=N  scenario runs at once (default 2; each run is its own processes)
+//	SQUALL_MATRIX_ONLY=a,b    only these scenarios (by name; the README is then not compared)
+//
+// Load-dependent SLOs: on a shared 2-core machine a run's latencies and the generator's own
+// schedule lag depend on what else runs. The clean check therefore tolerates a failing SLO on
+// connect_time, ping_rtt, fanout_latency or schedule_lag only when the run itself says it was
+// unreliable (result.json "reliable": false, the generator's schedule lag above its bound); a
+// reliable run must hold them like every other SLO. Those metrics are never what a flaw is caught
+// by (no SLO on them carries `catches`).
+
+// matrixScale is the time scale every scenario runs at in the matrix, unless matrixScales names
+// another for it.
+const matrixScale = 0.1
+
+// matrixScales are the scenarios that need another scale: smoke's 200 tabs each send every second
+// in rooms of 50, which at 0.1 is 100 000 deliveries a second — an overload of this machine, not a
+// smoke test (its delivery SLOs then break for real as slow consumers are cut).
+var matrixScales = map[string]float64{"smoke": 0.5}
+
+// loadDependent are the metrics whose bound the clean check excuses on an unreliable run.
+var loadDependent = map[string]bool{"connect_time": true, "ping_rtt": true, "fanout_latency": true, "schedule_lag": true}
+
+// matrixGaps are flaws no scenario can catch yet, with what is missing. The test fails when a gap
+// is caught after all (remove it here) or when any other flaw is not caught.
+var matrixGaps = map[string]string{}
+
+// matrixRun is one cell: a scenario against the clean gateway (flaw "") or one flaw.
+type matrixRun struct {
+	scenario string
+	file     string
+	flaw     string
+	repeat   int
+	scale    float64
+
+	res     *reports.Result
+	code    int
+	out     string
+	elapsed time.Duration
+	verdict string // pass, breach, FAIL (clean run breached), MISSED (flaw not caught)
+	why     string
+}
+
+func TestFlawMatrix(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs every scenario against the clean gateway and each flaw it catches (about 4 minutes)")
+	}
+	repeat := envInt(t, "SQUALL_MATRIX_REPEAT", 1)
+	parallel := envInt(t, "SQUALL_MATRIX_PARALLEL", 2)
+	var only []string
+	if s := os.Getenv("SQUALL_MATRIX_ONLY"); s != "" {
+		only = strings.Split(s, ",")
+	}
+
+	files, err := filepath.Glob(filepath.Join(scenarioDir, "*.yaml"))
+	if err != nil || len(files) == 0 {
+		t.Fatalf("no scenarios in %s: %v", scenarioDir, err)
+	}
+	type entry struct {
+		name    string
+		file    string
+		catches []string
+		slos    []scenarios.SLO
+	}
+	var lib []entry
+	for _, f := range files {
+		s, err := scenarios.Load(f)
+		if err != nil {
+			t.Fatalf("%s: %v", f, err)
+		}
+		if len(only) > 0 && !slices.Contains(only, s.Name) {
+			continue
+		}
+		for _, o := range s.SLOs {
+			if loadDependent[o.Metric] && len(o.Catches) > 0 {
+				t.Errorf("%s: SLO %s catches %v on a load-dependent metric: the matrix cannot excuse it", s.Name, o.Metric, o.Catches)
+			}
+		}
+		lib = append(lib, entry{s.Name, f, s.Catches(), s.SLOs})
+	}
+
+	var runs []*matrixRun
+	for _, e := range lib {
+		for i := range repeat {
+			runs = append(runs, &matrixRun{scenario: e.name, file: e.file, repeat: i})
+		}
+		for _, fl := range e.catches {
+			runs = append(runs, &matrixRun{scenario: e.name, file: e.file, flaw: fl})
+		}
+	}
+
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Minute)
+	defer cancel()
+	bin := buildLoadgen(ctx, t)
+	start := time.Now()
+	sem := make(chan struct{}, max(parallel, 1))
+	var wg sync.WaitGroup
+	for _, r := range runs {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			sem <- struct{}{}
+			defer func() { <-sem }()
+			r.run(ctx, t, bin)
+		}()
+	}
+	wg.Wait()
+	elapsed := time.Since(start)
+
+	// Grade every run.
+	caught := map[string][]string{}
+	for _, r := range runs {
+		r.grade()
+		if r.flaw != "" && r.verdict == "breach" {
+			caught[r.flaw] = append(caught[r.flaw], r.scenario)
+		}
+		if r.verdict == "FAIL" || r.verdict == "MISSED" {
+			t.Errorf("%s: %s\n%s", r.label(), r.why, lastLines(r.out, 40))
+		} else {
+			t.Logf("%s: %s in %v (%s)", r.label(), r.verdict, r.elapsed.Round(100*time.Millisecond), r.why)
+		}
+	}
+	if len(only) == 0 {
+		for _, fl := range scenarios.KnownFlaws {
+			gap, isGap := matrixGaps[fl]
+			switch {
+			case len(caught[fl]) == 0 && !isGap:
+				t.Errorf("flaw %s is caught by no scenario", fl)
+			case len(caught[fl]) > 0 && isGap:
+				t.Errorf("flaw %s is caught by %v: remove it from matrixGaps", fl, caught[fl])
+			case isGap:
+				t.Logf("flaw %s: not caught (%s)", fl, gap)
+			}
+		}
+	}
+
+	// A step ramp's knee, from the first clean run of each scenario that ramps in steps.
+	for _, r := range runs {
+		if r.flaw != "" || r.repeat != 0 || r.res == nil {
+			continue
+		}
+		s, err := scenarios.Load(r.file, scenarios.WithTimeScale(r.scale))
+		if err != nil || !stepRamp(s) {
+			continue
+		}
+		var b strings.Builder
+		if err := scenarios.WriteSteps(&b, scenarios.Steps(s, r.res)); err != nil {
+			t.Errorf("%s: steps: %v", r.label(), err)
+		}
+		fmt.Printf("%s, step by step:\n%s", r.label(), b.String())
+	}
+
+	names := make([]string, 0, len(lib))
+	for _, e := range lib {
+		names = append(names, e.name)
+	}
+	table := matrixTable(names, runs)
+	fmt.Printf("flaw matrix (time scale %v, %d runs, %d at once, clean runs x%d): %v\n%s",
+		matrixScale, len(runs), parallel, repeat, elapsed.Round(time.Second), table)
+	t.Logf("flaw matrix: %d runs in %v", len(runs), elapsed.Round(time.Second))
+	if len(only) == 0 && !t.Failed() {
+		checkReadmeMatrix(t, filepath.Join(scenarioDir, "README.md"), table)
+	}
+}
+
+func (r *matrixRun) label() string {
+	s := r.scenario + " clean"
+	if r.flaw != "" {
+		s = r.scenario + " --flaw " + r.flaw
+	} else if r.repeat > 0 {
+		s += fmt.Sprintf(" (repeat %d)", r.repeat+1)
+	}
+	return s
+}
+
+// run executes `loadgen run FILE --time-scale S --flaw F` and reads its result.
+func (r *matrixRun) run(ctx context.Context, t *testing.T, bin string) {
+	scale := matrixScale
+	if s, ok := matrixScales[r.scenario]; ok {
+		scale = s
+	}
+	r.scale = scale
+	dir := t.TempDir()
+	rctx, cancel := context.WithTimeout(ctx, 3*time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(rctx, bin, "run", r.file, "--time-scale", strconv.FormatFloat(scale, 'g', -1, 64),
+		"--flaw", r.flaw, "--out", dir, "--progress", "none")
+	start := time.Now()
+	out, err := cmd.CombinedOutput()
+	r.elapsed = time.Since(start)
+	r.out = string(out)
+	r.code = 0
+	if err != nil {
+		r.code = -1
+		if ee, ok := err.(*exec.ExitError); ok {
+			r.code = ee.ExitCode()
+		}
+	}
+	if res, err := reports.ReadJSON(filepath.Join(dir, reports.FileName)); err == nil {
+		r.res = res
+	}
+}
+
+// grade sets the run's verdict by the matrix's rules (see the top of this file).
+func (r *matrixRun) grade() {
+	if r.res == nil || r.res.StopReason != reports.StopCompleted || (r.code != exitOK && r.code != exitSLO) {
+		r.verdict, r.why = "FAIL", fmt.Sprintf("the run did not complete (exit %d)", r.code)
+		if r.flaw != "" {
+			r.verdict = "MISSED"
+		}
+		return
+	}
+	s, err := scenarios.Load(r.file)
+	if err != nil || len(s.SLOs) != len(r.res.SLOs) {
+		r.verdict, r.why = "FAIL", fmt.Sprintf("verdicts do not match the scenario's SLOs (%v)", err)
+		return
+	}
+	if r.flaw == "" {
+		var bad, excused []string
+		for i, v := range r.res.SLOs {
+			switch {
+			case v.Pass:
+			case loadDependent[s.SLOs[i].Metric] && !r.res.Reliable:
+				excused = append(excused, v.Name)
+			default:
+				bad = append(bad, v.Name+": "+v.Detail)
+			}
+		}
+		if len(bad) > 0 {
+			r.verdict, r.why = "FAIL", "clean gateway breached "+strings.Join(bad, "; ")
+			return
+		}
+		r.verdict, r.why = "pass", "every SLO held"
+		if len(excused) > 0 {
+			r.why = fmt.Sprintf("every bug SLO held; %s excused: the run was unreliable (%s)", strings.Join(excused, ", "), r.res.UnreliableReason)
+		}
+		return
+	}
+	var hit []string
+	for i, v := range r.res.SLOs {
+		if !v.Pass && !v.NoData && slices.Contains(s.SLOs[i].Catches, r.flaw) {
+			hit = append(hit, v.Name+" ("+v.Detail+")")
+		}
+	}
+	if len(hit) == 0 {
+		r.verdict, r.why = "MISSED", "no SLO that catches "+r.flaw+" broke"
+		return
+	}
+	r.verdict, r.why = "breach", strings.Join(hit, "; ")
+}
+
+// stepRamp reports whether s ramps in steps: several ramps with a target, each followed by a hold.
+func stepRamp(s *scenarios.Scenario) bool {
+	steps := 0
+	for i, ph := range s.Phases {
+		if ph.Kind == scenarios.PhaseRamp && ph.Target > 0 && i+1 < len(s.Phases) && s.Phases[i+1].Kind == scenarios.PhaseHold {
+			steps++
+		}
+	}
+	return steps >= 2
+}
+
+// matrixTable renders scenario × (clean, each flaw) as a Markdown table: "pass", "breach", "FAIL"
+// (clean run breached), "MISSED" (a flaw the scenario claims went unnoticed), "·" (not targeted).
+// A cell holds the worst verdict of its runs (repeats of the clean run).
+func matrixTable(names []string, runs []*matrixRun) string {
+	cols := append([]string{""}, scenarios.KnownFlaws...)
+	var b strings.Builder
+	b.WriteString("| scenario | clean |")
+	for _, c := range cols[1:] {
+		b.WriteString(" " + c + " |")
+	}
+	b.WriteString("\n| --- |")
+	for range cols {
+		b.WriteString(" --- |")
+	}
+	b.WriteString("\n")
+	rank := map[string]int{"": 0, "pass": 1, "breach": 1, "FAIL": 2, "MISSED": 2}
+	for _, n := range names {
+		b.WriteString("| " + n + " |")
+		for _, c := range cols {
+			cell := ""
+			for _, r := range runs {
+				if r.scenario == n && r.flaw == c && rank[r.verdict] >= rank[cell] {
+					cell = r.verdict
+				}
+			}
+			if cell == "" {
+				cell = "·"
+			}
+			b.WriteString(" " + cell + " |")
+		}
+		b.WriteString("\n")
+	}
+	return b.String()
+}
+
+const matrixBegin, matrixEnd = "<!-- flaw-matrix:begin (TestFlawMatrix -update rewrites) -->\n", "<!-- flaw-matrix:end -->"
+
+// checkReadmeMatrix compares the README's copy of the table with the computed one (-update writes it).
+func checkReadmeMatrix(t *testing.T, path, table string) {
+	t.Helper()
+	data, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	doc := string(data)
+	before, rest, ok1 := strings.Cut(doc, matrixBegin)
+	got, after, ok2 := strings.Cut(rest, matrixEnd)
+	if !ok1 || !ok2 {
+		t.Fatalf("%s has no flaw matrix between %q and %q", path, strings.TrimSpace(matrixBegin), matrixEnd)
+	}
+	if *update {
+		if err := os.WriteFile(path, []byte(before+matrixBegin+table+matrixEnd+after), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return
+	}
+	if got != table {
+		t.Errorf("%s's flaw matrix differs from the computed one (-update rewrites it):\nREADME:\n%s\ncomputed:\n%s", path, got, table)
+	}
+}
+
+func envInt(t *testing.T, name string, def int) int {
+	t.Helper()
+	s := os.Getenv(name)
+	if s == "" {
+		return def
+	}
+	n, err := strconv.Atoi(s)
+	if err != nil || n < 1 {
+		t.Fatalf("%s=%q: want a positive integer", name, s)
+	}
+	return n
+}
+
+func lastLines(s string, lines int) string {
+	ls := strings.Split(strings.TrimRight(s, "\n"), "\n")
+	if len(ls) > lines {
+		ls = ls[len(ls)-lines:]
+	}
+	return strings.Join(ls, "\n")
+}

@@ -566,13 +566,15 @@ func (c *client) joined(room string, head uint64, gen uint32, now time.Time) {
 // closes a connection this one replaces, and schedules the client's timed actions.
 func (c *client) ready(gen uint32, now time.Time) {
 	env := c.env
-	b := c.behaviour()
-	b0 := b
 	c.mu.Lock()
 	if c.gen != gen {
 		c.mu.Unlock()
 		return
 	}
+	// Read under c.mu: a behaviour switch either sees this tab ready and re-arms it, or this
+	// arms it with the switched behaviour.
+	b := c.behaviour()
+	b0 := b
 	dropAt := c.dropAt
 	c.dropAt = time.Time{}
 	c.attempt = 0
@@ -818,6 +820,9 @@ func (c *client) run(e entry, now time.Time) {
 		if env.sending.Load() {
 			c.sendBroadcast(e.gen, e.at)
 		}
+		if b.SendInterval <= 0 { // switched off; a switch re-arms it
+			return
+		}
 		c.mu.Lock()
 		c.nextSend = e.at + int64(b.SendInterval)
 		next := c.nextSend
@@ -848,6 +853,9 @@ func (c *client) run(e entry, now time.Time) {
 		} else {
 			every = b.ReadTimeout / 2
 		}
+		if every <= 0 { // switched off; a switch re-arms it
+			return
+		}
 		env.sched.add(entry{at: e.at + int64(every), c: c, gen: e.gen, arm: e.arm, kind: taskHeartbeat})
 	case taskPing:
 		c.mu.Lock()
@@ -855,6 +863,9 @@ func (c *client) run(e entry, now time.Time) {
 		c.wsPingAt = now.UnixNano()
 		c.mu.Unlock()
 		_ = conn.WriteControl(websocket.PingMessage, nil, now.Add(writeTimeout))
+		if b.PingInterval <= 0 { // switched off; a switch re-arms it
+			return
+		}
 		env.sched.add(entry{at: e.at + int64(b.PingInterval), c: c, gen: e.gen, arm: e.arm, kind: taskPing})
 	}
 }

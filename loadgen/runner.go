@@ -620,7 +620,16 @@ func (r *runner) arrive(ctx context.Context, d time.Duration) error {
 	if err != nil {
 		return err
 	}
-	return sleepCtx(ctx, time.Until(start.Add(d)))
+	if err := sleepCtx(ctx, time.Until(start.Add(d))); err != nil {
+		return err
+	}
+	// As after a closed-model ramp: let the last arrivals finish their handshakes (bounded), so a
+	// loaded machine does not end the phase with tabs that never connected.
+	deadline := time.Now().Add(2 * time.Second)
+	for time.Now().Before(deadline) && ctx.Err() == nil && r.connecting() > 0 {
+		_ = sleepCtx(ctx, 20*time.Millisecond)
+	}
+	return ctx.Err()
 }
 
 // settle stops sending, waits for in-flight broadcasts (bounded by Plan.Settle) and runs the delivery

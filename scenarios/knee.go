@@ -15,7 +15,7 @@ import (
 // telemetry and the faults inside it).
 type Step struct {
 	Phase string    // the hold phase's name
-	Start time.Time // window of the step
+	Start time.Time // window of the step: its ramp and its hold
 	End   time.Time
 	// Connections is the most connections open in any second of the step.
 	Connections int64
@@ -28,10 +28,12 @@ type Step struct {
 // Pass reports whether every SLO held over the step.
 func (st Step) Pass() bool { return Passed(st.Verdicts) }
 
-// Steps grades a run step by step: every hold phase of the scenario is a step (in a step ramp,
-// each ramp with a target is followed by the hold that measures it), and every SLO is graded
-// against the figures of that step's window only, so that a capacity run says at which step an
-// SLO broke. A run whose series has no interval inside a hold phase gives that step no data.
+// Steps grades a run step by step: every hold phase of the scenario is a step, together with the
+// ramp just before it (in a step ramp each ramp with a target is followed by the hold that
+// measures it; the ramp's connects belong to the step), and every SLO is graded against the
+// figures of that step's window only, so that a capacity run says at which step an SLO broke. The
+// window takes the one-second intervals whose middle falls inside it; an SLO without data in a
+// step fails that step, as it would fail a run.
 func Steps(s *Scenario, r *reports.Result) []Step {
 	if s == nil || r == nil {
 		return nil
@@ -41,16 +43,19 @@ func Steps(s *Scenario, r *reports.Result) []Step {
 		if i >= len(s.Phases) || s.Phases[i].Kind != PhaseHold {
 			continue
 		}
-		end := ph.End
+		start, end := ph.Start, ph.End
 		if end.IsZero() {
 			end = r.Ended
 		}
-		w := window(r, ph.Start, end)
-		st := Step{Phase: ph.Name, Start: ph.Start, End: end}
+		if i > 0 && s.Phases[i-1].Kind == PhaseRamp {
+			start = r.Phases[i-1].Start // the step's own ramp: its connects belong to it
+		}
+		w := window(r, start, end)
+		st := Step{Phase: ph.Name, Start: start, End: end}
 		for _, iv := range w.Series {
 			st.Connections = max(st.Connections, iv.Gauges[stats.GaugeConnections])
 		}
-		if secs := end.Sub(ph.Start).Seconds(); secs > 0 {
+		if secs := end.Sub(start).Seconds(); secs > 0 {
 			st.SentRate = float64(w.Stats.Counter(stats.CtrMessagesSent)) / secs
 			st.DeliveredRate = float64(w.Stats.Counter(stats.CtrMessagesReceived)) / secs
 		}
@@ -58,6 +63,18 @@ func Steps(s *Scenario, r *reports.Result) []Step {
 		out = append(out, st)
 	}
 	return out
+}
+
+// StepRamp reports whether s ramps in steps: at least two ramps with a target, each followed by a
+// hold that measures it.
+func (s *Scenario) StepRamp() bool {
+	steps := 0
+	for i, ph := range s.Phases {
+		if ph.Kind == PhaseRamp && ph.Target > 0 && i+1 < len(s.Phases) && s.Phases[i+1].Kind == PhaseHold {
+			steps++
+		}
+	}
+	return steps >= 2
 }
 
 // Knee returns the index of the last step of a run of passing steps from the first one: the
@@ -112,7 +129,7 @@ func WriteSteps(w io.Writer, steps []Step) error {
 }
 
 // window is r restricted to [from, to]: the client figures are the sum of the one-second
-// intervals that end inside it, the telemetry the scrapes inside it, the events the ones inside
+// intervals whose middle falls inside it, the telemetry the scrapes inside it, the events the ones inside
 // it, the duration its length.
 func window(r *reports.Result, from, to time.Time) *reports.Result {
 	w := *r
@@ -120,7 +137,7 @@ func window(r *reports.Result, from, to time.Time) *reports.Result {
 	w.Series = nil
 	snap := stats.Snapshot{Start: from, At: to, Counters: map[string]int64{}, Hists: map[string]*stats.Hist{}, Gauges: map[string]int64{}}
 	for _, iv := range r.Series {
-		if !iv.End.After(from) || iv.End.After(to.Add(500*time.Millisecond)) {
+		if mid := iv.End.Add(-500 * time.Millisecond); mid.Before(from) || mid.After(to) {
 			continue
 		}
 		w.Series = append(w.Series, iv)

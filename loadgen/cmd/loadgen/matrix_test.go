@@ -167,7 +167,7 @@ func TestFlawMatrix(t *testing.T) {
 			continue
 		}
 		s, err := scenarios.Load(r.file, scenarios.WithTimeScale(r.scale))
-		if err != nil || !stepRamp(s) {
+		if err != nil || !s.StepRamp() {
 			continue
 		}
 		var b strings.Builder
@@ -274,17 +274,6 @@ func (r *matrixRun) grade() {
 		return
 	}
 	r.verdict, r.why = "breach", strings.Join(hit, "; ")
-}
-
-// stepRamp reports whether s ramps in steps: several ramps with a target, each followed by a hold.
-func stepRamp(s *scenarios.Scenario) bool {
-	steps := 0
-	for i, ph := range s.Phases {
-		if ph.Kind == scenarios.PhaseRamp && ph.Target > 0 && i+1 < len(s.Phases) && s.Phases[i+1].Kind == scenarios.PhaseHold {
-			steps++
-		}
-	}
-	return steps >= 2
 }
 
 // matrixTable renders scenario × (clean, each flaw) as a Markdown table: "pass", "breach", "FAIL"

@@ -277,6 +277,12 @@ func runScenario(ctx context.Context, e *env, f runFlags, file string, flags *pf
 	if err := scenarios.WriteVerdicts(e.stdout, verdicts); err != nil {
 		return harnessErr(err)
 	}
+	if s.StepRamp() { // a capacity run: each step graded on its own, and the knee
+		fmt.Fprintln(e.stdout)
+		if err := scenarios.WriteSteps(e.stdout, scenarios.Steps(s, res)); err != nil {
+			return harnessErr(err)
+		}
+	}
 	if code := scenarios.ExitCode(verdicts); code != scenarios.ExitOK {
 		return &exitError{code, fmt.Errorf("scenario %s: SLO breached (result: %s)", s.Name, outPath)}
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"net/http"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -520,5 +521,119 @@ func TestPollHoldBounded(t *testing.T) {
 	}
 	if f := c.expect(protocol.TypePong, time.Second); f.Timestamp != 9 {
 		t.Fatalf("pong %+v", f)
+	}
+}
+
+// TestFallbackClientsEndingEveryWay: 80 SSE and long-poll clients share a room with a WebSocket
+// client, receive its broadcasts in order, then end every way a fallback connection can end; each
+// end is announced with its reason and the node is left with nothing but the WebSocket client.
+func TestFallbackClientsEndingEveryWay(t *testing.T) {
+	cfg := testConfig()
+	cfg.HeartbeatInterval = time.Second
+	cfg.HeartbeatTimeout = 3 * time.Second
+	cfg.MaxConnsPerIP = -1
+	ts := startServer(t, cfg)
+	alice, _ := connect(t, ts, "alice", dialOpts{})
+	alice.join("room")
+
+	const n = 80
+	var clients []*fbClient
+	for i := range n {
+		c, _ := openFallback(t, ts, fallbackKinds[i%2], "fb-"+itoa(i), fbOpts{keepalive: true})
+		c.join("room")
+		clients = append(clients, c)
+	}
+	for i := range 5 {
+		alice.send(protocol.Frame{Type: protocol.TypeBroadcast, RoomID: "room", Data: []byte(itoa(i)), Seq: alice.nextSeq()})
+	}
+	for _, c := range clients {
+		for want := uint64(1); want <= 5; want++ {
+			f := c.expect(protocol.TypeBroadcast, 3*time.Second)
+			if f.RoomSeq != want || f.From != "alice" {
+				t.Fatalf("%s client got %+v, want roomSeq %d from alice", c.kind, f, want)
+			}
+		}
+	}
+
+	// Endings, by i%8 (even i: SSE, odd i: long polling).
+	want := map[string]string{} // user → leave reason
+	timeouts := 0
+	big := []byte(`{"type":"ping","pad":"` + strings.Repeat("x", int(DefaultConfig().MaxFrameBytes)) + `"}`)
+	for i, c := range clients {
+		user := "fb-" + itoa(i)
+		if i%8 != 4 && i%8 != 5 { // the oversized frame needs the connection alive
+			c.stopKeepalive()
+		}
+		switch i % 8 {
+		case 0, 1: // DELETE /send
+			resp, err := c.hc.Do(c.request(context.Background(), http.MethodDelete, protocol.PathSend, nil, false))
+			if err != nil || resp.StatusCode != http.StatusNoContent {
+				t.Fatalf("DELETE: %v %v", resp, err)
+			}
+			resp.Body.Close()
+			want[user] = protocol.ReasonClosed
+		case 2: // SSE: the client closes its stream
+			c.stop()
+			want[user] = protocol.ReasonClosed
+		case 3: // poll: the client stops polling
+			c.stop()
+			want[user] = protocol.ReasonTimeout
+			timeouts++
+		case 4, 5: // a frame above max-frame-bytes: 1009
+			if st := c.post(big); st != http.StatusRequestEntityTooLarge {
+				t.Fatalf("oversized: %d", st)
+			}
+			c.stopKeepalive()
+			want[user] = protocol.ReasonError
+		case 6: // SSE: the stream stays open but the client goes silent
+			want[user] = protocol.ReasonTimeout
+			timeouts++
+		case 7: // leave_room, then the client stops polling
+			c.send(protocol.Frame{Type: protocol.TypeLeaveRoom, RoomID: "room", Seq: c.nextSeq()})
+			c.expect(protocol.TypeRoomLeft, 2*time.Second)
+			c.stop()
+			want[user] = protocol.ReasonLeft
+			timeouts++ // announced as left, then timed out
+		}
+	}
+	got := map[string]string{}
+	deadline := time.After(cfg.HeartbeatTimeout + cfg.HeartbeatInterval + 3*time.Second)
+	for len(got) < n {
+		select {
+		case f, ok := <-alice.frames:
+			if !ok {
+				t.Fatalf("alice's connection ended: %v", alice.readErr())
+			}
+			if f.Type == protocol.TypePresence && f.Event == protocol.PresenceLeave {
+				got[f.UserID] = f.Reason
+			}
+		case <-deadline:
+			t.Fatalf("%d of %d leaves seen", len(got), n)
+		}
+	}
+	for u, r := range want {
+		if got[u] != r {
+			i, _ := strconv.Atoi(strings.TrimPrefix(u, "fb-"))
+			t.Errorf("%s (%s, ending %d): leave reason %q, want %q", u, clients[i].kind, i%8, got[u], r)
+		}
+	}
+	for end := time.Now().Add(3 * time.Second); ; {
+		st := ts.Stats()
+		if st.ActiveConns == 1 && st.FallbackConns == 0 && st.Subscriptions == 1 &&
+			st.PresenceEntries == 1 && st.OrphanedSubscriptions == 0 && st.QueueDepth == 0 {
+			break
+		}
+		if time.Now().After(end) {
+			t.Fatalf("stats %+v, want only alice's connection and membership", st)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	for _, tr := range fallbackKinds {
+		if v := counterValue(t, ts.Server, metricTransportConnections, map[string]string{"transport": tr}); v != 0 {
+			t.Fatalf("%s{transport=%s} = %v, want 0", metricTransportConnections, tr, v)
+		}
+	}
+	if v := counterValue(t, ts.Server, protocol.MetricHeartbeatTimeouts, nil); v != float64(timeouts) {
+		t.Fatalf("%s = %v, want %d", protocol.MetricHeartbeatTimeouts, v, timeouts)
 	}
 }

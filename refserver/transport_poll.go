@@ -108,6 +108,12 @@ func (t *pollTransport) release(c *conn) {
 	c.s.fallbacks.remove(c)
 	t.recvMu.Lock()
 	t.recvMu.Unlock() //nolint:staticcheck // an empty critical section: a barrier
+	// No poll will take what is still queued (conn.gone refuses more): free it.
+	t.deliverMu.Lock()
+	defer t.deliverMu.Unlock()
+	for batch, ok := c.nextBatch(); ok; batch, ok = c.nextBatch() {
+		c.delivered(batch, nil)
+	}
 }
 
 // servePoll is GET /poll: without a conn parameter it opens a connection (the answer carries its

@@ -6,6 +6,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"syscall"
 	"time"
 
 	"github.com/squall-dev/squall/refserver/protocol"
@@ -86,7 +87,9 @@ func (t *sseTransport) receive(c *conn) {
 		}
 		var ne net.Error
 		switch {
-		case errors.Is(err, io.EOF):
+		case errors.Is(err, io.EOF), errors.Is(err, syscall.ECONNRESET):
+			// The client closed its stream (EventSource.close, a closed tab). It has no other way to
+			// close it, and closing a socket with unread data (a heartbeat in flight) resets it.
 			c.setCause(causeDropped)
 		case errors.As(err, &ne) && ne.Timeout():
 			c.setCause(causeReadError) // after a close event: close-grace passed
@@ -111,7 +114,14 @@ var (
 	sseCloseEvt = []byte("event: " + protocol.SSECloseEvent + "\ndata: ")
 )
 
-func (t *sseTransport) write(c *conn, it outItem) error {
+func (t *sseTransport) write(c *conn, it outItem) (err error) {
+	defer func() {
+		if errors.Is(err, syscall.EPIPE) || errors.Is(err, syscall.ECONNRESET) {
+			// The client closed its stream while a frame was on its way: the same end as the
+			// reader seeing it, whichever notices first.
+			c.setCause(causeDropped)
+		}
+	}()
 	if err := t.nc.SetWriteDeadline(time.Now().Add(c.s.cfg.WriteTimeout)); err != nil {
 		return err
 	}

@@ -249,34 +249,32 @@ func (p Plan) Validate() error {
 func validateBehaviour(where string, b Behaviour) []error {
 	var errs []error
 	bad := func(format string, a ...any) { errs = append(errs, fmt.Errorf("plan: "+format, a...)) }
-	{
-		if b.RoomsPerClient < 0 || b.RoomCount < 0 || b.RoomSize < 0 || b.PayloadSize < 0 || b.TabsPerUser < 0 {
-			bad("%s: negative room, payload or tab setting", where)
-		}
-		if b.RoomCount > 0 && b.RoomsPerClient > b.RoomCount {
-			bad("%s: rooms_per_client %d exceeds room_count %d", where, b.RoomsPerClient, b.RoomCount)
-		}
-		if b.SendInterval < 0 || b.HeartbeatInterval < 0 || b.PingInterval < 0 || b.ReadTimeout < 0 {
-			bad("%s: negative interval", where)
-		}
-		if b.PayloadSize > 60_000 {
-			bad("%s: payload_size %d above 60000", where, b.PayloadSize)
-		}
-		if err := b.Reconnect.Validate(); err != nil {
-			bad("%s: %v", where, err)
-		}
-		switch b.Exit.Kind {
-		case "", ExitClose, ExitTabClose, ExitVanish, ExitNavigate:
-		default:
-			bad("%s: unknown exit %q (want close, tab-close, vanish or navigate)", where, b.Exit.Kind)
-		}
-		if b.Exit.After < 0 || b.Exit.Jitter < 0 || b.Exit.Share < 0 || b.Exit.Share > 1 {
-			bad("%s: exit after/jitter negative or share outside [0,1]", where)
-		}
-		m := b.Misbehave
-		if m.SwapEvery < 0 || m.DropEvery < 0 || m.DupeEvery < 0 || m.HeartbeatFactor < 0 {
-			bad("%s: negative misbehaviour setting", where)
-		}
+	if b.RoomsPerClient < 0 || b.RoomCount < 0 || b.RoomSize < 0 || b.PayloadSize < 0 || b.TabsPerUser < 0 {
+		bad("%s: negative room, payload or tab setting", where)
+	}
+	if b.RoomCount > 0 && b.RoomsPerClient > b.RoomCount {
+		bad("%s: rooms_per_client %d exceeds room_count %d", where, b.RoomsPerClient, b.RoomCount)
+	}
+	if b.SendInterval < 0 || b.HeartbeatInterval < 0 || b.PingInterval < 0 || b.ReadTimeout < 0 {
+		bad("%s: negative interval", where)
+	}
+	if b.PayloadSize > 60_000 {
+		bad("%s: payload_size %d above 60000", where, b.PayloadSize)
+	}
+	if err := b.Reconnect.Validate(); err != nil {
+		bad("%s: %v", where, err)
+	}
+	switch b.Exit.Kind {
+	case "", ExitClose, ExitTabClose, ExitVanish, ExitNavigate:
+	default:
+		bad("%s: unknown exit %q (want close, tab-close, vanish or navigate)", where, b.Exit.Kind)
+	}
+	if b.Exit.After < 0 || b.Exit.Jitter < 0 || b.Exit.Share < 0 || b.Exit.Share > 1 {
+		bad("%s: exit after/jitter negative or share outside [0,1]", where)
+	}
+	m := b.Misbehave
+	if m.SwapEvery < 0 || m.DropEvery < 0 || m.DupeEvery < 0 || m.HeartbeatFactor < 0 {
+		bad("%s: negative misbehaviour setting", where)
 	}
 	return errs
 }

@@ -174,6 +174,7 @@ func TestFallbackSilentClientTimedOut(t *testing.T) {
 			if leave.Reason != protocol.ReasonTimeout {
 				t.Fatalf("leave reason = %q, want timeout", leave.Reason)
 			}
+			t.Logf("silent %s client announced gone (timeout) %s after it went silent", kind, took)
 			if bound := cfg.HeartbeatTimeout + cfg.HeartbeatInterval + 300*time.Millisecond; took > bound {
 				t.Fatalf("silent %s client dropped after %s, want <= %s", kind, took, bound)
 			}
@@ -199,6 +200,7 @@ func TestSSEStreamClosedAnnounced(t *testing.T) {
 	leave := alice.expectMatch(2*time.Second, "bob's leave", func(f protocol.Frame) bool {
 		return f.Type == protocol.TypePresence && f.Event == protocol.PresenceLeave
 	})
+	t.Logf("closed stream announced after %s", time.Since(start))
 	if leave.Reason != protocol.ReasonClosed || time.Since(start) > time.Second {
 		t.Fatalf("leave %+v after %s, want closed within 1s", leave, time.Since(start))
 	}

@@ -132,7 +132,7 @@ type Plan struct {
 	// ScheduleLagBound marks the run unreliable when the schedule-lag p99 exceeds it (default 50 ms).
 	ScheduleLagBound time.Duration `json:"schedule_lag_bound,omitempty"`
 	// Settle is how long ramp-down waits for in-flight broadcasts before checking delivery (default
-	// 2 s; up to four times longer while receivers are still catching up).
+	// 2 s; longer — up to four times it, and at least 5 s — while receivers are still catching up).
 	Settle time.Duration `json:"settle,omitempty"`
 	// Switches replace cohorts' behaviours during the run (a timeline's behaviour switches).
 	Switches []Switch `json:"switches,omitempty"`

@@ -644,8 +644,9 @@ func (r *runner) settle(ctx context.Context) {
 	if limit <= 0 {
 		limit = 2 * time.Second
 	}
-	// Wait for in-flight broadcasts: at least until the limit, longer (up to four times it) while
-	// receivers are still catching up, so that a slow machine is not mistaken for loss.
+	// Wait for in-flight broadcasts: at least until the limit, longer (up to four times it, at least
+	// settleCap) while receivers are still catching up, so that a slow machine is not mistaken for
+	// loss.
 	start := time.Now()
 	best, bestAt := -1, start
 	for ctx.Err() == nil {
@@ -662,7 +663,7 @@ func (r *runner) settle(ctx context.Context) {
 			best, bestAt = pending, now
 		}
 		stalled := now.Sub(bestAt) > time.Second
-		if now.Sub(start) > 4*limit || (now.Sub(start) > limit && stalled) {
+		if now.Sub(start) > max(4*limit, settleCap) || (now.Sub(start) > limit && stalled) {
 			r.env.logger.Warn("delivery check with broadcasts still in flight", "pending", pending)
 			break
 		}
@@ -696,6 +697,10 @@ func (r *runner) settle(ctx context.Context) {
 	}
 	r.sum.Delivery = d
 }
+
+// settleCap is the least time the delivery check waits for receivers that are still catching up
+// (a time-scaled Plan.Settle may be far shorter than a loaded generator's own lag).
+const settleCap = 5 * time.Second
 
 // lagging counts joined members that have not yet seen their room's head.
 func (r *runner) lagging() int {

@@ -26,6 +26,13 @@
 // kick — goes through one cleanup path that leaves every room (announcing presence leaves with the
 // matching reason), releases limits and frees queues.
 //
+// # Overload protection
+//
+// Every connection attempt passes storm detection (ws_storm_active; it never refuses anyone) and an
+// admission token bucket (Config.AcceptRate, AcceptBurst) that sheds the excess with HTTP 503 or
+// 1013 and a jittered retry hint. Token checks go through a cache, a circuit breaker and a
+// SimulatedBackend around the AuthBackend; Server.Protection reports their counts.
+//
 // # Concurrency
 //
 // A Server is safe for concurrent use. Serve blocks until its context is cancelled or Shutdown is

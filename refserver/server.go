@@ -247,7 +247,7 @@ func (s *Server) serveWS(w http.ResponseWriter, r *http.Request) {
 	if s.startConn(newWSTransport(ws), r) == nil {
 		// Shutdown began during the upgrade.
 		_ = ws.WriteControl(websocket.CloseMessage,
-			websocket.FormatCloseMessage(int(protocol.CloseDraining), protocol.ReasonDrain), time.Now().Add(s.cfg.WriteTimeout))
+			websocket.FormatCloseMessage(int(protocol.CloseDraining), s.drainReason()), time.Now().Add(s.cfg.WriteTimeout))
 		_ = ws.Close()
 	}
 	// The handler returns: the HTTP server's goroutine, request and buffers are released, and the

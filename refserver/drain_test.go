@@ -204,7 +204,8 @@ func TestDrainSIGTERM5000Clients(t *testing.T) {
 		t.Run(fmt.Sprint("no-drain=", flawed), func(t *testing.T) {
 			const n = 5000
 			const spread = 10 * time.Second
-			args := []string{"--max-conns-per-ip", "-1", "--drain-spread", spread.String()}
+			// Admission control off: the clients connect as fast as they can (storm_test.go covers it).
+			args := []string{"--max-conns-per-ip", "-1", "--accept-rate", "-1", "--drain-spread", spread.String()}
 			if flawed {
 				args = append(args, "--flaw", string(FlawNoDrain))
 			}

@@ -3,7 +3,6 @@ package loadgen
 import (
 	"context"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"log/slog"
@@ -326,79 +325,28 @@ func (n *Node) stopInProcess(ctx context.Context, now bool) error {
 	}
 }
 
-// NodeArgs returns the refserver flags for cfg (the names bin/refserver and RunNodeMain share).
-func NodeArgs(cfg refserver.Config) []string {
-	args := []string{"--addr", cfg.Addr, "--log-level", "warn"}
-	if cfg.Dev {
-		args = append(args, "--dev")
-	}
-	if cfg.AuthSecret != "" {
-		args = append(args, "--auth-secret", cfg.AuthSecret)
-	}
-	dur := func(name string, d time.Duration) {
-		if d > 0 {
-			args = append(args, "--"+name, d.String())
-		}
-	}
-	num := func(name string, v int) {
-		if v != 0 {
-			args = append(args, "--"+name, strconv.Itoa(v))
-		}
-	}
-	dur("heartbeat-interval", cfg.HeartbeatInterval)
-	dur("heartbeat-timeout", cfg.HeartbeatTimeout)
-	dur("flaw-sweep-interval", cfg.FlawSweepInterval)
-	num("max-conns-per-client", cfg.MaxConnsPerClient)
-	num("max-conns-per-ip", cfg.MaxConnsPerIP)
-	num("max-conns", cfg.MaxConns)
-	num("send-queue", cfg.SendQueue)
-	num("reorder-window", cfg.ReorderWindow)
-	dur("reorder-timeout", cfg.ReorderTimeout)
-	num("history-size", cfg.HistorySize)
-	dur("history-ttl", cfg.HistoryTTL)
-	if len(cfg.Flaws) > 0 {
-		args = append(args, "--flaw", cfg.Flaws.String())
-	}
-	return args
-}
-
 // RunNodeMain runs one gateway node with the flags NodeArgs writes, until ctx is cancelled (the
 // caller cancels it on SIGTERM or SIGINT: the node then drains and returns nil). It is what a loadgen
 // binary's hidden NodeCommand subcommand calls.
 func RunNodeMain(ctx context.Context, args []string, stderr io.Writer) error {
-	d := refserver.DefaultConfig()
-	cfg := d
-	fs := flag.NewFlagSet(NodeCommand, flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	var flaws, level string
-	fs.StringVar(&cfg.Addr, "addr", "127.0.0.1:0", "listen address")
-	fs.BoolVar(&cfg.Dev, "dev", false, "dev mode")
-	fs.StringVar(&cfg.AuthSecret, "auth-secret", "", "HS256 secret")
-	fs.StringVar(&level, "log-level", "warn", "log level")
-	fs.DurationVar(&cfg.HeartbeatInterval, "heartbeat-interval", d.HeartbeatInterval, "")
-	fs.DurationVar(&cfg.HeartbeatTimeout, "heartbeat-timeout", d.HeartbeatTimeout, "")
-	fs.DurationVar(&cfg.FlawSweepInterval, "flaw-sweep-interval", d.FlawSweepInterval, "")
-	fs.IntVar(&cfg.MaxConnsPerClient, "max-conns-per-client", d.MaxConnsPerClient, "")
-	fs.IntVar(&cfg.MaxConnsPerIP, "max-conns-per-ip", 0, "")
-	fs.IntVar(&cfg.MaxConns, "max-conns", d.MaxConns, "")
-	fs.IntVar(&cfg.SendQueue, "send-queue", d.SendQueue, "")
-	fs.IntVar(&cfg.ReorderWindow, "reorder-window", d.ReorderWindow, "")
-	fs.DurationVar(&cfg.ReorderTimeout, "reorder-timeout", d.ReorderTimeout, "")
-	fs.IntVar(&cfg.HistorySize, "history-size", d.HistorySize, "")
-	fs.DurationVar(&cfg.HistoryTTL, "history-ttl", d.HistoryTTL, "")
-	fs.StringVar(&flaws, "flaw", "", "comma-separated flaws")
-	if err := fs.Parse(args); err != nil {
-		return err
-	}
-	var err error
-	if cfg.Flaws, err = refserver.ParseFlaws(flaws); err != nil {
+	cfg, level, format, err := parseNodeArgs(args, stderr)
+	if err != nil {
 		return err
 	}
 	var lv slog.Level
 	if err := lv.UnmarshalText([]byte(level)); err != nil {
 		return fmt.Errorf("--log-level: %w", err)
 	}
-	logger := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: lv}))
+	ho := &slog.HandlerOptions{Level: lv}
+	var logger *slog.Logger
+	switch format {
+	case "text":
+		logger = slog.New(slog.NewTextHandler(stderr, ho))
+	case "json":
+		logger = slog.New(slog.NewJSONHandler(stderr, ho))
+	default:
+		return fmt.Errorf("--log-format: want text or json, got %q", format)
+	}
 	srv, err := refserver.New(cfg, logger)
 	if err != nil {
 		return err

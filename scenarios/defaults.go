@@ -43,6 +43,7 @@ var gatewayDefaults = func() Target {
 		HistoryTTL:        d.HistoryTTL,
 		ReconnectWindow:   d.ReconnectWindow,
 		DrainSpread:       10 * time.Second,
+		SessionTTL:        d.SessionTTL,
 		AuthCacheTTL:      5 * time.Minute,
 		AcceptRate:        2000,
 		StormAlertRate:    100,
@@ -114,6 +115,7 @@ func (s *Scenario) fillDefaults() {
 			{&t.WriteTimeout, d.WriteTimeout}, {&t.ReorderTimeout, d.ReorderTimeout},
 			{&t.HistoryTTL, d.HistoryTTL}, {&t.ReconnectWindow, d.ReconnectWindow},
 			{&t.DrainSpread, d.DrainSpread}, {&t.AuthCacheTTL, d.AuthCacheTTL},
+			{&t.SessionTTL, d.SessionTTL},
 		} {
 			setDur(p.v, p.def)
 		}

@@ -91,17 +91,9 @@ func (r Reconnect) LoadgenPolicy() loadgen.ReconnectPolicy {
 	}
 }
 
-// unsupportedGateway lists target settings the reference gateway has no field for yet (issue 3:
-// admission control, drain, auth backend, storm alerts). Writing one in a file is refused by
-// EmbeddedOptions rather than silently ignored.
-var unsupportedGateway = []string{
-	"accept_rate", "accept_burst", "drain_spread", "auth_latency", "auth_cache_ttl",
-	"auth_failure_rate", "storm_alert_rate", "storm_alert_burst",
-}
-
 // EmbeddedOptions converts an embedded target into the options that start the reference gateway:
 // node count, flaws and every gateway setting (already time-scaled). It fails for a URL target and
-// for settings written in the file that the gateway does not have yet.
+// for settings the gateway refuses (Config.Validate).
 func (s *Scenario) EmbeddedOptions() (loadgen.EmbeddedOptions, error) {
 	t := s.Target
 	if !t.Embedded() {
@@ -111,11 +103,6 @@ func (s *Scenario) EmbeddedOptions() (loadgen.EmbeddedOptions, error) {
 	flaws, err := refserver.ParseFlaws(strings.Join(t.Flaws, ","))
 	if err != nil {
 		errs = append(errs, err)
-	}
-	for _, name := range unsupportedGateway {
-		if _, written := s.pos["target."+name]; written {
-			errs = append(errs, fmt.Errorf("target.%s: the reference gateway has no such setting yet", name))
-		}
 	}
 	cfg := refserver.Config{
 		HeartbeatInterval: t.HeartbeatInterval,
@@ -132,6 +119,15 @@ func (s *Scenario) EmbeddedOptions() (loadgen.EmbeddedOptions, error) {
 		SendQueue:         t.SendQueue,
 		ReorderWindow:     t.ReorderWindow,
 		HistorySize:       t.HistorySize,
+		DrainSpread:       t.DrainSpread,
+		SessionTTL:        t.SessionTTL,
+		AuthLatency:       t.AuthLatency,
+		AuthFailRate:      t.AuthFailureRate,
+		AuthCacheTTL:      t.AuthCacheTTL,
+		AcceptRate:        t.AcceptRate,
+		AcceptBurst:       t.AcceptBurst,
+		StormAlertRate:    t.StormAlertRate,
+		StormAlertBurst:   t.StormAlertBurst,
 		Flaws:             flaws,
 		Dev:               true,
 	}

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/squall-dev/squall/loadgen"
+	"github.com/squall-dev/squall/refserver"
 )
 
 func TestPlanMapsEveryField(t *testing.T) {
@@ -102,12 +103,25 @@ func TestSmokePlanAndGateway(t *testing.T) {
 	if r := s.Cohorts[0].Behaviour.Reconnect; r.Jitter != 0 || r.Initial != time.Second || r.LoadgenPolicy().Jitter >= 0 {
 		t.Errorf("jitter 0: %+v → %+v", r, r.LoadgenPolicy())
 	}
-	// A setting the gateway does not have yet is refused, not dropped.
-	s, err = Parse("g.yaml", []byte(minimal+"target: {accept_rate: 50}\n"))
+	// The admission, drain, session and auth-backend settings reach the gateway's config.
+	s, err = Parse("g.yaml", []byte(minimal+`target: {accept_rate: 50, accept_burst: 7, storm_alert_rate: 3, storm_alert_burst: 4,
+  auth_latency: 15ms, auth_failure_rate: 0.25, auth_cache_ttl: 9s, drain_spread: 3s, session_ttl: 40s}
+`))
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := s.EmbeddedOptions(); err == nil || !strings.Contains(err.Error(), "target.accept_rate") {
-		t.Errorf("unsupported setting: %v", err)
+	opts, err = s.EmbeddedOptions()
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := opts.Config
+	want := refserver.Config{AcceptRate: 50, AcceptBurst: 7, StormAlertRate: 3, StormAlertBurst: 4,
+		AuthLatency: 15 * time.Millisecond, AuthFailRate: 0.25, AuthCacheTTL: 9 * time.Second,
+		DrainSpread: 3 * time.Second, SessionTTL: 40 * time.Second}
+	got := refserver.Config{AcceptRate: c.AcceptRate, AcceptBurst: c.AcceptBurst, StormAlertRate: c.StormAlertRate,
+		StormAlertBurst: c.StormAlertBurst, AuthLatency: c.AuthLatency, AuthFailRate: c.AuthFailRate,
+		AuthCacheTTL: c.AuthCacheTTL, DrainSpread: c.DrainSpread, SessionTTL: c.SessionTTL}
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("gateway settings:\n got %+v\nwant %+v", got, want)
 	}
 }

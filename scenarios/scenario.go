@@ -81,6 +81,7 @@ type Target struct {
 	HistoryTTL        time.Duration `yaml:"history_ttl"`         // room history age bound (default 5m)
 	ReconnectWindow   time.Duration `yaml:"reconnect_window"`    // a new connection within it counts as a reconnect (default 1m)
 	DrainSpread       time.Duration `yaml:"drain_spread"`        // spread of retry_after_ms hints on drain (default 10s)
+	SessionTTL        time.Duration `yaml:"session_ttl"`         // how long a session outlives its connection (default 2m)
 	AuthLatency       time.Duration `yaml:"auth_latency"`        // latency of the auth backend (default 0)
 	AuthCacheTTL      time.Duration `yaml:"auth_cache_ttl"`      // validated-token cache lifetime (default 5m)
 

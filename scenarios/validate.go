@@ -163,6 +163,7 @@ func (c *checker) target() {
 		{"write_timeout", t.WriteTimeout}, {"reorder_timeout", t.ReorderTimeout},
 		{"history_ttl", t.HistoryTTL}, {"reconnect_window", t.ReconnectWindow},
 		{"drain_spread", t.DrainSpread}, {"auth_latency", t.AuthLatency}, {"auth_cache_ttl", t.AuthCacheTTL},
+		{"session_ttl", t.SessionTTL},
 	} {
 		c.nonNegDur("target."+d.name, d.v)
 	}

@@ -639,3 +639,65 @@ func TestFallbackClientsEndingEveryWay(t *testing.T) {
 		t.Fatalf("%s = %v, want %d", protocol.MetricHeartbeatTimeouts, v, timeouts)
 	}
 }
+
+// TestSSESlowConsumerClosedPromptly: an SSE client that stops reading its stream in a busy room is
+// closed as a slow consumer (1008, announced as kicked) within about close-grace, although its
+// writer is stalled on a full socket.
+func TestSSESlowConsumerClosedPromptly(t *testing.T) {
+	cfg := testConfig()
+	cfg.SendQueue = 16
+	cfg.HeartbeatInterval = 5 * time.Second
+	cfg.HeartbeatTimeout = 15 * time.Second
+	ts := startServer(t, cfg)
+	alice, _ := connect(t, ts, "alice", dialOpts{})
+	alice.join("busy")
+	// A client that keeps its stream open without reading it: a raw GET, read up to its welcome.
+	resp, err := http.Get(ts.url(protocol.PathSSE, map[string][]string{protocol.TokenQueryParam: {mintToken(t, "carol")}}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	welcome := make([]byte, 512)
+	n, _ := resp.Body.Read(welcome)
+	i := strings.Index(string(welcome[:n]), `"connId":"`)
+	if i < 0 {
+		t.Fatalf("no welcome in %q", welcome[:n])
+	}
+	id := string(welcome[i+10:])
+	id = id[:strings.IndexByte(id, '"')]
+	carol := &fbClient{t: t, ts: ts, hc: &http.Client{}, connID: id, token: mintToken(t, "carol")}
+	carol.send(protocol.Frame{Type: protocol.TypeJoinRoom, RoomID: "busy", Seq: 1})
+	alice.expectMatch(2*time.Second, "carol's join", func(f protocol.Frame) bool {
+		return f.Type == protocol.TypePresence && f.UserID == "carol" && f.Event == protocol.PresenceJoin
+	})
+	payload := []byte(`"` + strings.Repeat("x", 32<<10) + `"`)
+	isLeave := func(f protocol.Frame) bool {
+		return f.Type == protocol.TypePresence && f.UserID == "carol" && f.Event == protocol.PresenceLeave
+	}
+	start := time.Now()
+	var leave protocol.Frame
+	for leave.Type == "" {
+		if time.Since(start) > 10*time.Second {
+			t.Fatal("carol was never closed as a slow consumer")
+		}
+		seq := alice.nextSeq()
+		alice.send(protocol.Frame{Type: protocol.TypeBroadcast, RoomID: "busy", Data: payload, Seq: seq})
+		f := alice.expectMatch(2*time.Second, "ack or carol's leave", func(f protocol.Frame) bool {
+			return f.Type == protocol.TypeAck && f.Seq == seq || isLeave(f)
+		})
+		if isLeave(f) {
+			leave = f
+		}
+	}
+	took := time.Since(start)
+	t.Logf("slow SSE consumer announced gone %s after the flood began", took)
+	if took > 5*time.Second {
+		t.Fatalf("slow SSE consumer closed after %s, want within a few seconds", took)
+	}
+	if leave.Reason != protocol.ReasonKicked {
+		t.Fatalf("carol's leave reason %q, want kicked", leave.Reason)
+	}
+	if v := counterValue(t, ts.Server, protocol.MetricDisconnectsTotal, map[string]string{"code": "1008"}); v != 1 {
+		t.Fatalf("%s{code=1008} = %v, want 1", protocol.MetricDisconnectsTotal, v)
+	}
+}

@@ -69,6 +69,7 @@ func (s *Server) serveSSE(w http.ResponseWriter, r *http.Request) {
 		_ = nc.Close()
 		return
 	}
+	setSendLowWater(nc, sendLowWater) // as for a WebSocket (slowconsumer.go)
 	if s.startConn(&sseTransport{fallbackSide: fallbackSide{token: token}, nc: nc}, r) == nil {
 		data, _ := json.Marshal(protocol.FallbackClose{Code: protocol.CloseDraining, Reason: protocol.ReasonDrain})
 		_, _ = (&net.Buffers{sseCloseEvt, data, sseEnd}).WriteTo(nc)
@@ -162,3 +163,12 @@ func (t *sseTransport) release(c *conn) {
 	t.recvMu.Lock()
 	t.recvMu.Unlock() //nolint:staticcheck // an empty critical section: a barrier
 }
+
+// unstick lifts the send low-water mark and bounds a write stalled on a full socket (a slow
+// consumer being closed): it completes, and the close event follows, or it fails by deadline.
+func (t *sseTransport) unstick(_ *conn, deadline time.Time) {
+	setSendLowWater(t.nc, 0)
+	_ = t.nc.SetWriteDeadline(deadline)
+}
+
+var _ unsticker = (*sseTransport)(nil)

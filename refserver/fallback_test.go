@@ -1,6 +1,7 @@
 package refserver
 
 import (
+	"bufio"
 	"context"
 	"net/http"
 	"slices"
@@ -657,14 +658,18 @@ func TestSSESlowConsumerClosedPromptly(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer resp.Body.Close()
-	welcome := make([]byte, 512)
-	n, _ := resp.Body.Read(welcome)
-	i := strings.Index(string(welcome[:n]), `"connId":"`)
-	if i < 0 {
-		t.Fatalf("no welcome in %q", welcome[:n])
+	br := bufio.NewReader(resp.Body)
+	var id string
+	for id == "" {
+		line, err := br.ReadString('\n')
+		if err != nil {
+			t.Fatalf("reading the stream before welcome: %v", err)
+		}
+		if i := strings.Index(line, `"connId":"`); i >= 0 {
+			id = line[i+10:]
+			id = id[:strings.IndexByte(id, '"')]
+		}
 	}
-	id := string(welcome[i+10:])
-	id = id[:strings.IndexByte(id, '"')]
 	carol := &fbClient{t: t, ts: ts, hc: &http.Client{}, connID: id, token: mintToken(t, "carol")}
 	carol.send(protocol.Frame{Type: protocol.TypeJoinRoom, RoomID: "busy", Seq: 1})
 	alice.expectMatch(2*time.Second, "carol's join", func(f protocol.Frame) bool {

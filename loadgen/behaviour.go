@@ -42,7 +42,7 @@ func (c *client) sendBroadcast(gen uint32, at int64) {
 	c.mu.Unlock()
 	intended := env.sched.time(at).UnixNano()
 	pad := c.behaviour().PayloadSize
-	c.writeSeq(gen, func(seq uint64, w []byte) []byte {
+	n := c.writeSeq(gen, func(seq uint64, w []byte) []byte {
 		w = append(w, `{"type":"broadcast","roomId":`...)
 		w = append(w, room.quoted...)
 		w = append(w, `,"seq":`...)
@@ -71,7 +71,7 @@ func (c *client) sendBroadcast(gen uint32, at int64) {
 		c.mu.Unlock()
 		return w
 	})
-	c.add(stats.CtrMessagesSent, 1)
+	c.add(stats.CtrMessagesSent, int64(max(n, 1))) // a send that found its connection gone counts as one
 }
 
 // writeFrame sends an unsequenced frame.
@@ -87,44 +87,48 @@ func (c *client) writeFrame(gen uint32, f *protocol.Frame) {
 var sendBufs = sync.Pool{New: func() any { b := make([]byte, 0, 256); return &b }}
 
 // writeSeq assigns the next seq to a frame built by build (a *protocol.Frame, or raw bytes appended to
-// a pooled buffer that is reused once the write is done) and sends
-// it, applying the seq misbehaviours.
-func (c *client) writeSeq(gen uint32, build any) {
+// a pooled buffer that is reused once the write is done) and sends it, applying the seq
+// misbehaviours. It returns the number of frames built (a swap may build two).
+//
+// The swap misbehaviour holds frame N back and sends it right after N+1. A raw-bytes builder (a
+// broadcast) can build another frame, so N+1 is built at once and the pair goes out back to back: the
+// gateway's reorder buffer sees the gap for the time of one write, not for a schedule slot (on a
+// loaded machine a late slot outlasted the reorder timeout and the gateway closed with 4003, which
+// is what a dropped frame does, not a swapped one). A *protocol.Frame builder (a join) is held until
+// the client's next sequenced frame.
+func (c *client) writeSeq(gen uint32, build any) int {
 	c.wmu.Lock()
 	defer c.wmu.Unlock()
-	c.mu.Lock()
-	if c.gen != gen || c.conn == nil || c.exiting {
-		c.mu.Unlock()
-		return
-	}
-	c.seq++
-	seq := c.seq
-	conn := c.conn
-	c.mu.Unlock()
-	var b []byte
-	switch fn := build.(type) {
-	case func(uint64) *protocol.Frame:
-		var err error
-		if b, err = protocol.Encode(fn(seq)); err != nil {
-			return
-		}
-	case func(uint64, []byte) []byte:
-		sb := sendBufs.Get().(*[]byte)
-		b = fn(seq, (*sb)[:0])
-		defer func() {
-			if cap(b) <= 64<<10 {
-				*sb = b[:0]
-				sendBufs.Put(sb)
-			}
-		}()
-	}
 	mb := &c.behaviour().Misbehave
+	seq, conn, ok := c.nextSeq(gen)
+	if !ok {
+		return 0
+	}
+	b, done, ok := buildSeq(build, seq)
+	if !ok {
+		return 0
+	}
+	defer done()
 	if mb.DropEvery > 0 && seq%uint64(mb.DropEvery) == 0 {
-		return
+		return 1
 	}
 	if mb.SwapEvery > 0 && seq%uint64(mb.SwapEvery) == 0 {
-		c.held = append(c.held[:0], b...)
-		return
+		if _, raw := build.(func(uint64, []byte) []byte); !raw {
+			c.held = append(c.held[:0], b...)
+			return 1
+		}
+		next, conn2, ok := c.nextSeq(gen)
+		if !ok {
+			return 1
+		}
+		b2, done2, ok := buildSeq(build, next)
+		if !ok {
+			return 1
+		}
+		defer done2()
+		c.writeLocked(conn2, b2)
+		c.writeLocked(conn2, b)
+		return 2
 	}
 	c.writeLocked(conn, b)
 	if mb.DupeEvery > 0 && seq%uint64(mb.DupeEvery) == 0 {
@@ -135,6 +139,37 @@ func (c *client) writeSeq(gen uint32, build any) {
 		c.held = nil
 		c.writeLocked(conn, h)
 	}
+	return 1
+}
+
+// nextSeq takes the next seq of connection generation gen; ok is false once that connection is gone.
+func (c *client) nextSeq(gen uint32) (seq uint64, conn *websocket.Conn, ok bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.gen != gen || c.conn == nil || c.exiting {
+		return 0, nil, false
+	}
+	c.seq++
+	return c.seq, c.conn, true
+}
+
+// buildSeq builds writeSeq's frame for seq; done returns a pooled buffer once the frame is written.
+func buildSeq(build any, seq uint64) (b []byte, done func(), ok bool) {
+	switch fn := build.(type) {
+	case func(uint64) *protocol.Frame:
+		b, err := protocol.Encode(fn(seq))
+		return b, func() {}, err == nil
+	case func(uint64, []byte) []byte:
+		sb := sendBufs.Get().(*[]byte)
+		b = fn(seq, (*sb)[:0])
+		return b, func() {
+			if cap(b) <= 64<<10 {
+				*sb = b[:0]
+				sendBufs.Put(sb)
+			}
+		}, true
+	}
+	return nil, nil, false
 }
 
 func (c *client) writeRaw(gen uint32, b []byte) {

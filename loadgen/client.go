@@ -297,7 +297,6 @@ func (c *client) serve(conn *websocket.Conn, gen uint32, upgraded time.Time, rec
 	env := c.env
 	var cs connState
 	code, reason, rerr := c.readLoop(conn, gen, upgraded, reconnect, &cs)
-	c.addGauge(stats.GaugeConnections, -1)
 	c.mu.Lock()
 	vanished := c.vanished && c.gen == gen
 	vanishAt := c.vanishAt
@@ -308,6 +307,7 @@ func (c *client) serve(conn *websocket.Conn, gen uint32, upgraded time.Time, rec
 	c.mu.Unlock()
 	if vanished {
 		// A vanished tab keeps its TCP connection open until the server closes it or the run ends.
+		c.addGauge(stats.GaugeConnections, -1)
 		env.watchZombie(c, conn, vanishAt, cs.welcomed)
 		c.finish()
 		return
@@ -321,6 +321,9 @@ func (c *client) serve(conn *websocket.Conn, gen uint32, upgraded time.Time, rec
 	} else if rerr != nil && !own {
 		c.add(stats.ErrorCounter(stats.ErrRead), 1)
 	}
+	// The connection leaves the gauge only once the way it ended is counted: whoever sees it gone
+	// (a test waiting for zero connections) also sees why.
+	c.addGauge(stats.GaugeConnections, -1)
 	if c.falseDisconnect(code, own, readTimeout) {
 		if readTimeout {
 			c.add(CtrFalseDisconnects, 1) // the client cut itself: nothing else to confirm

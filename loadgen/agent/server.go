@@ -31,6 +31,9 @@ type Options struct {
 	Keepalive time.Duration
 	// TickEvery is the interval length; zero means one second. Tests shorten it.
 	TickEvery time.Duration
+	// OnSent, when set, sees every tick and done message once it has been written to a controller's
+	// stream and flushed (tests end a worker right after a report it is known to have sent).
+	OnSent func(Message)
 }
 
 // Agent runs jobs for controllers. Create it with New, serve Handler, and Close it when done.
@@ -317,6 +320,13 @@ func (a *Agent) stream(w http.ResponseWriter, r *http.Request) {
 		}
 		if fl != nil && len(msgs) > 0 {
 			fl.Flush()
+		}
+		if a.opts.OnSent != nil {
+			for _, m := range msgs {
+				if m.Type == MsgTick || m.Type == MsgDone {
+					a.opts.OnSent(m)
+				}
+			}
 		}
 		if done && len(msgs) == 0 {
 			return

@@ -52,7 +52,7 @@ func runAgent(ctx context.Context, e *env, listen, token string, verbose bool) e
 	}
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	a := agent.New(token, runJob(logger), logger, agent.Options{Version: version, OnShutdown: cancel})
+	a := agent.New(token, runJob(logger), logger, agent.Options{Version: version, OnShutdown: cancel, OnSent: testSentHook})
 	srv := &http.Server{Handler: a.Handler(), ReadHeaderTimeout: 10 * time.Second}
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve(ln) }()

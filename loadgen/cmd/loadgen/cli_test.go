@@ -35,10 +35,13 @@ const dieWorker = "LOADGEN_TEST_DIE_WORKER"
 func TestMain(m *testing.M) {
 	if os.Getenv(beMain) == "1" {
 		if os.Getenv(dieWorker) != "" {
-			testJobHook = func(job agent.Job) {
-				if strconv.Itoa(job.Worker) == os.Getenv(dieWorker) {
-					// The worker process dies 2.5 s into the run (after its first ticks), with everything it holds.
-					time.AfterFunc(time.Until(job.StartAt.Add(2500*time.Millisecond)), func() { os.Exit(7) })
+			// The worker process dies, with everything it holds, right after it has sent the
+			// controller a report with connections in it (a fixed time into the run was sometimes
+			// before the first such report on a loaded machine).
+			testSentHook = func(m agent.Message) {
+				if strconv.Itoa(m.Worker) == os.Getenv(dieWorker) && m.Type == agent.MsgTick &&
+					m.Snapshot != nil && m.Snapshot.Counter(stats.CtrConnects) > 0 {
+					os.Exit(7)
 				}
 			}
 		}

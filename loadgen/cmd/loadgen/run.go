@@ -339,7 +339,7 @@ func inProcessAgent(ctx context.Context, token string, logger *slog.Logger) (*ag
 	if err != nil {
 		return nil, nil, fmt.Errorf("in-process worker: %w", err)
 	}
-	a := agent.New(token, runJob(logger), logger, agent.Options{Version: version})
+	a := agent.New(token, runJob(logger), logger, agent.Options{Version: version, OnSent: testSentHook})
 	srv := &http.Server{Handler: a.Handler(), ReadHeaderTimeout: 10 * time.Second}
 	done := make(chan struct{})
 	go func() { // ends when srv is closed below
@@ -369,9 +369,6 @@ func runJob(logger *slog.Logger) agent.RunFunc {
 		var ts targetSpec
 		if err := json.Unmarshal(job.Target, &ts); err != nil {
 			return nil, fmt.Errorf("job %s: target: %w", job.ID, err)
-		}
-		if testJobHook != nil {
-			testJobHook(job)
 		}
 		sum, err := loadgen.RunLocal(ctx, p, specTarget{ts}, rec, loadgen.RunOptions{
 			Logger:  logger.With("worker", job.Worker),
@@ -560,8 +557,8 @@ func ms(d time.Duration) string {
 	}
 }
 
-// testJobHook, when set (by tests only), sees every job a worker of this process starts.
-var testJobHook func(agent.Job)
+// testSentHook, when set (by tests only), sees every report a worker of this process has sent.
+var testSentHook func(agent.Message)
 
 // version is set at build time (-ldflags "-X main.version=...").
 var version = "dev"

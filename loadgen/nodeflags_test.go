@@ -74,7 +74,7 @@ func TestNodeArgsRoundTrip(t *testing.T) {
 // flagNameRE finds the flag names refserver/cmd/refserver registers.
 var flagNameRE = regexp.MustCompile(`fs\.\w+\([^,]+,\s*"([a-z][a-z0-9-]*)"`)
 
-// TestNodeFlagsCover checks that the node accepts every flag bin/refserver has (the binary's flag
+// TestNodeFlagsCover checks that the node and bin/refserver take the same flags (the binary's flag
 // registration lives in package main and cannot be shared, so its source is read instead).
 func TestNodeFlagsCover(t *testing.T) {
 	src, err := os.ReadFile("../refserver/cmd/refserver/main.go")
@@ -95,6 +95,12 @@ func TestNodeFlagsCover(t *testing.T) {
 	if len(names) < 40 {
 		t.Fatalf("found only %d flags in refserver's main.go (%q): the pattern no longer matches", len(names), names)
 	}
+	// And the other way: what NodeArgs writes, a node run with bin/refserver (EmbeddedOptions.Binary) reads.
+	fs.VisitAll(func(f *flag.Flag) {
+		if !slices.Contains(names, f.Name) {
+			t.Errorf("the embedded node has --%s, bin/refserver does not", f.Name)
+		}
+	})
 	for _, name := range []string{"accept-rate", "auth-fail-rate", "drain-spread", "session-ttl", "storm-alert-burst"} {
 		if !slices.Contains(names, name) {
 			t.Errorf("pattern missed --%s in refserver's main.go", name)

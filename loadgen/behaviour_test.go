@@ -121,7 +121,15 @@ func TestMisbehaviours(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			e := startEmbedded(t, EmbeddedOptions{Config: fastGateway(tc.flaws...)})
+			cfg := fastGateway(tc.flaws...)
+			if tc.m.SwapEvery > 0 {
+				// The pair goes out back to back, but the in-process gateway shares the loaded
+				// machine with the generator: a reorder timeout of 300 ms was outlasted between its
+				// reads of the two frames (a 4003 with the run's schedule lag at 1.4 s). The swap
+				// rows check that the gap is filled, not how fast.
+				cfg.ReorderTimeout = 3 * time.Second
+			}
+			e := startEmbedded(t, EmbeddedOptions{Config: cfg})
 			b := Behaviour{RoomCount: 2, Misbehave: tc.m, Reconnect: ReconnectPolicy{Kind: PolicyImmediate}}
 			if tc.sending {
 				b.SendInterval = 50 * time.Millisecond

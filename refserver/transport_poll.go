@@ -134,7 +134,8 @@ func (s *Server) servePoll(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		if c = s.startConn(newPollTransport(token), r); c == nil {
-			writePoll(w, http.StatusServiceUnavailable, nil, &protocol.FallbackClose{Code: protocol.CloseDraining, Reason: protocol.ReasonDrain})
+			// Shutdown began meanwhile: the same close and retry hint as a drained WebSocket.
+			writePoll(w, http.StatusServiceUnavailable, nil, &protocol.FallbackClose{Code: protocol.CloseDraining, Reason: s.drainReason()})
 			return
 		}
 	} else {

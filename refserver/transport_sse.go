@@ -71,7 +71,8 @@ func (s *Server) serveSSE(w http.ResponseWriter, r *http.Request) {
 	}
 	setSendLowWater(nc, sendLowWater) // as for a WebSocket (slowconsumer.go)
 	if s.startConn(&sseTransport{fallbackSide: fallbackSide{token: token}, nc: nc}, r) == nil {
-		data, _ := json.Marshal(protocol.FallbackClose{Code: protocol.CloseDraining, Reason: protocol.ReasonDrain})
+		// Shutdown began meanwhile: the same close and retry hint as a drained WebSocket.
+		data, _ := json.Marshal(protocol.FallbackClose{Code: protocol.CloseDraining, Reason: s.drainReason()})
 		_, _ = (&net.Buffers{sseCloseEvt, data, sseEnd}).WriteTo(nc)
 		_ = nc.Close()
 	}

@@ -42,11 +42,14 @@ func TestSlowConsumerClosed(t *testing.T) {
 	cfg.SendQueue = sendQueue
 	cfg.HistorySize = 16
 	// The slow client answers no pings while it does not read: keep the heartbeat out of the way.
+	// The queue fills at the rate the flood reaches, which a loaded machine may slow to a few
+	// hundred frames a second: both timeouts are well past the 60 s the test waits for the close.
 	cfg.HeartbeatInterval = time.Second
-	cfg.HeartbeatTimeout = 10 * time.Second
+	cfg.HeartbeatTimeout = 90 * time.Second
 	// A long write timeout: the writer's own timeout must not be what ends the stalled connection
-	// (an unbounded queue would then have grown by megabytes before anything happened).
-	cfg.WriteTimeout = 5 * time.Second
+	// (an unbounded queue would then have grown by megabytes before anything happened). With 5 s,
+	// a slowed flood let the stalled write time out first (a 1006 drop, no 1008).
+	cfg.WriteTimeout = 90 * time.Second
 	ts := startServer(t, cfg)
 
 	data, _ := json.Marshal(strings.Repeat("x", payload))
@@ -165,7 +168,7 @@ func TestSlowConsumerClosed(t *testing.T) {
 	start := time.Now()
 	peak := base
 	maxDepth := 0
-	deadline := start.Add(30 * time.Second) // a loaded machine may not reach 1 000 msg/s
+	deadline := start.Add(60 * time.Second) // a loaded machine may not reach 1 000 msg/s
 	for !kicked() {
 		if time.Now().After(deadline) {
 			select {
@@ -175,7 +178,7 @@ func TestSlowConsumerClosed(t *testing.T) {
 				t.Fatalf("the sender's connection ended: %v", err)
 			default:
 			}
-			t.Fatalf("the slow consumer was not closed within 30s (stats %+v)", ts.Stats())
+			t.Fatalf("the slow consumer was not closed within 60s (stats %+v; disconnects by code %v)", ts.Stats(), disconnectCodes(t, ts.Server))
 		}
 		peak = max(peak, liveHeap())
 		maxDepth = max(maxDepth, ts.Stats().QueueDepth)
@@ -230,4 +233,27 @@ func TestSlowConsumerClosed(t *testing.T) {
 		t.Fatalf("the sender's connection ended: %v", err)
 	default:
 	}
+}
+
+// disconnectCodes returns ws_disconnects_total by close code, for failure messages.
+func disconnectCodes(t testing.TB, s *Server) map[string]float64 {
+	t.Helper()
+	mfs, err := s.metrics.reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	codes := map[string]float64{}
+	for _, mf := range mfs {
+		if mf.GetName() != protocol.MetricDisconnectsTotal {
+			continue
+		}
+		for _, m := range mf.GetMetric() {
+			for _, l := range m.GetLabel() {
+				if l.GetName() == "code" {
+					codes[l.GetValue()] += m.GetCounter().GetValue()
+				}
+			}
+		}
+	}
+	return codes
 }

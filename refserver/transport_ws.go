@@ -118,12 +118,14 @@ func (t *wsTransport) noteReadError(c *conn, err error) {
 	case errors.Is(err, websocket.ErrReadLimit):
 		c.code.CompareAndSwap(0, int32(protocol.CloseTooLarge))
 		c.setCause(causeReadError)
+		t.resendClose(c, int(protocol.CloseTooLarge), "")
 	case errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF):
 		c.setCause(causeDropped)
 	case isProtocolError(err):
 		// gorilla/websocket answered a malformed frame with close 1002 itself.
 		c.code.CompareAndSwap(0, int32(websocket.CloseProtocolError))
 		c.setCause(causeReadError)
+		t.resendClose(c, websocket.CloseProtocolError, strings.TrimPrefix(err.Error(), "websocket: "))
 	default:
 		var ne net.Error
 		if errors.As(err, &ne) && ne.Timeout() && !c.authed && !c.closing() {
@@ -138,6 +140,18 @@ func (t *wsTransport) noteReadError(c *conn, err error) {
 		}
 		c.setCause(causeReadError)
 	}
+}
+
+// resendClose sends the close frame gorilla/websocket sends itself on an oversized or malformed
+// frame, in case its attempt failed: gorilla gives that write a fixed second, which a busy node's
+// scheduler can use up before the write starts (the client then saw 1006 instead of 1009). When
+// gorilla's frame went out, this is a no-op (ErrCloseSent).
+func (t *wsTransport) resendClose(c *conn, code int, text string) {
+	msg := websocket.FormatCloseMessage(code, text)
+	if len(msg) > 125 {
+		msg = msg[:125]
+	}
+	_ = t.ws().WriteControl(websocket.CloseMessage, msg, time.Now().Add(c.s.cfg.WriteTimeout))
 }
 
 // isProtocolError reports whether err is one of gorilla/websocket's framing errors (plain errors
@@ -194,15 +208,34 @@ func (t *wsTransport) abort(*conn) { _ = t.ws().NetConn().Close() }
 
 func (t *wsTransport) release(c *conn) {
 	nc := t.ws().NetConn()
-	if cause(c.why.Load()) == causeReadError && protocol.CloseCode(c.code.Load()) == protocol.CloseTooLarge {
+	switch {
+	case cause(c.why.Load()) == causeReadError && protocol.CloseCode(c.code.Load()) == protocol.CloseTooLarge:
 		// The client may still be sending the oversized frame: swallow it for a moment so that the
 		// close frame is not lost to a TCP reset.
-		// Bounded: at most 64 MiB and max(close-grace, 5s); a well-behaved client closes sooner.
-		if tc, ok := nc.(interface{ CloseWrite() error }); ok {
-			_ = tc.CloseWrite()
-		}
-		_ = nc.SetReadDeadline(time.Now().Add(max(c.s.cfg.CloseGrace, 5*time.Second)))
-		_, _ = io.CopyN(io.Discard, nc, 64<<20)
+		lingerClose(nc, max(c.s.cfg.CloseGrace, 5*time.Second))
+	case c.slow.Load():
+		// A slow consumer's socket may still hold frames it has not read, with the close frame
+		// behind them, when close-grace ends. A plain close would turn the pong or close answer it
+		// sends once it reads again into a TCP reset that discards that tail; instead the tail and
+		// a FIN go out while what the client sends is swallowed, in the background (the connection
+		// is cleaned up meanwhile).
+		c.s.wg.Add(1)
+		go func() {
+			defer c.s.wg.Done()
+			lingerClose(nc, max(c.s.cfg.CloseGrace, 5*time.Second))
+		}()
+	default:
+		_ = nc.Close()
 	}
+}
+
+// lingerClose half-closes nc (what is queued goes out, then a FIN), discards what the peer sends
+// until it closes too or d passes (at most 64 MiB), then closes nc.
+func lingerClose(nc net.Conn, d time.Duration) {
+	if tc, ok := nc.(interface{ CloseWrite() error }); ok {
+		_ = tc.CloseWrite()
+	}
+	_ = nc.SetReadDeadline(time.Now().Add(d))
+	_, _ = io.CopyN(io.Discard, nc, 64<<20)
 	_ = nc.Close()
 }

@@ -38,9 +38,11 @@ func (s *Server) drainReason() string {
 	return protocol.FormatReason(protocol.ReasonDrain, s.drainHint())
 }
 
-// drainTimeout bounds a drain started by Serve: close-grace for the clients' answers plus time for
-// the cleanup of every connection.
-func (s *Server) drainTimeout() time.Duration { return s.cfg.CloseGrace + 10*time.Second }
+// drainTimeout bounds a drain started by Serve: write-timeout for the close frames, close-grace for
+// the clients' answers, plus time for the cleanup of every connection.
+func (s *Server) drainTimeout() time.Duration {
+	return s.cfg.WriteTimeout + s.cfg.CloseGrace + 10*time.Second
+}
 
 // beginClose marks the server as closing (once): new connections are refused from here on, and
 // Serve, if running, starts the drain.
@@ -79,7 +81,11 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		dropAll()
 	}
 	kicked := map[*conn]bool{}
-	deadline := time.Now().Add(s.cfg.CloseGrace)
+	// Each connection's writer sends its close frame within write-timeout and then waits
+	// close-grace for the answer; this backstop drops only what outlives both. (With close-grace
+	// alone, a busy node that had not yet scheduled every writer dropped the last connections
+	// without their close frame: 1006 and no hint.)
+	deadline := time.Now().Add(s.cfg.WriteTimeout + s.cfg.CloseGrace)
 	for {
 		conns := s.liveConns()
 		if len(conns) == 0 {

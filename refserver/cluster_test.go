@@ -18,6 +18,10 @@ func clusterConfig(rs *redistest.Server, node string) Config {
 	cfg.Broker = rs.URL(0)
 	cfg.NodeID = node
 	cfg.RegistryTTL = time.Second
+	// Heartbeat timeouts are not under test here: the 600 ms of testConfig could cut a client of a
+	// loaded machine in the middle of a cluster test.
+	cfg.HeartbeatInterval = time.Second
+	cfg.HeartbeatTimeout = 10 * time.Second
 	return cfg
 }
 
@@ -40,7 +44,7 @@ func TestClusterTwoNodesShareRoomsPresenceAndLimits(t *testing.T) {
 	if j := bob.join("lobby"); joinStrings(j.Members) != "alice,bob" {
 		t.Fatalf("bob's room_joined members %v (alice is on the other node)", j.Members)
 	}
-	p := alice.expect(protocol.TypePresence, 2*time.Second)
+	p := alice.expect(protocol.TypePresence, 10*time.Second)
 	if p.Event != protocol.PresenceJoin || p.UserID != "bob" {
 		t.Fatalf("alice saw %+v", p)
 	}
@@ -74,13 +78,13 @@ func TestClusterTwoNodesShareRoomsPresenceAndLimits(t *testing.T) {
 		connect(t, node, "carol", dialOpts{localIP: fmt.Sprintf("127.0.0.%d", 10+i)})
 	}
 	extra := dialClient(t, b, mintToken(t, "carol"), dialOpts{localIP: "127.0.0.20"})
-	if code, reason := extra.expectClose(3 * time.Second); code != int(protocol.ClosePolicy) || reason != protocol.ReasonConnLimit {
+	if code, reason := extra.expectClose(10 * time.Second); code != int(protocol.ClosePolicy) || reason != protocol.ReasonConnLimit {
 		t.Fatalf("6th connection of carol across the cluster closed with %d %q, want 1008 conn_limit", code, reason)
 	}
 
 	// bob leaves the cluster: alice, on the other node, is told.
 	_ = bob.ws.Close()
-	p = alice.expectMatch(3*time.Second, "bob's leave", func(f protocol.Frame) bool {
+	p = alice.expectMatch(10*time.Second, "bob's leave", func(f protocol.Frame) bool {
 		return f.Type == protocol.TypePresence && f.Event == protocol.PresenceLeave
 	})
 	if p.UserID != "bob" || p.Reason != protocol.ReasonClosed {
@@ -144,36 +148,36 @@ func TestClusterResumeAnnouncesPresenceAcrossNodes(t *testing.T) {
 	bob.join("lobby")
 	alice, w := connect(t, a, "alice", dialOpts{})
 	alice.join("lobby")
-	bob.expectMatch(2*time.Second, "alice's join", func(f protocol.Frame) bool {
+	bob.expectMatch(10*time.Second, "alice's join", func(f protocol.Frame) bool {
 		return f.Type == protocol.TypePresence && f.Event == protocol.PresenceJoin && f.UserID == "alice"
 	})
 	_ = alice.ws.Close()
-	bob.expectMatch(3*time.Second, "alice's leave", func(f protocol.Frame) bool {
+	bob.expectMatch(10*time.Second, "alice's leave", func(f protocol.Frame) bool {
 		return f.Type == protocol.TypePresence && f.Event == protocol.PresenceLeave && f.UserID == "alice"
 	})
 	// Node a reaps the room (no local member, nothing in its history): what bob sends now never
 	// reaches node a, and alice's resume there must take it from the history in Redis.
 	waitFor(t, 5*time.Second, "node a to drop the empty room", func() bool { return a.Stats().Rooms == 0 })
 	bob.send(protocol.Frame{Type: protocol.TypeBroadcast, RoomID: "lobby", Seq: bob.nextSeq(), Data: json.RawMessage(`"missed"`)})
-	bob.expect(protocol.TypeBroadcast, 2*time.Second)
+	bob.expect(protocol.TypeBroadcast, 10*time.Second)
 
 	again, _ := connect(t, a, "alice", dialOpts{})
 	again.send(protocol.Frame{Type: protocol.TypeResume, Session: w.Session, Rooms: map[string]uint64{"lobby": 0}})
-	if f := again.expect(protocol.TypeBroadcast, 3*time.Second); string(f.Data) != `"missed"` || f.RoomSeq != 1 {
+	if f := again.expect(protocol.TypeBroadcast, 10*time.Second); string(f.Data) != `"missed"` || f.RoomSeq != 1 {
 		t.Fatalf("replayed %+v", f)
 	}
-	if f := again.expect(protocol.TypeResumed, 3*time.Second); f.Rooms["lobby"] != 1 {
+	if f := again.expect(protocol.TypeResumed, 10*time.Second); f.Rooms["lobby"] != 1 {
 		t.Fatalf("resumed %+v", f)
 	}
-	bob.expectMatch(3*time.Second, "alice's join after the resume", func(f protocol.Frame) bool {
+	bob.expectMatch(10*time.Second, "alice's join after the resume", func(f protocol.Frame) bool {
 		return f.Type == protocol.TypePresence && f.Event == protocol.PresenceJoin && f.UserID == "alice"
 	})
 	bob.send(protocol.Frame{Type: protocol.TypeBroadcast, RoomID: "lobby", Seq: bob.nextSeq(), Data: json.RawMessage(`"live"`)})
-	if f := again.expect(protocol.TypeBroadcast, 3*time.Second); string(f.Data) != `"live"` || f.RoomSeq != 2 {
+	if f := again.expect(protocol.TypeBroadcast, 10*time.Second); string(f.Data) != `"live"` || f.RoomSeq != 2 {
 		t.Fatalf("live after resume %+v", f)
 	}
 	_ = again.ws.Close()
-	bob.expectMatch(3*time.Second, "alice's leave after the resume", func(f protocol.Frame) bool {
+	bob.expectMatch(10*time.Second, "alice's leave after the resume", func(f protocol.Frame) bool {
 		return f.Type == protocol.TypePresence && f.Event == protocol.PresenceLeave && f.UserID == "alice"
 	})
 }
@@ -229,11 +233,11 @@ func TestClusterResumeOnAnotherNode(t *testing.T) {
 	alice, w := connect(t, a, "alice", dialOpts{})
 	alice.join("lobby")
 	bob.send(protocol.Frame{Type: protocol.TypeBroadcast, RoomID: "lobby", Seq: bob.nextSeq(), Data: json.RawMessage(`"seen"`)})
-	if f := alice.expect(protocol.TypeBroadcast, 2*time.Second); f.RoomSeq != 1 {
+	if f := alice.expect(protocol.TypeBroadcast, 10*time.Second); f.RoomSeq != 1 {
 		t.Fatalf("alice got %+v", f)
 	}
 	_ = alice.ws.Close()
-	bob.expectMatch(3*time.Second, "alice's leave", func(f protocol.Frame) bool {
+	bob.expectMatch(10*time.Second, "alice's leave", func(f protocol.Frame) bool {
 		return f.Type == protocol.TypePresence && f.Event == protocol.PresenceLeave && f.UserID == "alice"
 	})
 	for _, d := range []string{`"missed-1"`, `"missed-2"`} {
@@ -243,25 +247,25 @@ func TestClusterResumeOnAnotherNode(t *testing.T) {
 	moved, _ := connect(t, b, "alice", dialOpts{}) // the reconnect lands on node b
 	moved.send(protocol.Frame{Type: protocol.TypeResume, Session: w.Session, Rooms: map[string]uint64{"lobby": 1}})
 	for i, want := range []string{`"missed-1"`, `"missed-2"`} {
-		if f := moved.expect(protocol.TypeBroadcast, 3*time.Second); string(f.Data) != want || f.RoomSeq != uint64(i+2) {
+		if f := moved.expect(protocol.TypeBroadcast, 10*time.Second); string(f.Data) != want || f.RoomSeq != uint64(i+2) {
 			t.Fatalf("replay %d: %+v", i, f)
 		}
 	}
-	if f := moved.expect(protocol.TypeResumed, 3*time.Second); f.Rooms["lobby"] != 2 {
+	if f := moved.expect(protocol.TypeResumed, 10*time.Second); f.Rooms["lobby"] != 2 {
 		t.Fatalf("resumed %+v", f)
 	}
-	bob.expectMatch(3*time.Second, "alice's join after the resume", func(f protocol.Frame) bool {
+	bob.expectMatch(10*time.Second, "alice's join after the resume", func(f protocol.Frame) bool {
 		return f.Type == protocol.TypePresence && f.Event == protocol.PresenceJoin && f.UserID == "alice"
 	})
 	bob.send(protocol.Frame{Type: protocol.TypeBroadcast, RoomID: "lobby", Seq: bob.nextSeq(), Data: json.RawMessage(`"live"`)})
-	if f := moved.expect(protocol.TypeBroadcast, 3*time.Second); string(f.Data) != `"live"` || f.RoomSeq != 4 {
+	if f := moved.expect(protocol.TypeBroadcast, 10*time.Second); string(f.Data) != `"live"` || f.RoomSeq != 4 {
 		t.Fatalf("live after resume %+v", f)
 	}
 
 	// The same session again, on its old node: it was consumed on node b.
 	back, _ := connect(t, a, "alice", dialOpts{})
 	back.send(protocol.Frame{Type: protocol.TypeResume, Session: w.Session, Rooms: map[string]uint64{"lobby": 1}})
-	if f := back.expect(protocol.TypeResumeFailed, 3*time.Second); f.Reason != protocol.ResumeSessionUnknown {
+	if f := back.expect(protocol.TypeResumeFailed, 10*time.Second); f.Reason != protocol.ResumeSessionUnknown {
 		t.Fatalf("second resume of one session: %+v", f)
 	}
 }

@@ -184,7 +184,7 @@ func (c *wsClient) join(room string) protocol.Frame {
 	c.t.Helper()
 	c.seq++
 	c.send(protocol.Frame{Type: protocol.TypeJoinRoom, RoomID: room, Seq: c.seq})
-	return c.expect(5*time.Second, "room_joined", func(f protocol.Frame) bool {
+	return c.expect(15*time.Second, "room_joined", func(f protocol.Frame) bool {
 		return f.Type == protocol.TypeRoomJoined && f.RoomID == room
 	})
 }
@@ -205,7 +205,7 @@ func TestThreeNodeCluster(t *testing.T) {
 	}
 	rs := redistest.Start(t)
 	const ttl = 2 * time.Second
-	common := []string{"--heartbeat-interval", "500ms", "--heartbeat-timeout", "3s", "--max-conns-per-client", "5"}
+	common := []string{"--heartbeat-interval", "500ms", "--heartbeat-timeout", "10s", "--max-conns-per-client", "5"}
 	nodes := make([]*node, 3)
 	for i := range nodes {
 		// the registry TTL through its environment twin, the rest as flags
@@ -216,7 +216,7 @@ func TestThreeNodeCluster(t *testing.T) {
 	clients := make([]*wsClient, 3)
 	for i, n := range nodes {
 		clients[i] = dialNode(t, n, "user"+strconv.Itoa(i), "")
-		clients[i].expect(5*time.Second, "welcome", func(f protocol.Frame) bool { return f.Type == protocol.TypeWelcome })
+		clients[i].expect(15*time.Second, "welcome", func(f protocol.Frame) bool { return f.Type == protocol.TypeWelcome })
 		j := clients[i].join("hall")
 		var want []string
 		for k := 0; k <= i; k++ {
@@ -226,7 +226,7 @@ func TestThreeNodeCluster(t *testing.T) {
 			t.Fatalf("user%d on %s: room_joined members %v, want %v", i, n.name, j.Members, want)
 		}
 		for k := 0; k < i; k++ {
-			clients[k].expect(5*time.Second, "presence join of user"+strconv.Itoa(i), isPresence(protocol.PresenceJoin, "user"+strconv.Itoa(i)))
+			clients[k].expect(15*time.Second, "presence join of user"+strconv.Itoa(i), isPresence(protocol.PresenceJoin, "user"+strconv.Itoa(i)))
 		}
 	}
 
@@ -264,7 +264,7 @@ func TestThreeNodeCluster(t *testing.T) {
 	// Per-user limit across the cluster: 2 + 2 + 1 connections of "multi" are fine, the 6th is not.
 	for i := range 5 {
 		c := dialNode(t, nodes[i%3], "multi", "127.0.0."+strconv.Itoa(20+i))
-		c.expect(5*time.Second, "welcome", func(f protocol.Frame) bool { return f.Type == protocol.TypeWelcome })
+		c.expect(15*time.Second, "welcome", func(f protocol.Frame) bool { return f.Type == protocol.TypeWelcome })
 	}
 	sixth := dialNode(t, nodes[2], "multi", "127.0.0.30")
 	select {
@@ -329,7 +329,7 @@ func TestClusterDrainedClientResumesOnAnotherNode(t *testing.T) {
 		t.Skip("starts two gateway processes and a redis-server")
 	}
 	rs := redistest.Start(t)
-	args := []string{"--heartbeat-interval", "500ms", "--heartbeat-timeout", "3s", "--drain-spread", "1s", "--registry-ttl", "2s"}
+	args := []string{"--heartbeat-interval", "500ms", "--heartbeat-timeout", "10s", "--drain-spread", "1s", "--registry-ttl", "2s"}
 	n0 := startNode(t, "n0", rs.URL(0), nil, args...)
 	n1 := startNode(t, "n1", rs.URL(0), nil, args...)
 	isType := func(typ protocol.Type) func(protocol.Frame) bool {
@@ -341,14 +341,14 @@ func TestClusterDrainedClientResumesOnAnotherNode(t *testing.T) {
 	}
 
 	bob := dialNode(t, n1, "bob", "")
-	bob.expect(5*time.Second, "welcome", isType(protocol.TypeWelcome))
+	bob.expect(15*time.Second, "welcome", isType(protocol.TypeWelcome))
 	bob.join("hall")
 	alice := dialNode(t, n0, "alice", "")
-	w := alice.expect(5*time.Second, "welcome", isType(protocol.TypeWelcome))
+	w := alice.expect(15*time.Second, "welcome", isType(protocol.TypeWelcome))
 	alice.join("hall")
-	bob.expect(5*time.Second, "alice's join", isPresence(protocol.PresenceJoin, "alice"))
+	bob.expect(15*time.Second, "alice's join", isPresence(protocol.PresenceJoin, "alice"))
 	broadcast(bob, `"before"`)
-	if f := alice.expect(5*time.Second, "broadcast", isType(protocol.TypeBroadcast)); f.RoomSeq != 1 {
+	if f := alice.expect(15*time.Second, "broadcast", isType(protocol.TypeBroadcast)); f.RoomSeq != 1 {
 		t.Fatalf("alice got %+v", f)
 	}
 
@@ -375,27 +375,27 @@ func TestClusterDrainedClientResumesOnAnotherNode(t *testing.T) {
 	case <-time.After(15 * time.Second):
 		t.Fatal("drained node did not exit")
 	}
-	bob.expect(5*time.Second, "alice's leave", isPresence(protocol.PresenceLeave, "alice"))
+	bob.expect(15*time.Second, "alice's leave", isPresence(protocol.PresenceLeave, "alice"))
 	broadcast(bob, `"missed-1"`)
 	broadcast(bob, `"missed-2"`)
 
 	again := dialNode(t, n1, "alice", "") // the load balancer sends the reconnect to a live node
-	again.expect(5*time.Second, "welcome", isType(protocol.TypeWelcome))
+	again.expect(15*time.Second, "welcome", isType(protocol.TypeWelcome))
 	again.send(protocol.Frame{Type: protocol.TypeResume, Session: w.Session, Rooms: map[string]uint64{"hall": 1}})
 	for i, want := range []string{`"missed-1"`, `"missed-2"`} {
-		f := again.expect(5*time.Second, "replay", isType(protocol.TypeBroadcast))
+		f := again.expect(15*time.Second, "replay", isType(protocol.TypeBroadcast))
 		if string(f.Data) != want || f.RoomSeq != uint64(i+2) {
 			t.Fatalf("replay %d: %+v", i, f)
 		}
 	}
-	if f := again.expect(5*time.Second, "resumed", func(f protocol.Frame) bool {
+	if f := again.expect(15*time.Second, "resumed", func(f protocol.Frame) bool {
 		return f.Type == protocol.TypeResumed || f.Type == protocol.TypeResumeFailed
 	}); f.Type != protocol.TypeResumed || f.Rooms["hall"] != 2 {
 		t.Fatalf("resume on another node: %+v", f)
 	}
-	bob.expect(5*time.Second, "alice's join after the resume", isPresence(protocol.PresenceJoin, "alice"))
+	bob.expect(15*time.Second, "alice's join after the resume", isPresence(protocol.PresenceJoin, "alice"))
 	broadcast(bob, `"live"`)
-	if f := again.expect(5*time.Second, "live broadcast", isType(protocol.TypeBroadcast)); string(f.Data) != `"live"` || f.RoomSeq != 4 {
+	if f := again.expect(15*time.Second, "live broadcast", isType(protocol.TypeBroadcast)); string(f.Data) != `"live"` || f.RoomSeq != 4 {
 		t.Fatalf("live after the resume: %+v", f)
 	}
 }

@@ -243,6 +243,11 @@ func TestClusterResumeOnAnotherNode(t *testing.T) {
 	for _, d := range []string{`"missed-1"`, `"missed-2"`} {
 		bob.send(protocol.Frame{Type: protocol.TypeBroadcast, RoomID: "lobby", Seq: bob.nextSeq(), Data: json.RawMessage(d)})
 	}
+	// Both are published (and in the room's history) once bob has his own copy of the second: a
+	// resume that overtook it would rightly get it live after "resumed", not in the replay.
+	bob.expectMatch(10*time.Second, "bob's own missed-2", func(f protocol.Frame) bool {
+		return f.Type == protocol.TypeBroadcast && f.RoomSeq == 3
+	})
 
 	moved, _ := connect(t, b, "alice", dialOpts{}) // the reconnect lands on node b
 	moved.send(protocol.Frame{Type: protocol.TypeResume, Session: w.Session, Rooms: map[string]uint64{"lobby": 1}})

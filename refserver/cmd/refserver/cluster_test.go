@@ -378,6 +378,11 @@ func TestClusterDrainedClientResumesOnAnotherNode(t *testing.T) {
 	bob.expect(15*time.Second, "alice's leave", isPresence(protocol.PresenceLeave, "alice"))
 	broadcast(bob, `"missed-1"`)
 	broadcast(bob, `"missed-2"`)
+	// Both are published (and in the room's history) once bob has his own copy of the second: a
+	// resume that overtook it would rightly get it live after "resumed", not in the replay.
+	bob.expect(15*time.Second, "bob's own missed-2", func(f protocol.Frame) bool {
+		return f.Type == protocol.TypeBroadcast && f.RoomSeq == 3
+	})
 
 	again := dialNode(t, n1, "alice", "") // the load balancer sends the reconnect to a live node
 	again.expect(15*time.Second, "welcome", isType(protocol.TypeWelcome))

@@ -143,14 +143,17 @@ func (t *wsTransport) noteReadError(c *conn, err error) {
 }
 
 // resendClose sends the close frame gorilla/websocket sends itself on an oversized or malformed
-// frame, in case its attempt failed: gorilla gives that write a fixed second, which a busy node's
-// scheduler can use up before the write starts (the client then saw 1006 instead of 1009). When
+// frame, in case its attempt failed: gorilla gives that write a fixed second, and waits for the
+// writer's lock meanwhile, which a writer stalled by the send low-water mark (a client busy writing
+// its oversized frame reads nothing) can hold longer (the client then saw 1006 instead of 1009).
+// As for a slow consumer, the low-water mark is lifted so that the stalled write completes. When
 // gorilla's frame went out, this is a no-op (ErrCloseSent).
 func (t *wsTransport) resendClose(c *conn, code int, text string) {
 	msg := websocket.FormatCloseMessage(code, text)
 	if len(msg) > 125 {
 		msg = msg[:125]
 	}
+	setSendLowWater(t.ws().NetConn(), 0)
 	_ = t.ws().WriteControl(websocket.CloseMessage, msg, time.Now().Add(c.s.cfg.WriteTimeout))
 }
 

@@ -29,8 +29,8 @@ deps: ## install redis-server (cluster-mode tests) from Debian's packages when m
 		echo "deps: installed redis-server from Debian's packages"; else \
 		echo "deps: could not install redis-server: the Redis tests will skip"; fi; exit 0
 
-test: deps ## run every test with the race detector
-	$(GO) test -race -count=1 -timeout $(TEST_TIMEOUT) $(PKGS)
+test: deps ## run every test with the race detector, one package at a time (heavy load tests must not overlap)
+	$(GO) test -race -count=1 -p 1 -timeout $(TEST_TIMEOUT) $(PKGS)
 
 run: build ## run the smoke scenario against the embedded gateway (live progress, verdict table, out/smoke/result.json)
 	$(BIN)/loadgen run scenarios/smoke.yaml --out out/smoke

@@ -12,9 +12,8 @@ help: ## list the targets
 
 build: ## build bin/refserver and bin/loadgen (static)
 	@mkdir -p $(BIN)
-	CGO_ENABLED=0 $(GO) build -o $(BIN)/refserver ./refserver/cmd/refserver
-	@if [ -d loadgen/cmd/loadgen ] && ls loadgen/cmd/loadgen/*.go >/dev/null 2>&1; then \
-		CGO_ENABLED=0 $(GO) build -o $(BIN)/loadgen ./loadgen/cmd/loadgen; fi
+	CGO_ENABLED=0 $(GO) build -o $(BIN)/refserver ./cmd/refserver
+	CGO_ENABLED=0 $(GO) build -o $(BIN)/loadgen ./cmd/loadgen
 
 deps: ## install redis-server (cluster-mode tests) from Debian's packages when missing; never fails
 	@if command -v redis-server >/dev/null 2>&1; then exit 0; fi; \

@@ -5,7 +5,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/squall-dev/squall/refserver/internal/redistest"
+	"github.com/squall-dev/squall/internal/redistest"
 	"github.com/squall-dev/squall/refserver/protocol"
 )
 

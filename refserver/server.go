@@ -1,6 +1,6 @@
 // Package refserver is squall's reference WebSocket gateway, as a library: the "after the fix"
 // system of the source incidents, with named flaws (see Flaw) that switch individual bugs back on.
-// The binary refserver/cmd/refserver wraps it; tests and loadgen embed it directly.
+// The binary cmd/refserver wraps it; tests and loadgen embed it directly.
 //
 // # Use
 //

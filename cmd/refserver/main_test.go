@@ -134,8 +134,8 @@ func TestHelpListsFlawsAndEnvTwins(t *testing.T) {
 	var cfg refserver.Config
 	fs := newFlagSet(&cfg, &options{}, &bytes.Buffer{})
 	fs.VisitAll(func(f *flag.Flag) {
-		if !strings.HasPrefix(envName(f.Name), "REFSERVER_") || strings.Contains(envName(f.Name), "-") {
-			t.Errorf("flag %s: env twin %s", f.Name, envName(f.Name))
+		if !strings.HasPrefix(refserver.EnvName(f.Name), "REFSERVER_") || strings.Contains(refserver.EnvName(f.Name), "-") {
+			t.Errorf("flag %s: env twin %s", f.Name, refserver.EnvName(f.Name))
 		}
 	})
 }

@@ -17,7 +17,7 @@ import (
 
 	"github.com/gorilla/websocket"
 
-	"github.com/squall-dev/squall/refserver/internal/redistest"
+	"github.com/squall-dev/squall/internal/redistest"
 	"github.com/squall-dev/squall/refserver/protocol"
 )
 

@@ -18,7 +18,7 @@ import (
 )
 
 // scenarioDir holds the scenario library, seen from this package.
-var scenarioDir = filepath.Join("..", "..", "..", "scenarios")
+var scenarioDir = filepath.Join("..", "..", "scenarios")
 
 // TestValidate shows that `loadgen validate` accepts the library and rejects each kind of broken
 // file with file:line and a message, exit code 2. Output in testdata/validate.golden (-update).

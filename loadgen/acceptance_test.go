@@ -27,7 +27,7 @@ func TestAcceptance2000Clients(t *testing.T) {
 		// clients checks the code for races; the acceptance numbers come from the run without it.
 		clients = 500
 	}
-	e := startEmbedded(t, EmbeddedOptions{Config: refserver.Config{HeartbeatInterval: 10 * time.Second, HeartbeatTimeout: 30 * time.Second}})
+	e := startGateway(t, refserver.Config{HeartbeatInterval: 10 * time.Second, HeartbeatTimeout: 30 * time.Second})
 	p := Plan{
 		Name: "acceptance-2000", Seed: 2000,
 		Cohorts: []Cohort{{Name: "tabs", Count: clients, Behaviour: Behaviour{
@@ -42,7 +42,7 @@ func TestAcceptance2000Clients(t *testing.T) {
 	}
 	rec := stats.NewRecorder(time.Now())
 	var raw samples
-	sum, err := RunLocal(context.Background(), p, e, rec, RunOptions{OnSample: raw.add})
+	sum, err := RunLocal(context.Background(), p, e.target, rec, e.opts(p, RunOptions{OnSample: raw.add}))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -101,7 +101,7 @@ func TestAcceptance2000Clients(t *testing.T) {
 	if n := snap.Count(stats.HistPresence); n == 0 {
 		t.Error("no presence convergence measured at ramp-down")
 	}
-	srv := e.Nodes()[0].Server()
+	srv := e.Server
 	waitFor(t, 10*time.Second, "the gateway to release every connection", func() bool {
 		st := srv.Stats()
 		return st.ActiveConns == 0 && st.OrphanedSubscriptions == 0

@@ -4,7 +4,6 @@ package loadgen
 // contract on purpose), and leaving (exits).
 
 import (
-	"strconv"
 	"sync"
 	"time"
 
@@ -23,64 +22,6 @@ func (c *client) exitsEarly() bool {
 	}
 	local := int(c.index) - c.coh.IndexOffset
 	return float64(local) < s*float64(c.coh.Count)
-}
-
-// sendBroadcast sends one broadcast to the client's next room, intended at the scheduler time at.
-func (c *client) sendBroadcast(gen uint32, at int64) {
-	env := c.env
-	if env.generic != nil {
-		c.sendGeneric(gen, at)
-		return
-	}
-	c.mu.Lock()
-	if len(c.mem) == 0 {
-		c.mu.Unlock()
-		return
-	}
-	ri := int(c.seq) % len(c.mem)
-	room := c.mem[ri].room
-	c.mu.Unlock()
-	intended := env.sched.time(at).UnixNano()
-	pad := c.behaviour().PayloadSize
-	n := c.writeSeq(gen, func(seq uint64, w []byte) []byte {
-		w = append(w, `{"type":"broadcast","roomId":`...)
-		w = append(w, room.quoted...)
-		w = append(w, `,"seq":`...)
-		w = strconv.AppendUint(w, seq, 10)
-		w = append(w, `,"data":{"c":`...)
-		w = strconv.AppendInt(w, int64(c.index), 10)
-		w = append(w, `,"g":`...)
-		w = strconv.AppendUint(w, uint64(gen), 10)
-		w = append(w, `,"s":`...)
-		w = strconv.AppendUint(w, seq, 10)
-		w = append(w, `,"t":`...)
-		w = strconv.AppendInt(w, intended, 10)
-		if pad > 0 {
-			w = append(w, `,"p":"`...)
-			for range pad {
-				w = append(w, 'x')
-			}
-			w = append(w, '"')
-		}
-		w = append(w, "}}"...)
-		c.mu.Lock()
-		c.pend = append(c.pend, pendingSend{seq: seq, room: room})
-		if len(c.pend) > 4096 { // a server that never acks: keep memory bounded
-			c.pend = c.pend[1:]
-		}
-		c.mu.Unlock()
-		return w
-	})
-	c.add(stats.CtrMessagesSent, int64(max(n, 1))) // a send that found its connection gone counts as one
-}
-
-// writeFrame sends an unsequenced frame.
-func (c *client) writeFrame(gen uint32, f *protocol.Frame) {
-	b, err := protocol.Encode(f)
-	if err != nil {
-		return
-	}
-	c.writeRaw(gen, b)
 }
 
 // sendBufs recycles the buffers hand-encoded broadcasts are built in.

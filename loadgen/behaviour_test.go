@@ -58,7 +58,7 @@ func TestExits(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			e := startEmbedded(t, EmbeddedOptions{Config: fastGateway(tc.flaws...)})
+			e := startGateway(t, fastGateway(tc.flaws...))
 			p := twoCohorts(Behaviour{Exit: tc.exit}, 3*time.Second)
 			rec := stats.NewRecorder(time.Now())
 			var atRampDown stats.Snapshot
@@ -68,7 +68,7 @@ func TestExits(t *testing.T) {
 					atRampDown = rec.Snapshot()
 				}
 			}}
-			sum, err := RunLocal(context.Background(), p, e, rec, opts)
+			sum, err := RunLocal(context.Background(), p, e.target, rec, e.opts(p, opts))
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -129,7 +129,7 @@ func TestMisbehaviours(t *testing.T) {
 				// rows check that the gap is filled, not how fast.
 				cfg.ReorderTimeout = 3 * time.Second
 			}
-			e := startEmbedded(t, EmbeddedOptions{Config: cfg})
+			e := startGateway(t, cfg)
 			b := Behaviour{RoomCount: 2, Misbehave: tc.m, Reconnect: ReconnectPolicy{Kind: PolicyImmediate}}
 			if tc.sending {
 				b.SendInterval = 50 * time.Millisecond
@@ -140,7 +140,7 @@ func TestMisbehaviours(t *testing.T) {
 				ScheduleLagBound: 5 * time.Second,
 			}
 			rec := stats.NewRecorder(time.Now())
-			if _, err := RunLocal(context.Background(), p, e, rec, RunOptions{}); err != nil {
+			if _, err := RunLocal(context.Background(), p, e.target, rec, e.opts(p, RunOptions{})); err != nil {
 				t.Fatal(err)
 			}
 			snap := rec.Snapshot()

@@ -2,14 +2,12 @@ package loadgen
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"io"
 	"math/rand/v2"
 	"net"
 	"net/netip"
 	"os"
-	"slices"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -216,12 +214,7 @@ func (c *client) connect(ctx context.Context, gen uint32, reconnect bool) {
 	dctx := context.WithValue(ctx, localAddrKey{}, dialInfo{addr: addr, connectKey: c.coh.key(stats.HistConnect)})
 	dctx, cancel := context.WithTimeout(dctx, 10*time.Second)
 	start := time.Now()
-	url := ep.URL + "?" + protocol.TokenQueryParam + "=" + tok
-	if env.generic != nil {
-		url = ep.URL
-		c.token = tok
-	}
-	conn, resp, err := env.dialer.DialContext(dctx, url, nil)
+	conn, resp, err := env.dialer.DialContext(dctx, env.proto.dialURL(c, ep, tok), nil)
 	cancel()
 	if resp != nil && resp.Body != nil {
 		resp.Body.Close()
@@ -287,9 +280,7 @@ func (c *client) connect(ctx context.Context, gen uint32, reconnect bool) {
 		defer env.wg.Done()
 		c.serve(conn, gen, upgraded, reconnect)
 	}()
-	if env.generic != nil {
-		c.genericStart(gen, upgraded)
-	}
+	env.proto.opened(c, gen, upgraded)
 }
 
 // serve reads a connection until it ends, then handles the drop.
@@ -343,7 +334,7 @@ func (c *client) serve(conn *websocket.Conn, gen uint32, upgraded time.Time, rec
 // readLoop reads frames until the connection ends and returns the close code (0 when there was no
 // close frame, e.g. TCP closed) and reason.
 func (c *client) readLoop(conn *websocket.Conn, gen uint32, upgraded time.Time, reconnect bool, cs *connState) (int, string, error) {
-	first := true
+	rc := readCtx{gen: gen, upgraded: upgraded, reconnect: reconnect, first: true, cs: cs}
 	for {
 		_, r, err := conn.NextReader()
 		if err != nil {
@@ -353,216 +344,35 @@ func (c *client) readLoop(conn *websocket.Conn, gen uint32, upgraded time.Time, 
 			}
 			return 0, "", err
 		}
-		if err := c.readFrame(r, gen, upgraded, reconnect, first, cs); err != nil {
+		if err := c.readFrame(r, &rc); err != nil {
 			return 0, "", err
 		}
-		first = false
+		rc.first = false
 	}
 }
 
-// frames recycles decoded frames: nothing of a message is kept between messages, so an idle
-// connection holds no buffer.
-var frames = sync.Pool{New: func() any { return new(protocol.Frame) }}
-
-// readFrame reads, decodes and handles one message with pooled buffers.
-func (c *client) readFrame(r io.Reader, gen uint32, upgraded time.Time, reconnect, first bool, cs *connState) error {
+// readFrame reads one message with a pooled buffer and hands it to the protocol.
+func (c *client) readFrame(r io.Reader, rc *readCtx) error {
 	env := c.env
 	buf := env.getBuf()
 	defer env.putBuf(buf)
 	if _, err := buf.ReadFrom(r); err != nil {
 		return err
 	}
-	now := time.Now()
-	if env.generic != nil {
-		c.mu.Lock()
-		c.lastRecv = env.sched.ns(now)
-		c.mu.Unlock()
-		c.handleGeneric(buf.Bytes(), now)
-		return nil
-	}
-	f := frames.Get().(*protocol.Frame)
-	defer func() {
-		*f = protocol.Frame{}
-		frames.Put(f)
-	}()
-	if err := protocol.DecodeInto(buf.Bytes(), protocol.ServerToClient, f); err != nil {
-		c.add(stats.ErrorCounter(stats.ErrProtocol), 1)
-		return nil
-	}
+	rc.now = time.Now()
 	c.mu.Lock()
-	c.lastRecv = env.sched.ns(now)
-	stale := c.gen != gen
+	c.lastRecv = env.sched.ns(rc.now)
+	stale := c.gen != rc.gen
 	c.mu.Unlock()
 	if stale {
 		// A navigate exit replaced this connection; the new one does the work.
 		return nil
 	}
-	if first {
-		c.record(stats.HistFirstFrame, now.Sub(upgraded))
+	if rc.first {
+		c.record(stats.HistFirstFrame, rc.now.Sub(rc.upgraded))
 	}
-	if f.Type == protocol.TypeWelcome && !cs.welcomed {
-		cs.welcomed = true
-		env.userConn(c.userID, 1)
-	}
-	c.handle(f, gen, now, reconnect)
+	env.proto.received(c, buf.Bytes(), rc)
 	return nil
-}
-
-func (c *client) handle(f *protocol.Frame, gen uint32, now time.Time, reconnect bool) {
-	switch f.Type {
-	case protocol.TypeWelcome:
-		c.welcome(f, gen, now, reconnect)
-	case protocol.TypeRoomJoined:
-		c.joined(f.RoomID, f.HeadSeq, gen, now)
-	case protocol.TypeBroadcast:
-		c.broadcast(f, gen, now)
-	case protocol.TypeAck:
-		c.add(stats.CtrAcks, 1)
-		c.ack(f.Seq)
-	case protocol.TypePong:
-		c.mu.Lock()
-		at := c.pingAt
-		c.pingAt = 0
-		c.mu.Unlock()
-		c.add(stats.CtrPongsReceived, 1)
-		if at != 0 && f.Timestamp == at/int64(time.Millisecond) {
-			c.record(stats.HistAppPingRTT, time.Duration(now.UnixNano()-at))
-		}
-	case protocol.TypePresence:
-		if f.Event == protocol.PresenceLeave {
-			if t := c.roomTracker(f.RoomID); t != nil {
-				// Recorded under the departed user's cohort: it is that cohort's exit that converged.
-				if d, coh, ok := t.sawLeave(f.UserID, c, now); ok {
-					c.env.record(stats.HistPresence, d)
-					c.env.rec.Record(coh.key(stats.HistPresence), d)
-				}
-			}
-		}
-	case protocol.TypeResumed:
-		c.add(stats.CtrResumes, 1)
-		for _, m := range c.memberships() {
-			m.room.join(m)
-			c.mu.Lock()
-			m.joined = true
-			c.mu.Unlock()
-		}
-		c.ready(gen, now)
-	case protocol.TypeResumeFailed:
-		c.add(stats.CtrResumeFailures, 1)
-		c.rejoin(gen)
-	case protocol.TypeError:
-		c.add(stats.ErrorCounter("server_"+f.Code), 1)
-	}
-}
-
-// welcome starts a connection's session: resume the previous session or join the rooms.
-func (c *client) welcome(f *protocol.Frame, gen uint32, now time.Time, reconnect bool) {
-	c.mu.Lock()
-	old := c.session
-	c.session = f.Session
-	if c.connectAt.IsZero() {
-		c.connectAt = now
-	}
-	b := c.behaviour()
-	confirmed := c.suspect && reconnect
-	c.suspect = false
-	c.srvHB = time.Duration(f.HeartbeatInterval) * time.Millisecond
-	c.hbEvery = b.heartbeatEvery(c.srvHB)
-	resume := reconnect && b.Resume && old != "" && len(c.mem) > 0
-	var rooms map[string]uint64
-	if resume {
-		rooms = make(map[string]uint64, len(c.mem))
-		for _, m := range c.mem {
-			rooms[m.room.name] = m.last
-		}
-	}
-	c.mu.Unlock()
-	if confirmed {
-		c.add(CtrFalseDisconnects, 1)
-	}
-	if resume {
-		c.writeFrame(gen, &protocol.Frame{Type: protocol.TypeResume, Session: old, Rooms: rooms})
-		return
-	}
-	c.rejoin(gen)
-}
-
-// rejoin ends the previous memberships and joins every room afresh.
-func (c *client) rejoin(gen uint32) {
-	for _, m := range c.memberships() {
-		m.room.leave(m, time.Time{})
-	}
-	rooms := c.roomsOf()
-	mem := make([]*membership, len(rooms))
-	for i, t := range rooms {
-		mem[i] = &membership{c: c, room: t}
-	}
-	c.mu.Lock()
-	if c.gen != gen {
-		c.mu.Unlock()
-		return
-	}
-	c.mem = mem
-	c.mu.Unlock()
-	for _, t := range rooms {
-		c.writeSeq(gen, func(seq uint64) *protocol.Frame {
-			return &protocol.Frame{Type: protocol.TypeJoinRoom, RoomID: t.name, Seq: seq}
-		})
-	}
-}
-
-func (c *client) memberships() []*membership {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return append([]*membership(nil), c.mem...)
-}
-
-func (c *client) membershipOf(room string) *membership {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	for _, m := range c.mem {
-		if m.room.name == room {
-			return m
-		}
-	}
-	return nil
-}
-
-func (c *client) roomTracker(room string) *roomTracker {
-	if m := c.membershipOf(room); m != nil {
-		return m.room
-	}
-	return nil
-}
-
-// joined handles room_joined.
-func (c *client) joined(room string, head uint64, gen uint32, now time.Time) {
-	m := c.membershipOf(room)
-	if m == nil {
-		return
-	}
-	c.mu.Lock()
-	if !m.joined {
-		m.joined = true
-		m.joinedAt = now
-		m.joinHead = head
-		if m.last < head {
-			m.last = head
-		}
-	}
-	all := true
-	for _, o := range c.mem {
-		all = all && o.joined
-	}
-	c.mu.Unlock()
-	m.room.cancelGhost(c.userID)
-	m.room.join(m)
-	if head > 0 {
-		m.room.seen(head)
-	}
-	if all {
-		c.ready(gen, now)
-	}
 }
 
 // ready runs once a connection has joined (or resumed) every room: it records the reconnect time,
@@ -648,110 +458,6 @@ func (c *client) rearm(now time.Time) {
 	c.armLocked(c.gen, b, c.env.sched.ns(now))
 }
 
-// broadcast handles a delivered broadcast: order, gaps, duplicates, latency, own echo.
-func (c *client) broadcast(f *protocol.Frame, gen uint32, now time.Time) {
-	c.add(stats.CtrMessagesReceived, 1)
-	m := c.membershipOf(f.RoomID)
-	if m == nil {
-		return
-	}
-	var d payload
-	_ = d.parse(f.Data)
-	c.mu.Lock()
-	rs := f.RoomSeq
-	if m.joined && rs <= m.joinHead && !slices.Contains(m.missing, rs) {
-		// Stamped before this member joined (room_joined's headSeq covers it): not part of its stream.
-		c.mu.Unlock()
-		return
-	}
-	var order, dup int64
-	switch {
-	case rs == m.last+1 || (m.last == 0 && !m.joined):
-		m.last = rs
-	case rs > m.last+1:
-		for s := m.last + 1; s < rs && len(m.missing) < maxMissing; s++ {
-			m.missing = append(m.missing, s)
-		}
-		m.last = rs
-	default:
-		found := false
-		for i, s := range m.missing {
-			if s == rs {
-				m.missing = append(m.missing[:i], m.missing[i+1:]...)
-				found = true
-				break
-			}
-		}
-		if found {
-			order++
-		} else {
-			dup++
-		}
-	}
-	// The payload's client number is unique within a plan part's cohort only; the sender's user id
-	// (stamped by the server) tells apart clients of other cohorts and other parts of the run.
-	own := d.ok && d.client == c.index && d.gen == gen && f.From == c.userID
-	var markAcked uint64
-	if own && dup == 0 {
-		if d.seq < m.lastEcho {
-			c.add(CtrApplyOrder, 1)
-			order++
-		}
-		m.lastEcho = max(m.lastEcho, d.seq)
-		for i := range c.pend {
-			p := &c.pend[i]
-			if p.seq == d.seq {
-				p.echoed, p.roomSeq = true, rs
-				if p.acked {
-					markAcked = rs
-					c.pend = append(c.pend[:i], c.pend[i+1:]...)
-				}
-				break
-			}
-		}
-	}
-	c.mu.Unlock()
-	m.room.seen(rs)
-	if markAcked != 0 {
-		m.room.markAcked(markAcked)
-	}
-	if order > 0 {
-		c.add(stats.CtrOrderViolations, order)
-	}
-	if dup > 0 {
-		c.add(stats.CtrDuplicates, dup)
-		return
-	}
-	if d.ok && d.intended > 0 {
-		c.record(stats.HistFanout, time.Duration(now.UnixNano()-d.intended))
-	}
-	if f.SentAt > 0 {
-		c.record(stats.HistFanoutServer, time.Duration(now.UnixNano()-f.SentAt*int64(time.Millisecond)))
-	}
-}
-
-// ack handles an ack of a client frame.
-func (c *client) ack(seq uint64) {
-	c.mu.Lock()
-	var t *roomTracker
-	var rs uint64
-	for i := range c.pend {
-		p := &c.pend[i]
-		if p.seq == seq {
-			p.acked = true
-			if p.echoed {
-				t, rs = p.room, p.roomSeq
-				c.pend = append(c.pend[:i], c.pend[i+1:]...)
-			}
-			break
-		}
-	}
-	c.mu.Unlock()
-	if t != nil {
-		t.markAcked(rs)
-	}
-}
-
 // outstanding returns broadcasts waiting for an ack or echo, and those acknowledged but not echoed.
 func (c *client) outstanding() (waiting, ackedOnly int) {
 	c.mu.Lock()
@@ -821,7 +527,7 @@ func (c *client) run(e entry, now time.Time) {
 	switch e.kind {
 	case taskSend:
 		if env.sending.Load() {
-			c.sendBroadcast(e.gen, e.at)
+			env.proto.publish(c, e.gen, e.at)
 		}
 		if b.SendInterval <= 0 { // switched off; a switch re-arms it
 			return
@@ -847,12 +553,7 @@ func (c *client) run(e entry, now time.Time) {
 		}
 		every := hb
 		if hb > 0 {
-			ts := now.UnixNano()
-			c.mu.Lock()
-			c.pingAt = ts
-			c.mu.Unlock()
-			c.add(stats.CtrPingsSent, 1)
-			c.writeFrame(e.gen, &protocol.Frame{Type: protocol.TypePing, Timestamp: ts / int64(time.Millisecond)})
+			env.proto.heartbeat(c, e.gen, now)
 		} else {
 			every = b.ReadTimeout / 2
 		}
@@ -988,32 +689,6 @@ func (c *client) falseDisconnect(code int, own, readTimeout bool) bool {
 func closeConn(conn *websocket.Conn, code protocol.CloseCode, reason string) {
 	_ = conn.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(int(code), reason), time.Now().Add(time.Second))
 	conn.Close()
-}
-
-// payload is the data of a loadgen broadcast: sender, connection generation, seq, intended send time.
-type payload struct {
-	client   int32
-	gen      uint32
-	seq      uint64
-	intended int64
-	ok       bool
-}
-
-func (p *payload) parse(b json.RawMessage) error {
-	var v struct {
-		C int32  `json:"c"`
-		G uint32 `json:"g"`
-		S uint64 `json:"s"`
-		T int64  `json:"t"`
-	}
-	if len(b) == 0 || b[0] != '{' {
-		return errors.New("not a loadgen payload")
-	}
-	if err := json.Unmarshal(b, &v); err != nil {
-		return err
-	}
-	*p = payload{client: v.C, gen: v.G, seq: v.S, intended: v.T, ok: v.S != 0}
-	return nil
 }
 
 // dialClass names the error class of a failed dial.

@@ -12,6 +12,7 @@ import (
 
 	"github.com/gorilla/websocket"
 
+	"github.com/squall-dev/squall/internal/wstest"
 	"github.com/squall-dev/squall/refserver/protocol"
 )
 
@@ -64,8 +65,8 @@ func newFakeGateway(t testing.TB) *fakeGateway {
 	return g
 }
 
-func (g *fakeGateway) target() *URLTarget {
-	return &URLTarget{URL: "ws" + strings.TrimPrefix(g.srv.URL, "http") + protocol.PathWS}
+func (g *fakeGateway) target() Target {
+	return Target{Endpoints: []Endpoint{{URL: "ws" + strings.TrimPrefix(g.srv.URL, "http") + protocol.PathWS}}}
 }
 
 func (g *fakeGateway) serve(w http.ResponseWriter, r *http.Request) {
@@ -226,14 +227,4 @@ func (g *fakeGateway) dropAll() int {
 	return len(g.conns)
 }
 
-// waitFor polls cond until it holds or the deadline passes.
-func waitFor(t testing.TB, d time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(d)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %v waiting for %s", d, what)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-}
+var waitFor = wstest.WaitFor

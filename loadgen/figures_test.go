@@ -16,7 +16,7 @@ import (
 // and users with three tabs.
 func TestClientFigures(t *testing.T) {
 	cfg := refserver.Config{HeartbeatInterval: 200 * time.Millisecond, HeartbeatTimeout: 600 * time.Millisecond}
-	e := startEmbedded(t, EmbeddedOptions{Config: cfg})
+	e := startGateway(t, cfg)
 	send := Behaviour{RoomCount: 2, RoomPrefix: "doc-", SendInterval: 100 * time.Millisecond, PayloadSize: 8}
 	p := Plan{
 		Name: "figures", Seed: 3,
@@ -33,7 +33,7 @@ func TestClientFigures(t *testing.T) {
 		ScheduleLagBound: 5 * time.Second,
 	}
 	rec := stats.NewRecorder(time.Now())
-	if _, err := RunLocal(context.Background(), p, e, rec, RunOptions{}); err != nil {
+	if _, err := RunLocal(context.Background(), p, e.target, rec, e.opts(p, RunOptions{})); err != nil {
 		t.Fatal(err)
 	}
 	snap := rec.Snapshot()
@@ -92,7 +92,7 @@ func TestClientFigures(t *testing.T) {
 // before the run ends (counted with its age).
 func TestFalseDisconnectsAndUncleanedZombies(t *testing.T) {
 	cfg := refserver.Config{HeartbeatInterval: 20 * time.Second, HeartbeatTimeout: 60 * time.Second}
-	e := startEmbedded(t, EmbeddedOptions{Config: cfg})
+	e := startGateway(t, cfg)
 	impatient := Behaviour{RoomPrefix: "quiet-", ReadTimeout: 400 * time.Millisecond,
 		Reconnect: ReconnectPolicy{Kind: PolicyConstant, Initial: 100 * time.Millisecond, MaxAttempts: 2}}
 	rude := impatient
@@ -110,7 +110,7 @@ func TestFalseDisconnectsAndUncleanedZombies(t *testing.T) {
 		ScheduleLagBound: 5 * time.Second,
 	}
 	rec := stats.NewRecorder(time.Now())
-	if _, err := RunLocal(context.Background(), p, e, rec, RunOptions{}); err != nil {
+	if _, err := RunLocal(context.Background(), p, e.target, rec, e.opts(p, RunOptions{})); err != nil {
 		t.Fatal(err)
 	}
 	snap := rec.Snapshot()
@@ -141,7 +141,7 @@ func TestFalseDisconnectsAndUncleanedZombies(t *testing.T) {
 func TestFalseDisconnectBySweep(t *testing.T) {
 	cfg := refserver.Config{HeartbeatInterval: 200 * time.Millisecond, HeartbeatTimeout: 300 * time.Millisecond,
 		FlawSweepInterval: 300 * time.Millisecond, Flaws: refserver.Flaws{refserver.FlawNoServerPing: true}}
-	e := startEmbedded(t, EmbeddedOptions{Config: cfg})
+	e := startGateway(t, cfg)
 	quiet := Behaviour{RoomPrefix: "calm-", Reconnect: ReconnectPolicy{Kind: PolicyConstant, Initial: 50 * time.Millisecond, MaxAttempts: 100}}
 	rude := quiet
 	rude.RoomPrefix = "rude-"
@@ -156,7 +156,7 @@ func TestFalseDisconnectBySweep(t *testing.T) {
 		ScheduleLagBound: 5 * time.Second,
 	}
 	rec := stats.NewRecorder(time.Now())
-	if _, err := RunLocal(context.Background(), p, e, rec, RunOptions{}); err != nil {
+	if _, err := RunLocal(context.Background(), p, e.target, rec, e.opts(p, RunOptions{})); err != nil {
 		t.Fatal(err)
 	}
 	snap := rec.Snapshot()

@@ -53,14 +53,10 @@ func echoServer(t *testing.T) (url string, subscribes *atomic.Int64) {
 
 func TestGenericAdapter(t *testing.T) {
 	url, subscribes := echoServer(t)
-	g, err := NewGenericTarget(GenericTarget{
-		URL:       url,
+	g := Target{Endpoints: []Endpoint{{URL: url}}, Protocol: ProtocolSpec{Name: ProtocolGeneric, Generic: &GenericSpec{
 		OnConnect: []string{`{"op":"subscribe","channel":"{{.Room}}","user":"{{.User}}"}`},
 		Send:      `{"op":"publish","id":"{{.ID}}","at":{{.Time}}}`,
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
+	}}}
 	p := Plan{Name: "generic", Seed: 1,
 		Cohorts:          []Cohort{{Name: "g", Count: 20, Behaviour: Behaviour{SendInterval: 50 * time.Millisecond}}},
 		Phases:           []Phase{{Kind: PhaseRamp}, {Kind: PhaseHold, Duration: time.Second}, {Kind: PhaseRampDown}},
@@ -85,14 +81,28 @@ func TestGenericAdapter(t *testing.T) {
 	}
 }
 
-func TestGenericTargetRejectsBadTemplates(t *testing.T) {
-	for _, g := range []GenericTarget{
-		{URL: "ws://127.0.0.1:1/x", Send: `{"op":"publish"}`},
-		{URL: "ws://127.0.0.1:1/x", Send: `{"id":"{{.ID}"}`},
-		{URL: "http://127.0.0.1:1/x", Send: `{"id":"{{.ID}}"}`},
-	} {
-		if _, err := NewGenericTarget(g); err == nil {
-			t.Errorf("%+v: no error", g)
-		}
+func TestProtocolSpecsRejected(t *testing.T) {
+	tests := []struct {
+		name string
+		spec ProtocolSpec
+		want string
+	}{
+		{"no correlation id", ProtocolSpec{Name: ProtocolGeneric, Generic: &GenericSpec{Send: `{"op":"publish"}`}}, "must contain {{.ID}}"},
+		{"bad template", ProtocolSpec{Name: ProtocolGeneric, Generic: &GenericSpec{Send: `{"id":"{{.ID}"}`}}, "send template"},
+		{"bad connect template", ProtocolSpec{Name: ProtocolGeneric, Generic: &GenericSpec{Send: `{{.ID}}`, OnConnect: []string{"{{.Nope"}}}, "on_connect[0]"},
+		{"generic without settings", ProtocolSpec{Name: ProtocolGeneric}, "no settings"},
+		{"squall with generic settings", ProtocolSpec{Generic: &GenericSpec{Send: `{{.ID}}`}}, "takes no generic settings"},
+		{"unknown", ProtocolSpec{Name: "mqtt"}, `protocol "mqtt": unknown (want generic or squall)`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := NewProtocol(tt.spec)
+			if err == nil || !strings.Contains(err.Error(), tt.want) {
+				t.Fatalf("err %v, want %q", err, tt.want)
+			}
+		})
+	}
+	if _, err := URLTarget("http://127.0.0.1:1/x"); err == nil {
+		t.Error("an http:// target was accepted")
 	}
 }

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math"
 	"net/netip"
+	"slices"
 	"time"
 )
 
@@ -392,6 +393,38 @@ func subPrefix(pfx netip.Prefix, n, i int) netip.Prefix {
 	v += idx << (32 - bits)
 	out := netip.AddrFrom4([4]byte{byte(v >> 24), byte(v >> 16), byte(v >> 8), byte(v)})
 	return netip.PrefixFrom(out, bits)
+}
+
+// Part is the part of p made of the cohorts idx (indexes into p.Cohorts): rates and ramp targets
+// are scaled by the part's share of the clients and only the part's cohorts' switches are kept, so
+// that the parts of a plan together run its schedule. A part of every cohort is p itself.
+func (p Plan) Part(idx []int) Plan {
+	if len(idx) == len(p.Cohorts) {
+		return p
+	}
+	q := p.clone()
+	all := q.Cohorts
+	q.Cohorts = nil
+	n := 0
+	for _, i := range idx {
+		q.Cohorts = append(q.Cohorts, all[i])
+		n += p.Cohorts[i].Count
+	}
+	share := 0.0
+	if total := p.Clients(); total > 0 {
+		share = float64(n) / float64(total)
+	}
+	for i := range q.Phases {
+		q.Phases[i].Rate = p.Phases[i].Rate * share
+		if t := p.Phases[i].Target; t > 0 {
+			q.Phases[i].Target = max(1, int(math.Round(float64(t)*share)))
+		}
+	}
+	q.Model.ArrivalRate = p.Model.ArrivalRate * share
+	q.Switches = slices.DeleteFunc(q.Switches, func(sw Switch) bool {
+		return !slices.ContainsFunc(q.Cohorts, func(c Cohort) bool { return c.Name == sw.Cohort })
+	})
+	return q
 }
 
 func (p Plan) clone() Plan {

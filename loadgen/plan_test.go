@@ -122,3 +122,32 @@ func TestPlanSplit(t *testing.T) {
 		t.Errorf("a third of 50 008 clients needs %d files", n)
 	}
 }
+
+func TestPlanPart(t *testing.T) {
+	p := Plan{Name: "routes", Seed: 3,
+		Cohorts: []Cohort{
+			{Name: "direct", Count: 30, Behaviour: Behaviour{Reconnect: ReconnectPolicy{Kind: PolicyLadder, Steps: []time.Duration{time.Second}}}},
+			{Name: "proxied", Count: 10, Proxy: true},
+		},
+		Phases:   []Phase{{Kind: PhaseRamp, Rate: 40, Target: 20}, {Kind: PhaseHold, Duration: time.Second}},
+		Switches: []Switch{{At: time.Second, Cohort: "direct"}, {At: 2 * time.Second, Cohort: "proxied"}},
+	}
+	q := p.Part([]int{1})
+	if len(q.Cohorts) != 1 || q.Cohorts[0].Name != "proxied" || q.Clients() != 10 {
+		t.Fatalf("part cohorts %+v", q.Cohorts)
+	}
+	if q.Phases[0].Rate != 10 || q.Phases[0].Target != 5 {
+		t.Errorf("part ramp %+v, want rate 10 target 5 (a quarter of the clients)", q.Phases[0])
+	}
+	if len(q.Switches) != 1 || q.Switches[0].Cohort != "proxied" {
+		t.Errorf("part switches %+v", q.Switches)
+	}
+	d := p.Part([]int{0})
+	d.Cohorts[0].Behaviour.Reconnect.Steps[0] = time.Minute
+	if p.Cohorts[0].Behaviour.Reconnect.Steps[0] != time.Second || p.Phases[0].Rate != 40 {
+		t.Error("changing a part changed the plan")
+	}
+	if all := p.Part([]int{0, 1}); all.Clients() != 40 || all.Phases[0].Rate != 40 {
+		t.Errorf("the part of every cohort is not the plan: %+v", all.Phases)
+	}
+}

@@ -31,6 +31,9 @@ type RunOptions struct {
 	OnSample func(hist string, d time.Duration)
 	// StartAt overrides Plan.StartAt.
 	StartAt time.Time
+	// LocalFDs is the open files this process holds for the run besides the clients' own sockets:
+	// a gateway running in this process holds the other end of every connection.
+	LocalFDs int
 	// Schedulers is the number of scheduler goroutines (default 4 per CPU).
 	Schedulers int
 
@@ -75,7 +78,7 @@ type runEnv struct {
 	secret    []byte
 	rooms     rooms
 	onSample  func(string, time.Duration)
-	generic   *GenericTarget // set when the target is the generic adapter
+	proto     Protocol
 	sending   atomic.Bool    // broadcasts are sent while set (off from ramp-down on)
 	stopping  atomic.Bool    // no reconnects once set
 
@@ -281,13 +284,14 @@ func RunLocal(ctx context.Context, p Plan, t Target, rec *stats.Recorder, opts R
 	if err := p.Validate(); err != nil {
 		return sum, err
 	}
-	if t == nil || len(t.Endpoints()) == 0 {
+	if len(t.Endpoints) == 0 {
 		return sum, errors.New("run: no target endpoints")
 	}
-	need := p.FDs()
-	if e, ok := t.(*Embedded); ok && e.inProcess() {
-		need += p.Clients() // the in-process gateway holds the other end of every connection
+	proto, err := NewProtocol(t.Protocol)
+	if err != nil {
+		return sum, fmt.Errorf("run: %w", err)
 	}
+	need := p.FDs() + opts.LocalFDs
 	if lim := openFileLimit(); lim > 0 && need > lim {
 		return sum, fmt.Errorf("run: %w: %d needed, limit %d (split the plan across workers, or run the gateway as child processes)", ErrTooManyFiles, need, lim)
 	}
@@ -298,17 +302,11 @@ func RunLocal(ctx context.Context, p Plan, t Target, rec *stats.Recorder, opts R
 	runCtx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	env := &runEnv{
-		ctx: runCtx, ctxCancel: cancel, rec: rec, logger: logger, eps: t.Endpoints(), secret: t.Secret(),
+		ctx: runCtx, ctxCancel: cancel, rec: rec, logger: logger, eps: t.Endpoints, secret: t.secret(), proto: proto,
 		onSample: opts.OnSample, live: map[*client]struct{}{}, doneCh: make(chan struct{}, 1),
 		users: map[string]*userConns{},
 	}
 	env.bufs.New = func() any { return new(bytes.Buffer) }
-	if g, ok := t.(*GenericTarget); ok {
-		if g.send == nil {
-			return sum, errors.New("run: generic target not compiled; use NewGenericTarget")
-		}
-		env.generic = g
-	}
 	env.dialer = newDialer(rec, opts.OnSample)
 	n := opts.Schedulers
 	if n <= 0 {
@@ -322,11 +320,7 @@ func RunLocal(ctx context.Context, p Plan, t Target, rec *stats.Recorder, opts R
 		opts.stall(func(d time.Duration) { env.sched.pause(runCtx, d) })
 	}
 
-	shared := false
-	if sr, ok := t.(interface{ SharedRooms() bool }); ok {
-		shared = sr.SharedRooms()
-	}
-	cohorts, err := buildCohorts(p, &env.rooms, len(env.eps), shared)
+	cohorts, err := buildCohorts(p, &env.rooms, len(env.eps), t.SharedRooms)
 	if err != nil {
 		return sum, err
 	}

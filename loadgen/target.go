@@ -1,7 +1,6 @@
 package loadgen
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"net/url"
@@ -17,69 +16,84 @@ type Endpoint struct {
 	MetricsURL string `json:"metrics_url,omitempty"`
 }
 
-// Target is what a run connects to. Clients are spread over the endpoints by client number; tokens
-// are signed with Secret. Endpoints are taken to hold separate rooms (each node its own roomSeq);
-// a target whose endpoints share rooms (a cluster behind one broker) also implements
-// SharedRooms() bool returning true.
-type Target interface {
-	Endpoints() []Endpoint
-	Secret() []byte
+// Target is what a run connects to and how its clients speak there. It is a plain value: a job
+// carries it to a worker as JSON, and whoever started the gateway behind it (loadgen/embedded, a
+// test, nobody for a URL) owns that gateway's life.
+//
+// Clients are spread over the endpoints by client number. The endpoints are taken to hold separate
+// rooms (each node its own roomSeq) unless SharedRooms says they are nodes of one gateway that share
+// rooms through a broker.
+type Target struct {
+	Endpoints []Endpoint `json:"endpoints"`
+	// Secret signs the clients' tokens (HS256); empty means protocol.DevSecret.
+	Secret string `json:"secret,omitempty"`
+	// SharedRooms says the endpoints share rooms (one roomSeq per room across them).
+	SharedRooms bool `json:"shared_rooms,omitempty"`
+	// Protocol is what the clients speak (default: the squall protocol).
+	Protocol ProtocolSpec `json:"protocol,omitzero"`
 }
 
-// URLTarget is a running gateway at a ws:// URL.
-type URLTarget struct {
-	URL        string // ws://host:port/ws
-	MetricsURL string // optional http://host:port/metrics
-	// AuthSecret signs client tokens (default protocol.DevSecret).
-	AuthSecret []byte
+// secret is the key client tokens are signed with.
+func (t Target) secret() []byte {
+	if t.Secret == "" {
+		return []byte(protocol.DevSecret)
+	}
+	return []byte(t.Secret)
 }
 
-var _ Target = (*URLTarget)(nil)
+// Validate reports what makes the target unusable.
+func (t Target) Validate() error {
+	var errs []error
+	if len(t.Endpoints) == 0 {
+		errs = append(errs, errors.New("target: no endpoints"))
+	}
+	for i, ep := range t.Endpoints {
+		if _, err := ParseURL(ep.URL); err != nil {
+			errs = append(errs, fmt.Errorf("target: endpoint %d: %w", i, err))
+		}
+	}
+	if _, err := NewProtocol(t.Protocol); err != nil {
+		errs = append(errs, err)
+	}
+	return errors.Join(errs...)
+}
 
-// ParseURLTarget checks a ws:// URL (a bare host:port gets ws:// and /ws added) and derives the
-// metrics URL from it.
-func ParseURLTarget(raw string) (*URLTarget, error) {
+// URLTarget is the target of a running gateway at one ws:// URL (see ParseURL), speaking the squall
+// protocol, with its metrics at the same host's /metrics.
+func URLTarget(raw string) (Target, error) {
+	ep, err := ParseURL(raw)
+	if err != nil {
+		return Target{}, err
+	}
+	return Target{Endpoints: []Endpoint{ep}}, nil
+}
+
+// ParseURL checks a ws:// URL (a bare host:port gets ws:// and /ws added) and derives the metrics
+// URL from it (the same host's /metrics).
+func ParseURL(raw string) (Endpoint, error) {
 	if raw == "" {
-		return nil, errors.New("target: empty URL")
+		return Endpoint{}, errors.New("target: empty URL")
 	}
 	if !strings.Contains(raw, "://") {
 		raw = "ws://" + raw
 	}
 	u, err := url.Parse(raw)
 	if err != nil {
-		return nil, fmt.Errorf("target %q: %w", raw, err)
+		return Endpoint{}, fmt.Errorf("target %q: %w", raw, err)
 	}
 	switch u.Scheme {
 	case "ws":
 	case "wss":
-		return nil, fmt.Errorf("target %q: wss is not supported (loopback traffic only)", raw)
+		return Endpoint{}, fmt.Errorf("target %q: wss is not supported yet", raw)
 	default:
-		return nil, fmt.Errorf("target %q: unknown scheme %q (want ws://)", raw, u.Scheme)
+		return Endpoint{}, fmt.Errorf("target %q: unknown scheme %q (want ws://)", raw, u.Scheme)
 	}
 	if u.Host == "" || u.Port() == "" {
-		return nil, fmt.Errorf("target %q: want host:port", raw)
+		return Endpoint{}, fmt.Errorf("target %q: want host:port", raw)
 	}
 	if u.Path == "" || u.Path == "/" {
 		u.Path = protocol.PathWS
 	}
 	m := url.URL{Scheme: "http", Host: u.Host, Path: protocol.PathMetrics}
-	return &URLTarget{URL: u.String(), MetricsURL: m.String()}, nil
-}
-
-// Endpoints implements Target.
-func (t *URLTarget) Endpoints() []Endpoint {
-	return []Endpoint{{URL: t.URL, MetricsURL: t.MetricsURL}}
-}
-
-// Secret implements Target.
-func (t *URLTarget) Secret() []byte {
-	if len(t.AuthSecret) > 0 {
-		return t.AuthSecret
-	}
-	return []byte(protocol.DevSecret)
-}
-
-// closer is implemented by targets that own processes or servers.
-type closer interface {
-	Close(ctx context.Context) error
+	return Endpoint{URL: u.String(), MetricsURL: m.String()}, nil
 }

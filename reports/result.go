@@ -145,8 +145,17 @@ type Worker struct {
 // SLOVerdict is one graded objective (filled in by the scenarios and gates).
 type SLOVerdict struct {
 	Name   string `json:"name"`
-	Metric string `json:"metric"`
-	Bound  string `json:"bound"`
+	Metric string `json:"metric"` // the metric, with ":label" for a labelled one
+	Bound  string `json:"bound"`  // the aggregation and the bound as people read it ("p99 <= 45s")
+	// Agg, Cohort ("" = every client), Op, Threshold and Unit are the SLO as a machine reads it:
+	// Agg of Metric over Cohort must be Op Threshold, in Unit (the metric's base unit).
+	Agg       string  `json:"agg"`
+	Cohort    string  `json:"cohort,omitempty"`
+	Op        string  `json:"op"`
+	Threshold float64 `json:"threshold"`
+	Unit      string  `json:"unit"`
+	// Optional SLOs pass without data.
+	Optional bool `json:"optional,omitempty"`
 	// Value is the observed value in the metric's base unit (seconds, bytes, count, per second);
 	// 0 when NoData or Unbounded.
 	Value float64 `json:"value"`

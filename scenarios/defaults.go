@@ -10,7 +10,7 @@ import (
 	"github.com/squall-dev/squall/refserver"
 )
 
-// Defaults the loader fills in (the gateway's are in gatewayDefaults), written into the loaded
+// Defaults the loader fills in (the gateway's come from refserver, see fillGatewayDefaults), written into the loaded
 // scenario so that time_scale reaches them too.
 const (
 	DefaultSourceIPs        = "127.1.0.0/16"
@@ -28,27 +28,6 @@ var KnownFlaws = func() []string {
 	return out
 }()
 
-// gatewayDefaults are the embedded gateway's defaults for the settings a scenario may scale:
-// refserver.DefaultConfig where the gateway has the setting, DESIGN §2 for the settings still being
-// built (issue 3).
-var gatewayDefaults = func() Target {
-	d := refserver.DefaultConfig()
-	return Target{
-		HeartbeatInterval: d.HeartbeatInterval,
-		HeartbeatTimeout:  d.HeartbeatTimeout,
-		FlawSweepInterval: d.FlawSweepInterval,
-		HelloTimeout:      d.HelloTimeout,
-		WriteTimeout:      d.WriteTimeout,
-		ReorderTimeout:    d.ReorderTimeout,
-		HistoryTTL:        d.HistoryTTL,
-		ReconnectWindow:   d.ReconnectWindow,
-		DrainSpread:       10 * time.Second,
-		SessionTTL:        d.SessionTTL,
-		AuthCacheTTL:      5 * time.Minute,
-		AcceptRate:        2000,
-		StormAlertRate:    100,
-	}
-}()
 
 // DefaultLadder is the ladder policy's steps.
 var DefaultLadder = []time.Duration{0, time.Second, 2 * time.Second, 5 * time.Second, 10 * time.Second, 30 * time.Second}
@@ -104,27 +83,8 @@ func (s *Scenario) fillDefaults() {
 	setDur(&s.ScheduleLagBound, DefaultScheduleLagBound)
 	setDur(&s.Settle, DefaultSettle)
 	if s.Target.Embedded() {
-		t, d := &s.Target, gatewayDefaults
-		setInt(&t.Nodes, 1)
-		for _, p := range []struct {
-			v   *time.Duration
-			def time.Duration
-		}{
-			{&t.HeartbeatInterval, d.HeartbeatInterval}, {&t.HeartbeatTimeout, d.HeartbeatTimeout},
-			{&t.FlawSweepInterval, d.FlawSweepInterval}, {&t.HelloTimeout, d.HelloTimeout},
-			{&t.WriteTimeout, d.WriteTimeout}, {&t.ReorderTimeout, d.ReorderTimeout},
-			{&t.HistoryTTL, d.HistoryTTL}, {&t.ReconnectWindow, d.ReconnectWindow},
-			{&t.DrainSpread, d.DrainSpread}, {&t.AuthCacheTTL, d.AuthCacheTTL},
-			{&t.SessionTTL, d.SessionTTL},
-		} {
-			setDur(p.v, p.def)
-		}
-		if t.AcceptRate == 0 {
-			t.AcceptRate = d.AcceptRate
-		}
-		if t.StormAlertRate == 0 {
-			t.StormAlertRate = d.StormAlertRate
-		}
+		setInt(&s.Target.Nodes, 1)
+		s.Target.fillGatewayDefaults()
 	}
 	if s.Model.Kind == "" {
 		s.Model.Kind = ModelClosed

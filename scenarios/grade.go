@@ -193,16 +193,36 @@ func ReportVerdicts(vs []Verdict) []reports.SLOVerdict {
 			metric += ":" + v.Label
 		}
 		out[i] = reports.SLOVerdict{
-			Name:   v.Name,
-			Metric: metric,
-			Bound:  string(v.Agg) + " " + v.BoundText(),
-			Value:  v.Observed,
-			Pass:   v.Pass,
-			NoData: v.NoData,
-			Detail: fmt.Sprintf("%s; observed %s; cohort %s", v.Result(), v.ObservedText(), cohort),
+			Name:      v.Name,
+			Metric:    metric,
+			Bound:     string(v.Agg) + " " + v.BoundText(),
+			Agg:       string(v.Agg),
+			Cohort:    v.Cohort,
+			Op:        string(v.Op),
+			Threshold: v.Bound,
+			Unit:      string(v.Unit),
+			Optional:  v.Optional,
+			Value:     v.Observed,
+			Pass:      v.Pass,
+			NoData:    v.NoData,
+			Detail:    fmt.Sprintf("%s; observed %s; cohort %s", v.Result(), v.ObservedText(), cohort),
 		}
 		if math.IsInf(v.Observed, 1) { // JSON has no infinity
 			out[i].Value, out[i].Unbounded = 0, true
+		}
+	}
+	return out
+}
+
+// VerdictsOf reads back the verdicts ReportVerdicts stored in a result.
+func VerdictsOf(rs []reports.SLOVerdict) []Verdict {
+	out := make([]Verdict, len(rs))
+	for i, r := range rs {
+		metric, label, _ := strings.Cut(r.Metric, ":")
+		out[i] = Verdict{Name: r.Name, Metric: metric, Label: label, Agg: Agg(r.Agg), Cohort: r.Cohort, Op: Op(r.Op),
+			Bound: r.Threshold, Observed: r.Value, Unit: Unit(r.Unit), NoData: r.NoData, Optional: r.Optional, Pass: r.Pass}
+		if r.Unbounded {
+			out[i].Observed = math.Inf(1)
 		}
 	}
 	return out

@@ -3,6 +3,7 @@ package scenarios
 import (
 	"bytes"
 	"math"
+	"reflect"
 	"testing"
 )
 
@@ -187,5 +188,8 @@ func TestReportVerdicts(t *testing.T) {
 	if len(rv) != 2 || rv[0].Metric != "close_codes:1006" || rv[0].Bound != "count == 0" || rv[0].Value != 2 || rv[0].Pass ||
 		rv[0].Detail != "FAIL; observed 2; cohort office" || rv[1].Detail != "FAIL (no data); observed no data; cohort all" {
 		t.Errorf("%+v", rv)
+	}
+	if back := VerdictsOf(rv); !reflect.DeepEqual(back, vs) {
+		t.Errorf("VerdictsOf(ReportVerdicts(vs)):\n got %+v\nwant %+v", back, vs)
 	}
 }

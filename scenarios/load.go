@@ -47,11 +47,20 @@ func (s *Scenario) override(path, flag string) {
 
 // Load reads and checks the scenario file at path; see Parse.
 func Load(path string, opts ...Option) (*Scenario, error) {
+	data, err := ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	return Parse(path, data, opts...)
+}
+
+// ReadFile reads a scenario file; a file that cannot be read is an Errors naming it.
+func ReadFile(path string) ([]byte, error) {
 	data, err := os.ReadFile(path)
 	if err != nil {
 		return nil, Errors{{File: path, Msg: "cannot read: " + strings.TrimPrefix(err.Error(), "open "+path+": ")}}
 	}
-	return Parse(path, data, opts...)
+	return data, nil
 }
 
 // Parse reads a scenario from data; name (usually the file's path) is used in error messages and as

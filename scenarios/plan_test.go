@@ -43,7 +43,7 @@ phases:
 	if err != nil {
 		t.Fatal(err)
 	}
-	p, err := s.Plan()
+	p, _, err := s.Plan()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -80,7 +80,7 @@ func TestSmokePlanAndGateway(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	p, err := s.Plan()
+	p, _, err := s.Plan()
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -3,6 +3,8 @@ package scenarios
 import (
 	"slices"
 	"time"
+
+	"github.com/squall-dev/squall/loadgen"
 )
 
 // Scenario is one scenario file: who connects (Cohorts), how the population moves (Model, Phases),
@@ -49,10 +51,9 @@ type Scenario struct {
 }
 
 // Target is the system under test: the embedded reference gateway (the default) or a running gateway
-// at URL. The gateway settings apply to the embedded target only; each mirrors the refserver flag of
-// the same name in kebab-case (heartbeat_interval = --heartbeat-interval). After Load every time
-// setting of an embedded target holds the gateway's default when the file left it out, so that
-// time_scale reaches it too.
+// at URL. The gateway settings apply to the embedded target only; each is the refserver flag its
+// gateway tag names. After Load every duration and rate setting of an embedded target holds the
+// gateway's default when the file left it out, so that time_scale reaches it too.
 type Target struct {
 	// URL of a running gateway's WebSocket endpoint (ws:// or wss://, loopback only). Empty means the
 	// embedded gateway. Mutually exclusive with every embedded setting below.
@@ -70,48 +71,51 @@ type Target struct {
 	// Flaws switched on in every embedded node (see refserver --help): no-server-ping,
 	// leak-on-error, no-presence-leave, no-seq-order, no-conn-limit, unbounded-history,
 	// no-auth-cache, no-drain.
-	Flaws []string `yaml:"flaws"`
+	Flaws []string `yaml:"flaws" gateway:"flaw"`
 
-	HeartbeatInterval time.Duration `yaml:"heartbeat_interval"`  // server WebSocket ping period (default 30s)
-	HeartbeatTimeout  time.Duration `yaml:"heartbeat_timeout"`   // silence before the server closes (default 60s)
-	FlawSweepInterval time.Duration `yaml:"flaw_sweep_interval"` // slow sweep under no-server-ping (default 30s)
-	HelloTimeout      time.Duration `yaml:"hello_timeout"`       // time to send hello without a URL token (default 10s)
-	WriteTimeout      time.Duration `yaml:"write_timeout"`       // bound of one write to a client (default 10s)
-	ReorderTimeout    time.Duration `yaml:"reorder_timeout"`     // how long a seq gap may stay open (default 2s)
-	HistoryTTL        time.Duration `yaml:"history_ttl"`         // room history age bound (default 5m)
-	ReconnectWindow   time.Duration `yaml:"reconnect_window"`    // a new connection within it counts as a reconnect (default 1m)
-	DrainSpread       time.Duration `yaml:"drain_spread"`        // spread of retry_after_ms hints on drain (default 10s)
-	SessionTTL        time.Duration `yaml:"session_ttl"`         // how long a session outlives its connection (default 2m)
-	AuthLatency       time.Duration `yaml:"auth_latency"`        // latency of the auth backend (default 0)
-	AuthCacheTTL      time.Duration `yaml:"auth_cache_ttl"`      // validated-token cache lifetime (default 5m)
+	// The gateway settings: each the refserver flag its gateway tag names (--heartbeat-interval for
+	// heartbeat_interval), mapped onto refserver.Config by GatewayConfig. Zero means the gateway's
+	// default; after Load the durations and rates hold it, so that time_scale reaches them.
+	HeartbeatInterval time.Duration `yaml:"heartbeat_interval" gateway:"heartbeat-interval"`   // server WebSocket ping period (default 30s)
+	HeartbeatTimeout  time.Duration `yaml:"heartbeat_timeout" gateway:"heartbeat-timeout"`     // silence before the server closes (default 60s)
+	FlawSweepInterval time.Duration `yaml:"flaw_sweep_interval" gateway:"flaw-sweep-interval"` // slow sweep under no-server-ping (default 30s)
+	HelloTimeout      time.Duration `yaml:"hello_timeout" gateway:"hello-timeout"`             // time to send hello without a URL token (default 10s)
+	WriteTimeout      time.Duration `yaml:"write_timeout" gateway:"write-timeout"`             // bound of one write to a client (default 10s)
+	ReorderTimeout    time.Duration `yaml:"reorder_timeout" gateway:"reorder-timeout"`         // how long a seq gap may stay open (default 2s)
+	HistoryTTL        time.Duration `yaml:"history_ttl" gateway:"history-ttl"`                 // room history age bound (default 5m)
+	ReconnectWindow   time.Duration `yaml:"reconnect_window" gateway:"reconnect-window"`       // a new connection within it counts as a reconnect (default 1m)
+	DrainSpread       time.Duration `yaml:"drain_spread" gateway:"drain-spread"`               // spread of retry_after_ms hints on drain (default 10s)
+	SessionTTL        time.Duration `yaml:"session_ttl" gateway:"session-ttl"`                 // how long a session outlives its connection (default 2m)
+	AuthLatency       time.Duration `yaml:"auth_latency" gateway:"auth-latency"`               // latency of the auth backend (default 0)
+	AuthCacheTTL      time.Duration `yaml:"auth_cache_ttl" gateway:"auth-cache-ttl"`           // validated-token cache lifetime (default 5m)
 
-	MaxConnsPerClient int     `yaml:"max_conns_per_client"`          // per user id (default 5)
-	MaxConnsPerIP     int     `yaml:"max_conns_per_ip"`              // per remote IP (default: max_conns_per_client; -1 = none)
-	MaxConns          int     `yaml:"max_conns"`                     // per node (default 50000)
-	SendQueue         int     `yaml:"send_queue"`                    // frames queued per connection before slow_consumer (default 256)
-	ReorderWindow     int     `yaml:"reorder_window"`                // frames held waiting for a missing seq (default 32)
-	HistorySize       int     `yaml:"history_size"`                  // room history count bound (default 1000)
-	AcceptRate        float64 `yaml:"accept_rate" scale:"rate"`      // admission token bucket, connections/s (default 2000)
-	AcceptBurst       int     `yaml:"accept_burst"`                  // admission bucket size (default 1000)
-	StormAlertRate    float64 `yaml:"storm_alert_rate" scale:"rate"` // reconnects/s that raise ws_storm_active (default 100)
-	StormAlertBurst   int     `yaml:"storm_alert_burst"`             // reconnects within one second that raise it (default 50)
-	AuthFailureRate   float64 `yaml:"auth_failure_rate"`             // share of auth calls that fail, 0..1 (default 0)
+	MaxConnsPerClient int     `yaml:"max_conns_per_client" gateway:"max-conns-per-client"`      // per user id (default 5)
+	MaxConnsPerIP     int     `yaml:"max_conns_per_ip" gateway:"max-conns-per-ip"`              // per remote IP (default: max_conns_per_client; -1 = none)
+	MaxConns          int     `yaml:"max_conns" gateway:"max-conns"`                            // per node (default 50000)
+	SendQueue         int     `yaml:"send_queue" gateway:"send-queue"`                          // frames queued per connection before slow_consumer (default 256)
+	ReorderWindow     int     `yaml:"reorder_window" gateway:"reorder-window"`                  // frames held waiting for a missing seq (default 32)
+	HistorySize       int     `yaml:"history_size" gateway:"history-size"`                      // room history count bound (default 1000)
+	AcceptRate        float64 `yaml:"accept_rate" scale:"rate" gateway:"accept-rate"`           // admission token bucket, connections/s (default 2000)
+	AcceptBurst       int     `yaml:"accept_burst" gateway:"accept-burst"`                      // admission bucket size (default 1000)
+	StormAlertRate    float64 `yaml:"storm_alert_rate" scale:"rate" gateway:"storm-alert-rate"` // reconnects/s that raise ws_storm_active (default 100)
+	StormAlertBurst   int     `yaml:"storm_alert_burst" gateway:"storm-alert-burst"`            // reconnects within one second that raise it (default 50)
+	AuthFailureRate   float64 `yaml:"auth_failure_rate" gateway:"auth-fail-rate"`               // share of auth calls that fail, 0..1 (default 0)
 }
 
 // Embedded reports whether the target is the embedded reference gateway.
 func (t Target) Embedded() bool { return t.URL == "" }
 
-// ModelKind is how clients enter the run.
-type ModelKind string
+// ModelKind is how clients enter the run: the load generator's model kinds.
+type ModelKind = loadgen.ModelKind
 
 // Load models.
 const (
 	// ModelClosed: fixed concurrency. Every client connects during the ramp phases and stays until
 	// ramp-down (or its own exit).
-	ModelClosed ModelKind = "closed"
+	ModelClosed = loadgen.ModelClosed
 	// ModelOpen: clients arrive at ArrivalRate per second during ramp and hold phases and live for
 	// Lifetime; cohort counts bound how many are alive at once.
-	ModelOpen ModelKind = "open"
+	ModelOpen = loadgen.ModelOpen
 )
 
 // Model is the load model. In YAML it is either a word ("model: closed") or a mapping
@@ -177,15 +181,15 @@ type Rooms struct {
 	Prefix    string `yaml:"prefix"`     // default "room-"
 }
 
-// Policy names a reconnect policy.
-type Policy string
+// Policy names a reconnect policy: the load generator's policies (DESIGN §3).
+type Policy = loadgen.PolicyKind
 
-// Reconnect policies (DESIGN §3).
+// Reconnect policies.
 const (
-	PolicyBackoff   Policy = "backoff"   // 1s, x1.5, cap 30s, jitter up to 1s, 7 attempts (the fix)
-	PolicyLadder    Policy = "ladder"    // 0, 1, 2, 5, 10, 30s, the last step repeating
-	PolicyConstant  Policy = "constant"  // 1s every time, 100 attempts (the escalation's bug)
-	PolicyImmediate Policy = "immediate" // at once, without limit unless max_attempts is set
+	PolicyBackoff   = loadgen.PolicyBackoff   // 1s, x1.5, cap 30s, jitter up to 1s, 7 attempts (the fix)
+	PolicyLadder    = loadgen.PolicyLadder    // 0, 1, 2, 5, 10, 30s, the last step repeating
+	PolicyConstant  = loadgen.PolicyConstant  // 1s every time, 100 attempts (the escalation's bug)
+	PolicyImmediate = loadgen.PolicyImmediate // at once, without limit unless max_attempts is set
 )
 
 // Reconnect is a reconnect policy with its parameters. In YAML either the policy name alone
@@ -203,15 +207,15 @@ type Reconnect struct {
 
 func (r *Reconnect) fromScalar(s string) { r.Policy = Policy(s) }
 
-// ExitKind is how a tab goes away.
-type ExitKind string
+// ExitKind is how a tab goes away: the load generator's exits (DESIGN §3).
+type ExitKind = loadgen.ExitKind
 
-// Exits (DESIGN §3).
+// Exits.
 const (
-	ExitClose    ExitKind = "close"     // clean close frame 1000
-	ExitTabClose ExitKind = "tab-close" // TCP closed without a close frame
-	ExitVanish   ExitKind = "vanish"    // stops reading and writing, TCP stays open (a sleeping laptop)
-	ExitNavigate ExitKind = "navigate"  // a new connection opens before the old one closes
+	ExitClose    = loadgen.ExitClose    // clean close frame 1000
+	ExitTabClose = loadgen.ExitTabClose // TCP closed without a close frame
+	ExitVanish   = loadgen.ExitVanish   // stops reading and writing, TCP stays open (a sleeping laptop)
+	ExitNavigate = loadgen.ExitNavigate // a new connection opens before the old one closes
 )
 
 // Exit says how and when a tab leaves on its own. In YAML either the kind alone ("exit: tab-close",
@@ -243,18 +247,18 @@ type Misbehave struct {
 	HeartbeatFactor float64 `yaml:"heartbeat_factor"`
 }
 
-// PhaseKind is what a phase does.
-type PhaseKind string
+// PhaseKind is what a phase does: the load generator's phase kinds.
+type PhaseKind = loadgen.PhaseKind
 
 // Phase kinds.
 const (
 	// PhaseRamp opens connections at Rate per second until Target clients are connected (closed
 	// model; Target 0 = every client), or lets clients arrive for Duration (open model).
-	PhaseRamp PhaseKind = "ramp"
+	PhaseRamp = loadgen.PhaseRamp
 	// PhaseHold keeps the population for Duration.
-	PhaseHold PhaseKind = "hold"
+	PhaseHold = loadgen.PhaseHold
 	// PhaseRampDown ends clients at Rate per second (0 = all at once) with their cohort's exit kind.
-	PhaseRampDown PhaseKind = "ramp-down"
+	PhaseRampDown = loadgen.PhaseRampDown
 )
 
 // Phase is one step of the schedule. Phases run one after the other from the start of the run.

@@ -154,28 +154,15 @@ func (c *checker) target() {
 		}
 		seen[f] = true
 	}
-	for _, d := range []struct {
-		name string
-		v    time.Duration
-	}{
-		{"heartbeat_interval", t.HeartbeatInterval}, {"heartbeat_timeout", t.HeartbeatTimeout},
-		{"flaw_sweep_interval", t.FlawSweepInterval}, {"hello_timeout", t.HelloTimeout},
-		{"write_timeout", t.WriteTimeout}, {"reorder_timeout", t.ReorderTimeout},
-		{"history_ttl", t.HistoryTTL}, {"reconnect_window", t.ReconnectWindow},
-		{"drain_spread", t.DrainSpread}, {"auth_latency", t.AuthLatency}, {"auth_cache_ttl", t.AuthCacheTTL},
-		{"session_ttl", t.SessionTTL},
-	} {
-		c.nonNegDur("target."+d.name, d.v)
-	}
-	for _, n := range []struct {
-		name string
-		v    int
-	}{
-		{"max_conns_per_client", t.MaxConnsPerClient}, {"max_conns", t.MaxConns},
-		{"send_queue", t.SendQueue}, {"reorder_window", t.ReorderWindow}, {"history_size", t.HistorySize},
-		{"accept_burst", t.AcceptBurst}, {"storm_alert_burst", t.StormAlertBurst},
-	} {
-		c.nonNeg("target."+n.name, n.v)
+	for _, g := range t.gatewaySettings() {
+		switch v := g.value.Interface().(type) {
+		case time.Duration:
+			c.nonNegDur("target."+g.yaml, v)
+		case int:
+			if g.flag != "max-conns-per-ip" { // -1 means no limit
+				c.nonNeg("target."+g.yaml, v)
+			}
+		}
 	}
 	if t.MaxConnsPerIP < -1 {
 		c.add("target.max_conns_per_ip", "%d (want 0 for the default, -1 for none, or a limit)", t.MaxConnsPerIP)

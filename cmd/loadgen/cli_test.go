@@ -11,7 +11,6 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
-	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -19,6 +18,7 @@ import (
 
 	"go.uber.org/goleak"
 
+	"github.com/squall-dev/squall/harness"
 	"github.com/squall-dev/squall/loadgen/agent"
 	"github.com/squall-dev/squall/loadgen/stats"
 	"github.com/squall-dev/squall/reports"
@@ -29,22 +29,8 @@ var update = flag.Bool("update", false, "rewrite golden files")
 // beMain makes the test binary act as loadgen, so that spawned workers run this package's code.
 const beMain = "LOADGEN_TEST_BE_MAIN"
 
-// dieWorker names the index of a worker that kills its own process mid-run (tests only).
-const dieWorker = "LOADGEN_TEST_DIE_WORKER"
-
 func TestMain(m *testing.M) {
 	if os.Getenv(beMain) == "1" {
-		if os.Getenv(dieWorker) != "" {
-			// The worker process dies, with everything it holds, right after it has sent the
-			// controller a report with connections in it (a fixed time into the run was sometimes
-			// before the first such report on a loaded machine).
-			testSentHook = func(m agent.Message) {
-				if strconv.Itoa(m.Worker) == os.Getenv(dieWorker) && m.Type == agent.MsgTick &&
-					m.Snapshot != nil && m.Snapshot.Counter(stats.CtrConnects) > 0 {
-					os.Exit(7)
-				}
-			}
-		}
 		os.Exit(run(context.Background(), os.Args[1:], os.Stdout, os.Stderr))
 	}
 	goleak.VerifyTestMain(m)
@@ -174,7 +160,7 @@ func TestDiagnose(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			checks, capacity, _ := diagnose(tc.m, fdsPerProcess)
+			checks, capacity, _ := diagnose(tc.m, harness.DefaultFDsPerProcess)
 			var fixes []string
 			for _, c := range checks {
 				if !c.OK {
@@ -254,132 +240,4 @@ func TestInterruptWritesResult(t *testing.T) {
 	if got := res.Stats.Counter(stats.CloseCodeCounter(1000)); got != 40 {
 		t.Errorf("%d connections closed with 1000, want 40", got)
 	}
-}
-
-// TestSplitAcrossWorkers runs a small plan with a low per-process file budget so that it is split
-// across spawned worker processes, and checks that the merged histograms equal the union of the
-// workers' histograms. The 50 000-client version is TestFiftyThousandClients.
-func TestSplitAcrossWorkers(t *testing.T) {
-	if testing.Short() {
-		t.Skip("spawns worker processes")
-	}
-	t.Setenv(beMain, "1")
-	out := t.TempDir()
-	code, stdout, stderr := runCLI(context.Background(), "run", "--clients", "120", "--rooms", "4", "--ramp", "400", "--hold", "1s",
-		"--fds-per-process", "100", "--progress", "plain", "--out", out)
-	if code != 0 {
-		t.Fatalf("exit %d\nstdout:\n%s\nstderr:\n%s", code, stdout, stderr)
-	}
-	res, err := reports.ReadJSON(filepath.Join(out, reports.FileName))
-	if err != nil {
-		t.Fatal(err)
-	}
-	checkMergedIsUnion(t, res, 2, 120)
-}
-
-// checkMergedIsUnion checks a split run's result: the number of workers, that each ran in its own
-// process and finished, that every client connected, and that the merged stats are the union of
-// the workers' stats.
-func checkMergedIsUnion(t *testing.T, res *reports.Result, wantWorkers, clients int) {
-	t.Helper()
-	if len(res.Workers) != wantWorkers {
-		t.Fatalf("%d workers, want %d", len(res.Workers), wantWorkers)
-	}
-	var snaps []stats.Snapshot
-	pids := map[int]bool{}
-	total := 0
-	for _, w := range res.Workers {
-		if w.Status != reports.WorkerOK || w.Stats == nil {
-			t.Fatalf("worker %d: %s %s", w.Index, w.Status, w.Error)
-		}
-		if w.PID == os.Getpid() || pids[w.PID] {
-			t.Errorf("worker %d ran in pid %d, not a process of its own", w.Index, w.PID)
-		}
-		pids[w.PID] = true
-		total += w.Clients
-		snaps = append(snaps, *w.Stats)
-	}
-	if total != clients {
-		t.Errorf("workers hold %d clients, want %d", total, clients)
-	}
-	union := stats.MergeAll(snaps...)
-	if !res.Stats.Equal(union) {
-		t.Errorf("merged stats differ from the union of the workers' stats")
-	}
-	for _, h := range union.HistNames() {
-		if !res.Stats.Hist(h).Equal(union.Hist(h)) {
-			t.Errorf("histogram %s: merged %d values, union %d", h, res.Stats.Count(h), union.Count(h))
-		}
-	}
-	// An independent path: the one-second interval histograms every worker streamed, merged by
-	// second, add up to exactly the merged cumulative histograms.
-	for _, h := range union.HistNames() {
-		fromSeries := stats.NewHist()
-		for _, iv := range res.Series {
-			if p := iv.Hists[h]; p != nil {
-				ph, err := p.Hist()
-				if err != nil {
-					t.Fatalf("second %d %s: %v", iv.Second, h, err)
-				}
-				fromSeries.Merge(ph)
-			}
-		}
-		if !fromSeries.Equal(res.Stats.Hist(h)) {
-			t.Errorf("histogram %s: the series holds %d values, the merged snapshot %d", h, fromSeries.Count(), res.Stats.Count(h))
-		}
-	}
-	if got := res.Stats.Counter(stats.CtrConnects); got < int64(clients) {
-		t.Errorf("%d connects, want at least %d", got, clients)
-	}
-	t.Logf("%d workers, %d connects, connect p99 %v, fanout p99 %v (%d values), %d messages received",
-		len(res.Workers), res.Stats.Counter(stats.CtrConnects), res.Stats.Percentile(stats.HistConnect, 99),
-		res.Stats.Percentile(stats.HistFanout, 99), res.Stats.Count(stats.HistFanout), res.Stats.Counter(stats.CtrMessagesReceived))
-}
-
-// TestWorkerDies kills one of two spawned worker processes in the middle of the run: the run
-// completes on the other, the result reports the dead worker with its exit status and keeps what
-// it sent, and the run is marked unreliable.
-func TestWorkerDies(t *testing.T) {
-	if testing.Short() {
-		t.Skip("spawns worker processes")
-	}
-	t.Setenv(beMain, "1")
-	t.Setenv(dieWorker, "1")
-	out := t.TempDir()
-	code, stdout, stderr := runCLI(context.Background(), "run", "--clients", "120", "--rooms", "4", "--ramp", "400", "--hold", "4s",
-		"--fds-per-process", "100", "--progress", "plain", "--out", out)
-	if code != 0 {
-		t.Fatalf("exit %d, want 0 (the rest of the run stands)\nstdout:\n%s\nstderr:\n%s", code, stdout, stderr)
-	}
-	if !strings.Contains(stderr, "1 of 2 workers lost") {
-		t.Errorf("stderr %q lacks the lost-worker warning", stderr)
-	}
-	res, err := reports.ReadJSON(filepath.Join(out, reports.FileName))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if res.StopReason != reports.StopCompleted || len(res.Workers) != 2 {
-		t.Fatalf("stop %q with %d workers", res.StopReason, len(res.Workers))
-	}
-	w0, w1 := res.Workers[0], res.Workers[1]
-	if w0.Status != reports.WorkerOK {
-		t.Errorf("worker 0: %s %s", w0.Status, w0.Error)
-	}
-	if w1.Status != reports.WorkerLost || !strings.Contains(w1.Error, "exit status 7") {
-		t.Errorf("worker 1: %q %q, want lost with exit status 7", w1.Status, w1.Error)
-	}
-	if w1.Stats == nil || w1.Stats.Counter(stats.CtrConnects) == 0 {
-		t.Errorf("the dead worker's last report was not kept")
-	}
-	if res.Reliable || !strings.Contains(res.UnreliableReason, "1 of 2 workers") {
-		t.Errorf("reliable %v (%q), want unreliable because of the lost worker", res.Reliable, res.UnreliableReason)
-	}
-	lostEvent := false
-	for _, ev := range res.Events {
-		lostEvent = lostEvent || ev.Kind == "worker_lost"
-	}
-	if !lostEvent {
-		t.Errorf("no worker_lost event in the result")
-	}
-	t.Logf("worker 1: %s", w1.Error)
 }

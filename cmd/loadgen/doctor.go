@@ -12,6 +12,7 @@ import (
 	"syscall"
 
 	"github.com/spf13/cobra"
+	"github.com/squall-dev/squall/harness"
 )
 
 // Per-connection costs behind doctor's capacity estimate (DESIGN §8 and loadgen's bench target).
@@ -164,7 +165,7 @@ func newDoctorCmd(e *env) *cobra.Command {
 		Short: "Check this machine's limits and say how many clients it can hold",
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			m := readMachine("/proc")
-			checks, capacity, bound := diagnose(m, fdsPerProcess)
+			checks, capacity, bound := diagnose(m, harness.DefaultFDsPerProcess)
 			return writeDoctor(e.stdout, checks, capacity, bound, asJSON)
 		},
 	}
@@ -191,8 +192,8 @@ func writeDoctor(w io.Writer, checks []check, capacity int, bound string, asJSON
 			fmt.Fprintf(w, "     fix: %s\n", c.Fix)
 		}
 	}
-	procs := (capacity + fdsPerProcess - 1) / fdsPerProcess
+	procs := (capacity + harness.DefaultFDsPerProcess - 1) / harness.DefaultFDsPerProcess
 	fmt.Fprintf(w, "\nthis machine can hold about %d simulated clients against the embedded gateway\n", capacity)
-	fmt.Fprintf(w, "  (bound by %s;\n   %d worker processes and as many gateway nodes at ~%d connections each)\n", bound, procs, fdsPerProcess)
+	fmt.Fprintf(w, "  (bound by %s;\n   %d worker processes and as many gateway nodes at ~%d connections each)\n", bound, procs, harness.DefaultFDsPerProcess)
 	return nil
 }

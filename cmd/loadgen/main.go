@@ -23,14 +23,14 @@ import (
 	"os/signal"
 	"syscall"
 
-	"github.com/squall-dev/squall/loadgen"
+	"github.com/squall-dev/squall/loadgen/embedded"
 )
 
 func main() {
 	ctx, cancel := context.WithCancelCause(context.Background())
 	sigs := make(chan os.Signal, 2)
 	stopOn := []os.Signal{os.Interrupt, syscall.SIGTERM}
-	if len(os.Args) > 1 && os.Args[1] == loadgen.NodeCommand {
+	if len(os.Args) > 1 && os.Args[1] == embedded.NodeCommand {
 		// A gateway node is a child of a run, which stops it with SIGTERM once the clients have
 		// closed. A terminal's Ctrl-C reaches the whole process group; it is the run's to handle.
 		signal.Ignore(os.Interrupt)

@@ -56,6 +56,8 @@ func (l progressLine) String() string {
 	return s
 }
 
+// A nil *progress shows nothing: a run that fails before it starts has no display.
+
 // newProgress picks the display: mode auto shows a bar when w is a terminal and plain lines
 // otherwise.
 func newProgress(w io.Writer, mode string, clients, workers int) *progress {
@@ -133,6 +135,9 @@ func lineOf(prev progressLine, u agent.Update) progressLine {
 }
 
 func (pr *progress) update(u agent.Update) {
+	if pr == nil {
+		return
+	}
 	pr.mu.Lock()
 	pr.line = lineOf(pr.line, u)
 	l := pr.line
@@ -146,6 +151,9 @@ func (pr *progress) update(u agent.Update) {
 }
 
 func (pr *progress) done() {
+	if pr == nil {
+		return
+	}
 	if pr.bar != nil {
 		pr.bar.SetTotal(-1, true)
 		pr.p.Wait()
@@ -155,6 +163,9 @@ func (pr *progress) done() {
 // note shows one line about something that happened (a fault of the timeline): printed as it is
 // in plain mode, above the bar on a terminal. Safe to call from any goroutine.
 func (pr *progress) note(line string) {
+	if pr == nil {
+		return
+	}
 	switch {
 	case pr.plain != nil:
 		fmt.Fprintln(pr.plain, line)

@@ -11,10 +11,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/squall-dev/squall/chaos"
-	"github.com/squall-dev/squall/loadgen/stats"
 	"github.com/squall-dev/squall/reports"
-	"github.com/squall-dev/squall/scenarios"
 )
 
 // scenarioDir holds the scenario library, seen from this package.
@@ -206,85 +203,5 @@ func TestRunScenarioBreach(t *testing.T) {
 				t.Errorf("verdict table does not show %s failing at %s:\n%s", tc.slo, tc.observed, out)
 			}
 		})
-	}
-}
-
-// TestRunScenarioToxic routes a cohort through the embedded Toxiproxy and adds a latency toxic
-// for one second: both steps are recorded as fault events in result.json, and the proxied
-// receivers' fan-out latency shows the added 100 ms.
-func TestRunScenarioToxic(t *testing.T) {
-	t.Setenv(beMain, "1") // the gateway node is this binary in a child process
-	code, out, res := runScenarioCLI(t, filepath.Join("testdata", "scenarios", "toxic-latency.yaml"))
-	if code != exitOK {
-		t.Fatalf("exit %d, want 0\n%s", code, out)
-	}
-	var faults []*chaos.Event
-	for _, ev := range res.Events {
-		if ev.Kind == reports.EventFault {
-			faults = append(faults, ev.Fault)
-		}
-	}
-	if len(faults) != 2 {
-		t.Fatalf("%d fault events, want 2 (add and remove): %+v", len(faults), res.Events)
-	}
-	add, rm := faults[0], faults[1]
-	if add.Action != chaos.ActionAddToxic || add.Target != "office-net" || add.Params["type"] != "latency" ||
-		add.Params["latency"] != "100" || add.Error != "" || add.At != time.Second {
-		t.Errorf("add event %+v", add)
-	}
-	if rm.Action != chaos.ActionRemoveToxic || rm.Params["toxic"] != "lag" || rm.Error != "" || rm.At != 2*time.Second {
-		t.Errorf("remove event %+v", rm)
-	}
-	if o := res.ProxyOverhead; o == nil || o.Proxied.N != 2000 || o.Proxied.P50 <= 0 {
-		t.Errorf("proxy overhead not measured: %+v", o)
-	}
-	if !strings.Contains(out, "of the plan: add_toxic lag (latency) on office-net") {
-		t.Errorf("progress does not show the fault:\n%s", out)
-	}
-	// The per-cohort figures of the merged result: the downstream toxic delays the proxied
-	// cohort's receipts, not the direct one's (compared as shares of receipts at 100 ms or more,
-	// which a loaded machine raises for both alike).
-	slow := func(cohort string) float64 {
-		h := res.Stats.Cohort(cohort).Hist(stats.HistFanout)
-		if h.Count() == 0 {
-			t.Fatalf("cohort %s: no fan-out figures in the merged result", cohort)
-		}
-		n := int64(0)
-		for _, b := range h.HDR().Distribution() {
-			if b.From >= int64(100*time.Millisecond) {
-				n += b.Count
-			}
-		}
-		return float64(n) / float64(h.Count())
-	}
-	if p, d := slow("proxied"), slow("direct"); p < d+0.1 {
-		t.Errorf("receipts at 100 ms or more: proxied %.2f, direct %.2f; want the proxied cohort's well above", p, d)
-	} else {
-		t.Logf("receipts at 100 ms or more: proxied %.2f, direct %.2f", p, d)
-	}
-}
-
-// TestRunScenarioBehaviourSwitch runs a scenario whose timeline switches a silent cohort to
-// sending: the switch reaches the worker (messages are sent after it, none before) and is recorded
-// among the result's events.
-func TestRunScenarioBehaviourSwitch(t *testing.T) {
-	if testing.Short() {
-		t.Skip("runs a scenario for 3 s")
-	}
-	t.Setenv(beMain, "1") // the gateway node is this binary in a child process
-	code, out, res := runScenarioCLI(t, filepath.Join("testdata", "scenarios", "behaviour-switch.yaml"))
-	if code != 0 {
-		t.Fatalf("exit %d\n%s", code, out)
-	}
-	// About 1 s of sending at 10/s for 2 tabs before ramp-down stops it.
-	if n := res.Stats.Cohort("users").Counter(stats.CtrMessagesSent); n < 6 || n > 40 {
-		t.Errorf("users sent %d after the switch, want about 20", n)
-	}
-	found := false
-	for _, ev := range res.Events {
-		found = found || (ev.Fault != nil && ev.Fault.Action == scenarios.ChaosBehaviour && ev.Fault.Error == "")
-	}
-	if !found {
-		t.Errorf("no behaviour switch among the events %+v", res.Events)
 	}
 }

@@ -11,7 +11,6 @@ import (
 	"os/exec"
 	"strings"
 	"sync"
-	"syscall"
 	"time"
 )
 
@@ -113,7 +112,7 @@ func Spawn(ctx context.Context, n int, o SpawnOptions) ([]*Remote, error) {
 func spawnOne(ctx context.Context, i int, o SpawnOptions) (*Remote, error) {
 	cmd := exec.Command(o.Exe, o.Args...)
 	cmd.Env = append(append(os.Environ(), o.Env...), TokenEnv+"="+o.Token)
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL, Setpgid: true}
+	cmd.SysProcAttr = workerProcAttr()
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
 		return nil, fmt.Errorf("agent: worker %d: %w", i, err)

@@ -1,4 +1,4 @@
-package loadgen
+package embedded
 
 import (
 	"context"
@@ -32,7 +32,7 @@ func TestNodeArgsRoundTrip(t *testing.T) {
 // bucket (1 000 tokens) would not do.
 func TestChildNodeTakesAdmissionSettings(t *testing.T) {
 	cfg := refserver.Config{AcceptRate: 0.001, AcceptBurst: 2, AuthLatency: 10 * time.Millisecond, SessionTTL: 3 * time.Second}
-	e := startEmbedded(t, EmbeddedOptions{Process: true, Config: cfg})
+	e := startEmbedded(t, Options{Process: true, Config: cfg})
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	var codes []int

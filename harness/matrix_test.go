@@ -1,4 +1,4 @@
-package main
+package harness
 
 import (
 	"context"
@@ -230,7 +230,7 @@ func (r *matrixRun) run(ctx context.Context, t *testing.T, bin string) {
 
 // grade sets the run's verdict by the matrix's rules (see the top of this file).
 func (r *matrixRun) grade() {
-	if r.res == nil || r.res.StopReason != reports.StopCompleted || (r.code != exitOK && r.code != exitSLO) {
+	if r.res == nil || r.res.StopReason != reports.StopCompleted || (r.code != scenarios.ExitOK && r.code != scenarios.ExitBreach) {
 		r.verdict, r.why = "FAIL", fmt.Sprintf("the run did not complete (exit %d)", r.code)
 		if r.flaw != "" {
 			r.verdict = "MISSED"

@@ -1,4 +1,4 @@
-package loadgen
+package embedded
 
 import (
 	"bufio"
@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/squall-dev/squall/loadgen"
 	"github.com/squall-dev/squall/loadgen/stats"
 	"github.com/squall-dev/squall/refserver"
 )
@@ -52,28 +53,28 @@ func BenchmarkIdleClientMemory(b *testing.B) {
 	const n, first = 10000, 2000
 	for range b.N {
 		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-		e, err := StartEmbedded(ctx, EmbeddedOptions{Process: true, Config: refserver.Config{MaxConns: 20000}})
+		e, err := Start(ctx, Options{Process: true, Config: refserver.Config{MaxConns: 20000}})
 		cancel()
 		if err != nil {
 			b.Fatal(err)
 		}
 		rec := stats.NewRecorder(time.Now())
-		p := Plan{Name: "idle", Seed: 1,
-			Cohorts: []Cohort{{Name: "idle", Count: n, Behaviour: Behaviour{RoomSize: 100}}},
-			Phases: []Phase{
-				{Kind: PhaseRamp, Rate: 2000, Target: first},
-				{Kind: PhaseHold, Duration: 3 * time.Second},
-				{Kind: PhaseRamp, Rate: 2000},
-				{Kind: PhaseHold, Duration: time.Minute},
+		p := loadgen.Plan{Name: "idle", Seed: 1,
+			Cohorts: []loadgen.Cohort{{Name: "idle", Count: n, Behaviour: loadgen.Behaviour{RoomSize: 100}}},
+			Phases: []loadgen.Phase{
+				{Kind: loadgen.PhaseRamp, Rate: 2000, Target: first},
+				{Kind: loadgen.PhaseHold, Duration: 3 * time.Second},
+				{Kind: loadgen.PhaseRamp, Rate: 2000},
+				{Kind: loadgen.PhaseHold, Duration: time.Minute},
 			},
 		}
 		base := settledRSS(b)
 		runCtx, stop := context.WithCancel(context.Background())
 		phase := make(chan int, 8)
 		at := make([]time.Time, 4)
-		done := make(chan RunSummary, 1)
+		done := make(chan loadgen.RunSummary, 1)
 		go func() {
-			sum, err := RunLocal(runCtx, p, e, rec, RunOptions{OnPhase: func(i int, _ Phase, t time.Time) {
+			sum, err := loadgen.RunLocal(runCtx, p, e.Target(), rec, loadgen.RunOptions{OnPhase: func(i int, _ loadgen.Phase, t time.Time) {
 				at[i] = t
 				phase <- i
 			}})

@@ -1,4 +1,15 @@
-package loadgen
+// Package embedded starts squall's reference gateway (refserver) for a run: one node inside the
+// calling process, or nodes as child processes of the calling binary, each on its own 127.0.0.1
+// port, and gives the run their loadgen.Target. Each node is a chaos.Node: process faults (kill,
+// restart, pause, resume, drain) act on it.
+//
+// A binary that starts child nodes must dispatch `<binary> __refserver-node <flags>` (NodeCommand)
+// to RunNodeMain; cmd/loadgen does, and so must the TestMain of a test binary that starts them.
+//
+// Concurrency: Embedded and Node are safe for concurrent use; a Node's faults are serialised by
+// the chaos package's process node for child processes and by the node's own mutex in-process.
+// Whoever starts an Embedded closes it.
+package embedded
 
 import (
 	"context"
@@ -15,18 +26,17 @@ import (
 	"time"
 
 	"github.com/squall-dev/squall/chaos"
+	"github.com/squall-dev/squall/loadgen"
 	"github.com/squall-dev/squall/refserver"
 	"github.com/squall-dev/squall/refserver/protocol"
 )
 
-// NodeCommand is the hidden subcommand a loadgen binary runs a gateway node under when the embedded
-// target starts nodes as child processes of the same binary. The binary's main must dispatch
-// `<binary> __refserver-node <flags>` to RunNodeMain (cmd/loadgen does; a test binary does it in
-// TestMain).
+// NodeCommand is the hidden subcommand a binary runs a gateway node under when Start runs nodes
+// as child processes of that binary (see the package documentation).
 const NodeCommand = "__refserver-node"
 
-// EmbeddedOptions configures the embedded reference gateway.
-type EmbeddedOptions struct {
+// Options configures the embedded reference gateway.
+type Options struct {
 	// Nodes is the number of gateway nodes (default 1). Clients are spread over them.
 	Nodes int
 	// Config is every node's configuration (Addr is ignored: each node gets its own loopback port).
@@ -44,20 +54,18 @@ type EmbeddedOptions struct {
 	Logger *slog.Logger
 }
 
-// Embedded is the reference gateway started by loadgen: one node in-process or N child processes,
-// each on its own 127.0.0.1 port. It is a Target; Nodes gives the process handles for faults.
+// Embedded is the reference gateway started for a run: one node in-process or N child processes,
+// each on its own 127.0.0.1 port. Target is what clients connect to; Nodes gives the nodes for
+// faults.
 type Embedded struct {
 	nodes  []*Node
-	secret []byte
+	secret string
 }
 
-var (
-	_ Target     = (*Embedded)(nil)
-	_ chaos.Node = (*Node)(nil)
-)
+var _ chaos.Node = (*Node)(nil)
 
-// StartEmbedded starts the nodes and returns once every one answers /healthz.
-func StartEmbedded(ctx context.Context, opts EmbeddedOptions) (*Embedded, error) {
+// Start starts the nodes and returns once every one answers /healthz.
+func Start(ctx context.Context, opts Options) (*Embedded, error) {
 	n := max(opts.Nodes, 1)
 	cfg := opts.Config
 	if cfg.AuthSecret == "" {
@@ -67,9 +75,9 @@ func StartEmbedded(ctx context.Context, opts EmbeddedOptions) (*Embedded, error)
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
-	e := &Embedded{secret: []byte(cfg.AuthSecret)}
+	e := &Embedded{secret: cfg.AuthSecret}
 	if cfg.Dev && cfg.AuthSecret == "" {
-		e.secret = []byte(protocol.DevSecret)
+		e.secret = protocol.DevSecret
 	}
 	for i := range n {
 		addr, err := freeLoopbackPort()
@@ -93,20 +101,20 @@ func StartEmbedded(ctx context.Context, opts EmbeddedOptions) (*Embedded, error)
 	return e, nil
 }
 
-// Endpoints implements Target.
-func (e *Embedded) Endpoints() []Endpoint {
-	out := make([]Endpoint, len(e.nodes))
-	for i, n := range e.nodes {
-		out[i] = Endpoint{URL: n.URL(), MetricsURL: n.MetricsURL()}
+// Target is the gateway as clients see it: every node's endpoint and the secret tokens are signed
+// with. The nodes hold separate rooms unless they share a broker.
+func (e *Embedded) Target() loadgen.Target {
+	t := loadgen.Target{Secret: e.secret}
+	for _, n := range e.nodes {
+		t.Endpoints = append(t.Endpoints, loadgen.Endpoint{URL: n.URL(), MetricsURL: n.MetricsURL()})
+		t.SharedRooms = t.SharedRooms || n.cfg.Broker != ""
 	}
-	return out
+	return t
 }
 
-// Secret implements Target.
-func (e *Embedded) Secret() []byte { return e.secret }
-
-// inProcess reports whether a node runs in this process.
-func (e *Embedded) inProcess() bool {
+// InProcess reports whether a node runs in this process (it then holds the server end of its
+// clients' connections among this process's open files).
+func (e *Embedded) InProcess() bool {
 	for _, n := range e.nodes {
 		if n.proc == nil {
 			return true
@@ -172,7 +180,7 @@ func (n *Node) Server() *refserver.Server {
 }
 
 // ErrInProcess is returned by faults an in-process node cannot take (pause and resume).
-var ErrInProcess = errors.New("loadgen: an in-process gateway node cannot be paused; use EmbeddedOptions.Process")
+var ErrInProcess = errors.New("loadgen: an in-process gateway node cannot be paused; use Options.Process")
 
 func (n *Node) startInProcess(ctx context.Context) error {
 	srv, err := refserver.New(n.cfg, n.log.With("node", n.name))
@@ -197,7 +205,7 @@ func (n *Node) startInProcess(ctx context.Context) error {
 	return waitHealthy(ctx, n.addr)
 }
 
-func (n *Node) startProcess(ctx context.Context, opts EmbeddedOptions) error {
+func (n *Node) startProcess(ctx context.Context, opts Options) error {
 	args := NodeArgs(n.cfg)
 	stderr := opts.Stderr
 	if stderr == nil {

@@ -10,33 +10,16 @@ import (
 	"github.com/squall-dev/squall/refserver"
 )
 
-func startEmbedded(t *testing.T, opts EmbeddedOptions) *Embedded {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-	defer cancel()
-	e, err := StartEmbedded(ctx, opts)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		if err := e.Close(ctx); err != nil {
-			t.Errorf("close embedded gateway: %v", err)
-		}
-	})
-	return e
-}
 
 func TestRunAgainstEmbeddedInProcess(t *testing.T) {
 	cfg := refserver.Config{HeartbeatInterval: time.Second, HeartbeatTimeout: 3 * time.Second}
-	e := startEmbedded(t, EmbeddedOptions{Config: cfg})
+	e := startGateway(t, cfg)
 	p := smallPlan(100, 4, 2*time.Second)
 	p.Cohorts[0].Behaviour.SendInterval = 500 * time.Millisecond // light enough for the race detector
 	p.Cohorts[0].Behaviour.HeartbeatInterval = time.Second
 	p.ScheduleLagBound = 5 * time.Second
 	rec := stats.NewRecorder(time.Now())
-	sum, err := RunLocal(context.Background(), p, e, rec, RunOptions{})
+	sum, err := RunLocal(context.Background(), p, e.target, rec, e.opts(p, RunOptions{}))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -57,7 +40,7 @@ func TestRunAgainstEmbeddedInProcess(t *testing.T) {
 	if snap.Count(stats.HistPresence) == 0 {
 		t.Error("no presence convergence measured")
 	}
-	srv := e.Nodes()[0].Server()
+	srv := e.Server
 	waitFor(t, 5*time.Second, "gateway to clean up", func() bool {
 		st := srv.Stats()
 		return st.ActiveConns == 0 && st.OrphanedSubscriptions == 0
@@ -68,10 +51,10 @@ func TestRunAgainstEmbeddedInProcess(t *testing.T) {
 }
 
 func TestRunRefusesTooManyFiles(t *testing.T) {
-	e := startEmbedded(t, EmbeddedOptions{})
+	e := startGateway(t, refserver.Config{})
 	// 12 000 clients fit one process's 20 000 files, but not with the in-process gateway's 12 000.
 	p := smallPlan(12000, 20, time.Second)
-	_, err := RunLocal(context.Background(), p, e, stats.NewRecorder(time.Now()), RunOptions{})
+	_, err := RunLocal(context.Background(), p, e.target, stats.NewRecorder(time.Now()), e.opts(p, RunOptions{}))
 	if !errors.Is(err, ErrTooManyFiles) {
 		t.Fatalf("err = %v, want ErrTooManyFiles", err)
 	}

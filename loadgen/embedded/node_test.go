@@ -1,4 +1,4 @@
-package loadgen
+package embedded
 
 import (
 	"context"
@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/squall-dev/squall/loadgen"
 	"github.com/squall-dev/squall/loadgen/stats"
 	"github.com/squall-dev/squall/refserver/protocol"
 )
@@ -14,21 +15,21 @@ import (
 // pause/resume, kill, restart and drain, checking what the clients saw.
 func TestChildNodeFaults(t *testing.T) {
 	const n = 20
-	e := startEmbedded(t, EmbeddedOptions{Process: true, Config: fastGateway()})
+	e := startEmbedded(t, Options{Process: true, Config: fastGateway()})
 	node := e.Nodes()[0]
 	if node.PID() == 0 {
 		t.Fatal("no child process")
 	}
-	p := Plan{Name: "faults", Seed: 8,
-		Cohorts: []Cohort{{Name: "c", Count: n, Behaviour: Behaviour{
+	p := loadgen.Plan{Name: "faults", Seed: 8,
+		Cohorts: []loadgen.Cohort{{Name: "c", Count: n, Behaviour: loadgen.Behaviour{
 			RoomCount: 2, SendInterval: 100 * time.Millisecond,
-			Reconnect: ReconnectPolicy{Kind: PolicyConstant, Initial: 200 * time.Millisecond},
+			Reconnect: loadgen.ReconnectPolicy{Kind: loadgen.PolicyConstant, Initial: 200 * time.Millisecond},
 		}}},
-		Phases:           []Phase{{Kind: PhaseRamp}, {Kind: PhaseHold, Duration: time.Minute}},
+		Phases:           []loadgen.Phase{{Kind: loadgen.PhaseRamp}, {Kind: loadgen.PhaseHold, Duration: time.Minute}},
 		ScheduleLagBound: time.Minute,
 	}
 	rec := stats.NewRecorder(time.Now())
-	stop := runUntil(t, p, e, rec, RunOptions{})
+	stop := runUntil(t, p, e.Target(), rec, loadgen.RunOptions{})
 	defer stop()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
@@ -87,7 +88,7 @@ func TestChildNodeFaults(t *testing.T) {
 }
 
 func TestInProcessNodeCannotPause(t *testing.T) {
-	e := startEmbedded(t, EmbeddedOptions{})
+	e := startEmbedded(t, Options{})
 	if err := e.Nodes()[0].Pause(context.Background()); !errors.Is(err, ErrInProcess) {
 		t.Errorf("pause of an in-process node: %v, want ErrInProcess", err)
 	}
@@ -96,20 +97,20 @@ func TestInProcessNodeCannotPause(t *testing.T) {
 // TestTwoNodes spreads clients over two gateway processes. Without a shared broker each node holds
 // its own rooms of the same names, so delivery is checked per node: nothing may be reported lost.
 func TestTwoNodes(t *testing.T) {
-	e := startEmbedded(t, EmbeddedOptions{Nodes: 2})
-	if len(e.Endpoints()) != 2 || e.Nodes()[0].PID() == e.Nodes()[1].PID() {
-		t.Fatalf("want two node processes, got %d endpoints", len(e.Endpoints()))
+	e := startEmbedded(t, Options{Nodes: 2})
+	if len(e.Target().Endpoints) != 2 || e.Nodes()[0].PID() == e.Nodes()[1].PID() {
+		t.Fatalf("want two node processes, got %d endpoints", len(e.Target().Endpoints))
 	}
 	p := smallPlan(42, 3, 1500*time.Millisecond) // client i: node i%2, room i%3: every room on both nodes
 	p.ScheduleLagBound = 5 * time.Second
 	rec := stats.NewRecorder(time.Now())
-	sum, err := RunLocal(context.Background(), p, e, rec, RunOptions{})
+	sum, err := loadgen.RunLocal(context.Background(), p, e.Target(), rec, loadgen.RunOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
 	snap := rec.Snapshot()
 	t.Logf("delivery %+v counters %v", sum.Delivery, snap.Counters)
-	for _, c := range []string{stats.CtrGaps, stats.CtrAckedUndelivered, stats.CtrOrderViolations, stats.CtrDuplicates, CtrGhosts} {
+	for _, c := range []string{stats.CtrGaps, stats.CtrAckedUndelivered, stats.CtrOrderViolations, stats.CtrDuplicates, loadgen.CtrGhosts} {
 		if n := snap.Counter(c); n != 0 {
 			t.Errorf("%s = %d, want 0", c, n)
 		}

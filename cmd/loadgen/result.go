@@ -1,0 +1,163 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/squall-dev/squall/harness"
+	"github.com/squall-dev/squall/loadgen/agent"
+	"github.com/squall-dev/squall/loadgen/stats"
+	"github.com/squall-dev/squall/reports"
+	"github.com/squall-dev/squall/scenarios"
+)
+
+// runSpec runs spec with the live display, writes result.json into out, prints the summary and the
+// verdicts, and returns the error whose exit code DESIGN §6 gives the run.
+func runSpec(ctx context.Context, e *env, f runFlags, spec harness.Spec, out string) error {
+	if err := os.MkdirAll(out, 0o755); err != nil {
+		return usagef("--out %s: %v", out, err)
+	}
+	outPath := filepath.Join(out, reports.FileName)
+	logger := newLogger(e.stderr, f.verbose)
+	var prog *progress
+	opts := harness.Options{
+		Logger:        logger,
+		Workers:       f.workers,
+		Agents:        f.agents,
+		Token:         f.token,
+		FDsPerProcess: f.perProcess,
+		WorkerCommand: workerCommand(f),
+		Version:       version,
+		OnStart:       func(st harness.Start) { prog = newProgress(e.stdout, f.progress, st.Clients, st.Workers) },
+		OnUpdate:      func(u agent.Update) { prog.update(u) },
+		OnNote:        func(line string) { prog.note(line) },
+	}
+	if f.verbose {
+		opts.GatewayLog = e.stderr
+	}
+	res, err := harness.Run(ctx, spec, opts)
+	prog.done()
+	if res == nil {
+		return runError(err)
+	}
+	if werr := res.WriteJSON(outPath); werr != nil {
+		return harnessErr(werr)
+	}
+	printSummary(e.stdout, res, outPath)
+	if lost := lostWorkers(res); lost > 0 && lost < len(res.Workers) {
+		fmt.Fprintf(e.stderr, "loadgen: warning: %d of %d workers lost; the result keeps what they reported\n", lost, len(res.Workers))
+	}
+	if o := res.ProxyOverhead; o != nil {
+		fmt.Fprintf(e.stdout, "  the chaos proxy adds %v p50, %v p99 to a round trip (measured before the run; proxied cohorts' latencies include it)\n",
+			o.AddedP50.Round(time.Microsecond), o.AddedP99.Round(time.Microsecond))
+	}
+	s := spec.Scenario
+	if s == nil {
+		return runError(err)
+	}
+	if err != nil {
+		fmt.Fprintln(e.stdout, "SLOs not graded: the run did not complete")
+		return runError(err)
+	}
+	verdicts := scenarios.VerdictsOf(res.SLOs)
+	fmt.Fprintln(e.stdout)
+	if err := scenarios.WriteVerdicts(e.stdout, verdicts); err != nil {
+		return harnessErr(err)
+	}
+	if s.StepRamp() { // a capacity run: each step graded on its own, and the knee
+		fmt.Fprintln(e.stdout)
+		if err := scenarios.WriteSteps(e.stdout, scenarios.Steps(s, res)); err != nil {
+			return harnessErr(err)
+		}
+	}
+	if code := scenarios.ExitCode(verdicts); code != scenarios.ExitOK {
+		return &exitError{code, fmt.Errorf("scenario %s: SLO breached (result: %s)", s.Name, outPath)}
+	}
+	return nil
+}
+
+// runError gives a run's error its exit code: usage errors 2, everything else 1.
+func runError(err error) error {
+	switch {
+	case err == nil:
+		return nil
+	case harness.IsUsage(err):
+		return usageErr(err)
+	case errors.Is(err, harness.ErrInterrupted):
+		return harnessErr(fmt.Errorf("%w; the partial result was written", err))
+	}
+	return harnessErr(err)
+}
+
+// workerCommand is how a spawned worker is started: this binary as an agent.
+func workerCommand(f runFlags) []string {
+	exe, err := os.Executable()
+	if err != nil {
+		exe = os.Args[0]
+	}
+	cmd := []string{exe, "agent", "--listen", "127.0.0.1:0"}
+	if f.verbose {
+		cmd = append(cmd, "--verbose")
+	}
+	return cmd
+}
+
+func lostWorkers(r *reports.Result) int {
+	lost := 0
+	for _, w := range r.Workers {
+		if w.Status != reports.WorkerOK {
+			lost++
+		}
+	}
+	return lost
+}
+
+// printSummary prints a few lines about the result.
+func printSummary(w io.Writer, r *reports.Result, path string) {
+	s := r.Stats
+	errs := int64(0)
+	for k, v := range s.Counters {
+		if strings.HasPrefix(k, stats.PrefixError) {
+			errs += v
+		}
+	}
+	fmt.Fprintf(w, "%s %s in %v: %d clients on %d worker(s), %d connects, %d errors\n",
+		r.Name, r.StopReason, r.Duration.Round(100*time.Millisecond), clientsOf(r), len(r.Workers), s.Counter(stats.CtrConnects), errs)
+	fmt.Fprintf(w, "  connect p50 %v p99 %v | fanout p50 %v p99 %v | sent %d received %d | order violations %d, acked-undelivered %d\n",
+		ms(s.Percentile(stats.HistConnect, 50)), ms(s.Percentile(stats.HistConnect, 99)),
+		ms(s.Percentile(stats.HistFanout, 50)), ms(s.Percentile(stats.HistFanout, 99)),
+		s.Counter(stats.CtrMessagesSent), s.Counter(stats.CtrMessagesReceived),
+		s.Counter(stats.CtrOrderViolations), s.Counter(stats.CtrAckedUndelivered))
+	if !r.Reliable {
+		fmt.Fprintf(w, "  unreliable: %s\n", r.UnreliableReason)
+	}
+	fmt.Fprintf(w, "  result: %s\n", path)
+}
+
+func clientsOf(r *reports.Result) int {
+	n := 0
+	for _, w := range r.Workers {
+		n += w.Clients
+	}
+	return n
+}
+
+func ms(d time.Duration) string {
+	switch {
+	case d == 0:
+		return "-"
+	case d < time.Millisecond:
+		return d.Round(time.Microsecond).String()
+	default:
+		return d.Round(10 * time.Microsecond).String()
+	}
+}
+
+// version is set at build time (-ldflags "-X main.version=...").
+var version = "dev"

@@ -1,0 +1,145 @@
+package harness
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"strings"
+	"time"
+
+	"github.com/squall-dev/squall/loadgen"
+	"github.com/squall-dev/squall/loadgen/agent"
+	"github.com/squall-dev/squall/refserver"
+	"github.com/squall-dev/squall/scenarios"
+)
+
+// DefaultFDsPerProcess is how many open files one worker or gateway node may use: the hard limit is
+// 20 000 (DESIGN §8) and the rest is margin for listeners, files and the runtime.
+const DefaultFDsPerProcess = 19000
+
+// Spec is what a run runs: a scenario, or a plan against a target.
+type Spec struct {
+	// Scenario, when set, is the scenario to run, loaded with its overrides applied: its target,
+	// cohorts, phases, timeline and SLOs say everything, and Plan and Target must be zero.
+	Scenario *scenarios.Scenario
+	// File and Source are the scenario's file and its text as written (kept in the result so that
+	// the run can be reproduced).
+	File   string
+	Source []byte
+
+	// Plan is the plan to run without a scenario (no timeline, no SLOs).
+	Plan loadgen.Plan
+	// Target is where Plan runs.
+	Target Target
+}
+
+// Target is where a plan without a scenario runs: the embedded reference gateway (URL empty) or a
+// running gateway at URL.
+type Target struct {
+	// URL of a running gateway (ws://host:port/path); empty starts the embedded gateway.
+	URL string
+	// Secret signs the clients' tokens for a URL target (default the dev secret).
+	Secret string
+	// Nodes is the number of embedded gateway nodes (0: as many as the clients need, each holding
+	// at most Options.FDsPerProcess connections).
+	Nodes int
+	// Gateway is the embedded gateway's configuration (zero fields are refserver's defaults; dev
+	// mode unless it has an auth secret).
+	Gateway refserver.Config
+}
+
+// Options are how a run is carried out and watched; none of them changes what is measured.
+type Options struct {
+	// Logger receives the run's log (nil discards).
+	Logger *slog.Logger
+	// GatewayLog receives the logs of gateway nodes in child processes (nil discards).
+	GatewayLog io.Writer
+
+	// Workers is the number of local worker processes for the plan's direct cohorts (0: as many
+	// as the open-file limit requires; a plan that fits runs in this process).
+	Workers int
+	// Agents are remote agents (host:port) to run the plan on instead of local workers.
+	Agents []string
+	// Token is the agents' shared token (required with Agents; local workers get a fresh one).
+	Token string
+	// FDsPerProcess is the open files one worker or gateway node may use (default
+	// DefaultFDsPerProcess).
+	FDsPerProcess int
+	// WorkerCommand is the command line a local worker process is started with; it must serve
+	// ServeAgent on the loopback address it picks and print agent.ListenPrefix and the address on
+	// stdout (default: this executable with "agent --listen 127.0.0.1:0", as cmd/loadgen does).
+	WorkerCommand []string
+	// Version is the harness's version, recorded in the result.
+	Version string
+	// OnStart is told what the run is about to do, once everything is up and before the first
+	// client connects.
+	OnStart func(Start)
+	// OnUpdate receives the merged live figures about once a second.
+	OnUpdate func(agent.Update)
+	// OnNote receives one line about something that happened (a fault of the timeline, a lost
+	// worker) as it happens.
+	OnNote func(string)
+}
+
+// Start says what a run is about to do.
+type Start struct {
+	Name    string            // the scenario's or the plan's name
+	Clients int               // simulated clients in the plan
+	Workers int               // processes (or agents) the clients run in
+	Target  string            // "embedded" or "url"
+	URLs    []string          // every address the clients connect to (direct and through proxies)
+	Plan    loadgen.Plan      // the whole plan
+	At      time.Time         // the shared start instant
+	Proxies map[string]string // chaos proxy name → its listen address
+}
+
+// UsageError is an error in what was asked — the spec, the options, a target that refuses the
+// clients' credentials — rather than in running it (exit code 2 of DESIGN §6).
+type UsageError struct{ Err error }
+
+func (e *UsageError) Error() string { return e.Err.Error() }
+func (e *UsageError) Unwrap() error { return e.Err }
+
+func usageErr(err error) error { return &UsageError{Err: err} }
+
+func usagef(format string, a ...any) error { return usageErr(fmt.Errorf(format, a...)) }
+
+// IsUsage reports whether err is (or wraps) a UsageError.
+func IsUsage(err error) bool {
+	var ue *UsageError
+	return errors.As(err, &ue)
+}
+
+// validate checks the spec and options together and fills in defaults.
+func (o *Options) validate(spec Spec) error {
+	var errs []string
+	if spec.Scenario == nil && len(spec.Plan.Cohorts) == 0 {
+		errs = append(errs, "nothing to run: neither a scenario nor a plan")
+	}
+	if spec.Scenario != nil && (len(spec.Plan.Cohorts) > 0 || spec.Target.URL != "" || spec.Target.Nodes != 0) {
+		errs = append(errs, "a scenario sets its own plan and target")
+	}
+	if o.Workers < 0 || spec.Target.Nodes < 0 {
+		errs = append(errs, "workers and nodes must not be negative")
+	}
+	if len(o.Agents) > 0 && o.Workers > 0 {
+		errs = append(errs, "agents and local workers exclude each other")
+	}
+	if len(o.Agents) > 0 && o.Token == "" {
+		errs = append(errs, "agents need their shared token")
+	}
+	if o.FDsPerProcess == 0 {
+		o.FDsPerProcess = DefaultFDsPerProcess
+	}
+	if o.FDsPerProcess < 100 {
+		errs = append(errs, fmt.Sprintf("%d open files per process: want at least 100", o.FDsPerProcess))
+	}
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	if len(errs) > 0 {
+		return usagef("%s", strings.Join(errs, "; "))
+	}
+	return nil
+}

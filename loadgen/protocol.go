@@ -1,0 +1,84 @@
+package loadgen
+
+import (
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+)
+
+// Protocol is what a simulated client speaks on the wire once its WebSocket is open: how it dials
+// (where the token goes), what it sends first, how it reads what the server sends, how it publishes
+// a message and how it runs its application heartbeat. Everything else — dialling, reconnect
+// policies, exits, the schedule, read timeouts, WebSocket pings, counting and recording — is the
+// client's and the same for every protocol.
+//
+// Each protocol is one file (protocol_squall.go, protocol_generic.go), registered by name in
+// protocols; a ProtocolSpec names one and carries its settings, so that a plan's target can travel
+// to workers as JSON. The methods run on the client's goroutines: opened and received on the
+// connection's reader, publish and heartbeat on a scheduler goroutine; a protocol keeps its
+// per-client state in the client (under c.mu) and shares nothing else that is mutable.
+type Protocol interface {
+	// Name is the protocol's name in specs, scenario files and results.
+	Name() string
+	// dialURL is the URL a client dials at ep with its token.
+	dialURL(c *client, ep Endpoint, token string) string
+	// opened runs once connection gen is upgraded, before anything is read from it.
+	opened(c *client, gen uint32, now time.Time)
+	// received handles one message from the server.
+	received(c *client, msg []byte, rc *readCtx)
+	// publish sends one scheduled message, intended at scheduler time at.
+	publish(c *client, gen uint32, at int64)
+	// heartbeat sends one application-level ping on connection gen.
+	heartbeat(c *client, gen uint32, now time.Time)
+}
+
+// readCtx is what a protocol's received knows about the message it handles.
+type readCtx struct {
+	gen       uint32    // the connection's generation
+	now       time.Time // when the message was read
+	upgraded  time.Time // when the connection was upgraded
+	reconnect bool      // the connection follows a drop of this client
+	first     bool      // the first message of the connection
+	cs        *connState
+}
+
+// ProtocolSpec names a protocol and carries its settings; the zero value is the squall protocol.
+type ProtocolSpec struct {
+	// Name is one of Protocols() ("" means squall).
+	Name string `json:"name,omitempty"`
+	// Generic configures the generic protocol.
+	Generic *GenericSpec `json:"generic,omitempty"`
+}
+
+// ProtocolSquall is the name of the reference gateway's protocol (refserver/protocol).
+const ProtocolSquall = "squall"
+
+// protocols builds each protocol from its spec; the one list of protocols.
+var protocols = map[string]func(ProtocolSpec) (Protocol, error){
+	ProtocolSquall:  newSquallProtocol,
+	ProtocolGeneric: newGenericProtocol,
+}
+
+// Protocols lists the protocol names in sorted order.
+func Protocols() []string {
+	names := make([]string, 0, len(protocols))
+	for n := range protocols {
+		names = append(names, n)
+	}
+	slices.Sort(names)
+	return names
+}
+
+// NewProtocol builds the protocol spec names, checking its settings.
+func NewProtocol(spec ProtocolSpec) (Protocol, error) {
+	name := spec.Name
+	if name == "" {
+		name = ProtocolSquall
+	}
+	build, ok := protocols[name]
+	if !ok {
+		return nil, fmt.Errorf("protocol %q: unknown (want %s)", spec.Name, strings.Join(Protocols(), " or "))
+	}
+	return build(spec)
+}

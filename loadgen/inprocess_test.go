@@ -10,7 +10,6 @@ import (
 	"github.com/squall-dev/squall/refserver"
 )
 
-
 func TestRunAgainstEmbeddedInProcess(t *testing.T) {
 	cfg := refserver.Config{HeartbeatInterval: time.Second, HeartbeatTimeout: 3 * time.Second}
 	e := startGateway(t, cfg)

@@ -79,8 +79,8 @@ type runEnv struct {
 	rooms     rooms
 	onSample  func(string, time.Duration)
 	proto     Protocol
-	sending   atomic.Bool    // broadcasts are sent while set (off from ramp-down on)
-	stopping  atomic.Bool    // no reconnects once set
+	sending   atomic.Bool // broadcasts are sent while set (off from ramp-down on)
+	stopping  atomic.Bool // no reconnects once set
 
 	wg      sync.WaitGroup // connection goroutines
 	bufs    sync.Pool

@@ -28,7 +28,6 @@ var KnownFlaws = func() []string {
 	return out
 }()
 
-
 // DefaultLadder is the ladder policy's steps.
 var DefaultLadder = []time.Duration{0, time.Second, 2 * time.Second, 5 * time.Second, 10 * time.Second, 30 * time.Second}
 

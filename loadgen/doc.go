@@ -1,14 +1,18 @@
-// Package loadgen is squall's load generator: simulated browser tabs speaking the refserver
-// protocol, reconnect policies, exits and misbehaviours, plans (cohorts, phases, load model), the
-// in-process runner RunLocal, and the targets it runs against (the embedded reference gateway,
-// in-process or as child processes; a ws:// URL).
+// Package loadgen is squall's load generator: simulated browser tabs, the protocols they speak
+// (one file each behind Protocol: squall, the reference gateway's, and generic, templated frames
+// for any server), reconnect policies, exits and misbehaviours, plans (cohorts, phases, load model)
+// and the in-process runner RunLocal. A run's Target is a plain value — endpoints, the token secret
+// and the protocol — so that a plan part and its target travel to workers as JSON (loadgen/agent).
+// Starting a gateway is not this package's business: loadgen/embedded starts the reference gateway,
+// and the harness package puts a whole run together.
 //
 // # Clients
 //
 // A simulated client is one tab: it dials from a source address of its cohort's 127.0.0.0/8 range
-// with a minted JWT, waits for welcome, joins its rooms (or resumes its session after a drop), sends
-// broadcasts at its rate, answers pings, runs an application heartbeat, and when the connection
-// drops follows its ReconnectPolicy — never after a 1000 close, never before a retry_after_ms hint.
+// with a minted JWT and, speaking the squall protocol, waits for welcome, joins its rooms (or resumes
+// its session after a drop), sends broadcasts at its rate, answers pings, runs an application
+// heartbeat, and when the connection drops follows its ReconnectPolicy — never after a 1000 close,
+// never before a retry_after_ms hint.
 // Every delivered broadcast is checked against its room's roomSeq (order, gaps, duplicates); every
 // broadcast the server acknowledged is checked, once the run is quiet, to have reached every member
 // that stayed in the room (acknowledged-but-undelivered). Presence convergence runs from a tab's
@@ -48,6 +52,5 @@
 // own mutex, always taken before a client's. Read buffers, decoded frames and write buffers are
 // pooled, so an idle client holds no message memory (see BENCH.md for the bytes per idle client).
 //
-// RunLocal owns every goroutine it starts and returns only after all of them ended. Targets that
-// start servers or processes (Embedded) are closed by their owner.
+// RunLocal owns every goroutine it starts and returns only after all of them ended.
 package loadgen

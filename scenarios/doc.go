@@ -11,15 +11,17 @@
 // says what was expected. The loader fills in every default and applies the time scale, so the
 // returned *Scenario holds exactly what will run.
 //
-// A loaded scenario converts into what runs it: Plan gives the load generator's plan,
-// EmbeddedOptions the reference gateway's options, ChaosTimeline the fault timeline; behaviour
-// switches become the custom chaos action ChaosBehaviour.
+// A loaded scenario converts into what runs it, each in one place: Plan gives the load generator's
+// plan (behaviour switches included) and the routes of its cohorts (direct, or through a named chaos
+// proxy); Target.GatewayConfig maps the target's gateway settings onto refserver.Config through
+// refserver's own flags, and EmbeddedOptions adds the node count; ChaosTimeline gives the fault
+// timeline, where behaviour switches appear as the custom chaos action ChaosBehaviour.
 //
 // Grading is separate from running: Grade evaluates SLOs against a MetricSource (anything that can
 // answer "p99 of ping_rtt for cohort X"; ResultSource answers from a run's reports.Result and says
 // "no data" for what the run did not measure), WriteVerdicts renders the verdict table, ExitCode
 // turns the verdicts into the exit code of DESIGN §6 and ReportVerdicts into the result model's
-// form. `loadgen run FILE` (loadgen/cmd/loadgen) is the runner that ties it all together.
+// form (VerdictsOf reads them back). The harness package runs a scenario and grades it.
 //
 // Concurrency: a *Scenario is a plain value; Load, Parse, Grade and the catalogue are safe to call
 // from several goroutines, but a Scenario must not be modified (ApplyTimeScale, fields) while another

@@ -4,6 +4,7 @@ import (
 	"slices"
 	"time"
 
+	"github.com/squall-dev/squall/chaos"
 	"github.com/squall-dev/squall/loadgen"
 )
 
@@ -287,18 +288,18 @@ const (
 	ActionBehaviour    Action = "behaviour"     // switch Cohort's behaviour by Behaviour
 )
 
-// ToxicType is a Toxiproxy toxic.
-type ToxicType string
+// ToxicType is a Toxiproxy toxic: the chaos package's types.
+type ToxicType = chaos.ToxicType
 
-// Toxic types (Toxiproxy v2).
+// Toxic types (Toxiproxy v2), in the order the documentation and messages list them.
 const (
-	ToxicLatency   ToxicType = "latency"
-	ToxicBandwidth ToxicType = "bandwidth"
-	ToxicSlowClose ToxicType = "slow_close"
-	ToxicTimeout   ToxicType = "timeout"
-	ToxicResetPeer ToxicType = "reset_peer"
-	ToxicLimitData ToxicType = "limit_data"
-	ToxicSlicer    ToxicType = "slicer"
+	ToxicLatency   = chaos.Latency
+	ToxicBandwidth = chaos.Bandwidth
+	ToxicSlowClose = chaos.SlowClose
+	ToxicTimeout   = chaos.Timeout
+	ToxicResetPeer = chaos.ResetPeer
+	ToxicLimitData = chaos.LimitData
+	ToxicSlicer    = chaos.Slicer
 )
 
 // Event is one entry of the timeline, at a time measured from the start of the first phase. Which

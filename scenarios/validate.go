@@ -368,16 +368,6 @@ var actionFields = map[Action][]string{
 	ActionBehaviour:    {"cohort", "behaviour"},
 }
 
-var toxicAttrs = map[ToxicType][]string{
-	ToxicLatency:   {"latency", "jitter"},
-	ToxicBandwidth: {"rate"},
-	ToxicSlowClose: {"delay"},
-	ToxicTimeout:   {"timeout"},
-	ToxicResetPeer: {"timeout"},
-	ToxicLimitData: {"bytes"},
-	ToxicSlicer:    {"average_size", "size_variation", "delay"},
-}
-
 func actionNames() []string {
 	out := make([]string, 0, len(actionFields))
 	for _, a := range []Action{ActionToxicAdd, ActionToxicRemove, ActionProxyDisable, ActionProxyEnable,
@@ -476,8 +466,11 @@ func (c *checker) proxyRef(p string, e Event, proxies []string) {
 }
 
 func (c *checker) toxic(p string, e Event) {
-	attrs, known := toxicAttrs[e.Type]
-	if !known {
+	var attrs []string
+	for _, a := range e.Type.Attributes() {
+		attrs = append(attrs, a.Name)
+	}
+	if !e.Type.Valid() {
 		if e.Type == "" {
 			c.add(p+".type", "missing (want %s)", orList(toxicNames()))
 		} else {
@@ -498,7 +491,7 @@ func (c *checker) toxic(p string, e Event) {
 				c.add(p+".attributes."+name, "negative value %v", f.Interface())
 			}
 		}
-		if known && !f.IsZero() && !slices.Contains(attrs, name) {
+		if e.Type.Valid() && !f.IsZero() && !slices.Contains(attrs, name) {
 			c.add(p+".attributes."+name, "not an attribute of %s (want %s)", e.Type, orList(attrs))
 		}
 	}

@@ -544,6 +544,9 @@ func (c *client) run(e entry, now time.Time) {
 		conn := c.conn
 		c.mu.Unlock()
 		if b.ReadTimeout > 0 && silent > b.ReadTimeout {
+			if conn == nil { // dropped since the entry came due
+				return
+			}
 			c.add(stats.ErrorCounter("read_timeout"), 1)
 			c.mu.Lock()
 			c.cut, c.cutGen, c.readTimedOut = true, e.gen, true
@@ -564,6 +567,10 @@ func (c *client) run(e entry, now time.Time) {
 	case taskPing:
 		c.mu.Lock()
 		conn := c.conn
+		if conn == nil || c.gen != e.gen { // dropped since the entry came due
+			c.mu.Unlock()
+			return
+		}
 		c.wsPingAt = now.UnixNano()
 		c.mu.Unlock()
 		_ = conn.WriteControl(websocket.PingMessage, nil, now.Add(writeTimeout))

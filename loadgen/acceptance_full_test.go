@@ -12,8 +12,8 @@ import (
 	"time"
 )
 
-// TestAcceptance2000ClientsFull makes the race-enabled test run (make test) check issue 4's first
-// acceptance line at full scale as well: under the race detector TestAcceptance2000Clients runs a
+// TestAcceptance2000ClientsFull makes the race-enabled test run (make test) check the 2 000-client
+// run at full scale as well: under the race detector TestAcceptance2000Clients runs a
 // quarter of the clients, so this test builds this package's tests without the race detector and
 // runs that one test in the result — 2 000 clients, 20 rooms, ramp 500/s, 20 s of broadcasts —
 // with its checks (zero ordering violations, zero lost acknowledged messages, percentiles that

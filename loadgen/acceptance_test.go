@@ -10,7 +10,7 @@ import (
 	"github.com/squall-dev/squall/refserver"
 )
 
-// TestAcceptance2000Clients is issue 4's first acceptance line: against the embedded gateway, 2 000
+// TestAcceptance2000Clients: against the reference gateway in this process, 2 000
 // clients in 20 rooms ramp at 500/s, exchange broadcasts for 20 s and leave. The result must show
 // zero ordering violations and zero lost acknowledged messages, and the recorded percentiles must
 // agree with a direct timing of the same path (every fan-out sample, kept raw and sorted) within the

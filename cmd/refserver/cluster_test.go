@@ -195,7 +195,7 @@ func isPresence(event, user string) func(protocol.Frame) bool {
 	}
 }
 
-// Acceptance (issue 3): three nodes, each a child process, on one Redis. Users on different nodes
+// Three nodes, each a child process, on one Redis. Users on different nodes
 // share a room, its presence and one gap-free roomSeq order; the per-user limit counts the whole
 // cluster; after SIGKILL of one node, its users' presence disappears from the other nodes within
 // the registry TTL.

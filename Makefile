@@ -3,6 +3,10 @@ GO        ?= go
 BIN       := bin
 PKGS      := ./...
 TEST_TIMEOUT ?= 14m
+VERSION   ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+COMMIT    ?= $(shell git rev-parse --short=12 HEAD 2>/dev/null)$(shell git diff --quiet HEAD 2>/dev/null || echo -dirty)
+LDFLAGS   := -X github.com/squall-dev/squall/internal/version.Version=$(VERSION) \
+             -X github.com/squall-dev/squall/internal/version.commit=$(COMMIT)
 export TESTCONTAINERS_RYUK_DISABLED := true
 
 .PHONY: help build deps test run bench lint clean
@@ -12,8 +16,8 @@ help: ## list the targets
 
 build: ## build bin/refserver and bin/loadgen (static)
 	@mkdir -p $(BIN)
-	CGO_ENABLED=0 $(GO) build -o $(BIN)/refserver ./cmd/refserver
-	CGO_ENABLED=0 $(GO) build -o $(BIN)/loadgen ./cmd/loadgen
+	CGO_ENABLED=0 $(GO) build -ldflags '$(LDFLAGS)' -o $(BIN)/refserver ./cmd/refserver
+	CGO_ENABLED=0 $(GO) build -ldflags '$(LDFLAGS)' -o $(BIN)/loadgen ./cmd/loadgen
 
 deps: ## install redis-server (cluster-mode tests) from Debian's packages when missing; never fails
 	@if command -v redis-server >/dev/null 2>&1; then exit 0; fi; \

@@ -6,6 +6,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/squall-dev/squall/harness"
+	"github.com/squall-dev/squall/internal/version"
 	"github.com/squall-dev/squall/loadgen/agent"
 	"github.com/squall-dev/squall/refserver"
 )
@@ -30,7 +31,7 @@ func newAgentCmd(e *env) *cobra.Command {
 				return usagef("--listen %s: not a loopback address (add --allow-remote to serve controllers on other machines)", listen)
 			}
 			err := harness.ServeAgent(cmd.Context(), harness.AgentOptions{Listen: listen, Token: token, Stdout: e.stdout,
-				Logger: newLogger(e.stderr, verbose), Version: version})
+				Logger: newLogger(e.stderr, verbose), Version: version.Version})
 			if err != nil {
 				return harnessErr(err)
 			}

@@ -8,6 +8,7 @@ import (
 	"strings"
 
 	"github.com/spf13/cobra"
+	"github.com/squall-dev/squall/internal/version"
 )
 
 // Exit codes of loadgen (DESIGN §6).
@@ -16,6 +17,9 @@ const (
 	exitHarness = 1  // the harness failed: target unreachable, upgrade refused, workers lost, ...
 	exitUsage   = 2  // usage or invalid input: bad flags, unknown target, invalid plan, rejected token
 	exitSLO     = 99 // an SLO or a baseline gate was breached
+	// exitInterrupted: the run was stopped by SIGINT or SIGTERM (what shells report after Ctrl-C);
+	// the partial result was written.
+	exitInterrupted = 130
 )
 
 // exitError carries the exit code of an error.
@@ -80,7 +84,9 @@ func newRoot(e *env) *cobra.Command {
 		Long: `loadgen runs simulated browser tabs against a WebSocket gateway, measures honestly
 (latency from intended send times, HDR histograms) and writes result.json.
 
-Exit codes: 0 ok, 1 the harness failed, 2 usage or invalid input, 99 an SLO was breached.`,
+Exit codes: 0 ok, 1 the harness failed, 2 usage or invalid input, 99 an SLO was breached,
+130 interrupted (the partial result is written).`,
+		Version:       version.String("loadgen"),
 		SilenceUsage:  true,
 		SilenceErrors: true,
 		Args: func(_ *cobra.Command, args []string) error {
@@ -93,6 +99,7 @@ Exit codes: 0 ok, 1 the harness failed, 2 usage or invalid input, 99 an SLO was 
 			return usagef("no command given (try loadgen run, loadgen doctor or loadgen --help)")
 		},
 	}
+	root.SetVersionTemplate("{{.Version}}\n")
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageErr(err) })
 	root.AddCommand(newRunCmd(e), newValidateCmd(e), newAgentCmd(e), newDoctorCmd(e), newNodeCmd(e))
 	for _, c := range root.Commands() {

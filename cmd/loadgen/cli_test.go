@@ -11,6 +11,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"runtime"
 	"strings"
 	"sync"
 	"testing"
@@ -215,8 +216,8 @@ func TestInterruptWritesResult(t *testing.T) {
 		t.Fatal("run did not stop within 30 s of the interrupt")
 	}
 	t.Logf("stopped %v after the interrupt", time.Since(start).Round(time.Millisecond))
-	if code != exitHarness || !strings.Contains(e.String(), "interrupted") {
-		t.Errorf("exit %d stderr %q, want 1 and an interrupted line", code, e.String())
+	if code != exitInterrupted || !strings.Contains(e.String(), "interrupted") {
+		t.Errorf("exit %d stderr %q, want 130 and an interrupted line", code, e.String())
 	}
 	res, err := reports.ReadJSON(filepath.Join(out, reports.FileName))
 	if err != nil {
@@ -239,5 +240,12 @@ func TestInterruptWritesResult(t *testing.T) {
 	}
 	if got := res.Stats.Counter(stats.CloseCodeCounter(1000)); got != 40 {
 		t.Errorf("%d connections closed with 1000, want 40", got)
+	}
+}
+
+func TestVersion(t *testing.T) {
+	code, out, errOut := runCLI(context.Background(), "--version")
+	if code != 0 || !strings.HasPrefix(out, "loadgen dev (commit ") || !strings.Contains(out, runtime.Version()) || errOut != "" {
+		t.Errorf("exit %d, stdout %q, stderr %q", code, out, errOut)
 	}
 }

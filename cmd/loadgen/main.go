@@ -1,6 +1,6 @@
-// Command loadgen is squall's load generator: it runs plans of simulated browser tabs against a
-// WebSocket gateway (the embedded reference gateway by default), splits large runs across worker
-// processes, shows live progress and writes result.json.
+// Command loadgen is squall's harness: it runs plans of simulated browser tabs against a WebSocket
+// gateway (the embedded reference gateway by default) through package harness, shows live progress
+// and writes result.json.
 //
 //	loadgen run FILE     run a scenario: target, proxies, fault timeline, SLO verdicts
 //	loadgen run          run the built-in plan shaped by flags (--clients, --rooms, ...)
@@ -9,11 +9,12 @@
 //	loadgen doctor       check this machine's limits and say how many clients it can hold
 //
 // Exit codes (DESIGN §6): 0 ok, 1 the harness failed, 2 usage or invalid input, 99 an SLO or
-// baseline gate was breached. Errors are printed as one line naming the cause.
+// baseline gate was breached, 130 interrupted. Errors are printed as one line naming the cause.
 //
 // main only wires signals and calls run, which decides the exit code; everything below is a
 // library a test drives in-process. The first SIGINT or SIGTERM cancels the run's context (the
-// ramp stops, clients close cleanly, result.json is written); a second one abandons the run.
+// ramp stops, clients close cleanly, result.json is written, exit 130); a second one abandons the
+// run (exit 130, no result).
 package main
 
 import (
@@ -45,7 +46,7 @@ func main() {
 		}
 		<-sigs
 		fmt.Fprintln(os.Stderr, "loadgen: abandoned without a result")
-		os.Exit(exitHarness)
+		os.Exit(exitInterrupted)
 	}()
 	code := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
 	signal.Stop(sigs)

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/squall-dev/squall/harness"
+	"github.com/squall-dev/squall/internal/version"
 	"github.com/squall-dev/squall/loadgen/agent"
 	"github.com/squall-dev/squall/loadgen/stats"
 	"github.com/squall-dev/squall/reports"
@@ -33,7 +34,7 @@ func runSpec(ctx context.Context, e *env, f runFlags, spec harness.Spec, out str
 		Token:         f.token,
 		FDsPerProcess: f.perProcess,
 		WorkerCommand: workerCommand(f),
-		Version:       version,
+		Version:       version.Version,
 		OnStart:       func(st harness.Start) { prog = newProgress(e.stdout, f.progress, st.Clients, st.Workers) },
 		OnUpdate:      func(u agent.Update) { prog.update(u) },
 		OnNote:        func(line string) { prog.note(line) },
@@ -82,7 +83,8 @@ func runSpec(ctx context.Context, e *env, f runFlags, spec harness.Spec, out str
 	return nil
 }
 
-// runError gives a run's error its exit code: usage errors 2, everything else 1.
+// runError gives a run's error its exit code: usage errors 2, an interruption 130, everything
+// else 1.
 func runError(err error) error {
 	switch {
 	case err == nil:
@@ -90,7 +92,7 @@ func runError(err error) error {
 	case harness.IsUsage(err):
 		return usageErr(err)
 	case errors.Is(err, harness.ErrInterrupted):
-		return harnessErr(fmt.Errorf("%w; the partial result was written", err))
+		return &exitError{exitInterrupted, fmt.Errorf("%w; the partial result was written", err)}
 	}
 	return harnessErr(err)
 }
@@ -158,6 +160,3 @@ func ms(d time.Duration) string {
 		return d.Round(10 * time.Microsecond).String()
 	}
 }
-
-// version is set at build time (-ldflags "-X main.version=...").
-var version = "dev"

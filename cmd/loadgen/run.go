@@ -66,8 +66,9 @@ this binary; --agents runs them on remote agents instead. Ctrl-C stops the ramp,
 clients cleanly and still writes the result.
 
 Exit codes: 0 ok (every SLO held), 1 the harness failed (unreachable target, refused upgrade,
-every worker lost, interrupted), 2 usage or invalid input (bad flag, invalid scenario, unknown
-target, invalid plan, an agent that rejects the token), 99 an SLO was breached.`,
+every worker lost), 2 usage or invalid input (bad flag, invalid scenario, unknown target, invalid
+plan, an agent that rejects the token), 99 an SLO was breached, 130 interrupted (Ctrl-C, SIGTERM;
+the partial result is written).`,
 		Args: func(cmd *cobra.Command, args []string) error {
 			if len(args) > 1 {
 				return usagef("run takes one scenario file, got %d arguments", len(args))

@@ -26,6 +26,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/squall-dev/squall/internal/version"
 	"github.com/squall-dev/squall/refserver"
 )
 
@@ -44,7 +45,7 @@ func (e usageError) Unwrap() error { return e.err }
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	err := run(ctx, os.Args[1:], os.Getenv, os.Stderr)
+	err := run(ctx, os.Args[1:], os.Getenv, os.Stdout, os.Stderr)
 	stop()
 	switch {
 	case err == nil, errors.Is(err, flag.ErrHelp):
@@ -62,6 +63,7 @@ func main() {
 type options struct {
 	logLevel  string
 	logFormat string
+	version   bool
 }
 
 // newFlagSet binds every setting to cfg (refserver.Config.RegisterFlags, over the defaults) and opts.
@@ -72,6 +74,7 @@ func newFlagSet(cfg *refserver.Config, opts *options, stderr io.Writer) *flag.Fl
 	cfg.RegisterFlags(fs)
 	fs.StringVar(&opts.logLevel, "log-level", "info", "debug, info, warn or error")
 	fs.StringVar(&opts.logFormat, "log-format", "text", "text or json")
+	fs.BoolVar(&opts.version, "version", false, "print the version and exit")
 	fs.Usage = func() {
 		out := fs.Output()
 		fmt.Fprintf(out, "Usage: refserver [flags]\n\nsquall's reference WebSocket gateway.\n\nFlags (each also REFSERVER_<FLAG_IN_UPPER_SNAKE>):\n")
@@ -124,8 +127,12 @@ func newLogger(opts options, w io.Writer) (*slog.Logger, error) {
 }
 
 // run parses the settings, listens and serves until ctx is cancelled.
-func run(ctx context.Context, args []string, getenv func(string) string, stderr io.Writer) error {
+func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
 	cfg, opts, err := parse(args, getenv, stderr)
+	if opts.version {
+		fmt.Fprintln(stdout, version.String("refserver"))
+		return nil
+	}
 	if err != nil {
 		return err
 	}

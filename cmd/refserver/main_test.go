@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -151,7 +152,7 @@ func TestRunServesUntilCancelled(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() {
-		done <- run(ctx, []string{"--dev", "--addr", addr, "--log-level", "warn"}, env(), &bytes.Buffer{})
+		done <- run(ctx, []string{"--dev", "--addr", addr, "--log-level", "warn"}, env(), &bytes.Buffer{}, &bytes.Buffer{})
 	}()
 	hc := &http.Client{Transport: &http.Transport{DisableKeepAlives: true}, Timeout: time.Second}
 	deadline := time.Now().Add(5 * time.Second)
@@ -174,5 +175,16 @@ func TestRunServesUntilCancelled(t *testing.T) {
 		}
 	case <-time.After(10 * time.Second):
 		t.Fatal("run did not return after cancel")
+	}
+}
+
+func TestVersion(t *testing.T) {
+	var out bytes.Buffer
+	// --version answers without a configuration (no secret, no dev mode).
+	if err := run(context.Background(), []string{"--version"}, env(), &out, &bytes.Buffer{}); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.HasPrefix(out.String(), "refserver dev (commit ") || !strings.Contains(out.String(), runtime.Version()) {
+		t.Errorf("--version printed %q", out.String())
 	}
 }

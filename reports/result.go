@@ -93,11 +93,20 @@ type Target struct {
 	Nodes      int      `json:"nodes,omitempty"`
 }
 
-// Phase is one phase of the plan as it ran.
+// Phase is one phase of the plan as it ran. The result's phases carry its name and times; a
+// worker's summary also what the plan asked of that worker in it.
 type Phase struct {
-	Name  string    `json:"name"`
-	Start time.Time `json:"start"`
-	End   time.Time `json:"end,omitzero"`
+	Name string `json:"name"`
+	// Kind is "ramp", "hold" or "ramp-down".
+	Kind string `json:"kind,omitempty"`
+	// RatePerSecond is connections (ramp) or exits (ramp-down) per second; 0 means all at once.
+	RatePerSecond float64 `json:"rate_per_second,omitempty"`
+	// TargetClients is, for a ramp, the clients connected at its end (0 means all).
+	TargetClients int `json:"target_clients,omitempty"`
+	// Duration is the planned length of a hold (or of an open-model ramp).
+	Duration time.Duration `json:"duration_ns,omitempty"`
+	Start    time.Time     `json:"start"`
+	End      time.Time     `json:"end,omitzero"`
 }
 
 // Event kinds written by the run.

@@ -26,9 +26,13 @@ func sampleResult(t *testing.T) *Result {
 	if err := r.SetPlan(map[string]any{"name": "smoke", "seed": 42}); err != nil {
 		t.Fatal(err)
 	}
-	snap := rec.Snapshot()
+	snap := StatsFrom(rec.Snapshot())
 	r.Stats = snap
-	r.Series = stats.Series{iv}
+	series, err := SeriesFrom(stats.Series{iv})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.Series = series
 	r.Started, r.Ended = start, start.Add(2*time.Second)
 	r.Duration = 2 * time.Second
 	r.StopReason = StopCompleted
@@ -52,7 +56,7 @@ func TestWriteReadRoundTrip(t *testing.T) {
 	if got.Schema != SchemaVersion || got.Env.Seed != 42 || got.Env.Cores == 0 || !sameJSON(got.Plan, r.Plan) {
 		t.Errorf("fields lost: schema %d seed %d cores %d plan %s", got.Schema, got.Env.Seed, got.Env.Cores, got.Plan)
 	}
-	if len(got.Series) != 1 || got.Series[0].Hists[stats.HistFanout].Count != 1000 {
+	if len(got.Series) != 1 || got.Series[0].Histograms[stats.HistFanout].Count != 1000 {
 		t.Errorf("series lost")
 	}
 	// No temporary files are left next to the result.
@@ -99,6 +103,8 @@ func TestReadJSONErrors(t *testing.T) {
 		{"not json", write("a.json", "{"), "unexpected end"},
 		{"no schema", write("b.json", "{}"), "no schema version"},
 		{"newer schema", write("c.json", `{"schema": 999}`), "newer schema"},
+		{"bad histogram", write("d.json", `{"schema": 2, "stats": {"histograms": {"fanout": {"count": 1, "hdr": "garbage"}}}}`), "hdr: illegal base64"},
+		{"bad schema 1 histogram", write("e.json", `{"schema": 1, "stats": {"hists": {"fanout": {"count": 1, "hdr": "garbage"}}}}`), "hdr: illegal base64"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

@@ -8,7 +8,6 @@ import (
 
 	"github.com/squall-dev/squall/loadgen"
 	"github.com/squall-dev/squall/loadgen/stats"
-	"github.com/squall-dev/squall/loadgen/telemetry"
 	"github.com/squall-dev/squall/refserver/protocol"
 	"github.com/squall-dev/squall/reports"
 )
@@ -39,7 +38,7 @@ type ResultSource struct {
 	ServerMemory bool
 	// CohortStats holds the client figures of cohorts that ran on workers of their own (a cohort
 	// routed alone through a chaos proxy), by cohort name.
-	CohortStats map[string]stats.Snapshot
+	CohortStats map[string]reports.Stats
 }
 
 var _ MetricSource = ResultSource{}
@@ -57,7 +56,7 @@ func (s ResultSource) Value(metric, agg, cohort string) (float64, bool) {
 		snap, ok := s.CohortStats[cohort]
 		if !ok {
 			snap = r.Stats.Cohort(cohort)
-			if snap.Counters == nil && snap.Hists == nil {
+			if snap.Counters == nil && snap.Histograms == nil {
 				return 0, false
 			}
 		}
@@ -68,7 +67,7 @@ func (s ResultSource) Value(metric, agg, cohort string) (float64, bool) {
 		}
 		st = snap
 	}
-	haveStats := st.Counters != nil || st.Hists != nil
+	haveStats := st.Counters != nil || st.Histograms != nil
 	dur := r.Duration.Seconds()
 	switch name {
 	case "ghost_presence_duration":
@@ -77,14 +76,14 @@ func (s ResultSource) Value(metric, agg, cohort string) (float64, bool) {
 		}
 		ghosts := st.Counter(loadgenGhosts)
 		if ghosts == 0 {
-			return histValue(st.Hists[stats.HistPresence], a, dur)
+			return histValue(st.Hist(stats.HistPresence), a, dur)
 		}
-		if aged := st.Hists[loadgenGhostAge]; aged != nil && aged.Count() > 0 {
-			return neverCleared(st.Hists[stats.HistPresence], aged, a, dur)
+		if st.Count(loadgenGhostAge) > 0 {
+			return neverCleared(st.Hist(stats.HistPresence), st.Hist(loadgenGhostAge), a, dur)
 		}
 		// Some users were still present to an observer when the run began to end: their ghost
 		// lasted the rest of the run, from an exit time the result does not keep.
-		cleared, _ := histValue(st.Hists[stats.HistPresence], AggCount, dur)
+		cleared, _ := histValue(st.Hist(stats.HistPresence), AggCount, dur)
 		switch a {
 		case AggMax:
 			return math.Inf(1), true
@@ -99,30 +98,30 @@ func (s ResultSource) Value(metric, agg, cohort string) (float64, bool) {
 			return 0, false
 		}
 		if st.Counter(loadgenZombiesUncleaned) == 0 {
-			return histValue(st.Hists[loadgenZombieCleanup], a, dur)
+			return histValue(st.Hist(loadgenZombieCleanup), a, dur)
 		}
-		return neverCleared(st.Hists[loadgenZombieCleanup], st.Hists[loadgenZombieAge], a, dur)
+		return neverCleared(st.Hist(loadgenZombieCleanup), st.Hist(loadgenZombieAge), a, dur)
 	case "reconnect_attempts_per_client":
-		return plainValue(st.Hists[loadgenAttemptsPerClient], a)
+		return plainValue(st.Hist(loadgenAttemptsPerClient), a)
 	case "concurrent_connections_per_client":
-		return plainValue(st.Hists[loadgenConnsPerUser], a)
+		return plainValue(st.Hist(loadgenConnsPerUser), a)
 	case "false_disconnects":
 		if !haveStats {
 			return 0, false
 		}
 		return counterValue(float64(st.Counter(loadgenFalseDisconnects)), a, dur)
 	case "presence_convergence":
-		return histValue(st.Hists[stats.HistPresence], a, dur)
+		return histValue(st.Hist(stats.HistPresence), a, dur)
 	case "connect_time":
-		return histValue(st.Hists[stats.HistUpgrade], a, dur)
+		return histValue(st.Hist(stats.HistUpgrade), a, dur)
 	case "ping_rtt":
-		return histValue(st.Hists[stats.HistPingRTT], a, dur)
+		return histValue(st.Hist(stats.HistPingRTT), a, dur)
 	case "fanout_latency":
-		return histValue(st.Hists[stats.HistFanout], a, dur)
+		return histValue(st.Hist(stats.HistFanout), a, dur)
 	case "reconnect_time":
-		return histValue(st.Hists[stats.HistReconnect], a, dur)
+		return histValue(st.Hist(stats.HistReconnect), a, dur)
 	case "schedule_lag":
-		return histValue(st.Hists[stats.HistScheduleLag], a, dur)
+		return histValue(st.Hist(stats.HistScheduleLag), a, dur)
 	case "ordering_violations", "unrecovered_gaps", "duplicates", "lost_acked_messages", "close_codes":
 		if !haveStats {
 			return 0, false
@@ -316,7 +315,7 @@ func counterValue(total float64, a Agg, runSeconds float64) (float64, bool) {
 }
 
 // telemetryValue reads a gateway metric from the scraped series: its last or highest value.
-func telemetryValue(t telemetry.Telemetry, name string, a Agg) (float64, bool) {
+func telemetryValue(t reports.Telemetry, name string, a Agg) (float64, bool) {
 	found, last, peak := false, 0.0, math.Inf(-1)
 	for _, p := range t.Points {
 		v, ok := p.Values[name]
@@ -403,7 +402,7 @@ func (s ResultSource) recoveryValue(a Agg) (float64, bool) {
 	}
 	var faults []time.Time
 	for _, ev := range r.Events {
-		if ev.Kind == reports.EventFault && ev.Fault != nil && ev.Fault.Error == "" && disruptive[string(ev.Fault.Action)] {
+		if ev.Kind == reports.EventFault && ev.Fault != nil && ev.Fault.Error == "" && disruptive[ev.Fault.Action] {
 			faults = append(faults, ev.At)
 		}
 	}

@@ -285,7 +285,7 @@ func checkMergedIsUnion(t *testing.T, res *reports.Result, wantWorkers, clients 
 	if len(res.Workers) != wantWorkers {
 		t.Fatalf("%d workers, want %d", len(res.Workers), wantWorkers)
 	}
-	var snaps []stats.Snapshot
+	var snaps []reports.Stats
 	pids := map[int]bool{}
 	total := 0
 	for _, w := range res.Workers {
@@ -302,7 +302,10 @@ func checkMergedIsUnion(t *testing.T, res *reports.Result, wantWorkers, clients 
 	if total != clients {
 		t.Errorf("workers hold %d clients, want %d", total, clients)
 	}
-	union := stats.MergeAll(snaps...)
+	union, err := reports.MergeStats(snaps...)
+	if err != nil {
+		t.Fatal(err)
+	}
 	if !res.Stats.Equal(union) {
 		t.Errorf("merged stats differ from the union of the workers' stats")
 	}
@@ -316,7 +319,7 @@ func checkMergedIsUnion(t *testing.T, res *reports.Result, wantWorkers, clients 
 	for _, h := range union.HistNames() {
 		fromSeries := stats.NewHist()
 		for _, iv := range res.Series {
-			if p := iv.Hists[h]; p != nil {
+			if p, ok := iv.Histograms[h]; ok {
 				ph, err := p.Hist()
 				if err != nil {
 					t.Fatalf("second %d %s: %v", iv.Second, h, err)

@@ -464,10 +464,13 @@ func execute(ctx context.Context, e *env, f runFlags, spec runSpec, remotes []*a
 	<-telDone
 	res.Ended = time.Now()
 	res.Duration = res.Ended.Sub(res.Started)
-	res.Telemetry = scraper.Result()
+	res.Telemetry = reports.TelemetryFrom(scraper.Result())
 
-	res.Stats = out.Merged
-	res.Series = out.Series
+	res.Stats = reports.StatsFrom(out.Merged)
+	var serr error
+	if res.Series, serr = reports.SeriesFrom(out.Series); serr != nil {
+		logger.Warn("the time series lost histograms", "err", serr)
+	}
 	for _, ev := range out.Events {
 		res.Events = append(res.Events, reports.Event{At: ev.At, Kind: ev.Kind, Message: strings.TrimSpace(ev.Name + " " + ev.Detail), Worker: ev.Worker})
 		if ev.Kind == "phase" && ev.Worker == 0 {
@@ -483,9 +486,12 @@ func execute(ctx context.Context, e *env, f runFlags, spec runSpec, remotes []*a
 	slices.SortStableFunc(res.Events, func(a, b reports.Event) int { return a.At.Compare(b.At) })
 	lost := 0
 	for i, w := range out.Workers {
-		rw := reports.Worker{Index: w.Index, Addr: w.Addr, PID: w.PID, Clients: parts[i].Clients(), Status: w.Status, Error: w.Err, Summary: w.Summary}
+		rw := reports.Worker{Index: w.Index, Addr: w.Addr, PID: w.PID, Clients: parts[i].Clients(), Status: w.Status, Error: w.Err}
+		if rw.Summary, serr = reports.DecodeWorkerSummary(w.Summary); serr != nil {
+			logger.Warn("worker summary", "worker", w.Index, "err", serr)
+		}
 		if w.Snapshot.Hists != nil || w.Snapshot.Counters != nil {
-			s := w.Snapshot
+			s := reports.StatsFrom(w.Snapshot)
 			rw.Stats = &s
 		}
 		if w.Status != agent.StatusOK {

@@ -19,7 +19,6 @@ import (
 	"github.com/squall-dev/squall/chaos"
 	"github.com/squall-dev/squall/loadgen"
 	"github.com/squall-dev/squall/loadgen/agent"
-	"github.com/squall-dev/squall/loadgen/stats"
 	"github.com/squall-dev/squall/refserver/protocol"
 	"github.com/squall-dev/squall/reports"
 	"github.com/squall-dev/squall/scenarios"
@@ -138,13 +137,14 @@ func runScenario(ctx context.Context, e *env, f runFlags, file string, flags *pf
 			proxied[r.proxy] = loadgen.Endpoint{URL: "ws://" + info.Listen + tgtPath(tgt)}
 		}
 	}
-	var overhead *chaos.Overhead
+	var overhead *reports.ProxyOverhead
 	if proxies != nil {
 		o, err := chaos.MeasureOverhead(ctx, proxies, 2000)
 		if err != nil {
 			logger.Warn("measuring the proxy's overhead", "err", err)
 		} else {
-			overhead = &o
+			ro := reports.OverheadFrom(o)
+			overhead = &ro
 		}
 	}
 	runner := &chaos.Runner{Nodes: nodes, Logger: logger.With("component", "chaos"), StepTimeout: time.Minute,
@@ -290,15 +290,15 @@ func runScenario(ctx context.Context, e *env, f runFlags, file string, flags *pf
 }
 
 // cohortStats collects the client figures of every cohort that ran alone in its route, from the
-// snapshots of that route's workers (a route with a lost worker is left out: its figures are
-// incomplete).
-func cohortStats(res *reports.Result, plan loadgen.Plan, routes []route, routeOf []int) map[string]stats.Snapshot {
-	out := map[string]stats.Snapshot{}
+// snapshots of that route's workers (a route with a lost worker, or with figures that do not merge,
+// is left out: its figures are incomplete).
+func cohortStats(res *reports.Result, plan loadgen.Plan, routes []route, routeOf []int) map[string]reports.Stats {
+	out := map[string]reports.Stats{}
 	for ri, r := range routes {
 		if len(r.cohorts) != 1 {
 			continue
 		}
-		var snaps []stats.Snapshot
+		var snaps []reports.Stats
 		complete := true
 		for i, w := range res.Workers {
 			if i >= len(routeOf) || routeOf[i] != ri {
@@ -311,7 +311,9 @@ func cohortStats(res *reports.Result, plan loadgen.Plan, routes []route, routeOf
 			snaps = append(snaps, *w.Stats)
 		}
 		if complete && len(snaps) > 0 {
-			out[plan.Cohorts[r.cohorts[0]].Name] = stats.MergeAll(snaps...)
+			if merged, err := reports.MergeStats(snaps...); err == nil {
+				out[plan.Cohorts[r.cohorts[0]].Name] = merged
+			}
 		}
 	}
 	return out
@@ -535,9 +537,9 @@ func (fl *faults) stop() []reports.Event {
 	fl.mu.Lock()
 	defer fl.mu.Unlock()
 	out := make([]reports.Event, 0, len(fl.events))
-	for i := range fl.events {
-		ev := fl.events[i]
-		out = append(out, reports.Event{At: ev.Time, Kind: reports.EventFault, Message: faultText(ev), Fault: &ev})
+	for _, ev := range fl.events {
+		f := reports.FaultFrom(ev)
+		out = append(out, reports.Event{At: ev.Time, Kind: reports.EventFault, Message: faultText(ev), Fault: &f})
 	}
 	return out
 }

@@ -218,7 +218,7 @@ func TestRunScenarioToxic(t *testing.T) {
 	if code != exitOK {
 		t.Fatalf("exit %d, want 0\n%s", code, out)
 	}
-	var faults []*chaos.Event
+	var faults []*reports.Fault
 	for _, ev := range res.Events {
 		if ev.Kind == reports.EventFault {
 			faults = append(faults, ev.Fault)
@@ -228,11 +228,11 @@ func TestRunScenarioToxic(t *testing.T) {
 		t.Fatalf("%d fault events, want 2 (add and remove): %+v", len(faults), res.Events)
 	}
 	add, rm := faults[0], faults[1]
-	if add.Action != chaos.ActionAddToxic || add.Target != "office-net" || add.Params["type"] != "latency" ||
+	if add.Action != string(chaos.ActionAddToxic) || add.Target != "office-net" || add.Params["type"] != "latency" ||
 		add.Params["latency"] != "100" || add.Error != "" || add.At != time.Second {
 		t.Errorf("add event %+v", add)
 	}
-	if rm.Action != chaos.ActionRemoveToxic || rm.Params["toxic"] != "lag" || rm.Error != "" || rm.At != 2*time.Second {
+	if rm.Action != string(chaos.ActionRemoveToxic) || rm.Params["toxic"] != "lag" || rm.Error != "" || rm.At != 2*time.Second {
 		t.Errorf("remove event %+v", rm)
 	}
 	if o := res.ProxyOverhead; o == nil || o.Proxied.N != 2000 || o.Proxied.P50 <= 0 {
@@ -282,7 +282,7 @@ func TestRunScenarioBehaviourSwitch(t *testing.T) {
 	}
 	found := false
 	for _, ev := range res.Events {
-		found = found || (ev.Fault != nil && ev.Fault.Action == scenarios.ChaosBehaviour && ev.Fault.Error == "")
+		found = found || (ev.Fault != nil && ev.Fault.Action == string(scenarios.ChaosBehaviour) && ev.Fault.Error == "")
 	}
 	if !found {
 		t.Errorf("no behaviour switch among the events %+v", res.Events)

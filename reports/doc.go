@@ -18,8 +18,10 @@
 //
 // SchemaVersion is the version written. ReadJSON reads it and every earlier version (schema 1, whose
 // worker summaries and fault records had other packages' shapes, is converted into the current
-// types) and refuses a newer one with ErrNewerSchema. A compatible addition to the schema (a new
-// optional field) keeps the version; anything else bumps it and teaches ReadJSON the previous one.
+// types), refuses a newer one with ErrNewerSchema, and reports a file that does not decode — cut
+// short or edited by hand — with a *DecodeError naming the JSON path, line and column of the value
+// at fault. A compatible addition to the schema (a new optional field) keeps the version; anything
+// else bumps it and teaches ReadJSON the previous one.
 //
 // # Concurrency
 //

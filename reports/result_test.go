@@ -2,7 +2,6 @@ package reports
 
 import (
 	"encoding/json"
-	"errors"
 	"os"
 	"path/filepath"
 	"strings"
@@ -84,38 +83,6 @@ func TestWriteReplacesAtomically(t *testing.T) {
 	ents, _ := os.ReadDir(dir)
 	if len(ents) != 1 {
 		t.Errorf("%d entries after a failed write", len(ents))
-	}
-}
-
-func TestReadJSONErrors(t *testing.T) {
-	dir := t.TempDir()
-	write := func(name, s string) string {
-		p := filepath.Join(dir, name)
-		if err := os.WriteFile(p, []byte(s), 0o644); err != nil {
-			t.Fatal(err)
-		}
-		return p
-	}
-	tests := []struct {
-		name, path, want string
-	}{
-		{"missing", filepath.Join(dir, "nope.json"), "no such file"},
-		{"not json", write("a.json", "{"), "unexpected end"},
-		{"no schema", write("b.json", "{}"), "no schema version"},
-		{"newer schema", write("c.json", `{"schema": 999}`), "newer schema"},
-		{"bad histogram", write("d.json", `{"schema": 2, "stats": {"histograms": {"fanout": {"count": 1, "hdr": "garbage"}}}}`), "hdr: illegal base64"},
-		{"bad schema 1 histogram", write("e.json", `{"schema": 1, "stats": {"hists": {"fanout": {"count": 1, "hdr": "garbage"}}}}`), "hdr: illegal base64"},
-	}
-	for _, tc := range tests {
-		t.Run(tc.name, func(t *testing.T) {
-			_, err := ReadJSON(tc.path)
-			if err == nil || !strings.Contains(err.Error(), tc.want) {
-				t.Errorf("err %v, want one containing %q", err, tc.want)
-			}
-		})
-	}
-	if _, err := ReadJSON(filepath.Join(dir, "c.json")); !errors.Is(err, ErrNewerSchema) {
-		t.Errorf("newer schema is not ErrNewerSchema: %v", err)
 	}
 }
 

@@ -34,7 +34,7 @@ type Runner struct {
 	Logger *slog.Logger
 }
 
-// Event records one executed step. It is what the run's result keeps.
+// Event records one executed step; the run's result keeps it as a fault event.
 type Event struct {
 	// Index is the step's position in the timeline as written.
 	Index int

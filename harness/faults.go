@@ -55,7 +55,8 @@ func (fl *faults) stop() []reports.Event {
 	out := make([]reports.Event, 0, len(fl.events))
 	for i := range fl.events {
 		ev := fl.events[i]
-		out = append(out, reports.Event{At: ev.Time, Kind: reports.EventFault, Message: faultText(ev), Fault: &ev})
+		f := reports.FaultFrom(ev)
+		out = append(out, reports.Event{At: ev.Time, Kind: reports.EventFault, Message: faultText(ev), Fault: &f})
 	}
 	return out
 }

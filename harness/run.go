@@ -13,7 +13,6 @@ import (
 	"github.com/squall-dev/squall/chaos"
 	"github.com/squall-dev/squall/loadgen"
 	"github.com/squall-dev/squall/loadgen/agent"
-	"github.com/squall-dev/squall/loadgen/stats"
 	"github.com/squall-dev/squall/loadgen/telemetry"
 	"github.com/squall-dev/squall/reports"
 	"github.com/squall-dev/squall/scenarios"
@@ -208,7 +207,10 @@ func (r *runner) run(ctx context.Context) (*reports.Result, error) {
 	if res == nil {
 		return nil, runErr
 	}
-	res.ProxyOverhead = overhead
+	if overhead != nil {
+		ro := reports.OverheadFrom(*overhead)
+		res.ProxyOverhead = &ro
+	}
 	if s := spec.Scenario; s != nil {
 		res.Scenario = &reports.Scenario{File: spec.File, Name: s.Name, Description: s.Description, TimeScale: s.TimeScale,
 			Flaws: s.Target.Flaws, Source: string(spec.Source)}
@@ -338,10 +340,13 @@ func (r *runner) execute(ctx context.Context, plan loadgen.Plan, parts []part, r
 	<-telDone
 	res.Ended = time.Now()
 	res.Duration = res.Ended.Sub(res.Started)
-	res.Telemetry = scraper.Result()
+	res.Telemetry = reports.TelemetryFrom(scraper.Result())
 
-	res.Stats = out.Merged
-	res.Series = out.Series
+	res.Stats = reports.StatsFrom(out.Merged)
+	var serr error
+	if res.Series, serr = reports.SeriesFrom(out.Series); serr != nil {
+		o.Logger.Warn("the time series lost histograms", "err", serr)
+	}
 	for _, ev := range out.Events {
 		res.Events = append(res.Events, reports.Event{At: ev.At, Kind: ev.Kind, Message: strings.TrimSpace(ev.Name + " " + ev.Detail), Worker: ev.Worker})
 		if ev.Kind == reports.EventPhase && ev.Worker == 0 {
@@ -357,9 +362,12 @@ func (r *runner) execute(ctx context.Context, plan loadgen.Plan, parts []part, r
 	slices.SortStableFunc(res.Events, func(a, b reports.Event) int { return a.At.Compare(b.At) })
 	lost := 0
 	for i, w := range out.Workers {
-		rw := reports.Worker{Index: w.Index, Addr: w.Addr, PID: w.PID, Clients: parts[i].plan.Clients(), Status: w.Status, Error: w.Err, Summary: w.Summary}
+		rw := reports.Worker{Index: w.Index, Addr: w.Addr, PID: w.PID, Clients: parts[i].plan.Clients(), Status: w.Status, Error: w.Err}
+		if rw.Summary, serr = reports.DecodeWorkerSummary(w.Summary); serr != nil {
+			o.Logger.Warn("worker summary", "worker", w.Index, "err", serr)
+		}
 		if w.Snapshot.Hists != nil || w.Snapshot.Counters != nil {
-			s := w.Snapshot
+			s := reports.StatsFrom(w.Snapshot)
 			rw.Stats = &s
 		}
 		if w.Status != agent.StatusOK {
@@ -388,15 +396,15 @@ func (r *runner) execute(ctx context.Context, plan loadgen.Plan, parts []part, r
 }
 
 // cohortStats collects the client figures of every cohort that ran alone in its route, from the
-// snapshots of that route's workers (a route with a lost worker is left out: its figures are
-// incomplete).
-func cohortStats(res *reports.Result, plan loadgen.Plan, routes []scenarios.Route, parts []part) map[string]stats.Snapshot {
-	out := map[string]stats.Snapshot{}
+// snapshots of that route's workers (a route with a lost worker, or whose figures do not merge, is
+// left out: its figures are incomplete).
+func cohortStats(res *reports.Result, plan loadgen.Plan, routes []scenarios.Route, parts []part) map[string]reports.Stats {
+	out := map[string]reports.Stats{}
 	for ri, rt := range routes {
 		if len(rt.Cohorts) != 1 {
 			continue
 		}
-		var snaps []stats.Snapshot
+		var snaps []reports.Stats
 		complete := true
 		for i, w := range res.Workers {
 			if i >= len(parts) || parts[i].route != ri {
@@ -409,7 +417,9 @@ func cohortStats(res *reports.Result, plan loadgen.Plan, routes []scenarios.Rout
 			snaps = append(snaps, *w.Stats)
 		}
 		if complete && len(snaps) > 0 {
-			out[plan.Cohorts[rt.Cohorts[0]].Name] = stats.MergeAll(snaps...)
+			if merged, err := reports.MergeStats(snaps...); err == nil {
+				out[plan.Cohorts[rt.Cohorts[0]].Name] = merged
+			}
 		}
 	}
 	return out

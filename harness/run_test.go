@@ -156,7 +156,7 @@ func checkMergedIsUnion(t *testing.T, res *reports.Result, wantWorkers, clients 
 	if len(res.Workers) != wantWorkers {
 		t.Fatalf("%d workers, want %d", len(res.Workers), wantWorkers)
 	}
-	var snaps []stats.Snapshot
+	var snaps []reports.Stats
 	pids := map[int]bool{}
 	total := 0
 	for _, w := range res.Workers {
@@ -173,7 +173,10 @@ func checkMergedIsUnion(t *testing.T, res *reports.Result, wantWorkers, clients 
 	if total != clients {
 		t.Errorf("workers hold %d clients, want %d", total, clients)
 	}
-	union := stats.MergeAll(snaps...)
+	union, err := reports.MergeStats(snaps...)
+	if err != nil {
+		t.Fatal(err)
+	}
 	if !res.Stats.Equal(union) {
 		t.Errorf("merged stats differ from the union of the workers' stats")
 	}
@@ -187,7 +190,7 @@ func checkMergedIsUnion(t *testing.T, res *reports.Result, wantWorkers, clients 
 	for _, h := range union.HistNames() {
 		fromSeries := stats.NewHist()
 		for _, iv := range res.Series {
-			if p := iv.Hists[h]; p != nil {
+			if p, ok := iv.Histograms[h]; ok {
 				ph, err := p.Hist()
 				if err != nil {
 					t.Fatalf("second %d %s: %v", iv.Second, h, err)
@@ -271,7 +274,7 @@ func TestRunScenarioToxic(t *testing.T) {
 			t.Errorf("SLO %s: %s", v.Name, v.Detail)
 		}
 	}
-	var faults []*chaos.Event
+	var faults []*reports.Fault
 	for _, ev := range res.Events {
 		if ev.Kind == reports.EventFault {
 			faults = append(faults, ev.Fault)
@@ -281,11 +284,11 @@ func TestRunScenarioToxic(t *testing.T) {
 		t.Fatalf("%d fault events, want 2 (add and remove): %+v", len(faults), res.Events)
 	}
 	add, rm := faults[0], faults[1]
-	if add.Action != chaos.ActionAddToxic || add.Target != "office-net" || add.Params["type"] != "latency" ||
+	if add.Action != string(chaos.ActionAddToxic) || add.Target != "office-net" || add.Params["type"] != "latency" ||
 		add.Params["latency"] != "100" || add.Error != "" || add.At != time.Second {
 		t.Errorf("add event %+v", add)
 	}
-	if rm.Action != chaos.ActionRemoveToxic || rm.Params["toxic"] != "lag" || rm.Error != "" || rm.At != 2*time.Second {
+	if rm.Action != string(chaos.ActionRemoveToxic) || rm.Params["toxic"] != "lag" || rm.Error != "" || rm.At != 2*time.Second {
 		t.Errorf("remove event %+v", rm)
 	}
 	if o := res.ProxyOverhead; o == nil || o.Proxied.N != 2000 || o.Proxied.P50 <= 0 {
@@ -337,7 +340,7 @@ func TestRunScenarioBehaviourSwitch(t *testing.T) {
 	}
 	found := false
 	for _, ev := range res.Events {
-		found = found || (ev.Fault != nil && ev.Fault.Action == scenarios.ChaosBehaviour && ev.Fault.Error == "")
+		found = found || (ev.Fault != nil && ev.Fault.Action == string(scenarios.ChaosBehaviour) && ev.Fault.Error == "")
 	}
 	if !found {
 		t.Errorf("no behaviour switch among the events %+v", res.Events)

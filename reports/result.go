@@ -1,30 +1,22 @@
-// Package reports holds the result model of a run — reports.Result, the canonical result.json —
-// and its renderings. A Result is a plain value: build it in one goroutine, then share it read-only.
-// WriteJSON writes it atomically (temporary file, fsync, rename), so a reader never sees half a
-// result, not even when a run is interrupted.
 package reports
 
 import (
 	"bufio"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"os"
-	"path/filepath"
 	"runtime"
 	"strconv"
 	"strings"
 	"syscall"
 	"time"
 
-	"github.com/squall-dev/squall/chaos"
 	"github.com/squall-dev/squall/loadgen/stats"
-	"github.com/squall-dev/squall/loadgen/telemetry"
 )
 
-// SchemaVersion is the version of the result.json schema this package writes. ReadJSON refuses
-// results written by a newer schema.
-const SchemaVersion = 1
+// SchemaVersion is the version of the result.json schema this package writes (see the package
+// documentation). ReadJSON reads it and every earlier one, and refuses a newer one.
+const SchemaVersion = 2
 
 // FileName is the conventional name of a result file in a run's output directory.
 const FileName = "result.json"
@@ -46,13 +38,15 @@ const (
 
 // Result is everything a run produced.
 type Result struct {
+	// Schema is the schema version the value follows: SchemaVersion (ReadJSON converts older files).
 	Schema int    `json:"schema"`
 	Tool   string `json:"tool"` // "loadgen" and its version
 	Name   string `json:"name"`
 
 	// Scenario names the scenario file the run came from (nil for a plan given on the command line).
 	Scenario *Scenario `json:"scenario,omitempty"`
-	// Plan is the plan that ran, as the load generator serialised it.
+	// Plan is the plan that ran, as the load generator serialised it (its shape is loadgen.Plan's,
+	// not part of this schema).
 	Plan   json.RawMessage `json:"plan,omitempty"`
 	Target Target          `json:"target"`
 	Env    Environment     `json:"environment"`
@@ -67,15 +61,16 @@ type Result struct {
 	Events []Event `json:"events,omitempty"`
 
 	// Stats are the merged histograms, counters and gauges of every worker.
-	Stats stats.Snapshot `json:"stats"`
+	Stats Stats `json:"stats"`
 	// Series is the merged one-second time series.
-	Series    stats.Series        `json:"series,omitempty"`
-	Telemetry telemetry.Telemetry `json:"telemetry"`
+	Series Series `json:"series,omitempty"`
+	// Telemetry is what the run scraped from the target's /metrics.
+	Telemetry Telemetry `json:"telemetry"`
 	// ProxyOverhead is what the chaos proxy itself (no toxics) added to a loopback round trip,
 	// measured just before the run, when cohorts were routed through one: latencies of proxied
 	// cohorts include it.
-	ProxyOverhead *chaos.Overhead `json:"proxy_overhead,omitempty"`
-	Workers       []Worker        `json:"workers,omitempty"`
+	ProxyOverhead *ProxyOverhead `json:"proxy_overhead,omitempty"`
+	Workers       []Worker       `json:"workers,omitempty"`
 
 	// Reliable is false when the generator itself was saturated (schedule-lag p99 above the
 	// plan's bound) or lost workers; UnreliableReason says why.
@@ -93,11 +88,20 @@ type Target struct {
 	Nodes      int      `json:"nodes,omitempty"`
 }
 
-// Phase is one phase of the plan as it ran.
+// Phase is one phase of the plan as it ran. The result's phases carry its name and times; a
+// worker's summary also what the plan asked of that worker in it.
 type Phase struct {
-	Name  string    `json:"name"`
-	Start time.Time `json:"start"`
-	End   time.Time `json:"end,omitzero"`
+	Name string `json:"name"`
+	// Kind is "ramp", "hold" or "ramp-down".
+	Kind string `json:"kind,omitempty"`
+	// RatePerSecond is connections (ramp) or exits (ramp-down) per second; 0 means all at once.
+	RatePerSecond float64 `json:"rate_per_second,omitempty"`
+	// TargetClients is, for a ramp, the clients connected at its end (0 means all).
+	TargetClients int `json:"target_clients,omitempty"`
+	// Duration is the planned length of a hold (or of an open-model ramp).
+	Duration time.Duration `json:"duration_ns,omitempty"`
+	Start    time.Time     `json:"start"`
+	End      time.Time     `json:"end,omitzero"`
 }
 
 // Event kinds written by the run.
@@ -114,7 +118,7 @@ type Event struct {
 	Worker  int       `json:"worker,omitempty"`
 	// Fault is the timeline step's record for Kind EventFault: planned and actual offset, action,
 	// target, parameters (a toxic's type and attributes) and the error when the step failed.
-	Fault *chaos.Event `json:"fault,omitempty"`
+	Fault *Fault `json:"fault,omitempty"`
 }
 
 // Scenario identifies the scenario a run came from and the overrides it ran with.
@@ -137,9 +141,10 @@ type Worker struct {
 	Status  string `json:"status"`
 	Error   string `json:"error,omitempty"`
 	// Stats is the worker's own last snapshot (the merged Stats is the union of these).
-	Stats *stats.Snapshot `json:"stats,omitempty"`
-	// Summary is the worker's run summary as the load generator reported it.
-	Summary json.RawMessage `json:"summary,omitempty"`
+	Stats *Stats `json:"stats,omitempty"`
+	// Summary is how the worker's part of the run went, as it reported it (nil when it reported
+	// nothing, e.g. lost before the end).
+	Summary *WorkerSummary `json:"summary,omitempty"`
 }
 
 // SLOVerdict is one graded objective (filled in by the scenarios and gates).
@@ -255,72 +260,4 @@ func MemTotal() uint64 {
 		}
 	}
 	return 0
-}
-
-// WriteJSON writes the result to path atomically: into a temporary file in the same directory,
-// fsynced, then renamed over path (and the directory fsynced).
-func (r *Result) WriteJSON(path string) error {
-	b, err := json.MarshalIndent(r, "", "  ")
-	if err != nil {
-		return fmt.Errorf("reports: encode result: %w", err)
-	}
-	b = append(b, '\n')
-	return WriteFileAtomic(path, b)
-}
-
-// WriteFileAtomic writes data to path via a temporary file, fsync and rename.
-func WriteFileAtomic(path string, data []byte) (err error) {
-	dir := filepath.Dir(path)
-	f, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp-*")
-	if err != nil {
-		return fmt.Errorf("reports: write %s: %w", path, err)
-	}
-	tmp := f.Name()
-	defer func() {
-		if err != nil {
-			_ = os.Remove(tmp)
-		}
-	}()
-	if _, err = f.Write(data); err == nil {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Chmod(tmp, 0o644)
-	}
-	if err == nil {
-		err = os.Rename(tmp, path)
-	}
-	if err != nil {
-		return fmt.Errorf("reports: write %s: %w", path, err)
-	}
-	if d, derr := os.Open(dir); derr == nil {
-		_ = d.Sync()
-		_ = d.Close()
-	}
-	return nil
-}
-
-// ErrNewerSchema is returned by ReadJSON for a result written by a newer schema.
-var ErrNewerSchema = errors.New("result written by a newer schema")
-
-// ReadJSON reads a result file.
-func ReadJSON(path string) (*Result, error) {
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return nil, fmt.Errorf("reports: %w", err)
-	}
-	var r Result
-	if err := json.Unmarshal(b, &r); err != nil {
-		return nil, fmt.Errorf("reports: %s: %w", path, err)
-	}
-	if r.Schema == 0 {
-		return nil, fmt.Errorf("reports: %s: not a result file (no schema version)", path)
-	}
-	if r.Schema > SchemaVersion {
-		return nil, fmt.Errorf("reports: %s: schema %d: %w (this build reads up to %d)", path, r.Schema, ErrNewerSchema, SchemaVersion)
-	}
-	return &r, nil
 }

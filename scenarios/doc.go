@@ -23,6 +23,10 @@
 // turns the verdicts into the exit code of DESIGN §6 and ReportVerdicts into the result model's
 // form (VerdictsOf reads them back). The harness package runs a scenario and grades it.
 //
+// The metric catalogue (Metrics) is the one place a metric is defined: its unit, aggregations,
+// time scaling, whether it is kept per cohort, its meaning, and the Resolver that reads it off a
+// run. README.md's table is checked against it.
+//
 // Concurrency: a *Scenario is a plain value; Load, Parse, Grade and the catalogue are safe to call
 // from several goroutines, but a Scenario must not be modified (ApplyTimeScale, fields) while another
 // goroutine reads it.

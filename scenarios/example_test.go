@@ -78,7 +78,7 @@ slos:
 	rec.Record(stats.HistUpgrade, 3*time.Millisecond)
 	rec.Add(stats.CtrOrderViolations, 1)
 	res := reports.New(s.Name, 1)
-	res.Started, res.Duration, res.Stats = start, time.Second, rec.Snapshot()
+	res.Started, res.Duration, res.Stats = start, time.Second, reports.StatsFrom(rec.Snapshot())
 
 	vs := scenarios.Grade(s.SLOs, scenarios.ResultSource{Result: res, Scenario: s})
 	_ = scenarios.WriteVerdicts(os.Stdout, vs)

@@ -144,7 +144,7 @@ func window(r *reports.Result, from, to time.Time) *reports.Result {
 		for n, v := range iv.Counters {
 			snap.Counters[n] += v
 		}
-		for n, p := range iv.Hists {
+		for n, p := range iv.Histograms {
 			h, err := p.Hist()
 			if err != nil {
 				continue
@@ -152,12 +152,12 @@ func window(r *reports.Result, from, to time.Time) *reports.Result {
 			if cur, ok := snap.Hists[n]; ok {
 				cur.Merge(h)
 			} else {
-				snap.Hists[n] = h
+				snap.Hists[n] = h.Clone() // the decoded histogram is shared: merge into a copy
 			}
 		}
 		snap.Gauges = iv.Gauges
 	}
-	w.Stats = snap
+	w.Stats = reports.StatsFrom(snap)
 	w.Telemetry = r.Telemetry
 	w.Telemetry.Points = nil
 	for _, p := range r.Telemetry.Points {

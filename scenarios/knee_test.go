@@ -30,19 +30,15 @@ slos:
 	}
 	t0 := time.Unix(1_700_000_000, 0)
 	at := func(sec int) time.Time { return t0.Add(time.Duration(sec) * time.Second) }
-	iv := func(sec int, conns int64, sent int64, latency time.Duration) stats.Interval {
+	iv := func(sec int, conns int64, sent int64, latency time.Duration) reports.Interval {
 		h := stats.NewHist()
 		for range 50 {
 			h.RecordValue(int64(latency))
 		}
-		enc, err := h.Encode()
-		if err != nil {
-			t.Fatal(err)
-		}
-		return stats.Interval{Second: sec, Start: at(sec - 1), End: at(sec),
-			Counters: map[string]int64{stats.CtrMessagesSent: sent, stats.CtrMessagesReceived: 10 * sent},
-			Gauges:   map[string]int64{stats.GaugeConnections: conns},
-			Hists:    map[string]*stats.HistPoint{stats.HistFanout: {Count: 50, HDR: enc}}}
+		return reports.Interval{Second: sec, Start: at(sec - 1), End: at(sec),
+			Counters:   map[string]int64{stats.CtrMessagesSent: sent, stats.CtrMessagesReceived: 10 * sent},
+			Gauges:     map[string]int64{stats.GaugeConnections: conns},
+			Histograms: map[string]reports.Histogram{stats.HistFanout: reports.HistogramFrom(h)}}
 	}
 	r := &reports.Result{Started: at(0), Ended: at(7), Duration: 7 * time.Second,
 		Phases: []reports.Phase{
@@ -50,13 +46,13 @@ slos:
 			{Name: "step-200", Start: at(3), End: at(4)}, {Name: "hold-200", Start: at(4), End: at(6)},
 			{Name: "ramp-down", Start: at(6), End: at(7)},
 		},
-		Series: stats.Series{
+		Series: reports.Series{
 			iv(1, 100, 100, 5*time.Millisecond), iv(2, 100, 100, 5*time.Millisecond), iv(3, 100, 100, 6*time.Millisecond),
 			iv(4, 200, 200, 50*time.Millisecond), iv(5, 200, 200, 300*time.Millisecond), iv(6, 200, 200, 400*time.Millisecond),
 			iv(7, 0, 0, time.Millisecond),
 		},
 	}
-	r.Stats = stats.Snapshot{Counters: map[string]int64{}}
+	r.Stats = reports.Stats{Counters: map[string]int64{}}
 
 	steps := Steps(s, r)
 	if len(steps) != 2 {

@@ -6,6 +6,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/squall-dev/squall/loadgen/stats"
 )
 
 // Agg is how a metric's observations are reduced to the one number an SLO bounds.
@@ -64,7 +66,8 @@ const (
 	ScaleRate
 )
 
-// Metric describes one gradable metric.
+// Metric describes one gradable metric: what it means, its unit and aggregations, and how it is
+// read off a run. Adding a metric is adding one entry to Metrics (and its row to README.md).
 type Metric struct {
 	Name    string
 	Unit    Unit
@@ -72,10 +75,16 @@ type Metric struct {
 	Scaling Scaling
 	// Labelled metrics need an SLO label (close_codes: the close code).
 	Labelled bool
+	// PerCohort metrics are read from client figures, which are kept per cohort, so an SLO may
+	// restrict them to one cohort; the others (from the series or the gateway) answer no data
+	// for a cohort.
+	PerCohort bool
 	// Meaning is one line saying what is measured.
 	Meaning string
-	// Source says where the number comes from in a run (for the adapter from the run result).
+	// Source says where the number comes from in a run.
 	Source string
+	// Resolve reads the metric off a finished run (ResultSource).
+	Resolve Resolver
 }
 
 // DefaultAgg is the aggregation used when an SLO names none.
@@ -100,75 +109,98 @@ var (
 
 // Metrics is the catalogue of metrics an SLO may grade (DESIGN §4), in documentation order.
 var Metrics = []Metric{
-	{"ghost_presence_duration", UnitSeconds, worstAggs, ScaleTime, false,
-		"how long a user whose every tab has gone stays present to observers (a user never cleared counts until the end of the run)",
-		"client: presence tracker, per departed user (loadgen.HistGhostAge for the never cleared)"},
-	{"zombie_cleanup_time", UnitSeconds, worstAggs, ScaleTime, false,
-		"from a tab vanishing (it stops reading and writing, TCP kept open) to the server closing its connection (a connection still open at the end counts as never cleaned)",
-		"client: loadgen.HistZombieCleanup (FIN/RST seen at the socket), HistZombieAge + CtrZombiesUncleaned"},
-	{"ordering_violations", UnitCount, counterAggs, ScaleNone, false,
-		"broadcasts received with a roomSeq lower than one already seen in that room",
-		"stats.CtrOrderViolations"},
-	{"unrecovered_gaps", UnitCount, counterAggs, ScaleNone, false,
-		"roomSeq gaps neither filled later nor replayed by a resume",
-		"stats.CtrGaps"},
-	{"duplicates", UnitCount, counterAggs, ScaleNone, false,
-		"broadcasts received twice (same room, same roomSeq)",
-		"stats.CtrDuplicates"},
-	{"lost_acked_messages", UnitCount, counterAggs, ScaleNone, false,
-		"broadcasts the server acknowledged that some member of the room never received",
-		"stats.CtrAckedUndelivered"},
-	{"reconnect_rate_peak", UnitPerSecond, []Agg{AggMax}, ScaleRate, false,
-		"the most reconnect attempts in any one second of the run",
-		"one-second series of stats.CtrReconnectAttempts, highest point"},
-	{"recovery_time", UnitSeconds, []Agg{AggMax, AggMean, AggLast, AggCount}, ScaleTime, false,
-		"from a fault on the timeline to connections back at their level before it",
-		"one-second series of open connections around each timeline event"},
-	{"reconnect_attempts_per_client", UnitCount, []Agg{AggMax, AggP99, AggP50, AggP90, AggMean}, ScaleNone, false,
-		"reconnect attempts one client made over the run",
-		"client: loadgen.HistReconnectAttemptsPerClient, one value per tab"},
-	{"false_disconnects", UnitCount, counterAggs, ScaleNone, false,
-		"connections of well-behaved tabs (no exit, still reading, answering every ping, not behind a chaos proxy) cut for a heartbeat reason: the tab's read timeout fired (not even a server ping heard), or the server dropped it without a close frame (1006, what a heartbeat sweep does) and the tab's next connection attempt succeeded (the gateway was up)",
-		"client: loadgen.CtrFalseDisconnects"},
-	{"concurrent_connections_per_client", UnitCount, []Agg{AggMax, AggP99, AggMean}, ScaleNone, false,
-		"connections one user held open at the same moment",
-		"client: loadgen.HistConnsPerUser, each user's peak of connections held (welcome to close)"},
-	{"server_memory_per_connection", UnitBytes, gaugeAggs, ScaleNone, false,
-		"gateway resident memory divided by its open connections, sampled every second",
-		"telemetry: process_resident_memory_bytes / ws_connections_active"},
-	{"server_memory_growth_slope", UnitBytesPerSec, []Agg{AggLast}, ScaleRate, false,
-		"least-squares slope of the gateway's resident memory over the hold phases",
-		"telemetry: process_resident_memory_bytes series"},
-	{"connect_time", UnitSeconds, histAggs, ScaleNone, false,
-		"from dialling to the upgraded connection (TCP connect and HTTP upgrade)",
-		"stats.HistUpgrade (dial to 101)"},
-	{"ping_rtt", UnitSeconds, histAggs, ScaleNone, false,
-		"round trip of a WebSocket ping",
-		"stats.HistPingRTT"},
-	{"fanout_latency", UnitSeconds, histAggs, ScaleNone, false,
-		"from the sender's intended send time to each receipt of a broadcast",
-		"stats.HistFanout"},
-	{"reconnect_time", UnitSeconds, histAggs, ScaleTime, false,
-		"from a drop to the next welcome of the same tab (backoff delays included)",
-		"stats.HistReconnect"},
-	{"presence_convergence", UnitSeconds, histAggs, ScaleTime, false,
-		"from a tab's exit to the moment every observer has seen its leave",
-		"stats.HistPresence"},
-	{"schedule_lag", UnitSeconds, histAggs, ScaleNone, false,
-		"how late the generator ran its own schedule (generator health)",
-		"stats.HistScheduleLag"},
-	{"shed_total", UnitCount, counterAggs, ScaleNone, false,
-		"connections the gateway shed by admission control",
-		"telemetry: ws_shed_total"},
-	{"auth_backend_calls", UnitCount, counterAggs, ScaleNone, false,
-		"token checks that reached the auth backend (not answered by the token cache or a concurrent check of the same token)",
-		`telemetry: ws_auth_requests_total{cached="false"} with result ok, invalid or error`},
-	{"orphaned_subscriptions", UnitCount, []Agg{AggLast, AggMax}, ScaleNone, false,
-		"room memberships whose connection is gone (0 after every clean run)",
-		"telemetry: ws_orphaned_subscriptions"},
-	{"close_codes", UnitCount, counterAggs, ScaleNone, true,
-		"connections closed with the close code given as label (1006 = abnormal, no close frame)",
-		`stats counters "close_code:<label>"`},
+	{Name: "ghost_presence_duration", Unit: UnitSeconds, Aggs: worstAggs, Scaling: ScaleTime, PerCohort: true,
+		Meaning: "how long a user whose every tab has gone stays present to observers (a user never cleared counts until the end of the run)",
+		Source:  "client: presence tracker, per departed user (loadgen.HistGhostAge for the never cleared)",
+		Resolve: ghostPresence},
+	{Name: "zombie_cleanup_time", Unit: UnitSeconds, Aggs: worstAggs, Scaling: ScaleTime, PerCohort: true,
+		Meaning: "from a tab vanishing (it stops reading and writing, TCP kept open) to the server closing its connection (a connection still open at the end counts as never cleaned)",
+		Source:  "client: loadgen.HistZombieCleanup (FIN/RST seen at the socket), HistZombieAge + CtrZombiesUncleaned",
+		Resolve: zombieCleanup},
+	{Name: "ordering_violations", Unit: UnitCount, Aggs: counterAggs, Scaling: ScaleNone, PerCohort: true,
+		Meaning: "broadcasts received with a roomSeq lower than one already seen in that room",
+		Source:  "stats.CtrOrderViolations",
+		Resolve: clientCounter(stats.CtrOrderViolations)},
+	{Name: "unrecovered_gaps", Unit: UnitCount, Aggs: counterAggs, Scaling: ScaleNone, PerCohort: true,
+		Meaning: "roomSeq gaps neither filled later nor replayed by a resume",
+		Source:  "stats.CtrGaps",
+		Resolve: clientCounter(stats.CtrGaps)},
+	{Name: "duplicates", Unit: UnitCount, Aggs: counterAggs, Scaling: ScaleNone, PerCohort: true,
+		Meaning: "broadcasts received twice (same room, same roomSeq)",
+		Source:  "stats.CtrDuplicates",
+		Resolve: clientCounter(stats.CtrDuplicates)},
+	{Name: "lost_acked_messages", Unit: UnitCount, Aggs: counterAggs, Scaling: ScaleNone, PerCohort: true,
+		Meaning: "broadcasts the server acknowledged that some member of the room never received",
+		Source:  "stats.CtrAckedUndelivered",
+		Resolve: clientCounter(stats.CtrAckedUndelivered)},
+	{Name: "reconnect_rate_peak", Unit: UnitPerSecond, Aggs: []Agg{AggMax}, Scaling: ScaleRate,
+		Meaning: "the most reconnect attempts in any one second of the run",
+		Source:  "one-second series of stats.CtrReconnectAttempts, highest point",
+		Resolve: reconnectRatePeak},
+	{Name: "recovery_time", Unit: UnitSeconds, Aggs: []Agg{AggMax, AggMean, AggLast, AggCount}, Scaling: ScaleTime,
+		Meaning: "from a fault on the timeline to connections back at their level before it",
+		Source:  "one-second series of open connections around each timeline event",
+		Resolve: recoveryTime},
+	{Name: "reconnect_attempts_per_client", Unit: UnitCount, Aggs: []Agg{AggMax, AggP99, AggP50, AggP90, AggMean}, Scaling: ScaleNone, PerCohort: true,
+		Meaning: "reconnect attempts one client made over the run",
+		Source:  "client: loadgen.HistReconnectAttemptsPerClient, one value per tab",
+		Resolve: perClient(loadgenAttemptsPerClient)},
+	{Name: "false_disconnects", Unit: UnitCount, Aggs: counterAggs, Scaling: ScaleNone, PerCohort: true,
+		Meaning: "connections of well-behaved tabs (no exit, still reading, answering every ping, not behind a chaos proxy) cut for a heartbeat reason: the tab's read timeout fired (not even a server ping heard), or the server dropped it without a close frame (1006, what a heartbeat sweep does) and the tab's next connection attempt succeeded (the gateway was up)",
+		Source:  "client: loadgen.CtrFalseDisconnects",
+		Resolve: clientCounter(loadgenFalseDisconnects)},
+	{Name: "concurrent_connections_per_client", Unit: UnitCount, Aggs: []Agg{AggMax, AggP99, AggMean}, Scaling: ScaleNone, PerCohort: true,
+		Meaning: "connections one user held open at the same moment",
+		Source:  "client: loadgen.HistConnsPerUser, each user's peak of connections held (welcome to close)",
+		Resolve: perClient(loadgenConnsPerUser)},
+	{Name: "server_memory_per_connection", Unit: UnitBytes, Aggs: gaugeAggs, Scaling: ScaleNone,
+		Meaning: "gateway resident memory divided by its open connections, sampled every second",
+		Source:  "telemetry: process_resident_memory_bytes / ws_connections_active",
+		Resolve: serverMemoryPerConnection},
+	{Name: "server_memory_growth_slope", Unit: UnitBytesPerSec, Aggs: []Agg{AggLast}, Scaling: ScaleRate,
+		Meaning: "least-squares slope of the gateway's resident memory over the hold phases",
+		Source:  "telemetry: process_resident_memory_bytes series",
+		Resolve: serverMemoryGrowthSlope},
+	{Name: "connect_time", Unit: UnitSeconds, Aggs: histAggs, Scaling: ScaleNone, PerCohort: true,
+		Meaning: "from dialling to the upgraded connection (TCP connect and HTTP upgrade)",
+		Source:  "stats.HistUpgrade (dial to 101)",
+		Resolve: latency(stats.HistUpgrade)},
+	{Name: "ping_rtt", Unit: UnitSeconds, Aggs: histAggs, Scaling: ScaleNone, PerCohort: true,
+		Meaning: "round trip of a WebSocket ping",
+		Source:  "stats.HistPingRTT",
+		Resolve: latency(stats.HistPingRTT)},
+	{Name: "fanout_latency", Unit: UnitSeconds, Aggs: histAggs, Scaling: ScaleNone, PerCohort: true,
+		Meaning: "from the sender's intended send time to each receipt of a broadcast",
+		Source:  "stats.HistFanout",
+		Resolve: latency(stats.HistFanout)},
+	{Name: "reconnect_time", Unit: UnitSeconds, Aggs: histAggs, Scaling: ScaleTime, PerCohort: true,
+		Meaning: "from a drop to the next welcome of the same tab (backoff delays included)",
+		Source:  "stats.HistReconnect",
+		Resolve: latency(stats.HistReconnect)},
+	{Name: "presence_convergence", Unit: UnitSeconds, Aggs: histAggs, Scaling: ScaleTime, PerCohort: true,
+		Meaning: "from a tab's exit to the moment every observer has seen its leave",
+		Source:  "stats.HistPresence",
+		Resolve: latency(stats.HistPresence)},
+	{Name: "schedule_lag", Unit: UnitSeconds, Aggs: histAggs, Scaling: ScaleNone, PerCohort: true,
+		Meaning: "how late the generator ran its own schedule (generator health)",
+		Source:  "stats.HistScheduleLag",
+		Resolve: latency(stats.HistScheduleLag)},
+	{Name: "shed_total", Unit: UnitCount, Aggs: counterAggs, Scaling: ScaleNone,
+		Meaning: "connections the gateway shed by admission control",
+		Source:  "telemetry: ws_shed_total",
+		Resolve: shedTotal},
+	{Name: "auth_backend_calls", Unit: UnitCount, Aggs: counterAggs, Scaling: ScaleNone,
+		Meaning: "token checks that reached the auth backend (not answered by the token cache or a concurrent check of the same token)",
+		Source:  `telemetry: ws_auth_requests_total{cached="false"} with result ok, invalid or error`,
+		Resolve: authBackend},
+	{Name: "orphaned_subscriptions", Unit: UnitCount, Aggs: []Agg{AggLast, AggMax}, Scaling: ScaleNone,
+		Meaning: "room memberships whose connection is gone (0 after every clean run)",
+		Source:  "telemetry: ws_orphaned_subscriptions",
+		Resolve: orphanedSubscriptions},
+	{Name: "close_codes", Unit: UnitCount, Aggs: counterAggs, Scaling: ScaleNone, Labelled: true, PerCohort: true,
+		Meaning: "connections closed with the close code given as label (1006 = abnormal, no close frame)",
+		Source:  `stats counters "close_code:<label>"`,
+		Resolve: closeCodes},
 }
 
 // LookupMetric returns the catalogue entry of name.

@@ -3,6 +3,7 @@ package scenarios
 import (
 	"os"
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -56,6 +57,61 @@ func TestReadme(t *testing.T) {
 	for _, w := range words {
 		if !strings.Contains(doc, "`"+w+"`") && !strings.Contains(doc, "`"+w+".") && !strings.Contains(doc, "."+w+"`") {
 			t.Errorf("README.md does not document `%s`", w)
+		}
+	}
+}
+
+// TestReadmeCatalogue checks each row of README.md's metric catalogue against its entry in Metrics:
+// unit, aggregations (the default in bold, first), scaling, whether it is kept per cohort, and that
+// no metric is missing from the table or listed there without an entry.
+func TestReadmeCatalogue(t *testing.T) {
+	data, err := os.ReadFile("README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, table, ok := strings.Cut(string(data), "### Metric catalogue\n")
+	table, _, _ = strings.Cut(table, "\n## ")
+	if !ok {
+		t.Fatal("README has no metric catalogue")
+	}
+	rows := map[string][]string{}
+	for _, line := range strings.Split(table, "\n") {
+		if !strings.HasPrefix(line, "| `") {
+			continue
+		}
+		cells := strings.Split(strings.Trim(line, "| "), " | ")
+		name, _, _ := strings.Cut(strings.TrimPrefix(cells[0], "`"), "`")
+		rows[name] = cells
+	}
+	scaling := map[Scaling]string{ScaleNone: "—", ScaleTime: "× f", ScaleRate: "÷ f"}
+	for _, m := range Metrics {
+		cells, ok := rows[m.Name]
+		if !ok {
+			t.Errorf("%s: no row in README.md's catalogue", m.Name)
+			continue
+		}
+		delete(rows, m.Name)
+		aggs := aggNames(m.Aggs)
+		aggs[0] = "**" + aggs[0] + "**"
+		cohort := "—"
+		if m.PerCohort {
+			cohort = "yes"
+		}
+		want := []string{string(m.Unit), strings.Join(aggs, ", "), scaling[m.Scaling], cohort, m.Meaning}
+		if len(cells) != 6 || !slices.Equal(cells[1:], want) {
+			t.Errorf("%s: README row %q, want %q", m.Name, cells[1:], want)
+		}
+	}
+	for name := range rows {
+		t.Errorf("README.md's catalogue lists %s, which Metrics has not", name)
+	}
+}
+
+// TestMetricsResolve checks that every catalogue entry can be read off a run.
+func TestMetricsResolve(t *testing.T) {
+	for _, m := range Metrics {
+		if m.Resolve == nil {
+			t.Errorf("%s has no resolver", m.Name)
 		}
 	}
 }

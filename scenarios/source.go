@@ -8,28 +8,19 @@ import (
 
 	"github.com/squall-dev/squall/loadgen"
 	"github.com/squall-dev/squall/loadgen/stats"
-	"github.com/squall-dev/squall/loadgen/telemetry"
 	"github.com/squall-dev/squall/refserver/protocol"
 	"github.com/squall-dev/squall/reports"
 )
 
 // ResultSource is the MetricSource of a finished run: it answers from the merged result (client
-// histograms and counters, the one-second series, the gateway's telemetry). Each catalogue metric
-// reads what its Source column names; a metric whose data the run did not produce answers "no
-// data" rather than a made-up number:
+// histograms and counters, the one-second series, the gateway's telemetry, the fault events). Each
+// catalogue metric is read by its entry's Resolve (see Metrics), from what its Source column names;
+// a metric whose data the run did not produce answers "no data" rather than a made-up number.
 //
-//   - ghost_presence_duration and zombie_cleanup_time: a departed user some observer still saw
-//     when ramp-down began (a ghost), or a vanished tab the server had not closed by the end (a
-//     zombie), was never cleared: max is +Inf ("never"), and the other aggregations count it with
-//     its age at that moment (a lower bound of its real duration);
-//   - reconnect_attempts_per_client and concurrent_connections_per_client are plain-value
-//     histograms (one value per tab, per user); false_disconnects a counter;
-//   - an SLO restricted to one cohort reads the client figures (histograms and counters) of that
-//     cohort from CohortStats, else from the per-cohort keys of the merged figures
-//     (stats.CohortKey), or the whole run's when the scenario has that one cohort; series and
-//     gateway figures are not kept per cohort;
-//   - server memory figures need ServerMemory (the gateway in a process of its own);
-//   - recovery_time needs fault events in the result.
+// An SLO restricted to one cohort reads the client figures of that cohort: from CohortStats, else
+// from the per-cohort keys of the merged figures (stats.CohortKey), or the whole run's when the
+// scenario has that one cohort. Metrics that are not PerCohort (the series' and the gateway's)
+// answer no data for a cohort, as does a cohort without figures.
 type ResultSource struct {
 	Result *reports.Result
 	// Scenario is the scenario that ran (its cohorts and phases).
@@ -39,153 +30,215 @@ type ResultSource struct {
 	ServerMemory bool
 	// CohortStats holds the client figures of cohorts that ran on workers of their own (a cohort
 	// routed alone through a chaos proxy), by cohort name.
-	CohortStats map[string]stats.Snapshot
+	CohortStats map[string]reports.Stats
 }
 
 var _ MetricSource = ResultSource{}
 
-// Value implements MetricSource.
+// Value implements MetricSource: it looks the metric up in the catalogue, picks the client figures
+// of the cohort asked for, and lets the metric's Resolve answer.
 func (s ResultSource) Value(metric, agg, cohort string) (float64, bool) {
-	r := s.Result
-	if r == nil {
+	if s.Result == nil {
 		return 0, false
 	}
 	name, label, _ := strings.Cut(metric, ":")
-	a := Agg(agg)
-	st := r.Stats
-	if cohort != "" && (s.Scenario == nil || len(s.Scenario.Cohorts) != 1 || s.Scenario.Cohorts[0].Name != cohort) {
-		snap, ok := s.CohortStats[cohort]
-		if !ok {
-			snap = r.Stats.Cohort(cohort)
-			if snap.Counters == nil && snap.Hists == nil {
-				return 0, false
-			}
-		}
-		switch name {
-		case "reconnect_rate_peak", "recovery_time", "orphaned_subscriptions", "shed_total", "auth_backend_calls",
-			"server_memory_per_connection", "server_memory_growth_slope":
-			return 0, false // from the series or the gateway: not per cohort
-		}
-		st = snap
-	}
-	haveStats := st.Counters != nil || st.Hists != nil
-	dur := r.Duration.Seconds()
-	switch name {
-	case "ghost_presence_duration":
-		if !haveStats {
-			return 0, false
-		}
-		ghosts := st.Counter(loadgenGhosts)
-		if ghosts == 0 {
-			return histValue(st.Hists[stats.HistPresence], a, dur)
-		}
-		if aged := st.Hists[loadgenGhostAge]; aged != nil && aged.Count() > 0 {
-			return neverCleared(st.Hists[stats.HistPresence], aged, a, dur)
-		}
-		// Some users were still present to an observer when the run began to end: their ghost
-		// lasted the rest of the run, from an exit time the result does not keep.
-		cleared, _ := histValue(st.Hists[stats.HistPresence], AggCount, dur)
-		switch a {
-		case AggMax:
-			return math.Inf(1), true
-		case AggCount:
-			return cleared + float64(ghosts), true
-		case AggRate:
-			return counterValue(cleared+float64(ghosts), a, dur)
-		}
+	m, ok := LookupMetric(name)
+	if !ok || m.Resolve == nil {
 		return 0, false
-	case "zombie_cleanup_time":
-		if !haveStats {
+	}
+	q := MetricQuery{Run: s, Clients: s.Result.Stats, Agg: Agg(agg), Label: label}
+	if cohort != "" && !s.soleCohort(cohort) {
+		st, ok := s.cohortFigures(cohort)
+		if !ok || !m.PerCohort {
 			return 0, false
 		}
-		if st.Counter(loadgenZombiesUncleaned) == 0 {
-			return histValue(st.Hists[loadgenZombieCleanup], a, dur)
-		}
-		return neverCleared(st.Hists[loadgenZombieCleanup], st.Hists[loadgenZombieAge], a, dur)
-	case "reconnect_attempts_per_client":
-		return plainValue(st.Hists[loadgenAttemptsPerClient], a)
-	case "concurrent_connections_per_client":
-		return plainValue(st.Hists[loadgenConnsPerUser], a)
-	case "false_disconnects":
-		if !haveStats {
+		q.Clients = st
+	}
+	return m.Resolve(q)
+}
+
+// soleCohort reports whether cohort is the scenario's only one (its figures are the run's).
+func (s ResultSource) soleCohort(cohort string) bool {
+	return s.Scenario != nil && len(s.Scenario.Cohorts) == 1 && s.Scenario.Cohorts[0].Name == cohort
+}
+
+// cohortFigures returns the client figures of one cohort; ok is false when the run has none.
+func (s ResultSource) cohortFigures(cohort string) (reports.Stats, bool) {
+	if st, ok := s.CohortStats[cohort]; ok {
+		return st, true
+	}
+	st := s.Result.Stats.Cohort(cohort)
+	return st, st.Counters != nil || st.Histograms != nil
+}
+
+// A Resolver reads one metric off a finished run: q.Agg of it, in the metric's base unit (seconds,
+// bytes, count, per second); ok is false when the run has no data for it, or the aggregation makes
+// no sense for it.
+type Resolver func(q MetricQuery) (v float64, ok bool)
+
+// MetricQuery is one metric asked of a finished run, with the figures to answer from.
+type MetricQuery struct {
+	// Run is the run: its result (not nil), its scenario and how its gateway ran.
+	Run ResultSource
+	// Clients are the client figures (histograms, counters) asked about: the whole run's, or one
+	// cohort's for a PerCohort metric restricted to it.
+	Clients reports.Stats
+	Agg     Agg
+	// Label is the SLO's label for a labelled metric (close_codes: the close code), else "".
+	Label string
+}
+
+// seconds is the run's length in seconds, over which rates are taken.
+func (q MetricQuery) seconds() float64 { return q.Run.Result.Duration.Seconds() }
+
+// hasClients reports whether there are client figures at all: a counter absent from them reads 0,
+// but with none at all (a run that recorded nothing) it is no data.
+func (q MetricQuery) hasClients() bool {
+	return q.Clients.Counters != nil || q.Clients.Histograms != nil
+}
+
+// latency resolves a latency histogram of the clients (nanoseconds, answered in seconds). An
+// empty histogram has a count (zero) but no percentiles.
+func latency(hist string) Resolver {
+	return func(q MetricQuery) (float64, bool) { return histValue(q.Clients.Hist(hist), q.Agg, q.seconds()) }
+}
+
+// perClient resolves a histogram of plain values, one per tab or per user.
+func perClient(hist string) Resolver {
+	return func(q MetricQuery) (float64, bool) { return plainValue(q.Clients.Hist(hist), q.Agg) }
+}
+
+// clientCounter resolves a counter of the clients: zero when they counted nothing.
+func clientCounter(counter string) Resolver {
+	return func(q MetricQuery) (float64, bool) {
+		if !q.hasClients() {
 			return 0, false
 		}
-		return counterValue(float64(st.Counter(loadgenFalseDisconnects)), a, dur)
-	case "presence_convergence":
-		return histValue(st.Hists[stats.HistPresence], a, dur)
-	case "connect_time":
-		return histValue(st.Hists[stats.HistUpgrade], a, dur)
-	case "ping_rtt":
-		return histValue(st.Hists[stats.HistPingRTT], a, dur)
-	case "fanout_latency":
-		return histValue(st.Hists[stats.HistFanout], a, dur)
-	case "reconnect_time":
-		return histValue(st.Hists[stats.HistReconnect], a, dur)
-	case "schedule_lag":
-		return histValue(st.Hists[stats.HistScheduleLag], a, dur)
-	case "ordering_violations", "unrecovered_gaps", "duplicates", "lost_acked_messages", "close_codes":
-		if !haveStats {
-			return 0, false
-		}
-		key := map[string]string{
-			"ordering_violations": stats.CtrOrderViolations, "unrecovered_gaps": stats.CtrGaps,
-			"duplicates": stats.CtrDuplicates, "lost_acked_messages": stats.CtrAckedUndelivered,
-		}[name]
-		if name == "close_codes" {
-			if label == "" {
-				return 0, false
-			}
-			key = stats.PrefixCloseCode + label
-		}
-		return counterValue(float64(st.Counter(key)), a, dur)
-	case "reconnect_rate_peak":
-		if len(r.Series) == 0 || a != AggMax {
-			return 0, false
-		}
-		peak := 0.0
-		for _, iv := range r.Series {
-			peak = max(peak, iv.Rate(stats.CtrReconnectAttempts))
-		}
-		return peak, true
-	case "recovery_time":
-		return s.recoveryValue(a)
-	case "orphaned_subscriptions":
-		return telemetryValue(r.Telemetry, protocol.MetricOrphanedSubscriptions, a)
-	case "shed_total":
-		v, ok := telemetryValue(r.Telemetry, protocol.MetricShedTotal, AggLast)
-		if !ok {
-			return 0, false
-		}
-		return counterValue(v, a, dur)
-	case "auth_backend_calls":
-		return authBackendCalls(r.Telemetry, a, dur)
-	case "server_memory_per_connection":
-		if !s.ServerMemory {
-			return 0, false
-		}
-		var xs, ys []float64
-		for _, p := range r.Telemetry.Points {
-			if p.MemoryPerConn > 0 {
-				xs = append(xs, p.At.Sub(r.Started).Seconds())
-				ys = append(ys, p.MemoryPerConn)
-			}
-		}
-		return seriesValue(xs, ys, a)
-	case "server_memory_growth_slope":
-		if !s.ServerMemory || a != AggLast {
-			return 0, false
-		}
-		var xs, ys []float64
-		for _, p := range r.Telemetry.Points {
-			v, ok := p.Values[protocol.MetricProcessResidentMemory]
-			if ok && s.inHold(p.At) {
-				xs = append(xs, p.At.Sub(r.Started).Seconds())
-				ys = append(ys, v)
-			}
-		}
-		return seriesValue(xs, ys, AggSlope)
+		return counterValue(float64(q.Clients.Counter(counter)), q.Agg, q.seconds())
+	}
+}
+
+// closeCodes resolves the clients' count of closes with the close code given as label.
+func closeCodes(q MetricQuery) (float64, bool) {
+	if q.Label == "" {
+		return 0, false
+	}
+	return clientCounter(stats.PrefixCloseCode + q.Label)(q)
+}
+
+// ghostPresence resolves ghost_presence_duration. A departed user some observer still saw when
+// ramp-down began (a ghost) was never cleared: max is +Inf ("never"), and the other aggregations
+// count it with its age at that moment (a lower bound of its real duration) when the load
+// generator recorded it (loadgen.HistGhostAge).
+func ghostPresence(q MetricQuery) (float64, bool) {
+	if !q.hasClients() {
+		return 0, false
+	}
+	st, a, dur := q.Clients, q.Agg, q.seconds()
+	ghosts := st.Counter(loadgenGhosts)
+	if ghosts == 0 {
+		return histValue(st.Hist(stats.HistPresence), a, dur)
+	}
+	if st.Count(loadgenGhostAge) > 0 {
+		return neverCleared(st.Hist(stats.HistPresence), st.Hist(loadgenGhostAge), a, dur)
+	}
+	// Some users were still present to an observer when the run began to end: their ghost
+	// lasted the rest of the run, from an exit time the result does not keep.
+	cleared, _ := histValue(st.Hist(stats.HistPresence), AggCount, dur)
+	switch a {
+	case AggMax:
+		return math.Inf(1), true
+	case AggCount:
+		return cleared + float64(ghosts), true
+	case AggRate:
+		return counterValue(cleared+float64(ghosts), a, dur)
 	}
 	return 0, false
+}
+
+// zombieCleanup resolves zombie_cleanup_time. A vanished tab the server had not closed by the end
+// (a zombie) was never cleaned: max is +Inf ("never"), the other aggregations count it with its
+// age then.
+func zombieCleanup(q MetricQuery) (float64, bool) {
+	if !q.hasClients() {
+		return 0, false
+	}
+	st, a, dur := q.Clients, q.Agg, q.seconds()
+	if st.Counter(loadgenZombiesUncleaned) == 0 {
+		return histValue(st.Hist(loadgenZombieCleanup), a, dur)
+	}
+	return neverCleared(st.Hist(loadgenZombieCleanup), st.Hist(loadgenZombieAge), a, dur)
+}
+
+// reconnectRatePeak resolves reconnect_rate_peak: the highest one-second rate of reconnect
+// attempts in the series.
+func reconnectRatePeak(q MetricQuery) (float64, bool) {
+	series := q.Run.Result.Series
+	if len(series) == 0 || q.Agg != AggMax {
+		return 0, false
+	}
+	peak := 0.0
+	for _, iv := range series {
+		peak = max(peak, iv.Rate(stats.CtrReconnectAttempts))
+	}
+	return peak, true
+}
+
+// recoveryTime resolves recovery_time (see recoveryValue); it needs fault events in the result.
+func recoveryTime(q MetricQuery) (float64, bool) { return q.Run.recoveryValue(q.Agg) }
+
+// orphanedSubscriptions resolves orphaned_subscriptions from the gateway's telemetry.
+func orphanedSubscriptions(q MetricQuery) (float64, bool) {
+	return telemetryValue(q.Run.Result.Telemetry, protocol.MetricOrphanedSubscriptions, q.Agg)
+}
+
+// shedTotal resolves shed_total: the gateway's counter at its last scrape.
+func shedTotal(q MetricQuery) (float64, bool) {
+	v, ok := telemetryValue(q.Run.Result.Telemetry, protocol.MetricShedTotal, AggLast)
+	if !ok {
+		return 0, false
+	}
+	return counterValue(v, q.Agg, q.seconds())
+}
+
+// authBackend resolves auth_backend_calls (see authBackendCalls).
+func authBackend(q MetricQuery) (float64, bool) {
+	return authBackendCalls(q.Run.Result.Telemetry, q.Agg, q.seconds())
+}
+
+// serverMemoryPerConnection resolves server_memory_per_connection over the scrapes that saw
+// connections; it needs ServerMemory (the gateway in a process of its own).
+func serverMemoryPerConnection(q MetricQuery) (float64, bool) {
+	r := q.Run.Result
+	if !q.Run.ServerMemory {
+		return 0, false
+	}
+	var xs, ys []float64
+	for _, p := range r.Telemetry.Points {
+		if p.MemoryPerConn > 0 {
+			xs = append(xs, p.At.Sub(r.Started).Seconds())
+			ys = append(ys, p.MemoryPerConn)
+		}
+	}
+	return seriesValue(xs, ys, q.Agg)
+}
+
+// serverMemoryGrowthSlope resolves server_memory_growth_slope: the slope of the gateway's resident
+// memory over the scrapes inside hold phases; it needs ServerMemory.
+func serverMemoryGrowthSlope(q MetricQuery) (float64, bool) {
+	r := q.Run.Result
+	if !q.Run.ServerMemory || q.Agg != AggLast {
+		return 0, false
+	}
+	var xs, ys []float64
+	for _, p := range r.Telemetry.Points {
+		v, ok := p.Values[protocol.MetricProcessResidentMemory]
+		if ok && q.Run.inHold(p.At) {
+			xs = append(xs, p.At.Sub(r.Started).Seconds())
+			ys = append(ys, v)
+		}
+	}
+	return seriesValue(xs, ys, AggSlope)
 }
 
 // The load generator's names of the per-tab and per-user figures.
@@ -316,7 +369,7 @@ func counterValue(total float64, a Agg, runSeconds float64) (float64, bool) {
 }
 
 // telemetryValue reads a gateway metric from the scraped series: its last or highest value.
-func telemetryValue(t telemetry.Telemetry, name string, a Agg) (float64, bool) {
+func telemetryValue(t reports.Telemetry, name string, a Agg) (float64, bool) {
 	found, last, peak := false, 0.0, math.Inf(-1)
 	for _, p := range t.Points {
 		v, ok := p.Values[name]
@@ -403,7 +456,7 @@ func (s ResultSource) recoveryValue(a Agg) (float64, bool) {
 	}
 	var faults []time.Time
 	for _, ev := range r.Events {
-		if ev.Kind == reports.EventFault && ev.Fault != nil && ev.Fault.Error == "" && disruptive[string(ev.Fault.Action)] {
+		if ev.Kind == reports.EventFault && ev.Fault != nil && ev.Fault.Error == "" && disruptive[ev.Fault.Action] {
 			faults = append(faults, ev.At)
 		}
 	}

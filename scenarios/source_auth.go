@@ -1,8 +1,8 @@
 package scenarios
 
 import (
-	"github.com/squall-dev/squall/loadgen/telemetry"
 	"github.com/squall-dev/squall/refserver/protocol"
+	"github.com/squall-dev/squall/reports"
 )
 
 // authBackendCalls is auth_backend_calls: the calls that reached the gateway's auth backend, read
@@ -10,7 +10,7 @@ import (
 // cached="false" with result ok, invalid or error exactly when the backend was asked (a cache hit
 // or a check that shared a concurrent one is cached="true"; result unavailable means the open
 // circuit breaker answered without asking). No data when the gateway never exported the counter.
-func authBackendCalls(t telemetry.Telemetry, a Agg, runSeconds float64) (float64, bool) {
+func authBackendCalls(t reports.Telemetry, a Agg, runSeconds float64) (float64, bool) {
 	found, total := false, 0.0
 	for _, result := range []string{"ok", "invalid", "error"} {
 		key := protocol.MetricAuthRequestsTotal + `{cached="false",result="` + result + `"}`

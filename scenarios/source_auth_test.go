@@ -3,20 +3,20 @@ package scenarios
 import (
 	"testing"
 
-	"github.com/squall-dev/squall/loadgen/telemetry"
+	"github.com/squall-dev/squall/reports"
 )
 
 func TestAuthBackendCalls(t *testing.T) {
-	point := func(v map[string]float64) telemetry.Point { return telemetry.Point{Values: v} }
+	point := func(v map[string]float64) reports.TelemetryPoint { return reports.TelemetryPoint{Values: v} }
 	tests := []struct {
 		name   string
-		points []telemetry.Point
+		points []reports.TelemetryPoint
 		agg    Agg
 		want   float64
 		ok     bool
 	}{
-		{"no auth metric", []telemetry.Point{point(map[string]float64{"ws_connections_active": 3})}, AggCount, 0, false},
-		{"backend calls of every result, last scrape", []telemetry.Point{
+		{"no auth metric", []reports.TelemetryPoint{point(map[string]float64{"ws_connections_active": 3})}, AggCount, 0, false},
+		{"backend calls of every result, last scrape", []reports.TelemetryPoint{
 			point(map[string]float64{`ws_auth_requests_total{cached="false",result="ok"}`: 2}),
 			point(map[string]float64{
 				`ws_auth_requests_total{cached="false",result="ok"}`:          10,
@@ -27,13 +27,13 @@ func TestAuthBackendCalls(t *testing.T) {
 				`ws_auth_requests_total`:                                      70,
 			}),
 		}, AggCount, 13, true},
-		{"rate over the run", []telemetry.Point{
+		{"rate over the run", []reports.TelemetryPoint{
 			point(map[string]float64{`ws_auth_requests_total{cached="false",result="ok"}`: 20}),
 		}, AggRate, 2, true},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			got, ok := authBackendCalls(telemetry.Telemetry{Points: tc.points}, tc.agg, 10)
+			got, ok := authBackendCalls(reports.Telemetry{Points: tc.points}, tc.agg, 10)
 			if ok != tc.ok || got != tc.want {
 				t.Errorf("got %v, %v; want %v, %v", got, ok, tc.want, tc.ok)
 			}

@@ -9,7 +9,6 @@ import (
 	"github.com/squall-dev/squall/chaos"
 	"github.com/squall-dev/squall/loadgen"
 	"github.com/squall-dev/squall/loadgen/stats"
-	"github.com/squall-dev/squall/loadgen/telemetry"
 	"github.com/squall-dev/squall/refserver/protocol"
 	"github.com/squall-dev/squall/reports"
 )
@@ -36,15 +35,19 @@ func sourceResult() *reports.Result {
 	}
 	r := reports.New("t", 1)
 	r.Started, r.Ended, r.Duration = t0, sec(10), 10*time.Second
-	r.Stats, r.Series = rec.Snapshot(), series
+	rs, err := reports.SeriesFrom(series)
+	if err != nil {
+		panic(err)
+	}
+	r.Stats, r.Series = reports.StatsFrom(rec.Snapshot()), rs
 	r.Phases = []reports.Phase{{Name: "ramp", Start: t0, End: sec(2)}, {Name: "hold", Start: sec(2), End: sec(8)}, {Name: "ramp-down", Start: sec(8), End: sec(10)}}
-	r.Events = []reports.Event{{At: sec(3.5), Kind: reports.EventFault, Fault: &chaos.Event{Action: chaos.ActionDisableProxy, Target: "p"}},
-		{At: sec(4), Kind: reports.EventFault, Fault: &chaos.Event{Action: chaos.ActionEnableProxy, Target: "p"}}}
+	r.Events = []reports.Event{{At: sec(3.5), Kind: reports.EventFault, Fault: &reports.Fault{Action: string(chaos.ActionDisableProxy), Target: "p"}},
+		{At: sec(4), Kind: reports.EventFault, Fault: &reports.Fault{Action: string(chaos.ActionEnableProxy), Target: "p"}}}
 	for i := 0; i <= 10; i++ {
-		r.Telemetry.Points = append(r.Telemetry.Points, telemetry.Point{Second: i, At: sec(float64(i)), MemoryPerConn: 1000 + 10*float64(i),
+		r.Telemetry.Points = append(r.Telemetry.Points, reports.TelemetryPoint{Second: i, At: sec(float64(i)), MemoryPerConn: 1000 + 10*float64(i),
 			Values: map[string]float64{protocol.MetricOrphanedSubscriptions: float64(i % 3), protocol.MetricProcessResidentMemory: 1e6 + 500*float64(i)}})
 	}
-	r.Telemetry.Status = telemetry.StatusOK
+	r.Telemetry.Status = reports.TelemetryOK
 	return r
 }
 
@@ -104,7 +107,7 @@ func TestResultSource(t *testing.T) {
 		rec := stats.NewRecorder(time.Now())
 		rec.Record(stats.HistPingRTT, 100*time.Millisecond)
 		rec.Add(stats.CtrDuplicates, 2)
-		per := ResultSource{Result: sourceResult(), Scenario: s, CohortStats: map[string]stats.Snapshot{"b": rec.Snapshot()}}
+		per := ResultSource{Result: sourceResult(), Scenario: s, CohortStats: map[string]reports.Stats{"b": reports.StatsFrom(rec.Snapshot())}}
 		if v, ok := per.Value("ping_rtt", "max", "b"); !ok || math.Abs(v-0.1) > 1e-3 {
 			t.Errorf("ping_rtt max of b = %v, %v", v, ok)
 		}
@@ -148,7 +151,7 @@ func TestResultSource(t *testing.T) {
 		r := sourceResult()
 		rec := stats.NewRecorder(r.Started)
 		rec.Record(stats.HistPresence, 300*time.Millisecond)
-		r.Stats = r.Stats.Merge(rec.Snapshot())
+		r.Stats = mergeStats(t, r.Stats, rec.Snapshot())
 		src := ResultSource{Result: r, Scenario: s}
 		if v, ok := src.Value("ghost_presence_duration", "max", ""); !ok || math.Abs(v-0.3) > 1e-3 {
 			t.Errorf("every ghost cleared: max %v, %v; want 300ms", v, ok)
@@ -167,7 +170,7 @@ func TestResultSource(t *testing.T) {
 		rec2 := stats.NewRecorder(r.Started)
 		rec2.Record(loadgen.HistGhostAge, 2*time.Second)
 		rec2.Record(loadgen.HistGhostAge, 4*time.Second)
-		r.Stats = r.Stats.Merge(rec2.Snapshot())
+		r.Stats = mergeStats(t, r.Stats, rec2.Snapshot())
 		r.Stats.Counters[loadgenGhosts] = 2
 		if v, ok := src.Value("ghost_presence_duration", "p50", ""); !ok || math.Abs(v-2) > 0.01 {
 			t.Errorf("p50 %v, %v; want 2s (0.3 s, 2 s, 4 s)", v, ok)
@@ -192,7 +195,7 @@ func TestResultSourceClientFigures(t *testing.T) {
 	rec.Record(stats.CohortKey("b", stats.HistFanout), 105*time.Millisecond)
 	rec.Add(loadgen.CtrFalseDisconnects, 4)
 	rec.Add(stats.CohortKey("b", loadgen.CtrFalseDisconnects), 1)
-	r.Stats = r.Stats.Merge(rec.Snapshot())
+	r.Stats = mergeStats(t, r.Stats, rec.Snapshot())
 	src := ResultSource{Result: r, Scenario: s}
 	tests := []struct {
 		metric, agg, cohort string
@@ -225,7 +228,7 @@ func TestResultSourceClientFigures(t *testing.T) {
 		rec.Record(loadgen.HistZombieAge, 9*time.Second)
 		rec.Add(loadgen.CtrZombiesUncleaned, 1)
 		r2 := *r
-		r2.Stats = r.Stats.Merge(rec.Snapshot())
+		r2.Stats = mergeStats(t, r.Stats, rec.Snapshot())
 		src := ResultSource{Result: &r2, Scenario: s}
 		if v, ok := src.Value("zombie_cleanup_time", "max", ""); !ok || !math.IsInf(v, 1) {
 			t.Errorf("max %v, %v; want never", v, ok)
@@ -234,4 +237,14 @@ func TestResultSourceClientFigures(t *testing.T) {
 			t.Errorf("count %v, %v; want 2", v, ok)
 		}
 	})
+}
+
+// mergeStats adds what a recorder recorded to a result's figures.
+func mergeStats(t *testing.T, st reports.Stats, add stats.Snapshot) reports.Stats {
+	t.Helper()
+	cur, err := st.Snapshot()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return reports.StatsFrom(cur.Merge(add))
 }

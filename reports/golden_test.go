@@ -139,6 +139,9 @@ func TestReadSchema1(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := goldenRun(t)
+	for i := range want.SLOs { // schema 1 kept the bound as text only: its value and unit are not read back
+		want.SLOs[i].Threshold, want.SLOs[i].Unit = 0, ""
+	}
 	if got, w := marshal(t, r), marshal(t, want); string(got) != string(w) {
 		t.Errorf("schema 1 converts into\n%s\nwant\n%s", got, w)
 	}

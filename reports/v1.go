@@ -3,6 +3,8 @@ package reports
 import (
 	"encoding/json"
 	"math"
+	"slices"
+	"strings"
 	"time"
 )
 
@@ -166,7 +168,7 @@ func (v resultV1) convert() *Result {
 	r := &Result{Schema: SchemaVersion, Tool: v.Tool, Name: v.Name, Scenario: v.Scenario, Plan: v.Plan,
 		Target: v.Target, Env: v.Env, Started: v.Started, Ended: v.Ended, Duration: v.Duration,
 		StopReason: v.StopReason, Error: v.Error, Stats: v.Stats.convert(), Reliable: v.Reliable,
-		UnreliableReason: v.Unreliable, SLOs: v.SLOs}
+		UnreliableReason: v.Unreliable, SLOs: v1Verdicts(v.SLOs)}
 	for _, ph := range v.Phases {
 		r.Phases = append(r.Phases, Phase{Name: ph.Name, Start: ph.Start, End: ph.End})
 	}
@@ -228,4 +230,17 @@ func seconds(s float64) time.Duration {
 		return math.MinInt64
 	}
 	return time.Duration(ns)
+}
+
+// v1Verdicts completes schema 1's verdicts, which carried the SLO only as text ("p99 < 100ms"):
+// the aggregation and the comparison are read back from it; the threshold and its unit stay unknown
+// (zero), since the text's value is written in the metric's unit, which the result does not name.
+func v1Verdicts(vs []SLOVerdict) []SLOVerdict {
+	out := slices.Clone(vs)
+	for i := range out {
+		if f := strings.Fields(out[i].Bound); len(f) >= 3 {
+			out[i].Agg, out[i].Op = f[0], f[1]
+		}
+	}
+	return out
 }

@@ -3,7 +3,9 @@ package loadgen
 import (
 	"errors"
 	"fmt"
+	"net"
 	"net/url"
+	"strconv"
 	"strings"
 
 	"github.com/squall-dev/squall/refserver/protocol"
@@ -88,8 +90,12 @@ func ParseURL(raw string) (Endpoint, error) {
 	default:
 		return Endpoint{}, fmt.Errorf("target %q: unknown scheme %q (want ws://)", raw, u.Scheme)
 	}
-	if u.Host == "" || u.Port() == "" {
-		return Endpoint{}, fmt.Errorf("target %q: want host:port", raw)
+	host, port, err := net.SplitHostPort(u.Host)
+	if n, perr := strconv.Atoi(port); err != nil || host == "" || perr != nil || n < 1 || n > 65535 {
+		return Endpoint{}, fmt.Errorf("target %q: want host:port with a port from 1 to 65535", raw)
+	}
+	if u.Fragment != "" || u.User != nil {
+		return Endpoint{}, fmt.Errorf("target %q: a WebSocket URL has no fragment or user info", raw)
 	}
 	if u.Path == "" || u.Path == "/" {
 		u.Path = protocol.PathWS

@@ -54,13 +54,18 @@ func Load(path string, opts ...Option) (*Scenario, error) {
 	return Parse(path, data, opts...)
 }
 
-// ReadFile reads a scenario file; a file that cannot be read is an Errors naming it.
+// ReadFile reads a scenario file, at most one byte past MaxFileBytes (Parse refuses a file that
+// large); a file that cannot be read is an Errors naming it.
 func ReadFile(path string) ([]byte, error) {
-	data, err := os.ReadFile(path)
-	if err != nil {
-		return nil, Errors{{File: path, Msg: "cannot read: " + strings.TrimPrefix(err.Error(), "open "+path+": ")}}
+	f, err := os.Open(path)
+	if err == nil {
+		defer f.Close()
+		var data []byte
+		if data, err = io.ReadAll(io.LimitReader(f, MaxFileBytes+1)); err == nil {
+			return data, nil
+		}
 	}
-	return data, nil
+	return nil, Errors{{File: path, Msg: "cannot read: " + strings.TrimPrefix(err.Error(), "open "+path+": ")}}
 }
 
 // Parse reads a scenario from data; name (usually the file's path) is used in error messages and as
@@ -70,6 +75,9 @@ func ReadFile(path string) ([]byte, error) {
 //
 // On failure the error is Errors, with every problem found in the file, in file order.
 func Parse(name string, data []byte, opts ...Option) (*Scenario, error) {
+	if errs := checkBounds(name, data); errs != nil {
+		return nil, errs
+	}
 	s := &Scenario{}
 	errs := decodeFile(name, data, s)
 	for _, e := range errs {

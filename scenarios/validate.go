@@ -77,6 +77,11 @@ func (s *Scenario) check() Errors {
 	c := &checker{s: s}
 	if strings.TrimSpace(s.Name) == "" {
 		c.add("name", "missing (want the scenario's name)")
+	} else if len(s.Name) > 128 {
+		c.add("name", "%d characters (want at most 128: it names output directories and reports)", len(s.Name))
+	}
+	if len(s.Description) > maxTextBytes {
+		c.add("description", "%d bytes (want at most %d: a paragraph, not a document)", len(s.Description), maxTextBytes)
 	}
 	_, overridden := s.overrides["time_scale"]
 	if ts := s.TimeScale; math.IsNaN(ts) || ts < 0 || ts > 1000 || math.IsInf(ts, 0) || ts == 0 && overridden {

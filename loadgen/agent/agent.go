@@ -22,9 +22,15 @@
 package agent
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
+	"fmt"
+	"io"
+	"slices"
+	"strings"
 	"time"
+	"unicode"
 
 	"github.com/squall-dev/squall/loadgen/stats"
 )
@@ -43,6 +49,45 @@ type Job struct {
 	StartAt time.Time       `json:"start_at"` // the shared start instant
 	Plan    json.RawMessage `json:"plan"`
 	Target  json.RawMessage `json:"target,omitempty"`
+}
+
+// maxJobBytes bounds a job request (a plan part and its target are a few kilobytes).
+const maxJobBytes = 16 << 20
+
+// DecodeJob reads one job request and checks its shape: an id of at most 128 printable characters,
+// a worker index within the job's workers, a start instant, a plan that is a JSON object and a
+// target that is one when present (what they hold is the RunFunc's to check). Anything after the
+// job is an error.
+func DecodeJob(r io.Reader) (Job, error) {
+	var job Job
+	dec := json.NewDecoder(r)
+	if err := dec.Decode(&job); err != nil {
+		return Job{}, fmt.Errorf("bad job: %w", err)
+	}
+	if dec.More() {
+		return Job{}, errors.New("bad job: more than one JSON value")
+	}
+	var errs []string
+	if job.ID == "" || len(job.ID) > 128 || strings.IndexFunc(job.ID, func(r rune) bool { return !unicode.IsPrint(r) }) >= 0 {
+		errs = append(errs, "id: want 1 to 128 printable characters")
+	}
+	if job.Workers < 1 || job.Worker < 0 || job.Worker >= job.Workers {
+		errs = append(errs, fmt.Sprintf("worker %d of %d: want 0 <= worker < workers", job.Worker, job.Workers))
+	}
+	if job.StartAt.IsZero() {
+		errs = append(errs, "start_at: missing")
+	}
+	if t := bytes.TrimSpace(job.Plan); len(t) == 0 || t[0] != '{' {
+		errs = append(errs, "plan: want a JSON object")
+	}
+	if t := bytes.TrimSpace(job.Target); len(t) > 0 && t[0] != '{' {
+		errs = append(errs, "target: want a JSON object")
+	}
+	if len(errs) > 0 {
+		slices.Sort(errs)
+		return Job{}, fmt.Errorf("bad job: %s", strings.Join(errs, "; "))
+	}
+	return job, nil
 }
 
 // Message types of a job stream.

@@ -1,29 +1,45 @@
 package agent
 
 import (
+	"bytes"
 	"encoding/json"
+	"strings"
 	"testing"
+	"time"
 )
 
-// FuzzMessage decodes arbitrary stream lines as the controller does: no panic, and a decoded
-// message encodes again.
-func FuzzMessage(f *testing.F) {
-	f.Add([]byte(`{"type":"keepalive","seq":-1,"worker":0}`))
-	f.Add([]byte(`{"type":"event","seq":0,"worker":1,"event":{"at":"2026-01-01T00:00:00Z","kind":"phase","name":"ramp","worker":1}}`))
-	f.Add([]byte(`{"type":"tick","seq":3,"interval":{"t":1,"counters":{"connects":5},"hists":{"connect":{"count":1,"hdr":"x"}}}}`))
-	f.Add([]byte(`{"type":"done","seq":9,"snapshot":{"hists":{"fanout":{"hdr":""}},"counters":{"a":1}},"summary":{"x":1}}`))
-	f.Fuzz(func(t *testing.T, b []byte) {
-		var m Message
-		if err := json.Unmarshal(b, &m); err != nil {
+// FuzzDecodeJob feeds arbitrary bodies to the agent's job decoder: it never panics, and a job it
+// accepts has a usable id, a worker within its workers, a start instant and a plan object, and
+// encodes back to a job it accepts again.
+func FuzzDecodeJob(f *testing.F) {
+	start := time.Date(2026, 12, 2, 12, 0, 0, 0, time.UTC)
+	for _, j := range []Job{
+		{ID: "run-0", Worker: 0, Workers: 2, StartAt: start, Plan: json.RawMessage(`{"name":"p"}`), Target: json.RawMessage(`{"endpoints":[]}`)},
+		{ID: "x", Worker: 1, Workers: 2, StartAt: start, Plan: json.RawMessage(`{}`)},
+	} {
+		b, _ := json.Marshal(j)
+		f.Add(b)
+	}
+	for _, s := range []string{`{}`, `{"id":"a","workers":1,"start_at":"2026-12-02T12:00:00Z","plan":[]}`, `{"id":"a"}{"id":"b"}`, `null`, `[`} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, body []byte) {
+		job, err := DecodeJob(bytes.NewReader(body))
+		if err != nil {
+			if !strings.HasPrefix(err.Error(), "bad job: ") {
+				t.Fatalf("error %q does not say it is a bad job", err)
+			}
 			return
 		}
-		if _, err := json.Marshal(m); err != nil {
-			t.Fatalf("re-encoding a decoded message: %v", err)
+		if job.ID == "" || job.Worker < 0 || job.Worker >= job.Workers || job.StartAt.IsZero() {
+			t.Fatalf("accepted %+v", job)
 		}
-		if m.Interval != nil {
-			for _, p := range m.Interval.Hists {
-				_, _ = p.Hist() // garbage histograms are errors, not panics
-			}
+		b, err := json.Marshal(job)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := DecodeJob(bytes.NewReader(b)); err != nil {
+			t.Fatalf("accepted %q but not its own encoding %q: %v", body, b, err)
 		}
 	})
 }

@@ -137,14 +137,9 @@ func (a *Agent) info(w http.ResponseWriter, _ *http.Request) {
 }
 
 func (a *Agent) start(w http.ResponseWriter, r *http.Request) {
-	var job Job
-	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, 16<<20))
-	if err := dec.Decode(&job); err != nil {
-		writeErr(w, http.StatusBadRequest, "bad job: "+err.Error())
-		return
-	}
-	if job.ID == "" {
-		writeErr(w, http.StatusBadRequest, "bad job: no id")
+	job, err := DecodeJob(http.MaxBytesReader(w, r.Body, maxJobBytes))
+	if err != nil {
+		writeErr(w, http.StatusBadRequest, err.Error())
 		return
 	}
 	a.mu.Lock()

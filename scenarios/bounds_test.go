@@ -22,7 +22,7 @@ func TestHostileFilesRefusedCheaply(t *testing.T) {
 	}
 	tests := []struct {
 		name, src, want string
-		line          int
+		line            int
 	}{
 		{"100 000 nested brackets", "name: x\ncohorts: " + strings.Repeat("[", 100000), "nested more than 64 levels", 2},
 		{"nested flow mappings", "a: " + strings.Repeat("{b: ", 70), "nested more than 64 levels", 1},

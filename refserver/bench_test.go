@@ -40,7 +40,7 @@ func measureIdleConnMemory(b *testing.B, conns int) (bytesPerConn, goroutinesPer
 	b.Helper()
 	dir := b.TempDir()
 	bin := filepath.Join(dir, "refserver")
-	build := exec.Command("go", "build", "-o", bin, "./cmd/refserver")
+	build := exec.Command(filepath.Join(goRoot(), "bin", "go"), "build", "-o", bin, refserverPackage)
 	build.Env = append(os.Environ(), "CGO_ENABLED=0")
 	if out, err := build.CombinedOutput(); err != nil {
 		b.Fatalf("go build: %v\n%s", err, out)

@@ -124,11 +124,15 @@ func TestDrainAdminAuth(t *testing.T) {
 	}
 }
 
-// buildRefserver builds the refserver binary into a temporary directory.
+// refserverPackage is the gateway's command, named by import path so that the build works from this
+// package's directory.
+const refserverPackage = "github.com/squall-dev/squall/cmd/refserver"
+
+// buildRefserver builds the refserver binary (without the race detector) into a temporary directory.
 func buildRefserver(t testing.TB) string {
 	t.Helper()
 	bin := filepath.Join(t.TempDir(), "refserver")
-	build := exec.Command("go", "build", "-o", bin, "./cmd/refserver")
+	build := exec.Command(filepath.Join(goRoot(), "bin", "go"), "build", "-o", bin, refserverPackage)
 	build.Env = append(os.Environ(), "CGO_ENABLED=0")
 	if out, err := build.CombinedOutput(); err != nil {
 		t.Fatalf("go build: %v\n%s", err, out)

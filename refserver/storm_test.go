@@ -11,7 +11,6 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"regexp"
 	"slices"
 	"strconv"
@@ -56,12 +55,7 @@ var servingAddr = regexp.MustCompile(`msg="refserver serving" addr=(\S+)`)
 // with SIGINT and requires exit 0.
 func startStormGateway(t *testing.T, args ...string) *stormGateway {
 	t.Helper()
-	bin := filepath.Join(t.TempDir(), "refserver")
-	build := exec.Command(filepath.Join(goRoot(), "bin", "go"), "build", "-o", bin, "./cmd/refserver")
-	build.Env = append(os.Environ(), "CGO_ENABLED=0")
-	if out, err := build.CombinedOutput(); err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
-	}
+	bin := buildRefserver(t)
 	g := &stormGateway{stderr: &syncBuffer{}}
 	cmd := exec.Command(bin, append([]string{"--dev", "--addr", "127.0.0.1:0", "--log-level", "info"}, args...)...)
 	cmd.Stderr = g.stderr

@@ -127,7 +127,7 @@ func (r *runner) run(ctx context.Context) (*reports.Result, error) {
 	}
 	var fl *faults
 	if spec.Scenario != nil {
-		runner := &chaos.Runner{Nodes: tgt.nodes, Logger: logger.With("component", "chaos"), StepTimeout: time.Minute,
+		runner := &chaos.Runner{Nodes: tgt.nodes, Containers: o.Containers, Logger: logger.With("component", "chaos"), StepTimeout: time.Minute,
 			// Behaviour switches travel in the plan (every worker applies them at the shared start
 			// plus their time); the timeline's step only records the moment in the result.
 			Handlers: map[chaos.Action]chaos.Handler{scenarios.ChaosBehaviour: {
@@ -228,11 +228,24 @@ func (r *runner) run(ctx context.Context) (*reports.Result, error) {
 // trip. It returns each proxy's endpoint by name.
 func (r *runner) openProxies(ctx context.Context, routes []scenarios.Route, tgt *openedTarget) (map[string]loadgen.Endpoint, chaos.Proxies, *chaos.Overhead, error) {
 	s := r.spec.Scenario
-	if s == nil || !slices.ContainsFunc(routes, func(rt scenarios.Route) bool { return rt.Proxy != "" }) {
+	if s == nil {
+		return nil, nil, nil, nil
+	}
+	external := s.Target.Toxiproxy != ""
+	routed := slices.ContainsFunc(routes, func(rt scenarios.Route) bool { return rt.Proxy != "" })
+	if !routed && external {
+		// The timeline may still act on proxies of the external Toxiproxy that no cohort uses
+		// (a gateway node's link to its Redis).
+		u, err := url.Parse(s.Target.Toxiproxy)
+		if err != nil {
+			return nil, nil, nil, usagef("target.toxiproxy %q: %v", s.Target.Toxiproxy, err)
+		}
+		return nil, chaos.NewExternal(u.Host, chaos.ExternalOptions{}), nil, nil
+	}
+	if !routed {
 		return nil, nil, nil, nil
 	}
 	var proxies chaos.Proxies
-	external := s.Target.Toxiproxy != ""
 	if external {
 		u, err := url.Parse(s.Target.Toxiproxy)
 		if err != nil {

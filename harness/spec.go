@@ -8,6 +8,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/squall-dev/squall/chaos"
 	"github.com/squall-dev/squall/loadgen"
 	"github.com/squall-dev/squall/loadgen/agent"
 	"github.com/squall-dev/squall/refserver"
@@ -63,6 +64,10 @@ type Options struct {
 	Agents []string
 	// Token is the agents' shared token (required with Agents; local workers get a fresh one).
 	Token string
+	// Containers are containers the caller started for this run (gateway nodes, Redis, Toxiproxy,
+	// agents), by the name a scenario's container faults use; the timeline acts on these and on no
+	// other container. Package chaos/dockerchaos makes them from testcontainers-go containers.
+	Containers map[string]chaos.Container
 	// FDsPerProcess is the open files one worker or gateway node may use (default
 	// DefaultFDsPerProcess).
 	FDsPerProcess int

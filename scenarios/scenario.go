@@ -286,6 +286,16 @@ const (
 	ActionNodeResume   Action = "node-resume"   // SIGCONT node Node
 	ActionNodeDrain    Action = "node-drain"    // SIGTERM node Node: close everyone with 1001 and a retry hint
 	ActionBehaviour    Action = "behaviour"     // switch Cohort's behaviour by Behaviour
+
+	// Container faults act on the run's own containers (harness.Options.Containers), by Container.
+	ActionContainerStop       Action = "container-stop"       // stop Container (SIGTERM, then SIGKILL)
+	ActionContainerStart      Action = "container-start"      // start a stopped or killed Container again
+	ActionContainerKill       Action = "container-kill"       // SIGKILL Container
+	ActionContainerRestart    Action = "container-restart"    // stop Container gracefully and start it again
+	ActionContainerPause      Action = "container-pause"      // freeze Container (cgroup freezer)
+	ActionContainerResume     Action = "container-resume"     // unfreeze Container
+	ActionContainerDisconnect Action = "container-disconnect" // take Container off Network: a partition
+	ActionContainerConnect    Action = "container-connect"    // put Container back on Network, same address
 )
 
 // ToxicType is a Toxiproxy toxic: the chaos package's types.
@@ -307,8 +317,9 @@ const (
 type Event struct {
 	At     time.Duration `yaml:"at"`
 	Action Action        `yaml:"action"`
-	// Duration, when set on toxic-add, proxy-disable or node-pause, reverts the action after it
-	// (toxic removed, proxy enabled, node resumed).
+	// Duration, when set on toxic-add, proxy-disable, node-pause, container-stop, container-kill,
+	// container-pause or container-disconnect, reverts the action after it (toxic removed, proxy
+	// enabled, node resumed, container started, resumed or reconnected).
 	Duration time.Duration `yaml:"duration"`
 
 	// Proxy the toxic or proxy action applies to (default: the only proxy the cohorts use).
@@ -323,6 +334,11 @@ type Event struct {
 
 	// Node is the index of the embedded gateway node a node action applies to (default 0).
 	Node int `yaml:"node"`
+
+	// Container is the name of the run's container a container action applies to; Network is the
+	// Docker network container-disconnect and container-connect act on.
+	Container string `yaml:"container"`
+	Network   string `yaml:"network"`
 
 	// Cohort and Behaviour describe a behaviour switch: the fields set in Behaviour replace the
 	// cohort's from this moment on (for clients connected and still to come).

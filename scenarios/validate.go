@@ -371,12 +371,23 @@ var actionFields = map[Action][]string{
 	ActionNodeResume:   {"node"},
 	ActionNodeDrain:    {"node"},
 	ActionBehaviour:    {"cohort", "behaviour"},
+
+	ActionContainerStop:       {"duration", "container"},
+	ActionContainerStart:      {"container"},
+	ActionContainerKill:       {"duration", "container"},
+	ActionContainerRestart:    {"container"},
+	ActionContainerPause:      {"duration", "container"},
+	ActionContainerResume:     {"container"},
+	ActionContainerDisconnect: {"duration", "container", "network"},
+	ActionContainerConnect:    {"container", "network"},
 }
 
 func actionNames() []string {
 	out := make([]string, 0, len(actionFields))
 	for _, a := range []Action{ActionToxicAdd, ActionToxicRemove, ActionProxyDisable, ActionProxyEnable,
-		ActionNodeKill, ActionNodeRestart, ActionNodePause, ActionNodeResume, ActionNodeDrain, ActionBehaviour} {
+		ActionNodeKill, ActionNodeRestart, ActionNodePause, ActionNodeResume, ActionNodeDrain, ActionBehaviour,
+		ActionContainerStop, ActionContainerStart, ActionContainerKill, ActionContainerRestart, ActionContainerPause,
+		ActionContainerResume, ActionContainerDisconnect, ActionContainerConnect} {
 		out = append(out, string(a))
 	}
 	return out
@@ -443,6 +454,14 @@ func (c *checker) timeline() {
 			}
 		case ActionBehaviour:
 			c.behaviourSwitch(p, e)
+		case ActionContainerStop, ActionContainerStart, ActionContainerKill, ActionContainerRestart, ActionContainerPause,
+			ActionContainerResume, ActionContainerDisconnect, ActionContainerConnect:
+			if e.Container == "" {
+				c.add(p+".container", "missing (the name of the run's container %s acts on)", e.Action)
+			}
+			if (e.Action == ActionContainerDisconnect || e.Action == ActionContainerConnect) && e.Network == "" {
+				c.add(p+".network", "missing (the Docker network %s acts on)", e.Action)
+			}
 		}
 	}
 }
@@ -460,6 +479,9 @@ func (c *checker) eventFields(p string, e Event, allowed []string) {
 }
 
 func (c *checker) proxyRef(p string, e Event, proxies []string) {
+	if c.s.Target.Toxiproxy != "" && e.Proxy != "" && !slices.Contains(proxies, e.Proxy) {
+		return // a proxy of the external Toxiproxy no cohort uses (e.g. a gateway's link to Redis)
+	}
 	switch {
 	case len(proxies) == 0:
 		c.add(p+".action", "%s needs a cohort routed through a proxy (set cohorts[].proxy)", e.Action)

@@ -252,7 +252,7 @@ func (c Config) withDefaults() Config {
 	if c.Flaws == nil {
 		c.Flaws = Flaws{}
 	}
-	c.authStormDefaults(d)
+	c.admissionDefaults(d)
 	return c
 }
 
@@ -331,7 +331,7 @@ func (c Config) Validate() error {
 			bad("allowed-origins: empty entry")
 		}
 	}
-	v.validateAuthStorm(bad)
+	v.validateAdmission(bad)
 	return errors.Join(errs...)
 }
 

@@ -112,8 +112,8 @@ type Server struct {
 // Option injects a dependency into New.
 type Option func(*Server)
 
-// WithAuthBackend replaces the built-in JWT verification (issue 3 adds a simulated backend with
-// latency, failures, a cache and a breaker).
+// WithAuthBackend replaces the built-in JWT verification (for example with the simulated backend of
+// auth_sim.go, which adds latency and failures).
 func WithAuthBackend(b AuthBackend) Option { return func(s *Server) { s.auth = b } }
 
 // WithBroker replaces the in-memory broker (cluster mode).

@@ -177,6 +177,8 @@ type SLOVerdict struct {
 	// Unbounded is set when the observed value is infinite (a recovery that never happened).
 	Unbounded bool   `json:"unbounded,omitempty"`
 	Detail    string `json:"detail,omitempty"`
+	// Catches names the gateway flaws the SLO is meant to break under, as the scenario says.
+	Catches []string `json:"catches,omitempty"`
 }
 
 // Environment is the machine and process the run used.

@@ -102,7 +102,7 @@ func (r *runner) run(ctx context.Context) (*reports.Result, error) {
 	}
 	var remotes []*agent.Remote
 	if len(o.Agents) > 0 {
-		if remotes, err = dialAgents(ctx, o.Agents, token); err != nil {
+		if remotes, err = dialAgents(ctx, o.Agents, token, o); err != nil {
 			return nil, err
 		}
 	}
@@ -375,7 +375,12 @@ func (r *runner) execute(ctx context.Context, plan loadgen.Plan, parts []part, r
 	slices.SortStableFunc(res.Events, func(a, b reports.Event) int { return a.At.Compare(b.At) })
 	lost := 0
 	for i, w := range out.Workers {
-		rw := reports.Worker{Index: w.Index, Addr: w.Addr, PID: w.PID, Clients: parts[i].plan.Clients(), Status: w.Status, Error: w.Err}
+		rw := reports.Worker{Index: w.Index, Addr: w.Addr, PID: w.PID, Clients: parts[i].plan.Clients(), Status: w.Status, Error: w.Err,
+			Kind: workerKind(remotes[i], len(o.Agents) > 0), Transport: remotes[i].Transport()}
+		if rw.Transport == agent.TransportInsecure {
+			res.Events = append(res.Events, reports.Event{At: res.Started, Kind: reports.EventWarning, Worker: w.Index,
+				Message: fmt.Sprintf("worker %d: agent %s spoken to in plain HTTP off loopback (insecure): the token and its job travelled in clear", w.Index, w.Addr)})
+		}
 		if rw.Summary, serr = reports.DecodeWorkerSummary(w.Summary); serr != nil {
 			o.Logger.Warn("worker summary", "worker", w.Index, "err", serr)
 		}
@@ -388,6 +393,7 @@ func (r *runner) execute(ctx context.Context, plan loadgen.Plan, parts []part, r
 		}
 		res.Workers = append(res.Workers, rw)
 	}
+	slices.SortStableFunc(res.Events, func(a, b reports.Event) int { return a.At.Compare(b.At) })
 	res.Judge(plan.LagBound())
 
 	switch {
@@ -405,6 +411,19 @@ func (r *runner) execute(ctx context.Context, plan loadgen.Plan, parts []part, r
 	default:
 		res.StopReason = reports.StopCompleted
 		return res, nil
+	}
+}
+
+// workerKind says what ran a worker's part: an agent the run was given, a local worker process
+// it spawned, or this process.
+func workerKind(r *agent.Remote, agents bool) string {
+	switch {
+	case agents:
+		return reports.WorkerAgent
+	case r.Spawned():
+		return reports.WorkerSpawned
+	default:
+		return reports.WorkerInProcess
 	}
 }
 

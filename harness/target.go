@@ -55,11 +55,22 @@ func (t *openedTarget) path() string {
 func openTarget(ctx context.Context, spec Spec, o Options) (*openedTarget, error) {
 	if s := spec.Scenario; s != nil {
 		if !s.Target.Embedded() {
-			t, err := loadgen.URLTarget(s.Target.URL)
-			if err != nil {
-				return nil, usageErr(err)
+			var t loadgen.Target
+			for _, raw := range s.Target.Addresses() {
+				ep, err := loadgen.ParseURL(raw)
+				if err != nil {
+					return nil, usageErr(err)
+				}
+				t.Endpoints = append(t.Endpoints, ep)
 			}
-			t.Endpoints[0].MetricsURL = s.Target.MetricsURL
+			if s.Target.URL != "" || s.Target.MetricsURL != "" {
+				// One URL: its metrics only when the file names them. Several nodes: each node's own
+				// /metrics, unless the file names one endpoint for the whole gateway.
+				for i := range t.Endpoints {
+					t.Endpoints[i].MetricsURL = ""
+				}
+				t.Endpoints[0].MetricsURL = s.Target.MetricsURL
+			}
 			return urlTarget(t), nil
 		}
 		opts, err := s.EmbeddedOptions()

@@ -1,6 +1,7 @@
 package scenarios
 
 import (
+	"net/netip"
 	"slices"
 	"time"
 
@@ -49,6 +50,8 @@ type Scenario struct {
 	file      string
 	pos       positions
 	overrides map[string]string // field path → command-line flag that set it
+	// targetNets are networks besides loopback the target's addresses may be in (WithTargetNetworks).
+	targetNets []netip.Prefix
 }
 
 // Target is the system under test: the embedded reference gateway (the default) or a running gateway
@@ -56,9 +59,13 @@ type Scenario struct {
 // gateway tag names. After Load every duration and rate setting of an embedded target holds the
 // gateway's default when the file left it out, so that time_scale reaches it too.
 type Target struct {
-	// URL of a running gateway's WebSocket endpoint (ws:// or wss://, loopback only). Empty means the
-	// embedded gateway. Mutually exclusive with every embedded setting below.
+	// URL of a running gateway's WebSocket endpoint (ws:// or wss://, loopback only unless the run
+	// allows more networks). Empty means the embedded gateway. Mutually exclusive with every
+	// embedded setting below.
 	URL string `yaml:"url"`
+	// URLs are the nodes of one running gateway (instead of URL): clients are spread over them,
+	// and each node's /metrics on the same host:port is scraped unless MetricsURL is set.
+	URLs []string `yaml:"urls"`
 	// MetricsURL is the Prometheus endpoint scraped during the run (default for the embedded gateway:
 	// its own /metrics; for a URL target: none unless set).
 	MetricsURL string `yaml:"metrics_url"`
@@ -104,7 +111,15 @@ type Target struct {
 }
 
 // Embedded reports whether the target is the embedded reference gateway.
-func (t Target) Embedded() bool { return t.URL == "" }
+func (t Target) Embedded() bool { return t.URL == "" && len(t.URLs) == 0 }
+
+// Addresses are the target's WebSocket URLs (URL, or URLs).
+func (t Target) Addresses() []string {
+	if t.URL != "" {
+		return []string{t.URL}
+	}
+	return t.URLs
+}
 
 // ModelKind is how clients enter the run: the load generator's model kinds.
 type ModelKind = loadgen.ModelKind

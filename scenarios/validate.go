@@ -2,8 +2,10 @@ package scenarios
 
 import (
 	"cmp"
+	"context"
 	"fmt"
 	"math"
+	"net"
 	"net/netip"
 	"net/url"
 	"reflect"
@@ -119,14 +121,43 @@ func (c *checker) url(path, raw string, schemes ...string) {
 	if !slices.Contains(schemes, u.Scheme) {
 		c.add(path, "URL scheme %q (want %s)", u.Scheme, orList(schemes))
 	}
-	if !loopbackHost(u.Hostname()) {
-		c.add(path, "host %q is not on loopback (traffic stays on 127.0.0.0/8)", u.Hostname())
+	if !loopbackHost(u.Hostname()) && !c.allowedHost(u.Hostname()) {
+		if len(c.s.targetNets) == 0 {
+			c.add(path, "host %q is not on loopback (traffic stays on 127.0.0.0/8 unless the run allows more networks: --allow-target)", u.Hostname())
+		} else {
+			c.add(path, "host %q is neither on loopback nor in the networks the run allows (%v)", u.Hostname(), c.s.targetNets)
+		}
 	}
+}
+
+// allowedHost reports whether host (an address, or a name resolved now) lies in the networks the
+// run allows besides loopback.
+func (c *checker) allowedHost(host string) bool {
+	nets := c.s.targetNets
+	if len(nets) == 0 {
+		return false
+	}
+	in := func(a netip.Addr) bool {
+		return slices.ContainsFunc(nets, func(p netip.Prefix) bool { return p.Contains(a.Unmap()) })
+	}
+	if a, err := netip.ParseAddr(host); err == nil {
+		return in(a)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+	defer cancel()
+	addrs, err := net.DefaultResolver.LookupNetIP(ctx, "ip", host)
+	return err == nil && len(addrs) > 0 && !slices.ContainsFunc(addrs, func(a netip.Addr) bool { return !in(a) })
 }
 
 func (c *checker) target() {
 	t := c.s.Target
 	c.url("target.url", t.URL, "ws", "wss")
+	for i, u := range t.URLs {
+		c.url(fmt.Sprintf("target.urls[%d]", i), u, "ws", "wss")
+	}
+	if t.URL != "" && len(t.URLs) > 0 {
+		c.add("target.urls", "url and urls exclude each other (urls lists every node)")
+	}
 	c.url("target.metrics_url", t.MetricsURL, "http", "https")
 	c.url("target.toxiproxy", t.Toxiproxy, "http")
 	if !t.Embedded() {
@@ -134,11 +165,11 @@ func (c *checker) target() {
 		v, typ := reflect.ValueOf(t), reflect.TypeOf(t)
 		for i := range typ.NumField() {
 			name, _, _ := strings.Cut(typ.Field(i).Tag.Get("yaml"), ",")
-			if name == "url" || name == "metrics_url" || name == "toxiproxy" {
+			if name == "url" || name == "urls" || name == "metrics_url" || name == "toxiproxy" {
 				continue
 			}
 			if !v.Field(i).IsZero() {
-				c.add("target."+name, "applies to the embedded gateway only, and the target is url %s", t.URL)
+				c.add("target."+name, "applies to the embedded gateway only, and the target is url %s", strings.Join(t.Addresses(), ", "))
 			}
 		}
 		return
@@ -448,7 +479,7 @@ func (c *checker) timeline() {
 			delete(added, e.Proxy+"/"+e.Toxic)
 		case ActionNodeKill, ActionNodeRestart, ActionNodePause, ActionNodeResume, ActionNodeDrain:
 			if !s.Target.Embedded() {
-				c.add(p+".action", "%s needs the embedded gateway (the target is url %s)", e.Action, s.Target.URL)
+				c.add(p+".action", "%s needs the embedded gateway (the target is url %s; container-* faults act on containers)", e.Action, strings.Join(s.Target.Addresses(), ", "))
 			} else if nodes := max(s.Target.Nodes, 1); e.Node < 0 || e.Node >= nodes {
 				c.add(p+".node", "node %d does not exist (the target has %d: 0 to %d)", e.Node, nodes, nodes-1)
 			}

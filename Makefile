@@ -40,6 +40,11 @@ deps: ## install redis-server (cluster-mode tests) from Debian's packages when m
 		echo "deps: could not install redis-server: the Redis tests will skip"; fi; exit 0
 
 test: deps ## run every test with the race detector, one package at a time (heavy load tests must not overlap)
+	@# Compile every test binary first, two packages at a time (compiling is safe to overlap; the
+	@# load tests are not), so that the serial run below spends its time on tests.
+	@echo "compiling the test binaries (-race, two packages at a time)"
+	@mkdir -p $(BIN); $(GO) test -race -count=1 -p 2 -run '^$$' $(PKGS) >$(BIN)/test-compile.log 2>&1 || \
+		{ cat $(BIN)/test-compile.log; exit 1; }
 	$(GO) test -race -count=1 -p 1 -timeout $(TEST_TIMEOUT) $(PKGS)
 
 run: build ## run the smoke scenario against the embedded gateway (live progress, verdict table, out/smoke/result.json)

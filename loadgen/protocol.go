@@ -21,8 +21,11 @@ import (
 type Protocol interface {
 	// Name is the protocol's name in specs, scenario files and results.
 	Name() string
-	// dialURL is the URL a client dials at ep with its token.
-	dialURL(c *client, ep Endpoint, token string) string
+	// tokenPlace is where the protocol puts a client's token unless the target's auth says
+	// otherwise (PlaceQuery, PlaceHeader or PlaceFrame).
+	tokenPlace() string
+	// probe checks, on one fresh connection, that the server speaks the protocol (see Probe).
+	probe(p *probeConn) error
 	// opened runs once connection gen is upgraded, before anything is read from it.
 	opened(c *client, gen uint32, now time.Time)
 	// received handles one message from the server.
@@ -46,9 +49,9 @@ type readCtx struct {
 // ProtocolSpec names a protocol and carries its settings; the zero value is the squall protocol.
 type ProtocolSpec struct {
 	// Name is one of Protocols() ("" means squall).
-	Name string `json:"name,omitempty"`
+	Name string `json:"name,omitempty" yaml:"name"`
 	// Generic configures the generic protocol.
-	Generic *GenericSpec `json:"generic,omitempty"`
+	Generic *GenericSpec `json:"generic,omitempty" yaml:"generic"`
 }
 
 // ProtocolSquall is the name of the reference gateway's protocol (refserver/protocol).

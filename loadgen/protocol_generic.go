@@ -76,13 +76,8 @@ func newGenericProtocol(spec ProtocolSpec) (Protocol, error) {
 
 func (p *genericProtocol) Name() string { return ProtocolGeneric }
 
-// dialURL keeps the token for the templates ({{.Token}}): the URL is the endpoint's as it is.
-func (p *genericProtocol) dialURL(c *client, ep Endpoint, token string) string {
-	c.mu.Lock()
-	c.token = token
-	c.mu.Unlock()
-	return ep.URL
-}
+// tokenPlace: the templates place the token ({{.Token}}).
+func (p *genericProtocol) tokenPlace() string { return PlaceFrame }
 
 // templateData is what the templates see.
 type templateData struct {
@@ -142,6 +137,9 @@ func (p *genericProtocol) publish(c *client, gen uint32, at int64) {
 	c.writeRaw(gen, b.Bytes())
 	c.add(stats.CtrMessagesSent, 1)
 }
+
+// probe: sends the OnConnect frames; the server must keep the connection open.
+func (p *genericProtocol) probe(*probeConn) error { return nil }
 
 // heartbeat: the generic protocol has no application ping.
 func (p *genericProtocol) heartbeat(*client, uint32, time.Time) {}

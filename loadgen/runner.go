@@ -75,7 +75,10 @@ type runEnv struct {
 	sched     *scheduler
 	dialer    *websocket.Dialer
 	eps       []Endpoint
-	secret    []byte
+	auth      AuthSpec
+	tokens    tokenSource
+	place     string // where tokens go (the auth's place, else the protocol's)
+	headers   *connHeaders
 	rooms     rooms
 	onSample  func(string, time.Duration)
 	proto     Protocol
@@ -302,12 +305,24 @@ func RunLocal(ctx context.Context, p Plan, t Target, rec *stats.Recorder, opts R
 	runCtx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	env := &runEnv{
-		ctx: runCtx, ctxCancel: cancel, rec: rec, logger: logger, eps: t.Endpoints, secret: t.secret(), proto: proto,
+		ctx: runCtx, ctxCancel: cancel, rec: rec, logger: logger, eps: t.Endpoints, auth: t.Auth, proto: proto,
 		onSample: opts.OnSample, live: map[*client]struct{}{}, doneCh: make(chan struct{}, 1),
 		users: map[string]*userConns{},
 	}
 	env.bufs.New = func() any { return new(bytes.Buffer) }
+	if env.tokens, err = newTokenSource(t.Auth); err != nil {
+		return sum, fmt.Errorf("run: %w", err)
+	}
+	env.place = cmpOr(t.Auth.Place, proto.tokenPlace())
+	if env.headers, err = newConnHeaders(t.Conn); err != nil {
+		return sum, fmt.Errorf("run: %w", err)
+	}
+	tlsCfg, err := t.Conn.TLS.Config()
+	if err != nil {
+		return sum, fmt.Errorf("run: target: %w", err)
+	}
 	env.dialer = newDialer(rec, opts.OnSample)
+	env.dialer.TLSClientConfig = tlsCfg
 	n := opts.Schedulers
 	if n <= 0 {
 		n = 4 * runtime.GOMAXPROCS(0)

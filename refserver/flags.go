@@ -56,6 +56,8 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.DurationVar(&c.RegistryTTL, "registry-ttl", c.RegistryTTL, "cluster mode: lifetime of this node's presence and registry entries without a refresh (a dead node's users are gone after it)")
 	fs.DurationVar(&c.PollHold, "poll-hold", c.PollHold, "longest wait of a long poll (GET /poll) for frames")
 	fs.BoolVar(&c.Pprof, "pprof", c.Pprof, "serve /debug/pprof/")
+	fs.StringVar(&c.TLSCert, "tls-cert", c.TLSCert, "PEM certificate (and chain) to serve TLS with: wss:// and https:// (with --tls-key)")
+	fs.StringVar(&c.TLSKey, "tls-key", c.TLSKey, "PEM private key of --tls-cert")
 	fs.Var(flawsFlag{&c.Flaws}, "flaw", "comma-separated flaws to switch on (refserver --help lists them)")
 }
 

@@ -346,6 +346,11 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 		_ = ln.Close()
 		return fmt.Errorf("%w: %s", ErrDevNonLoopback, ln.Addr())
 	}
+	ln, err := s.cfg.tlsListener(ln)
+	if err != nil {
+		_ = ln.Close()
+		return err
+	}
 	hs := &http.Server{
 		Handler:           s.handler,
 		ReadHeaderTimeout: 10 * time.Second,

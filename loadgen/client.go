@@ -106,7 +106,8 @@ type client struct {
 	readTimedOut bool
 	mem          []*membership
 	pend         []pendingSend
-	held         []byte // a frame held back by the swap misbehaviour
+	relay        relayState // stamp accounting of relay protocols (stamps.go)
+	held         []byte     // a frame held back by the swap misbehaviour
 	rng          rand.PCG
 }
 
@@ -618,6 +619,9 @@ func (c *client) dropped(gen uint32, connected bool, code int, hint time.Duratio
 	}
 	c.gen++
 	c.conn = nil
+	if _, ok := env.proto.(relayProtocol); ok {
+		c.relayDroppedLocked()
+	}
 	c.pend = c.pend[:0]
 	exiting := c.exiting
 	resume := c.behaviour().Resume && c.session != ""

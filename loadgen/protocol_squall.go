@@ -34,6 +34,9 @@ func newSquallProtocol(spec ProtocolSpec) (Protocol, error) {
 
 func (squallProtocol) Name() string { return ProtocolSquall }
 
+// Capabilities: the squall protocol shows everything the harness measures.
+func (squallProtocol) Capabilities() Capabilities { return slices.Clone(AllCapabilities) }
+
 // tokenPlace: the token query parameter (refserver also takes it in a first hello frame).
 func (squallProtocol) tokenPlace() string { return PlaceQuery }
 

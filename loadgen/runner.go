@@ -64,6 +64,9 @@ type DeliveryReport struct {
 	Gaps             int64 // roomSeqs members never received
 	AckedUndelivered int64 // of those, broadcasts the server had acknowledged to their sender
 	Ghosts           int64 // exits whose presence leave some observer had not seen when ramp-down began
+	// Lost is, for a relay protocol (stamped payloads), the published messages whose own copy had
+	// not come back to their sender at the check.
+	Lost int64
 }
 
 // runEnv is what every client of a run shares.
@@ -698,6 +701,15 @@ func (r *runner) settle(ctx context.Context) {
 		}
 	}
 	var d DeliveryReport
+	if _, ok := r.env.proto.(relayProtocol); ok {
+		for _, c := range r.env.liveClients() {
+			lost, gaps := c.relayCheck()
+			c.add(CtrLost, lost)
+			c.add(stats.CtrGaps, gaps)
+			d.Gaps += gaps
+			d.Lost += lost
+		}
+	}
 	for _, t := range r.env.rooms.all() {
 		chk := t.check()
 		chk.record(r.env.rec)

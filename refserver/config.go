@@ -183,6 +183,12 @@ type Config struct {
 	Flaws Flaws
 	// Pprof serves /debug/pprof/ on the gateway's handler.
 	Pprof bool
+
+	// TLSCert and TLSKey are PEM files of the certificate (with its chain) and key Serve
+	// terminates TLS with (Go's crypto/tls), so that clients connect with wss:// and https://.
+	// Both or neither; empty serves plain ws:// and http://.
+	TLSCert string
+	TLSKey  string
 }
 
 // DefaultConfig returns the defaults every zero field stands for.
@@ -299,6 +305,9 @@ func (c Config) Validate() error {
 	}
 	if v.Dev && v.Addr != "" && !IsLoopbackAddr(v.Addr) {
 		bad("addr: dev mode refuses the non-loopback address %q", v.Addr)
+	}
+	if err := v.validateTLS(); err != nil {
+		errs = append(errs, err)
 	}
 	for _, d := range []struct {
 		name string

@@ -355,6 +355,12 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	if len(s.trusted) > 0 {
 		ln = s.proxyListener(ln) // after the cap: it counts TCP peers, the proxies exempt
 	}
+	// TLS last: a PROXY protocol header comes before the TLS handshake.
+	ln, err := s.cfg.tlsListener(ln)
+	if err != nil {
+		_ = ln.Close()
+		return err
+	}
 	hs := &http.Server{
 		Handler:           s.handler,
 		ReadHeaderTimeout: headerTimeout,

@@ -85,8 +85,8 @@ func serveAgent(t *testing.T, o AgentOptions) string {
 // with another CA are refused.
 func TestAgentOffLoopback(t *testing.T) {
 	ip := nonLoopbackIP(t)
-	certs := tlstest.New(t, []net.IP{ip})
-	addr := serveAgent(t, AgentOptions{Listen: net.JoinHostPort(ip.String(), "0"), Token: "right", TLSCert: certs.Cert, TLSKey: certs.Key})
+	certs := tlstest.MakeFor(t, []net.IP{ip})
+	addr := serveAgent(t, AgentOptions{Listen: net.JoinHostPort(ip.String(), "0"), Token: "right", TLSCert: certs.ServerCert, TLSKey: certs.ServerKey})
 	ctx := t.Context()
 
 	refusals := []struct {

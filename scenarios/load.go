@@ -4,7 +4,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net/netip"
 	"os"
 	"path/filepath"
 	"strings"
@@ -37,13 +36,6 @@ func WithOut(dir string) Option {
 		s.Out = dir
 		s.override("out", "--out")
 	}
-}
-
-// WithTargetNetworks lets the target's addresses (url, urls, metrics_url, toxiproxy) lie in nets
-// as well as on loopback: a gateway in the same cluster or on the run's own container network
-// (the command line's --allow-target). A host name must resolve into them.
-func WithTargetNetworks(nets ...netip.Prefix) Option {
-	return func(s *Scenario) { s.targetNets = append(s.targetNets, nets...) }
 }
 
 func (s *Scenario) override(path, flag string) {

@@ -1,7 +1,8 @@
 package scenarios
 
 import (
-	"net/netip"
+	"fmt"
+	"path/filepath"
 	"slices"
 	"time"
 
@@ -50,8 +51,6 @@ type Scenario struct {
 	file      string
 	pos       positions
 	overrides map[string]string // field path → command-line flag that set it
-	// targetNets are networks besides loopback the target's addresses may be in (WithTargetNetworks).
-	targetNets []netip.Prefix
 }
 
 // Target is the system under test: the embedded reference gateway (the default) or a running gateway
@@ -59,10 +58,23 @@ type Scenario struct {
 // gateway tag names. After Load every duration and rate setting of an embedded target holds the
 // gateway's default when the file left it out, so that time_scale reaches it too.
 type Target struct {
-	// URL of a running gateway's WebSocket endpoint (ws:// or wss://, loopback only unless the run
-	// allows more networks). Empty means the embedded gateway. Mutually exclusive with every
-	// embedded setting below.
+	// URL of a running gateway's WebSocket endpoint (ws:// or wss://, any host). Empty means the
+	// embedded gateway. Mutually exclusive with every embedded setting below.
 	URL string `yaml:"url"`
+	// Protocol is what the clients speak there (default: squall, the reference gateway's; the
+	// embedded gateway speaks nothing else). See loadgen.ProtocolSpec.
+	Protocol loadgen.ProtocolSpec `yaml:"protocol"`
+	// Auth is where the clients' tokens come from (minted JWTs, a token file, none) and where they
+	// go (query, header, first frame). URL targets only. See loadgen.AuthSpec.
+	Auth loadgen.AuthSpec `yaml:"auth"`
+	// TLS configures a wss:// URL: CA bundle, client certificate, server name,
+	// insecure_skip_verify. Relative file names are taken from the scenario file's directory.
+	TLS loadgen.TLSSpec `yaml:"tls"`
+	// Headers are added to every upgrade request (values are templates: {{.Token}}, {{.User}},
+	// {{.Client}}); Origin and Subprotocols likewise. URL targets only.
+	Headers      map[string]string `yaml:"headers"`
+	Origin       string            `yaml:"origin"`
+	Subprotocols []string          `yaml:"subprotocols"`
 	// URLs are the nodes of one running gateway (instead of URL): clients are spread over them,
 	// and each node's /metrics on the same host:port is scraped unless MetricsURL is set.
 	URLs []string `yaml:"urls"`
@@ -119,6 +131,54 @@ func (t Target) Addresses() []string {
 		return []string{t.URL}
 	}
 	return t.URLs
+}
+
+// urlOnly are the target settings that apply to a URL target and to nothing embedded.
+var urlOnly = []string{"url", "urls", "metrics_url", "toxiproxy", "protocol", "auth", "tls", "headers", "origin", "subprotocols"}
+
+// LoadgenTarget is the load generator's target for a URL target: its endpoint, protocol,
+// credentials and connection settings, with relative file names taken from the scenario file's
+// directory.
+func (s *Scenario) LoadgenTarget() (loadgen.Target, error) {
+	t := s.Target
+	var lt loadgen.Target
+	for i, raw := range t.Addresses() {
+		ep, err := loadgen.ParseURL(raw)
+		if err != nil {
+			if t.URL != "" {
+				return loadgen.Target{}, fmt.Errorf("target.url: %w", err)
+			}
+			return loadgen.Target{}, fmt.Errorf("target.urls[%d]: %w", i, err)
+		}
+		lt.Endpoints = append(lt.Endpoints, ep)
+	}
+	if len(lt.Endpoints) == 0 {
+		return loadgen.Target{}, fmt.Errorf("target.url: missing")
+	}
+	if t.URL != "" || t.MetricsURL != "" {
+		// One URL: its metrics only when the file names them. Several nodes: each node's own
+		// /metrics (ParseURL's default), unless the file names one endpoint for the whole gateway.
+		for i := range lt.Endpoints {
+			lt.Endpoints[i].MetricsURL = ""
+		}
+		lt.Endpoints[0].MetricsURL = t.MetricsURL
+	}
+	dir := ""
+	if s.file != "" {
+		dir = filepath.Dir(s.file)
+	}
+	rel := func(p string) string {
+		if p == "" || filepath.IsAbs(p) || dir == "" {
+			return p
+		}
+		return filepath.Join(dir, p)
+	}
+	lt.Protocol = t.Protocol
+	lt.Auth = t.Auth
+	lt.Auth.KeyFile, lt.Auth.TokenFile = rel(t.Auth.KeyFile), rel(t.Auth.TokenFile)
+	lt.Conn = loadgen.ConnSpec{TLS: t.TLS, Headers: t.Headers, Origin: t.Origin, Subprotocols: t.Subprotocols}
+	lt.Conn.TLS.CAFile, lt.Conn.TLS.CertFile, lt.Conn.TLS.KeyFile = rel(t.TLS.CAFile), rel(t.TLS.CertFile), rel(t.TLS.KeyFile)
+	return lt, nil
 }
 
 // ModelKind is how clients enter the run: the load generator's model kinds.

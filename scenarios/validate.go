@@ -2,10 +2,8 @@ package scenarios
 
 import (
 	"cmp"
-	"context"
 	"fmt"
 	"math"
-	"net"
 	"net/netip"
 	"net/url"
 	"reflect"
@@ -14,6 +12,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/squall-dev/squall/loadgen"
 )
 
 // Validate reports every problem with s at once (as Errors), with file positions when s was loaded
@@ -100,53 +100,42 @@ func (s *Scenario) check() Errors {
 	return c.errs
 }
 
-// loopbackHost reports whether host (a name or an address) stays on this machine.
-func loopbackHost(host string) bool {
-	if host == "localhost" {
-		return true
-	}
-	a, err := netip.ParseAddr(host)
-	return err == nil && a.IsLoopback()
-}
-
 func (c *checker) url(path, raw string, schemes ...string) {
 	if raw == "" {
 		return
 	}
 	u, err := url.Parse(raw)
 	if err != nil || u.Host == "" {
-		c.add(path, "bad URL %q (want %s://127.0.0.1:PORT/...)", raw, schemes[0])
+		c.add(path, "bad URL %q (want %s://HOST:PORT/...)", raw, schemes[0])
 		return
 	}
 	if !slices.Contains(schemes, u.Scheme) {
 		c.add(path, "URL scheme %q (want %s)", u.Scheme, orList(schemes))
 	}
-	if !loopbackHost(u.Hostname()) && !c.allowedHost(u.Hostname()) {
-		if len(c.s.targetNets) == 0 {
-			c.add(path, "host %q is not on loopback (traffic stays on 127.0.0.0/8 unless the run allows more networks: --allow-target)", u.Hostname())
-		} else {
-			c.add(path, "host %q is neither on loopback nor in the networks the run allows (%v)", u.Hostname(), c.s.targetNets)
-		}
-	}
 }
 
-// allowedHost reports whether host (an address, or a name resolved now) lies in the networks the
-// run allows besides loopback.
-func (c *checker) allowedHost(host string) bool {
-	nets := c.s.targetNets
-	if len(nets) == 0 {
-		return false
+// urlTarget checks a URL target's protocol, credentials and connection settings (reading the files
+// they name).
+func (c *checker) urlTarget() {
+	lt, err := c.s.LoadgenTarget()
+	if err != nil {
+		return // target.url is reported by url()
 	}
-	in := func(a netip.Addr) bool {
-		return slices.ContainsFunc(nets, func(p netip.Prefix) bool { return p.Contains(a.Unmap()) })
+	if _, err := loadgen.NewProtocol(lt.Protocol); err != nil {
+		c.add("target.protocol", "%v", err)
 	}
-	if a, err := netip.ParseAddr(host); err == nil {
-		return in(a)
+	if err := lt.Auth.Validate(); err != nil {
+		c.add("target.auth", "%v", err)
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
-	defer cancel()
-	addrs, err := net.DefaultResolver.LookupNetIP(ctx, "ip", host)
-	return err == nil && len(addrs) > 0 && !slices.ContainsFunc(addrs, func(a netip.Addr) bool { return !in(a) })
+	if _, err := lt.Conn.TLS.Config(); err != nil {
+		c.add("target.tls", "%v", err)
+	}
+	if err := (loadgen.ConnSpec{Headers: lt.Conn.Headers}).Validate(); err != nil {
+		c.add("target.headers", "%v", err)
+	}
+	if err := (loadgen.ConnSpec{Subprotocols: lt.Conn.Subprotocols}).Validate(); err != nil {
+		c.add("target.subprotocols", "%v", err)
+	}
 }
 
 func (c *checker) target() {
@@ -165,14 +154,28 @@ func (c *checker) target() {
 		v, typ := reflect.ValueOf(t), reflect.TypeOf(t)
 		for i := range typ.NumField() {
 			name, _, _ := strings.Cut(typ.Field(i).Tag.Get("yaml"), ",")
-			if name == "url" || name == "urls" || name == "metrics_url" || name == "toxiproxy" {
+			if slices.Contains(urlOnly, name) {
 				continue
 			}
 			if !v.Field(i).IsZero() {
 				c.add("target."+name, "applies to the embedded gateway only, and the target is url %s", strings.Join(t.Addresses(), ", "))
 			}
 		}
+		c.urlTarget()
 		return
+	}
+	v, typ := reflect.ValueOf(t), reflect.TypeOf(t)
+	for i := range typ.NumField() {
+		name, _, _ := strings.Cut(typ.Field(i).Tag.Get("yaml"), ",")
+		if !slices.Contains(urlOnly, name) || name == "url" || name == "metrics_url" || name == "toxiproxy" {
+			continue
+		}
+		if name == "protocol" && (t.Protocol == loadgen.ProtocolSpec{Name: loadgen.ProtocolSquall}) {
+			continue
+		}
+		if !v.Field(i).IsZero() {
+			c.add("target."+name, "applies to a url target only (the embedded gateway speaks squall over ws:// with tokens of its own)")
+		}
 	}
 	if t.Nodes < 0 {
 		c.add("target.nodes", "negative value %d (want 1 or more)", t.Nodes)

@@ -40,17 +40,22 @@ type runFlags struct {
 	token        string
 	agentCA      string
 	agentsInsec  bool
-	allowTargets []string
 	progress     string
 	lagBound     time.Duration
 	perProcess   int
 	verbose      bool
 	timeScale    float64
 	flaws        string
+	tls          loadgen.TLSSpec
+	headers      []string
+	origin       string
+	subprotocols []string
+	protocol     string
 }
 
 // planFlags shape the built-in plan; a scenario file sets all of them itself.
-var planFlags = []string{"clients", "rooms", "ramp", "hold", "send-interval", "payload", "seed", "target", "nodes", "secret", "lag-bound"}
+var planFlags = []string{"clients", "rooms", "ramp", "hold", "send-interval", "payload", "seed", "target", "nodes", "secret", "lag-bound",
+	"tls-ca", "tls-cert", "tls-key", "tls-server-name", "tls-insecure-skip-verify", "header", "origin", "subprotocol", "protocol"}
 
 func newRunCmd(e *env) *cobra.Command {
 	f := runFlags{}
@@ -108,9 +113,18 @@ the partial result is written).`,
 		},
 	}
 	fl := cmd.Flags()
-	fl.StringVar(&f.target, "target", "embedded", `"embedded" (the reference gateway, started by loadgen) or a ws:// URL`)
+	fl.StringVar(&f.target, "target", "embedded", `"embedded" (the reference gateway, started by loadgen) or a ws:// or wss:// URL on any host`)
 	fl.IntVar(&f.nodes, "nodes", 0, "embedded gateway nodes (0 = as many as the clients need)")
 	fl.StringVar(&f.secret, "secret", "", "HS256 secret for client tokens of a URL target (default the dev secret)")
+	fl.StringVar(&f.tls.CAFile, "tls-ca", "", "wss:// target: PEM bundle of the CAs that sign the gateway's certificate (default the system's)")
+	fl.StringVar(&f.tls.CertFile, "tls-cert", "", "wss:// target: PEM client certificate (mutual TLS; with --tls-key)")
+	fl.StringVar(&f.tls.KeyFile, "tls-key", "", "wss:// target: PEM key of --tls-cert")
+	fl.StringVar(&f.tls.ServerName, "tls-server-name", "", "wss:// target: name the gateway's certificate must carry (default the URL's host)")
+	fl.BoolVar(&f.tls.InsecureSkipVerify, "tls-insecure-skip-verify", false, "wss:// target: accept any certificate (encrypted, NOT authenticated)")
+	fl.StringArrayVar(&f.headers, "header", nil, `URL target: "Name: value" added to every upgrade request (value templated: {{.Token}}, {{.User}}); repeatable`)
+	fl.StringVar(&f.origin, "origin", "", "URL target: Origin header of every upgrade request")
+	fl.StringSliceVar(&f.subprotocols, "subprotocol", nil, "URL target: WebSocket subprotocols to offer, in order")
+	fl.StringVar(&f.protocol, "protocol", "", "URL target: protocol the clients speak (squall; generic and centrifugo need settings only a scenario file holds)")
 	fl.IntVar(&f.clients, "clients", 200, "simulated clients (browser tabs)")
 	fl.IntVar(&f.rooms, "rooms", 4, "rooms the clients are spread over")
 	fl.Float64Var(&f.ramp, "ramp", 100, "connections opened per second")
@@ -124,7 +138,6 @@ the partial result is written).`,
 	fl.StringVar(&f.token, "token", "", "shared token of the agents (default $"+agent.TokenEnv+")")
 	fl.StringVar(&f.agentCA, "agent-ca", "", "PEM CA bundle the agents' TLS certificates chain to: speak HTTPS to --agents and verify them")
 	fl.BoolVar(&f.agentsInsec, "agents-insecure", false, "allow plain HTTP to --agents off loopback (token and jobs in clear; the result records it)")
-	fl.StringSliceVar(&f.allowTargets, "allow-target", nil, "networks (CIDR) off loopback a scenario's target may be in, e.g. a gateway in the same cluster")
 	fl.StringVar(&f.progress, "progress", "auto", "progress display: auto, bar, plain or none")
 	fl.DurationVar(&f.lagBound, "lag-bound", 0, "schedule-lag p99 above which the run is unreliable (0 = plan default 50ms)")
 	fl.IntVar(&f.perProcess, "fds-per-process", harness.DefaultFDsPerProcess, "open files one worker may use")
@@ -161,13 +174,15 @@ func (f runFlags) validate() error {
 	if (f.agentCA != "" || f.agentsInsec) && len(f.agents) == 0 {
 		errs = append(errs, "--agent-ca and --agents-insecure apply to --agents")
 	}
-	if _, err := parsePrefixes(f.allowTargets); err != nil {
-		errs = append(errs, "--allow-target: "+err.Error())
-	}
 	switch f.progress {
 	case "auto", "bar", "plain", "none":
 	default:
 		errs = append(errs, fmt.Sprintf("--progress %q: want auto, bar, plain or none", f.progress))
+	}
+	for _, h := range f.headers {
+		if n, _, ok := strings.Cut(h, ":"); !ok || strings.TrimSpace(n) == "" {
+			errs = append(errs, fmt.Sprintf("--header %q: want \"Name: value\"", h))
+		}
 	}
 	if f.perProcess < 100 {
 		errs = append(errs, "--fds-per-process below 100")
@@ -200,7 +215,15 @@ func planSpec(f runFlags) harness.Spec {
 		},
 		ScheduleLagBound: f.lagBound,
 	}
-	t := harness.Target{Secret: f.secret, Nodes: f.nodes}
+	t := harness.Target{Nodes: f.nodes, Auth: loadgen.AuthSpec{Secret: f.secret}, Protocol: loadgen.ProtocolSpec{Name: f.protocol},
+		Conn: loadgen.ConnSpec{TLS: f.tls, Origin: f.origin, Subprotocols: f.subprotocols}}
+	for _, h := range f.headers {
+		n, v, _ := strings.Cut(h, ":")
+		if t.Conn.Headers == nil {
+			t.Conn.Headers = map[string]string{}
+		}
+		t.Conn.Headers[strings.TrimSpace(n)] = strings.TrimSpace(v)
+	}
 	if f.target != "embedded" {
 		t.URL = f.target
 	}
@@ -230,9 +253,6 @@ func scenarioSpec(e *env, f runFlags, file string, flags *pflag.FlagSet) (*scena
 	}
 	if flags.Changed("out") {
 		opts = append(opts, scenarios.WithOut(f.out))
-	}
-	if nets, _ := parsePrefixes(f.allowTargets); len(nets) > 0 {
-		opts = append(opts, scenarios.WithTargetNetworks(nets...))
 	}
 	source, err := scenarios.ReadFile(file)
 	var s *scenarios.Scenario

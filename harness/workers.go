@@ -56,6 +56,17 @@ func dialAgents(ctx context.Context, addrs []string, token string, o Options) ([
 	return remotes, nil
 }
 
+// shutdownAgents asks every agent to exit (each bounded by 5 s); an agent already gone is logged.
+func shutdownAgents(ctx context.Context, remotes []*agent.Remote, o Options) {
+	for _, r := range remotes {
+		sctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		if err := r.Shutdown(sctx); err != nil {
+			o.Logger.Warn("asking an agent to exit", "agent", r.Addr, "err", err)
+		}
+		cancel()
+	}
+}
+
 // spawnWorkers starts n local worker processes.
 func spawnWorkers(ctx context.Context, n int, token string, o Options) ([]*agent.Remote, func(), error) {
 	so := agent.SpawnOptions{Token: token, Logger: o.Logger}
@@ -187,6 +198,8 @@ type AgentOptions struct {
 	Insecure bool
 	// Warn receives the warning of an insecure agent (besides Logger, which may discard).
 	Warn io.Writer
+	// Shard, when set, is the only shard (job worker index) the agent runs.
+	Shard *int
 	// AllowTargets, when set, are the only networks the agent's clients may connect to: a job
 	// whose target has an endpoint elsewhere is refused. Whatever it is, an agent connects only
 	// to the endpoints its controller's job names.
@@ -246,8 +259,8 @@ func ServeAgent(ctx context.Context, o AgentOptions) error {
 	}
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	a := agent.New(o.Token, RunJob(logger, o.AllowTargets...), logger, agent.Options{Version: o.Version, OnShutdown: cancel, OnSent: o.OnSent,
-		TLS: useTLS, Insecure: insecure})
+	a := agent.New(o.Token, RunJob(logger, o.AllowTargets...), logger,
+		agent.Options{Version: o.Version, OnShutdown: cancel, OnSent: o.OnSent, TLS: useTLS, Insecure: insecure, Shard: o.Shard})
 	srv := &http.Server{Handler: a.Handler(), ReadHeaderTimeout: 10 * time.Second, TLSConfig: tlsConf,
 		ErrorLog: slog.NewLogLogger(logger.Handler(), slog.LevelWarn)} // refused handshakes, plain HTTP to TLS
 	served := make(chan error, 1)

@@ -120,6 +120,9 @@ func build(names []string) (string, error) {
 			return fmt.Sprintf("%s not installed: the images cannot be built here (make deps installs redis-server)", tool), nil
 		}
 	}
+	if out, err := exec.Command("docker", "version", "--format", "{{.Server.APIVersion}}").CombinedOutput(); err != nil {
+		return fmt.Sprintf("the docker CLI cannot reach the engine (%v: %s): the images cannot be built here", err, strings.TrimSpace(string(out))), nil
+	}
 	root := Root()
 	dir, err := os.MkdirTemp("", "squall-images-")
 	if err != nil {

@@ -288,11 +288,21 @@ func (c *conn) authenticate(token, sessionID string) {
 	now := time.Now()
 	c.userSlot = true
 	c.user = user
-	if sessionID != "" {
+	sse, _ := c.t.(*sseTransport)
+	var sseReplay [][]byte
+	var sseLast map[string]uint64
+	sseResumed := false
+	switch {
+	case sessionID != "":
 		if !c.continueSession(sessionID, now) {
 			return
 		}
-	} else {
+	case sse != nil && sse.resumeSession != "":
+		if sseReplay, sseLast, sseResumed = c.continueSSE(sse.resumeSession, sse.resumeAfter); !sseResumed {
+			c.logger().Debug("SSE stream cannot resume: new session", "last_event_id", sseEventID(sse.resumeSession, sse.resumeAfter))
+			c.sess = c.s.sessions.create(user, c, now)
+		}
+	default:
 		c.sess = c.s.sessions.create(user, c, now)
 	}
 	c.authed = true
@@ -303,12 +313,20 @@ func (c *conn) authenticate(token, sessionID string) {
 	c.t.awaitHello(c, 0)
 	c.s.hub.addConn(c)
 	c.s.wheel.add(c, now)
+	if sseResumed {
+		// POST /send finds the connection once authenticated: it waits until the replay is queued.
+		sse.recvMu.Lock()
+		defer sse.recvMu.Unlock()
+	}
 	c.t.authenticated(c)
 	c.sendFrame(&protocol.Frame{
 		Type: protocol.TypeWelcome, Session: c.sess.id, ConnID: c.id, UserID: user,
 		HeartbeatInterval: c.s.cfg.HeartbeatInterval.Milliseconds(),
 		HeartbeatTimeout:  c.s.cfg.HeartbeatTimeout.Milliseconds(),
 	})
+	if sseResumed {
+		c.resumeSSE(sseReplay, sseLast)
+	}
 }
 
 func (c *conn) unauthorized(msg string) {

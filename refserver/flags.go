@@ -55,6 +55,7 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.StringVar(&c.NodeID, "node-id", c.NodeID, "this node's id in the cluster registry (default: random)")
 	fs.DurationVar(&c.RegistryTTL, "registry-ttl", c.RegistryTTL, "cluster mode: lifetime of this node's presence and registry entries without a refresh (a dead node's users are gone after it)")
 	fs.DurationVar(&c.PollHold, "poll-hold", c.PollHold, "longest wait of a long poll (GET /poll) for frames")
+	fs.DurationVar(&c.SSEKeepalive, "sse-keepalive", c.SSEKeepalive, "period of the keep-alive comments on an SSE stream (at most --heartbeat-interval); keep it below the idle timeout of proxies in front")
 	fs.DurationVar(&c.HTTPIdleTimeout, "http-idle-timeout", c.HTTPIdleTimeout, "close a plain-HTTP keep-alive connection idle for this long")
 	fs.DurationVar(&c.HTTPReadTimeout, "http-read-timeout", c.HTTPReadTimeout, "bound on reading one request's body (a long poll: its hold plus this)")
 	fs.IntVar(&c.MaxTCPConnsPerIP, "max-tcp-conns-per-ip", c.MaxTCPConnsPerIP, "open TCP connections per remote IP, of any kind, counted at accept (0: max(64, 2*max-conns-per-ip+32), or none when that is -1; -1: no cap)")

@@ -43,10 +43,10 @@ type fbClient struct {
 }
 
 type fbOpts struct {
-	bearer    bool // token in an Authorization header instead of the query
-	noWelcome bool // do not wait for welcome (the open is expected to fail)
-	manual    bool // poll: no polling goroutine; the test calls pollOnce
-	keepalive bool // sse: POST an empty /send every heartbeat interval / 2 (polls keep a poll client alive)
+	bearer    bool   // token in an Authorization header instead of the query
+	noWelcome bool   // do not wait for welcome (the open is expected to fail)
+	manual    bool   // poll: no polling goroutine; the test calls pollOnce
+	keepalive bool   // sse: POST an empty /send every heartbeat interval / 2 (polls keep a poll client alive)
 	lastEvent string // sse: the Last-Event-ID header of the request (a reconnect)
 }
 

@@ -147,8 +147,8 @@ func (r *runner) run(ctx context.Context) (*reports.Result, error) {
 	if err := probeTarget(ctx, tgt.target); err != nil {
 		return nil, err
 	}
-	for name, ep := range proxied {
-		if err := probe(ctx, ep.URL, tgt.target.Secret); err != nil {
+	for name, pt := range proxied {
+		if err := probeTarget(ctx, pt); err != nil {
 			return nil, fmt.Errorf("through proxy %s: %w", name, err)
 		}
 	}
@@ -160,9 +160,7 @@ func (r *runner) run(ctx context.Context) (*reports.Result, error) {
 	for ri, rt := range routes {
 		p := plan.Part(rt.Cohorts)
 		if rt.Proxy != "" {
-			t := tgt.target
-			t.Endpoints = []loadgen.Endpoint{proxied[rt.Proxy]}
-			parts = append(parts, part{plan: p.Split(1)[0], target: jobTarget{Target: t}, route: ri})
+			parts = append(parts, part{plan: p.Split(1)[0], target: jobTarget{Target: proxied[rt.Proxy]}, route: ri})
 			continue
 		}
 		switch {
@@ -226,7 +224,7 @@ func (r *runner) run(ctx context.Context) (*reports.Result, error) {
 // openProxies creates a chaos proxy in front of the gateway for every proxied route (in the
 // embedded Toxiproxy, or the scenario's external one) and measures what a proxy adds to a round
 // trip. It returns each proxy's endpoint by name.
-func (r *runner) openProxies(ctx context.Context, routes []scenarios.Route, tgt *openedTarget) (map[string]loadgen.Endpoint, chaos.Proxies, *chaos.Overhead, error) {
+func (r *runner) openProxies(ctx context.Context, routes []scenarios.Route, tgt *openedTarget) (map[string]loadgen.Target, chaos.Proxies, *chaos.Overhead, error) {
 	s := r.spec.Scenario
 	if s == nil || !slices.ContainsFunc(routes, func(rt scenarios.Route) bool { return rt.Proxy != "" }) {
 		return nil, nil, nil, nil
@@ -244,7 +242,7 @@ func (r *runner) openProxies(ctx context.Context, routes []scenarios.Route, tgt 
 		r.onRelease(func() { _ = emb.Close() })
 		proxies = emb
 	}
-	proxied := map[string]loadgen.Endpoint{}
+	proxied := map[string]loadgen.Target{}
 	for _, rt := range routes {
 		if rt.Proxy == "" {
 			continue
@@ -257,7 +255,7 @@ func (r *runner) openProxies(ctx context.Context, routes []scenarios.Route, tgt 
 			name := rt.Proxy
 			r.onRelease(func() { _ = proxies.DeleteProxy(context.WithoutCancel(ctx), name) })
 		}
-		proxied[rt.Proxy] = loadgen.Endpoint{URL: "ws://" + info.Listen + tgt.path()}
+		proxied[rt.Proxy] = proxiedTarget(tgt.target, info.Listen)
 	}
 	var overhead *chaos.Overhead
 	if o, err := chaos.MeasureOverhead(ctx, proxies, 2000); err != nil {
@@ -271,7 +269,7 @@ func (r *runner) openProxies(ctx context.Context, routes []scenarios.Route, tgt 
 // execute runs the parts on the remotes while the fault timeline runs and builds the result. The
 // result is returned also when the run failed or was interrupted, so that it can be written.
 func (r *runner) execute(ctx context.Context, plan loadgen.Plan, parts []part, remotes []*agent.Remote, tgt *openedTarget,
-	proxied map[string]loadgen.Endpoint, fl *faults) (*reports.Result, error) {
+	proxied map[string]loadgen.Target, fl *faults) (*reports.Result, error) {
 	o := r.o
 	n := len(remotes)
 	if len(parts) != n {
@@ -308,12 +306,13 @@ func (r *runner) execute(ctx context.Context, plan loadgen.Plan, parts []part, r
 	}
 
 	if o.OnStart != nil {
-		st := Start{Name: plan.Name, Clients: plan.Clients(), Workers: n, Target: tgt.kind, URLs: res.Target.URLs, Plan: plan, At: startAt}
-		for name, ep := range proxied {
+		st := Start{Name: plan.Name, Clients: plan.Clients(), Workers: n, Target: tgt.kind, URLs: res.Target.URLs, Plan: plan, At: startAt,
+			Resolved: tgt.target.Describe()}
+		for name, pt := range proxied {
 			if st.Proxies == nil {
 				st.Proxies = map[string]string{}
 			}
-			st.Proxies[name] = ep.URL
+			st.Proxies[name] = pt.Endpoints[0].URL
 		}
 		o.OnStart(st)
 	}

@@ -189,6 +189,12 @@ type Config struct {
 	Flaws Flaws
 	// Pprof serves /debug/pprof/ on the gateway's handler.
 	Pprof bool
+
+	// TLSCert and TLSKey are PEM files of the certificate (with its chain) and key Serve
+	// terminates TLS with (Go's crypto/tls), so that clients connect with wss:// and https://.
+	// Both or neither; empty serves plain ws:// and http://.
+	TLSCert string
+	TLSKey  string
 }
 
 // DefaultConfig returns the defaults every zero field stands for.
@@ -293,7 +299,7 @@ func (c Config) withDefaults() Config {
 	if c.Flaws == nil {
 		c.Flaws = Flaws{}
 	}
-	c.authStormDefaults(d)
+	c.admissionDefaults(d)
 	return c
 }
 
@@ -307,6 +313,9 @@ func (c Config) Validate() error {
 	}
 	if v.Dev && v.Addr != "" && !IsLoopbackAddr(v.Addr) {
 		bad("addr: dev mode refuses the non-loopback address %q", v.Addr)
+	}
+	if err := v.validateTLS(); err != nil {
+		errs = append(errs, err)
 	}
 	for _, d := range []struct {
 		name string
@@ -379,7 +388,7 @@ func (c Config) Validate() error {
 			bad("allowed-origins: empty entry")
 		}
 	}
-	v.validateAuthStorm(bad)
+	v.validateAdmission(bad)
 	return errors.Join(errs...)
 }
 

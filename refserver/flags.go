@@ -61,6 +61,8 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.IntVar(&c.MaxTCPConnsPerIP, "max-tcp-conns-per-ip", c.MaxTCPConnsPerIP, "open TCP connections per remote IP, of any kind, counted at accept (0: max(64, 2*max-conns-per-ip+32), or none when that is -1; -1: no cap)")
 	fs.Var((*originsFlag)(&c.TrustedProxies), "trusted-proxies", "comma-separated CIDR prefixes or addresses of proxies whose PROXY protocol header or X-Forwarded-For names the client (empty: the TCP peer is the client)")
 	fs.BoolVar(&c.Pprof, "pprof", c.Pprof, "serve /debug/pprof/")
+	fs.StringVar(&c.TLSCert, "tls-cert", c.TLSCert, "PEM certificate (and chain) to serve TLS with: wss:// and https:// (with --tls-key)")
+	fs.StringVar(&c.TLSKey, "tls-key", c.TLSKey, "PEM private key of --tls-cert")
 	fs.Var(flawsFlag{&c.Flaws}, "flaw", "comma-separated flaws to switch on (refserver --help lists them)")
 }
 

@@ -112,8 +112,8 @@ type Server struct {
 // Option injects a dependency into New.
 type Option func(*Server)
 
-// WithAuthBackend replaces the built-in JWT verification (issue 3 adds a simulated backend with
-// latency, failures, a cache and a breaker).
+// WithAuthBackend replaces the built-in JWT verification (for example with the simulated backend of
+// auth_sim.go, which adds latency and failures).
 func WithAuthBackend(b AuthBackend) Option { return func(s *Server) { s.auth = b } }
 
 // WithBroker replaces the in-memory broker (cluster mode).
@@ -360,6 +360,12 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	}
 	if len(s.trusted) > 0 {
 		ln = s.proxyListener(ln) // after the cap: it counts TCP peers, the proxies exempt
+	}
+	// TLS last: a PROXY protocol header comes before the TLS handshake.
+	ln, err := s.cfg.tlsListener(ln)
+	if err != nil {
+		_ = ln.Close()
+		return err
 	}
 	hs := &http.Server{
 		Handler:           s.handler,

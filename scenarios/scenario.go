@@ -1,6 +1,8 @@
 package scenarios
 
 import (
+	"fmt"
+	"path/filepath"
 	"slices"
 	"time"
 
@@ -56,9 +58,23 @@ type Scenario struct {
 // gateway tag names. After Load every duration and rate setting of an embedded target holds the
 // gateway's default when the file left it out, so that time_scale reaches it too.
 type Target struct {
-	// URL of a running gateway's WebSocket endpoint (ws:// or wss://, loopback only). Empty means the
+	// URL of a running gateway's WebSocket endpoint (ws:// or wss://, any host). Empty means the
 	// embedded gateway. Mutually exclusive with every embedded setting below.
 	URL string `yaml:"url"`
+	// Protocol is what the clients speak there (default: squall, the reference gateway's; the
+	// embedded gateway speaks nothing else). See loadgen.ProtocolSpec.
+	Protocol loadgen.ProtocolSpec `yaml:"protocol"`
+	// Auth is where the clients' tokens come from (minted JWTs, a token file, none) and where they
+	// go (query, header, first frame). URL targets only. See loadgen.AuthSpec.
+	Auth loadgen.AuthSpec `yaml:"auth"`
+	// TLS configures a wss:// URL: CA bundle, client certificate, server name,
+	// insecure_skip_verify. Relative file names are taken from the scenario file's directory.
+	TLS loadgen.TLSSpec `yaml:"tls"`
+	// Headers are added to every upgrade request (values are templates: {{.Token}}, {{.User}},
+	// {{.Client}}); Origin and Subprotocols likewise. URL targets only.
+	Headers      map[string]string `yaml:"headers"`
+	Origin       string            `yaml:"origin"`
+	Subprotocols []string          `yaml:"subprotocols"`
 	// MetricsURL is the Prometheus endpoint scraped during the run (default for the embedded gateway:
 	// its own /metrics; for a URL target: none unless set).
 	MetricsURL string `yaml:"metrics_url"`
@@ -105,6 +121,37 @@ type Target struct {
 
 // Embedded reports whether the target is the embedded reference gateway.
 func (t Target) Embedded() bool { return t.URL == "" }
+
+// urlOnly are the target settings that apply to a URL target and to nothing embedded.
+var urlOnly = []string{"url", "metrics_url", "toxiproxy", "protocol", "auth", "tls", "headers", "origin", "subprotocols"}
+
+// LoadgenTarget is the load generator's target for a URL target: its endpoint, protocol,
+// credentials and connection settings, with relative file names taken from the scenario file's
+// directory.
+func (s *Scenario) LoadgenTarget() (loadgen.Target, error) {
+	t := s.Target
+	lt, err := loadgen.URLTarget(t.URL)
+	if err != nil {
+		return loadgen.Target{}, fmt.Errorf("target.url: %w", err)
+	}
+	lt.Endpoints[0].MetricsURL = t.MetricsURL
+	dir := ""
+	if s.file != "" {
+		dir = filepath.Dir(s.file)
+	}
+	rel := func(p string) string {
+		if p == "" || filepath.IsAbs(p) || dir == "" {
+			return p
+		}
+		return filepath.Join(dir, p)
+	}
+	lt.Protocol = t.Protocol
+	lt.Auth = t.Auth
+	lt.Auth.KeyFile, lt.Auth.TokenFile = rel(t.Auth.KeyFile), rel(t.Auth.TokenFile)
+	lt.Conn = loadgen.ConnSpec{TLS: t.TLS, Headers: t.Headers, Origin: t.Origin, Subprotocols: t.Subprotocols}
+	lt.Conn.TLS.CAFile, lt.Conn.TLS.CertFile, lt.Conn.TLS.KeyFile = rel(t.TLS.CAFile), rel(t.TLS.CertFile), rel(t.TLS.KeyFile)
+	return lt, nil
+}
 
 // ModelKind is how clients enter the run: the load generator's model kinds.
 type ModelKind = loadgen.ModelKind

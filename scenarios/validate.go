@@ -12,6 +12,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/squall-dev/squall/loadgen"
 )
 
 // Validate reports every problem with s at once (as Errors), with file positions when s was loaded
@@ -98,29 +100,41 @@ func (s *Scenario) check() Errors {
 	return c.errs
 }
 
-// loopbackHost reports whether host (a name or an address) stays on this machine.
-func loopbackHost(host string) bool {
-	if host == "localhost" {
-		return true
-	}
-	a, err := netip.ParseAddr(host)
-	return err == nil && a.IsLoopback()
-}
-
 func (c *checker) url(path, raw string, schemes ...string) {
 	if raw == "" {
 		return
 	}
 	u, err := url.Parse(raw)
 	if err != nil || u.Host == "" {
-		c.add(path, "bad URL %q (want %s://127.0.0.1:PORT/...)", raw, schemes[0])
+		c.add(path, "bad URL %q (want %s://HOST:PORT/...)", raw, schemes[0])
 		return
 	}
 	if !slices.Contains(schemes, u.Scheme) {
 		c.add(path, "URL scheme %q (want %s)", u.Scheme, orList(schemes))
 	}
-	if !loopbackHost(u.Hostname()) {
-		c.add(path, "host %q is not on loopback (traffic stays on 127.0.0.0/8)", u.Hostname())
+}
+
+// urlTarget checks a URL target's protocol, credentials and connection settings (reading the files
+// they name).
+func (c *checker) urlTarget() {
+	lt, err := c.s.LoadgenTarget()
+	if err != nil {
+		return // target.url is reported by url()
+	}
+	if _, err := loadgen.NewProtocol(lt.Protocol); err != nil {
+		c.add("target.protocol", "%v", err)
+	}
+	if err := lt.Auth.Validate(); err != nil {
+		c.add("target.auth", "%v", err)
+	}
+	if _, err := lt.Conn.TLS.Config(); err != nil {
+		c.add("target.tls", "%v", err)
+	}
+	if err := (loadgen.ConnSpec{Headers: lt.Conn.Headers}).Validate(); err != nil {
+		c.add("target.headers", "%v", err)
+	}
+	if err := (loadgen.ConnSpec{Subprotocols: lt.Conn.Subprotocols}).Validate(); err != nil {
+		c.add("target.subprotocols", "%v", err)
 	}
 }
 
@@ -134,14 +148,28 @@ func (c *checker) target() {
 		v, typ := reflect.ValueOf(t), reflect.TypeOf(t)
 		for i := range typ.NumField() {
 			name, _, _ := strings.Cut(typ.Field(i).Tag.Get("yaml"), ",")
-			if name == "url" || name == "metrics_url" || name == "toxiproxy" {
+			if slices.Contains(urlOnly, name) {
 				continue
 			}
 			if !v.Field(i).IsZero() {
 				c.add("target."+name, "applies to the embedded gateway only, and the target is url %s", t.URL)
 			}
 		}
+		c.urlTarget()
 		return
+	}
+	v, typ := reflect.ValueOf(t), reflect.TypeOf(t)
+	for i := range typ.NumField() {
+		name, _, _ := strings.Cut(typ.Field(i).Tag.Get("yaml"), ",")
+		if !slices.Contains(urlOnly, name) || name == "url" || name == "metrics_url" || name == "toxiproxy" {
+			continue
+		}
+		if name == "protocol" && (t.Protocol == loadgen.ProtocolSpec{Name: loadgen.ProtocolSquall}) {
+			continue
+		}
+		if !v.Field(i).IsZero() {
+			c.add("target."+name, "applies to a url target only (the embedded gateway speaks squall over ws:// with tokens of its own)")
+		}
 	}
 	if t.Nodes < 0 {
 		c.add("target.nodes", "negative value %d (want 1 or more)", t.Nodes)

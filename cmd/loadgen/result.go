@@ -35,9 +35,12 @@ func runSpec(ctx context.Context, e *env, f runFlags, spec harness.Spec, out str
 		FDsPerProcess: f.perProcess,
 		WorkerCommand: workerCommand(f),
 		Version:       version.Version,
-		OnStart:       func(st harness.Start) { prog = newProgress(e.stdout, f.progress, st.Clients, st.Workers) },
-		OnUpdate:      func(u agent.Update) { prog.update(u) },
-		OnNote:        func(line string) { prog.note(line) },
+		OnStart: func(st harness.Start) {
+			fmt.Fprintf(e.stdout, "target (%s): %s\n", st.Target, st.Resolved)
+			prog = newProgress(e.stdout, f.progress, st.Clients, st.Workers)
+		},
+		OnUpdate: func(u agent.Update) { prog.update(u) },
+		OnNote:   func(line string) { prog.note(line) },
 	}
 	if f.verbose {
 		opts.GatewayLog = e.stderr

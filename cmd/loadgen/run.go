@@ -41,10 +41,16 @@ type runFlags struct {
 	verbose      bool
 	timeScale    float64
 	flaws        string
+	tls          loadgen.TLSSpec
+	headers      []string
+	origin       string
+	subprotocols []string
+	protocol     string
 }
 
 // planFlags shape the built-in plan; a scenario file sets all of them itself.
-var planFlags = []string{"clients", "rooms", "ramp", "hold", "send-interval", "payload", "seed", "target", "nodes", "secret", "lag-bound"}
+var planFlags = []string{"clients", "rooms", "ramp", "hold", "send-interval", "payload", "seed", "target", "nodes", "secret", "lag-bound",
+	"tls-ca", "tls-cert", "tls-key", "tls-server-name", "tls-insecure-skip-verify", "header", "origin", "subprotocol", "protocol"}
 
 func newRunCmd(e *env) *cobra.Command {
 	f := runFlags{}
@@ -102,9 +108,18 @@ the partial result is written).`,
 		},
 	}
 	fl := cmd.Flags()
-	fl.StringVar(&f.target, "target", "embedded", `"embedded" (the reference gateway, started by loadgen) or a ws:// URL`)
+	fl.StringVar(&f.target, "target", "embedded", `"embedded" (the reference gateway, started by loadgen) or a ws:// or wss:// URL on any host`)
 	fl.IntVar(&f.nodes, "nodes", 0, "embedded gateway nodes (0 = as many as the clients need)")
 	fl.StringVar(&f.secret, "secret", "", "HS256 secret for client tokens of a URL target (default the dev secret)")
+	fl.StringVar(&f.tls.CAFile, "tls-ca", "", "wss:// target: PEM bundle of the CAs that sign the gateway's certificate (default the system's)")
+	fl.StringVar(&f.tls.CertFile, "tls-cert", "", "wss:// target: PEM client certificate (mutual TLS; with --tls-key)")
+	fl.StringVar(&f.tls.KeyFile, "tls-key", "", "wss:// target: PEM key of --tls-cert")
+	fl.StringVar(&f.tls.ServerName, "tls-server-name", "", "wss:// target: name the gateway's certificate must carry (default the URL's host)")
+	fl.BoolVar(&f.tls.InsecureSkipVerify, "tls-insecure-skip-verify", false, "wss:// target: accept any certificate (encrypted, NOT authenticated)")
+	fl.StringArrayVar(&f.headers, "header", nil, `URL target: "Name: value" added to every upgrade request (value templated: {{.Token}}, {{.User}}); repeatable`)
+	fl.StringVar(&f.origin, "origin", "", "URL target: Origin header of every upgrade request")
+	fl.StringSliceVar(&f.subprotocols, "subprotocol", nil, "URL target: WebSocket subprotocols to offer, in order")
+	fl.StringVar(&f.protocol, "protocol", "", "URL target: protocol the clients speak (squall; generic and centrifugo need settings only a scenario file holds)")
 	fl.IntVar(&f.clients, "clients", 200, "simulated clients (browser tabs)")
 	fl.IntVar(&f.rooms, "rooms", 4, "rooms the clients are spread over")
 	fl.Float64Var(&f.ramp, "ramp", 100, "connections opened per second")
@@ -154,6 +169,11 @@ func (f runFlags) validate() error {
 	default:
 		errs = append(errs, fmt.Sprintf("--progress %q: want auto, bar, plain or none", f.progress))
 	}
+	for _, h := range f.headers {
+		if n, _, ok := strings.Cut(h, ":"); !ok || strings.TrimSpace(n) == "" {
+			errs = append(errs, fmt.Sprintf("--header %q: want \"Name: value\"", h))
+		}
+	}
 	if f.perProcess < 100 {
 		errs = append(errs, "--fds-per-process below 100")
 	}
@@ -185,7 +205,15 @@ func planSpec(f runFlags) harness.Spec {
 		},
 		ScheduleLagBound: f.lagBound,
 	}
-	t := harness.Target{Secret: f.secret, Nodes: f.nodes}
+	t := harness.Target{Nodes: f.nodes, Auth: loadgen.AuthSpec{Secret: f.secret}, Protocol: loadgen.ProtocolSpec{Name: f.protocol},
+		Conn: loadgen.ConnSpec{TLS: f.tls, Origin: f.origin, Subprotocols: f.subprotocols}}
+	for _, h := range f.headers {
+		n, v, _ := strings.Cut(h, ":")
+		if t.Conn.Headers == nil {
+			t.Conn.Headers = map[string]string{}
+		}
+		t.Conn.Headers[strings.TrimSpace(n)] = strings.TrimSpace(v)
+	}
 	if f.target != "embedded" {
 		t.URL = f.target
 	}

@@ -10,7 +10,7 @@ LDFLAGS   := -X github.com/squall-dev/squall/internal/version.Version=$(VERSION)
              -X github.com/squall-dev/squall/internal/version.commit=$(COMMIT)
 export TESTCONTAINERS_RYUK_DISABLED := true
 
-.PHONY: help build deps test fuzz run bench lint clean images
+.PHONY: help build deps test fuzz run bench bench-scale lint clean images
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
@@ -67,6 +67,13 @@ serve: build ## start the reference gateway in dev mode on 127.0.0.1:8080
 
 bench: ## run the benchmarks (memory per connection, ramp rate)
 	$(GO) test -run '^$$' -bench . -benchtime 1x -timeout 30m ./refserver/... ./loadgen/...
+
+SCALE_PLAN  ?= scenarios/scale-100k.yaml
+SCALE_LABEL ?=
+SCALE_ARGS  ?=
+bench-scale: build ## scale bench: SCALE_PLAN (default the 100 000-client plan) beside a lean gorilla pair, into docs/bench.md
+	CGO_ENABLED=0 $(GO) build -o $(BIN)/bench-scale ./internal/scalebench/cmd/bench-scale
+	$(BIN)/bench-scale --scenario $(SCALE_PLAN) --loadgen $(BIN)/loadgen --label '$(SCALE_LABEL)' --run-args '$(SCALE_ARGS)' --doc docs/bench.md
 
 lint: ## gofmt and go vet
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt:"; echo "$$out"; exit 1; fi

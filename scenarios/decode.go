@@ -196,8 +196,6 @@ func (d *decoder) value(n ast.Node, v reflect.Value, path string) {
 			d.value(item, out.Index(i), fmt.Sprintf("%s[%d]", path, i))
 		}
 		v.Set(out)
-	case reflect.Map:
-		d.mapping(n, v, path)
 	case reflect.String:
 		s, ok := scalarText(n)
 		if !ok {
@@ -236,42 +234,6 @@ func (d *decoder) value(n ast.Node, v reflect.Value, path string) {
 	default:
 		d.errorf(n, path, "cannot hold a value here") // a type the scenario format does not use
 	}
-}
-
-// mapping decodes a map with string keys (headers, claims): any key is allowed, each value decoded
-// as the map's element type.
-func (d *decoder) mapping(n ast.Node, v reflect.Value, path string) {
-	m, ok := n.(*ast.MappingNode)
-	if !ok {
-		if mv, isValue := n.(*ast.MappingValueNode); isValue {
-			m = &ast.MappingNode{Values: []*ast.MappingValueNode{mv}}
-		} else {
-			d.errorf(n, path, "want a mapping of names to values, got %s", describe(n))
-			return
-		}
-	}
-	if v.Type().Key().Kind() != reflect.String {
-		d.errorf(n, path, "cannot hold a value here")
-		return
-	}
-	out := reflect.MakeMapWithSize(v.Type(), len(m.Values))
-	for _, e := range m.Values {
-		key, ok := scalarText(e.Key)
-		if !ok || key == "" {
-			d.errorf(e.Key, path, "want a name as key, got %s", describe(e.Key))
-			continue
-		}
-		kp := join(path, key)
-		d.pos[kp] = keyPos(e)
-		if out.MapIndex(reflect.ValueOf(key)).IsValid() {
-			d.errorf(e.Key, kp, "given twice")
-			continue
-		}
-		elem := reflect.New(v.Type().Elem()).Elem()
-		d.value(e.Value, elem, kp)
-		out.SetMapIndex(reflect.ValueOf(key).Convert(v.Type().Key()), elem)
-	}
-	v.Set(out)
 }
 
 func (d *decoder) duration(n ast.Node, v reflect.Value, path string) {

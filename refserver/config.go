@@ -54,6 +54,10 @@ type Config struct {
 	// origins. A refused origin gets HTTP 403.
 	AllowedOrigins []string
 
+	// MaxTokenLifetime refuses (4001) a token whose exp lies further ahead than this (default 168h;
+	// negative: no bound), so that a leaked token cannot stay valid for years. loadgen mints 24h tokens.
+	MaxTokenLifetime time.Duration
+
 	// AuthLatency is the latency the simulated auth backend adds to every call (default 0: none).
 	// It stands for the real auth service's response time; see SimulatedBackend.
 	AuthLatency time.Duration
@@ -224,6 +228,7 @@ func DefaultConfig() Config {
 		RegistryTTL:       time.Minute,
 		PollHold:          15 * time.Second,
 		SSEKeepalive:      15 * time.Second,
+		MaxTokenLifetime:  7 * 24 * time.Hour,
 		HTTPIdleTimeout:   30 * time.Second,
 		HTTPReadTimeout:   30 * time.Second,
 		Flaws:             Flaws{},
@@ -288,6 +293,7 @@ func (c Config) withDefaults() Config {
 	setDur(&c.RegistryTTL, d.RegistryTTL)
 	setDur(&c.PollHold, d.PollHold)
 	setDur(&c.SSEKeepalive, d.SSEKeepalive)
+	setDur(&c.MaxTokenLifetime, d.MaxTokenLifetime)
 	setDur(&c.HTTPIdleTimeout, d.HTTPIdleTimeout)
 	setDur(&c.HTTPReadTimeout, d.HTTPReadTimeout)
 	if c.MaxTCPConnsPerIP == 0 {

@@ -36,6 +36,7 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.IntVar(&c.HistorySize, "history-size", c.HistorySize, "broadcasts kept per room")
 	fs.DurationVar(&c.HistoryTTL, "history-ttl", c.HistoryTTL, "age bound of room history")
 	fs.DurationVar(&c.ReconnectWindow, "reconnect-window", c.ReconnectWindow, "a user's new connection within this of their last one counts as a reconnect")
+	fs.DurationVar(&c.MaxTokenLifetime, "max-token-lifetime", c.MaxTokenLifetime, "refuse (4001) tokens whose exp lies further ahead than this (negative: no bound)")
 	fs.DurationVar(&c.AuthLatency, "auth-latency", c.AuthLatency, "latency the simulated auth backend adds to every call")
 	fs.Float64Var(&c.AuthFailRate, "auth-fail-rate", c.AuthFailRate, "share of auth backend calls that fail, 0..1 (clients get 1013 auth_unavailable)")
 	fs.DurationVar(&c.AuthCacheTTL, "auth-cache-ttl", c.AuthCacheTTL, "a validated token skips the auth backend for this long (never past its exp)")

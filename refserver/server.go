@@ -141,7 +141,7 @@ func New(cfg Config, logger *slog.Logger, opts ...Option) (*Server, error) {
 	s.cfg = cfg
 	s.trusted, _ = parseTrustedProxies(cfg.TrustedProxies) // Validate checked them
 	if s.auth == nil {
-		s.auth = NewJWTBackend([]byte(cfg.AuthSecret), nil)
+		s.auth = NewJWTBackend([]byte(cfg.AuthSecret), nil).WithMaxLifetime(max(0, cfg.MaxTokenLifetime))
 	}
 	if cfg.NodeID != "" {
 		s.nodeID = cfg.NodeID

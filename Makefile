@@ -9,7 +9,7 @@ LDFLAGS   := -X github.com/squall-dev/squall/internal/version.Version=$(VERSION)
              -X github.com/squall-dev/squall/internal/version.commit=$(COMMIT)
 export TESTCONTAINERS_RYUK_DISABLED := true
 
-.PHONY: help build deps test run bench lint clean
+.PHONY: help build deps test run bench lint clean images
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
@@ -18,6 +18,13 @@ build: ## build bin/refserver and bin/loadgen (static)
 	@mkdir -p $(BIN)
 	CGO_ENABLED=0 $(GO) build -ldflags '$(LDFLAGS)' -o $(BIN)/refserver ./cmd/refserver
 	CGO_ENABLED=0 $(GO) build -ldflags '$(LDFLAGS)' -o $(BIN)/loadgen ./cmd/loadgen
+
+IMAGE_PREFIX ?= squall
+IMAGE_TAG    ?= $(VERSION)
+
+images: build deps ## build the container images (FROM scratch, no registry) tagged $(IMAGE_TAG) and check each answers --version
+	ci/docker/build-images.sh $(IMAGE_TAG) $(IMAGE_PREFIX)
+	ci/docker/check-images.sh $(IMAGE_TAG) $(IMAGE_PREFIX)
 
 deps: ## install redis-server (cluster-mode tests) from Debian's packages when missing; never fails
 	@if command -v redis-server >/dev/null 2>&1; then exit 0; fi; \
@@ -33,6 +40,11 @@ deps: ## install redis-server (cluster-mode tests) from Debian's packages when m
 		echo "deps: could not install redis-server: the Redis tests will skip"; fi; exit 0
 
 test: deps ## run every test with the race detector, one package at a time (heavy load tests must not overlap)
+	@# Compile every test binary first, two packages at a time (compiling is safe to overlap; the
+	@# load tests are not), so that the serial run below spends its time on tests.
+	@echo "compiling the test binaries (-race, two packages at a time)"
+	@mkdir -p $(BIN); $(GO) test -race -count=1 -p 2 -run '^$$' $(PKGS) >$(BIN)/test-compile.log 2>&1 || \
+		{ cat $(BIN)/test-compile.log; exit 1; }
 	$(GO) test -race -count=1 -p 1 -timeout $(TEST_TIMEOUT) $(PKGS)
 
 run: build ## run the smoke scenario against the embedded gateway (live progress, verdict table, out/smoke/result.json)

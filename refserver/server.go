@@ -112,8 +112,8 @@ type Server struct {
 // Option injects a dependency into New.
 type Option func(*Server)
 
-// WithAuthBackend replaces the built-in JWT verification (issue 3 adds a simulated backend with
-// latency, failures, a cache and a breaker).
+// WithAuthBackend replaces the built-in JWT verification (for example with the simulated backend of
+// auth_sim.go, which adds latency and failures).
 func WithAuthBackend(b AuthBackend) Option { return func(s *Server) { s.auth = b } }
 
 // WithBroker replaces the in-memory broker (cluster mode).
@@ -184,7 +184,7 @@ func New(cfg Config, logger *slog.Logger, opts ...Option) (*Server, error) {
 		WriteBufferPool:  &sync.Pool{},
 		CheckOrigin:      func(*http.Request) bool { return true }, // checked before Upgrade
 	}
-	s.handler = s.routes()
+	s.handler = s.boundReads(s.routes())
 	return s, nil
 }
 
@@ -244,6 +244,8 @@ func (s *Server) serveWS(w http.ResponseWriter, r *http.Request) {
 		s.log.Debug("upgrade failed", "remote", r.RemoteAddr, "err", err)
 		return // Upgrade answered the client
 	}
+	// The request's read bound (boundReads) must not outlive it: the transport sets its own.
+	_ = ws.NetConn().SetReadDeadline(time.Time{})
 	if s.startConn(newWSTransport(ws), r) == nil {
 		// Shutdown began during the upgrade.
 		_ = ws.WriteControl(websocket.CloseMessage,
@@ -346,6 +348,12 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 		_ = ln.Close()
 		return fmt.Errorf("%w: %s", ErrDevNonLoopback, ln.Addr())
 	}
+	if s.cfg.MaxTCPConnsPerIP > 0 {
+		ln = newIPCapListener(ln, s.cfg.MaxTCPConnsPerIP, nil, func(ip string) {
+			s.metrics.rejections.WithLabelValues(rejectConnLimit).Inc()
+			s.log.Debug("connection refused at accept: max-tcp-conns-per-ip", "remote_ip", ip)
+		})
+	}
 	ln, err := s.cfg.tlsListener(ln)
 	if err != nil {
 		_ = ln.Close()
@@ -353,7 +361,8 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	}
 	hs := &http.Server{
 		Handler:           s.handler,
-		ReadHeaderTimeout: 10 * time.Second,
+		ReadHeaderTimeout: headerTimeout,
+		IdleTimeout:       s.cfg.HTTPIdleTimeout,
 		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelDebug),
 	}
 	// Long polls hold their request: let them answer at once so that the HTTP server's shutdown

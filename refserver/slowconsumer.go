@@ -61,8 +61,18 @@ func (t *wsTransport) unstick(_ *conn, deadline time.Time) {
 
 var _ unsticker = (*wsTransport)(nil)
 
-// tcpConn returns the *net.TCPConn under nc, if any.
+// tcpConn returns the *net.TCPConn under nc, if any, unwrapping connections that wrap another
+// (NetConn: the per-IP cap's, the PROXY protocol's).
 func tcpConn(nc net.Conn) *net.TCPConn {
-	tc, _ := nc.(*net.TCPConn)
-	return tc
+	for range 8 {
+		switch c := nc.(type) {
+		case *net.TCPConn:
+			return c
+		case interface{ NetConn() net.Conn }:
+			nc = c.NetConn()
+		default:
+			return nil
+		}
+	}
+	return nil
 }

@@ -64,6 +64,7 @@ func (s *Server) serveSSE(w http.ResponseWriter, r *http.Request) {
 		_ = nc.Close()
 		return
 	}
+	_ = nc.SetReadDeadline(time.Time{}) // the request's read bound (boundReads) ends with it
 	_ = nc.SetWriteDeadline(time.Now().Add(s.cfg.WriteTimeout))
 	if _, err := io.WriteString(nc, sseHeader); err != nil {
 		_ = nc.Close()

@@ -78,6 +78,13 @@ type Result struct {
 	UnreliableReason string `json:"unreliable_reason,omitempty"`
 
 	SLOs []SLOVerdict `json:"slos,omitempty"`
+
+	// StepRamp is the step-by-step grading and the knee of a step-ramp scenario (nil for any other
+	// run).
+	StepRamp *StepRamp `json:"step_ramp,omitempty"`
+	// Diagnosis classifies what went wrong, with the evidence (nil when none was made: results
+	// written before diagnoses existed).
+	Diagnosis *Diagnosis `json:"diagnosis,omitempty"`
 }
 
 // Target describes what the run was aimed at.
@@ -170,22 +177,37 @@ type SLOVerdict struct {
 	// Unbounded is set when the observed value is infinite (a recovery that never happened).
 	Unbounded bool   `json:"unbounded,omitempty"`
 	Detail    string `json:"detail,omitempty"`
+	// Catches names the gateway flaws the SLO is meant to break under, as the scenario says.
+	Catches []string `json:"catches,omitempty"`
 }
 
 // Environment is the machine and process the run used.
 type Environment struct {
-	GoVersion    string   `json:"go_version"`
-	OS           string   `json:"os"`
-	Arch         string   `json:"arch"`
-	Cores        int      `json:"cores"`
-	GOMAXPROCS   int      `json:"gomaxprocs"`
-	MemoryBytes  uint64   `json:"memory_bytes"`
-	FDLimitSoft  uint64   `json:"fd_limit_soft"`
-	FDLimitHard  uint64   `json:"fd_limit_hard"`
-	Hostname     string   `json:"hostname,omitempty"`
-	Seed         uint64   `json:"seed"`
-	Args         []string `json:"args,omitempty"`
-	LoadgenBuild string   `json:"loadgen_build,omitempty"`
+	GoVersion   string   `json:"go_version"`
+	OS          string   `json:"os"`
+	Arch        string   `json:"arch"`
+	Cores       int      `json:"cores"`
+	GOMAXPROCS  int      `json:"gomaxprocs"`
+	MemoryBytes uint64   `json:"memory_bytes"`
+	FDLimitSoft uint64   `json:"fd_limit_soft"`
+	FDLimitHard uint64   `json:"fd_limit_hard"`
+	Hostname    string   `json:"hostname,omitempty"`
+	Seed        uint64   `json:"seed"`
+	Args        []string `json:"args,omitempty"`
+	// Loadgen is the build of the loadgen binary that ran (the controller's).
+	Loadgen Build `json:"loadgen,omitzero"`
+	// Gateway is the build of the gateway under test when it says: the embedded reference gateway
+	// is part of loadgen's own build; a refserver at a URL exports it on /metrics (ws_build_info).
+	// Nil for a gateway that does not say.
+	Gateway *Build `json:"gateway,omitempty"`
+}
+
+// Build identifies a build of a binary.
+type Build struct {
+	Name      string `json:"name"`                 // "loadgen", "refserver"
+	Version   string `json:"version"`              // release version ("dev" for a plain go build)
+	Commit    string `json:"commit,omitempty"`     // VCS revision ("-dirty" when the tree had changes)
+	GoVersion string `json:"go_version,omitempty"` // toolchain the binary was built with
 }
 
 // New returns a result with the schema version set and the environment collected.

@@ -14,7 +14,8 @@ package loadgen
 //     its sender (a relay delivers to every subscriber of the room, its sender included): it is
 //     delivered (CtrDelivered) within the loss timeout, late (CtrLate) after it, or lost (CtrLost)
 //     when it has not come back by the delivery check; a message whose sender's connection dropped
-//     before its copy came back is unconfirmed (CtrUnconfirmed).
+//     before its copy came back is unconfirmed (CtrUnconfirmed). A lost message the gateway had
+//     acknowledged also counts in stats.CtrAckedUndelivered.
 //
 // Where the protocol also reads a server sequence per room (centrifugo's offset, a generic seq
 // path), room-level order and gaps are checked as for the squall protocol's roomSeq.
@@ -126,6 +127,10 @@ type relayState struct {
 	pubSeq  map[string]uint64       // room → last seq published on the current connection
 	senders map[string]*senderTrack // "user/gen/room" → the sender's sequence as this client saw it
 	timeout time.Duration           // loss timeout
+
+	cmdID       uint32            // centrifugo: the last command id of the connection
+	pubIDs      map[uint32]string // centrifugo: publish command id → the stamp's id, until its reply
+	subsPending int               // centrifugo: subscribe replies still awaited
 }
 
 // stampPublish builds the stamp of the next message to room, intended at the given time, and
@@ -227,18 +232,46 @@ func (c *client) relayDroppedLocked() {
 		c.add(CtrUnconfirmed, int64(n))
 	}
 	c.relay.pubSeq = nil
+	c.relay.pubIDs = nil
+}
+
+// stampAcked marks the published message with correlation id as acknowledged by the gateway: if
+// it is then lost, the gateway broke a promise (stats.CtrAckedUndelivered).
+func (c *client) stampAcked(id string) {
+	parts := strings.Split(id, "/")
+	if len(parts) < 4 {
+		return
+	}
+	seq, err := strconv.ParseUint(parts[len(parts)-1], 10, 64)
+	if err != nil {
+		return
+	}
+	room := strings.Join(parts[2:len(parts)-1], "/")
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for i := range c.pend {
+		if p := &c.pend[i]; p.seq == seq && p.room != nil && p.room.name == room {
+			p.acked = true
+			return
+		}
+	}
 }
 
 // relayCheck ends the stamp accounting of c at the delivery check: messages still waiting for
 // their copy are lost, sequences still missing at a receiver are gaps.
-func (c *client) relayCheck() (lost, gaps int64) {
+func (c *client) relayCheck() (lost, ackedLost, gaps int64) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	lost = int64(len(c.pend))
+	for _, p := range c.pend {
+		if p.acked {
+			ackedLost++
+		}
+	}
 	c.pend = c.pend[:0]
 	for _, tr := range c.relay.senders {
 		gaps += int64(len(tr.missing))
 		tr.missing = nil
 	}
-	return lost, gaps
+	return lost, ackedLost, gaps
 }

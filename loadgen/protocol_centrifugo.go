@@ -108,9 +108,9 @@ func (r *cfReply) empty() bool {
 
 func (p *centrifugoProtocol) connectFrame(token string) []byte {
 	b := []byte(`{"id":1,"connect":{"token":`)
-	b = strconv.AppendQuote(b, token)
+	b = appendJSONString(b, token)
 	b = append(b, `,"name":`...)
-	b = strconv.AppendQuote(b, p.name)
+	b = appendJSONString(b, p.name)
 	return append(b, "}}"...)
 }
 

@@ -71,6 +71,9 @@ func (squallProtocol) probe(p *probeConn) error {
 		if err := protocol.DecodeInto(msg, protocol.ServerToClient, &f); err != nil {
 			return false, fmt.Errorf("the first message is not a squall frame: %s", excerpt(msg))
 		}
+		if f.Type == protocol.TypeError && f.Code == protocol.ErrCodeUnauthorized {
+			return false, fmt.Errorf("%w: error %s: %s", ErrCredentials, f.Code, f.Message)
+		}
 		if f.Type != protocol.TypeWelcome {
 			return false, fmt.Errorf("the first frame is %q, not welcome", f.Type)
 		}

@@ -59,19 +59,19 @@ type stamp struct {
 // appendStamp appends the stamp as a JSON object, padded with pad bytes.
 func appendStamp(b []byte, s *stamp, pad int) []byte {
 	b = append(b, `{"squall":1,"u":`...)
-	b = strconv.AppendQuote(b, s.User)
+	b = appendJSONString(b, s.User)
 	b = append(b, `,"c":`...)
 	b = strconv.AppendInt(b, int64(s.Client), 10)
 	b = append(b, `,"g":`...)
 	b = strconv.AppendUint(b, uint64(s.Gen), 10)
 	b = append(b, `,"r":`...)
-	b = strconv.AppendQuote(b, s.Room)
+	b = appendJSONString(b, s.Room)
 	b = append(b, `,"s":`...)
 	b = strconv.AppendUint(b, s.Seq, 10)
 	b = append(b, `,"t":`...)
 	b = strconv.AppendInt(b, s.Sent, 10)
 	b = append(b, `,"id":`...)
-	b = strconv.AppendQuote(b, s.ID)
+	b = appendJSONString(b, s.ID)
 	if pad > 0 {
 		b = append(b, `,"p":"`...)
 		for range pad {
@@ -80,6 +80,19 @@ func appendStamp(b []byte, s *stamp, pad int) []byte {
 		b = append(b, '"')
 	}
 	return append(b, '}')
+}
+
+// appendJSONString appends str as a JSON string.
+func appendJSONString(b []byte, str string) []byte {
+	for i := 0; i < len(str); i++ {
+		if c := str[i]; c < 0x20 || c > 0x7e || c == '"' || c == '\\' || c == '<' || c == '>' || c == '&' {
+			q, _ := json.Marshal(str)
+			return append(b, q...)
+		}
+	}
+	b = append(b, '"')
+	b = append(b, str...)
+	return append(b, '"')
 }
 
 // parseStamp reads a stamp from a payload: a JSON object, or a JSON string holding one (gateways

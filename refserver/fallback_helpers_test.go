@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"net/url"
@@ -13,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/squall-dev/squall/internal/wstest"
 	"github.com/squall-dev/squall/refserver/protocol"
 )
 
@@ -338,20 +340,9 @@ func (c *fbClient) expect(typ protocol.Type, timeout time.Duration) protocol.Fra
 
 func (c *fbClient) expectMatch(timeout time.Duration, what string, match func(protocol.Frame) bool) protocol.Frame {
 	c.t.Helper()
-	deadline := time.After(timeout)
-	for {
-		select {
-		case f, ok := <-c.frames:
-			if !ok {
-				c.t.Fatalf("%s connection ended while waiting for %s: close %+v, %v", c.kind, what, c.closeSeen(), c.readErr())
-			}
-			if match(f) {
-				return f
-			}
-		case <-deadline:
-			c.t.Fatalf("%s: no %s within %s", c.kind, what, timeout)
-		}
-	}
+	return wstest.ExpectFrame(c.t, c.frames, timeout, c.kind+" "+what, match, func() string {
+		return fmt.Sprintf("close %+v, %v", c.closeSeen(), c.readErr())
+	})
 }
 
 func (c *fbClient) id() string {

@@ -168,6 +168,9 @@ func (s *Server) poll(w http.ResponseWriter, r *http.Request, c *conn, t *pollTr
 		t.mu.Unlock()
 	}()
 
+	// The request's read bound (boundReads) covers the hold: the HTTP server's background read
+	// would otherwise end the request when it passes.
+	_ = http.NewResponseController(w).SetReadDeadline(time.Now().Add(s.cfg.PollHold + s.cfg.HTTPReadTimeout))
 	hold := time.NewTimer(s.cfg.PollHold)
 	defer hold.Stop()
 	for {

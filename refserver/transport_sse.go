@@ -64,6 +64,7 @@ func (s *Server) serveSSE(w http.ResponseWriter, r *http.Request) {
 		_ = nc.Close()
 		return
 	}
+	_ = nc.SetReadDeadline(time.Time{}) // the request's read bound (boundReads) ends with it
 	_ = nc.SetWriteDeadline(time.Now().Add(s.cfg.WriteTimeout))
 	if _, err := io.WriteString(nc, sseHeader); err != nil {
 		_ = nc.Close()
@@ -139,9 +140,7 @@ func (t *sseTransport) write(c *conn, it outItem) (err error) {
 		}
 		// Nothing follows a close: end the stream (FIN) and give the client close-grace to close its
 		// side, as a WebSocket client answers a close frame.
-		if tc, ok := t.nc.(interface{ CloseWrite() error }); ok {
-			_ = tc.CloseWrite()
-		}
+		closeWrite(t.nc)
 		_ = t.nc.SetReadDeadline(time.Now().Add(c.s.cfg.CloseGrace))
 		return nil
 	default:

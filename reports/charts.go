@@ -362,7 +362,7 @@ func (t *timeline) chart(id, title, caption, yLabel string, ls []named) (*Chart,
 
 // timelineLatencies are the latencies drawn second by second, in this order (the others — spans
 // inside these, delays drawn as a distribution — only get percentile plots).
-var timelineLatencies = []string{stats.HistUpgrade, stats.HistFanout, stats.HistPingRTT, stats.HistAppPingRTT, loadgen.HistEcho,
+var timelineLatencies = []string{stats.HistUpgrade, stats.HistFanout, stats.HistPingRTT, stats.HistAppPingRTT,
 	stats.HistReconnect, stats.HistPresence, stats.HistScheduleLag}
 
 // latencyHist reports whether the histogram name (without a cohort prefix) holds durations.

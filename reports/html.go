@@ -151,8 +151,15 @@ func (r *Result) environmentRows() [][2]string {
 		rows = append(rows, [2]string{"chaos proxy overhead", fmt.Sprintf("+%s p50, +%s p99 per round trip (measured before the run over %d round trips; proxied cohorts' latencies include it)",
 			FormatDuration(o.AddedP50), FormatDuration(o.AddedP99), o.Proxied.N)})
 	}
-	if e.LoadgenBuild != "" {
-		rows = append(rows, [2]string{"build", e.LoadgenBuild})
+	if b := e.Loadgen; b.Version != "" {
+		rows = append(rows, [2]string{"loadgen build", buildLine(b)})
+	}
+	if b := e.Gateway; b != nil {
+		rows = append(rows, [2]string{"gateway build", buildLine(*b)})
 	}
 	return rows
+}
+
+func buildLine(b Build) string {
+	return strings.Join(strings.Fields(strings.Join([]string{b.Name, b.Version, b.Commit, b.GoVersion}, " ")), " ")
 }

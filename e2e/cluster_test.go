@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"net"
 	"net/netip"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -98,12 +99,12 @@ func startCluster(t *testing.T) *cluster {
 		agentIPs = append(agentIPs, ip)
 		ips = append(ips, ip.AsSlice())
 	}
-	c.certs = tlstest.New(t, ips)
+	c.certs = tlstest.MakeFor(t, ips)
 	for i := range agents {
 		c.agents = append(c.agents, add(c.net.Run(t, dockertest.Spec{Name: fmt.Sprintf("agent-%d", i), Image: img.Loadgen, IP: agentIPs[i],
 			Env:   map[string]string{"LOADGEN_AGENT_TOKEN": agentToken},
 			Binds: []string{c.certs.Dir + ":/tls:ro"},
-			Cmd: []string{"agent", "--listen", fmt.Sprintf("0.0.0.0:%d", agentPort), "--tls-cert", "/tls/server.crt", "--tls-key", "/tls/server.key",
+			Cmd: []string{"agent", "--listen", fmt.Sprintf("0.0.0.0:%d", agentPort), "--tls-cert", "/tls/" + filepath.Base(c.certs.ServerCert), "--tls-key", "/tls/" + filepath.Base(c.certs.ServerKey),
 				"--allow-target", c.net.Subnet.String()}})))
 	}
 	for _, n := range c.nodes {
@@ -169,7 +170,7 @@ func (c *cluster) run(t *testing.T, name, yaml string, onAgents bool) *reports.R
 // default).
 func (c *cluster) runWith(t *testing.T, name, yaml string, onAgents bool, lostAfter time.Duration) *reports.Result {
 	t.Helper()
-	s, err := scenarios.Parse(name+".yaml", []byte(yaml), scenarios.WithTargetNetworks(c.net.Subnet))
+	s, err := scenarios.Parse(name+".yaml", []byte(yaml))
 	if err != nil {
 		t.Fatalf("scenario:\n%s\n%v", yaml, err)
 	}

@@ -720,11 +720,13 @@ func (r *runner) settle(ctx context.Context) {
 	var d DeliveryReport
 	if _, ok := r.env.proto.(relayProtocol); ok {
 		for _, c := range r.env.liveClients() {
-			lost, gaps := c.relayCheck()
+			lost, ackedLost, gaps := c.relayCheck()
 			c.add(CtrLost, lost)
 			c.add(stats.CtrGaps, gaps)
+			c.add(stats.CtrAckedUndelivered, ackedLost)
 			d.Gaps += gaps
 			d.Lost += lost
+			d.AckedUndelivered += ackedLost
 		}
 	}
 	for _, t := range r.env.rooms.all() {

@@ -50,6 +50,9 @@ func dialAgents(ctx context.Context, addrs []string, token string, o Options) ([
 		}
 		if r.Transport() == agent.TransportInsecure {
 			o.Logger.Warn("agent spoken to in plain HTTP off loopback: the token and the jobs travel in clear", "agent", a)
+			if o.OnNote != nil {
+				o.OnNote(fmt.Sprintf("warning: agent %s is spoken to in plain HTTP off loopback (insecure): the token and its job travel in clear", a))
+			}
 		}
 		remotes = append(remotes, r)
 	}

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"math"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -70,8 +71,18 @@ slos:
 		// What the partition costs in delivery is the gateway's business: the run grades it and
 		// the result keeps it, whichever way it goes.
 		gaps, lost := verdict(t, res, "unrecovered_gaps"), verdict(t, res, "lost_acked_messages")
-		t.Logf("partition: reconnect peak %.0f/s, recovery %.1fs, unrecovered gaps %.0f, lost acknowledged messages %.0f",
-			peak.Value, rec.Value, gaps.Value, lost.Value)
+		// The partitioned node cannot publish: its senders get error frames instead of acks.
+		var errs int64
+		for k, v := range res.Stats.Counters {
+			if strings.HasPrefix(k, stats.PrefixError) {
+				errs += v
+			}
+		}
+		if errs == 0 {
+			t.Errorf("no client saw an error while node-1 could not reach Redis")
+		}
+		t.Logf("partition: reconnect peak %.0f/s, recovery %.1fs, unrecovered gaps %.0f, lost acknowledged messages %.0f, error frames %d",
+			peak.Value, rec.Value, gaps.Value, lost.Value, errs)
 		c.waitReady(t)
 	})
 

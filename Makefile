@@ -3,6 +3,7 @@ GO        ?= go
 BIN       := bin
 PKGS      := ./...
 TEST_TIMEOUT ?= 14m
+FUZZTIME  ?= 60s
 VERSION   ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 COMMIT    ?= $(shell git rev-parse --short=12 HEAD 2>/dev/null)$(shell git diff --quiet HEAD 2>/dev/null || echo -dirty)
 LDFLAGS   := -X github.com/squall-dev/squall/internal/version.Version=$(VERSION) \
@@ -13,7 +14,7 @@ INTEROP_CACHE ?= $(HOME)/.cache/squall-interop
 CENTRIFUGO_VERSION := v6.9.1
 export SQUALL_INTEROP_CACHE := $(INTEROP_CACHE)
 
-.PHONY: help build deps interop-deps test run bench lint clean images
+.PHONY: help build deps interop-deps test fuzz run bench bench-scale lint clean images
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
@@ -73,6 +74,15 @@ test: deps interop-deps ## run every test with the race detector, one package at
 		{ cat $(BIN)/test-compile.log; exit 1; }
 	$(GO) test -race -count=1 -p 1 -timeout $(TEST_TIMEOUT) $(PKGS)
 
+fuzz: ## run every fuzz target of every package for FUZZTIME each (default 60s); their seed corpora also run in `make test`
+	@pkgs=$$(grep -l '^func Fuzz' $$(git ls-files --cached --others --exclude-standard '*_test.go') | xargs -n1 dirname | sort -u); \
+	n=0; for dir in $$pkgs; do \
+		for t in $$(grep -ho '^func Fuzz[A-Za-z0-9_]*' $$dir/*_test.go | cut -d' ' -f2); do \
+			echo "fuzz: ./$$dir $$t for $(FUZZTIME)"; \
+			$(GO) test -run '^$$' -fuzz "^$$t\$$" -fuzztime $(FUZZTIME) ./$$dir || exit 1; n=$$((n+1)); \
+		done; \
+	done; echo "fuzz: $$n targets passed, $(FUZZTIME) each"
+
 run: build ## run the smoke scenario against the embedded gateway (live progress, verdict table, out/smoke/result.json)
 	$(BIN)/loadgen run scenarios/smoke.yaml --out out/smoke
 
@@ -83,6 +93,13 @@ serve: build ## start the reference gateway in dev mode on 127.0.0.1:8080
 
 bench: ## run the benchmarks (memory per connection, ramp rate)
 	$(GO) test -run '^$$' -bench . -benchtime 1x -timeout 30m ./refserver/... ./loadgen/...
+
+SCALE_PLAN  ?= scenarios/scale-100k.yaml
+SCALE_LABEL ?=
+SCALE_ARGS  ?=
+bench-scale: build ## scale bench: SCALE_PLAN (default the 100 000-client plan) beside a lean gorilla pair, into docs/bench.md
+	CGO_ENABLED=0 $(GO) build -o $(BIN)/bench-scale ./internal/scalebench/cmd/bench-scale
+	$(BIN)/bench-scale --scenario $(SCALE_PLAN) --loadgen $(BIN)/loadgen --label '$(SCALE_LABEL)' --run-args '$(SCALE_ARGS)' --doc docs/bench.md
 
 lint: ## gofmt and go vet
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt:"; echo "$$out"; exit 1; fi

@@ -102,7 +102,7 @@ func (r *runner) run(ctx context.Context) (*reports.Result, error) {
 	}
 	var remotes []*agent.Remote
 	if len(o.Agents) > 0 {
-		if remotes, err = dialAgents(ctx, o.Agents, token); err != nil {
+		if remotes, err = dialAgents(ctx, o.Agents, token, o); err != nil {
 			return nil, err
 		}
 	}
@@ -127,7 +127,7 @@ func (r *runner) run(ctx context.Context) (*reports.Result, error) {
 	}
 	var fl *faults
 	if spec.Scenario != nil {
-		runner := &chaos.Runner{Nodes: tgt.nodes, Logger: logger.With("component", "chaos"), StepTimeout: time.Minute,
+		runner := &chaos.Runner{Nodes: tgt.nodes, Containers: o.Containers, Logger: logger.With("component", "chaos"), StepTimeout: time.Minute,
 			// Behaviour switches travel in the plan (every worker applies them at the shared start
 			// plus their time); the timeline's step only records the moment in the result.
 			Handlers: map[chaos.Action]chaos.Handler{scenarios.ChaosBehaviour: {
@@ -226,11 +226,24 @@ func (r *runner) run(ctx context.Context) (*reports.Result, error) {
 // trip. It returns each proxy's endpoint by name.
 func (r *runner) openProxies(ctx context.Context, routes []scenarios.Route, tgt *openedTarget) (map[string]loadgen.Target, chaos.Proxies, *chaos.Overhead, error) {
 	s := r.spec.Scenario
-	if s == nil || !slices.ContainsFunc(routes, func(rt scenarios.Route) bool { return rt.Proxy != "" }) {
+	if s == nil {
+		return nil, nil, nil, nil
+	}
+	external := s.Target.Toxiproxy != ""
+	routed := slices.ContainsFunc(routes, func(rt scenarios.Route) bool { return rt.Proxy != "" })
+	if !routed && external {
+		// The timeline may still act on proxies of the external Toxiproxy that no cohort uses
+		// (a gateway node's link to its Redis).
+		u, err := url.Parse(s.Target.Toxiproxy)
+		if err != nil {
+			return nil, nil, nil, usagef("target.toxiproxy %q: %v", s.Target.Toxiproxy, err)
+		}
+		return nil, chaos.NewExternal(u.Host, chaos.ExternalOptions{}), nil, nil
+	}
+	if !routed {
 		return nil, nil, nil, nil
 	}
 	var proxies chaos.Proxies
-	external := s.Target.Toxiproxy != ""
 	if external {
 		u, err := url.Parse(s.Target.Toxiproxy)
 		if err != nil {
@@ -361,7 +374,12 @@ func (r *runner) execute(ctx context.Context, plan loadgen.Plan, parts []part, r
 	slices.SortStableFunc(res.Events, func(a, b reports.Event) int { return a.At.Compare(b.At) })
 	lost := 0
 	for i, w := range out.Workers {
-		rw := reports.Worker{Index: w.Index, Addr: w.Addr, PID: w.PID, Clients: parts[i].plan.Clients(), Status: w.Status, Error: w.Err}
+		rw := reports.Worker{Index: w.Index, Addr: w.Addr, PID: w.PID, Clients: parts[i].plan.Clients(), Status: w.Status, Error: w.Err,
+			Kind: workerKind(remotes[i], len(o.Agents) > 0), Transport: remotes[i].Transport()}
+		if rw.Transport == agent.TransportInsecure {
+			res.Events = append(res.Events, reports.Event{At: res.Started, Kind: reports.EventWarning, Worker: w.Index,
+				Message: fmt.Sprintf("worker %d: agent %s spoken to in plain HTTP off loopback (insecure): the token and its job travelled in clear", w.Index, w.Addr)})
+		}
 		if rw.Summary, serr = reports.DecodeWorkerSummary(w.Summary); serr != nil {
 			o.Logger.Warn("worker summary", "worker", w.Index, "err", serr)
 		}
@@ -374,6 +392,7 @@ func (r *runner) execute(ctx context.Context, plan loadgen.Plan, parts []part, r
 		}
 		res.Workers = append(res.Workers, rw)
 	}
+	slices.SortStableFunc(res.Events, func(a, b reports.Event) int { return a.At.Compare(b.At) })
 	res.Judge(plan.LagBound())
 
 	switch {
@@ -391,6 +410,19 @@ func (r *runner) execute(ctx context.Context, plan loadgen.Plan, parts []part, r
 	default:
 		res.StopReason = reports.StopCompleted
 		return res, nil
+	}
+}
+
+// workerKind says what ran a worker's part: an agent the run was given, a local worker process
+// it spawned, or this process.
+func workerKind(r *agent.Remote, agents bool) string {
+	switch {
+	case agents:
+		return reports.WorkerAgent
+	case r.Spawned():
+		return reports.WorkerSpawned
+	default:
+		return reports.WorkerInProcess
 	}
 }
 

@@ -1,6 +1,7 @@
 package harness
 
 import (
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -9,6 +10,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/squall-dev/squall/chaos"
 	"github.com/squall-dev/squall/loadgen"
 	"github.com/squall-dev/squall/loadgen/agent"
 	"github.com/squall-dev/squall/refserver"
@@ -67,6 +69,17 @@ type Options struct {
 	Agents []string
 	// Token is the agents' shared token (required with Agents; local workers get a fresh one).
 	Token string
+	// AgentTLS, when set, makes the controller speak HTTPS to the Agents and verify their
+	// certificates with it (RootCAs: the agents' CA bundle).
+	AgentTLS *tls.Config
+	// AgentsInsecure allows plain HTTP to Agents off loopback (recorded in the result: every such
+	// worker's transport is "http-insecure", and a warning event says so); without it, or
+	// AgentTLS, such an agent is refused before the run starts.
+	AgentsInsecure bool
+	// Containers are containers the caller started for this run (gateway nodes, Redis, Toxiproxy,
+	// agents), by the name a scenario's container faults use; the timeline acts on these and on no
+	// other container. Package chaos/dockerchaos makes them from testcontainers-go containers.
+	Containers map[string]chaos.Container
 	// FDsPerProcess is the open files one worker or gateway node may use (default
 	// DefaultFDsPerProcess).
 	FDsPerProcess int

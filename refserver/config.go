@@ -172,6 +172,13 @@ type Config struct {
 	// limits, under their real address).
 	MaxTCPConnsPerIP int
 
+	// TrustedProxies lists the proxies (CIDR prefixes or addresses) whose word on the client address
+	// is taken: a connection from one of them may start with a PROXY protocol header (v1 or v2), and
+	// a request from one of them names its client in X-Forwarded-For (the rightmost hop that is not a
+	// trusted proxy). The client address is what the per-IP limits count and the logs show. Empty
+	// (the default) trusts no one: the client is the TCP peer.
+	TrustedProxies []string
+
 	// Flaws switches defects back on (see Flaw). Empty means none.
 	Flaws Flaws
 	// Pprof serves /debug/pprof/ on the gateway's handler.
@@ -364,6 +371,9 @@ func (c Config) Validate() error {
 		if !knownFlaw(fi) {
 			bad("flaw: unknown flaw %q", fi)
 		}
+	}
+	if _, err := parseTrustedProxies(v.TrustedProxies); err != nil {
+		bad("trusted-proxies: %v", err)
 	}
 	for _, o := range v.AllowedOrigins {
 		if strings.TrimSpace(o) == "" {

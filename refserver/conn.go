@@ -117,7 +117,7 @@ func (c *conn) isGone() bool { return c.gone.Load() }
 func (c *conn) setCause(w cause) { c.why.CompareAndSwap(int32(causeNone), int32(w)) }
 
 func (c *conn) logger() *slog.Logger {
-	return c.s.log.With("conn_id", c.id, "user_id", c.user)
+	return c.s.log.With("conn_id", c.id, "user_id", c.user, "remote_ip", c.ip)
 }
 
 // run is the connection's run goroutine: admission checks, authentication, then the transport's

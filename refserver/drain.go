@@ -186,10 +186,6 @@ func (s *Server) adminAllowed(r *http.Request) bool {
 		got, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
 		return ok && subtle.ConstantTimeCompare([]byte(got), []byte(s.cfg.AdminToken)) == 1
 	}
-	host, _, err := net.SplitHostPort(r.RemoteAddr)
-	if err != nil {
-		host = r.RemoteAddr
-	}
-	ip := net.ParseIP(host)
+	ip := net.ParseIP(s.clientIP(r)) // behind a trusted proxy: the client, not the proxy
 	return ip != nil && ip.IsLoopback()
 }

@@ -149,18 +149,8 @@ func (s *Server) serveSend(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "reading the body: "+err.Error(), http.StatusBadRequest)
 		return
 	}
-	var frames [][]byte
-	for line := range bytes.SplitSeq(body, []byte{'\n'}) {
-		line = bytes.TrimSpace(line)
-		if len(line) == 0 {
-			continue
-		}
-		if int64(len(line)) > c.s.cfg.MaxFrameBytes || len(frames) == maxSendFrames {
-			tooLarge = true
-			break
-		}
-		frames = append(frames, line)
-	}
+	frames, over := splitSendBody(body, c.s.cfg.MaxFrameBytes)
+	tooLarge = tooLarge || over
 
 	f.recvMu.Lock()
 	defer f.recvMu.Unlock()
@@ -190,6 +180,23 @@ func (s *Server) serveSend(w http.ResponseWriter, r *http.Request) {
 		c.handle(data)
 	}
 	w.WriteHeader(http.StatusNoContent)
+}
+
+// splitSendBody splits a POST /send body into its frames: one per line, blank lines skipped, each
+// line trimmed of surrounding white space. tooLarge reports a line above maxFrame bytes or more than
+// maxSendFrames frames; frames then holds those before it. The frames alias body.
+func splitSendBody(body []byte, maxFrame int64) (frames [][]byte, tooLarge bool) {
+	for line := range bytes.SplitSeq(body, []byte{'\n'}) {
+		line = bytes.TrimSpace(line)
+		if len(line) == 0 {
+			continue
+		}
+		if int64(len(line)) > maxFrame || len(frames) == maxSendFrames {
+			return frames, true
+		}
+		frames = append(frames, line)
+	}
+	return frames, false
 }
 
 // writeErrorFrame answers an HTTP request with status and an error frame as its JSON body.

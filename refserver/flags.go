@@ -58,6 +58,7 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.DurationVar(&c.HTTPIdleTimeout, "http-idle-timeout", c.HTTPIdleTimeout, "close a plain-HTTP keep-alive connection idle for this long")
 	fs.DurationVar(&c.HTTPReadTimeout, "http-read-timeout", c.HTTPReadTimeout, "bound on reading one request's body (a long poll: its hold plus this)")
 	fs.IntVar(&c.MaxTCPConnsPerIP, "max-tcp-conns-per-ip", c.MaxTCPConnsPerIP, "open TCP connections per remote IP, of any kind, counted at accept (0: max(64, 2*max-conns-per-ip+32), or none when that is -1; -1: no cap)")
+	fs.Var((*originsFlag)(&c.TrustedProxies), "trusted-proxies", "comma-separated CIDR prefixes or addresses of proxies whose PROXY protocol header or X-Forwarded-For names the client (empty: the TCP peer is the client)")
 	fs.BoolVar(&c.Pprof, "pprof", c.Pprof, "serve /debug/pprof/")
 	fs.StringVar(&c.TLSCert, "tls-cert", c.TLSCert, "PEM certificate (and chain) to serve TLS with: wss:// and https:// (with --tls-key)")
 	fs.StringVar(&c.TLSKey, "tls-key", c.TLSKey, "PEM private key of --tls-cert")
@@ -137,7 +138,7 @@ func (v flawsFlag) Set(s string) error {
 	return nil
 }
 
-// originsFlag is Config.AllowedOrigins as a comma-separated flag.
+// originsFlag is a comma-separated list flag (Config.AllowedOrigins, Config.TrustedProxies).
 type originsFlag []string
 
 func (v *originsFlag) String() string {

@@ -1,7 +1,6 @@
 package refserver
 
 import (
-	"errors"
 	"net"
 	"net/http"
 	"sync"
@@ -114,16 +113,8 @@ func (c *cappedConn) Close() error {
 	return err
 }
 
-// NetConn returns the wrapped connection (tcpConn unwraps through it to set socket options).
+// NetConn returns the wrapped connection (tcpConn unwraps through it: socket options, half-close).
 func (c *cappedConn) NetConn() net.Conn { return c.Conn }
-
-// CloseWrite half-closes the wrapped connection when it supports it.
-func (c *cappedConn) CloseWrite() error {
-	if cw, ok := c.Conn.(interface{ CloseWrite() error }); ok {
-		return cw.CloseWrite()
-	}
-	return errors.ErrUnsupported
-}
 
 // remoteIP is the IP of a connection's remote address, as text (the address itself when it has no
 // port).

@@ -49,7 +49,6 @@ import (
 	"net"
 	"net/http"
 	"net/http/pprof"
-	"net/url"
 	"slices"
 	"strconv"
 	"strings"
@@ -80,6 +79,7 @@ type Server struct {
 	workers  *workers
 	upgrader websocket.Upgrader
 	handler  http.Handler
+	trusted  trustedNets // Config.TrustedProxies, parsed (proxy.go)
 
 	allMu sync.Mutex
 	all   map[*conn]struct{} // every connection not yet cleaned up, authenticated or not
@@ -139,6 +139,7 @@ func New(cfg Config, logger *slog.Logger, opts ...Option) (*Server, error) {
 		cfg.AuthSecret = protocol.DevSecret
 	}
 	s.cfg = cfg
+	s.trusted, _ = parseTrustedProxies(cfg.TrustedProxies) // Validate checked them
 	if s.auth == nil {
 		s.auth = NewJWTBackend([]byte(cfg.AuthSecret), nil)
 	}
@@ -241,7 +242,7 @@ func (s *Server) serveWS(w http.ResponseWriter, r *http.Request) {
 	}
 	ws, err := s.upgrader.Upgrade(w, r, nil)
 	if err != nil {
-		s.log.Debug("upgrade failed", "remote", r.RemoteAddr, "err", err)
+		s.log.Debug("upgrade failed", "remote_ip", s.clientIP(r), "err", err)
 		return // Upgrade answered the client
 	}
 	// The request's read bound (boundReads) must not outlive it: the transport sets its own.
@@ -276,6 +277,8 @@ func (s *Server) admitHTTP(w http.ResponseWriter, r *http.Request) bool {
 	}
 	if !s.originAllowed(r) {
 		s.metrics.rejections.WithLabelValues(rejectOrigin).Inc()
+		s.log.Info("origin refused", "origin", r.Header.Get("Origin"), "host", r.Host, "path", r.URL.Path,
+			"remote_ip", s.clientIP(r), "allowed_origins", strings.Join(s.cfg.AllowedOrigins, ","))
 		http.Error(w, protocol.ReasonOrigin, http.StatusForbidden)
 		return false
 	}
@@ -287,11 +290,7 @@ func (s *Server) admitHTTP(w http.ResponseWriter, r *http.Request) bool {
 // nil when Shutdown has begun (the caller then closes t's network side): a connection is either in
 // the table before Shutdown walks it, with its goroutine counted before Shutdown waits, or refused.
 func (s *Server) startConn(t transport, r *http.Request) *conn {
-	ip, _, err := net.SplitHostPort(r.RemoteAddr)
-	if err != nil {
-		ip = r.RemoteAddr
-	}
-	c := newConn(s, t, ip)
+	c := newConn(s, t, s.clientIP(r))
 	s.allMu.Lock()
 	if s.closing.Load() {
 		s.allMu.Unlock()
@@ -301,7 +300,7 @@ func (s *Server) startConn(t transport, r *http.Request) *conn {
 	s.wg.Add(1)
 	s.allMu.Unlock()
 	s.byTransport.add(t.kind(), 1)
-	nodeOK, ipOK := s.limits.acquireNode(ip)
+	nodeOK, ipOK := s.limits.acquireNode(c.ip)
 	s.metrics.updatePoolAlerts(s.limits.usage())
 	s.metrics.connsTotal.Inc()
 	go c.run(requestToken(r), nodeOK, ipOK)
@@ -321,15 +320,14 @@ func requestToken(r *http.Request) string {
 	return ""
 }
 
-// originAllowed implements Config.AllowedOrigins.
+// originAllowed implements Config.AllowedOrigins (the same-host default: sameHost).
 func (s *Server) originAllowed(r *http.Request) bool {
 	origin := r.Header.Get("Origin")
 	if origin == "" {
 		return true
 	}
 	if len(s.cfg.AllowedOrigins) == 0 {
-		u, err := url.Parse(origin)
-		return err == nil && strings.EqualFold(u.Host, r.Host)
+		return sameHost(origin, r.Host)
 	}
 	return slices.ContainsFunc(s.cfg.AllowedOrigins, func(o string) bool {
 		return o == "*" || strings.EqualFold(strings.TrimSuffix(o, "/"), origin)
@@ -349,11 +347,15 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 		return fmt.Errorf("%w: %s", ErrDevNonLoopback, ln.Addr())
 	}
 	if s.cfg.MaxTCPConnsPerIP > 0 {
-		ln = newIPCapListener(ln, s.cfg.MaxTCPConnsPerIP, nil, func(ip string) {
+		ln = newIPCapListener(ln, s.cfg.MaxTCPConnsPerIP, s.trusted.containsIP, func(ip string) {
 			s.metrics.rejections.WithLabelValues(rejectConnLimit).Inc()
 			s.log.Debug("connection refused at accept: max-tcp-conns-per-ip", "remote_ip", ip)
 		})
 	}
+	if len(s.trusted) > 0 {
+		ln = s.proxyListener(ln) // after the cap: it counts TCP peers, the proxies exempt
+	}
+	// TLS last: a PROXY protocol header comes before the TLS handshake.
 	ln, err := s.cfg.tlsListener(ln)
 	if err != nil {
 		_ = ln.Close()

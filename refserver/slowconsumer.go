@@ -70,9 +70,18 @@ func tcpConn(nc net.Conn) *net.TCPConn {
 			return c
 		case interface{ NetConn() net.Conn }:
 			nc = c.NetConn()
+		case interface{ Raw() net.Conn }: // go-proxyproto
+			nc = c.Raw()
 		default:
 			return nil
 		}
 	}
 	return nil
+}
+
+// closeWrite half-closes nc's TCP connection (what is queued goes out, then a FIN), if it has one.
+func closeWrite(nc net.Conn) {
+	if tc := tcpConn(nc); tc != nil {
+		_ = tc.CloseWrite()
+	}
 }

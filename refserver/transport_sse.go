@@ -140,9 +140,7 @@ func (t *sseTransport) write(c *conn, it outItem) (err error) {
 		}
 		// Nothing follows a close: end the stream (FIN) and give the client close-grace to close its
 		// side, as a WebSocket client answers a close frame.
-		if tc, ok := t.nc.(interface{ CloseWrite() error }); ok {
-			_ = tc.CloseWrite()
-		}
+		closeWrite(t.nc)
 		_ = t.nc.SetReadDeadline(time.Now().Add(c.s.cfg.CloseGrace))
 		return nil
 	default:

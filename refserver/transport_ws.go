@@ -235,9 +235,7 @@ func (t *wsTransport) release(c *conn) {
 // lingerClose half-closes nc (what is queued goes out, then a FIN), discards what the peer sends
 // until it closes too or d passes (at most 64 MiB), then closes nc.
 func lingerClose(nc net.Conn, d time.Duration) {
-	if tc, ok := nc.(interface{ CloseWrite() error }); ok {
-		_ = tc.CloseWrite()
-	}
+	closeWrite(nc)
 	_ = nc.SetReadDeadline(time.Now().Add(d))
 	_, _ = io.CopyN(io.Discard, nc, 64<<20)
 	_ = nc.Close()

@@ -1,9 +1,17 @@
 package reports
 
 import (
+	"cmp"
+	"encoding/json"
 	"fmt"
+	"io"
+	"math"
+	"strconv"
 	"strings"
+	"text/tabwriter"
 	"time"
+
+	"github.com/squall-dev/squall/loadgen"
 )
 
 // Comparison kinds: what a row of a Comparison compares.
@@ -138,4 +146,434 @@ func (e *PlanMismatchError) Error() string {
 	}
 	return fmt.Sprintf("reports: will not compare %s with baseline %s: their plans differ (%s); make the baseline with the same scenario, clients, time scale and target kind",
 		e.New, e.Baseline, strings.Join(parts, "; "))
+}
+
+// Tolerance classes: figures that share a default tolerance (see DefaultTolerances).
+const (
+	ClassLatency    = "latency"    // durations: latency percentiles, connect and reconnect times
+	ClassRate       = "rate"       // ratios: error and disconnect rates
+	ClassMemory     = "memory"     // bytes and bytes per second: memory per connection, its growth
+	ClassCount      = "count"      // counts of events: violations, false disconnects, attempts
+	ClassThroughput = "throughput" // per-second rates of events and delivered messages
+)
+
+// DefaultTolerances are the tolerances of each class when a gate file says nothing else. They are
+// meant for runs of the same plan on the same kind of machine: latencies may get 25 % and 2 ms
+// worse, error and disconnect rates 50 % and one percentage point, memory per connection 20 % and
+// 2 KiB, counts 50 % and one event, throughput 10 %.
+var DefaultTolerances = map[string]Tolerance{
+	ClassLatency:    {Relative: 0.25, Absolute: 0.002},
+	ClassRate:       {Relative: 0.5, Absolute: 0.01},
+	ClassMemory:     {Relative: 0.2, Absolute: 2048},
+	ClassCount:      {Relative: 0.5, Absolute: 1},
+	ClassThroughput: {Relative: 0.1},
+}
+
+// ToleranceClass returns the class of a figure in unit (an SLO's or a headline figure's unit).
+func ToleranceClass(unit string) string {
+	switch unit {
+	case "seconds":
+		return ClassLatency
+	case "ratio":
+		return ClassRate
+	case "bytes", "bytes_per_sec":
+		return ClassMemory
+	case "per_second", "messages":
+		return ClassThroughput
+	}
+	return ClassCount
+}
+
+// Tolerances says how much worse each figure may get. For a row it takes, in this order, the
+// tolerance given for its name (ByName: an SLO's name or a headline figure's name such as
+// "fanout_latency p99"), the one given for its class (ByClass), and DefaultTolerances. The zero
+// Tolerances uses the defaults everywhere.
+type Tolerances struct {
+	ByName  map[string]Tolerance
+	ByClass map[string]Tolerance
+}
+
+// For returns the tolerance of a row.
+func (t Tolerances) For(name, unit string) Tolerance {
+	if tol, ok := t.ByName[name]; ok {
+		return tol
+	}
+	class := ToleranceClass(unit)
+	if tol, ok := t.ByClass[class]; ok {
+		return tol
+	}
+	return DefaultTolerances[class]
+}
+
+// HeadlineMetric is one headline figure compared between runs: every run has it (when it measured
+// anything of the kind), whatever its scenario grades.
+type HeadlineMetric struct {
+	Name      string // the row's name, and its key in a gate file
+	Metric    string // the metric: a catalogue name where there is one
+	Agg       string
+	Unit      string
+	Direction string
+	Meaning   string
+	// Value reads the figure; ok is false when the run measured nothing of the kind.
+	Value func(Headline) (v float64, ok bool)
+}
+
+// Headlines are the headline figures of a comparison, in the order rows are shown.
+var Headlines = []HeadlineMetric{
+	latencyRow("connect_time", "p50", "dial to upgraded connection", func(h Headline) (Latency, time.Duration) { return h.ConnectTime, h.ConnectTime.P50 }),
+	latencyRow("connect_time", "p99", "dial to upgraded connection", func(h Headline) (Latency, time.Duration) { return h.ConnectTime, h.ConnectTime.P99 }),
+	latencyRow("fanout_latency", "p50", "intended send to each receipt of a broadcast", func(h Headline) (Latency, time.Duration) { return h.Fanout, h.Fanout.P50 }),
+	latencyRow("fanout_latency", "p99", "intended send to each receipt of a broadcast", func(h Headline) (Latency, time.Duration) { return h.Fanout, h.Fanout.P99 }),
+	latencyRow("ping_rtt", "p99", "WebSocket ping round trip", func(h Headline) (Latency, time.Duration) { return h.PingRTT, h.PingRTT.P99 }),
+	latencyRow("reconnect_time", "p99", "a drop to the next welcome", func(h Headline) (Latency, time.Duration) { return h.Reconnect, h.Reconnect.P99 }),
+	{Name: "error_rate", Metric: "error_rate", Agg: "ratio", Unit: "ratio", Direction: HigherIsWorse,
+		Meaning: "errors (failed connects, abnormal closes, refusals, false disconnects) per connection attempt",
+		Value:   func(h Headline) (float64, bool) { return h.ErrorRate, h.ConnectAttempts > 0 }},
+	{Name: "disconnect_rate", Metric: "disconnect_rate", Agg: "ratio", Unit: "ratio", Direction: HigherIsWorse,
+		Meaning: "connections that ended without a clean close, per connection",
+		Value:   func(h Headline) (float64, bool) { return h.DisconnectRate, h.Connects > 0 }},
+	{Name: "false_disconnects", Metric: "false_disconnects", Agg: "count", Unit: "count", Direction: HigherIsWorse,
+		Meaning: "live, well-behaved clients cut for a heartbeat reason",
+		Value:   func(h Headline) (float64, bool) { return float64(h.FalseDisconnects), h.Connects > 0 }},
+	{Name: "memory_per_connection", Metric: "server_memory_per_connection", Agg: "at_peak", Unit: "bytes", Direction: HigherIsWorse,
+		Meaning: "gateway resident memory per open connection at the peak of connections",
+		Value:   func(h Headline) (float64, bool) { return h.MemoryPerConnection, h.MemoryPerConnection > 0 }},
+	{Name: "messages_received", Metric: "messages_received", Agg: "count", Unit: "messages", Direction: LowerIsWorse,
+		Meaning: "broadcast receipts (fan-out deliveries) over the run",
+		Value:   func(h Headline) (float64, bool) { return float64(h.MessagesReceived), h.MessagesSent > 0 }},
+}
+
+func latencyRow(metric, agg, meaning string, get func(Headline) (Latency, time.Duration)) HeadlineMetric {
+	return HeadlineMetric{Name: metric + " " + agg, Metric: metric, Agg: agg, Unit: "seconds", Direction: HigherIsWorse, Meaning: meaning,
+		Value: func(h Headline) (float64, bool) {
+			l, v := get(h)
+			return v.Seconds(), l.Count > 0
+		}}
+}
+
+// LookupHeadline returns the headline figure called name.
+func LookupHeadline(name string) (HeadlineMetric, bool) {
+	for _, m := range Headlines {
+		if m.Name == name {
+			return m, true
+		}
+	}
+	return HeadlineMetric{}, false
+}
+
+// PlanIdentity is what two runs must share to be compared: the scenario (or the built-in plan's
+// name), the number of clients, the time scale and the kind of target.
+type PlanIdentity struct {
+	Scenario   string
+	Clients    int
+	TimeScale  float64
+	TargetKind string
+}
+
+// IdentityOf reads r's plan identity.
+func IdentityOf(r *Result) PlanIdentity {
+	id := PlanIdentity{Scenario: "built-in plan " + strconv.Quote(r.Name), TimeScale: 1, TargetKind: r.Target.Kind}
+	if r.Scenario != nil {
+		id.Scenario = r.Scenario.Name
+		if r.Scenario.TimeScale > 0 {
+			id.TimeScale = r.Scenario.TimeScale
+		}
+	}
+	var p loadgen.Plan
+	if len(r.Plan) > 0 && json.Unmarshal(r.Plan, &p) == nil && len(p.Cohorts) > 0 {
+		id.Clients = p.Clients()
+	} else {
+		for _, w := range r.Workers {
+			id.Clients += w.Clients
+		}
+	}
+	return id
+}
+
+// differences lists how b differs from a.
+func (a PlanIdentity) differences(b PlanIdentity) []PlanDifference {
+	var out []PlanDifference
+	if a.Scenario != b.Scenario {
+		out = append(out, PlanDifference{"scenario", a.Scenario, b.Scenario})
+	}
+	if a.Clients != b.Clients {
+		out = append(out, PlanDifference{"clients", strconv.Itoa(a.Clients), strconv.Itoa(b.Clients)})
+	}
+	if a.TimeScale != b.TimeScale {
+		out = append(out, PlanDifference{"time_scale", strconv.FormatFloat(a.TimeScale, 'g', -1, 64), strconv.FormatFloat(b.TimeScale, 'g', -1, 64)})
+	}
+	if a.TargetKind != b.TargetKind {
+		out = append(out, PlanDifference{"target_kind", a.TargetKind, b.TargetKind})
+	}
+	return out
+}
+
+// Compare sets the new result against the baseline: one row per SLO of the new run (matched with
+// the baseline's SLO of the same name) and one per headline figure (Headlines), each with both
+// values, the change, its tolerance (from tol) and whether it regressed. It refuses, with a
+// *PlanMismatchError, two runs whose plans differ in scenario, clients, time scale or target kind.
+// baseFile and newFile name the runs in messages ("" to use their names).
+//
+// A row regresses when its new value is worse (in its direction) than the baseline by more than
+// both tolerance parts, and an SLO row also when the SLO passed in the baseline and fails now. A
+// row either run has no value for is shown and never regresses; an ignored row never regresses.
+func Compare(baseline, current *Result, tol Tolerances, baseFile, newFile string) (*Comparison, error) {
+	ref := func(r *Result, file string) RunRef {
+		return RunRef{File: file, Name: r.Name, Started: r.Started, Tool: r.Tool, Reliable: r.Reliable}
+	}
+	c := &Comparison{Baseline: ref(baseline, baseFile), New: ref(current, newFile)}
+	if diffs := IdentityOf(baseline).differences(IdentityOf(current)); len(diffs) > 0 {
+		return nil, &PlanMismatchError{Baseline: cmp.Or(baseFile, baseline.Name), New: cmp.Or(newFile, current.Name), Differences: diffs}
+	}
+
+	old := map[string]SLOVerdict{}
+	for _, v := range baseline.SLOs {
+		old[v.Name] = v
+	}
+	for _, v := range current.SLOs {
+		row := MetricComparison{Name: v.Name, Kind: ComparisonSLO, Metric: v.Metric, Agg: v.Agg, Unit: v.Unit,
+			Direction: directionOf(v.Op), New: v.Value, NewPass: v.Pass, NewMissing: v.NoData || v.Unbounded}
+		if v.Unbounded {
+			row.New = math.Inf(1)
+		}
+		b, inBaseline := old[v.Name]
+		if inBaseline {
+			row.Baseline, row.BaselinePass, row.BaselineMissing = b.Value, b.Pass, b.NoData || b.Unbounded
+			if b.Unbounded {
+				row.Baseline = math.Inf(1)
+			}
+		} else {
+			row.BaselineMissing, row.BaselinePass = true, true
+		}
+		row.Tolerance = tol.For(row.Name, row.Unit)
+		judge(&row)
+		if inBaseline && !row.Tolerance.Ignore && b.Pass && !v.Pass {
+			row.Regression = true
+			row.Detail = fmt.Sprintf("passed in the baseline, fails now (%s); %s", v.Bound, row.Detail)
+		}
+		c.Metrics = append(c.Metrics, row)
+	}
+	hb, hn := HeadlineOf(baseline), HeadlineOf(current)
+	for _, m := range Headlines {
+		row := MetricComparison{Name: m.Name, Kind: ComparisonHeadline, Metric: m.Metric, Agg: m.Agg, Unit: m.Unit,
+			Direction: m.Direction, BaselinePass: true, NewPass: true}
+		var ok bool
+		row.Baseline, ok = m.Value(hb)
+		row.BaselineMissing = !ok
+		row.New, ok = m.Value(hn)
+		row.NewMissing = !ok
+		row.Tolerance = tol.For(row.Name, row.Unit)
+		judge(&row)
+		c.Metrics = append(c.Metrics, row)
+	}
+
+	if !baseline.Reliable {
+		c.Notes = append(c.Notes, "the baseline is unreliable: "+baseline.UnreliableReason)
+	}
+	if !current.Reliable {
+		c.Notes = append(c.Notes, "the new run is unreliable: "+current.UnreliableReason)
+	}
+	if baseline.Tool != current.Tool {
+		c.Notes = append(c.Notes, fmt.Sprintf("different load generators: %q in the baseline, %q now", baseline.Tool, current.Tool))
+	}
+	if bg, ng := buildText(baseline.Env.Gateway), buildText(current.Env.Gateway); bg != ng {
+		c.Notes = append(c.Notes, fmt.Sprintf("different gateway builds: %s in the baseline, %s now", bg, ng))
+	}
+	if bf, nf := flawsOf(baseline), flawsOf(current); bf != nf {
+		c.Notes = append(c.Notes, fmt.Sprintf("different gateway flaws: %s in the baseline, %s now", bf, nf))
+	}
+	if baseline.Target.Nodes != current.Target.Nodes {
+		c.Notes = append(c.Notes, fmt.Sprintf("different gateway node counts: %d in the baseline, %d now", baseline.Target.Nodes, current.Target.Nodes))
+	}
+	return c, nil
+}
+
+func buildText(b *Build) string {
+	if b == nil {
+		return "unknown"
+	}
+	return strings.TrimSpace(b.Version + " " + b.Commit)
+}
+
+func flawsOf(r *Result) string {
+	if r.Scenario == nil || len(r.Scenario.Flaws) == 0 {
+		return "none"
+	}
+	return strings.Join(r.Scenario.Flaws, ",")
+}
+
+// directionOf says which way an SLO's value gets worse from its comparison: a lower bound ("at
+// least") is broken by falling values, every other bound by rising ones.
+func directionOf(op string) string {
+	if op == ">=" || op == ">" {
+		return LowerIsWorse
+	}
+	return HigherIsWorse
+}
+
+// judge fills a row's change and decides whether it regressed beyond its tolerance.
+func judge(row *MetricComparison) {
+	if row.BaselineMissing || row.NewMissing {
+		switch {
+		case row.BaselineMissing && row.NewMissing:
+			row.Detail = "no value in either run"
+		case row.BaselineMissing:
+			row.Detail = "no value in the baseline"
+		default:
+			row.Detail = "no value in the new run"
+		}
+		return
+	}
+	row.Change = row.New - row.Baseline
+	if math.IsInf(row.New, 0) || math.IsInf(row.Baseline, 0) {
+		row.Change = 0
+		if row.New != row.Baseline {
+			row.Change = math.Copysign(math.MaxFloat64, row.New-row.Baseline)
+		}
+	}
+	if row.Baseline != 0 && !math.IsInf(row.Baseline, 0) {
+		row.RelativeChange = row.Change / math.Abs(row.Baseline)
+	}
+	worse := row.Change
+	if row.Direction == LowerIsWorse {
+		worse = -worse
+	}
+	allowed := max(row.Tolerance.Relative*math.Abs(row.Baseline), row.Tolerance.Absolute)
+	switch {
+	case row.Tolerance.Ignore:
+		row.Detail = "ignored by the gate"
+	case worse > allowed:
+		row.Regression = true
+		row.Detail = fmt.Sprintf("worse by %s, beyond the tolerance of %s", changeText(row, worse), toleranceText(row))
+	case worse > 0:
+		row.Detail = fmt.Sprintf("worse by %s, within the tolerance of %s", changeText(row, worse), toleranceText(row))
+	case worse < 0:
+		row.Detail = "better"
+	default:
+		row.Detail = "unchanged"
+	}
+}
+
+func changeText(row *MetricComparison, worse float64) string {
+	s := FormatQuantity(worse, row.Unit)
+	if row.RelativeChange != 0 {
+		s += fmt.Sprintf(" (%+.0f%%)", 100*row.RelativeChange)
+	}
+	return s
+}
+
+func toleranceText(row *MetricComparison) string {
+	t := row.Tolerance
+	switch {
+	case t.Relative > 0 && t.Absolute > 0:
+		return fmt.Sprintf("%.0f%% and %s", 100*t.Relative, FormatQuantity(t.Absolute, row.Unit))
+	case t.Relative > 0:
+		return fmt.Sprintf("%.0f%%", 100*t.Relative)
+	case t.Absolute > 0:
+		return FormatQuantity(t.Absolute, row.Unit)
+	}
+	return "none"
+}
+
+// FormatQuantity renders v in unit for people: seconds as a rounded duration, bytes with binary
+// prefixes, ratios as percentages, other figures as numbers with the unit after them.
+func FormatQuantity(v float64, unit string) string {
+	switch {
+	case math.IsInf(v, 1) || v == math.MaxFloat64:
+		return "∞"
+	case math.IsNaN(v):
+		return "NaN"
+	}
+	switch unit {
+	case "seconds":
+		d := time.Duration(v * float64(time.Second))
+		switch {
+		case d == 0:
+			return "0s"
+		case d.Abs() < time.Millisecond:
+			return d.Round(time.Microsecond).String()
+		case d.Abs() < time.Second:
+			return d.Round(10 * time.Microsecond).String()
+		}
+		return d.Round(time.Millisecond).String()
+	case "bytes", "bytes_per_sec":
+		suffix := ""
+		if unit == "bytes_per_sec" {
+			suffix = "/s"
+		}
+		abs := math.Abs(v)
+		switch {
+		case abs >= 1<<30:
+			return strconv.FormatFloat(v/(1<<30), 'f', 2, 64) + "GiB" + suffix
+		case abs >= 1<<20:
+			return strconv.FormatFloat(v/(1<<20), 'f', 2, 64) + "MiB" + suffix
+		case abs >= 1<<10:
+			return strconv.FormatFloat(v/(1<<10), 'f', 1, 64) + "KiB" + suffix
+		}
+		return strconv.FormatFloat(v, 'f', 0, 64) + "B" + suffix
+	case "ratio":
+		return strconv.FormatFloat(100*v, 'f', 2, 64) + "%"
+	case "per_second":
+		return strconv.FormatFloat(v, 'g', 4, 64) + "/s"
+	}
+	if v == math.Trunc(v) && math.Abs(v) < 1e15 {
+		return strconv.FormatFloat(v, 'f', 0, 64)
+	}
+	return strconv.FormatFloat(v, 'g', 4, 64)
+}
+
+// WriteText writes the comparison as a table for a terminal: one line per row (name, baseline,
+// new, change, tolerance, verdict), then the notes.
+func (c *Comparison) WriteText(w io.Writer) error {
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "METRIC\tBASELINE\tNEW\tCHANGE\tTOLERANCE\tRESULT")
+	for _, m := range c.Metrics {
+		name := m.Name
+		if m.Kind == ComparisonSLO {
+			name = "SLO " + name
+		}
+		val := func(v float64, missing bool) string {
+			if missing {
+				return "-"
+			}
+			return FormatQuantity(v, m.Unit)
+		}
+		change := "-"
+		if !m.BaselineMissing && !m.NewMissing {
+			change = signed(m.Change, m.Unit)
+			if m.RelativeChange != 0 {
+				change += fmt.Sprintf(" (%+.0f%%)", 100*m.RelativeChange)
+			}
+		}
+		tol := "ignored"
+		if !m.Tolerance.Ignore {
+			tol = toleranceText(&m)
+		}
+		verdict := "ok"
+		switch {
+		case m.Regression:
+			verdict = "REGRESSION: " + m.Detail
+		case m.Kind == ComparisonSLO && !m.NewPass:
+			verdict = "SLO FAILS (as in the baseline)"
+		case m.BaselineMissing || m.NewMissing:
+			verdict = m.Detail
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", name, val(m.Baseline, m.BaselineMissing), val(m.New, m.NewMissing), change, tol, verdict)
+	}
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	for _, n := range c.Notes {
+		if _, err := fmt.Fprintf(w, "note: %s\n", n); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func signed(v float64, unit string) string {
+	if v >= 0 {
+		return "+" + FormatQuantity(v, unit)
+	}
+	return "-" + FormatQuantity(-v, unit)
 }

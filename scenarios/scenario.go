@@ -75,6 +75,9 @@ type Target struct {
 	Headers      map[string]string `yaml:"headers"`
 	Origin       string            `yaml:"origin"`
 	Subprotocols []string          `yaml:"subprotocols"`
+	// URLs are the nodes of one running gateway (instead of URL): clients are spread over them,
+	// and each node's /metrics on the same host:port is scraped unless MetricsURL is set.
+	URLs []string `yaml:"urls"`
 	// MetricsURL is the Prometheus endpoint scraped during the run (default for the embedded gateway:
 	// its own /metrics; for a URL target: none unless set).
 	MetricsURL string `yaml:"metrics_url"`
@@ -120,21 +123,46 @@ type Target struct {
 }
 
 // Embedded reports whether the target is the embedded reference gateway.
-func (t Target) Embedded() bool { return t.URL == "" }
+func (t Target) Embedded() bool { return t.URL == "" && len(t.URLs) == 0 }
+
+// Addresses are the target's WebSocket URLs (URL, or URLs).
+func (t Target) Addresses() []string {
+	if t.URL != "" {
+		return []string{t.URL}
+	}
+	return t.URLs
+}
 
 // urlOnly are the target settings that apply to a URL target and to nothing embedded.
-var urlOnly = []string{"url", "metrics_url", "toxiproxy", "protocol", "auth", "tls", "headers", "origin", "subprotocols"}
+var urlOnly = []string{"url", "urls", "metrics_url", "toxiproxy", "protocol", "auth", "tls", "headers", "origin", "subprotocols"}
 
 // LoadgenTarget is the load generator's target for a URL target: its endpoint, protocol,
 // credentials and connection settings, with relative file names taken from the scenario file's
 // directory.
 func (s *Scenario) LoadgenTarget() (loadgen.Target, error) {
 	t := s.Target
-	lt, err := loadgen.URLTarget(t.URL)
-	if err != nil {
-		return loadgen.Target{}, fmt.Errorf("target.url: %w", err)
+	var lt loadgen.Target
+	for i, raw := range t.Addresses() {
+		ep, err := loadgen.ParseURL(raw)
+		if err != nil {
+			if t.URL != "" {
+				return loadgen.Target{}, fmt.Errorf("target.url: %w", err)
+			}
+			return loadgen.Target{}, fmt.Errorf("target.urls[%d]: %w", i, err)
+		}
+		lt.Endpoints = append(lt.Endpoints, ep)
 	}
-	lt.Endpoints[0].MetricsURL = t.MetricsURL
+	if len(lt.Endpoints) == 0 {
+		return loadgen.Target{}, fmt.Errorf("target.url: missing")
+	}
+	if t.URL != "" || t.MetricsURL != "" {
+		// One URL: its metrics only when the file names them. Several nodes: each node's own
+		// /metrics (ParseURL's default), unless the file names one endpoint for the whole gateway.
+		for i := range lt.Endpoints {
+			lt.Endpoints[i].MetricsURL = ""
+		}
+		lt.Endpoints[0].MetricsURL = t.MetricsURL
+	}
 	dir := ""
 	if s.file != "" {
 		dir = filepath.Dir(s.file)
@@ -333,6 +361,16 @@ const (
 	ActionNodeResume   Action = "node-resume"   // SIGCONT node Node
 	ActionNodeDrain    Action = "node-drain"    // SIGTERM node Node: close everyone with 1001 and a retry hint
 	ActionBehaviour    Action = "behaviour"     // switch Cohort's behaviour by Behaviour
+
+	// Container faults act on the run's own containers (harness.Options.Containers), by Container.
+	ActionContainerStop       Action = "container-stop"       // stop Container (SIGTERM, then SIGKILL)
+	ActionContainerStart      Action = "container-start"      // start a stopped or killed Container again
+	ActionContainerKill       Action = "container-kill"       // SIGKILL Container
+	ActionContainerRestart    Action = "container-restart"    // stop Container gracefully and start it again
+	ActionContainerPause      Action = "container-pause"      // freeze Container (cgroup freezer)
+	ActionContainerResume     Action = "container-resume"     // unfreeze Container
+	ActionContainerDisconnect Action = "container-disconnect" // take Container off Network: a partition
+	ActionContainerConnect    Action = "container-connect"    // put Container back on Network, same address
 )
 
 // ToxicType is a Toxiproxy toxic: the chaos package's types.
@@ -354,8 +392,9 @@ const (
 type Event struct {
 	At     time.Duration `yaml:"at"`
 	Action Action        `yaml:"action"`
-	// Duration, when set on toxic-add, proxy-disable or node-pause, reverts the action after it
-	// (toxic removed, proxy enabled, node resumed).
+	// Duration, when set on toxic-add, proxy-disable, node-pause, container-stop, container-kill,
+	// container-pause or container-disconnect, reverts the action after it (toxic removed, proxy
+	// enabled, node resumed, container started, resumed or reconnected).
 	Duration time.Duration `yaml:"duration"`
 
 	// Proxy the toxic or proxy action applies to (default: the only proxy the cohorts use).
@@ -370,6 +409,11 @@ type Event struct {
 
 	// Node is the index of the embedded gateway node a node action applies to (default 0).
 	Node int `yaml:"node"`
+
+	// Container is the name of the run's container a container action applies to; Network is the
+	// Docker network container-disconnect and container-connect act on.
+	Container string `yaml:"container"`
+	Network   string `yaml:"network"`
 
 	// Cohort and Behaviour describe a behaviour switch: the fields set in Behaviour replace the
 	// cohort's from this moment on (for clients connected and still to come).

@@ -141,6 +141,12 @@ func (c *checker) urlTarget() {
 func (c *checker) target() {
 	t := c.s.Target
 	c.url("target.url", t.URL, "ws", "wss")
+	for i, u := range t.URLs {
+		c.url(fmt.Sprintf("target.urls[%d]", i), u, "ws", "wss")
+	}
+	if t.URL != "" && len(t.URLs) > 0 {
+		c.add("target.urls", "url and urls exclude each other (urls lists every node)")
+	}
 	c.url("target.metrics_url", t.MetricsURL, "http", "https")
 	c.url("target.toxiproxy", t.Toxiproxy, "http")
 	if !t.Embedded() {
@@ -152,7 +158,7 @@ func (c *checker) target() {
 				continue
 			}
 			if !v.Field(i).IsZero() {
-				c.add("target."+name, "applies to the embedded gateway only, and the target is url %s", t.URL)
+				c.add("target."+name, "applies to the embedded gateway only, and the target is url %s", strings.Join(t.Addresses(), ", "))
 			}
 		}
 		c.urlTarget()
@@ -399,12 +405,23 @@ var actionFields = map[Action][]string{
 	ActionNodeResume:   {"node"},
 	ActionNodeDrain:    {"node"},
 	ActionBehaviour:    {"cohort", "behaviour"},
+
+	ActionContainerStop:       {"duration", "container"},
+	ActionContainerStart:      {"container"},
+	ActionContainerKill:       {"duration", "container"},
+	ActionContainerRestart:    {"container"},
+	ActionContainerPause:      {"duration", "container"},
+	ActionContainerResume:     {"container"},
+	ActionContainerDisconnect: {"duration", "container", "network"},
+	ActionContainerConnect:    {"container", "network"},
 }
 
 func actionNames() []string {
 	out := make([]string, 0, len(actionFields))
 	for _, a := range []Action{ActionToxicAdd, ActionToxicRemove, ActionProxyDisable, ActionProxyEnable,
-		ActionNodeKill, ActionNodeRestart, ActionNodePause, ActionNodeResume, ActionNodeDrain, ActionBehaviour} {
+		ActionNodeKill, ActionNodeRestart, ActionNodePause, ActionNodeResume, ActionNodeDrain, ActionBehaviour,
+		ActionContainerStop, ActionContainerStart, ActionContainerKill, ActionContainerRestart, ActionContainerPause,
+		ActionContainerResume, ActionContainerDisconnect, ActionContainerConnect} {
 		out = append(out, string(a))
 	}
 	return out
@@ -465,12 +482,20 @@ func (c *checker) timeline() {
 			delete(added, e.Proxy+"/"+e.Toxic)
 		case ActionNodeKill, ActionNodeRestart, ActionNodePause, ActionNodeResume, ActionNodeDrain:
 			if !s.Target.Embedded() {
-				c.add(p+".action", "%s needs the embedded gateway (the target is url %s)", e.Action, s.Target.URL)
+				c.add(p+".action", "%s needs the embedded gateway (the target is url %s; container-* faults act on containers)", e.Action, strings.Join(s.Target.Addresses(), ", "))
 			} else if nodes := max(s.Target.Nodes, 1); e.Node < 0 || e.Node >= nodes {
 				c.add(p+".node", "node %d does not exist (the target has %d: 0 to %d)", e.Node, nodes, nodes-1)
 			}
 		case ActionBehaviour:
 			c.behaviourSwitch(p, e)
+		case ActionContainerStop, ActionContainerStart, ActionContainerKill, ActionContainerRestart, ActionContainerPause,
+			ActionContainerResume, ActionContainerDisconnect, ActionContainerConnect:
+			if e.Container == "" {
+				c.add(p+".container", "missing (the name of the run's container %s acts on)", e.Action)
+			}
+			if (e.Action == ActionContainerDisconnect || e.Action == ActionContainerConnect) && e.Network == "" {
+				c.add(p+".network", "missing (the Docker network %s acts on)", e.Action)
+			}
 		}
 	}
 }
@@ -488,6 +513,9 @@ func (c *checker) eventFields(p string, e Event, allowed []string) {
 }
 
 func (c *checker) proxyRef(p string, e Event, proxies []string) {
+	if c.s.Target.Toxiproxy != "" && e.Proxy != "" && !slices.Contains(proxies, e.Proxy) {
+		return // a proxy of the external Toxiproxy no cohort uses (e.g. a gateway's link to Redis)
+	}
 	switch {
 	case len(proxies) == 0:
 		c.add(p+".action", "%s needs a cohort routed through a proxy (set cohorts[].proxy)", e.Action)

@@ -3,25 +3,27 @@
 #
 #   ci/docker/build-images.sh TAG [PREFIX]
 #
-# needs bin/refserver and bin/loadgen built static (make build does), Go (Toxiproxy's server is
+# needs bin/refserver and bin/loadgen built static (make build does; $SQUALL_BIN_DIR points elsewhere), Go (Toxiproxy's server is
 # built here from its module, at the version go.mod pins) and Debian's redis-server (make deps).
 # Each image is built from a context directory holding only what it copies (bin/images/NAME), so
-# the context sent to the engine is a few megabytes, never the repository. Every image is tagged
+# the context sent to the engine is a few megabytes, never the repository ($SQUALL_IMAGES_CTX moves
+# bin/images). Every image is tagged
 # PREFIX/NAME:TAG and PREFIX/NAME:latest. Prints one line per image.
 set -euo pipefail
 
 tag=${1:?usage: build-images.sh TAG [PREFIX]}
 prefix=${2:-squall}
 root=$(cd "$(dirname "$0")/../.." && pwd)
-ctx=$root/bin/images
+bin=${SQUALL_BIN_DIR:-$root/bin}
+ctx=${SQUALL_IMAGES_CTX:-$root/bin/images}
 toxiproxy_module=github.com/Shopify/toxiproxy/v2
 toxiproxy_want=${TOXIPROXY_VERSION:-v2.12.0}
 
 cd "$root"
 for b in refserver loadgen; do
-	if [ ! -x "bin/$b" ]; then echo "build-images: bin/$b missing (run make build)" >&2; exit 1; fi
-	if ldd "bin/$b" >/dev/null 2>&1; then
-		echo "build-images: bin/$b is dynamically linked (build it with CGO_ENABLED=0)" >&2; exit 1
+	if [ ! -x "$bin/$b" ]; then echo "build-images: $bin/$b missing (run make build)" >&2; exit 1; fi
+	if ldd "$bin/$b" >/dev/null 2>&1; then
+		echo "build-images: $bin/$b is dynamically linked (build it with CGO_ENABLED=0)" >&2; exit 1
 	fi
 done
 have=$(go list -m -f '{{.Version}}' "$toxiproxy_module")
@@ -33,8 +35,8 @@ if [ -z "$redis" ]; then echo "build-images: redis-server missing (make deps ins
 
 rm -rf "$ctx"
 mkdir -p "$ctx/refserver" "$ctx/loadgen" "$ctx/toxiproxy" "$ctx/redis/rootfs"
-cp bin/refserver "$ctx/refserver/"
-cp bin/loadgen "$ctx/loadgen/"
+cp "$bin/refserver" "$ctx/refserver/"
+cp "$bin/loadgen" "$ctx/loadgen/"
 CGO_ENABLED=0 go build -trimpath -ldflags "-s -w -X $toxiproxy_module.Version=$toxiproxy_want" \
 	-o "$ctx/toxiproxy/toxiproxy-server" "$toxiproxy_module/cmd/server"
 

@@ -1,10 +1,13 @@
 package main
 
 import (
+	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"strings"
@@ -35,6 +38,8 @@ type runFlags struct {
 	workers      int
 	agents       []string
 	token        string
+	agentCA      string
+	agentsInsec  bool
 	progress     string
 	lagBound     time.Duration
 	perProcess   int
@@ -131,6 +136,8 @@ the partial result is written).`,
 	fl.IntVar(&f.workers, "workers", 0, "local worker processes (0 = as many as the plan needs)")
 	fl.StringSliceVar(&f.agents, "agents", nil, "remote agents host:port,... to run on instead of local workers")
 	fl.StringVar(&f.token, "token", "", "shared token of the agents (default $"+agent.TokenEnv+")")
+	fl.StringVar(&f.agentCA, "agent-ca", "", "PEM CA bundle the agents' TLS certificates chain to: speak HTTPS to --agents and verify them")
+	fl.BoolVar(&f.agentsInsec, "agents-insecure", false, "allow plain HTTP to --agents off loopback (token and jobs in clear; the result records it)")
 	fl.StringVar(&f.progress, "progress", "auto", "progress display: auto, bar, plain or none")
 	fl.DurationVar(&f.lagBound, "lag-bound", 0, "schedule-lag p99 above which the run is unreliable (0 = plan default 50ms)")
 	fl.IntVar(&f.perProcess, "fds-per-process", harness.DefaultFDsPerProcess, "open files one worker may use")
@@ -163,6 +170,9 @@ func (f runFlags) validate() error {
 	}
 	if len(f.agents) > 0 && f.token == "" {
 		errs = append(errs, "--agents needs --token (or $"+agent.TokenEnv+")")
+	}
+	if (f.agentCA != "" || f.agentsInsec) && len(f.agents) == 0 {
+		errs = append(errs, "--agent-ca and --agents-insecure apply to --agents")
 	}
 	switch f.progress {
 	case "auto", "bar", "plain", "none":
@@ -264,6 +274,40 @@ func scenarioSpec(e *env, f runFlags, file string, flags *pflag.FlagSet) (*scena
 		return nil, harness.Spec{}, usageErr(err)
 	}
 	return s, harness.Spec{Scenario: s, File: file, Source: source}, nil
+}
+
+// parsePrefixes reads CIDR ranges ("10.0.0.0/8"); a bare address is its own /32 or /128.
+func parsePrefixes(ss []string) ([]netip.Prefix, error) {
+	var out []netip.Prefix
+	for _, s := range ss {
+		s = strings.TrimSpace(s)
+		if a, err := netip.ParseAddr(s); err == nil {
+			out = append(out, netip.PrefixFrom(a, a.BitLen()))
+			continue
+		}
+		p, err := netip.ParsePrefix(s)
+		if err != nil {
+			return nil, fmt.Errorf("%q: want a network such as 10.0.0.0/8", s)
+		}
+		out = append(out, p.Masked())
+	}
+	return out, nil
+}
+
+// agentTLS reads the agents' CA bundle into the controller's TLS configuration.
+func agentTLS(caFile string) (*tls.Config, error) {
+	if caFile == "" {
+		return nil, nil
+	}
+	pem, err := os.ReadFile(caFile)
+	if err != nil {
+		return nil, usagef("--agent-ca: %v", err)
+	}
+	pool := x509.NewCertPool()
+	if !pool.AppendCertsFromPEM(pem) {
+		return nil, usagef("--agent-ca %s: no PEM certificate in it", caFile)
+	}
+	return &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}, nil
 }
 
 func newLogger(w io.Writer, verbose bool) *slog.Logger {

@@ -1,6 +1,7 @@
 // Package tlstest makes throwaway certificates for tests: a CA, a server certificate it signs for
-// loopback names (127.0.0.1, ::1, localhost, and any extra names asked for) and a client
-// certificate for mutual TLS, written as PEM files into a test's temporary directory.
+// loopback (127.0.0.1, ::1, localhost) plus any addresses and names asked for, and a client
+// certificate for mutual TLS, written as PEM files into a test's temporary directory. The files are
+// readable by anyone, so that a container running as nobody can read them when mounted.
 //
 // Everything it makes is generated afresh per call (ECDSA P-256, valid for a day) and never
 // leaves the test. Its functions are safe for concurrent use.
@@ -10,6 +11,7 @@ import (
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
+	"crypto/tls"
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/pem"
@@ -23,6 +25,7 @@ import (
 
 // Files are the PEM files of one CA and what it signed.
 type Files struct {
+	Dir        string // the directory holding them
 	CA         string // the CA's certificate (the bundle clients trust)
 	ServerCert string // the server's certificate
 	ServerKey  string // its key
@@ -30,23 +33,42 @@ type Files struct {
 	ClientKey  string // its key
 	// ServerName is a DNS name the server certificate carries besides the loopback ones.
 	ServerName string
+	// Pool holds the CA, for a client's tls.Config.RootCAs.
+	Pool *x509.CertPool
+}
+
+// ClientConfig is a TLS client configuration that trusts the CA.
+func (f Files) ClientConfig() *tls.Config {
+	return &tls.Config{RootCAs: f.Pool, MinVersion: tls.VersionTLS12}
 }
 
 // Make writes a fresh CA, a server certificate for loopback plus names, and a client certificate
 // into t's temporary directory.
 func Make(t testing.TB, names ...string) Files {
 	t.Helper()
+	return MakeFor(t, nil, names...)
+}
+
+// MakeFor is Make for a server that also answers on ips (a container's or a second interface's
+// address).
+func MakeFor(t testing.TB, ips []net.IP, names ...string) Files {
+	t.Helper()
 	dir := t.TempDir()
+	if err := os.Chmod(dir, 0o755); err != nil {
+		t.Fatalf("tlstest: %v", err)
+	}
 	caKey, caCert, caDER := mustCA(t)
-	f := Files{CA: filepath.Join(dir, "ca.pem"), ServerCert: filepath.Join(dir, "server.pem"), ServerKey: filepath.Join(dir, "server-key.pem"),
-		ClientCert: filepath.Join(dir, "client.pem"), ClientKey: filepath.Join(dir, "client-key.pem"), ServerName: "squall.test"}
+	f := Files{Dir: dir, CA: filepath.Join(dir, "ca.pem"), ServerCert: filepath.Join(dir, "server.pem"), ServerKey: filepath.Join(dir, "server-key.pem"),
+		ClientCert: filepath.Join(dir, "client.pem"), ClientKey: filepath.Join(dir, "client-key.pem"), ServerName: "squall.test",
+		Pool: x509.NewCertPool()}
+	f.Pool.AddCert(caCert)
 	writePEM(t, f.CA, "CERTIFICATE", caDER)
 	dns := append([]string{"localhost", f.ServerName}, names...)
 	srv := &x509.Certificate{
 		SerialNumber: big.NewInt(2), Subject: pkix.Name{CommonName: "squall-test-server"},
 		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(24 * time.Hour),
 		KeyUsage: x509.KeyUsageDigitalSignature, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
-		DNSNames: dns, IPAddresses: []net.IP{net.IPv4(127, 0, 0, 1), net.IPv6loopback},
+		DNSNames: dns, IPAddresses: append([]net.IP{net.IPv4(127, 0, 0, 1), net.IPv6loopback}, ips...),
 	}
 	leaf(t, srv, caCert, caKey, f.ServerCert, f.ServerKey)
 	cli := &x509.Certificate{
@@ -109,7 +131,7 @@ func mustKey(t testing.TB) *ecdsa.PrivateKey {
 }
 
 func writePEM(t testing.TB, path, typ string, der []byte) {
-	if err := os.WriteFile(path, pem.EncodeToMemory(&pem.Block{Type: typ, Bytes: der}), 0o600); err != nil {
+	if err := os.WriteFile(path, pem.EncodeToMemory(&pem.Block{Type: typ, Bytes: der}), 0o644); err != nil {
 		t.Fatalf("tlstest: %v", err)
 	}
 }

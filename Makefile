@@ -31,18 +31,23 @@ images: build deps ## build the container images (FROM scratch, no registry) tag
 	ci/docker/build-images.sh $(IMAGE_TAG) $(IMAGE_PREFIX)
 	ci/docker/check-images.sh $(IMAGE_TAG) $(IMAGE_PREFIX)
 
-deps: ## install redis-server (cluster-mode tests) from Debian's packages when missing; never fails
-	@if command -v redis-server >/dev/null 2>&1; then exit 0; fi; \
+DEPS_PKGS := redis-server nginx haproxy
+
+deps: ## install redis-server (cluster tests), nginx and haproxy (proxy tests) from Debian's packages when missing; never fails
+	@missing=; for p in $(DEPS_PKGS); do command -v $$p >/dev/null 2>&1 || [ -x /usr/sbin/$$p ] || missing="$$missing $$p"; done; \
+	if [ -z "$$missing" ]; then exit 0; fi; \
 	if ! command -v apt-get >/dev/null 2>&1; then \
-		echo "deps: redis-server missing and apt-get unavailable: the Redis tests will skip"; exit 0; fi; \
+		echo "deps:$$missing missing and apt-get unavailable: the tests needing them will skip"; exit 0; fi; \
 	SUDO=; if [ "$$(id -u)" != 0 ]; then \
 		if command -v sudo >/dev/null 2>&1 && sudo -n true 2>/dev/null; then SUDO="sudo -n"; else \
-		echo "deps: redis-server missing and no root to install it: the Redis tests will skip"; exit 0; fi; fi; \
+		echo "deps:$$missing missing and no root to install them: the tests needing them will skip"; exit 0; fi; fi; \
 	export DEBIAN_FRONTEND=noninteractive; \
-	if ! apt-cache show redis-server >/dev/null 2>&1; then $$SUDO apt-get update -qq >/dev/null 2>&1 || true; fi; \
-	if $$SUDO apt-get install -y -qq --no-install-recommends redis-server >/dev/null 2>&1; then \
-		echo "deps: installed redis-server from Debian's packages"; else \
-		echo "deps: could not install redis-server: the Redis tests will skip"; fi; exit 0
+	for p in $$missing; do \
+		if ! apt-cache show $$p >/dev/null 2>&1; then $$SUDO apt-get update -qq >/dev/null 2>&1 || true; fi; \
+		if $$SUDO apt-get install -y -qq --no-install-recommends $$p >/dev/null 2>&1; then \
+			echo "deps: installed $$p from Debian's packages"; else \
+			echo "deps: could not install $$p: the tests needing it will skip"; fi; \
+	done; exit 0
 
 interop-deps: ## build the interop tests' servers once into $(INTEROP_CACHE) (gorilla chat example, Centrifugo $(CENTRIFUGO_VERSION), ~5 min the first time) and install node-ws; never fails
 	@mkdir -p $(INTEROP_CACHE)/bin

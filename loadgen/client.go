@@ -53,6 +53,10 @@ const (
 	HistConnsPerUser = "concurrent_connections_per_user"
 )
 
+// ValueHists lists the histograms that hold plain values (counts per client), not durations in
+// nanoseconds; every other histogram loadgen records is a duration.
+var ValueHists = []string{HistReconnectAttemptsPerClient, HistConnsPerUser}
+
 // client states
 const (
 	stIdle uint8 = iota

@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"math/rand/v2"
 	"net"
+	"net/netip"
 	"runtime"
 	"slices"
 	"sync"
@@ -248,7 +249,9 @@ func newDialer(rec *stats.Recorder, onSample func(string, time.Duration)) *webso
 		NetDialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
 			d := net.Dialer{}
 			di, _ := ctx.Value(localAddrKey{}).(dialInfo)
-			if di.addr.IsValid() {
+			if di.addr.IsValid() && (!di.addr.IsLoopback() || loopbackDest(addr)) {
+				// A loopback source address only reaches loopback: a target off loopback (a
+				// gateway in a container) is dialled from the address the route gives.
 				d.LocalAddr = &net.TCPAddr{IP: di.addr.AsSlice()}
 			}
 			start := time.Now()
@@ -266,6 +269,20 @@ func newDialer(rec *stats.Recorder, onSample func(string, time.Duration)) *webso
 			return conn, err
 		},
 	}
+}
+
+// loopbackDest reports whether a dial address (host:port) is on loopback; a name other than
+// localhost counts as off loopback.
+func loopbackDest(addr string) bool {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return false
+	}
+	if host == "localhost" {
+		return true
+	}
+	a, err := netip.ParseAddr(host)
+	return err == nil && a.Unmap().IsLoopback()
 }
 
 // openFileLimit returns the soft RLIMIT_NOFILE.

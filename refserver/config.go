@@ -54,6 +54,10 @@ type Config struct {
 	// origins. A refused origin gets HTTP 403.
 	AllowedOrigins []string
 
+	// MaxTokenLifetime refuses (4001) a token whose exp lies further ahead than this (default 168h;
+	// negative: no bound), so that a leaked token cannot stay valid for years. loadgen mints 24h tokens.
+	MaxTokenLifetime time.Duration
+
 	// AuthLatency is the latency the simulated auth backend adds to every call (default 0: none).
 	// It stands for the real auth service's response time; see SimulatedBackend.
 	AuthLatency time.Duration
@@ -152,10 +156,16 @@ type Config struct {
 	// died, and its connections stop counting towards per-user limits.
 	RegistryTTL time.Duration
 	// PollHold bounds how long a long poll (GET /poll) waits for frames before it answers empty
-	// (default 25s). A server heartbeat (every HeartbeatInterval) also ends the hold, so that the
+	// (default 15s: below the idle timeouts of common proxies — nginx's proxy_read_timeout is 60s,
+	// many load balancers' 30s or 60s — so that a holding poll is never cut). A server heartbeat (every HeartbeatInterval) also ends the hold, so that the
 	// client's next poll shows it is alive.
 	PollHold time.Duration
 
+	// SSEKeepalive is the period of the keep-alive comments (": ping") on an SSE stream (default 15s,
+	// below the idle timeouts of common proxies, as PollHold; at most HeartbeatInterval, which is
+	// used when shorter). A proxy that still cuts the stream costs nothing: the client resumes with
+	// Last-Event-ID.
+	SSEKeepalive time.Duration
 	// HTTPIdleTimeout closes a plain-HTTP keep-alive connection that sent no new request for this
 	// long (default 30s), so that idle connections cannot pin goroutines and file descriptors. It
 	// does not apply to WebSocket and SSE connections (their heartbeat bounds them).
@@ -216,7 +226,9 @@ func DefaultConfig() Config {
 		SessionTTL:        2 * time.Minute,
 		DrainSpread:       10 * time.Second,
 		RegistryTTL:       time.Minute,
-		PollHold:          25 * time.Second,
+		PollHold:          15 * time.Second,
+		SSEKeepalive:      15 * time.Second,
+		MaxTokenLifetime:  7 * 24 * time.Hour,
 		HTTPIdleTimeout:   30 * time.Second,
 		HTTPReadTimeout:   30 * time.Second,
 		Flaws:             Flaws{},
@@ -280,6 +292,8 @@ func (c Config) withDefaults() Config {
 	setDur(&c.DrainSpread, d.DrainSpread)
 	setDur(&c.RegistryTTL, d.RegistryTTL)
 	setDur(&c.PollHold, d.PollHold)
+	setDur(&c.SSEKeepalive, d.SSEKeepalive)
+	setDur(&c.MaxTokenLifetime, d.MaxTokenLifetime)
 	setDur(&c.HTTPIdleTimeout, d.HTTPIdleTimeout)
 	setDur(&c.HTTPReadTimeout, d.HTTPReadTimeout)
 	if c.MaxTCPConnsPerIP == 0 {
@@ -318,7 +332,7 @@ func (c Config) Validate() error {
 		{"write-timeout", v.WriteTimeout}, {"close-grace", v.CloseGrace}, {"reorder-timeout", v.ReorderTimeout},
 		{"history-ttl", v.HistoryTTL}, {"reconnect-window", v.ReconnectWindow},
 		{"session-ttl", v.SessionTTL}, {"drain-spread", v.DrainSpread},
-		{"registry-ttl", v.RegistryTTL}, {"poll-hold", v.PollHold},
+		{"registry-ttl", v.RegistryTTL}, {"poll-hold", v.PollHold}, {"sse-keepalive", v.SSEKeepalive},
 		{"http-idle-timeout", v.HTTPIdleTimeout}, {"http-read-timeout", v.HTTPReadTimeout},
 	} {
 		if d.v < 0 {

@@ -488,8 +488,8 @@ func TestConfigValidatePollHold(t *testing.T) {
 			}
 		})
 	}
-	if d := DefaultConfig(); d.PollHold != 25*time.Second {
-		t.Fatalf("default poll-hold %s, want 25s", d.PollHold)
+	if d := DefaultConfig(); d.PollHold != 15*time.Second {
+		t.Fatalf("default poll-hold %s, want 15s", d.PollHold)
 	}
 }
 

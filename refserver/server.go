@@ -141,7 +141,7 @@ func New(cfg Config, logger *slog.Logger, opts ...Option) (*Server, error) {
 	s.cfg = cfg
 	s.trusted, _ = parseTrustedProxies(cfg.TrustedProxies) // Validate checked them
 	if s.auth == nil {
-		s.auth = NewJWTBackend([]byte(cfg.AuthSecret), nil)
+		s.auth = NewJWTBackend([]byte(cfg.AuthSecret), nil).WithMaxLifetime(max(0, cfg.MaxTokenLifetime))
 	}
 	if cfg.NodeID != "" {
 		s.nodeID = cfg.NodeID
@@ -276,10 +276,7 @@ func (s *Server) admitHTTP(w http.ResponseWriter, r *http.Request) bool {
 		return false
 	}
 	if !s.originAllowed(r) {
-		s.metrics.rejections.WithLabelValues(rejectOrigin).Inc()
-		s.log.Info("origin refused", "origin", r.Header.Get("Origin"), "host", r.Host, "path", r.URL.Path,
-			"remote_ip", s.clientIP(r), "allowed_origins", strings.Join(s.cfg.AllowedOrigins, ","))
-		http.Error(w, protocol.ReasonOrigin, http.StatusForbidden)
+		s.refuseOrigin(w, r)
 		return false
 	}
 	return s.admit(w, r) // admission control: shed with 503 or 1013 and a retry hint
@@ -318,6 +315,15 @@ func requestToken(r *http.Request) string {
 		return strings.TrimSpace(h[7:])
 	}
 	return ""
+}
+
+// refuseOrigin answers a request whose Origin is not allowed: 403, counted and logged (the browser
+// shows only a failed connection, 1006 for a WebSocket).
+func (s *Server) refuseOrigin(w http.ResponseWriter, r *http.Request) {
+	s.metrics.rejections.WithLabelValues(rejectOrigin).Inc()
+	s.log.Info("origin refused", "origin", r.Header.Get("Origin"), "host", r.Host, "path", r.URL.Path,
+		"remote_ip", s.clientIP(r), "allowed_origins", strings.Join(s.cfg.AllowedOrigins, ","))
+	http.Error(w, protocol.ReasonOrigin, http.StatusForbidden)
 }
 
 // originAllowed implements Config.AllowedOrigins (the same-host default: sameHost).

@@ -119,6 +119,9 @@ func (t *pollTransport) release(c *conn) {
 // servePoll is GET /poll: without a conn parameter it opens a connection (the answer carries its
 // welcome); with one it polls that connection.
 func (s *Server) servePoll(w http.ResponseWriter, r *http.Request) {
+	if !s.cors(w, r, "GET") {
+		return
+	}
 	if r.Method != http.MethodGet {
 		w.Header().Set("Allow", "GET")
 		http.Error(w, "GET", http.StatusMethodNotAllowed)

@@ -6,6 +6,7 @@ import (
 	"math/rand/v2"
 	"regexp"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -284,4 +285,25 @@ func TestHTMLSizeDistributed(t *testing.T) {
 		t.Errorf("report.html is %d bytes, want under 5 MB", len(page))
 	}
 	checkSelfContained(t, page)
+}
+
+// TestRenderConcurrently renders one shared result from two goroutines at once (run with -race):
+// the renderings only read it.
+func TestRenderConcurrently(t *testing.T) {
+	r, opts := fixture(t, 0)
+	pages := make([]string, 2)
+	var wg sync.WaitGroup
+	for i := range pages {
+		wg.Go(func() {
+			var b bytes.Buffer
+			if err := r.WriteHTML(&b, opts); err != nil {
+				t.Error(err)
+			}
+			pages[i] = b.String()
+		})
+	}
+	wg.Wait()
+	if pages[0] != pages[1] {
+		t.Error("two renderings of one result differ")
+	}
 }

@@ -16,8 +16,6 @@ import (
 	cdplog "github.com/chromedp/cdproto/log"
 	"github.com/chromedp/cdproto/runtime"
 	"github.com/chromedp/chromedp"
-
-	"github.com/squall-dev/squall/reports"
 )
 
 // ArtefactsEnv names a directory the browser test saves its screenshots into (default: the
@@ -148,6 +146,10 @@ func TestReportInBrowser(t *testing.T) {
 				if err != nil {
 					t.Fatal(err)
 				}
+				loadMS, err := chromedp.Run(ctx, chromedp.Evaluate[float64](`performance.getEntriesByType('navigation')[0].loadEventEnd`))
+				if err != nil {
+					t.Fatal(err)
+				}
 				charts, err := chromedp.Run(ctx, chromedp.Evaluate[[]chartDrawing](measureCharts))
 				if err != nil {
 					t.Fatal(err)
@@ -176,7 +178,7 @@ func TestReportInBrowser(t *testing.T) {
 				if err := os.WriteFile(p, shot, 0o644); err != nil {
 					t.Fatal(err)
 				}
-				t.Logf("%d charts drawn; screenshot %s (%d bytes)", len(charts), p, len(shot))
+				t.Logf("loaded in %.0f ms (a figure, not a bound: the machine is shared); %d charts drawn; screenshot %s (%d bytes)", loadMS, len(charts), p, len(shot))
 				mu.Lock()
 				defer mu.Unlock()
 				for _, p := range problems {
@@ -186,5 +188,3 @@ func TestReportInBrowser(t *testing.T) {
 		}
 	}
 }
-
-var _ = reports.HTMLFileName

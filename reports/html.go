@@ -63,16 +63,6 @@ type htmlView struct {
 	Environment [][2]string
 }
 
-// Charts lists every chart of the report in order.
-func (v *htmlView) Charts() []Chart {
-	out := append([]Chart(nil), v.Timelines...)
-	out = append(out, v.Percentiles...)
-	if v.ReconnectDelay != nil {
-		out = append(out, *v.ReconnectDelay)
-	}
-	return append(out, v.Knee...)
-}
-
 // WriteHTML writes report.html: one self-contained file (inline CSS and SVG, no script, no font
 // or image from elsewhere) that opens offline, prints and reads on a phone. In order: the verdict
 // and the SLO table, the run in one paragraph, the key figures, the timelines with every phase and

@@ -307,3 +307,19 @@ func TestRenderConcurrently(t *testing.T) {
 		t.Error("two renderings of one result differ")
 	}
 }
+
+// BenchmarkWriteHTMLDistributed renders the report of a ten-minute 100 000-client run on six
+// workers (the size test's result); report.html should take well under a second to render.
+func BenchmarkWriteHTMLDistributed(b *testing.B) {
+	r := distributedResult(b, 100_000, 6, 600)
+	opts := options()
+	var size int
+	for b.Loop() {
+		var buf bytes.Buffer
+		if err := r.WriteHTML(&buf, opts); err != nil {
+			b.Fatal(err)
+		}
+		size = buf.Len()
+	}
+	b.ReportMetric(float64(size), "bytes/report")
+}

@@ -16,8 +16,11 @@ func (r *Result) WriteSummary(w io.Writer, opts RenderOptions) error {
 	var b bytes.Buffer
 	o := r.Outcome()
 	mark := "✅"
-	if !o.Pass {
+	switch {
+	case !o.Pass:
 		mark = "❌"
+	case !r.Reliable: // held, but on figures that cannot be trusted
+		mark = "⚠️"
 	}
 	fmt.Fprintf(&b, "## %s %s: %s — %s\n\n", mark, mdEscape(nameOf(r)), o.Word, mdEscape(o.Text))
 	if !r.Reliable {

@@ -220,6 +220,7 @@ func (r *runner) run(ctx context.Context) (*reports.Result, error) {
 			res.SLOs = scenarios.ReportVerdicts(scenarios.Grade(s.SLOs, src))
 		}
 	}
+	res.Diagnosis = reports.Diagnose(res)
 	return res, runErr
 }
 
@@ -299,7 +300,7 @@ func (r *runner) execute(ctx context.Context, plan loadgen.Plan, parts []part, r
 	res.Tool = "loadgen " + o.Version
 	_ = res.SetPlan(plan)
 	eps := tgt.target.Endpoints
-	res.Target = reports.Target{Kind: tgt.kind, Nodes: len(eps)}
+	res.Target = reports.Target{Kind: tgt.kind, Nodes: len(eps), OwnProcess: tgt.ownProcess}
 	for _, ep := range eps {
 		res.Target.URLs = append(res.Target.URLs, ep.URL)
 		if ep.MetricsURL != "" {

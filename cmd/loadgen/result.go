@@ -60,6 +60,7 @@ func runSpec(ctx context.Context, e *env, f runFlags, spec harness.Spec, out str
 	}
 	s := spec.Scenario
 	if s == nil {
+		printDiagnosis(e.stdout, res.Diagnosis)
 		return runError(err)
 	}
 	if err != nil {
@@ -77,6 +78,7 @@ func runSpec(ctx context.Context, e *env, f runFlags, spec harness.Spec, out str
 			return harnessErr(err)
 		}
 	}
+	printDiagnosis(e.stdout, res.Diagnosis)
 	if code := scenarios.ExitCode(verdicts); code != scenarios.ExitOK {
 		return &exitError{code, fmt.Errorf("scenario %s: SLO breached (result: %s)", s.Name, outPath)}
 	}
@@ -158,5 +160,28 @@ func ms(d time.Duration) string {
 		return d.Round(time.Microsecond).String()
 	default:
 		return d.Round(10 * time.Microsecond).String()
+	}
+}
+
+// printDiagnosis prints what the diagnosis found: each finding's severity, class and title, its
+// evidence and the fix it suggests.
+func printDiagnosis(w io.Writer, d *reports.Diagnosis) {
+	if d == nil {
+		return
+	}
+	fmt.Fprintln(w)
+	if len(d.Findings) == 0 {
+		fmt.Fprintln(w, "diagnosis: nothing in the figures points to a fault (client side, between or server side)")
+		return
+	}
+	fmt.Fprintf(w, "diagnosis: %d finding(s)\n", len(d.Findings))
+	for _, f := range d.Findings {
+		fmt.Fprintf(w, "  %s, %s: %s\n", strings.ToUpper(f.Severity), f.Class, f.Title)
+		for _, ev := range f.Evidence {
+			fmt.Fprintf(w, "    - %s\n", ev)
+		}
+		if f.Fix != "" {
+			fmt.Fprintf(w, "    fix: %s\n", f.Fix)
+		}
 	}
 }

@@ -71,12 +71,14 @@ type Point struct {
 
 // Summary condenses the series for a report.
 type Summary struct {
-	PeakConnections       float64 `json:"peak_connections"`
-	PeakRSSBytes          float64 `json:"peak_rss_bytes"`
-	MemoryPerConnAtPeak   float64 `json:"memory_per_conn_bytes_at_peak"` // RSS / connections at peak connections
-	PeakGoroutines        float64 `json:"peak_goroutines"`
-	PeakOrphaned          float64 `json:"peak_orphaned_subscriptions"`
-	FinalOrphaned         float64 `json:"final_orphaned_subscriptions"`
+	PeakConnections     float64 `json:"peak_connections"`
+	PeakRSSBytes        float64 `json:"peak_rss_bytes"`
+	MemoryPerConnAtPeak float64 `json:"memory_per_conn_bytes_at_peak"` // RSS / connections at peak connections
+	PeakGoroutines      float64 `json:"peak_goroutines"`
+	PeakOrphaned        float64 `json:"peak_orphaned_subscriptions"`
+	FinalOrphaned       float64 `json:"final_orphaned_subscriptions"`
+	// Shed, Rejections and HeartbeatTimeouts are the increase of the gateway's counters over the
+	// run (Increase), not their absolute values.
 	Shed                  float64 `json:"shed"`
 	Rejections            float64 `json:"rejections"`
 	HeartbeatTimeouts     float64 `json:"heartbeat_timeouts"`
@@ -343,11 +345,36 @@ func Summarize(ps []Point) Summary {
 	}
 	last := ps[len(ps)-1].Values
 	s.FinalOrphaned = last[protocol.MetricOrphanedSubscriptions]
-	s.Shed = last[protocol.MetricShedTotal]
-	s.Rejections = last[protocol.MetricConnRejectionsTotal]
-	s.HeartbeatTimeouts = last[protocol.MetricHeartbeatTimeouts]
+	s.Shed, _ = Increase(ps, protocol.MetricShedTotal)
+	s.Rejections, _ = Increase(ps, protocol.MetricConnRejectionsTotal)
+	s.HeartbeatTimeouts, _ = Increase(ps, protocol.MetricHeartbeatTimeouts)
 	s.MemoryGrowthBytesPerS = slope(ps)
 	return s
+}
+
+// Increase is how much the counter name rose over the points (the scraper takes the first before
+// the run's clients start and the last after they end): the run's own share of a counter that a
+// long-running gateway has been counting since it started. A fall between two points is a node
+// restarting with its counters at zero: what it counted since is added, as Prometheus's increase()
+// does. ok is false when no point has the counter.
+func Increase(ps []Point, name string) (inc float64, ok bool) {
+	prev := 0.0
+	for _, p := range ps {
+		v, has := p.Values[name]
+		if !has {
+			continue
+		}
+		switch {
+		case !ok:
+			ok = true
+		case v >= prev:
+			inc += v - prev
+		default: // a reset
+			inc += v
+		}
+		prev = v
+	}
+	return inc, ok
 }
 
 // slope is the least-squares slope of RSS over time, in bytes per second.

@@ -141,3 +141,35 @@ func TestNoMetrics(t *testing.T) {
 		})
 	}
 }
+
+func TestIncrease(t *testing.T) {
+	pts := func(vs ...float64) []Point {
+		out := make([]Point, len(vs))
+		for i, v := range vs {
+			out[i] = Point{Values: map[string]float64{"c": v}}
+			if v < 0 { // absent from this scrape
+				out[i].Values = map[string]float64{}
+			}
+		}
+		return out
+	}
+	for _, tc := range []struct {
+		name string
+		ps   []Point
+		want float64
+		ok   bool
+	}{
+		{"none", nil, 0, false},
+		{"one point", pts(41), 0, true},
+		{"earlier runs left out", pts(1000, 1000, 1010, 1042), 42, true},
+		{"a node restarted", pts(100, 120, 5, 30), 20 + 30, true},
+		{"a missed scrape", pts(10, -1, 15), 5, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			got, ok := Increase(tc.ps, "c")
+			if got != tc.want || ok != tc.ok {
+				t.Errorf("Increase = %v, %v; want %v, %v", got, ok, tc.want, tc.ok)
+			}
+		})
+	}
+}

@@ -102,7 +102,7 @@ func (r *runner) run(ctx context.Context) (*reports.Result, error) {
 	}
 	var remotes []*agent.Remote
 	if len(o.Agents) > 0 {
-		if remotes, err = dialAgents(ctx, o.Agents, token); err != nil {
+		if remotes, err = dialAgents(ctx, o.Agents, token, o); err != nil {
 			return nil, err
 		}
 	}
@@ -127,7 +127,7 @@ func (r *runner) run(ctx context.Context) (*reports.Result, error) {
 	}
 	var fl *faults
 	if spec.Scenario != nil {
-		runner := &chaos.Runner{Nodes: tgt.nodes, Logger: logger.With("component", "chaos"), StepTimeout: time.Minute,
+		runner := &chaos.Runner{Nodes: tgt.nodes, Containers: o.Containers, Logger: logger.With("component", "chaos"), StepTimeout: time.Minute,
 			// Behaviour switches travel in the plan (every worker applies them at the shared start
 			// plus their time); the timeline's step only records the moment in the result.
 			Handlers: map[chaos.Action]chaos.Handler{scenarios.ChaosBehaviour: {
@@ -147,8 +147,8 @@ func (r *runner) run(ctx context.Context) (*reports.Result, error) {
 	if err := probeTarget(ctx, tgt.target); err != nil {
 		return nil, err
 	}
-	for name, ep := range proxied {
-		if err := probe(ctx, ep.URL, tgt.target.Secret); err != nil {
+	for name, pt := range proxied {
+		if err := probeTarget(ctx, pt); err != nil {
 			return nil, fmt.Errorf("through proxy %s: %w", name, err)
 		}
 	}
@@ -160,9 +160,7 @@ func (r *runner) run(ctx context.Context) (*reports.Result, error) {
 	for ri, rt := range routes {
 		p := plan.Part(rt.Cohorts)
 		if rt.Proxy != "" {
-			t := tgt.target
-			t.Endpoints = []loadgen.Endpoint{proxied[rt.Proxy]}
-			parts = append(parts, part{plan: p.Split(1)[0], target: jobTarget{Target: t}, route: ri})
+			parts = append(parts, part{plan: p.Split(1)[0], target: jobTarget{Target: proxied[rt.Proxy]}, route: ri})
 			continue
 		}
 		switch {
@@ -227,13 +225,26 @@ func (r *runner) run(ctx context.Context) (*reports.Result, error) {
 // openProxies creates a chaos proxy in front of the gateway for every proxied route (in the
 // embedded Toxiproxy, or the scenario's external one) and measures what a proxy adds to a round
 // trip. It returns each proxy's endpoint by name.
-func (r *runner) openProxies(ctx context.Context, routes []scenarios.Route, tgt *openedTarget) (map[string]loadgen.Endpoint, chaos.Proxies, *chaos.Overhead, error) {
+func (r *runner) openProxies(ctx context.Context, routes []scenarios.Route, tgt *openedTarget) (map[string]loadgen.Target, chaos.Proxies, *chaos.Overhead, error) {
 	s := r.spec.Scenario
-	if s == nil || !slices.ContainsFunc(routes, func(rt scenarios.Route) bool { return rt.Proxy != "" }) {
+	if s == nil {
+		return nil, nil, nil, nil
+	}
+	external := s.Target.Toxiproxy != ""
+	routed := slices.ContainsFunc(routes, func(rt scenarios.Route) bool { return rt.Proxy != "" })
+	if !routed && external {
+		// The timeline may still act on proxies of the external Toxiproxy that no cohort uses
+		// (a gateway node's link to its Redis).
+		u, err := url.Parse(s.Target.Toxiproxy)
+		if err != nil {
+			return nil, nil, nil, usagef("target.toxiproxy %q: %v", s.Target.Toxiproxy, err)
+		}
+		return nil, chaos.NewExternal(u.Host, chaos.ExternalOptions{}), nil, nil
+	}
+	if !routed {
 		return nil, nil, nil, nil
 	}
 	var proxies chaos.Proxies
-	external := s.Target.Toxiproxy != ""
 	if external {
 		u, err := url.Parse(s.Target.Toxiproxy)
 		if err != nil {
@@ -245,7 +256,7 @@ func (r *runner) openProxies(ctx context.Context, routes []scenarios.Route, tgt 
 		r.onRelease(func() { _ = emb.Close() })
 		proxies = emb
 	}
-	proxied := map[string]loadgen.Endpoint{}
+	proxied := map[string]loadgen.Target{}
 	for _, rt := range routes {
 		if rt.Proxy == "" {
 			continue
@@ -258,7 +269,7 @@ func (r *runner) openProxies(ctx context.Context, routes []scenarios.Route, tgt 
 			name := rt.Proxy
 			r.onRelease(func() { _ = proxies.DeleteProxy(context.WithoutCancel(ctx), name) })
 		}
-		proxied[rt.Proxy] = loadgen.Endpoint{URL: "ws://" + info.Listen + tgt.path()}
+		proxied[rt.Proxy] = proxiedTarget(tgt.target, info.Listen)
 	}
 	var overhead *chaos.Overhead
 	if o, err := chaos.MeasureOverhead(ctx, proxies, 2000); err != nil {
@@ -272,7 +283,7 @@ func (r *runner) openProxies(ctx context.Context, routes []scenarios.Route, tgt 
 // execute runs the parts on the remotes while the fault timeline runs and builds the result. The
 // result is returned also when the run failed or was interrupted, so that it can be written.
 func (r *runner) execute(ctx context.Context, plan loadgen.Plan, parts []part, remotes []*agent.Remote, tgt *openedTarget,
-	proxied map[string]loadgen.Endpoint, fl *faults) (*reports.Result, error) {
+	proxied map[string]loadgen.Target, fl *faults) (*reports.Result, error) {
 	o := r.o
 	n := len(remotes)
 	if len(parts) != n {
@@ -309,12 +320,13 @@ func (r *runner) execute(ctx context.Context, plan loadgen.Plan, parts []part, r
 	}
 
 	if o.OnStart != nil {
-		st := Start{Name: plan.Name, Clients: plan.Clients(), Workers: n, Target: tgt.kind, URLs: res.Target.URLs, Plan: plan, At: startAt}
-		for name, ep := range proxied {
+		st := Start{Name: plan.Name, Clients: plan.Clients(), Workers: n, Target: tgt.kind, URLs: res.Target.URLs, Plan: plan, At: startAt,
+			Resolved: tgt.target.Describe()}
+		for name, pt := range proxied {
 			if st.Proxies == nil {
 				st.Proxies = map[string]string{}
 			}
-			st.Proxies[name] = ep.URL
+			st.Proxies[name] = pt.Endpoints[0].URL
 		}
 		o.OnStart(st)
 	}
@@ -363,7 +375,12 @@ func (r *runner) execute(ctx context.Context, plan loadgen.Plan, parts []part, r
 	slices.SortStableFunc(res.Events, func(a, b reports.Event) int { return a.At.Compare(b.At) })
 	lost := 0
 	for i, w := range out.Workers {
-		rw := reports.Worker{Index: w.Index, Addr: w.Addr, PID: w.PID, Clients: parts[i].plan.Clients(), Status: w.Status, Error: w.Err}
+		rw := reports.Worker{Index: w.Index, Addr: w.Addr, PID: w.PID, Clients: parts[i].plan.Clients(), Status: w.Status, Error: w.Err,
+			Kind: workerKind(remotes[i], len(o.Agents) > 0), Transport: remotes[i].Transport()}
+		if rw.Transport == agent.TransportInsecure {
+			res.Events = append(res.Events, reports.Event{At: res.Started, Kind: reports.EventWarning, Worker: w.Index,
+				Message: fmt.Sprintf("worker %d: agent %s spoken to in plain HTTP off loopback (insecure): the token and its job travelled in clear", w.Index, w.Addr)})
+		}
 		if rw.Summary, serr = reports.DecodeWorkerSummary(w.Summary); serr != nil {
 			o.Logger.Warn("worker summary", "worker", w.Index, "err", serr)
 		}
@@ -376,6 +393,7 @@ func (r *runner) execute(ctx context.Context, plan loadgen.Plan, parts []part, r
 		}
 		res.Workers = append(res.Workers, rw)
 	}
+	slices.SortStableFunc(res.Events, func(a, b reports.Event) int { return a.At.Compare(b.At) })
 	res.Judge(plan.LagBound())
 
 	switch {
@@ -393,6 +411,19 @@ func (r *runner) execute(ctx context.Context, plan loadgen.Plan, parts []part, r
 	default:
 		res.StopReason = reports.StopCompleted
 		return res, nil
+	}
+}
+
+// workerKind says what ran a worker's part: an agent the run was given, a local worker process
+// it spawned, or this process.
+func workerKind(r *agent.Remote, agents bool) string {
+	switch {
+	case agents:
+		return reports.WorkerAgent
+	case r.Spawned():
+		return reports.WorkerSpawned
+	default:
+		return reports.WorkerInProcess
 	}
 }
 

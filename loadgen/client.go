@@ -6,6 +6,7 @@ import (
 	"io"
 	"math/rand/v2"
 	"net"
+	"net/http"
 	"net/netip"
 	"os"
 	"slices"
@@ -90,7 +91,7 @@ type client struct {
 	exitSet      bool          // the early exit is scheduled
 	isReady      bool          // the current connection joined (or resumed) its rooms
 	exitAfter    time.Duration // open model: lifetime (overrides Exit.After)
-	token        string        // generic adapter: the JWT for {{.Token}}
+	token        string        // the token of the current connection (a first frame may carry it)
 	seq          uint64        // last seq sent on this connection
 	nextSend     int64         // intended time of the next broadcast (scheduler ns)
 	attempt      int           // failed attempts since the last welcome
@@ -110,7 +111,8 @@ type client struct {
 	readTimedOut bool
 	mem          []*membership
 	pend         []pendingSend
-	held         []byte // a frame held back by the swap misbehaviour
+	relay        relayState // stamp accounting of relay protocols (stamps.go)
+	held         []byte     // a frame held back by the swap misbehaviour
 	rng          rand.PCG
 }
 
@@ -202,9 +204,10 @@ func (c *client) start() {
 func (c *client) connect(ctx context.Context, gen uint32, reconnect bool) {
 	env := c.env
 	ep := env.endpoint(int(c.index))
-	tok, err := protocol.SignToken(env.secret, c.userID, time.Now().Add(24*time.Hour))
+	dialURL, hdr, err := c.dialRequest(ep)
 	if err != nil {
-		env.logger.Error("mint token", "user_id", c.userID, "err", err)
+		env.logger.Error("client credentials", "user_id", c.userID, "err", err)
+		c.add(stats.ErrorCounter("credentials"), 1)
 		c.finish()
 		return
 	}
@@ -219,7 +222,7 @@ func (c *client) connect(ctx context.Context, gen uint32, reconnect bool) {
 	dctx := context.WithValue(ctx, localAddrKey{}, dialInfo{addr: addr, connectKey: c.coh.key(stats.HistConnect)})
 	dctx, cancel := context.WithTimeout(dctx, 10*time.Second)
 	start := time.Now()
-	conn, resp, err := env.dialer.DialContext(dctx, env.proto.dialURL(c, ep, tok), nil)
+	conn, resp, err := env.dialer.DialContext(dctx, dialURL, hdr)
 	cancel()
 	if resp != nil && resp.Body != nil {
 		resp.Body.Close()
@@ -286,6 +289,26 @@ func (c *client) connect(ctx context.Context, gen uint32, reconnect bool) {
 		c.serve(conn, gen, upgraded, reconnect)
 	}()
 	env.proto.opened(c, gen, upgraded)
+}
+
+// dialRequest is the URL and headers of a connection to ep: the client's token (kept for a first
+// frame), the target's headers and the token's placement.
+func (c *client) dialRequest(ep Endpoint) (string, http.Header, error) {
+	env := c.env
+	d := templateData{Client: int(c.index), User: c.userID}
+	tok, err := env.tokens.token(d, c.coh.Behaviour.TabsPerUser)
+	if err != nil {
+		return "", nil, err
+	}
+	c.mu.Lock()
+	c.token = tok
+	c.mu.Unlock()
+	d.Token = tok
+	hdr, err := env.headers.header(d)
+	if err != nil {
+		return "", nil, err
+	}
+	return placeToken(env.place, env.auth.Name, ep.URL, hdr, tok)
 }
 
 // serve reads a connection until it ends, then handles the drop.
@@ -607,6 +630,9 @@ func (c *client) dropped(gen uint32, connected bool, code int, hint time.Duratio
 	}
 	c.gen++
 	c.conn = nil
+	if _, ok := env.proto.(relayProtocol); ok {
+		c.relayDroppedLocked()
+	}
 	c.pend = c.pend[:0]
 	exiting := c.exiting
 	resume := c.behaviour().Resume && c.session != ""

@@ -18,7 +18,7 @@ func FuzzParseURL(f *testing.F) {
 			return
 		}
 		u, perr := url.Parse(ep.URL)
-		if perr != nil || u.Scheme != "ws" || u.Port() == "" || u.Path == "" {
+		if perr != nil || (u.Scheme != "ws" && u.Scheme != "wss") || u.Port() == "" || u.Path == "" {
 			t.Fatalf("ParseURL(%q) accepted %q", raw, ep.URL)
 		}
 		m, perr := url.Parse(ep.MetricsURL)

@@ -9,11 +9,13 @@ package loadgen
 import (
 	"encoding/json"
 	"errors"
+	"fmt"
 	"slices"
 	"strconv"
 	"sync"
 	"time"
 
+	"github.com/gorilla/websocket"
 	"github.com/squall-dev/squall/loadgen/stats"
 	"github.com/squall-dev/squall/refserver/protocol"
 )
@@ -32,12 +34,51 @@ func newSquallProtocol(spec ProtocolSpec) (Protocol, error) {
 
 func (squallProtocol) Name() string { return ProtocolSquall }
 
-func (squallProtocol) dialURL(_ *client, ep Endpoint, token string) string {
-	return ep.URL + "?" + protocol.TokenQueryParam + "=" + token
+// Capabilities: the squall protocol shows everything the harness measures.
+func (squallProtocol) Capabilities() Capabilities { return slices.Clone(AllCapabilities) }
+
+// tokenPlace: the token query parameter (refserver also takes it in a first hello frame).
+func (squallProtocol) tokenPlace() string { return PlaceQuery }
+
+// opened waits for welcome: the server speaks first, once it has the token — from the URL, or
+// from the hello frame sent here when the token's place is the first frame.
+func (squallProtocol) opened(c *client, gen uint32, _ time.Time) {
+	if c.env.place != PlaceFrame {
+		return
+	}
+	c.mu.Lock()
+	tok := c.token
+	c.mu.Unlock()
+	c.writeFrame(gen, &protocol.Frame{Type: protocol.TypeHello, Token: tok})
 }
 
-// opened waits for welcome: the server speaks first.
-func (squallProtocol) opened(*client, uint32, time.Time) {}
+// probe waits for welcome (after a hello when the token goes in the first frame).
+func (squallProtocol) probe(p *probeConn) error {
+	if p.place == PlaceFrame {
+		b, err := protocol.Encode(&protocol.Frame{Type: protocol.TypeHello, Token: p.token})
+		if err != nil {
+			return err
+		}
+		if err := p.write(b); err != nil {
+			return err
+		}
+	}
+	err := p.readUntil("a welcome frame", func(msg []byte) (bool, error) {
+		var f protocol.Frame
+		if err := protocol.DecodeInto(msg, protocol.ServerToClient, &f); err != nil {
+			return false, fmt.Errorf("the first message is not a squall frame: %s", excerpt(msg))
+		}
+		if f.Type != protocol.TypeWelcome {
+			return false, fmt.Errorf("the first frame is %q, not welcome", f.Type)
+		}
+		return true, nil
+	})
+	var ce *websocket.CloseError
+	if errors.As(err, &ce) && ce.Code == int(protocol.CloseUnauthorized) {
+		return fmt.Errorf("%w: %v", ErrCredentials, err)
+	}
+	return err
+}
 
 func (squallProtocol) received(c *client, msg []byte, rc *readCtx) {
 	f := frames.Get().(*protocol.Frame)

@@ -64,6 +64,9 @@ type DeliveryReport struct {
 	Gaps             int64 // roomSeqs members never received
 	AckedUndelivered int64 // of those, broadcasts the server had acknowledged to their sender
 	Ghosts           int64 // exits whose presence leave some observer had not seen when ramp-down began
+	// Lost is, for a relay protocol (stamped payloads), the published messages whose own copy had
+	// not come back to their sender at the check.
+	Lost int64
 }
 
 // runEnv is what every client of a run shares.
@@ -75,7 +78,10 @@ type runEnv struct {
 	sched     *scheduler
 	dialer    *websocket.Dialer
 	eps       []Endpoint
-	secret    []byte
+	auth      AuthSpec
+	tokens    tokenSource
+	place     string // where tokens go (the auth's place, else the protocol's)
+	headers   *connHeaders
 	rooms     rooms
 	onSample  func(string, time.Duration)
 	proto     Protocol
@@ -302,12 +308,24 @@ func RunLocal(ctx context.Context, p Plan, t Target, rec *stats.Recorder, opts R
 	runCtx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	env := &runEnv{
-		ctx: runCtx, ctxCancel: cancel, rec: rec, logger: logger, eps: t.Endpoints, secret: t.secret(), proto: proto,
+		ctx: runCtx, ctxCancel: cancel, rec: rec, logger: logger, eps: t.Endpoints, auth: t.Auth, proto: proto,
 		onSample: opts.OnSample, live: map[*client]struct{}{}, doneCh: make(chan struct{}, 1),
 		users: map[string]*userConns{},
 	}
 	env.bufs.New = func() any { return new(bytes.Buffer) }
+	if env.tokens, err = newTokenSource(t.Auth); err != nil {
+		return sum, fmt.Errorf("run: %w", err)
+	}
+	env.place = cmpOr(t.Auth.Place, proto.tokenPlace())
+	if env.headers, err = newConnHeaders(t.Conn); err != nil {
+		return sum, fmt.Errorf("run: %w", err)
+	}
+	tlsCfg, err := t.Conn.TLS.Config()
+	if err != nil {
+		return sum, fmt.Errorf("run: target: %w", err)
+	}
 	env.dialer = newDialer(rec, opts.OnSample)
+	env.dialer.TLSClientConfig = tlsCfg
 	n := opts.Schedulers
 	if n <= 0 {
 		n = 4 * runtime.GOMAXPROCS(0)
@@ -683,6 +701,15 @@ func (r *runner) settle(ctx context.Context) {
 		}
 	}
 	var d DeliveryReport
+	if _, ok := r.env.proto.(relayProtocol); ok {
+		for _, c := range r.env.liveClients() {
+			lost, gaps := c.relayCheck()
+			c.add(CtrLost, lost)
+			c.add(stats.CtrGaps, gaps)
+			d.Gaps += gaps
+			d.Lost += lost
+		}
+	}
 	for _, t := range r.env.rooms.all() {
 		chk := t.check()
 		chk.record(r.env.rec)

@@ -38,7 +38,7 @@ type metrics struct {
 	resumes *prometheus.CounterVec
 	// poolAlert is 1 while pool usage is at or above the threshold label (0.70, 0.85).
 	poolAlert *prometheus.GaugeVec
-	// authBreakerOpen, stormsTotal: see addAuthStorm (metrics_authstorm.go).
+	// authBreakerOpen, stormsTotal: see addAdmission (metrics_authstorm.go).
 	authBreakerOpen prometheus.Gauge
 	stormsTotal     prometheus.Counter
 }
@@ -116,7 +116,7 @@ func newMetrics(s *Server) *metrics {
 	}
 	m.poolAlert.WithLabelValues("0.70")
 	m.poolAlert.WithLabelValues("0.85")
-	m.addAuthStorm(s)
+	m.addAdmission(s)
 	return m
 }
 

@@ -49,7 +49,6 @@ import (
 	"net"
 	"net/http"
 	"net/http/pprof"
-	"net/url"
 	"slices"
 	"strconv"
 	"strings"
@@ -80,6 +79,7 @@ type Server struct {
 	workers  *workers
 	upgrader websocket.Upgrader
 	handler  http.Handler
+	trusted  trustedNets // Config.TrustedProxies, parsed (proxy.go)
 
 	allMu sync.Mutex
 	all   map[*conn]struct{} // every connection not yet cleaned up, authenticated or not
@@ -112,8 +112,8 @@ type Server struct {
 // Option injects a dependency into New.
 type Option func(*Server)
 
-// WithAuthBackend replaces the built-in JWT verification (issue 3 adds a simulated backend with
-// latency, failures, a cache and a breaker).
+// WithAuthBackend replaces the built-in JWT verification (for example with the simulated backend of
+// auth_sim.go, which adds latency and failures).
 func WithAuthBackend(b AuthBackend) Option { return func(s *Server) { s.auth = b } }
 
 // WithBroker replaces the in-memory broker (cluster mode).
@@ -139,8 +139,9 @@ func New(cfg Config, logger *slog.Logger, opts ...Option) (*Server, error) {
 		cfg.AuthSecret = protocol.DevSecret
 	}
 	s.cfg = cfg
+	s.trusted, _ = parseTrustedProxies(cfg.TrustedProxies) // Validate checked them
 	if s.auth == nil {
-		s.auth = NewJWTBackend([]byte(cfg.AuthSecret), nil)
+		s.auth = NewJWTBackend([]byte(cfg.AuthSecret), nil).WithMaxLifetime(max(0, cfg.MaxTokenLifetime))
 	}
 	if cfg.NodeID != "" {
 		s.nodeID = cfg.NodeID
@@ -184,7 +185,7 @@ func New(cfg Config, logger *slog.Logger, opts ...Option) (*Server, error) {
 		WriteBufferPool:  &sync.Pool{},
 		CheckOrigin:      func(*http.Request) bool { return true }, // checked before Upgrade
 	}
-	s.handler = s.routes()
+	s.handler = s.boundReads(s.routes())
 	return s, nil
 }
 
@@ -241,9 +242,11 @@ func (s *Server) serveWS(w http.ResponseWriter, r *http.Request) {
 	}
 	ws, err := s.upgrader.Upgrade(w, r, nil)
 	if err != nil {
-		s.log.Debug("upgrade failed", "remote", r.RemoteAddr, "err", err)
+		s.log.Debug("upgrade failed", "remote_ip", s.clientIP(r), "err", err)
 		return // Upgrade answered the client
 	}
+	// The request's read bound (boundReads) must not outlive it: the transport sets its own.
+	_ = ws.NetConn().SetReadDeadline(time.Time{})
 	if s.startConn(newWSTransport(ws), r) == nil {
 		// Shutdown began during the upgrade.
 		_ = ws.WriteControl(websocket.CloseMessage,
@@ -273,8 +276,7 @@ func (s *Server) admitHTTP(w http.ResponseWriter, r *http.Request) bool {
 		return false
 	}
 	if !s.originAllowed(r) {
-		s.metrics.rejections.WithLabelValues(rejectOrigin).Inc()
-		http.Error(w, protocol.ReasonOrigin, http.StatusForbidden)
+		s.refuseOrigin(w, r)
 		return false
 	}
 	return s.admit(w, r) // admission control: shed with 503 or 1013 and a retry hint
@@ -285,11 +287,7 @@ func (s *Server) admitHTTP(w http.ResponseWriter, r *http.Request) bool {
 // nil when Shutdown has begun (the caller then closes t's network side): a connection is either in
 // the table before Shutdown walks it, with its goroutine counted before Shutdown waits, or refused.
 func (s *Server) startConn(t transport, r *http.Request) *conn {
-	ip, _, err := net.SplitHostPort(r.RemoteAddr)
-	if err != nil {
-		ip = r.RemoteAddr
-	}
-	c := newConn(s, t, ip)
+	c := newConn(s, t, s.clientIP(r))
 	s.allMu.Lock()
 	if s.closing.Load() {
 		s.allMu.Unlock()
@@ -299,7 +297,7 @@ func (s *Server) startConn(t transport, r *http.Request) *conn {
 	s.wg.Add(1)
 	s.allMu.Unlock()
 	s.byTransport.add(t.kind(), 1)
-	nodeOK, ipOK := s.limits.acquireNode(ip)
+	nodeOK, ipOK := s.limits.acquireNode(c.ip)
 	s.metrics.updatePoolAlerts(s.limits.usage())
 	s.metrics.connsTotal.Inc()
 	go c.run(requestToken(r), nodeOK, ipOK)
@@ -319,15 +317,23 @@ func requestToken(r *http.Request) string {
 	return ""
 }
 
-// originAllowed implements Config.AllowedOrigins.
+// refuseOrigin answers a request whose Origin is not allowed: 403, counted and logged (the browser
+// shows only a failed connection, 1006 for a WebSocket).
+func (s *Server) refuseOrigin(w http.ResponseWriter, r *http.Request) {
+	s.metrics.rejections.WithLabelValues(rejectOrigin).Inc()
+	s.log.Info("origin refused", "origin", r.Header.Get("Origin"), "host", r.Host, "path", r.URL.Path,
+		"remote_ip", s.clientIP(r), "allowed_origins", strings.Join(s.cfg.AllowedOrigins, ","))
+	http.Error(w, protocol.ReasonOrigin, http.StatusForbidden)
+}
+
+// originAllowed implements Config.AllowedOrigins (the same-host default: sameHost).
 func (s *Server) originAllowed(r *http.Request) bool {
 	origin := r.Header.Get("Origin")
 	if origin == "" {
 		return true
 	}
 	if len(s.cfg.AllowedOrigins) == 0 {
-		u, err := url.Parse(origin)
-		return err == nil && strings.EqualFold(u.Host, r.Host)
+		return sameHost(origin, r.Host)
 	}
 	return slices.ContainsFunc(s.cfg.AllowedOrigins, func(o string) bool {
 		return o == "*" || strings.EqualFold(strings.TrimSuffix(o, "/"), origin)
@@ -346,9 +352,25 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 		_ = ln.Close()
 		return fmt.Errorf("%w: %s", ErrDevNonLoopback, ln.Addr())
 	}
+	if s.cfg.MaxTCPConnsPerIP > 0 {
+		ln = newIPCapListener(ln, s.cfg.MaxTCPConnsPerIP, s.trusted.containsIP, func(ip string) {
+			s.metrics.rejections.WithLabelValues(rejectConnLimit).Inc()
+			s.log.Debug("connection refused at accept: max-tcp-conns-per-ip", "remote_ip", ip)
+		})
+	}
+	if len(s.trusted) > 0 {
+		ln = s.proxyListener(ln) // after the cap: it counts TCP peers, the proxies exempt
+	}
+	// TLS last: a PROXY protocol header comes before the TLS handshake.
+	ln, err := s.cfg.tlsListener(ln)
+	if err != nil {
+		_ = ln.Close()
+		return err
+	}
 	hs := &http.Server{
 		Handler:           s.handler,
-		ReadHeaderTimeout: 10 * time.Second,
+		ReadHeaderTimeout: headerTimeout,
+		IdleTimeout:       s.cfg.HTTPIdleTimeout,
 		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelDebug),
 	}
 	// Long polls hold their request: let them answer at once so that the HTTP server's shutdown

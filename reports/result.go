@@ -36,6 +36,13 @@ const (
 	WorkerFailed = "failed" // reported an error
 )
 
+// Worker kinds: what ran a shard of the plan.
+const (
+	WorkerAgent     = "agent"      // an agent the run was given (loadgen agent, on this machine or another)
+	WorkerSpawned   = "spawned"    // a local worker process the run started
+	WorkerInProcess = "in-process" // the controller's own process
+)
+
 // Result is everything a run produced.
 type Result struct {
 	// Schema is the schema version the value follows: SchemaVersion (ReadJSON converts older files).
@@ -119,6 +126,9 @@ type Phase struct {
 const (
 	EventPhase = "phase" // a phase of the plan began (Message: its name)
 	EventFault = "fault" // a step of the fault timeline ran (Fault: what, when, how it went)
+	// EventWarning is something about how the run was carried out that its reader must know (an
+	// agent spoken to in plain HTTP off loopback).
+	EventWarning = "warning"
 )
 
 // Event is something that happened during the run (phase changes, faults, lost workers).
@@ -145,12 +155,19 @@ type Scenario struct {
 
 // Worker is one worker process (or remote agent) of the run.
 type Worker struct {
-	Index   int    `json:"index"`
-	Addr    string `json:"addr,omitempty"`
-	PID     int    `json:"pid,omitempty"`
-	Clients int    `json:"clients"`
-	Status  string `json:"status"`
-	Error   string `json:"error,omitempty"`
+	// Index is the worker's shard: the part of the plan it ran (0 to len(Workers)-1).
+	Index int `json:"index"`
+	// Addr is the agent's address (host:port) the controller talked to.
+	Addr string `json:"addr,omitempty"`
+	// Kind is what ran the shard: WorkerAgent, WorkerSpawned or WorkerInProcess.
+	Kind string `json:"kind,omitempty"`
+	// Transport is how the controller talked to it: "tls" (certificate verified), "http"
+	// (loopback) or "http-insecure" (plain HTTP off loopback, allowed explicitly).
+	Transport string `json:"transport,omitempty"`
+	PID       int    `json:"pid,omitempty"`
+	Clients   int    `json:"clients"`
+	Status    string `json:"status"`
+	Error     string `json:"error,omitempty"`
 	// Stats is the worker's own last snapshot (the merged Stats is the union of these).
 	Stats *Stats `json:"stats,omitempty"`
 	// Summary is how the worker's part of the run went, as it reported it (nil when it reported
@@ -181,6 +198,8 @@ type SLOVerdict struct {
 	// Unbounded is set when the observed value is infinite (a recovery that never happened).
 	Unbounded bool   `json:"unbounded,omitempty"`
 	Detail    string `json:"detail,omitempty"`
+	// Catches names the gateway flaws the SLO is meant to break under, as the scenario says.
+	Catches []string `json:"catches,omitempty"`
 }
 
 // Environment is the machine and process the run used.

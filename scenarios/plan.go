@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/squall-dev/squall/loadgen"
@@ -200,7 +201,7 @@ func (r Reconnect) LoadgenPolicy() loadgen.ReconnectPolicy {
 func (s *Scenario) EmbeddedOptions() (embedded.Options, error) {
 	t := s.Target
 	if !t.Embedded() {
-		return embedded.Options{}, fmt.Errorf("scenarios: %s: the target is url %s, not the embedded gateway", s.Name, t.URL)
+		return embedded.Options{}, fmt.Errorf("scenarios: %s: the target is url %s, not the embedded gateway", s.Name, strings.Join(t.Addresses(), ", "))
 	}
 	cfg, err := t.GatewayConfig()
 	opts := embedded.Options{Nodes: t.Nodes, Config: cfg}

@@ -445,7 +445,8 @@ func leastSquaresSlope(xs, ys []float64) (float64, bool) {
 }
 
 // recoveryValue measures, for each fault of the run (a step that disrupts: toxic added, proxy
-// disabled, node killed, restarted, paused or drained), how long the open connections took to get
+// disabled, node or container killed, stopped, restarted, paused or drained, container
+// disconnected), how long the open connections took to get
 // back to their level just before it. It looks until the next fault or the ramp-down: zero when
 // they did not dip; +Inf ("never") when they were not back by then. Levels come from the
 // one-second series, so recovery times have a resolution of one second.
@@ -524,4 +525,6 @@ func (s ResultSource) recoveryValue(a Agg) (float64, bool) {
 // disruptive lists the chaos actions recovery_time measures from (reverts are not faults).
 var disruptive = map[string]bool{
 	"add_toxic": true, "disable_proxy": true, "kill": true, "restart": true, "pause": true, "drain": true,
+	"container_stop": true, "container_kill": true, "container_restart": true, "container_pause": true,
+	"network_disconnect": true,
 }

@@ -112,7 +112,7 @@ func lineOf(prev progressLine, u agent.Update) progressLine {
 			l.Phase = ev.Name
 		}
 	}
-	l.Conns = u.Merged.Gauge(stats.GaugeConnections)
+	l.Conns = max(0, u.Merged.Gauge(stats.GaugeConnections)-u.LostConnections) // a lost worker's clients are gone
 	iv := u.Latest
 	l.ConnectRate = iv.Rate(stats.CtrConnects)
 	l.SentRate = iv.Rate(stats.CtrMessagesSent)

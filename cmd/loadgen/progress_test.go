@@ -33,6 +33,8 @@ func TestProgressLine(t *testing.T) {
 			[]string{"ramp", "conns 150/200", "connect/s 150", "sent/s 40", "errors 5", "p99 connect 3ms", "workers 2"}},
 		{"fan-out p99 preferred, a lost worker shown", agent.Update{Elapsed: 2 * time.Second, Merged: rec.Snapshot(), Latest: withFanout, Live: 1, Lost: 1},
 			[]string{"ramp", "p99 fanout 12ms", "(1 lost)"}},
+		{"a lost worker's clients are not connected", agent.Update{Elapsed: 3 * time.Second, Merged: rec.Snapshot(), Latest: withFanout, Live: 1, Lost: 1, LostConnections: 60},
+			[]string{"conns 90/200", "(1 lost)"}},
 	}
 	var buf bytes.Buffer
 	pr := newProgress(&buf, "plain", 200, 2)

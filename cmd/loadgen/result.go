@@ -26,18 +26,27 @@ func runSpec(ctx context.Context, e *env, f runFlags, spec harness.Spec, out str
 	}
 	outPath := filepath.Join(out, reports.FileName)
 	logger := newLogger(e.stderr, f.verbose)
+	tlsConf, err := agentTLS(f.agentCA)
+	if err != nil {
+		return err
+	}
 	var prog *progress
 	opts := harness.Options{
-		Logger:        logger,
-		Workers:       f.workers,
-		Agents:        f.agents,
-		Token:         f.token,
-		FDsPerProcess: f.perProcess,
-		WorkerCommand: workerCommand(f),
-		Version:       version.Version,
-		OnStart:       func(st harness.Start) { prog = newProgress(e.stdout, f.progress, st.Clients, st.Workers) },
-		OnUpdate:      func(u agent.Update) { prog.update(u) },
-		OnNote:        func(line string) { prog.note(line) },
+		Logger:         logger,
+		Workers:        f.workers,
+		Agents:         f.agents,
+		Token:          f.token,
+		AgentsInsecure: f.agentsInsec,
+		AgentTLS:       tlsConf,
+		FDsPerProcess:  f.perProcess,
+		WorkerCommand:  workerCommand(f),
+		Version:        version.Version,
+		OnStart: func(st harness.Start) {
+			fmt.Fprintf(e.stdout, "target (%s): %s\n", st.Target, st.Resolved)
+			prog = newProgress(e.stdout, f.progress, st.Clients, st.Workers)
+		},
+		OnUpdate: func(u agent.Update) { prog.update(u) },
+		OnNote:   func(line string) { prog.note(line) },
 	}
 	if f.verbose {
 		opts.GatewayLog = e.stderr

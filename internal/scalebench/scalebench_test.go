@@ -1,0 +1,89 @@
+package scalebench
+
+import (
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestParseStatus(t *testing.T) {
+	rss, hwm := ParseStatus([]byte("Name:\tloadgen\nVmPeak:\t  999 kB\nVmHWM:\t  2048 kB\nVmRSS:\t  1024 kB\n"))
+	if rss != 1024*1024 || hwm != 2048*1024 {
+		t.Errorf("rss %d hwm %d", rss, hwm)
+	}
+}
+
+func TestParseStat(t *testing.T) {
+	// The command name holds a space and a parenthesis: fields count from the last ')'.
+	line := "4242 (a b) c) S 17 4242 17 0 -1 4194560 100 0 0 0 250 30 0 0 20 0 9 0 123 0 0\n"
+	ppid, ticks, err := ParseStat([]byte(line))
+	if err != nil || ppid != 17 || ticks != 280 {
+		t.Errorf("ppid %d ticks %d err %v", ppid, ticks, err)
+	}
+	if _, _, err := ParseStat([]byte("12 (x) S 1")); err == nil {
+		t.Error("short stat accepted")
+	}
+}
+
+func TestParseSockstatAndSlab(t *testing.T) {
+	in, tw, mem := ParseSockstat([]byte("sockets: used 31\nTCP: inuse 40001 orphan 0 tw 12 alloc 40003 mem 228\nUDP: inuse 0 mem 0\n"))
+	if in != 40001 || tw != 12 || mem != 228 {
+		t.Errorf("inuse %d tw %d mem %d", in, tw, mem)
+	}
+	slab := "slabinfo - version: 2.1\n# name <active_objs> <num_objs> <objsize> ...\ntw_sock_TCP 20438 20528 256 16 1\nTCP 66 117 2368 13 8\nTCPv6 2 13 2496 13 8\n"
+	if got := ParseSlabTCP([]byte(slab)); got != 66*2368+2*2496 {
+		t.Errorf("TCP slab %d", got)
+	}
+}
+
+func TestClassOf(t *testing.T) {
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"/x/bin/loadgen", "__refserver-node", "--dev"}, ClassGateway},
+		{[]string{"bin/refserver", "--dev"}, ClassGateway},
+		{[]string{"/x/bin/loadgen", "agent", "--listen", "127.0.0.1:0"}, ClassGenerator},
+		{[]string{"bin/loadgen", "run", "scenarios/scale-20k.yaml"}, ClassController},
+		{[]string{"bin/bench-scale", leanServerCmd}, ClassLeanServer},
+		{[]string{"bin/bench-scale", leanClientCmd, "ws://x", "1", "127.96.0.0/16"}, ClassLeanClient},
+		{[]string{"bash"}, ""},
+		{nil, ""},
+	} {
+		if got := ClassOf(tc.args); got != tc.want {
+			t.Errorf("%v: %q, want %q", tc.args, got, tc.want)
+		}
+	}
+}
+
+func TestReplaceSection(t *testing.T) {
+	doc := "# t\n\n<!-- bench-scale:next -->\n"
+	doc = ReplaceSection(doc, "a", "one\n")
+	doc = ReplaceSection(doc, "b", "two\n")
+	doc = ReplaceSection(doc, "a", "ONE\n")
+	want := "# t\n\n<!-- bench-scale:begin a -->\nONE\n<!-- bench-scale:end a -->\n\n" +
+		"<!-- bench-scale:begin b -->\ntwo\n<!-- bench-scale:end b -->\n\n<!-- bench-scale:next -->\n"
+	if doc != want {
+		t.Errorf("got\n%s\nwant\n%s", doc, want)
+	}
+	if got := ReplaceSection("x", "k", "s\n"); !strings.HasSuffix(got, "<!-- bench-scale:end k -->\n") || !strings.HasPrefix(got, "x\n") {
+		t.Errorf("without a marker: %q", got)
+	}
+}
+
+func TestClassFigures(t *testing.T) {
+	t0 := time.Unix(1000, 0)
+	mk := func(sec int, rss int64, ticks uint64) Sample {
+		return Sample{At: t0.Add(time.Duration(sec) * time.Second), Classes: map[string]ClassSample{
+			ClassGateway: {Procs: 2, RSSBytes: rss, HWMBytes: rss + 10, CPUTicks: ticks}}}
+	}
+	ss := []Sample{mk(0, 999_999, 0), mk(1, 100_000, 100), mk(2, 300_000, 150), mk(3, 200_000, 300), mk(9, 999_999, 900)}
+	f := classFigures(ss, ClassGateway, t0.Add(time.Second), t0.Add(3*time.Second), 100)
+	if f.PeakRSS != 300_000 || f.RSSPerConn != 3000 || f.Procs != 2 {
+		t.Errorf("peak %d per conn %v procs %d", f.PeakRSS, f.RSSPerConn, f.Procs)
+	}
+	// 200 ticks over 2 s = 1 core.
+	if f.CoresHold != 1 {
+		t.Errorf("cores %v", f.CoresHold)
+	}
+}

@@ -258,7 +258,7 @@ func (d *diagnosis) retryPattern() {
 	}
 	texts := make([]string, len(values))
 	for i, v := range values {
-		texts[i] = roundSig(time.Duration(v)).String()
+		texts[i] = FormatDuration(time.Duration(v))
 	}
 	d.add(Finding{Class: ClassClient, Code: "lockstep_backoff", Severity: SeverityWarning,
 		Title: "Clients back off in lock step (no jitter)",
@@ -290,15 +290,6 @@ func topValues(h *stats.Hist, k int) ([]int64, float64) {
 	}
 	slices.Sort(vals)
 	return vals, float64(held) / float64(total)
-}
-
-// roundSig rounds d to three significant digits (1.499s and 1.5004s are both 1.5s).
-func roundSig(d time.Duration) time.Duration {
-	unit := time.Duration(1)
-	for a := d.Abs(); a >= 1000; a /= 10 {
-		unit *= 10
-	}
-	return d.Round(unit)
 }
 
 // connectionHoarding: clients opening more connections than the gateway allows one user or IP.
@@ -484,10 +475,10 @@ func (d *diagnosis) serverLag() {
 		Title: "The gateway lags: it answers and delivers late",
 		Fix:   "Profile the gateway under this load (/debug/pprof/profile): look for work done inline on the read or write path, lock contention, or a CPU at its limit; add nodes."}
 	if ping.Count > 0 {
-		f.Evidence = append(f.Evidence, fmt.Sprintf("WebSocket ping round trip p99 %v, median %v (on loopback a ping takes well under a millisecond)", roundSig(ping.P99), roundSig(ping.P50)))
+		f.Evidence = append(f.Evidence, fmt.Sprintf("WebSocket ping round trip p99 %v, median %v (on loopback a ping takes well under a millisecond)", FormatDuration(ping.P99), FormatDuration(ping.P50)))
 	}
 	if server.Count > 0 {
-		f.Evidence = append(f.Evidence, fmt.Sprintf("from the gateway stamping a broadcast to its receipt: p99 %v", roundSig(server.P99)))
+		f.Evidence = append(f.Evidence, fmt.Sprintf("from the gateway stamping a broadcast to its receipt: p99 %v", FormatDuration(server.P99)))
 	}
 	f.Evidence = append(f.Evidence, fmt.Sprintf("the generator kept its schedule (schedule lag p99 %v): the delay is the gateway's", d.r.Stats.Percentile(stats.HistScheduleLag, 99).Round(time.Millisecond)))
 	if max(ping.P99, server.P99) > 10*lagBound {

@@ -196,7 +196,7 @@ func TestDiagnose(t *testing.T) {
 				return map[string]float64{protocol.MetricConnectionsActive: 100, protocol.MetricProcessResidentMemory: 40e6 + float64(s)*2e6,
 					protocol.MetricGoGoroutines: float64(300 + 40*s)}
 			}},
-			"server-side/memory_growth/warning", []string{"resident memory went from 40.05MiB to 61.04MiB (+52%) over 11s while connections held between 90 and 100", "goroutines went from 340 to 780"}},
+			"server-side/memory_growth/warning", []string{"resident memory went from 40.1MiB to 61MiB (+52%) over 11s while connections held between 90 and 100", "goroutines went from 340 to 780"}},
 
 		{"memory of a gateway sharing the generator's process says nothing", synth{clients: 100, seconds: 12,
 			telemetry: func(s int) map[string]float64 {

@@ -104,9 +104,7 @@ func HeadlineOf(r *Result) Headline {
 
 		MemoryPerConnection: r.Telemetry.Summary.MemoryPerConnAtPeak,
 	}
-	for _, w := range r.Workers {
-		h.Clients += w.Clients
-	}
+	h.Clients = r.Clients()
 	for _, iv := range r.Series {
 		h.PeakConnections = max(h.PeakConnections, iv.Gauges[stats.GaugeConnections])
 	}

@@ -131,34 +131,41 @@ func lostWorkers(r *reports.Result) int {
 	return lost
 }
 
-// printSummary prints a few lines about the result.
+// printSummary prints a few lines about the result. Its "errors" are reports.Headline's: every
+// failed connect (HTTP 503 included), every connection that ended other than with 1000 or 1001
+// (1006, 1008, 1011, 1013, 4xxx, or no close at all) and every client-side cut, false disconnects
+// among them; its connect_time is the connect_time SLO's span (dial to 101).
 func printSummary(w io.Writer, r *reports.Result, path string) {
+	h := reports.HeadlineOf(r)
 	s := r.Stats
-	errs := int64(0)
-	for k, v := range s.Counters {
-		if strings.HasPrefix(k, stats.PrefixError) {
-			errs += v
-		}
-	}
-	fmt.Fprintf(w, "%s %s in %v: %d clients on %d worker(s), %d connects, %d errors\n",
-		r.Name, r.StopReason, r.Duration.Round(100*time.Millisecond), clientsOf(r), len(r.Workers), s.Counter(stats.CtrConnects), errs)
-	fmt.Fprintf(w, "  connect p50 %v p99 %v | fanout p50 %v p99 %v | sent %d received %d | order violations %d, acked-undelivered %d\n",
-		ms(s.Percentile(stats.HistConnect, 50)), ms(s.Percentile(stats.HistConnect, 99)),
-		ms(s.Percentile(stats.HistFanout, 50)), ms(s.Percentile(stats.HistFanout, 99)),
-		s.Counter(stats.CtrMessagesSent), s.Counter(stats.CtrMessagesReceived),
-		s.Counter(stats.CtrOrderViolations), s.Counter(stats.CtrAckedUndelivered))
+	fmt.Fprintf(w, "%s %s in %v: %d clients on %d worker(s), %d connects, %d errors%s\n",
+		r.Name, r.StopReason, r.Duration.Round(100*time.Millisecond), h.Clients, len(r.Workers), h.Connects, h.Errors, errorDetail(h))
+	fmt.Fprintf(w, "  connect_time p50 %v p99 %v | fanout p50 %v p99 %v | sent %d received %d | order violations %d, acked-undelivered %d\n",
+		ms(h.ConnectTime.P50), ms(h.ConnectTime.P99), ms(h.Fanout.P50), ms(h.Fanout.P99),
+		h.MessagesSent, h.MessagesReceived, s.Counter(stats.CtrOrderViolations), s.Counter(stats.CtrAckedUndelivered))
 	if !r.Reliable {
 		fmt.Fprintf(w, "  unreliable: %s\n", r.UnreliableReason)
 	}
 	fmt.Fprintf(w, "  result: %s\n", path)
 }
 
-func clientsOf(r *reports.Result) int {
-	n := 0
-	for _, w := range r.Workers {
-		n += w.Clients
+// errorDetail names the largest kinds of error and the false disconnects among them.
+func errorDetail(h reports.Headline) string {
+	if h.Errors == 0 {
+		return ""
 	}
-	return n
+	var parts []string
+	for i, k := range h.ErrorKinds {
+		if i == 3 {
+			parts = append(parts, "...")
+			break
+		}
+		parts = append(parts, fmt.Sprintf("%s %d", k.Kind, k.Count))
+	}
+	if h.FalseDisconnects > 0 {
+		parts = append(parts, fmt.Sprintf("false disconnects %d", h.FalseDisconnects))
+	}
+	return " (" + strings.Join(parts, ", ") + ")"
 }
 
 func ms(d time.Duration) string {

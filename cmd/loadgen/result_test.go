@@ -2,8 +2,12 @@ package main
 
 import (
 	"bytes"
+	"strings"
 	"testing"
+	"time"
 
+	"github.com/squall-dev/squall/loadgen"
+	"github.com/squall-dev/squall/loadgen/stats"
 	"github.com/squall-dev/squall/reports"
 )
 
@@ -29,5 +33,35 @@ func TestPrintDiagnosis(t *testing.T) {
 				t.Errorf("got:\n%q\nwant:\n%q", b.String(), tc.want)
 			}
 		})
+	}
+}
+
+// TestSummaryCountsEveryError: the end summary's errors are every failed connect, abnormal close,
+// refusal and client-side cut — never "0 errors" beside false disconnects — and its connect_time is
+// the SLO's span (dial to 101), not the TCP connect alone.
+func TestSummaryCountsEveryError(t *testing.T) {
+	start := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	rec := stats.NewRecorder(start)
+	rec.Add(stats.CtrConnects, 200)
+	rec.Add(stats.ErrorCounter("read_timeout"), 56)
+	rec.Add(loadgen.CtrFalseDisconnects, 56)
+	rec.Add(stats.CloseCodeCounter(1013), 7)
+	rec.Add(stats.ErrorCounter(stats.ErrUpgradeRefused), 3)
+	rec.Add(stats.CloseCodeCounter(1000), 200)
+	rec.Record(stats.HistConnect, time.Millisecond)
+	rec.Record(stats.HistUpgrade, 4*time.Millisecond)
+	r := reports.New("smoke", 1)
+	r.Stats = reports.StatsFrom(rec.Snapshot())
+	r.StopReason, r.Duration = reports.StopCompleted, 5*time.Second
+	r.Workers = []reports.Worker{{Clients: 200, Status: reports.WorkerOK}}
+	var b bytes.Buffer
+	printSummary(&b, r, "out/result.json")
+	for _, want := range []string{
+		"smoke completed in 5s: 200 clients on 1 worker(s), 200 connects, 66 errors (read_timeout 56, close 1013 7, upgrade_refused 3, false disconnects 56)",
+		"connect_time p50 4ms p99 4ms",
+	} {
+		if !strings.Contains(b.String(), want) {
+			t.Errorf("summary lacks %q:\n%s", want, b.String())
+		}
 	}
 }

@@ -356,17 +356,21 @@ func Summarize(ps []Point) Summary {
 // the run's clients start and the last after they end): the run's own share of a counter that a
 // long-running gateway has been counting since it started. A fall between two points is a node
 // restarting with its counters at zero: what it counted since is added, as Prometheus's increase()
-// does. ok is false when no point has the counter.
+// does. A counter the first point lacks did not exist yet (a labelled series appears on its first
+// increment): it counts from zero. ok is false when no point has the counter.
 func Increase(ps []Point, name string) (inc float64, ok bool) {
 	prev := 0.0
-	for _, p := range ps {
+	for i, p := range ps {
 		v, has := p.Values[name]
 		if !has {
 			continue
 		}
 		switch {
+		case !ok && i == 0:
+			ok = true
 		case !ok:
 			ok = true
+			inc += v
 		case v >= prev:
 			inc += v - prev
 		default: // a reset

@@ -164,6 +164,7 @@ func TestIncrease(t *testing.T) {
 		{"earlier runs left out", pts(1000, 1000, 1010, 1042), 42, true},
 		{"a node restarted", pts(100, 120, 5, 30), 20 + 30, true},
 		{"a missed scrape", pts(10, -1, 15), 5, true},
+		{"a series that appears during the run counts from zero", pts(-1, 3, 7), 7, true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			got, ok := Increase(tc.ps, "c")

@@ -67,29 +67,34 @@ func runSpec(ctx context.Context, e *env, f runFlags, spec harness.Spec, out str
 		fmt.Fprintf(e.stdout, "  the chaos proxy adds %v p50, %v p99 to a round trip (measured before the run; proxied cohorts' latencies include it)\n",
 			o.AddedP50.Round(time.Microsecond), o.AddedP99.Round(time.Microsecond))
 	}
-	s := spec.Scenario
-	if s == nil {
-		printDiagnosis(e.stdout, res.Diagnosis)
-		return runError(err)
-	}
 	if err != nil {
-		fmt.Fprintln(e.stdout, "SLOs not graded: the run did not complete")
+		if len(res.SLOs) == 0 && spec.Scenario != nil {
+			fmt.Fprintln(e.stdout, "SLOs not graded: the run did not complete")
+		}
+		printDiagnosis(e.stdout, res.Diagnosis)
 		return runError(err)
 	}
 	verdicts := scenarios.VerdictsOf(res.SLOs)
 	fmt.Fprintln(e.stdout)
+	if spec.Scenario == nil {
+		fmt.Fprintln(e.stdout, "the built-in plan's SLOs (every client connected, delivery, abnormal closes, generator health):")
+	}
 	if err := scenarios.WriteVerdicts(e.stdout, verdicts); err != nil {
 		return harnessErr(err)
 	}
-	if s.StepRamp() { // a capacity run: each step graded on its own, and the knee
+	if res.StepRamp != nil { // a capacity run: each step graded on its own, and the knee
 		fmt.Fprintln(e.stdout)
-		if err := scenarios.WriteSteps(e.stdout, scenarios.Steps(s, res)); err != nil {
+		if err := scenarios.WriteSteps(e.stdout, res.StepRamp); err != nil {
 			return harnessErr(err)
 		}
 	}
 	printDiagnosis(e.stdout, res.Diagnosis)
 	if code := scenarios.ExitCode(verdicts); code != scenarios.ExitOK {
-		return &exitError{code, fmt.Errorf("scenario %s: SLO breached (result: %s)", s.Name, outPath)}
+		what := "the built-in plan " + res.Name
+		if s := spec.Scenario; s != nil {
+			what = "scenario " + s.Name
+		}
+		return &exitError{code, fmt.Errorf("%s: SLO breached (result: %s)", what, outPath)}
 	}
 	return nil
 }

@@ -17,6 +17,7 @@ import (
 	"net/http"
 	"slices"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -50,6 +51,42 @@ var Kept = []string{
 	protocol.MetricProcessResidentMemory,
 	protocol.MetricGoGoroutines,
 	protocol.MetricProcessOpenFDs,
+	protocol.MetricBuildInfo,
+}
+
+// Build is a gateway's build as its ws_build_info labels say.
+type Build struct {
+	Version, Commit, GoVersion string
+}
+
+// BuildsOf returns the builds a point's ws_build_info series name, sorted (several when nodes run
+// different builds; none when the gateway does not export it).
+func BuildsOf(values map[string]float64) []Build {
+	var out []Build
+	for _, k := range slices.Sorted(maps.Keys(values)) {
+		rest, ok := strings.CutPrefix(k, protocol.MetricBuildInfo+"{")
+		if !ok {
+			continue
+		}
+		var b Build
+		for _, part := range strings.Split(strings.TrimSuffix(rest, "}"), ",") {
+			name, quoted, _ := strings.Cut(part, "=")
+			v, err := strconv.Unquote(quoted)
+			if err != nil {
+				continue
+			}
+			switch name {
+			case "version":
+				b.Version = v
+			case "commit":
+				b.Commit = v
+			case "go_version":
+				b.GoVersion = v
+			}
+		}
+		out = append(out, b)
+	}
+	return out
 }
 
 // Status values of a Telemetry.

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -172,5 +173,24 @@ func TestIncrease(t *testing.T) {
 				t.Errorf("Increase = %v, %v; want %v, %v", got, ok, tc.want, tc.ok)
 			}
 		})
+	}
+}
+
+func TestBuildsOf(t *testing.T) {
+	vals, err := Parse(strings.NewReader(`# TYPE ws_build_info gauge
+ws_build_info{commit="0123abcd-dirty",go_version="go1.25.1",version="1.2.0"} 1
+# TYPE ws_connections_active gauge
+ws_connections_active 3
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := BuildsOf(vals)
+	want := []Build{{Version: "1.2.0", Commit: "0123abcd-dirty", GoVersion: "go1.25.1"}}
+	if !slices.Equal(got, want) {
+		t.Errorf("BuildsOf = %+v, want %+v", got, want)
+	}
+	if BuildsOf(map[string]float64{"ws_connections_active": 3}) != nil {
+		t.Error("a gateway without ws_build_info has a build")
 	}
 }

@@ -9,8 +9,12 @@ COMMIT    ?= $(shell git rev-parse --short=12 HEAD 2>/dev/null)$(shell git diff 
 LDFLAGS   := -X github.com/squall-dev/squall/internal/version.Version=$(VERSION) \
              -X github.com/squall-dev/squall/internal/version.commit=$(COMMIT)
 export TESTCONTAINERS_RYUK_DISABLED := true
+# The interop tests' servers (harness/interop_test.go) are fetched or built once into this cache.
+INTEROP_CACHE ?= $(HOME)/.cache/squall-interop
+CENTRIFUGO_VERSION := v6.9.1
+export SQUALL_INTEROP_CACHE := $(INTEROP_CACHE)
 
-.PHONY: help build deps test fuzz run bench bench-scale lint clean images
+.PHONY: help build deps interop-deps test fuzz run bench bench-scale lint clean images
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
@@ -45,7 +49,29 @@ deps: ## install redis-server (cluster tests), nginx and haproxy (proxy tests) f
 			echo "deps: could not install $$p: the tests needing it will skip"; fi; \
 	done; exit 0
 
-test: deps ## run every test with the race detector, one package at a time (heavy load tests must not overlap)
+interop-deps: ## build the interop tests' servers once into $(INTEROP_CACHE) (gorilla chat example, Centrifugo $(CENTRIFUGO_VERSION), ~5 min the first time) and install node-ws; never fails
+	@mkdir -p $(INTEROP_CACHE)/bin
+	@if [ ! -x $(INTEROP_CACHE)/bin/gorilla-chat ]; then \
+		if $(GO) build -trimpath -o $(INTEROP_CACHE)/bin/gorilla-chat github.com/gorilla/websocket/examples/chat; then \
+			echo "interop-deps: built gorilla/websocket's chat example"; else \
+			echo "interop-deps: could not build gorilla/websocket's chat example: its test builds it or skips"; fi; fi
+	@if [ "$$(cat $(INTEROP_CACHE)/bin/centrifugo.version 2>/dev/null)" != "$(CENTRIFUGO_VERSION)" ]; then \
+		echo "interop-deps: building Centrifugo $(CENTRIFUGO_VERSION) (once; a few minutes)"; \
+		if GOBIN=$(INTEROP_CACHE)/bin CGO_ENABLED=0 $(GO) install -trimpath -ldflags '-s -w' \
+			github.com/centrifugal/centrifugo/v6@$(CENTRIFUGO_VERSION); then \
+			echo "$(CENTRIFUGO_VERSION)" > $(INTEROP_CACHE)/bin/centrifugo.version; else \
+			rm -f $(INTEROP_CACHE)/bin/centrifugo; echo "interop-deps: could not build Centrifugo: its interop test will skip"; fi; fi
+	@if [ -f /usr/share/nodejs/ws/package.json ] || ! command -v node >/dev/null 2>&1; then exit 0; fi; \
+	if ! command -v apt-get >/dev/null 2>&1; then echo "interop-deps: node-ws missing: its interop tests will skip"; exit 0; fi; \
+	SUDO=; if [ "$$(id -u)" != 0 ]; then \
+		if command -v sudo >/dev/null 2>&1 && sudo -n true 2>/dev/null; then SUDO="sudo -n"; else \
+		echo "interop-deps: node-ws missing and no root to install it: its interop tests will skip"; exit 0; fi; fi; \
+	export DEBIAN_FRONTEND=noninteractive; \
+	if $$SUDO apt-get install -y -qq --no-install-recommends node-ws >/dev/null 2>&1; then \
+		echo "interop-deps: installed node-ws from Debian's packages"; else \
+		echo "interop-deps: could not install node-ws: its interop tests will skip"; fi; exit 0
+
+test: deps interop-deps ## run every test with the race detector, one package at a time (heavy load tests must not overlap)
 	@# Compile every test binary first, two packages at a time (compiling is safe to overlap; the
 	@# load tests are not), so that the serial run below spends its time on tests.
 	@echo "compiling the test binaries (-race, two packages at a time)"

@@ -349,7 +349,7 @@ func (r *runner) execute(ctx context.Context, plan loadgen.Plan, parts []part, r
 		scraper.Run(telCtx)
 	}()
 
-	ctrl := &agent.Controller{Logger: o.Logger, OnUpdate: o.OnUpdate, StopGrace: time.Minute}
+	ctrl := &agent.Controller{Logger: o.Logger, OnUpdate: o.OnUpdate, StopGrace: time.Minute, LostAfter: o.LostAfter}
 	res.Started = startAt
 	if fl != nil {
 		fl.start(ctx, startAt, o.OnNote)

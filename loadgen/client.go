@@ -58,6 +58,10 @@ const (
 	HistAbnormalCloseAge = "abnormal_close_age"
 )
 
+// ValueHists lists the histograms that hold plain values (counts per client), not durations in
+// nanoseconds; every other histogram loadgen records is a duration.
+var ValueHists = []string{HistReconnectAttemptsPerClient, HistConnsPerUser}
+
 // client states
 const (
 	stIdle uint8 = iota

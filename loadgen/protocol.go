@@ -13,7 +13,7 @@ import (
 // policies, exits, the schedule, read timeouts, WebSocket pings, counting and recording — is the
 // client's and the same for every protocol.
 //
-// Each protocol is one file (protocol_squall.go, protocol_generic.go), registered by name in
+// Each protocol is one file (protocol_squall.go, protocol_generic.go, protocol_centrifugo.go), registered by name in
 // protocols; a ProtocolSpec names one and carries its settings, so that a plan's target can travel
 // to workers as JSON. The methods run on the client's goroutines: opened and received on the
 // connection's reader, publish and heartbeat on a scheduler goroutine; a protocol keeps its
@@ -59,10 +59,13 @@ const (
 	CapAppPing        Capability = "app_ping"         // an application-level ping with its pong
 	CapEcho           Capability = "echo"             // a publisher receives its own messages back (per-message loss)
 	CapHeartbeat      Capability = "server_heartbeat" // the server announces and runs a heartbeat a client can check
+	// CapAccounting: every published message is accounted for by its stamp (delivered, late,
+	// lost, unconfirmed) — the relay profiles, whose own copies come back to their senders.
+	CapAccounting Capability = "message_accounting"
 )
 
 // AllCapabilities lists every capability.
-var AllCapabilities = []Capability{CapPresence, CapServerSequence, CapAcks, CapResume, CapAppPing, CapEcho, CapHeartbeat}
+var AllCapabilities = []Capability{CapPresence, CapServerSequence, CapAcks, CapResume, CapAppPing, CapEcho, CapHeartbeat, CapAccounting}
 
 // Capabilities is a set of capabilities.
 type Capabilities []Capability
@@ -86,6 +89,8 @@ type ProtocolSpec struct {
 	Name string `json:"name,omitempty" yaml:"name"`
 	// Generic configures the generic protocol.
 	Generic *GenericSpec `json:"generic,omitempty" yaml:"generic"`
+	// Centrifugo configures the centrifugo protocol (optional).
+	Centrifugo *CentrifugoSpec `json:"centrifugo,omitempty" yaml:"centrifugo"`
 }
 
 // ProtocolSquall is the name of the reference gateway's protocol (refserver/protocol).
@@ -93,8 +98,9 @@ const ProtocolSquall = "squall"
 
 // protocols builds each protocol from its spec; the one list of protocols.
 var protocols = map[string]func(ProtocolSpec) (Protocol, error){
-	ProtocolSquall:  newSquallProtocol,
-	ProtocolGeneric: newGenericProtocol,
+	ProtocolSquall:     newSquallProtocol,
+	ProtocolGeneric:    newGenericProtocol,
+	ProtocolCentrifugo: newCentrifugoProtocol,
 }
 
 // Protocols lists the protocol names in sorted order.

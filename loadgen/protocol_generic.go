@@ -108,6 +108,9 @@ func (*genericProtocol) relayed() {}
 
 func newGenericProtocol(spec ProtocolSpec) (Protocol, error) {
 	g := spec.Generic
+	if spec.Centrifugo != nil {
+		return nil, errors.New("protocol generic: takes no centrifugo settings")
+	}
 	if g == nil {
 		return nil, errors.New("protocol generic: no settings (generic: with a publish template at least)")
 	}
@@ -210,7 +213,7 @@ func (p *genericProtocol) Capabilities() Capabilities {
 		c = append(c, CapAppPing)
 	}
 	if !p.noEcho {
-		c = append(c, CapEcho)
+		c = append(c, CapEcho, CapAccounting)
 	}
 	return c
 }
@@ -362,6 +365,11 @@ func (p *genericProtocol) message(c *client, msg []byte, rc *readCtx) {
 	}
 	if !p.ack.empty() && p.ack.match(v) {
 		c.add(stats.CtrAcks, 1)
+		if idv, ok := p.ackID.get(v); ok {
+			if id, ok := scalarString(idv); ok {
+				c.stampAcked(id)
+			}
+		}
 		return
 	}
 	if !p.delivery.empty() && !p.delivery.match(v) {

@@ -26,16 +26,19 @@ type squallProtocol struct{}
 var _ Protocol = squallProtocol{}
 
 func newSquallProtocol(spec ProtocolSpec) (Protocol, error) {
-	if spec.Generic != nil {
-		return nil, errors.New("protocol squall: takes no generic settings")
+	if spec.Generic != nil || spec.Centrifugo != nil {
+		return nil, errors.New("protocol squall: takes no generic or centrifugo settings")
 	}
 	return squallProtocol{}, nil
 }
 
 func (squallProtocol) Name() string { return ProtocolSquall }
 
-// Capabilities: the squall protocol shows everything the harness measures.
-func (squallProtocol) Capabilities() Capabilities { return slices.Clone(AllCapabilities) }
+// Capabilities: the squall protocol shows everything the harness measures; its loss is counted
+// per room sequence (gaps), not per stamped message.
+func (squallProtocol) Capabilities() Capabilities {
+	return Capabilities{CapPresence, CapServerSequence, CapAcks, CapResume, CapAppPing, CapEcho, CapHeartbeat}
+}
 
 // tokenPlace: the token query parameter (refserver also takes it in a first hello frame).
 func (squallProtocol) tokenPlace() string { return PlaceQuery }
@@ -67,6 +70,9 @@ func (squallProtocol) probe(p *probeConn) error {
 		var f protocol.Frame
 		if err := protocol.DecodeInto(msg, protocol.ServerToClient, &f); err != nil {
 			return false, fmt.Errorf("the first message is not a squall frame: %s", excerpt(msg))
+		}
+		if f.Type == protocol.TypeError && f.Code == protocol.ErrCodeUnauthorized {
+			return false, fmt.Errorf("%w: error %s: %s", ErrCredentials, f.Code, f.Message)
 		}
 		if f.Type != protocol.TypeWelcome {
 			return false, fmt.Errorf("the first frame is %q, not welcome", f.Type)

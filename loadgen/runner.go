@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"math/rand/v2"
 	"net"
+	"net/netip"
 	"runtime"
 	"slices"
 	"sync"
@@ -248,7 +249,9 @@ func newDialer(rec *stats.Recorder, onSample func(string, time.Duration)) *webso
 		NetDialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
 			d := net.Dialer{}
 			di, _ := ctx.Value(localAddrKey{}).(dialInfo)
-			if di.addr.IsValid() {
+			if di.addr.IsValid() && (!di.addr.IsLoopback() || loopbackDest(addr)) {
+				// A loopback source address only reaches loopback: a target off loopback (a
+				// gateway in a container) is dialled from the address the route gives.
 				d.LocalAddr = &net.TCPAddr{IP: di.addr.AsSlice()}
 			}
 			start := time.Now()
@@ -266,6 +269,20 @@ func newDialer(rec *stats.Recorder, onSample func(string, time.Duration)) *webso
 			return conn, err
 		},
 	}
+}
+
+// loopbackDest reports whether a dial address (host:port) is on loopback; a name other than
+// localhost counts as off loopback.
+func loopbackDest(addr string) bool {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return false
+	}
+	if host == "localhost" {
+		return true
+	}
+	a, err := netip.ParseAddr(host)
+	return err == nil && a.Unmap().IsLoopback()
 }
 
 // openFileLimit returns the soft RLIMIT_NOFILE.
@@ -703,11 +720,13 @@ func (r *runner) settle(ctx context.Context) {
 	var d DeliveryReport
 	if _, ok := r.env.proto.(relayProtocol); ok {
 		for _, c := range r.env.liveClients() {
-			lost, gaps := c.relayCheck()
+			lost, ackedLost, gaps := c.relayCheck()
 			c.add(CtrLost, lost)
 			c.add(stats.CtrGaps, gaps)
+			c.add(stats.CtrAckedUndelivered, ackedLost)
 			d.Gaps += gaps
 			d.Lost += lost
+			d.AckedUndelivered += ackedLost
 		}
 	}
 	for _, t := range r.env.rooms.all() {

@@ -14,7 +14,8 @@ package loadgen
 //     its sender (a relay delivers to every subscriber of the room, its sender included): it is
 //     delivered (CtrDelivered) within the loss timeout, late (CtrLate) after it, or lost (CtrLost)
 //     when it has not come back by the delivery check; a message whose sender's connection dropped
-//     before its copy came back is unconfirmed (CtrUnconfirmed).
+//     before its copy came back is unconfirmed (CtrUnconfirmed). A lost message the gateway had
+//     acknowledged also counts in stats.CtrAckedUndelivered.
 //
 // Where the protocol also reads a server sequence per room (centrifugo's offset, a generic seq
 // path), room-level order and gaps are checked as for the squall protocol's roomSeq.
@@ -58,19 +59,19 @@ type stamp struct {
 // appendStamp appends the stamp as a JSON object, padded with pad bytes.
 func appendStamp(b []byte, s *stamp, pad int) []byte {
 	b = append(b, `{"squall":1,"u":`...)
-	b = strconv.AppendQuote(b, s.User)
+	b = appendJSONString(b, s.User)
 	b = append(b, `,"c":`...)
 	b = strconv.AppendInt(b, int64(s.Client), 10)
 	b = append(b, `,"g":`...)
 	b = strconv.AppendUint(b, uint64(s.Gen), 10)
 	b = append(b, `,"r":`...)
-	b = strconv.AppendQuote(b, s.Room)
+	b = appendJSONString(b, s.Room)
 	b = append(b, `,"s":`...)
 	b = strconv.AppendUint(b, s.Seq, 10)
 	b = append(b, `,"t":`...)
 	b = strconv.AppendInt(b, s.Sent, 10)
 	b = append(b, `,"id":`...)
-	b = strconv.AppendQuote(b, s.ID)
+	b = appendJSONString(b, s.ID)
 	if pad > 0 {
 		b = append(b, `,"p":"`...)
 		for range pad {
@@ -79,6 +80,19 @@ func appendStamp(b []byte, s *stamp, pad int) []byte {
 		b = append(b, '"')
 	}
 	return append(b, '}')
+}
+
+// appendJSONString appends str as a JSON string.
+func appendJSONString(b []byte, str string) []byte {
+	for i := 0; i < len(str); i++ {
+		if c := str[i]; c < 0x20 || c > 0x7e || c == '"' || c == '\\' || c == '<' || c == '>' || c == '&' {
+			q, _ := json.Marshal(str)
+			return append(b, q...)
+		}
+	}
+	b = append(b, '"')
+	b = append(b, str...)
+	return append(b, '"')
 }
 
 // parseStamp reads a stamp from a payload: a JSON object, or a JSON string holding one (gateways
@@ -126,6 +140,10 @@ type relayState struct {
 	pubSeq  map[string]uint64       // room → last seq published on the current connection
 	senders map[string]*senderTrack // "user/gen/room" → the sender's sequence as this client saw it
 	timeout time.Duration           // loss timeout
+
+	cmdID       uint32            // centrifugo: the last command id of the connection
+	pubIDs      map[uint32]string // centrifugo: publish command id → the stamp's id, until its reply
+	subsPending int               // centrifugo: subscribe replies still awaited
 }
 
 // stampPublish builds the stamp of the next message to room, intended at the given time, and
@@ -227,18 +245,46 @@ func (c *client) relayDroppedLocked() {
 		c.add(CtrUnconfirmed, int64(n))
 	}
 	c.relay.pubSeq = nil
+	c.relay.pubIDs = nil
+}
+
+// stampAcked marks the published message with correlation id as acknowledged by the gateway: if
+// it is then lost, the gateway broke a promise (stats.CtrAckedUndelivered).
+func (c *client) stampAcked(id string) {
+	parts := strings.Split(id, "/")
+	if len(parts) < 4 {
+		return
+	}
+	seq, err := strconv.ParseUint(parts[len(parts)-1], 10, 64)
+	if err != nil {
+		return
+	}
+	room := strings.Join(parts[2:len(parts)-1], "/")
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for i := range c.pend {
+		if p := &c.pend[i]; p.seq == seq && p.room != nil && p.room.name == room {
+			p.acked = true
+			return
+		}
+	}
 }
 
 // relayCheck ends the stamp accounting of c at the delivery check: messages still waiting for
 // their copy are lost, sequences still missing at a receiver are gaps.
-func (c *client) relayCheck() (lost, gaps int64) {
+func (c *client) relayCheck() (lost, ackedLost, gaps int64) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	lost = int64(len(c.pend))
+	for _, p := range c.pend {
+		if p.acked {
+			ackedLost++
+		}
+	}
 	c.pend = c.pend[:0]
 	for _, tr := range c.relay.senders {
 		gaps += int64(len(tr.missing))
 		tr.missing = nil
 	}
-	return lost, gaps
+	return lost, ackedLost, gaps
 }

@@ -111,3 +111,28 @@ func TestSummaryGolden(t *testing.T) {
 		})
 	}
 }
+
+func TestWriteRenderings(t *testing.T) {
+	r := readFixture(t, "testdata/result.golden.json")
+	dir := t.TempDir()
+	paths, err := r.WriteRenderings(dir, options())
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []string{reports.HTMLFileName, reports.JUnitFileName, reports.SummaryFileName}
+	if len(paths) != len(want) {
+		t.Fatalf("paths %v, want %v", paths, want)
+	}
+	for i, p := range paths {
+		if filepath.Base(p) != want[i] {
+			t.Errorf("path %d is %s, want %s", i, p, want[i])
+		}
+		if fi, err := os.Stat(p); err != nil || fi.Size() == 0 {
+			t.Errorf("%s: %v (size %v)", p, err, fi)
+		}
+	}
+	entries, _ := os.ReadDir(dir)
+	if len(entries) != len(want) {
+		t.Errorf("the directory holds %d files, want %d (no temporary files left)", len(entries), len(want))
+	}
+}

@@ -7,6 +7,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/squall-dev/squall/loadgen"
 	"github.com/squall-dev/squall/loadgen/stats"
 	"github.com/squall-dev/squall/refserver"
 	"github.com/squall-dev/squall/reports"
@@ -88,6 +89,9 @@ type Metric struct {
 	Catches string
 	// Source says where the number comes from in a run.
 	Source string
+	// Needs are what the target's protocol must let a client observe for the metric to mean
+	// anything (loadgen.Capability); validation refuses an SLO whose profile cannot see them.
+	Needs []loadgen.Capability
 	// Resolve reads the metric off a finished run (ResultSource).
 	Resolve Resolver
 }
@@ -118,6 +122,7 @@ var Metrics = []Metric{
 		Meaning: "how long a user whose every tab has gone stays present to observers (a user never cleared counts until the end of the run)",
 		Catches: "departed users left online: presence leaves never sent (no-presence-leave) or skipped after an abnormal close (leak-on-error)",
 		Source:  "client: presence tracker, per departed user (loadgen.HistGhostAge for the never cleared)",
+		Needs:   []loadgen.Capability{loadgen.CapPresence},
 		Resolve: ghostPresence},
 	{Name: "zombie_cleanup_time", Unit: UnitSeconds, Aggs: worstAggs, Scaling: ScaleTime, PerCohort: true,
 		Meaning: "from a tab vanishing (it stops reading and writing, TCP kept open) to the server closing its connection (a connection still open at the end counts as never cleaned)",
@@ -143,7 +148,14 @@ var Metrics = []Metric{
 		Meaning: "broadcasts the server acknowledged that some member of the room never received",
 		Catches: "messages the gateway acknowledged and then dropped: the worst delivery failure, a broken promise to the sender",
 		Source:  "stats.CtrAckedUndelivered",
+		Needs:   []loadgen.Capability{loadgen.CapAcks, loadgen.CapEcho},
 		Resolve: clientCounter(stats.CtrAckedUndelivered)},
+	{Name: "messages_lost", Unit: UnitCount, Aggs: counterAggs, Scaling: ScaleNone, PerCohort: true,
+		Meaning: "stamped messages whose own copy had not come back to their sender by the delivery check (relay profiles; a late copy is not lost)",
+		Catches: "a gateway that silently drops what clients publish: an unanswered send that simply vanishes",
+		Source:  "loadgen.CtrLost (payload stamps)",
+		Needs:   []loadgen.Capability{loadgen.CapAccounting},
+		Resolve: clientCounter(loadgen.CtrLost)},
 	{Name: "reconnect_rate_peak", Unit: UnitPerSecond, Aggs: []Agg{AggMax}, Scaling: ScaleRate,
 		Meaning: "the most reconnect attempts in any one second of the run",
 		Catches: "reconnect storms: a fleet cut at once without a retry hint (no-drain) retrying in lock-step",
@@ -163,6 +175,7 @@ var Metrics = []Metric{
 		Meaning: "connections of well-behaved tabs (no exit, still reading, answering every ping, not behind a chaos proxy) cut for a heartbeat reason: the tab's read timeout fired (not even a server ping heard), or the server dropped it without a close frame (1006, what a heartbeat sweep does) and the tab's next connection attempt succeeded (the gateway was up)",
 		Catches: "healthy clients cut by a heartbeat mismatch: the server never pings (no-server-ping) or times out faster than clients answer",
 		Source:  "client: loadgen.CtrFalseDisconnects",
+		Needs:   []loadgen.Capability{loadgen.CapHeartbeat},
 		Resolve: clientCounter(loadgenFalseDisconnects)},
 	{Name: "concurrent_connections_per_client", Unit: UnitCount, Aggs: []Agg{AggMax, AggP99, AggMean}, Scaling: ScaleNone, PerCohort: true,
 		Meaning: "connections one user held open at the same moment",
@@ -203,6 +216,7 @@ var Metrics = []Metric{
 		Meaning: "from a tab's exit to the moment every observer has seen its leave",
 		Catches: "slow or missing presence leaves (no-presence-leave): observers see departed users for too long",
 		Source:  "stats.HistPresence",
+		Needs:   []loadgen.Capability{loadgen.CapPresence},
 		Resolve: latency(stats.HistPresence)},
 	{Name: "schedule_lag", Unit: UnitSeconds, Aggs: histAggs, Scaling: ScaleNone, PerCohort: true,
 		Meaning: "how late the generator ran its own schedule (generator health)",

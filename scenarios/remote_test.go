@@ -1,6 +1,7 @@
 package scenarios
 
 import (
+	"fmt"
 	"strings"
 	"testing"
 )
@@ -58,5 +59,53 @@ func TestTargetSettingsRefused(t *testing.T) {
 				t.Fatalf("err %v, want %q", err, tt.want)
 			}
 		})
+	}
+}
+
+// TestCapabilitiesRefused checks that validation refuses an SLO whose metric needs what the
+// target's profile cannot observe, naming the metric, the capability and the profile.
+func TestCapabilitiesRefused(t *testing.T) {
+	const base = `name: caps
+target:
+  url: ws://gateway.example.com:8080/socket
+  protocol:
+    name: %s
+    %s
+cohorts:
+  - {name: users, count: 2}
+phases:
+  - {kind: ramp, rate: 10}
+  - {kind: hold, duration: 1s}
+slos:
+  - {metric: %s, agg: %s, bound: "== 0"}
+`
+	generic := `generic: {publish: '{{.Payload}}', batch: newline}`
+	tests := []struct {
+		name, proto, settings, metric, agg, want string
+	}{
+		{"presence on generic", "generic", generic, "ghost_presence_duration", "max", "ghost_presence_duration needs presence, which the generic profile cannot observe (target.protocol"},
+		{"acks on generic without ack matcher", "generic", generic, "lost_acked_messages", "count", "lost_acked_messages needs acks, which the generic profile"},
+		{"presence on centrifugo", "centrifugo", "", "presence_convergence", "p99", "presence_convergence needs presence, which the centrifugo profile"},
+		{"heartbeat on centrifugo", "centrifugo", "", "false_disconnects", "count", "false_disconnects needs server_heartbeat"},
+		{"accounting on squall", "squall", "", "messages_lost", "count", "messages_lost needs message_accounting, which the squall profile"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := Parse("caps.yaml", []byte(fmt.Sprintf(base, tt.proto, tt.settings, tt.metric, tt.agg)))
+			if err == nil || !strings.Contains(err.Error(), tt.want) {
+				t.Fatalf("err %v, want %q", err, tt.want)
+			}
+		})
+	}
+	ok := []struct{ proto, settings, metric, agg string }{
+		{"generic", generic, "messages_lost", "count"},
+		{"generic", generic, "ordering_violations", "count"},
+		{"centrifugo", "", "lost_acked_messages", "count"},
+		{"squall", "", "ghost_presence_duration", "max"},
+	}
+	for _, o := range ok {
+		if _, err := Parse("caps.yaml", []byte(fmt.Sprintf(base, o.proto, o.settings, o.metric, o.agg))); err != nil {
+			t.Errorf("%s with %s refused: %v", o.metric, o.proto, err)
+		}
 	}
 }

@@ -614,6 +614,25 @@ func (c *checker) behaviourSwitch(p string, e Event) {
 	}
 }
 
+// needs refuses an SLO whose metric needs what the target's protocol cannot observe, naming both.
+func (c *checker) needs(path string, m Metric) {
+	proto, err := loadgen.NewProtocol(c.s.Target.Protocol)
+	if err != nil || len(m.Needs) == 0 {
+		return // an unusable protocol is reported under target.protocol
+	}
+	caps := proto.Capabilities()
+	var missing []string
+	for _, n := range m.Needs {
+		if !caps.Has(n) {
+			missing = append(missing, string(n))
+		}
+	}
+	if len(missing) > 0 {
+		c.add(path+".metric", "%s needs %s, which the %s profile cannot observe (target.protocol; see \"testing your own gateway\" in scenarios/README.md)",
+			m.Name, strings.Join(missing, " and "), proto.Name())
+	}
+}
+
 func (c *checker) slos() {
 	s := c.s
 	cohorts := map[string]bool{}
@@ -633,6 +652,9 @@ func (c *checker) slos() {
 			c.add(p+".agg", "unknown aggregation %q (want %s)", o.Agg, orList(aggNames(Aggs)))
 		} else if known && o.Agg != "" && !m.Allows(o.Agg) {
 			c.add(p+".agg", "%s does not apply to %s (want %s)", o.Agg, o.Metric, orList(aggNames(m.Aggs)))
+		}
+		if known {
+			c.needs(p, m)
 		}
 		if known {
 			switch {

@@ -20,10 +20,10 @@ func TestContainerFaults(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts containers")
 	}
-	img := dockertest.BuildImages(t)
+	img := dockertest.BuildImages(t, "refserver")
 	eng := dockertest.Engine(t)
 	nw := dockertest.NewNetwork(t)
-	gw := nw.Run(t, "node-0", img.Refserver, nil, []string{"--addr", "0.0.0.0:8080", "--auth-secret", "s"})
+	gw := nw.Run(t, dockertest.Spec{Name: "node-0", Image: img.Refserver, Cmd: []string{"--addr", "0.0.0.0:8080", "--auth-secret", "s"}})
 	health := "http://" + gw.Addr(8080) + "/healthz"
 	dockertest.WaitHTTP(t, health, 30*time.Second)
 

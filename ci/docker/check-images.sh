@@ -1,13 +1,16 @@
 #!/usr/bin/env bash
 # Checks that every image build-images.sh made answers --version.
 #
-#   ci/docker/check-images.sh TAG [PREFIX]
+#   ci/docker/check-images.sh TAG [PREFIX [NAME...]]
 set -euo pipefail
-tag=${1:?usage: check-images.sh TAG [PREFIX]}
+tag=${1:?usage: check-images.sh TAG [PREFIX [NAME...]]}
 prefix=${2:-squall}
+shift $(( $# < 2 ? $# : 2 ))
+names=("$@")
+[ ${#names[@]} -gt 0 ] || names=(refserver loadgen toxiproxy redis)
 declare -A want=([refserver]='^refserver ' [loadgen]='^loadgen ' [toxiproxy]='^toxiproxy-server version v' [redis]='^Redis server v=')
 fail=0
-for name in refserver loadgen toxiproxy redis; do
+for name in "${names[@]}"; do
 	if out=$(docker run --rm "$prefix/$name:$tag" --version 2>&1) && grep -Eq "${want[$name]}" <<<"$out"; then
 		echo "ok   $prefix/$name:$tag: $(head -n1 <<<"$out")"
 	else

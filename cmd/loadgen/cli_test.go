@@ -230,6 +230,7 @@ func TestInterruptWritesResult(t *testing.T) {
 	if res.StopReason != reports.StopInterrupted {
 		t.Errorf("stop reason %q", res.StopReason)
 	}
+	checkRenderings(t, out, o.String())
 	if got := res.Stats.Counter(stats.CtrConnects); got != 40 {
 		t.Errorf("%d connects, want 40", got)
 	}

@@ -18,8 +18,9 @@ import (
 	"github.com/squall-dev/squall/scenarios"
 )
 
-// runSpec runs spec with the live display, writes result.json into out, prints the summary and the
-// verdicts, and returns the error whose exit code DESIGN §6 gives the run.
+// runSpec runs spec with the live display, writes result.json, report.html, junit.xml and
+// summary.md into out, prints the summary, their paths and the verdicts, and returns the error
+// whose exit code DESIGN §6 gives the run.
 func runSpec(ctx context.Context, e *env, f runFlags, spec harness.Spec, out string) error {
 	if err := os.MkdirAll(out, 0o755); err != nil {
 		return usagef("--out %s: %v", out, err)
@@ -60,6 +61,11 @@ func runSpec(ctx context.Context, e *env, f runFlags, spec harness.Spec, out str
 		return harnessErr(werr)
 	}
 	printSummary(e.stdout, res, outPath)
+	rendered, rerr := res.WriteRenderings(out, renderOptions())
+	printRenderings(e.stdout, rendered)
+	if rerr != nil { // the result is written: it can be rendered again
+		return harnessErr(fmt.Errorf("%w (%s is written; loadgen report %s renders it again)", rerr, outPath, outPath))
+	}
 	if lost := lostWorkers(res); lost > 0 && lost < len(res.Workers) {
 		fmt.Fprintf(e.stderr, "loadgen: warning: %d of %d workers lost; the result keeps what they reported\n", lost, len(res.Workers))
 	}

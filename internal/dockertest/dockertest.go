@@ -1,5 +1,5 @@
 // Package dockertest gives tests a Docker engine and squall's images. Engine skips the test, with
-// the reason, when no Docker engine answers; Images builds the four images of ci/docker once per
+// the reason, when no Docker engine answers; BuildImages builds images of ci/docker once per
 // test process (static binaries built here into a temporary directory, then
 // ci/docker/build-images.sh) and checks that each answers --version, skipping the test when a tool
 // the build needs (bash, the docker CLI, redis-server) is missing. Nothing is ever pulled: every
@@ -9,7 +9,7 @@
 // registry): Engine sets TESTCONTAINERS_RYUK_DISABLED=true when it is unset, and tests terminate
 // their containers themselves.
 //
-// Engine and Images may be called from any test goroutine.
+// Engine and BuildImages may be called from any test goroutine.
 package dockertest
 
 import (
@@ -19,6 +19,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -41,10 +42,8 @@ var (
 	engine     *testcontainers.DockerClient
 	engineErr  error
 
-	imagesOnce sync.Once
-	images     Images
-	imagesSkip string // why the images cannot be built here (the test skips)
-	imagesErr  error  // the build failed (the test fails)
+	imagesMu sync.Mutex
+	built    = map[string]bool{} // images built by this process
 )
 
 // Engine returns the Docker client testcontainers-go uses, or skips the test when no engine answers.
@@ -73,58 +72,88 @@ func Root() string {
 	return filepath.Join(filepath.Dir(file), "..", "..")
 }
 
-// BuildImages builds the images tagged Tag (once per process) and returns their references; the
-// test is skipped when no engine answers or a tool the build needs is missing.
-func BuildImages(t testing.TB) Images {
+// AllImages are the images of ci/docker.
+var AllImages = []string{"refserver", "loadgen", "toxiproxy", "redis"}
+
+// BuildImages builds the named images (default AllImages) tagged Tag, once per process each, and
+// returns their references; the test is skipped when no engine answers or a tool the build needs
+// is missing.
+func BuildImages(t testing.TB, names ...string) Images {
 	t.Helper()
 	Engine(t)
-	imagesOnce.Do(func() { images, imagesSkip, imagesErr = build() })
-	switch {
-	case imagesSkip != "":
-		t.Skip(imagesSkip)
-	case imagesErr != nil:
-		t.Fatal(imagesErr)
+	if len(names) == 0 {
+		names = AllImages
 	}
-	return images
+	imagesMu.Lock()
+	defer imagesMu.Unlock()
+	var todo []string
+	for _, n := range names {
+		if !built[n] {
+			todo = append(todo, n)
+		}
+	}
+	if len(todo) > 0 {
+		skip, err := build(todo)
+		switch {
+		case skip != "":
+			t.Skip(skip)
+		case err != nil:
+			t.Fatal(err)
+		}
+		for _, n := range todo {
+			built[n] = true
+		}
+	}
+	ref := func(name string) string { return "squall/" + name + ":" + Tag }
+	return Images{Refserver: ref("refserver"), Loadgen: ref("loadgen"), Toxiproxy: ref("toxiproxy"), Redis: ref("redis")}
 }
 
-func build() (Images, string, error) {
-	for _, tool := range []string{"bash", "docker", "redis-server", "go"} {
+// build builds names: it returns why it cannot here (the test skips), or what failed.
+func build(names []string) (string, error) {
+	tools := []string{"bash", "docker", "go"}
+	if slices.Contains(names, "redis") {
+		tools = append(tools, "redis-server")
+	}
+	for _, tool := range tools {
 		if _, err := exec.LookPath(tool); err != nil {
-			return Images{}, fmt.Sprintf("%s not installed: the images cannot be built here (make deps installs redis-server)", tool), nil
+			return fmt.Sprintf("%s not installed: the images cannot be built here (make deps installs redis-server)", tool), nil
 		}
 	}
 	root := Root()
 	dir, err := os.MkdirTemp("", "squall-images-")
 	if err != nil {
-		return Images{}, "", err
+		return "", err
 	}
 	defer os.RemoveAll(dir)
 	bin := filepath.Join(dir, "bin")
 	start := time.Now()
 	for _, name := range []string{"refserver", "loadgen"} {
+		if !slices.Contains(names, name) {
+			continue
+		}
 		cmd := exec.Command("go", "build", "-ldflags", "-X github.com/squall-dev/squall/internal/version.Version="+Tag,
 			"-o", filepath.Join(bin, name), "./cmd/"+name)
 		cmd.Dir = root
 		cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
 		if out, err := cmd.CombinedOutput(); err != nil {
-			return Images{}, "", fmt.Errorf("building %s: %v\n%s", name, err, out)
+			return "", fmt.Errorf("building %s: %v\n%s", name, err, out)
 		}
 	}
-	cmd := exec.Command("bash", "ci/docker/build-images.sh", Tag)
+	args := append([]string{"ci/docker/build-images.sh", Tag, "squall"}, names...)
+	cmd := exec.Command("bash", args...)
 	cmd.Dir = root
 	cmd.Env = append(os.Environ(), "SQUALL_BIN_DIR="+bin, "SQUALL_IMAGES_CTX="+filepath.Join(dir, "images"))
 	if out, err := cmd.CombinedOutput(); err != nil {
-		return Images{}, "", fmt.Errorf("ci/docker/build-images.sh: %v\n%s", err, out)
+		return "", fmt.Errorf("ci/docker/build-images.sh: %v\n%s", err, out)
 	}
-	cmd = exec.Command("bash", "ci/docker/check-images.sh", Tag)
+	args = append([]string{"ci/docker/check-images.sh", Tag, "squall"}, names...)
+	cmd = exec.Command("bash", args...)
 	cmd.Dir = root
 	if out, err := cmd.CombinedOutput(); err != nil {
-		return Images{}, "", fmt.Errorf("ci/docker/check-images.sh: an image does not answer --version: %v\n%s", err, out)
+		return "", fmt.Errorf("ci/docker/check-images.sh: an image does not answer --version: %v\n%s", err, out)
 	}
-	fmt.Fprintf(os.Stderr, "dockertest: images built in %v\n", time.Since(start).Round(100*time.Millisecond))
-	ref := func(name string) string { return "squall/" + name + ":" + Tag }
-	return Images{Refserver: ref("refserver"), Loadgen: ref("loadgen"), Toxiproxy: ref("toxiproxy"), Redis: ref("redis")}, "", nil
+	fmt.Fprintf(os.Stderr, "dockertest: %v built and answering --version in %v\n", names, time.Since(start).Round(100*time.Millisecond))
+	return "", nil
 }
 
 // Logs returns the last lines of a container's output, for failure messages.

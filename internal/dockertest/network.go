@@ -16,7 +16,6 @@ import (
 	mobynet "github.com/moby/moby/api/types/network"
 	"github.com/testcontainers/testcontainers-go"
 	"github.com/testcontainers/testcontainers-go/network"
-	"github.com/testcontainers/testcontainers-go/wait"
 )
 
 // FDLimit is the open-file limit of every container a test starts: what one process may hold on
@@ -76,18 +75,40 @@ type Container struct {
 // Addr is IP:port.
 func (c *Container) Addr(port int) string { return netip.AddrPortFrom(c.IP, uint16(port)).String() }
 
-// Run starts image as name on the network with the next free address (name is also its DNS alias),
-// an open-file limit of FDLimit, and the wait strategy given (nil: none); the container is
-// terminated when the test ends. cmd are the image's arguments.
-func (n *Network) Run(t testing.TB, name, image string, waitFor wait.Strategy, cmd []string, opts ...testcontainers.ContainerCustomizer) *Container {
-	t.Helper()
+// Spec is a container to start on a Network.
+type Spec struct {
+	Name  string   // its name on the network (a DNS alias there)
+	Image string   // an image reference (BuildImages)
+	Cmd   []string // the image's arguments
+	Env   map[string]string
+	// IP is its address (Reserve); zero takes the next free one.
+	IP netip.Addr
+	// Binds are host:container[:ro] bind mounts.
+	Binds []string
+}
+
+// Reserve takes the next free address of the network, for a container started later (a
+// certificate must name it first).
+func (n *Network) Reserve() netip.Addr {
 	n.mu.Lock()
+	defer n.mu.Unlock()
 	ip := n.next
 	n.next = ip.Next()
-	n.mu.Unlock()
-	all := []testcontainers.ContainerCustomizer{
-		testcontainers.WithName(fmt.Sprintf("%s-%s", n.Name, name)),
-		network.WithNetwork([]string{name}, n.net),
+	return ip
+}
+
+// Run starts s on the network at its address, with an open-file limit of FDLimit; the container
+// is terminated when the test ends (its last lines logged when the test failed). It does not wait
+// for the container to serve: use WaitHTTP or WaitTCP.
+func (n *Network) Run(t testing.TB, s Spec) *Container {
+	t.Helper()
+	ip := s.IP
+	if !ip.IsValid() {
+		ip = n.Reserve()
+	}
+	opts := []testcontainers.ContainerCustomizer{
+		testcontainers.WithName(fmt.Sprintf("%s-%s", n.Name, s.Name)),
+		network.WithNetwork([]string{s.Name}, n.net),
 		testcontainers.WithEndpointSettingsModifier(func(m map[string]*mobynet.EndpointSettings) {
 			if ep := m[n.Name]; ep != nil {
 				ep.IPAMConfig = &mobynet.EndpointIPAMConfig{IPv4Address: ip}
@@ -95,33 +116,31 @@ func (n *Network) Run(t testing.TB, name, image string, waitFor wait.Strategy, c
 		}),
 		testcontainers.WithHostConfigModifier(func(hc *container.HostConfig) {
 			hc.Ulimits = append(hc.Ulimits, &container.Ulimit{Name: "nofile", Soft: FDLimit, Hard: FDLimit})
+			hc.Binds = append(hc.Binds, s.Binds...)
 		}),
-		testcontainers.WithCmd(cmd...),
+		testcontainers.WithCmd(s.Cmd...),
+		testcontainers.WithLabels(map[string]string{"squall.test": t.Name()}),
 	}
-	if waitFor != nil {
-		all = append(all, testcontainers.WithWaitStrategyAndDeadline(60*time.Second, waitFor))
+	if len(s.Env) > 0 {
+		opts = append(opts, testcontainers.WithEnv(s.Env))
 	}
-	all = append(all, opts...)
-	c, err := testcontainers.Run(t.Context(), image, all...)
+	c, err := testcontainers.Run(t.Context(), s.Image, opts...)
 	if c != nil {
 		t.Cleanup(func() {
 			cctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 			defer cancel()
 			if t.Failed() {
-				t.Logf("--- last lines of %s:\n%s", name, Logs(cctx, c, 30))
+				t.Logf("--- last lines of %s:\n%s", s.Name, Logs(cctx, c, 30))
 			}
 			if err := c.Terminate(cctx); err != nil {
-				t.Logf("terminating %s: %v", name, err)
+				t.Logf("terminating %s: %v", s.Name, err)
 			}
 		})
 	}
 	if err != nil {
-		if c != nil {
-			t.Logf("--- %s:\n%s", name, Logs(t.Context(), c, 30))
-		}
-		t.Fatalf("starting %s (%s): %v", name, image, err)
+		t.Fatalf("starting %s (%s): %v", s.Name, s.Image, err)
 	}
-	return &Container{DockerContainer: c, Name: name, IP: ip}
+	return &Container{DockerContainer: c, Name: s.Name, IP: ip}
 }
 
 // WaitHTTP polls url from the test process until it answers 200 or timeout passes.

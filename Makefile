@@ -37,9 +37,9 @@ images: build deps ## build the container images (FROM scratch, no registry) tag
 	ci/docker/build-images.sh $(IMAGE_TAG) $(IMAGE_PREFIX)
 	ci/docker/check-images.sh $(IMAGE_TAG) $(IMAGE_PREFIX)
 
-DEPS_PKGS := redis-server nginx haproxy
+DEPS_PKGS := redis-server nginx haproxy chromium
 
-deps: ## install redis-server (cluster tests), nginx and haproxy (proxy tests) from Debian's packages when missing; never fails
+deps: ## install redis-server (cluster tests), nginx and haproxy (proxy tests), chromium (report.html in a browser) from Debian's packages when missing; never fails
 	@missing=; for p in $(DEPS_PKGS); do command -v $$p >/dev/null 2>&1 || [ -x /usr/sbin/$$p ] || missing="$$missing $$p"; done; \
 	if [ -z "$$missing" ]; then exit 0; fi; \
 	if ! command -v apt-get >/dev/null 2>&1; then \

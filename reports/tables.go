@@ -96,7 +96,7 @@ func (r *Result) phaseTable() *Table {
 		counters := map[string]int64{}
 		fanout := stats.NewHist()
 		for _, iv := range r.Series {
-			if iv.End.Before(ph.Start) || !iv.End.Before(end.Add(time.Millisecond)) || !iv.End.After(ph.Start) {
+			if !iv.End.After(ph.Start) || iv.End.After(end) { // the intervals ending in (start, end]
 				continue
 			}
 			peak = max(peak, iv.Gauges[stats.GaugeConnections])

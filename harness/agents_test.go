@@ -232,7 +232,9 @@ func TestShutdownAgents(t *testing.T) {
 	}
 	ll := &listenLine{addr: make(chan string, 1)}
 	done := make(chan error, 1)
-	go func() { done <- ServeAgent(context.Background(), AgentOptions{Listen: "127.0.0.1:0", Token: "t", Stdout: ll}) }()
+	go func() {
+		done <- ServeAgent(context.Background(), AgentOptions{Listen: "127.0.0.1:0", Token: "t", Stdout: ll})
+	}()
 	var addr string
 	select {
 	case addr = <-ll.addr:

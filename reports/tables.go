@@ -128,9 +128,10 @@ func (r *Result) workerTable() *Table {
 	}
 	t := &Table{ID: "table-workers", Caption: "Per worker (or remote agent): its share of the clients and how its part went.",
 		Header: []string{"worker", "address", "pid", "clients", "status", "stop", "schedule lag p99", "connects", "errors", "fanout p99",
-			"gaps", "acked undelivered", "ghosts", "note"}}
+			"gaps", "acked undelivered", "ghosts", "note", "kind", "transport"}}
 	for _, w := range r.Workers {
-		row := []string{strconv.Itoa(w.Index), orDash(w.Addr), "-", strconv.Itoa(w.Clients), w.Status, "-", "-", "-", "-", "-", "-", "-", "-", w.Error}
+		row := []string{strconv.Itoa(w.Index), orDash(w.Addr), "-", strconv.Itoa(w.Clients), w.Status, "-", "-", "-", "-", "-", "-", "-", "-", w.Error,
+			orDash(w.Kind), orDash(w.Transport)}
 		if w.PID > 0 {
 			row[2] = strconv.Itoa(w.PID)
 		}

@@ -118,6 +118,24 @@ func clientCounter(counter string) Resolver {
 	}
 }
 
+// tierCounter resolves a per-tier counter of the tier given as label.
+func tierCounter(counter string) Resolver {
+	return func(q MetricQuery) (float64, bool) {
+		if q.Label == "" {
+			return 0, false
+		}
+		return clientCounter(loadgen.TierKey(counter, q.Label))(q)
+	}
+}
+
+// tierLatency resolves the fan-out latency of the tier given as label.
+func tierLatency(q MetricQuery) (float64, bool) {
+	if q.Label == "" || !q.hasClients() {
+		return 0, false
+	}
+	return histValue(q.Clients.Hist(loadgen.TierKey(loadgen.HistTierFanout, q.Label)), q.Agg, q.seconds())
+}
+
 // closeCodes resolves the clients' count of closes with the close code given as label.
 func closeCodes(q MetricQuery) (float64, bool) {
 	if q.Label == "" {
@@ -192,9 +210,11 @@ func orphanedSubscriptions(q MetricQuery) (float64, bool) {
 	return telemetryValue(q.Run.Result.Telemetry, protocol.MetricOrphanedSubscriptions, q.Agg)
 }
 
-// shedTotal resolves shed_total: the gateway's counter at its last scrape.
+// shedTotal resolves shed_total: how much the gateway's counter rose during the run (from the
+// scrape before the clients started to the one after they ended), not its absolute value, which
+// counts every earlier run against the same gateway.
 func shedTotal(q MetricQuery) (float64, bool) {
-	v, ok := telemetryValue(q.Run.Result.Telemetry, protocol.MetricShedTotal, AggLast)
+	v, ok := q.Run.Result.Telemetry.Increase(protocol.MetricShedTotal)
 	if !ok {
 		return 0, false
 	}

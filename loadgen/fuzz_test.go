@@ -1,6 +1,7 @@
 package loadgen
 
 import (
+	"bytes"
 	"net/url"
 	"strings"
 	"testing"
@@ -81,6 +82,29 @@ func FuzzJSONPath(f *testing.F) {
 		m, err := newMatcher(map[string]string{path: "*"})
 		if err == nil {
 			_ = m.match(v)
+		}
+	})
+}
+
+// FuzzSSEEvents feeds arbitrary streams to the SSE reader of the fallback tier: it never panics,
+// and the events of a well-formed stream come back as written.
+func FuzzSSEEvents(f *testing.F) {
+	f.Add([]byte(": squall\n\ndata: {\"type\":\"welcome\"}\n\n: ping\n\nevent: close\ndata: {\"code\":1000}\n\n"), "x", "close")
+	f.Add([]byte("data: a\ndata: b\r\n\r\n"), "", "")
+	f.Fuzz(func(t *testing.T, stream []byte, data, event string) {
+		_ = readSSEEvents(bytes.NewReader(stream), func(string, []byte) bool { return false }, func([]byte) {})
+		if strings.ContainsAny(data, "\r\n") || strings.ContainsAny(event, "\r\n") || data == "" || strings.HasPrefix(data, " ") {
+			return
+		}
+		var got []string
+		w := "event: " + event + "\ndata: " + data + "\n\n: ping\n\ndata: " + data + "\n\n"
+		_ = readSSEEvents(strings.NewReader(w), func(ev string, d []byte) bool {
+			got = append(got, ev+"|"+string(d))
+			return false
+		}, func([]byte) {})
+		want := []string{strings.TrimSpace(event) + "|" + data, "|" + data}
+		if len(got) != 2 || got[0] != want[0] || got[1] != want[1] {
+			t.Fatalf("stream %q read as %q, want %q", w, got, want)
 		}
 	})
 }

@@ -108,3 +108,25 @@ func FuzzSSEEvents(f *testing.F) {
 		}
 	})
 }
+
+// FuzzSocketIOEvent feeds arbitrary packets to the socketio profile's event decoder: it never
+// panics, and an event it encodes decodes back.
+func FuzzSocketIOEvent(f *testing.F) {
+	f.Add([]byte(`["message","room-0",{"squall":1,"u":"a","s":1}]`), "room-0", uint32(0))
+	f.Add([]byte(`12["message","r",{}]`), "r", uint32(12))
+	f.Add([]byte(`99999999999["x"]`), "", uint32(1))
+	p := &socketIOProtocol{evDelivery: "message"}
+	f.Fuzz(func(t *testing.T, packet []byte, room string, ack uint32) {
+		_, _ = splitAckID(packet)
+		_, _, _ = p.delivered(packet)
+		if room == "" || !utf8.ValidString(room) {
+			return
+		}
+		in := stamp{Mark: 1, User: "u", Room: room, Seq: 1, ID: "i"}
+		b := event(ack, "message", appendJSONString(nil, room), appendStamp(nil, &in, 0))
+		gotRoom, got, ok := p.delivered(b[2:])
+		if !ok || gotRoom != room || got != in {
+			t.Fatalf("event %s decoded as %q %+v %v", b, gotRoom, got, ok)
+		}
+	})
+}

@@ -6,11 +6,13 @@ import (
 	"errors"
 	"fmt"
 	"net/url"
+	"runtime"
 	"slices"
 	"strings"
 	"time"
 
 	"github.com/squall-dev/squall/chaos"
+	"github.com/squall-dev/squall/internal/version"
 	"github.com/squall-dev/squall/loadgen"
 	"github.com/squall-dev/squall/loadgen/agent"
 	"github.com/squall-dev/squall/loadgen/telemetry"
@@ -104,6 +106,9 @@ func (r *runner) run(ctx context.Context) (*reports.Result, error) {
 	if len(o.Agents) > 0 {
 		if remotes, err = dialAgents(ctx, o.Agents, token, o); err != nil {
 			return nil, err
+		}
+		if o.ShutdownAgents {
+			r.onRelease(func() { shutdownAgents(context.WithoutCancel(ctx), remotes, o) })
 		}
 	}
 
@@ -216,8 +221,16 @@ func (r *runner) run(ctx context.Context) (*reports.Result, error) {
 			src := scenarios.ResultSource{Result: res, Scenario: s, ServerMemory: tgt.ownProcess,
 				CohortStats: cohortStats(res, plan, routes, parts)}
 			res.SLOs = scenarios.ReportVerdicts(scenarios.Grade(s.SLOs, src))
+			if s.StepRamp() { // a capacity run: each step graded on its own, and the knee
+				res.StepRamp = scenarios.StepRampOf(scenarios.Steps(s, res))
+			}
 		}
+	} else if runErr == nil {
+		// A plan without a scenario is graded too, so that it cannot pass while its clients failed.
+		src := scenarios.ResultSource{Result: res, ServerMemory: tgt.ownProcess}
+		res.SLOs = scenarios.ReportVerdicts(scenarios.Grade(scenarios.PlanSLOs(plan), src))
 	}
+	res.Diagnosis = reports.Diagnose(res)
 	return res, runErr
 }
 
@@ -310,7 +323,7 @@ func (r *runner) execute(ctx context.Context, plan loadgen.Plan, parts []part, r
 	res.Tool = "loadgen " + o.Version
 	_ = res.SetPlan(plan)
 	eps := tgt.target.Endpoints
-	res.Target = reports.Target{Kind: tgt.kind, Nodes: len(eps)}
+	res.Target = reports.Target{Kind: tgt.kind, Nodes: len(eps), OwnProcess: tgt.ownProcess}
 	for _, ep := range eps {
 		res.Target.URLs = append(res.Target.URLs, ep.URL)
 		if ep.MetricsURL != "" {
@@ -353,6 +366,8 @@ func (r *runner) execute(ctx context.Context, plan loadgen.Plan, parts []part, r
 	res.Ended = time.Now()
 	res.Duration = res.Ended.Sub(res.Started)
 	res.Telemetry = reports.TelemetryFrom(scraper.Result())
+	res.Env.Loadgen = reports.Build{Name: "loadgen", Version: version.Version, Commit: version.Commit(), GoVersion: runtime.Version()}
+	res.Env.Gateway = gatewayBuild(res, tgt.kind)
 
 	res.Stats = reports.StatsFrom(out.Merged)
 	var serr error
@@ -424,6 +439,30 @@ func workerKind(r *agent.Remote, agents bool) string {
 	default:
 		return reports.WorkerInProcess
 	}
+}
+
+// gatewayBuild is the gateway's build as its /metrics says (ws_build_info); for the embedded
+// gateway that says nothing (no telemetry), loadgen's own build, which it is part of. Nodes of
+// different builds are named together.
+func gatewayBuild(res *reports.Result, kind string) *reports.Build {
+	for _, p := range res.Telemetry.Points {
+		bs := telemetry.BuildsOf(p.Values)
+		if len(bs) == 0 {
+			continue
+		}
+		b := &reports.Build{Name: "refserver", Version: bs[0].Version, Commit: bs[0].Commit, GoVersion: bs[0].GoVersion}
+		for _, o := range bs[1:] {
+			b.Version += " / " + o.Version
+			b.Commit += " / " + o.Commit
+		}
+		return b
+	}
+	if kind == "embedded" {
+		b := res.Env.Loadgen
+		b.Name = "refserver (embedded)"
+		return &b
+	}
+	return nil
 }
 
 // cohortStats collects the client figures of every cohort that ran alone in its route, from the

@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"net/netip"
 	"os"
+	"slices"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -51,6 +52,10 @@ const (
 	// navigate overlaps included) held open at the same moment, recorded per user at the end of
 	// the run. A connection counts as held from its welcome until it closes.
 	HistConnsPerUser = "concurrent_connections_per_user"
+	// HistAbnormalCloseAge is the age of a connection (upgrade to drop) that something other than
+	// the tab ended without a close frame (1006, or TCP closed): cuts at one regular age, while the
+	// gateway counted no heartbeat timeout, are the mark of a proxy or load balancer idle timeout.
+	HistAbnormalCloseAge = "abnormal_close_age"
 )
 
 // ValueHists lists the histograms that hold plain values (counts per client), not durations in
@@ -399,8 +404,14 @@ func (c *client) serve(conn wireConn, gen uint32, upgraded time.Time, reconnect 
 	}
 	if code != 0 {
 		c.add(stats.CloseCodeCounter(code), 1)
+		if word := protocol.ReasonWord(reason); slices.Contains(protocol.Reasons, word) {
+			c.add(stats.PrefixCloseReason+word, 1) // a bounded set: another gateway's words are not counted
+		}
 	} else if rerr != nil && !own {
 		c.add(stats.ErrorCounter(stats.ErrRead), 1)
+	}
+	if !own && (code == 0 || code == int(protocol.CloseAbnormal)) {
+		c.record(HistAbnormalCloseAge, time.Since(upgraded))
 	}
 	// The connection leaves the gauge only once the way it ended is counted: whoever sees it gone
 	// (a test waiting for zero connections) also sees why.

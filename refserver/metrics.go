@@ -1,11 +1,13 @@
 package refserver
 
 import (
+	"runtime"
 	"strconv"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
+	"github.com/squall-dev/squall/internal/version"
 	"github.com/squall-dev/squall/refserver/protocol"
 )
 
@@ -101,6 +103,10 @@ func newMetrics(s *Server) *metrics {
 			func() float64 { return float64(s.queueDepth.Load()) }),
 		gauge(protocol.MetricPoolUsageRatio, "Active connections divided by max-conns.",
 			func() float64 { return s.limits.usage() }),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: protocol.MetricBuildInfo,
+			Help:        "Always 1; the labels say which build of the gateway runs.",
+			ConstLabels: prometheus.Labels{"version": version.Version, "commit": version.Commit(), "go_version": runtime.Version()}},
+			func() float64 { return 1 }),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		collectors.NewGoCollector(),
 	)

@@ -283,9 +283,7 @@ func IdentityOf(r *Result) PlanIdentity {
 	if len(r.Plan) > 0 && json.Unmarshal(r.Plan, &p) == nil && len(p.Cohorts) > 0 {
 		id.Clients = p.Clients()
 	} else {
-		for _, w := range r.Workers {
-			id.Clients += w.Clients
-		}
+		id.Clients = r.Clients()
 	}
 	return id
 }
@@ -475,51 +473,16 @@ func toleranceText(row *MetricComparison) string {
 	return "none"
 }
 
-// FormatQuantity renders v in unit for people: seconds as a rounded duration, bytes with binary
-// prefixes, ratios as percentages, other figures as numbers with the unit after them.
+// FormatQuantity renders v in unit for people: the units of SLO values as FormatValue does,
+// ratios as percentages, the largest float (a change from or to "never") as ∞.
 func FormatQuantity(v float64, unit string) string {
 	switch {
-	case math.IsInf(v, 1) || v == math.MaxFloat64:
+	case math.IsInf(v, 0) || v == math.MaxFloat64 || v == -math.MaxFloat64:
 		return "∞"
-	case math.IsNaN(v):
-		return "NaN"
-	}
-	switch unit {
-	case "seconds":
-		d := time.Duration(v * float64(time.Second))
-		switch {
-		case d == 0:
-			return "0s"
-		case d.Abs() < time.Millisecond:
-			return d.Round(time.Microsecond).String()
-		case d.Abs() < time.Second:
-			return d.Round(10 * time.Microsecond).String()
-		}
-		return d.Round(time.Millisecond).String()
-	case "bytes", "bytes_per_sec":
-		suffix := ""
-		if unit == "bytes_per_sec" {
-			suffix = "/s"
-		}
-		abs := math.Abs(v)
-		switch {
-		case abs >= 1<<30:
-			return strconv.FormatFloat(v/(1<<30), 'f', 2, 64) + "GiB" + suffix
-		case abs >= 1<<20:
-			return strconv.FormatFloat(v/(1<<20), 'f', 2, 64) + "MiB" + suffix
-		case abs >= 1<<10:
-			return strconv.FormatFloat(v/(1<<10), 'f', 1, 64) + "KiB" + suffix
-		}
-		return strconv.FormatFloat(v, 'f', 0, 64) + "B" + suffix
-	case "ratio":
+	case unit == "ratio":
 		return strconv.FormatFloat(100*v, 'f', 2, 64) + "%"
-	case "per_second":
-		return strconv.FormatFloat(v, 'g', 4, 64) + "/s"
 	}
-	if v == math.Trunc(v) && math.Abs(v) < 1e15 {
-		return strconv.FormatFloat(v, 'f', 0, 64)
-	}
-	return strconv.FormatFloat(v, 'g', 4, 64)
+	return FormatValue(v, unit)
 }
 
 // WriteText writes the comparison as a table for a terminal: one line per row (name, baseline,

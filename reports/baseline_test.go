@@ -178,10 +178,10 @@ func TestFormatQuantity(t *testing.T) {
 		unit string
 		want string
 	}{
-		{0.0123456, "seconds", "12.35ms"},
-		{0.0000123, "seconds", "12µs"},
+		{0.0123456, "seconds", "12.3ms"},
+		{0.0000123, "seconds", "12.3µs"},
 		{2.5, "seconds", "2.5s"},
-		{3072, "bytes", "3.0KiB"},
+		{3072, "bytes", "3KiB"},
 		{0.0125, "ratio", "1.25%"},
 		{3, "count", "3"},
 		{math.Inf(1), "seconds", "∞"},

@@ -1,6 +1,7 @@
 package reports
 
 import (
+	"cmp"
 	"maps"
 	"slices"
 	"strconv"
@@ -104,40 +105,12 @@ func HeadlineOf(r *Result) Headline {
 
 		MemoryPerConnection: r.Telemetry.Summary.MemoryPerConnAtPeak,
 	}
-	for _, w := range r.Workers {
-		h.Clients += w.Clients
-	}
+	h.Clients = r.Clients()
 	for _, iv := range r.Series {
 		h.PeakConnections = max(h.PeakConnections, iv.Gauges[stats.GaugeConnections])
 	}
 	h.PeakConnections = max(h.PeakConnections, s.Gauge(stats.GaugeConnections))
-	for _, k := range slices.Sorted(maps.Keys(s.Counters)) {
-		v := s.Counters[k]
-		if v == 0 {
-			continue
-		}
-		if code, ok := strings.CutPrefix(k, stats.PrefixCloseCode); ok {
-			if n, err := strconv.Atoi(code); err == nil && cleanClose(n) {
-				continue
-			}
-			h.ErrorKinds = append(h.ErrorKinds, ErrorKind{Kind: "close " + code, Count: v})
-			h.AbnormalCloses += v
-			continue
-		}
-		if class, ok := strings.CutPrefix(k, stats.PrefixError); ok {
-			if strings.HasPrefix(class, serverErrorFrame) {
-				continue
-			}
-			h.ErrorKinds = append(h.ErrorKinds, ErrorKind{Kind: class, Count: v})
-			if connectionLost[class] {
-				h.AbnormalCloses += v
-			}
-		}
-	}
-	slices.SortStableFunc(h.ErrorKinds, func(a, b ErrorKind) int { return int(min(max(b.Count-a.Count, -1), 1)) })
-	for _, k := range h.ErrorKinds {
-		h.Errors += k.Count
-	}
+	h.ErrorKinds, h.Errors, h.AbnormalCloses = CountErrors(s.Counters)
 	if h.ConnectAttempts > 0 {
 		h.ErrorRate = float64(h.Errors) / float64(h.ConnectAttempts)
 	}
@@ -145,6 +118,41 @@ func HeadlineOf(r *Result) Headline {
 		h.DisconnectRate = float64(h.AbnormalCloses) / float64(h.Connects)
 	}
 	return h
+}
+
+// CountErrors counts the errors among a run's counters (the overall ones; per-cohort copies are
+// left out) as Headline does: kinds, largest first, their total, and how many of them are
+// connections that ended without a clean close. The live progress line and the end summary count
+// with it, so that "errors" means one thing.
+func CountErrors(counters map[string]int64) (kinds []ErrorKind, total, abnormal int64) {
+	for _, k := range slices.Sorted(maps.Keys(counters)) {
+		v := counters[k]
+		if v == 0 {
+			continue
+		}
+		if code, ok := strings.CutPrefix(k, stats.PrefixCloseCode); ok {
+			if n, err := strconv.Atoi(code); err == nil && cleanClose(n) {
+				continue
+			}
+			kinds = append(kinds, ErrorKind{Kind: "close " + code, Count: v})
+			abnormal += v
+			continue
+		}
+		if class, ok := strings.CutPrefix(k, stats.PrefixError); ok {
+			if strings.HasPrefix(class, serverErrorFrame) {
+				continue
+			}
+			kinds = append(kinds, ErrorKind{Kind: class, Count: v})
+			if connectionLost[class] {
+				abnormal += v
+			}
+		}
+	}
+	slices.SortStableFunc(kinds, func(a, b ErrorKind) int { return cmp.Compare(b.Count, a.Count) })
+	for _, k := range kinds {
+		total += k.Count
+	}
+	return kinds, total, abnormal
 }
 
 func latencyOf(s Stats, name string) Latency {

@@ -100,6 +100,10 @@ type Target struct {
 	URLs       []string `json:"urls,omitempty"`
 	MetricURLs []string `json:"metric_urls,omitempty"`
 	Nodes      int      `json:"nodes,omitempty"`
+	// OwnProcess is set when the gateway ran in processes of its own (a URL, or embedded nodes
+	// started as processes): the resident memory its telemetry reports is the gateway's alone.
+	// When it ran inside the load generator's process, memory figures include the generator.
+	OwnProcess bool `json:"own_process,omitempty"`
 }
 
 // Phase is one phase of the plan as it ran. The result's phases carry its name and times; a

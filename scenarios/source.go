@@ -210,9 +210,11 @@ func orphanedSubscriptions(q MetricQuery) (float64, bool) {
 	return telemetryValue(q.Run.Result.Telemetry, protocol.MetricOrphanedSubscriptions, q.Agg)
 }
 
-// shedTotal resolves shed_total: the gateway's counter at its last scrape.
+// shedTotal resolves shed_total: how much the gateway's counter rose during the run (from the
+// scrape before the clients started to the one after they ended), not its absolute value, which
+// counts every earlier run against the same gateway.
 func shedTotal(q MetricQuery) (float64, bool) {
-	v, ok := telemetryValue(q.Run.Result.Telemetry, protocol.MetricShedTotal, AggLast)
+	v, ok := q.Run.Result.Telemetry.Increase(protocol.MetricShedTotal)
 	if !ok {
 		return 0, false
 	}

@@ -36,6 +36,10 @@ const (
 	ReasonAuthDown     = "auth_unavailable" // the auth backend's breaker is open (1013)
 )
 
+// Reasons lists the close reasons above: a close reason's word (ReasonWord) is one of them, or
+// something another gateway chose.
+var Reasons = []string{ReasonConnLimit, ReasonSlowConsumer, ReasonOrigin, ReasonShed, ReasonOverloaded, ReasonDrain, ReasonAuthDown}
+
 // CloseMeaning describes one close code.
 type CloseMeaning struct {
 	Code      CloseCode

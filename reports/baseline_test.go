@@ -191,3 +191,26 @@ func TestFormatQuantity(t *testing.T) {
 		}
 	}
 }
+
+// TestCompareUnreliableTimings: when a run's generator was saturated its timings are shown, not
+// judged; counts and SLO verdicts still are.
+func TestCompareUnreliableTimings(t *testing.T) {
+	counters := map[string]int64{stats.CtrConnectAttempts: 100, stats.CtrConnects: 100}
+	base := runWith(t, 10*time.Millisecond, counters)
+	cur := runWith(t, 40*time.Millisecond, map[string]int64{stats.CtrConnectAttempts: 100, stats.CtrConnects: 100, stats.CloseCodeCounter(1006): 30})
+	cur.Reliable, cur.UnreliableReason = false, "schedule-lag p99 300ms above the bound 50ms: the generator was saturated"
+	c, err := Compare(base, cur, Tolerances{}, "", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := row(t, c, "fanout_latency p99")
+	if r.Regression || !r.NotJudged || !strings.HasPrefix(r.Detail, "not judged (the new run's generator was saturated") {
+		t.Errorf("a saturated run's latency is judged: %+v", r)
+	}
+	if r := row(t, c, "disconnect_rate"); !r.Regression {
+		t.Errorf("a count is not judged on an unreliable run: %+v", r)
+	}
+	if len(c.Notes) == 0 || !strings.Contains(c.Notes[0], "the new run is unreliable") {
+		t.Errorf("notes %q", c.Notes)
+	}
+}

@@ -121,7 +121,17 @@ func runGate(e *env, f gateFlags, newPath string) error {
 		fmt.Fprintf(e.stdout, "GATE FAILED: %s\n", strings.Join(breaches, ", "))
 		return &exitError{exitSLO, fmt.Errorf("gate: %d breach(es) against baseline %s: %s", len(breaches), f.baseline, strings.Join(breaches, ", "))}
 	}
-	fmt.Fprintf(e.stdout, "gate passed: no regression beyond tolerance in %d figures\n", len(c.Metrics))
+	notJudged := 0
+	for _, m := range c.Metrics {
+		if m.NotJudged {
+			notJudged++
+		}
+	}
+	line := fmt.Sprintf("gate passed: no regression beyond tolerance in %d figures", len(c.Metrics))
+	if notJudged > 0 {
+		line += fmt.Sprintf(" (%d timings worse but not judged: a run's generator was saturated)", notJudged)
+	}
+	fmt.Fprintln(e.stdout, line)
 	return nil
 }
 

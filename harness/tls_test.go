@@ -48,6 +48,12 @@ slos:
 // names resolve there), loads it and runs it.
 func runScenarioText(t *testing.T, text string) (*reports.Result, error) {
 	t.Helper()
+	return runScenarioTextOpts(t, text, Options{})
+}
+
+// runScenarioTextOpts is runScenarioText with options.
+func runScenarioTextOpts(t *testing.T, text string, o Options) (*reports.Result, error) {
+	t.Helper()
 	file := filepath.Join(t.TempDir(), "scenario.yaml")
 	if err := os.WriteFile(file, []byte(text), 0o600); err != nil {
 		t.Fatal(err)
@@ -58,7 +64,7 @@ func runScenarioText(t *testing.T, text string) (*reports.Result, error) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	return Run(ctx, Spec{Scenario: s, File: file}, Options{})
+	return Run(ctx, Spec{Scenario: s, File: file}, o)
 }
 
 // TestWSSSmoke runs a scenario over wss:// against the reference gateway serving TLS with a
@@ -69,13 +75,24 @@ func TestWSSSmoke(t *testing.T) {
 	if !strings.HasPrefix(gw.URL(), "wss://") {
 		t.Fatalf("gateway URL %s is not wss://", gw.URL())
 	}
-	res, err := runScenarioText(t, wssScenario(gw.URL(), "  tls: {ca_file: "+certs.CA+"}"))
+	var resolved string
+	res, err := runScenarioTextOpts(t, wssScenario(gw.URL(), "  tls: {ca_file: "+certs.CA+"}"), Options{OnStart: func(st Start) { resolved = st.Resolved }})
 	if err != nil {
 		t.Fatal(err)
 	}
+	t.Logf("resolved target: %s", resolved)
+	for _, w := range []string{gw.URL(), "protocol=squall", "auth=jwt/HS256(dev secret) in=query", "tls=ca:" + certs.CA} {
+		if !strings.Contains(resolved, w) {
+			t.Errorf("resolved target %q does not say %q", resolved, w)
+		}
+	}
 	st := res.Stats
-	t.Logf("wss smoke: %d sent, %d received, fan-out p99 %v, connect errors %d", st.Counter(stats.CtrMessagesSent),
-		st.Counter(stats.CtrMessagesReceived), st.Percentile(stats.HistFanout, 99), st.Counter(stats.CtrConnectErrors))
+	t.Logf("interop refserver over wss: fan-out p99 %v; messages sent %d, delivered %d (receipts), gaps %d; order violations %d; connect errors %d",
+		st.Percentile(stats.HistFanout, 99), st.Counter(stats.CtrMessagesSent), st.Counter(stats.CtrMessagesReceived), st.Counter(stats.CtrGaps),
+		st.Counter(stats.CtrOrderViolations), st.Counter(stats.CtrConnectErrors))
+	if n := st.Counter(stats.CtrOrderViolations); n != 0 {
+		t.Errorf("%d order violations over wss", n)
+	}
 	if n := st.Counter(stats.CtrConnects); n < 20 {
 		t.Errorf("%d connections over wss, want 20", n)
 	}

@@ -84,7 +84,7 @@ func (c *client) writeSeq(gen uint32, build any) int {
 }
 
 // nextSeq takes the next seq of connection generation gen; ok is false once that connection is gone.
-func (c *client) nextSeq(gen uint32) (seq uint64, conn *websocket.Conn, ok bool) {
+func (c *client) nextSeq(gen uint32) (seq uint64, conn wireConn, ok bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.gen != gen || c.conn == nil || c.exiting {
@@ -127,7 +127,7 @@ func (c *client) writeRaw(gen uint32, b []byte) {
 
 // writeLocked writes one text frame; c.wmu is held. A failed write closes the TCP connection so that
 // the reader notices the drop.
-func (c *client) writeLocked(conn *websocket.Conn, b []byte) {
+func (c *client) writeLocked(conn wireConn, b []byte) {
 	c.writeLockedType(conn, websocket.TextMessage, b)
 }
 
@@ -145,7 +145,7 @@ func (c *client) writeRawType(gen uint32, mt int, b []byte) {
 }
 
 // writeLockedType writes one frame of type mt; c.wmu is held.
-func (c *client) writeLockedType(conn *websocket.Conn, mt int, b []byte) {
+func (c *client) writeLockedType(conn wireConn, mt int, b []byte) {
 	_ = conn.SetWriteDeadline(time.Now().Add(writeTimeout))
 	if err := conn.WriteMessage(mt, b); err != nil {
 		c.mu.Lock()

@@ -84,9 +84,9 @@ type client struct {
 	wmu sync.Mutex
 
 	mu           sync.Mutex
-	conn         *websocket.Conn
-	navOld       *websocket.Conn // the connection a navigate exit replaces, closed once the new one is up
-	gen          uint32          // connection generation; scheduled entries of older generations are skipped
+	conn         wireConn
+	navOld       wireConn // the connection a navigate exit replaces, closed once the new one is up
+	gen          uint32   // connection generation; scheduled entries of older generations are skipped
 	state        uint8
 	exiting      bool
 	vanished     bool
@@ -96,6 +96,7 @@ type client struct {
 	isReady      bool          // the current connection joined (or resumed) its rooms
 	exitAfter    time.Duration // open model: lifetime (overrides Exit.After)
 	token        string        // the token of the current connection (a first frame may carry it)
+	rung         int           // ladder: the tier the next attempt takes (index in tierLadder)
 	seq          uint64        // last seq sent on this connection
 	nextSend     int64         // intended time of the next broadcast (scheduler ns)
 	attempt      int           // failed attempts since the last welcome
@@ -223,10 +224,37 @@ func (c *client) connect(ctx context.Context, gen uint32, reconnect bool) {
 		c.mu.Unlock()
 	}
 	addr := c.coh.addrs[int(c.index)%len(c.coh.addrs)]
-	dctx := context.WithValue(ctx, localAddrKey{}, dialInfo{addr: addr, connectKey: c.coh.key(stats.HistConnect)})
+	di := dialInfo{addr: addr, connectKey: c.coh.key(stats.HistConnect)}
+	dctx := context.WithValue(ctx, localAddrKey{}, di)
 	dctx, cancel := context.WithTimeout(dctx, 10*time.Second)
+	b := c.behaviour()
+	tier := c.currentTier(b)
 	start := time.Now()
-	conn, resp, err := env.dialer.DialContext(dctx, dialURL, hdr)
+	var (
+		conn   wireConn
+		wsConn *websocket.Conn
+		resp   *http.Response
+	)
+	switch {
+	case tier == TierSSE || tier == TierPoll:
+		c.mu.Lock()
+		tok := c.token
+		c.mu.Unlock()
+		var fc *fallbackConn
+		if fc, err = c.openFallback(di, tier, ep.URL, tok); err == nil {
+			conn = fc
+		}
+	case tier == TierWebSocket && b.BlockUpgrade:
+		c.add(TierKey(CtrTierRequests, tier), 1)
+		err = c.blockedUpgrade(dctx, dialURL)
+	default:
+		if tier != "" {
+			c.add(TierKey(CtrTierRequests, tier), 1)
+		}
+		if wsConn, resp, err = env.dialer.DialContext(dctx, dialURL, hdr); err == nil {
+			conn = wsConn
+		}
+	}
 	cancel()
 	if resp != nil && resp.Body != nil {
 		resp.Body.Close()
@@ -234,6 +262,12 @@ func (c *client) connect(ctx context.Context, gen uint32, reconnect bool) {
 	if err != nil {
 		c.add(stats.CtrConnectErrors, 1)
 		c.add(stats.ErrorCounter(dialClass(err)), 1)
+		if b.Transport == TransportLadder && tier != TierPoll && env.ctx.Err() == nil && fallbackWorthy(err) {
+			// The ladder's next rung is tried at once, as browsers' realtime libraries do.
+			c.fallDown()
+			c.connect(ctx, gen, reconnect)
+			return
+		}
 		var hint time.Duration
 		if resp != nil {
 			if s := resp.Header.Get("Retry-After"); s != "" {
@@ -250,25 +284,12 @@ func (c *client) connect(ctx context.Context, gen uint32, reconnect bool) {
 	}
 	upgraded := time.Now()
 	c.record(stats.HistUpgrade, upgraded.Sub(start))
-	conn.SetReadLimit(1 << 20)
-	conn.SetPingHandler(func(data string) error {
-		// A server ping is something heard (the read timeout counts from it), answered unless the
-		// tab ignores pings on purpose. As gorilla's default handler, a failed pong is not an error.
-		now := time.Now()
-		c.mu.Lock()
-		c.lastRecv = c.env.sched.ns(now)
-		c.mu.Unlock()
-		if c.behaviour().Misbehave.IgnorePings {
-			return nil
-		}
-		err := conn.WriteControl(websocket.PongMessage, []byte(data), now.Add(writeTimeout))
-		var ne net.Error
-		if err == nil || errors.Is(err, websocket.ErrCloseSent) || errors.As(err, &ne) {
-			return nil
-		}
-		return err
-	})
-	conn.SetPongHandler(func(string) error { c.pong(); return nil })
+	if tier != "" {
+		c.add(TierKey(CtrTierConnects, tier), 1)
+	}
+	if wsConn != nil {
+		c.wsHandlers(wsConn)
+	}
 
 	c.mu.Lock()
 	if c.gen != gen || c.state == stDone || env.ctx.Err() != nil {
@@ -315,11 +336,44 @@ func (c *client) dialRequest(ep Endpoint) (string, http.Header, error) {
 	return placeToken(env.place, env.auth.Name, ep.URL, hdr, tok)
 }
 
+// wsHandlers sets a WebSocket's read limit and its ping and pong handlers.
+func (c *client) wsHandlers(conn *websocket.Conn) {
+	conn.SetReadLimit(1 << 20)
+	conn.SetPingHandler(func(data string) error {
+		// A server ping is something heard (the read timeout counts from it), answered unless the
+		// tab ignores pings on purpose. As gorilla's default handler, a failed pong is not an error.
+		now := time.Now()
+		c.mu.Lock()
+		c.lastRecv = c.env.sched.ns(now)
+		c.mu.Unlock()
+		if c.behaviour().Misbehave.IgnorePings {
+			return nil
+		}
+		err := conn.WriteControl(websocket.PongMessage, []byte(data), now.Add(writeTimeout))
+		var ne net.Error
+		if err == nil || errors.Is(err, websocket.ErrCloseSent) || errors.As(err, &ne) {
+			return nil
+		}
+		return err
+	})
+	conn.SetPongHandler(func(string) error { c.pong(); return nil })
+}
+
 // serve reads a connection until it ends, then handles the drop.
-func (c *client) serve(conn *websocket.Conn, gen uint32, upgraded time.Time, reconnect bool) {
+func (c *client) serve(conn wireConn, gen uint32, upgraded time.Time, reconnect bool) {
 	env := c.env
 	var cs connState
-	code, reason, rerr := c.readLoop(conn, gen, upgraded, reconnect, &cs)
+	var (
+		code   int
+		reason string
+		rerr   error
+	)
+	if fc, ok := conn.(*fallbackConn); ok {
+		rc := readCtx{gen: gen, upgraded: upgraded, reconnect: reconnect, first: true, cs: &cs}
+		code, reason, rerr = fc.readLoop(c, &rc)
+	} else {
+		code, reason, rerr = c.readLoop(conn.(*websocket.Conn), gen, upgraded, reconnect, &cs)
+	}
 	c.mu.Lock()
 	vanished := c.vanished && c.gen == gen
 	vanishAt := c.vanishAt
@@ -328,6 +382,11 @@ func (c *client) serve(conn *websocket.Conn, gen uint32, upgraded time.Time, rec
 	own := (c.exiting && c.gen == gen) || c.gen != gen || (c.cut && c.cutGen == gen)
 	readTimeout := c.cut && c.cutGen == gen && c.readTimedOut
 	c.mu.Unlock()
+	if b := c.behaviour(); b.Transport == TransportLadder && !cs.heard && !own && c.currentTier(b) == TierWebSocket {
+		// Upgraded, then cut before anything came through (a proxy that lets the upgrade pass
+		// and kills the stream): the next attempt takes the next rung.
+		c.fallDown()
+	}
 	if vanished {
 		// A vanished tab keeps its TCP connection open until the server closes it or the run ends.
 		c.addGauge(stats.GaugeConnections, -1)
@@ -397,6 +456,21 @@ func (c *client) readFrame(r io.Reader, rc *readCtx) error {
 	if _, err := buf.ReadFrom(r); err != nil {
 		return err
 	}
+	c.deliver(buf.Bytes(), rc)
+	return nil
+}
+
+// heard notes something received from the server at now (a fallback tier's heartbeat).
+func (c *client) heard(now time.Time) {
+	c.mu.Lock()
+	c.lastRecv = c.env.sched.ns(now)
+	c.mu.Unlock()
+}
+
+// deliver hands one message read at now to the protocol.
+func (c *client) deliver(msg []byte, rc *readCtx) {
+	env := c.env
+	rc.cs.heard = true
 	rc.now = time.Now()
 	c.mu.Lock()
 	c.lastRecv = env.sched.ns(rc.now)
@@ -404,13 +478,12 @@ func (c *client) readFrame(r io.Reader, rc *readCtx) error {
 	c.mu.Unlock()
 	if stale {
 		// A navigate exit replaced this connection; the new one does the work.
-		return nil
+		return
 	}
 	if rc.first {
 		c.record(stats.HistFirstFrame, rc.now.Sub(rc.upgraded))
 	}
-	env.proto.received(c, buf.Bytes(), rc)
-	return nil
+	env.proto.received(c, msg, rc)
 }
 
 // ready runs once a connection has joined (or resumed) every room: it records the reconnect time,
@@ -709,6 +782,7 @@ func (c *client) finish() {
 // connState is what the reader of one connection knows about it.
 type connState struct {
 	welcomed bool // welcome received: the connection counts as held by its user
+	heard    bool // a message came through
 }
 
 // falseDisconnect reports whether the end of a connection (close code: 1006 or 0 without a close frame)
@@ -734,7 +808,7 @@ func (c *client) falseDisconnect(code int, own, readTimeout bool) bool {
 }
 
 // closeConn sends a close frame and closes the TCP connection.
-func closeConn(conn *websocket.Conn, code protocol.CloseCode, reason string) {
+func closeConn(conn wireConn, code protocol.CloseCode, reason string) {
 	_ = conn.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(int(code), reason), time.Now().Add(time.Second))
 	conn.Close()
 }
@@ -764,4 +838,38 @@ type localAddrKey struct{}
 type dialInfo struct {
 	addr       netip.Addr
 	connectKey string
+}
+
+// currentTier is the tier the tab's next connection takes: "" for a plain WebSocket (no transport
+// chosen), else the chosen tier or the ladder's current rung.
+func (c *client) currentTier(b *Behaviour) string {
+	switch b.Transport {
+	case "":
+		return ""
+	case TransportLadder:
+		c.mu.Lock()
+		defer c.mu.Unlock()
+		return tierLadder[min(c.rung, len(tierLadder)-1)]
+	}
+	return b.Transport
+}
+
+// fallDown moves a laddered tab to the next tier.
+func (c *client) fallDown() {
+	c.mu.Lock()
+	if c.rung < len(tierLadder)-1 {
+		c.rung++
+	}
+	c.mu.Unlock()
+}
+
+// fallbackWorthy reports whether a failed attempt is one the ladder answers with the next tier:
+// the upgrade refused, or the handshake cut, as a proxy in the way does.
+func fallbackWorthy(err error) bool {
+	var fr *fallbackRefused
+	switch dialClass(err) {
+	case stats.ErrUpgradeRefused, stats.ErrHandshake:
+		return true
+	}
+	return errors.As(err, &fr) && fr.status != http.StatusUnauthorized && fr.status != http.StatusServiceUnavailable
 }

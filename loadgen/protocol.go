@@ -62,10 +62,13 @@ const (
 	// CapAccounting: every published message is accounted for by its stamp (delivered, late,
 	// lost, unconfirmed) — the relay profiles, whose own copies come back to their senders.
 	CapAccounting Capability = "message_accounting"
+	// CapFallback: the protocol runs on the reference gateway's fallback tiers (SSE, long
+	// polling) as well as the WebSocket.
+	CapFallback Capability = "fallback_tiers"
 )
 
 // AllCapabilities lists every capability.
-var AllCapabilities = []Capability{CapPresence, CapServerSequence, CapAcks, CapResume, CapAppPing, CapEcho, CapHeartbeat, CapAccounting}
+var AllCapabilities = []Capability{CapPresence, CapServerSequence, CapAcks, CapResume, CapAppPing, CapEcho, CapHeartbeat, CapAccounting, CapFallback}
 
 // Capabilities is a set of capabilities.
 type Capabilities []Capability

@@ -37,7 +37,7 @@ func (squallProtocol) Name() string { return ProtocolSquall }
 // Capabilities: the squall protocol shows everything the harness measures; its loss is counted
 // per room sequence (gaps), not per stamped message.
 func (squallProtocol) Capabilities() Capabilities {
-	return Capabilities{CapPresence, CapServerSequence, CapAcks, CapResume, CapAppPing, CapEcho, CapHeartbeat}
+	return Capabilities{CapPresence, CapServerSequence, CapAcks, CapResume, CapAppPing, CapEcho, CapHeartbeat, CapFallback}
 }
 
 // tokenPlace: the token query parameter (refserver also takes it in a first hello frame).
@@ -351,6 +351,9 @@ func (c *client) broadcast(f *protocol.Frame, gen uint32, now time.Time) {
 	}
 	if d.ok && d.intended > 0 {
 		c.record(stats.HistFanout, time.Duration(now.UnixNano()-d.intended))
+		if b := c.behaviour(); b.Transport != "" {
+			c.record(TierKey(HistTierFanout, c.currentTier(b)), time.Duration(now.UnixNano()-d.intended))
+		}
 	}
 	if f.SentAt > 0 {
 		c.record(stats.HistFanoutServer, time.Duration(now.UnixNano()-f.SentAt*int64(time.Millisecond)))

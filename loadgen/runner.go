@@ -93,8 +93,8 @@ type runEnv struct {
 	bufs    sync.Pool
 	mu      sync.Mutex
 	live    map[*client]struct{}
-	kept    []*websocket.Conn // vanished tabs' connections, closed at the end
-	doneCh  chan struct{}     // signalled when a client finishes
+	kept    []wireConn    // vanished tabs' connections, closed at the end
+	doneCh  chan struct{} // signalled when a client finishes
 	started int
 
 	usersMu sync.Mutex
@@ -166,7 +166,7 @@ func (env *runEnv) goConnect(c *client, gen uint32, reconnect bool) {
 	}()
 }
 
-func (env *runEnv) keepOpen(conn *websocket.Conn) {
+func (env *runEnv) keepOpen(conn wireConn) {
 	env.mu.Lock()
 	env.kept = append(env.kept, conn)
 	env.mu.Unlock()
@@ -178,7 +178,7 @@ func (env *runEnv) keepOpen(conn *websocket.Conn) {
 // or reset the connection. What the server sends meanwhile stays unread, as on a sleeping laptop.
 // A connection still open when the run ends is counted as never cleaned, with its age. welcomed
 // says the connection counts as held by its user until then.
-func (env *runEnv) watchZombie(c *client, conn *websocket.Conn, since time.Time, welcomed bool) {
+func (env *runEnv) watchZombie(c *client, conn wireConn, since time.Time, welcomed bool) {
 	env.keepOpen(conn)
 	nc := conn.NetConn()
 	sc, ok := nc.(syscall.Conn)

@@ -550,6 +550,29 @@ func (c *conn) finish() {
 	}
 }
 
+// waitWriter waits, at most d, for a running writer to deliver what it holds and exit (nothing is
+// queued any more once the connection is gone).
+func (c *conn) waitWriter(d time.Duration) {
+	c.qmu.Lock()
+	var wait chan struct{}
+	if c.writing {
+		if c.wdone == nil {
+			c.wdone = make(chan struct{})
+		}
+		wait = c.wdone
+	}
+	c.qmu.Unlock()
+	if wait == nil {
+		return
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-wait:
+	case <-t.C:
+	}
+}
+
 // codeLabel is the ws_disconnects_total label of a close code: the code for the codes of the
 // protocol's table and the WebSocket standard range, "other" for the rest (clients choose their own
 // codes; the label set must stay bounded).

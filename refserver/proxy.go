@@ -42,7 +42,7 @@ func parseTrustedProxies(list []string) (trustedNets, error) {
 		if err != nil {
 			return nil, fmt.Errorf("%q is neither a CIDR prefix (10.0.0.0/8) nor an IP address", s)
 		}
-		a = a.Unmap()
+		a = a.Unmap().WithZone("")
 		out = append(out, netip.PrefixFrom(a, a.BitLen()))
 	}
 	return out, nil
@@ -50,7 +50,7 @@ func parseTrustedProxies(list []string) (trustedNets, error) {
 
 // contains reports whether ip is a trusted proxy.
 func (t trustedNets) contains(ip netip.Addr) bool {
-	ip = ip.Unmap()
+	ip = ip.Unmap().WithZone("") // a link-local zone does not change who the peer is
 	for _, p := range t {
 		if p.Contains(ip) {
 			return true

@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/http"
 	"net/netip"
+	"net/url"
 	"strings"
 	"testing"
 	"time"
@@ -246,5 +247,52 @@ func TestOriginBehindProxy(t *testing.T) {
 	waitFor(t, 2*time.Second, "the refusal logged", func() bool {
 		l := logs.String()
 		return strings.Contains(l, "origin refused") && strings.Contains(l, "evil.example.net")
+	})
+}
+
+// FuzzSameHost checks the same-host Origin check: it never panics, and accepts only an Origin whose
+// hostname is the Host header's.
+func FuzzSameHost(f *testing.F) {
+	for _, s := range [][2]string{
+		{"http://a.example:8080", "a.example"}, {"https://a.example", "a.example:443"}, {"null", "x"},
+		{"http://[::1]:80", "[::1]"}, {"http://a.example@evil.example", "a.example"}, {"://", ""},
+	} {
+		f.Add(s[0], s[1])
+	}
+	f.Fuzz(func(t *testing.T, origin, host string) {
+		if !sameHost(origin, host) {
+			return
+		}
+		u, err := url.Parse(origin)
+		if err != nil {
+			t.Fatalf("accepted %q, which does not parse: %v", origin, err)
+		}
+		h := host
+		if hh, _, err := net.SplitHostPort(host); err == nil {
+			h = hh
+		}
+		if !strings.EqualFold(u.Hostname(), strings.Trim(h, "[]")) {
+			t.Fatalf("accepted Origin %q (host %q) for Host %q", origin, u.Hostname(), host)
+		}
+	})
+}
+
+// FuzzParseTrustedProxies checks the --trusted-proxies parser: what it accepts contains the address
+// it names.
+func FuzzParseTrustedProxies(f *testing.F) {
+	for _, s := range []string{"10.0.0.0/8", "127.0.0.1", "::1", "::ffff:1.2.3.4", "1.2.3.4/33", "x", "fe80::1%eth0"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		nets, err := parseTrustedProxies([]string{s})
+		if err != nil {
+			return
+		}
+		if len(nets) != 1 {
+			t.Fatalf("%q gave %d prefixes", s, len(nets))
+		}
+		if a, err := netip.ParseAddr(strings.TrimSpace(s)); err == nil && !nets.contains(a) {
+			t.Fatalf("%q does not contain itself (%v)", s, nets)
+		}
 	})
 }

@@ -33,6 +33,14 @@
 // 1013 and a jittered retry hint. Token checks go through a cache, a circuit breaker and a
 // SimulatedBackend around the AuthBackend; Server.Protection reports their counts.
 //
+// # Hostile input and proxies
+//
+// Plain HTTP cannot pin the node: idle keep-alive connections and request bodies are bounded, and
+// Serve caps the sockets of one remote IP at accept (httpguard.go). Behind a trusted proxy the
+// client address comes from the PROXY protocol or X-Forwarded-For (proxy.go). The fallback tiers
+// answer CORS for the WebSocket's allowed origins, and an SSE stream a proxy cut resumes with
+// Last-Event-ID (sse_resume.go).
+//
 // # Concurrency
 //
 // A Server is safe for concurrent use. Serve blocks until its context is cancelled or Shutdown is

@@ -168,6 +168,11 @@ func (c *conn) continueSSE(id string, n uint64) (replay [][]byte, lastSeq map[st
 	}
 	c.sess = s
 	if prev != nil && prev != c {
+		// The old stream (half-open: the proxy cut it, the gateway has not noticed yet) no longer
+		// writes to the log: what it still writes goes nowhere, and the rooms' histories cover it.
+		if pt, ok := prev.t.(*sseTransport); ok {
+			pt.log.Store(nil)
+		}
 		prev.kick(protocol.CloseSessionUnknown, protocol.ReasonSessionTaken, causeKicked)
 	}
 	return replay, lastSeq, true

@@ -216,10 +216,13 @@ func (t *wsTransport) release(c *conn) {
 		// what the client sends next into a TCP reset that discards the close frame; instead the
 		// tail and a FIN go out while what the client sends is swallowed for a moment — in the
 		// background, so that the cleanup (rooms left, presence announced, limits released) runs
-		// now rather than after the linger.
+		// now rather than after the linger. A writer still running (frames queued before the
+		// connection was gone, such as its peers' presence leaves) finishes first: a write after
+		// the half-close would fail and drop the connection with a reset.
 		c.s.wg.Add(1)
 		go func() {
 			defer c.s.wg.Done()
+			c.waitWriter(c.s.cfg.CloseGrace + c.s.cfg.WriteTimeout)
 			lingerClose(nc, max(c.s.cfg.CloseGrace, 5*time.Second))
 		}()
 	default:

@@ -98,15 +98,21 @@ func (plainTicks) Ticks(lo, hi float64) []plot.Tick {
 type timeTicks struct{}
 
 func (timeTicks) Ticks(lo, hi float64) []plot.Tick {
-	step := 1.0
+	if !(hi > lo) || math.IsInf(hi-lo, 0) {
+		return nil
+	}
+	step := 0.0
 	for _, s := range []float64{1, 2, 5, 10, 15, 30, 60, 120, 300, 600, 900, 1800, 3600, 7200, 14400, 28800, 86400} {
-		step = s
 		if (hi-lo)/s <= 12 {
+			step = s
 			break
 		}
 	}
+	if step == 0 { // longer than 12 days (a hand-edited result): a round power of ten
+		step = math.Pow(10, math.Ceil(math.Log10((hi-lo)/12)))
+	}
 	var ts []plot.Tick
-	for v := math.Ceil(lo/step) * step; v <= hi; v += step {
+	for i, v := 0, math.Ceil(lo/step)*step; v <= hi && i <= 24; i, v = i+1, v+step {
 		if v == 0 {
 			v = 0 // not -0
 		}

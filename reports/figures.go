@@ -1,10 +1,10 @@
 package reports
 
 import (
+	"fmt"
 	"strings"
 	"time"
 
-	"github.com/squall-dev/squall/loadgen"
 	"github.com/squall-dev/squall/loadgen/stats"
 )
 
@@ -12,10 +12,12 @@ import (
 type KeyFigure struct {
 	Name  string
 	Value float64
-	Unit  string // one of the Unit constants
+	Unit  string // a Unit constant, or "ratio"
 	// Present is false when the run did not measure it (a latency nobody recorded, a gateway
 	// without /metrics); such a figure is shown as "-".
 	Present bool
+	// Note says more, e.g. what the errors were.
+	Note string
 }
 
 // Text renders the figure's value ("-" when not measured).
@@ -23,52 +25,54 @@ func (f KeyFigure) Text() string {
 	if !f.Present {
 		return "-"
 	}
+	if f.Unit == "ratio" {
+		return FormatQuantity(f.Value, f.Unit)
+	}
 	return FormatValue(f.Value, f.Unit)
 }
 
-// KeyFigures returns the run's key numbers in a fixed order: the load, what went wrong on the
-// client side (every failed connect, abnormal close, refusal and false disconnect), latencies (each
-// a percentile of the merged histogram) and the gateway's own figures.
+// KeyFigures returns the run's key numbers in a fixed order: the headline figures (HeadlineOf: the
+// load, every error, latencies, memory per connection) with the run's length, generator health and
+// the gateway's own counts.
 func (r *Result) KeyFigures() []KeyFigure {
-	s := r.Stats
+	h := HeadlineOf(r)
 	count := func(name string, v int64) KeyFigure {
 		return KeyFigure{Name: name, Value: float64(v), Unit: UnitCount, Present: true}
 	}
-	lat := func(name, hist string, p float64) KeyFigure {
-		h := s.Hist(hist)
-		return KeyFigure{Name: name, Value: time.Duration(h.Percentile(p)).Seconds(), Unit: UnitSeconds, Present: h.Count() > 0}
+	lat := func(name string, l Latency, d time.Duration) KeyFigure {
+		return KeyFigure{Name: name, Value: d.Seconds(), Unit: UnitSeconds, Present: l.Count > 0}
 	}
-	gw := func(name string, v float64, unit string) KeyFigure {
-		return KeyFigure{Name: name, Value: v, Unit: unit, Present: r.Telemetry.Status != "" && r.Telemetry.Status != TelemetryNone}
+	gateway := r.Telemetry.Status != "" && r.Telemetry.Status != TelemetryNone
+	var kinds []string
+	for _, k := range h.ErrorKinds {
+		kinds = append(kinds, fmt.Sprintf("%s %d", k.Kind, k.Count))
 	}
-	var errs int64
-	for k, v := range s.Counters {
-		if strings.HasPrefix(k, stats.PrefixError) {
-			errs += v
-		}
-	}
+	errs := count("errors", h.Errors)
+	errs.Note = strings.Join(kinds, ", ")
+	lag := r.Stats.Hist(stats.HistScheduleLag)
 	return []KeyFigure{
-		count("clients", int64(r.Clients())),
+		count("clients", int64(h.Clients)),
 		{Name: "duration", Value: r.Duration.Seconds(), Unit: UnitSeconds, Present: true},
-		count("connects", s.Counter(stats.CtrConnects)),
-		count("connect errors", s.Counter(stats.CtrConnectErrors)),
-		count("client errors (dial, read, write, protocol)", errs),
-		count("abnormal closes (1006)", s.Counter(stats.CloseCodeCounter(1006))),
-		count("refusals (1008, 1013)", s.Counter(stats.CloseCodeCounter(1008))+s.Counter(stats.CloseCodeCounter(1013))),
-		count("false disconnects", s.Counter(loadgen.CtrFalseDisconnects)),
-		count("reconnects", s.Counter(stats.CtrReconnects)),
-		count("messages sent", s.Counter(stats.CtrMessagesSent)),
-		count("messages received", s.Counter(stats.CtrMessagesReceived)),
-		count("delivery faults (order, gaps, duplicates, acked undelivered)", s.Counter(stats.CtrOrderViolations)+
-			s.Counter(stats.CtrGaps)+s.Counter(stats.CtrDuplicates)+s.Counter(stats.CtrAckedUndelivered)),
-		lat("connect_time p99 (dial to 101)", stats.HistUpgrade, 99),
-		lat("fanout_latency p50", stats.HistFanout, 50),
-		lat("fanout_latency p99", stats.HistFanout, 99),
-		lat("reconnect_time p99", stats.HistReconnect, 99),
-		lat("schedule_lag p99", stats.HistScheduleLag, 99),
-		gw("gateway peak connections", r.Telemetry.Summary.PeakConnections, UnitCount),
-		gw("gateway memory per connection at peak", r.Telemetry.Summary.MemoryPerConnAtPeak, UnitBytes),
-		gw("gateway peak goroutines", r.Telemetry.Summary.PeakGoroutines, UnitCount),
-		gw("gateway shed + rejections", r.Telemetry.Summary.Shed+r.Telemetry.Summary.Rejections, UnitCount),
+		count("connect attempts", h.ConnectAttempts),
+		count("connects", h.Connects),
+		count("peak connections", h.PeakConnections),
+		errs,
+		{Name: "error rate (errors per connect attempt)", Value: h.ErrorRate, Unit: "ratio", Present: h.ConnectAttempts > 0},
+		count("abnormal closes", h.AbnormalCloses),
+		{Name: "disconnect rate (abnormal closes per connect)", Value: h.DisconnectRate, Unit: "ratio", Present: h.Connects > 0},
+		count("false disconnects", h.FalseDisconnects),
+		count("messages sent", h.MessagesSent),
+		count("messages received", h.MessagesReceived),
+		lat("connect_time p50", h.ConnectTime, h.ConnectTime.P50),
+		lat("connect_time p99", h.ConnectTime, h.ConnectTime.P99),
+		lat("fanout_latency p50", h.Fanout, h.Fanout.P50),
+		lat("fanout_latency p99", h.Fanout, h.Fanout.P99),
+		lat("ping_rtt p99", h.PingRTT, h.PingRTT.P99),
+		lat("reconnect_time p99", h.Reconnect, h.Reconnect.P99),
+		{Name: "schedule_lag p99 (generator health)", Value: time.Duration(lag.Percentile(99)).Seconds(), Unit: UnitSeconds, Present: lag.Count() > 0},
+		{Name: "gateway memory per connection at peak", Value: h.MemoryPerConnection, Unit: UnitBytes, Present: h.MemoryPerConnection > 0},
+		{Name: "gateway peak goroutines", Value: r.Telemetry.Summary.PeakGoroutines, Unit: UnitCount, Present: gateway},
+		{Name: "gateway shed", Value: r.Telemetry.Summary.Shed, Unit: UnitCount, Present: gateway},
+		{Name: "gateway rejections", Value: r.Telemetry.Summary.Rejections, Unit: UnitCount, Present: gateway},
 	}
 }

@@ -24,6 +24,7 @@ type sloRow struct {
 	SLOVerdict
 	Doc   MetricDoc
 	Flaws []flawRef
+	Base  *comparisonRow // against the baseline (nil without one, or when it is not compared)
 }
 
 type flawRef struct{ Name, Description string }
@@ -38,6 +39,18 @@ type htmlView struct {
 	SLOs       []sloRow
 	KeyFigures []KeyFigure
 
+	// Comparison with a baseline (nil without one).
+	Comparison     *Comparison
+	BaselineLine   string
+	ComparisonRows []comparisonRow
+	// Diagnosis (Diagnosed false when the result carries none).
+	Diagnosed bool
+	Findings  []findingGroup
+	// Step ramp: the knee charts and the steps (none for other runs).
+	Knee      []Chart
+	KneeTable *Table
+	KneeText  string
+
 	Timelines      []Chart
 	TimelineNotes  []string
 	Percentiles    []Chart
@@ -48,16 +61,6 @@ type htmlView struct {
 	Config      string // the plan, indented
 	Source      string // the scenario file as written
 	Environment [][2]string
-}
-
-// Charts lists every chart of the report in order.
-func (v *htmlView) Charts() []Chart {
-	out := append([]Chart(nil), v.Timelines...)
-	out = append(out, v.Percentiles...)
-	if v.ReconnectDelay != nil {
-		out = append(out, *v.ReconnectDelay)
-	}
-	return out
 }
 
 // WriteHTML writes report.html: one self-contained file (inline CSS and SVG, no script, no font
@@ -86,8 +89,14 @@ func (r *Result) htmlView(opts RenderOptions) (*htmlView, error) {
 	}
 	v := &htmlView{Title: nameOf(r), CSS: template.CSS(css), Outcome: r.Outcome(), Result: r,
 		Paragraph: r.Paragraph(opts.Glossary), KeyFigures: r.KeyFigures()}
+	if c := opts.Comparison; c != nil {
+		v.Comparison, v.BaselineLine, v.ComparisonRows = c, baselineLine(c), rowsOf(c)
+	}
+	if r.Diagnosis != nil {
+		v.Diagnosed, v.Findings = true, groupFindings(r.Diagnosis)
+	}
 	for _, s := range r.SLOs {
-		row := sloRow{SLOVerdict: s, Doc: opts.Glossary.Metric(s.Metric)}
+		row := sloRow{SLOVerdict: s, Doc: opts.Glossary.Metric(s.Metric), Base: comparisonOf(v.ComparisonRows, s.Name)}
 		for _, f := range s.Catches {
 			row.Flaws = append(row.Flaws, flawRef{f, opts.Glossary.Flaws[f]})
 		}
@@ -102,6 +111,10 @@ func (r *Result) htmlView(opts RenderOptions) (*htmlView, error) {
 	if v.ReconnectDelay, err = r.reconnectDelayChart(); err != nil {
 		return nil, fmt.Errorf("reports: html: %w", err)
 	}
+	if v.Knee, err = r.kneeCharts(); err != nil {
+		return nil, fmt.Errorf("reports: html: %w", err)
+	}
+	v.KneeTable, v.KneeText = r.kneeTable(), kneeText(r.StepRamp)
 	for _, t := range []*Table{r.cohortTable(), r.phaseTable(), r.workerTable()} {
 		if t != nil {
 			v.Tables = append(v.Tables, t)

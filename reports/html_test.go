@@ -6,6 +6,7 @@ import (
 	"math/rand/v2"
 	"regexp"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -15,10 +16,10 @@ import (
 	"github.com/squall-dev/squall/reports"
 )
 
-func renderHTML(t testing.TB, r *reports.Result) string {
+func renderHTML(t testing.TB, r *reports.Result, opts reports.RenderOptions) string {
 	t.Helper()
 	var b bytes.Buffer
-	if err := r.WriteHTML(&b, options()); err != nil {
+	if err := r.WriteHTML(&b, opts); err != nil {
 		t.Fatal(err)
 	}
 	return b.String()
@@ -78,6 +79,16 @@ func wantCharts(r *reports.Result) []string {
 	if r.Stats.Count(loadgen.HistReconnectDelay) > 0 {
 		want = append(want, "reconnect-delay")
 	}
+	if r.StepRamp != nil {
+		for j, v := range r.StepRamp.Steps[0].SLOs {
+			for _, st := range r.StepRamp.Steps {
+				if !st.SLOs[j].NoData && !st.SLOs[j].Unbounded {
+					want = append(want, "knee-"+strings.ReplaceAll(v.Name, " ", "-"))
+					break
+				}
+			}
+		}
+	}
 	for _, p := range r.Telemetry.Points {
 		if p.MemoryPerConn > 0 {
 			want = append(want, "timeline-memory-per-connection")
@@ -94,10 +105,10 @@ func wantCharts(r *reports.Result) []string {
 }
 
 func TestHTMLStructure(t *testing.T) {
-	for _, fx := range renderFixtures {
+	for i, fx := range renderFixtures {
 		t.Run(fx.name, func(t *testing.T) {
-			r := readFixture(t, fx.path)
-			page := renderHTML(t, r)
+			r, opts := fixture(t, i)
+			page := renderHTML(t, r, opts)
 			checkSelfContained(t, page)
 			if !strings.HasPrefix(page, "<!DOCTYPE html>") || !strings.Contains(page, `name="viewport"`) || !strings.Contains(page, "@media print") {
 				t.Error("not a responsive, printable HTML5 page")
@@ -141,6 +152,26 @@ func TestHTMLStructure(t *testing.T) {
 			if !r.Reliable && !strings.Contains(page, `id="unreliable"`) {
 				t.Error("an unreliable run does not say so at the top")
 			}
+			if c := opts.Comparison; c != nil {
+				for _, m := range c.Metrics {
+					if !strings.Contains(page, `data-figure="`+m.Name+`"`) {
+						t.Errorf("comparison row %s missing", m.Name)
+					}
+				}
+				if !strings.Contains(page, `id="baseline-verdict"`) {
+					t.Error("the comparison's verdict is missing from the top")
+				}
+				if len(r.SLOs) > 0 && !strings.Contains(page, "<th>vs baseline</th>") {
+					t.Error("the SLO table has no baseline columns")
+				}
+			}
+			if d := r.Diagnosis; d != nil {
+				for _, f := range d.Findings {
+					if !strings.Contains(page, `data-code="`+f.Code+`"`) || !strings.Contains(page, f.Evidence[0]) {
+						t.Errorf("finding %s or its evidence missing", f.Code)
+					}
+				}
+			}
 		})
 	}
 }
@@ -151,7 +182,7 @@ func TestHTMLEscapes(t *testing.T) {
 	r.Name = `<img src="http://example.com/x.png">`
 	r.Scenario.Source = "</pre><script>alert(1)</script>"
 	r.SLOs[0].Name = `"><script>`
-	page := renderHTML(t, r)
+	page := renderHTML(t, r, options())
 	checkSelfContained(t, page)
 }
 
@@ -241,17 +272,54 @@ func cohortKeys(cohorts []string, name string) []string {
 	return out
 }
 
-// TestHTMLSizeDistributed checks that the report of a 100 000-client run on six workers, twenty
-// minutes of full per-second series, stays under 5 MB (an hour's renders in about 1.6 MB).
+// TestHTMLSizeDistributed checks that the report of a 100 000-client run on six workers, ten
+// minutes of full per-second series, stays under 5 MB (about 0.35 MB; an hour's is about 1.6 MB).
 func TestHTMLSizeDistributed(t *testing.T) {
 	if testing.Short() {
-		t.Skip("renders a twenty-minute distributed run")
+		t.Skip("renders a ten-minute distributed run")
 	}
-	r := distributedResult(t, 100_000, 6, 1200)
-	page := renderHTML(t, r)
-	t.Logf("report.html of a 100 000-client, 6-worker, twenty-minute run: %d bytes", len(page))
+	r := distributedResult(t, 100_000, 6, 600)
+	page := renderHTML(t, r, options())
+	t.Logf("report.html of a 100 000-client, 6-worker, ten-minute run: %d bytes", len(page))
 	if len(page) > 5<<20 {
 		t.Errorf("report.html is %d bytes, want under 5 MB", len(page))
 	}
 	checkSelfContained(t, page)
+}
+
+// TestRenderConcurrently renders one shared result from two goroutines at once (run with -race):
+// the renderings only read it.
+func TestRenderConcurrently(t *testing.T) {
+	r, opts := fixture(t, 0)
+	pages := make([]string, 2)
+	var wg sync.WaitGroup
+	for i := range pages {
+		wg.Go(func() {
+			var b bytes.Buffer
+			if err := r.WriteHTML(&b, opts); err != nil {
+				t.Error(err)
+			}
+			pages[i] = b.String()
+		})
+	}
+	wg.Wait()
+	if pages[0] != pages[1] {
+		t.Error("two renderings of one result differ")
+	}
+}
+
+// BenchmarkWriteHTMLDistributed renders the report of a ten-minute 100 000-client run on six
+// workers (the size test's result); report.html should take well under a second to render.
+func BenchmarkWriteHTMLDistributed(b *testing.B) {
+	r := distributedResult(b, 100_000, 6, 600)
+	opts := options()
+	var size int
+	for b.Loop() {
+		var buf bytes.Buffer
+		if err := r.WriteHTML(&buf, opts); err != nil {
+			b.Fatal(err)
+		}
+		size = buf.Len()
+	}
+	b.ReportMetric(float64(size), "bytes/report")
 }

@@ -93,6 +93,8 @@ func (b Behaviour) loadgen() (loadgen.Behaviour, error) {
 		Exit:              b.Exit.loadgen(),
 		TabsPerUser:       b.TabsPerUser,
 		Misbehave:         mb,
+		Transport:         b.Transport,
+		BlockUpgrade:      b.BlockUpgrade,
 	}, err
 }
 

@@ -246,6 +246,14 @@ type Behaviour struct {
 	TabsPerUser int `yaml:"tabs_per_user"`
 	// Misbehave breaks the protocol on purpose (escalation replay).
 	Misbehave Misbehave `yaml:"misbehave"`
+	// Transport is the tier the tabs connect with: websocket, sse, poll (the reference gateway's
+	// fallback tiers) or ladder (WebSocket, then SSE when the upgrade is refused or cut, then long
+	// polling). Set, it records delivery, latency and cost per tier (the tier_* metrics). Empty
+	// means a WebSocket with no per-tier figures. The squall protocol only.
+	Transport string `yaml:"transport"`
+	// BlockUpgrade sends the tabs' WebSocket attempts through a proxy that strips the Upgrade
+	// header, as a corporate proxy does (transport websocket or ladder).
+	BlockUpgrade bool `yaml:"block_upgrade"`
 }
 
 // Rooms says which rooms a client joins. Rooms are named Prefix + index and shared by name across

@@ -118,6 +118,24 @@ func clientCounter(counter string) Resolver {
 	}
 }
 
+// tierCounter resolves a per-tier counter of the tier given as label.
+func tierCounter(counter string) Resolver {
+	return func(q MetricQuery) (float64, bool) {
+		if q.Label == "" {
+			return 0, false
+		}
+		return clientCounter(loadgen.TierKey(counter, q.Label))(q)
+	}
+}
+
+// tierLatency resolves the fan-out latency of the tier given as label.
+func tierLatency(q MetricQuery) (float64, bool) {
+	if q.Label == "" || !q.hasClients() {
+		return 0, false
+	}
+	return histValue(q.Clients.Hist(loadgen.TierKey(loadgen.HistTierFanout, q.Label)), q.Agg, q.seconds())
+}
+
 // closeCodes resolves the clients' count of closes with the close code given as label.
 func closeCodes(q MetricQuery) (float64, bool) {
 	if q.Label == "" {

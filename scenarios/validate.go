@@ -298,6 +298,17 @@ func (c *checker) behaviour(p string, b Behaviour) {
 	c.nonNegDur(p+".read_timeout", b.ReadTimeout)
 	c.reconnect(p+".reconnect", b.Reconnect)
 	c.exit(p+".exit", b.Exit)
+	switch b.Transport {
+	case "", loadgen.TierWebSocket, loadgen.TierSSE, loadgen.TierPoll, loadgen.TransportLadder:
+	default:
+		c.add(p+".transport", "unknown transport %q (want websocket, sse, poll or ladder)", b.Transport)
+	}
+	if name := c.s.Target.Protocol.Name; b.Transport != "" && name != "" && name != loadgen.ProtocolSquall {
+		c.add(p+".transport", "the fallback tiers are the reference gateway's: the %s profile (target.protocol) has WebSocket only", name)
+	}
+	if b.BlockUpgrade && b.Transport != loadgen.TransportLadder && b.Transport != loadgen.TierWebSocket {
+		c.add(p+".block_upgrade", "needs transport ladder (or websocket, to see the tabs fail)")
+	}
 	if b.TabsPerUser < 0 {
 		c.add(p+".tabs_per_user", "negative value %d (want 1 or more)", b.TabsPerUser)
 	}
@@ -658,8 +669,14 @@ func (c *checker) slos() {
 		}
 		if known {
 			switch {
+			case m.Labelled && o.Label == "" && strings.HasPrefix(m.Name, "tier_"):
+				c.add(p+".label", "%s needs a label (a tier: websocket, sse or poll)", o.Metric)
 			case m.Labelled && o.Label == "":
 				c.add(p+".label", "%s needs a label (a close code such as 1006)", o.Metric)
+			case strings.HasPrefix(m.Name, "tier_"):
+				if !slices.Contains([]string{loadgen.TierWebSocket, loadgen.TierSSE, loadgen.TierPoll}, o.Label) {
+					c.add(p+".label", "%q is not a tier (want websocket, sse or poll)", o.Label)
+				}
 			case !m.Labelled && o.Label != "":
 				c.add(p+".label", "%s has no labels", o.Metric)
 			case m.Name == "close_codes":

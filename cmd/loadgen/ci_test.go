@@ -166,6 +166,15 @@ func checkLoadgen(line string, args []string, outs map[string]bool) (kind, plan,
 			return
 		}
 		return kind, planOf(base.Scenario.Name, base.Scenario.TimeScale), "", errs
+	case "report":
+		if !outs[filepath.Dir(filepath.Clean(pos[0]))] {
+			fail("renders %s, which no run of the job writes", pos[0])
+		}
+		if b := flag("baseline"); b != "" {
+			if _, err := os.Stat(inRepo(b)); err != nil {
+				fail("baseline: %v", err)
+			}
+		}
 	}
 	return kind, "", "", errs
 }
@@ -317,8 +326,11 @@ func gitlabJobs(t *testing.T, path string) []ciJob {
 			continue
 		}
 		var script []string
-		for _, l := range job["script"].([]any) {
-			script = append(script, fmt.Sprint(l))
+		for _, key := range []string{"script", "after_script"} {
+			lines, _ := job[key].([]any)
+			for _, l := range lines {
+				script = append(script, fmt.Sprint(l))
+			}
 		}
 		combos := []map[string]string{{}}
 		if par, ok := job["parallel"].(map[string]any); ok {

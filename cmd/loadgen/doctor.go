@@ -15,11 +15,11 @@ import (
 	"github.com/squall-dev/squall/harness"
 )
 
-// Per-connection costs behind doctor's capacity estimate (DESIGN §8 and loadgen's bench target).
+// Per-connection costs behind doctor's capacity estimate (harness owns them).
 const (
-	clientBytes  = 16 << 10 // loadgen resident memory per idle simulated client (target)
-	gatewayBytes = 24 << 10 // reference gateway memory per idle connection (estimate)
-	kernelBytes  = 7680     // kernel memory per idle loopback connection (both sockets)
+	clientBytes  = harness.ClientMemory
+	gatewayBytes = harness.GatewayConnMemory
+	kernelBytes  = harness.KernelLoopbackConnMemory
 )
 
 // check is one line of the doctor's report.

@@ -79,7 +79,37 @@ func TestReportCommand(t *testing.T) {
 		}
 		checkRenderings(t, filepath.Dir(p), stdout)
 	})
+	t.Run("baseline", func(t *testing.T) {
+		out := t.TempDir()
+		fx := filepath.Join(src, "report")
+		code, stdout, stderr := runCLI(context.Background(), "report", filepath.Join(fx, "smoke-new.result.json"), "-o", out,
+			"--baseline", filepath.Join(fx, "smoke-baseline.result.json"))
+		if code != exitOK {
+			t.Fatalf("exit %d: %s", code, stderr)
+		}
+		checkRenderings(t, out, stdout)
+		md, _ := os.ReadFile(filepath.Join(out, reports.SummaryFileName))
+		junit, _ := os.ReadFile(filepath.Join(out, reports.JUnitFileName))
+		if !strings.Contains(string(md), "Against the baseline") || !strings.Contains(string(junit), `name="baseline: fanout_latency p99"`) {
+			t.Errorf("the renderings do not show the comparison:\n%s", md)
+		}
+	})
+	t.Run("baseline of another plan", func(t *testing.T) {
+		out := t.TempDir()
+		fx := filepath.Join(src, "report")
+		code, _, stderr := runCLI(context.Background(), "report", filepath.Join(fx, "smoke-new.result.json"), "-o", out,
+			"--baseline", filepath.Join(fx, "storm.result.json"))
+		if code != exitUsage || !strings.Contains(stderr, "their plans differ") {
+			t.Errorf("exit %d, stderr %q: want 2 and the plans' differences", code, stderr)
+		}
+		if entries, _ := os.ReadDir(out); len(entries) != 0 {
+			t.Errorf("a refused comparison left %d files", len(entries))
+		}
+	})
 	t.Run("usage", func(t *testing.T) {
+		if code, _, stderr := runCLI(context.Background(), "report", filepath.Join(src, "result.golden.json"), "--config", "gate.yaml"); code != exitUsage || !strings.Contains(stderr, "needs --baseline") {
+			t.Errorf("--config alone: exit %d %q, want 2", code, stderr)
+		}
 		if code, _, _ := runCLI(context.Background(), "report"); code != exitUsage {
 			t.Errorf("no argument: exit %d, want 2", code)
 		}

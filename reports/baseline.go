@@ -152,6 +152,16 @@ func (e *PlanMismatchError) Error() string {
 		e.New, e.Baseline, strings.Join(parts, "; "))
 }
 
+// ComparisonName is the SLO's name in a comparison and in a gate file: its name, followed by its
+// cohort in brackets when it grades one cohort ("close_codes{1006} count [viewers]"), so that the
+// same SLO on two cohorts makes two rows.
+func (v SLOVerdict) ComparisonName() string {
+	if c := v.CohortName(); c != "all" {
+		return v.Name + " [" + c + "]"
+	}
+	return v.Name
+}
+
 // Tolerance classes: figures that share a default tolerance (see DefaultTolerances).
 const (
 	ClassLatency    = "latency"    // durations: latency percentiles, connect and reconnect times
@@ -351,15 +361,15 @@ func Compare(baseline, current *Result, tol Tolerances, baseFile, newFile string
 	}
 	old := map[string]SLOVerdict{}
 	for _, v := range baseline.SLOs {
-		old[v.Name] = v
+		old[v.ComparisonName()] = v
 	}
 	for _, v := range current.SLOs {
-		row := MetricComparison{Name: v.Name, Kind: ComparisonSLO, Metric: v.Metric, Agg: v.Agg, Unit: v.Unit,
+		row := MetricComparison{Name: v.ComparisonName(), Kind: ComparisonSLO, Metric: v.Metric, Agg: v.Agg, Unit: v.Unit,
 			Direction: directionOf(v.Op), New: v.Value, NewPass: v.Pass, NewMissing: v.NoData || v.Unbounded}
 		if v.Unbounded {
 			row.New = math.Inf(1)
 		}
-		b, inBaseline := old[v.Name]
+		b, inBaseline := old[row.Name]
 		if inBaseline {
 			row.Baseline, row.BaselinePass, row.BaselineMissing = b.Value, b.Pass, b.NoData || b.Unbounded
 			if b.Unbounded {

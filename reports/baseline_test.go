@@ -94,6 +94,29 @@ func TestCompareFanoutRegression(t *testing.T) {
 	}
 }
 
+// TestCompareCohortSLOs: the same SLO on two cohorts makes two rows, each matched with its own.
+func TestCompareCohortSLOs(t *testing.T) {
+	base := runWith(t, 10*time.Millisecond, nil)
+	cur := runWith(t, 10*time.Millisecond, nil)
+	for _, r := range []*Result{base, cur} {
+		r.SLOs = []SLOVerdict{
+			{Name: "close_codes{1006} count", Metric: "close_codes:1006", Agg: "count", Op: "==", Unit: "count", Cohort: "viewers", Pass: true},
+			{Name: "close_codes{1006} count", Metric: "close_codes:1006", Agg: "count", Op: "==", Unit: "count", Cohort: "editors", Pass: true},
+		}
+	}
+	cur.SLOs[1].Value, cur.SLOs[1].Pass = 7, false
+	c, err := Compare(base, cur, Tolerances{}, "", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r := row(t, c, "close_codes{1006} count [viewers]"); r.Regression || r.New != 0 {
+		t.Errorf("viewers %+v", r)
+	}
+	if r := row(t, c, "close_codes{1006} count [editors]"); !r.Regression || r.New != 7 {
+		t.Errorf("editors %+v", r)
+	}
+}
+
 func TestCompareDirectionsAndMissing(t *testing.T) {
 	base := runWith(t, 10*time.Millisecond, map[string]int64{stats.CtrConnectAttempts: 100, stats.CtrConnects: 100,
 		stats.CtrMessagesSent: 100, stats.CtrMessagesReceived: 10_000})

@@ -126,7 +126,7 @@ func (g *Gate) Tolerances(run *reports.Result) (reports.Tolerances, error) {
 	var errs Errors
 	units := map[string]string{}
 	for _, v := range run.SLOs {
-		units[v.Name] = v.Unit
+		units[v.ComparisonName()] = v.Unit
 	}
 	for _, h := range reports.Headlines {
 		units[h.Name] = h.Unit
@@ -229,9 +229,13 @@ func (g *Gate) errAt(path, msg string) *Error {
 
 func sortedKeys[V any](m map[string]V) []string { return slices.Sorted(maps.Keys(m)) }
 
-// catalogueSLOUnit reads an SLO's default name, "METRIC AGG" or "METRIC{LABEL} AGG", and returns
+// catalogueSLOUnit reads an SLO's default name, "METRIC AGG" or "METRIC{LABEL} AGG" (followed by
+// " [COHORT]" for an SLO on one cohort), and returns
 // the unit of its values; ok is false when it names no metric and aggregation of the catalogue.
 func catalogueSLOUnit(name string) (string, bool) {
+	if i := strings.LastIndex(name, " ["); i > 0 && strings.HasSuffix(name, "]") {
+		name = name[:i] // an SLO on one cohort
+	}
 	metric, agg, found := strings.Cut(name, " ")
 	if !found {
 		return "", false

@@ -61,6 +61,7 @@ func TestGateOtherScenariosSLOs(t *testing.T) {
 	}{
 		{"metrics:\n  recovery_time max: {absolute: 2s}\n", true},
 		{"metrics:\n  close_codes{1006} count: {absolute: 3}\n", true},
+		{"metrics:\n  close_codes{1006} count [viewers]: {absolute: 3}\n", true},
 		{"metrics:\n  recovery_time p12: {absolute: 2s}\n", false},
 		{"metrics:\n  recovery_time max: {absolute: 2KiB}\n", false},
 		{"metrics:\n  close_codes count: {absolute: 3}\n", false},

@@ -65,6 +65,11 @@ figures as a section of --doc (replacing the section of the same scenario and la
 	o.Self = self
 	o.Log = os.Stderr
 	o.Command = "make bench-scale SCALE_PLAN=" + o.Scenario
+	for _, kv := range os.Environ() {
+		if strings.HasPrefix(kv, "REFSERVER_") { // gateway settings of the embedded nodes
+			o.Command = kv + " " + o.Command
+		}
+	}
 	if o.Label != "" {
 		o.Command += " SCALE_LABEL='" + o.Label + "'"
 	}

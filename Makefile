@@ -3,13 +3,18 @@ GO        ?= go
 BIN       := bin
 PKGS      := ./...
 TEST_TIMEOUT ?= 14m
+FUZZTIME  ?= 60s
 VERSION   ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 COMMIT    ?= $(shell git rev-parse --short=12 HEAD 2>/dev/null)$(shell git diff --quiet HEAD 2>/dev/null || echo -dirty)
 LDFLAGS   := -X github.com/squall-dev/squall/internal/version.Version=$(VERSION) \
              -X github.com/squall-dev/squall/internal/version.commit=$(COMMIT)
 export TESTCONTAINERS_RYUK_DISABLED := true
+# The interop tests' servers (harness/interop_test.go) are fetched or built once into this cache.
+INTEROP_CACHE ?= $(HOME)/.cache/squall-interop
+CENTRIFUGO_VERSION := v6.9.1
+export SQUALL_INTEROP_CACHE := $(INTEROP_CACHE)
 
-.PHONY: help build deps test run bench bench-scale lint clean
+.PHONY: help build deps interop-deps test fuzz run bench bench-scale lint clean images
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
@@ -19,21 +24,69 @@ build: ## build bin/refserver and bin/loadgen (static)
 	CGO_ENABLED=0 $(GO) build -ldflags '$(LDFLAGS)' -o $(BIN)/refserver ./cmd/refserver
 	CGO_ENABLED=0 $(GO) build -ldflags '$(LDFLAGS)' -o $(BIN)/loadgen ./cmd/loadgen
 
-deps: ## install redis-server (cluster-mode tests) from Debian's packages when missing; never fails
-	@if command -v redis-server >/dev/null 2>&1; then exit 0; fi; \
+IMAGE_PREFIX ?= squall
+IMAGE_TAG    ?= $(VERSION)
+
+images: build deps ## build the container images (FROM scratch, no registry) tagged $(IMAGE_TAG) and check each answers --version
+	ci/docker/build-images.sh $(IMAGE_TAG) $(IMAGE_PREFIX)
+	ci/docker/check-images.sh $(IMAGE_TAG) $(IMAGE_PREFIX)
+
+DEPS_PKGS := redis-server nginx haproxy chromium
+
+deps: ## install redis-server (cluster tests), nginx and haproxy (proxy tests), chromium (report.html in a browser) from Debian's packages when missing; never fails
+	@missing=; for p in $(DEPS_PKGS); do command -v $$p >/dev/null 2>&1 || [ -x /usr/sbin/$$p ] || missing="$$missing $$p"; done; \
+	if [ -z "$$missing" ]; then exit 0; fi; \
 	if ! command -v apt-get >/dev/null 2>&1; then \
-		echo "deps: redis-server missing and apt-get unavailable: the Redis tests will skip"; exit 0; fi; \
+		echo "deps:$$missing missing and apt-get unavailable: the tests needing them will skip"; exit 0; fi; \
 	SUDO=; if [ "$$(id -u)" != 0 ]; then \
 		if command -v sudo >/dev/null 2>&1 && sudo -n true 2>/dev/null; then SUDO="sudo -n"; else \
-		echo "deps: redis-server missing and no root to install it: the Redis tests will skip"; exit 0; fi; fi; \
+		echo "deps:$$missing missing and no root to install them: the tests needing them will skip"; exit 0; fi; fi; \
 	export DEBIAN_FRONTEND=noninteractive; \
-	if ! apt-cache show redis-server >/dev/null 2>&1; then $$SUDO apt-get update -qq >/dev/null 2>&1 || true; fi; \
-	if $$SUDO apt-get install -y -qq --no-install-recommends redis-server >/dev/null 2>&1; then \
-		echo "deps: installed redis-server from Debian's packages"; else \
-		echo "deps: could not install redis-server: the Redis tests will skip"; fi; exit 0
+	for p in $$missing; do \
+		if ! apt-cache show $$p >/dev/null 2>&1; then $$SUDO apt-get update -qq >/dev/null 2>&1 || true; fi; \
+		if $$SUDO apt-get install -y -qq --no-install-recommends $$p >/dev/null 2>&1; then \
+			echo "deps: installed $$p from Debian's packages"; else \
+			echo "deps: could not install $$p: the tests needing it will skip"; fi; \
+	done; exit 0
 
-test: deps ## run every test with the race detector, one package at a time (heavy load tests must not overlap)
+interop-deps: ## build the interop tests' servers once into $(INTEROP_CACHE) (gorilla chat example, Centrifugo $(CENTRIFUGO_VERSION), ~5 min the first time) and install node-ws; never fails
+	@mkdir -p $(INTEROP_CACHE)/bin
+	@if [ ! -x $(INTEROP_CACHE)/bin/gorilla-chat ]; then \
+		if $(GO) build -trimpath -o $(INTEROP_CACHE)/bin/gorilla-chat github.com/gorilla/websocket/examples/chat; then \
+			echo "interop-deps: built gorilla/websocket's chat example"; else \
+			echo "interop-deps: could not build gorilla/websocket's chat example: its test builds it or skips"; fi; fi
+	@if [ "$$(cat $(INTEROP_CACHE)/bin/centrifugo.version 2>/dev/null)" != "$(CENTRIFUGO_VERSION)" ]; then \
+		echo "interop-deps: building Centrifugo $(CENTRIFUGO_VERSION) (once; a few minutes)"; \
+		if GOBIN=$(INTEROP_CACHE)/bin CGO_ENABLED=0 $(GO) install -trimpath -ldflags '-s -w' \
+			github.com/centrifugal/centrifugo/v6@$(CENTRIFUGO_VERSION); then \
+			echo "$(CENTRIFUGO_VERSION)" > $(INTEROP_CACHE)/bin/centrifugo.version; else \
+			rm -f $(INTEROP_CACHE)/bin/centrifugo; echo "interop-deps: could not build Centrifugo: its interop test will skip"; fi; fi
+	@if [ -f /usr/share/nodejs/ws/package.json ] || ! command -v node >/dev/null 2>&1; then exit 0; fi; \
+	if ! command -v apt-get >/dev/null 2>&1; then echo "interop-deps: node-ws missing: its interop tests will skip"; exit 0; fi; \
+	SUDO=; if [ "$$(id -u)" != 0 ]; then \
+		if command -v sudo >/dev/null 2>&1 && sudo -n true 2>/dev/null; then SUDO="sudo -n"; else \
+		echo "interop-deps: node-ws missing and no root to install it: its interop tests will skip"; exit 0; fi; fi; \
+	export DEBIAN_FRONTEND=noninteractive; \
+	if $$SUDO apt-get install -y -qq --no-install-recommends node-ws >/dev/null 2>&1; then \
+		echo "interop-deps: installed node-ws from Debian's packages"; else \
+		echo "interop-deps: could not install node-ws: its interop tests will skip"; fi; exit 0
+
+test: deps interop-deps ## run every test with the race detector, one package at a time (heavy load tests must not overlap)
+	@# Compile every test binary first, two packages at a time (compiling is safe to overlap; the
+	@# load tests are not), so that the serial run below spends its time on tests.
+	@echo "compiling the test binaries (-race, two packages at a time)"
+	@mkdir -p $(BIN); $(GO) test -race -count=1 -p 2 -run '^$$' $(PKGS) >$(BIN)/test-compile.log 2>&1 || \
+		{ cat $(BIN)/test-compile.log; exit 1; }
 	$(GO) test -race -count=1 -p 1 -timeout $(TEST_TIMEOUT) $(PKGS)
+
+fuzz: ## run every fuzz target of every package for FUZZTIME each (default 60s); their seed corpora also run in `make test`
+	@pkgs=$$(grep -l '^func Fuzz' $$(git ls-files --cached --others --exclude-standard '*_test.go') | xargs -n1 dirname | sort -u); \
+	n=0; for dir in $$pkgs; do \
+		for t in $$(grep -ho '^func Fuzz[A-Za-z0-9_]*' $$dir/*_test.go | cut -d' ' -f2); do \
+			echo "fuzz: ./$$dir $$t for $(FUZZTIME)"; \
+			$(GO) test -run '^$$' -fuzz "^$$t\$$" -fuzztime $(FUZZTIME) ./$$dir || exit 1; n=$$((n+1)); \
+		done; \
+	done; echo "fuzz: $$n targets passed, $(FUZZTIME) each"
 
 run: build ## run the smoke scenario against the embedded gateway (live progress, verdict table, out/smoke/result.json)
 	$(BIN)/loadgen run scenarios/smoke.yaml --out out/smoke

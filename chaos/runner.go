@@ -19,6 +19,9 @@ type Runner struct {
 	// Nodes maps node names (Step.Target) to the nodes process actions act
 	// on.
 	Nodes map[string]Node
+	// Containers maps container names (Step.Target) to the containers
+	// container actions act on: only those the run started.
+	Containers map[string]Container
 	// Handlers runs custom actions. A handler named like a built-in action
 	// is ignored.
 	Handlers map[Action]Handler
@@ -115,6 +118,11 @@ func (r *Runner) Validate(tl Timeline) error {
 			if _, ok := r.Nodes[s.Target]; !ok && s.Target != "" {
 				te.Problems = append(te.Problems, Problem{i, "target", fmt.Sprintf("unknown node %q (have %v)", s.Target, sortedKeys(r.Nodes))})
 			}
+		case kindContainer:
+			if _, ok := r.Containers[s.Target]; !ok && s.Target != "" {
+				te.Problems = append(te.Problems, Problem{i, "target", fmt.Sprintf(
+					"unknown container %q (container faults act only on the run's own containers: have %v)", s.Target, sortedKeys(r.Containers))})
+			}
 		}
 	}
 	if len(te.Problems) == 0 {
@@ -207,11 +215,36 @@ func (r *Runner) do(ctx context.Context, s Step) error {
 			return n.Drain(ctx)
 		}
 	}
+	if c, ok := r.Containers[s.Target]; ok && builtinActions[s.Action] == kindContainer {
+		return doContainer(ctx, c, s)
+	}
 	h, ok := r.Handlers[s.Action]
 	if !ok || h.Run == nil {
 		return fmt.Errorf("chaos: no handler for action %q", s.Action)
 	}
 	return h.Run(ctx, s)
+}
+
+func doContainer(ctx context.Context, c Container, s Step) error {
+	switch s.Action {
+	case ActionContainerStop:
+		return c.Stop(ctx)
+	case ActionContainerStart:
+		return c.Start(ctx)
+	case ActionContainerKill:
+		return c.Kill(ctx)
+	case ActionContainerRestart:
+		return c.Restart(ctx)
+	case ActionContainerPause:
+		return c.Pause(ctx)
+	case ActionContainerResume:
+		return c.Resume(ctx)
+	case ActionNetworkDisconnect:
+		return c.Disconnect(ctx, s.Params[ParamNetwork])
+	case ActionNetworkConnect:
+		return c.Connect(ctx, s.Params[ParamNetwork])
+	}
+	return fmt.Errorf("chaos: %q is not a container action", s.Action)
 }
 
 // stepParams flattens a step's parameters for its Event.

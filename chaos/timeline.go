@@ -37,11 +37,33 @@ const (
 	ActionDrain Action = "drain"
 )
 
+// Container actions take a container name as Target (one of Runner.Containers); the network
+// actions also take Params[ParamNetwork].
+const (
+	// ActionContainerStop stops the container gracefully (SIGTERM, then SIGKILL).
+	ActionContainerStop Action = "container_stop"
+	// ActionContainerStart starts a stopped or killed container again.
+	ActionContainerStart Action = "container_start"
+	// ActionContainerKill kills the container (SIGKILL).
+	ActionContainerKill Action = "container_kill"
+	// ActionContainerRestart stops the container gracefully and starts it again.
+	ActionContainerRestart Action = "container_restart"
+	// ActionContainerPause freezes the container.
+	ActionContainerPause Action = "container_pause"
+	// ActionContainerResume unfreezes it.
+	ActionContainerResume Action = "container_resume"
+	// ActionNetworkDisconnect takes the container off a network (a partition).
+	ActionNetworkDisconnect Action = "network_disconnect"
+	// ActionNetworkConnect puts it back, with the address and aliases it had.
+	ActionNetworkConnect Action = "network_connect"
+)
+
 type actionKind int
 
 const (
 	kindProxy actionKind = iota + 1
 	kindNode
+	kindContainer
 	kindCustom
 )
 
@@ -50,7 +72,13 @@ var builtinActions = map[Action]actionKind{
 	ActionDisableProxy: kindProxy, ActionEnableProxy: kindProxy,
 	ActionKill: kindNode, ActionRestart: kindNode, ActionPause: kindNode,
 	ActionResume: kindNode, ActionDrain: kindNode,
+	ActionContainerStop: kindContainer, ActionContainerStart: kindContainer, ActionContainerKill: kindContainer,
+	ActionContainerRestart: kindContainer, ActionContainerPause: kindContainer, ActionContainerResume: kindContainer,
+	ActionNetworkDisconnect: kindContainer, ActionNetworkConnect: kindContainer,
 }
+
+// takesNetwork reports whether a container action needs Params[ParamNetwork].
+func takesNetwork(a Action) bool { return a == ActionNetworkDisconnect || a == ActionNetworkConnect }
 
 // Step is one scheduled fault.
 type Step struct {
@@ -58,15 +86,16 @@ type Step struct {
 	At time.Duration
 	// Action is what to do. Required.
 	Action Action
-	// Target is the proxy (network actions) or node (process actions) it
-	// acts on; custom actions may use it as they like. Required for
-	// built-in actions.
+	// Target is the proxy (network actions), node (process actions) or
+	// container (container actions) it acts on; custom actions may use it as
+	// they like. Required for built-in actions.
 	Target string
 	// Toxic is the toxic to add (add_toxic) or, by Name, to remove
 	// (remove_toxic). Must be zero for other actions.
 	Toxic Toxic
-	// Params are parameters of a custom action. Must be empty for built-in
-	// actions.
+	// Params are parameters of a custom action, or the network of
+	// network_disconnect and network_connect (ParamNetwork). Must be empty
+	// for other built-in actions.
 	Params map[string]string
 }
 
@@ -138,16 +167,19 @@ func (tl Timeline) Validate(custom map[Action]Handler) error {
 			continue
 		}
 		switch kind {
-		case kindProxy, kindNode:
+		case kindProxy, kindNode, kindContainer:
 			if s.Target == "" {
-				what := "proxy"
-				if kind == kindNode {
-					what = "node"
-				}
+				what := map[actionKind]string{kindProxy: "proxy", kindNode: "node", kindContainer: "container"}[kind]
 				add(i, "target", "missing (the %s %s acts on)", what, s.Action)
 			}
 			for _, k := range sortedKeys(s.Params) {
+				if k == ParamNetwork && takesNetwork(s.Action) {
+					continue
+				}
 				add(i, "params."+k, "not a parameter of %s", s.Action)
+			}
+			if takesNetwork(s.Action) && s.Params[ParamNetwork] == "" {
+				add(i, "params."+ParamNetwork, "missing (the network %s acts on)", s.Action)
 			}
 		case kindCustom:
 			for _, k := range custom[s.Action].Params {

@@ -6,8 +6,8 @@
 // the cohorts routed through them, splits the plan over as many workers as the open-file limit
 // requires (in this process, in spawned worker processes, or on remote agents — one controller/agent
 // protocol for all three), runs the fault timeline beside the load, scrapes the gateway's metrics
-// every second, grades the scenario's SLOs from the merged figures and assembles the
-// reports.Result. A result is returned also when the run failed or was interrupted, so that what was
+// every second, grades the scenario's SLOs from the merged figures, diagnoses what went wrong
+// (reports.Diagnose: client side, between, server side) and assembles the reports.Result. A result is returned also when the run failed or was interrupted, so that what was
 // measured can be written.
 //
 // Nothing here prints, exits or reads flags: progress reaches the caller through the callbacks in

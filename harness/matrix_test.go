@@ -174,7 +174,7 @@ func TestFlawMatrix(t *testing.T) {
 			continue
 		}
 		var b strings.Builder
-		if err := scenarios.WriteSteps(&b, scenarios.Steps(s, r.res)); err != nil {
+		if err := scenarios.WriteSteps(&b, scenarios.StepRampOf(scenarios.Steps(s, r.res))); err != nil {
 			t.Errorf("%s: steps: %v", r.label(), err)
 		}
 		fmt.Printf("%s, step by step:\n%s", r.label(), b.String())

@@ -6,11 +6,13 @@ import (
 	"errors"
 	"fmt"
 	"net/url"
+	"runtime"
 	"slices"
 	"strings"
 	"time"
 
 	"github.com/squall-dev/squall/chaos"
+	"github.com/squall-dev/squall/internal/version"
 	"github.com/squall-dev/squall/loadgen"
 	"github.com/squall-dev/squall/loadgen/agent"
 	"github.com/squall-dev/squall/loadgen/telemetry"
@@ -102,7 +104,7 @@ func (r *runner) run(ctx context.Context) (*reports.Result, error) {
 	}
 	var remotes []*agent.Remote
 	if len(o.Agents) > 0 {
-		if remotes, err = dialAgents(ctx, o.Agents, token); err != nil {
+		if remotes, err = dialAgents(ctx, o.Agents, token, o); err != nil {
 			return nil, err
 		}
 	}
@@ -127,7 +129,7 @@ func (r *runner) run(ctx context.Context) (*reports.Result, error) {
 	}
 	var fl *faults
 	if spec.Scenario != nil {
-		runner := &chaos.Runner{Nodes: tgt.nodes, Logger: logger.With("component", "chaos"), StepTimeout: time.Minute,
+		runner := &chaos.Runner{Nodes: tgt.nodes, Containers: o.Containers, Logger: logger.With("component", "chaos"), StepTimeout: time.Minute,
 			// Behaviour switches travel in the plan (every worker applies them at the shared start
 			// plus their time); the timeline's step only records the moment in the result.
 			Handlers: map[chaos.Action]chaos.Handler{scenarios.ChaosBehaviour: {
@@ -147,8 +149,8 @@ func (r *runner) run(ctx context.Context) (*reports.Result, error) {
 	if err := probeTarget(ctx, tgt.target); err != nil {
 		return nil, err
 	}
-	for name, ep := range proxied {
-		if err := probe(ctx, ep.URL, tgt.target.Secret); err != nil {
+	for name, pt := range proxied {
+		if err := probeTarget(ctx, pt); err != nil {
 			return nil, fmt.Errorf("through proxy %s: %w", name, err)
 		}
 	}
@@ -160,9 +162,7 @@ func (r *runner) run(ctx context.Context) (*reports.Result, error) {
 	for ri, rt := range routes {
 		p := plan.Part(rt.Cohorts)
 		if rt.Proxy != "" {
-			t := tgt.target
-			t.Endpoints = []loadgen.Endpoint{proxied[rt.Proxy]}
-			parts = append(parts, part{plan: p.Split(1)[0], target: jobTarget{Target: t}, route: ri})
+			parts = append(parts, part{plan: p.Split(1)[0], target: jobTarget{Target: proxied[rt.Proxy]}, route: ri})
 			continue
 		}
 		switch {
@@ -218,21 +218,42 @@ func (r *runner) run(ctx context.Context) (*reports.Result, error) {
 			src := scenarios.ResultSource{Result: res, Scenario: s, ServerMemory: tgt.ownProcess,
 				CohortStats: cohortStats(res, plan, routes, parts)}
 			res.SLOs = scenarios.ReportVerdicts(scenarios.Grade(s.SLOs, src))
+			if s.StepRamp() { // a capacity run: each step graded on its own, and the knee
+				res.StepRamp = scenarios.StepRampOf(scenarios.Steps(s, res))
+			}
 		}
+	} else if runErr == nil {
+		// A plan without a scenario is graded too, so that it cannot pass while its clients failed.
+		src := scenarios.ResultSource{Result: res, ServerMemory: tgt.ownProcess}
+		res.SLOs = scenarios.ReportVerdicts(scenarios.Grade(scenarios.PlanSLOs(plan), src))
 	}
+	res.Diagnosis = reports.Diagnose(res)
 	return res, runErr
 }
 
 // openProxies creates a chaos proxy in front of the gateway for every proxied route (in the
 // embedded Toxiproxy, or the scenario's external one) and measures what a proxy adds to a round
 // trip. It returns each proxy's endpoint by name.
-func (r *runner) openProxies(ctx context.Context, routes []scenarios.Route, tgt *openedTarget) (map[string]loadgen.Endpoint, chaos.Proxies, *chaos.Overhead, error) {
+func (r *runner) openProxies(ctx context.Context, routes []scenarios.Route, tgt *openedTarget) (map[string]loadgen.Target, chaos.Proxies, *chaos.Overhead, error) {
 	s := r.spec.Scenario
-	if s == nil || !slices.ContainsFunc(routes, func(rt scenarios.Route) bool { return rt.Proxy != "" }) {
+	if s == nil {
+		return nil, nil, nil, nil
+	}
+	external := s.Target.Toxiproxy != ""
+	routed := slices.ContainsFunc(routes, func(rt scenarios.Route) bool { return rt.Proxy != "" })
+	if !routed && external {
+		// The timeline may still act on proxies of the external Toxiproxy that no cohort uses
+		// (a gateway node's link to its Redis).
+		u, err := url.Parse(s.Target.Toxiproxy)
+		if err != nil {
+			return nil, nil, nil, usagef("target.toxiproxy %q: %v", s.Target.Toxiproxy, err)
+		}
+		return nil, chaos.NewExternal(u.Host, chaos.ExternalOptions{}), nil, nil
+	}
+	if !routed {
 		return nil, nil, nil, nil
 	}
 	var proxies chaos.Proxies
-	external := s.Target.Toxiproxy != ""
 	if external {
 		u, err := url.Parse(s.Target.Toxiproxy)
 		if err != nil {
@@ -244,7 +265,7 @@ func (r *runner) openProxies(ctx context.Context, routes []scenarios.Route, tgt 
 		r.onRelease(func() { _ = emb.Close() })
 		proxies = emb
 	}
-	proxied := map[string]loadgen.Endpoint{}
+	proxied := map[string]loadgen.Target{}
 	for _, rt := range routes {
 		if rt.Proxy == "" {
 			continue
@@ -257,7 +278,7 @@ func (r *runner) openProxies(ctx context.Context, routes []scenarios.Route, tgt 
 			name := rt.Proxy
 			r.onRelease(func() { _ = proxies.DeleteProxy(context.WithoutCancel(ctx), name) })
 		}
-		proxied[rt.Proxy] = loadgen.Endpoint{URL: "ws://" + info.Listen + tgt.path()}
+		proxied[rt.Proxy] = proxiedTarget(tgt.target, info.Listen)
 	}
 	var overhead *chaos.Overhead
 	if o, err := chaos.MeasureOverhead(ctx, proxies, 2000); err != nil {
@@ -271,7 +292,7 @@ func (r *runner) openProxies(ctx context.Context, routes []scenarios.Route, tgt 
 // execute runs the parts on the remotes while the fault timeline runs and builds the result. The
 // result is returned also when the run failed or was interrupted, so that it can be written.
 func (r *runner) execute(ctx context.Context, plan loadgen.Plan, parts []part, remotes []*agent.Remote, tgt *openedTarget,
-	proxied map[string]loadgen.Endpoint, fl *faults) (*reports.Result, error) {
+	proxied map[string]loadgen.Target, fl *faults) (*reports.Result, error) {
 	o := r.o
 	n := len(remotes)
 	if len(parts) != n {
@@ -299,7 +320,7 @@ func (r *runner) execute(ctx context.Context, plan loadgen.Plan, parts []part, r
 	res.Tool = "loadgen " + o.Version
 	_ = res.SetPlan(plan)
 	eps := tgt.target.Endpoints
-	res.Target = reports.Target{Kind: tgt.kind, Nodes: len(eps)}
+	res.Target = reports.Target{Kind: tgt.kind, Nodes: len(eps), OwnProcess: tgt.ownProcess}
 	for _, ep := range eps {
 		res.Target.URLs = append(res.Target.URLs, ep.URL)
 		if ep.MetricsURL != "" {
@@ -308,12 +329,13 @@ func (r *runner) execute(ctx context.Context, plan loadgen.Plan, parts []part, r
 	}
 
 	if o.OnStart != nil {
-		st := Start{Name: plan.Name, Clients: plan.Clients(), Workers: n, Target: tgt.kind, URLs: res.Target.URLs, Plan: plan, At: startAt}
-		for name, ep := range proxied {
+		st := Start{Name: plan.Name, Clients: plan.Clients(), Workers: n, Target: tgt.kind, URLs: res.Target.URLs, Plan: plan, At: startAt,
+			Resolved: tgt.target.Describe()}
+		for name, pt := range proxied {
 			if st.Proxies == nil {
 				st.Proxies = map[string]string{}
 			}
-			st.Proxies[name] = ep.URL
+			st.Proxies[name] = pt.Endpoints[0].URL
 		}
 		o.OnStart(st)
 	}
@@ -329,7 +351,7 @@ func (r *runner) execute(ctx context.Context, plan loadgen.Plan, parts []part, r
 		scraper.Run(telCtx)
 	}()
 
-	ctrl := &agent.Controller{Logger: o.Logger, OnUpdate: o.OnUpdate, StopGrace: time.Minute}
+	ctrl := &agent.Controller{Logger: o.Logger, OnUpdate: o.OnUpdate, StopGrace: time.Minute, LostAfter: o.LostAfter}
 	res.Started = startAt
 	if fl != nil {
 		fl.start(ctx, startAt, o.OnNote)
@@ -343,6 +365,8 @@ func (r *runner) execute(ctx context.Context, plan loadgen.Plan, parts []part, r
 	res.Ended = time.Now()
 	res.Duration = res.Ended.Sub(res.Started)
 	res.Telemetry = reports.TelemetryFrom(scraper.Result())
+	res.Env.Loadgen = reports.Build{Name: "loadgen", Version: version.Version, Commit: version.Commit(), GoVersion: runtime.Version()}
+	res.Env.Gateway = gatewayBuild(res, tgt.kind)
 
 	res.Stats = reports.StatsFrom(out.Merged)
 	var serr error
@@ -364,7 +388,12 @@ func (r *runner) execute(ctx context.Context, plan loadgen.Plan, parts []part, r
 	slices.SortStableFunc(res.Events, func(a, b reports.Event) int { return a.At.Compare(b.At) })
 	lost := 0
 	for i, w := range out.Workers {
-		rw := reports.Worker{Index: w.Index, Addr: w.Addr, PID: w.PID, Clients: parts[i].plan.Clients(), Status: w.Status, Error: w.Err}
+		rw := reports.Worker{Index: w.Index, Addr: w.Addr, PID: w.PID, Clients: parts[i].plan.Clients(), Status: w.Status, Error: w.Err,
+			Kind: workerKind(remotes[i], len(o.Agents) > 0), Transport: remotes[i].Transport()}
+		if rw.Transport == agent.TransportInsecure {
+			res.Events = append(res.Events, reports.Event{At: res.Started, Kind: reports.EventWarning, Worker: w.Index,
+				Message: fmt.Sprintf("worker %d: agent %s spoken to in plain HTTP off loopback (insecure): the token and its job travelled in clear", w.Index, w.Addr)})
+		}
 		if rw.Summary, serr = reports.DecodeWorkerSummary(w.Summary); serr != nil {
 			o.Logger.Warn("worker summary", "worker", w.Index, "err", serr)
 		}
@@ -377,6 +406,7 @@ func (r *runner) execute(ctx context.Context, plan loadgen.Plan, parts []part, r
 		}
 		res.Workers = append(res.Workers, rw)
 	}
+	slices.SortStableFunc(res.Events, func(a, b reports.Event) int { return a.At.Compare(b.At) })
 	res.Judge(plan.LagBound())
 
 	switch {
@@ -395,6 +425,43 @@ func (r *runner) execute(ctx context.Context, plan loadgen.Plan, parts []part, r
 		res.StopReason = reports.StopCompleted
 		return res, nil
 	}
+}
+
+// workerKind says what ran a worker's part: an agent the run was given, a local worker process
+// it spawned, or this process.
+func workerKind(r *agent.Remote, agents bool) string {
+	switch {
+	case agents:
+		return reports.WorkerAgent
+	case r.Spawned():
+		return reports.WorkerSpawned
+	default:
+		return reports.WorkerInProcess
+	}
+}
+
+// gatewayBuild is the gateway's build as its /metrics says (ws_build_info); for the embedded
+// gateway that says nothing (no telemetry), loadgen's own build, which it is part of. Nodes of
+// different builds are named together.
+func gatewayBuild(res *reports.Result, kind string) *reports.Build {
+	for _, p := range res.Telemetry.Points {
+		bs := telemetry.BuildsOf(p.Values)
+		if len(bs) == 0 {
+			continue
+		}
+		b := &reports.Build{Name: "refserver", Version: bs[0].Version, Commit: bs[0].Commit, GoVersion: bs[0].GoVersion}
+		for _, o := range bs[1:] {
+			b.Version += " / " + o.Version
+			b.Commit += " / " + o.Commit
+		}
+		return b
+	}
+	if kind == "embedded" {
+		b := res.Env.Loadgen
+		b.Name = "refserver (embedded)"
+		return &b
+	}
+	return nil
 }
 
 // cohortStats collects the client figures of every cohort that ran alone in its route, from the

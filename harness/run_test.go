@@ -346,3 +346,36 @@ func TestRunScenarioBehaviourSwitch(t *testing.T) {
 		t.Errorf("no behaviour switch among the events %+v", res.Events)
 	}
 }
+
+// TestBuiltinPlanGraded runs a plan without a scenario: it is graded by the built-in plan's SLOs
+// (every client connected, delivery, abnormal closes, generator health), diagnosed, and result.json
+// names the builds of loadgen and of the gateway.
+func TestBuiltinPlanGraded(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	res, err := Run(ctx, planSpec(20, 2, 2*time.Second), Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for _, v := range res.SLOs {
+		names = append(names, v.Name)
+		// The generator's health depends on the machine; a reliable run holds it like the rest.
+		if !v.Pass && (v.Metric != "schedule_lag" || res.Reliable) {
+			t.Errorf("SLO %s failed: %s", v.Name, v.Measured())
+		}
+	}
+	want := "every client connected,lost_acked_messages count,unrecovered_gaps count,ordering_violations count,close_codes{1006} count,false_disconnects count,schedule_lag p99"
+	if got := strings.Join(names, ","); got != want {
+		t.Errorf("SLOs %s\nwant %s", got, want)
+	}
+	if res.Diagnosis == nil {
+		t.Error("no diagnosis")
+	}
+	if b := res.Env.Loadgen; b.Name != "loadgen" || b.Version == "" || b.Commit == "" || b.GoVersion == "" {
+		t.Errorf("loadgen build %+v", b)
+	}
+	if g := res.Env.Gateway; g == nil || !strings.HasPrefix(g.Name, "refserver") || g.Version != res.Env.Loadgen.Version {
+		t.Errorf("gateway build %+v", g)
+	}
+}

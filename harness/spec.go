@@ -1,13 +1,16 @@
 package harness
 
 import (
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
+	"reflect"
 	"strings"
 	"time"
 
+	"github.com/squall-dev/squall/chaos"
 	"github.com/squall-dev/squall/loadgen"
 	"github.com/squall-dev/squall/loadgen/agent"
 	"github.com/squall-dev/squall/refserver"
@@ -37,10 +40,13 @@ type Spec struct {
 // Target is where a plan without a scenario runs: the embedded reference gateway (URL empty) or a
 // running gateway at URL.
 type Target struct {
-	// URL of a running gateway (ws://host:port/path); empty starts the embedded gateway.
+	// URL of a running gateway (ws:// or wss://host:port/path); empty starts the embedded gateway.
 	URL string
-	// Secret signs the clients' tokens for a URL target (default the dev secret).
-	Secret string
+	// Protocol, Auth and Conn are what the clients speak at URL, their credentials and how they
+	// open their connections (TLS, headers): see loadgen.Target. URL targets only.
+	Protocol loadgen.ProtocolSpec
+	Auth     loadgen.AuthSpec
+	Conn     loadgen.ConnSpec
 	// Nodes is the number of embedded gateway nodes (0: as many as the clients need, each holding
 	// at most Options.FDsPerProcess connections).
 	Nodes int
@@ -63,6 +69,21 @@ type Options struct {
 	Agents []string
 	// Token is the agents' shared token (required with Agents; local workers get a fresh one).
 	Token string
+	// AgentTLS, when set, makes the controller speak HTTPS to the Agents and verify their
+	// certificates with it (RootCAs: the agents' CA bundle).
+	AgentTLS *tls.Config
+	// AgentsInsecure allows plain HTTP to Agents off loopback (recorded in the result: every such
+	// worker's transport is "http-insecure", and a warning event says so); without it, or
+	// AgentTLS, such an agent is refused before the run starts.
+	AgentsInsecure bool
+	// Containers are containers the caller started for this run (gateway nodes, Redis, Toxiproxy,
+	// agents), by the name a scenario's container faults use; the timeline acts on these and on no
+	// other container. Package chaos/dockerchaos makes them from testcontainers-go containers.
+	Containers map[string]chaos.Container
+	// LostAfter is how long a worker may stay unheard (its stream broken, no answer) before it
+	// counts as lost and the run goes on without it (0: 45 s). A local worker whose process
+	// exits is lost at once.
+	LostAfter time.Duration
 	// FDsPerProcess is the open files one worker or gateway node may use (default
 	// DefaultFDsPerProcess).
 	FDsPerProcess int
@@ -84,14 +105,16 @@ type Options struct {
 
 // Start says what a run is about to do.
 type Start struct {
-	Name    string            // the scenario's or the plan's name
-	Clients int               // simulated clients in the plan
-	Workers int               // processes (or agents) the clients run in
-	Target  string            // "embedded" or "url"
-	URLs    []string          // every address the clients connect to (direct and through proxies)
-	Plan    loadgen.Plan      // the whole plan
-	At      time.Time         // the shared start instant
-	Proxies map[string]string // chaos proxy name → its listen address
+	Name    string // the scenario's or the plan's name
+	Clients int    // simulated clients in the plan
+	Workers int    // processes (or agents) the clients run in
+	Target  string // "embedded" or "url"
+	// Resolved says what the clients connect to and how (loadgen.Target.Describe).
+	Resolved string
+	URLs     []string          // every address the clients connect to (direct and through proxies)
+	Plan     loadgen.Plan      // the whole plan
+	At       time.Time         // the shared start instant
+	Proxies  map[string]string // chaos proxy name → its listen address
 }
 
 // UsageError is an error in what was asked — the spec, the options, a target that refuses the
@@ -119,6 +142,10 @@ func (o *Options) validate(spec Spec) error {
 	}
 	if spec.Scenario != nil && (len(spec.Plan.Cohorts) > 0 || spec.Target.URL != "" || spec.Target.Nodes != 0) {
 		errs = append(errs, "a scenario sets its own plan and target")
+	}
+	if t := spec.Target; t.URL == "" && (!reflect.ValueOf(t.Conn).IsZero() || (t.Protocol.Name != "" && t.Protocol.Name != loadgen.ProtocolSquall) ||
+		t.Protocol.Generic != nil || !reflect.DeepEqual(t.Auth, loadgen.AuthSpec{Secret: t.Auth.Secret})) {
+		errs = append(errs, "TLS, headers, origin, subprotocols, protocol and auth settings apply to a URL target (the embedded gateway speaks squall over ws://)")
 	}
 	if o.Workers < 0 || spec.Target.Nodes < 0 {
 		errs = append(errs, "workers and nodes must not be negative")

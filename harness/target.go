@@ -4,18 +4,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"net"
-	"net/http"
 	"net/url"
-	"syscall"
-	"time"
-
-	"github.com/gorilla/websocket"
 
 	"github.com/squall-dev/squall/chaos"
 	"github.com/squall-dev/squall/loadgen"
 	"github.com/squall-dev/squall/loadgen/embedded"
-	"github.com/squall-dev/squall/refserver/protocol"
 	"github.com/squall-dev/squall/scenarios"
 )
 
@@ -43,23 +38,17 @@ func (t *openedTarget) upstream() string {
 	return u.Host
 }
 
-// path is the WebSocket path of the first endpoint (proxied clients dial it on the proxy).
-func (t *openedTarget) path() string {
-	if u, err := url.Parse(t.target.Endpoints[0].URL); err == nil && u.Path != "" {
-		return u.Path
-	}
-	return protocol.PathWS
-}
-
 // openTarget starts the embedded gateway or takes the URL of the spec.
 func openTarget(ctx context.Context, spec Spec, o Options) (*openedTarget, error) {
 	if s := spec.Scenario; s != nil {
 		if !s.Target.Embedded() {
-			t, err := loadgen.URLTarget(s.Target.URL)
+			t, err := s.LoadgenTarget()
 			if err != nil {
 				return nil, usageErr(err)
 			}
-			t.Endpoints[0].MetricsURL = s.Target.MetricsURL
+			if err := t.Validate(); err != nil {
+				return nil, usageErr(err)
+			}
 			return urlTarget(t), nil
 		}
 		opts, err := s.EmbeddedOptions()
@@ -76,9 +65,12 @@ func openTarget(ctx context.Context, spec Spec, o Options) (*openedTarget, error
 	if t.URL != "" {
 		lt, err := loadgen.URLTarget(t.URL)
 		if err != nil {
-			return nil, usagef("unknown target %q (want \"embedded\" or ws://host:port/path): %v", t.URL, err)
+			return nil, usagef("unknown target %q (want \"embedded\" or ws://host:port/path or wss://...): %v", t.URL, err)
 		}
-		lt.Secret = t.Secret
+		lt.Auth, lt.Conn, lt.Protocol = t.Auth, t.Conn, t.Protocol
+		if err := lt.Validate(); err != nil {
+			return nil, usageErr(err)
+		}
 		return urlTarget(lt), nil
 	}
 	nodes := t.Nodes
@@ -115,58 +107,45 @@ func startEmbedded(ctx context.Context, opts embedded.Options, localFDs int, o O
 		nodes: nodes, close: emb.Close}, nil
 }
 
-// probeTarget opens one connection to every endpoint before the run, so that an unreachable
-// target or a refused upgrade fails at once with one clear line instead of as thousands of
-// client errors.
+// probeTarget opens one connection to every endpoint before the run and checks that it speaks the
+// target's protocol (loadgen.Probe), so that an unreachable target, a refused upgrade or
+// certificate, or a server speaking another protocol fails at once with one clear line instead of
+// as thousands of client errors. A refusal of the credentials is a usage error.
 func probeTarget(ctx context.Context, t loadgen.Target) error {
 	for _, ep := range t.Endpoints {
-		if err := probe(ctx, ep.URL, t.Secret); err != nil {
+		if err := loadgen.Probe(ctx, t, ep); err != nil {
+			if errors.Is(err, loadgen.ErrCredentials) {
+				return usageErr(err)
+			}
 			return err
 		}
 	}
 	return nil
 }
 
-func probe(ctx context.Context, raw, secret string) error {
-	if secret == "" {
-		secret = protocol.DevSecret
-	}
-	tok, err := protocol.SignToken([]byte(secret), "loadgen-probe", time.Now().Add(time.Minute))
+// proxiedTarget is t reached through a chaos proxy listening at listen: the same scheme, path and
+// query, with the TLS server name and the Host header of the gateway, so that TLS and virtual
+// hosts see the gateway's name.
+func proxiedTarget(t loadgen.Target, listen string) loadgen.Target {
+	u, err := url.Parse(t.Endpoints[0].URL)
 	if err != nil {
-		return fmt.Errorf("target %s: %w", raw, err)
+		return t
 	}
-	u, err := url.Parse(raw)
-	if err != nil {
-		return fmt.Errorf("target %s: %w", raw, err)
-	}
-	q := u.Query()
-	q.Set(protocol.TokenQueryParam, tok)
-	u.RawQuery = q.Encode()
-	d := websocket.Dialer{HandshakeTimeout: 5 * time.Second, Proxy: nil}
-	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-	defer cancel()
-	conn, resp, err := d.DialContext(ctx, u.String(), nil)
-	if err != nil {
-		if resp != nil {
-			defer resp.Body.Close()
-			return fmt.Errorf("target %s refused the WebSocket upgrade: HTTP %s", raw, resp.Status)
-		}
-		var ne net.Error
-		switch {
-		case errors.Is(err, syscall.ECONNREFUSED):
-			return fmt.Errorf("target %s unreachable: connection refused (is the gateway running?)", raw)
-		case errors.As(err, &ne) && ne.Timeout():
-			return fmt.Errorf("target %s unreachable: no answer within the timeout", raw)
-		case errors.Is(err, websocket.ErrBadHandshake):
-			return fmt.Errorf("target %s refused the WebSocket upgrade: %v", raw, err)
-		default:
-			return fmt.Errorf("target %s unreachable: %v", raw, err)
+	host := u.Host
+	u.Host = listen
+	t.Endpoints = []loadgen.Endpoint{{URL: u.String()}}
+	if u.Scheme == "wss" && t.Conn.TLS.ServerName == "" {
+		if h, _, err := net.SplitHostPort(host); err == nil {
+			t.Conn.TLS.ServerName = h
 		}
 	}
-	_ = conn.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(websocket.CloseNormalClosure, "probe"), time.Now().Add(time.Second))
-	_ = conn.Close()
-	if resp != nil && resp.StatusCode != http.StatusSwitchingProtocols {
-		return fmt.Errorf("target %s: unexpected status %s", raw, resp.Status)
+	hs := maps.Clone(t.Conn.Headers)
+	if hs == nil {
+		hs = map[string]string{}
 	}
-	return nil
+	if _, ok := hs["Host"]; !ok {
+		hs["Host"] = host
+	}
+	t.Conn.Headers = hs
+	return t
 }

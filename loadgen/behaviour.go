@@ -84,7 +84,7 @@ func (c *client) writeSeq(gen uint32, build any) int {
 }
 
 // nextSeq takes the next seq of connection generation gen; ok is false once that connection is gone.
-func (c *client) nextSeq(gen uint32) (seq uint64, conn *websocket.Conn, ok bool) {
+func (c *client) nextSeq(gen uint32) (seq uint64, conn wireConn, ok bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.gen != gen || c.conn == nil || c.exiting {
@@ -127,9 +127,27 @@ func (c *client) writeRaw(gen uint32, b []byte) {
 
 // writeLocked writes one text frame; c.wmu is held. A failed write closes the TCP connection so that
 // the reader notices the drop.
-func (c *client) writeLocked(conn *websocket.Conn, b []byte) {
+func (c *client) writeLocked(conn wireConn, b []byte) {
+	c.writeLockedType(conn, websocket.TextMessage, b)
+}
+
+// writeRawType sends one frame of type mt (websocket.TextMessage or BinaryMessage) as it is.
+func (c *client) writeRawType(gen uint32, mt int, b []byte) {
+	c.wmu.Lock()
+	defer c.wmu.Unlock()
+	c.mu.Lock()
+	conn := c.conn
+	ok := c.gen == gen && conn != nil && !c.exiting
+	c.mu.Unlock()
+	if ok {
+		c.writeLockedType(conn, mt, b)
+	}
+}
+
+// writeLockedType writes one frame of type mt; c.wmu is held.
+func (c *client) writeLockedType(conn wireConn, mt int, b []byte) {
 	_ = conn.SetWriteDeadline(time.Now().Add(writeTimeout))
-	if err := conn.WriteMessage(websocket.TextMessage, b); err != nil {
+	if err := conn.WriteMessage(mt, b); err != nil {
 		c.mu.Lock()
 		exiting := c.exiting || c.conn != conn
 		if !exiting {
@@ -204,6 +222,13 @@ func (c *client) exit(kind ExitKind) {
 		_ = conn.SetReadDeadline(now)
 	default:
 		c.wmu.Lock()
+		if l, ok := env.proto.(leaver); ok {
+			mt, frames := l.leaveFrames(c)
+			for _, f := range frames {
+				_ = conn.SetWriteDeadline(now.Add(time.Second))
+				_ = conn.WriteMessage(mt, f)
+			}
+		}
 		_ = conn.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(int(protocol.CloseNormal), ""), now.Add(time.Second))
 		c.wmu.Unlock()
 		_ = conn.SetReadDeadline(now.Add(2 * time.Second))

@@ -6,8 +6,10 @@ import (
 	"io"
 	"math/rand/v2"
 	"net"
+	"net/http"
 	"net/netip"
 	"os"
+	"slices"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -50,7 +52,15 @@ const (
 	// navigate overlaps included) held open at the same moment, recorded per user at the end of
 	// the run. A connection counts as held from its welcome until it closes.
 	HistConnsPerUser = "concurrent_connections_per_user"
+	// HistAbnormalCloseAge is the age of a connection (upgrade to drop) that something other than
+	// the tab ended without a close frame (1006, or TCP closed): cuts at one regular age, while the
+	// gateway counted no heartbeat timeout, are the mark of a proxy or load balancer idle timeout.
+	HistAbnormalCloseAge = "abnormal_close_age"
 )
+
+// ValueHists lists the histograms that hold plain values (counts per client), not durations in
+// nanoseconds; every other histogram loadgen records is a duration.
+var ValueHists = []string{HistReconnectAttemptsPerClient, HistConnsPerUser}
 
 // client states
 const (
@@ -74,9 +84,9 @@ type client struct {
 	wmu sync.Mutex
 
 	mu           sync.Mutex
-	conn         *websocket.Conn
-	navOld       *websocket.Conn // the connection a navigate exit replaces, closed once the new one is up
-	gen          uint32          // connection generation; scheduled entries of older generations are skipped
+	conn         wireConn
+	navOld       wireConn // the connection a navigate exit replaces, closed once the new one is up
+	gen          uint32   // connection generation; scheduled entries of older generations are skipped
 	state        uint8
 	exiting      bool
 	vanished     bool
@@ -85,7 +95,8 @@ type client struct {
 	exitSet      bool          // the early exit is scheduled
 	isReady      bool          // the current connection joined (or resumed) its rooms
 	exitAfter    time.Duration // open model: lifetime (overrides Exit.After)
-	token        string        // generic adapter: the JWT for {{.Token}}
+	token        string        // the token of the current connection (a first frame may carry it)
+	rung         int           // ladder: the tier the next attempt takes (index in tierLadder)
 	seq          uint64        // last seq sent on this connection
 	nextSend     int64         // intended time of the next broadcast (scheduler ns)
 	attempt      int           // failed attempts since the last welcome
@@ -105,7 +116,8 @@ type client struct {
 	readTimedOut bool
 	mem          []*membership
 	pend         []pendingSend
-	held         []byte // a frame held back by the swap misbehaviour
+	relay        relayState // stamp accounting of relay protocols (stamps.go)
+	held         []byte     // a frame held back by the swap misbehaviour
 	rng          rand.PCG
 }
 
@@ -197,9 +209,10 @@ func (c *client) start() {
 func (c *client) connect(ctx context.Context, gen uint32, reconnect bool) {
 	env := c.env
 	ep := env.endpoint(int(c.index))
-	tok, err := protocol.SignToken(env.secret, c.userID, time.Now().Add(24*time.Hour))
+	dialURL, hdr, err := c.dialRequest(ep)
 	if err != nil {
-		env.logger.Error("mint token", "user_id", c.userID, "err", err)
+		env.logger.Error("client credentials", "user_id", c.userID, "err", err)
+		c.add(stats.ErrorCounter("credentials"), 1)
 		c.finish()
 		return
 	}
@@ -211,10 +224,37 @@ func (c *client) connect(ctx context.Context, gen uint32, reconnect bool) {
 		c.mu.Unlock()
 	}
 	addr := c.coh.addrs[int(c.index)%len(c.coh.addrs)]
-	dctx := context.WithValue(ctx, localAddrKey{}, dialInfo{addr: addr, connectKey: c.coh.key(stats.HistConnect)})
+	di := dialInfo{addr: addr, connectKey: c.coh.key(stats.HistConnect)}
+	dctx := context.WithValue(ctx, localAddrKey{}, di)
 	dctx, cancel := context.WithTimeout(dctx, 10*time.Second)
+	b := c.behaviour()
+	tier := c.currentTier(b)
 	start := time.Now()
-	conn, resp, err := env.dialer.DialContext(dctx, env.proto.dialURL(c, ep, tok), nil)
+	var (
+		conn   wireConn
+		wsConn *websocket.Conn
+		resp   *http.Response
+	)
+	switch {
+	case tier == TierSSE || tier == TierPoll:
+		c.mu.Lock()
+		tok := c.token
+		c.mu.Unlock()
+		var fc *fallbackConn
+		if fc, err = c.openFallback(di, tier, ep.URL, tok); err == nil {
+			conn = fc
+		}
+	case tier == TierWebSocket && b.BlockUpgrade:
+		c.add(TierKey(CtrTierRequests, tier), 1)
+		err = c.blockedUpgrade(dctx, dialURL)
+	default:
+		if tier != "" {
+			c.add(TierKey(CtrTierRequests, tier), 1)
+		}
+		if wsConn, resp, err = env.dialer.DialContext(dctx, dialURL, hdr); err == nil {
+			conn = wsConn
+		}
+	}
 	cancel()
 	if resp != nil && resp.Body != nil {
 		resp.Body.Close()
@@ -222,6 +262,12 @@ func (c *client) connect(ctx context.Context, gen uint32, reconnect bool) {
 	if err != nil {
 		c.add(stats.CtrConnectErrors, 1)
 		c.add(stats.ErrorCounter(dialClass(err)), 1)
+		if b.Transport == TransportLadder && tier != TierPoll && env.ctx.Err() == nil && fallbackWorthy(err) {
+			// The ladder's next rung is tried at once, as browsers' realtime libraries do.
+			c.fallDown()
+			c.connect(ctx, gen, reconnect)
+			return
+		}
 		var hint time.Duration
 		if resp != nil {
 			if s := resp.Header.Get("Retry-After"); s != "" {
@@ -238,25 +284,12 @@ func (c *client) connect(ctx context.Context, gen uint32, reconnect bool) {
 	}
 	upgraded := time.Now()
 	c.record(stats.HistUpgrade, upgraded.Sub(start))
-	conn.SetReadLimit(1 << 20)
-	conn.SetPingHandler(func(data string) error {
-		// A server ping is something heard (the read timeout counts from it), answered unless the
-		// tab ignores pings on purpose. As gorilla's default handler, a failed pong is not an error.
-		now := time.Now()
-		c.mu.Lock()
-		c.lastRecv = c.env.sched.ns(now)
-		c.mu.Unlock()
-		if c.behaviour().Misbehave.IgnorePings {
-			return nil
-		}
-		err := conn.WriteControl(websocket.PongMessage, []byte(data), now.Add(writeTimeout))
-		var ne net.Error
-		if err == nil || errors.Is(err, websocket.ErrCloseSent) || errors.As(err, &ne) {
-			return nil
-		}
-		return err
-	})
-	conn.SetPongHandler(func(string) error { c.pong(); return nil })
+	if tier != "" {
+		c.add(TierKey(CtrTierConnects, tier), 1)
+	}
+	if wsConn != nil {
+		c.wsHandlers(wsConn)
+	}
 
 	c.mu.Lock()
 	if c.gen != gen || c.state == stDone || env.ctx.Err() != nil {
@@ -283,11 +316,64 @@ func (c *client) connect(ctx context.Context, gen uint32, reconnect bool) {
 	env.proto.opened(c, gen, upgraded)
 }
 
+// dialRequest is the URL and headers of a connection to ep: the client's token (kept for a first
+// frame), the target's headers and the token's placement.
+func (c *client) dialRequest(ep Endpoint) (string, http.Header, error) {
+	env := c.env
+	d := templateData{Client: int(c.index), User: c.userID}
+	tok, err := env.tokens.token(d, c.coh.Behaviour.TabsPerUser)
+	if err != nil {
+		return "", nil, err
+	}
+	c.mu.Lock()
+	c.token = tok
+	c.mu.Unlock()
+	d.Token = tok
+	hdr, err := env.headers.header(d)
+	if err != nil {
+		return "", nil, err
+	}
+	return placeToken(env.place, env.auth.Name, ep.URL, hdr, tok)
+}
+
+// wsHandlers sets a WebSocket's read limit and its ping and pong handlers.
+func (c *client) wsHandlers(conn *websocket.Conn) {
+	conn.SetReadLimit(1 << 20)
+	conn.SetPingHandler(func(data string) error {
+		// A server ping is something heard (the read timeout counts from it), answered unless the
+		// tab ignores pings on purpose. As gorilla's default handler, a failed pong is not an error.
+		now := time.Now()
+		c.mu.Lock()
+		c.lastRecv = c.env.sched.ns(now)
+		c.mu.Unlock()
+		if c.behaviour().Misbehave.IgnorePings {
+			return nil
+		}
+		err := conn.WriteControl(websocket.PongMessage, []byte(data), now.Add(writeTimeout))
+		var ne net.Error
+		if err == nil || errors.Is(err, websocket.ErrCloseSent) || errors.As(err, &ne) {
+			return nil
+		}
+		return err
+	})
+	conn.SetPongHandler(func(string) error { c.pong(); return nil })
+}
+
 // serve reads a connection until it ends, then handles the drop.
-func (c *client) serve(conn *websocket.Conn, gen uint32, upgraded time.Time, reconnect bool) {
+func (c *client) serve(conn wireConn, gen uint32, upgraded time.Time, reconnect bool) {
 	env := c.env
 	var cs connState
-	code, reason, rerr := c.readLoop(conn, gen, upgraded, reconnect, &cs)
+	var (
+		code   int
+		reason string
+		rerr   error
+	)
+	if fc, ok := conn.(*fallbackConn); ok {
+		rc := readCtx{gen: gen, upgraded: upgraded, reconnect: reconnect, first: true, cs: &cs}
+		code, reason, rerr = fc.readLoop(c, &rc)
+	} else {
+		code, reason, rerr = c.readLoop(conn.(*websocket.Conn), gen, upgraded, reconnect, &cs)
+	}
 	c.mu.Lock()
 	vanished := c.vanished && c.gen == gen
 	vanishAt := c.vanishAt
@@ -296,6 +382,11 @@ func (c *client) serve(conn *websocket.Conn, gen uint32, upgraded time.Time, rec
 	own := (c.exiting && c.gen == gen) || c.gen != gen || (c.cut && c.cutGen == gen)
 	readTimeout := c.cut && c.cutGen == gen && c.readTimedOut
 	c.mu.Unlock()
+	if b := c.behaviour(); b.Transport == TransportLadder && !cs.heard && !own && c.currentTier(b) == TierWebSocket {
+		// Upgraded, then cut before anything came through (a proxy that lets the upgrade pass
+		// and kills the stream): the next attempt takes the next rung.
+		c.fallDown()
+	}
 	if vanished {
 		// A vanished tab keeps its TCP connection open until the server closes it or the run ends.
 		c.addGauge(stats.GaugeConnections, -1)
@@ -309,8 +400,14 @@ func (c *client) serve(conn *websocket.Conn, gen uint32, upgraded time.Time, rec
 	}
 	if code != 0 {
 		c.add(stats.CloseCodeCounter(code), 1)
+		if word := protocol.ReasonWord(reason); slices.Contains(protocol.Reasons, word) {
+			c.add(stats.PrefixCloseReason+word, 1) // a bounded set: another gateway's words are not counted
+		}
 	} else if rerr != nil && !own {
 		c.add(stats.ErrorCounter(stats.ErrRead), 1)
+	}
+	if !own && (code == 0 || code == int(protocol.CloseAbnormal)) {
+		c.record(HistAbnormalCloseAge, time.Since(upgraded))
 	}
 	// The connection leaves the gauge only once the way it ended is counted: whoever sees it gone
 	// (a test waiting for zero connections) also sees why.
@@ -359,6 +456,21 @@ func (c *client) readFrame(r io.Reader, rc *readCtx) error {
 	if _, err := buf.ReadFrom(r); err != nil {
 		return err
 	}
+	c.deliver(buf.Bytes(), rc)
+	return nil
+}
+
+// heard notes something received from the server at now (a fallback tier's heartbeat).
+func (c *client) heard(now time.Time) {
+	c.mu.Lock()
+	c.lastRecv = c.env.sched.ns(now)
+	c.mu.Unlock()
+}
+
+// deliver hands one message read at now to the protocol.
+func (c *client) deliver(msg []byte, rc *readCtx) {
+	env := c.env
+	rc.cs.heard = true
 	rc.now = time.Now()
 	c.mu.Lock()
 	c.lastRecv = env.sched.ns(rc.now)
@@ -366,13 +478,12 @@ func (c *client) readFrame(r io.Reader, rc *readCtx) error {
 	c.mu.Unlock()
 	if stale {
 		// A navigate exit replaced this connection; the new one does the work.
-		return nil
+		return
 	}
 	if rc.first {
 		c.record(stats.HistFirstFrame, rc.now.Sub(rc.upgraded))
 	}
-	env.proto.received(c, buf.Bytes(), rc)
-	return nil
+	env.proto.received(c, msg, rc)
 }
 
 // ready runs once a connection has joined (or resumed) every room: it records the reconnect time,
@@ -596,6 +707,9 @@ func (c *client) dropped(gen uint32, connected bool, code int, hint time.Duratio
 	}
 	c.gen++
 	c.conn = nil
+	if _, ok := env.proto.(relayProtocol); ok {
+		c.relayDroppedLocked()
+	}
 	c.pend = c.pend[:0]
 	exiting := c.exiting
 	resume := c.behaviour().Resume && c.session != ""
@@ -668,6 +782,7 @@ func (c *client) finish() {
 // connState is what the reader of one connection knows about it.
 type connState struct {
 	welcomed bool // welcome received: the connection counts as held by its user
+	heard    bool // a message came through
 }
 
 // falseDisconnect reports whether the end of a connection (close code: 1006 or 0 without a close frame)
@@ -693,7 +808,7 @@ func (c *client) falseDisconnect(code int, own, readTimeout bool) bool {
 }
 
 // closeConn sends a close frame and closes the TCP connection.
-func closeConn(conn *websocket.Conn, code protocol.CloseCode, reason string) {
+func closeConn(conn wireConn, code protocol.CloseCode, reason string) {
 	_ = conn.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(int(code), reason), time.Now().Add(time.Second))
 	conn.Close()
 }
@@ -723,4 +838,38 @@ type localAddrKey struct{}
 type dialInfo struct {
 	addr       netip.Addr
 	connectKey string
+}
+
+// currentTier is the tier the tab's next connection takes: "" for a plain WebSocket (no transport
+// chosen), else the chosen tier or the ladder's current rung.
+func (c *client) currentTier(b *Behaviour) string {
+	switch b.Transport {
+	case "":
+		return ""
+	case TransportLadder:
+		c.mu.Lock()
+		defer c.mu.Unlock()
+		return tierLadder[min(c.rung, len(tierLadder)-1)]
+	}
+	return b.Transport
+}
+
+// fallDown moves a laddered tab to the next tier.
+func (c *client) fallDown() {
+	c.mu.Lock()
+	if c.rung < len(tierLadder)-1 {
+		c.rung++
+	}
+	c.mu.Unlock()
+}
+
+// fallbackWorthy reports whether a failed attempt is one the ladder answers with the next tier:
+// the upgrade refused, or the handshake cut, as a proxy in the way does.
+func fallbackWorthy(err error) bool {
+	var fr *fallbackRefused
+	switch dialClass(err) {
+	case stats.ErrUpgradeRefused, stats.ErrHandshake:
+		return true
+	}
+	return errors.As(err, &fr) && fr.status != http.StatusUnauthorized && fr.status != http.StatusServiceUnavailable
 }

@@ -1,8 +1,11 @@
 // Package loadgen is squall's load generator: simulated browser tabs, the protocols they speak
-// (one file each behind Protocol: squall, the reference gateway's, and generic, templated frames
-// for any server), reconnect policies, exits and misbehaviours, plans (cohorts, phases, load model)
-// and the in-process runner RunLocal. A run's Target is a plain value — endpoints, the token secret
-// and the protocol — so that a plan part and its target travel to workers as JSON (loadgen/agent).
+// (one file each behind Protocol: squall, the reference gateway's; generic, frames and matchers
+// declared in the scenario; centrifugo, Centrifugo v6's client protocol), the transport tiers of
+// the squall protocol (WebSocket, SSE, long polling, the ladder between them), payload stamps that
+// measure delivery on any relay gateway, reconnect policies, exits and misbehaviours, plans
+// (cohorts, phases, load model) and the in-process runner RunLocal. A run's Target is a plain value
+// — endpoints, the protocol, where tokens come from and go, TLS and headers — so that a plan part
+// and its target travel to workers as JSON (loadgen/agent).
 // Starting a gateway is not this package's business: loadgen/embedded starts the reference gateway,
 // and the harness package puts a whole run together.
 //

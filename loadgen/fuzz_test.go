@@ -4,6 +4,7 @@ import (
 	"net/url"
 	"strings"
 	"testing"
+	"unicode/utf8"
 )
 
 // FuzzParseURL feeds arbitrary text to the target URL parser: it never panics, and what it accepts
@@ -18,7 +19,7 @@ func FuzzParseURL(f *testing.F) {
 			return
 		}
 		u, perr := url.Parse(ep.URL)
-		if perr != nil || u.Scheme != "ws" || u.Port() == "" || u.Path == "" {
+		if perr != nil || (u.Scheme != "ws" && u.Scheme != "wss") || u.Port() == "" || u.Path == "" {
 			t.Fatalf("ParseURL(%q) accepted %q", raw, ep.URL)
 		}
 		m, perr := url.Parse(ep.MetricsURL)
@@ -27,6 +28,59 @@ func FuzzParseURL(f *testing.F) {
 		}
 		if again, err := ParseURL(ep.URL); err != nil || again != ep {
 			t.Fatalf("ParseURL(%q) = %+v does not parse back the same: %+v %v", raw, ep, again, err)
+		}
+	})
+}
+
+// FuzzParseStamp feeds arbitrary payloads to the stamp reader: it never panics, what it accepts
+// has a sender and a sequence, and every stamp appendStamp writes reads back the same.
+func FuzzParseStamp(f *testing.F) {
+	f.Add([]byte(`{"squall":1,"u":"users-1","c":1,"g":1,"r":"room-0","s":3,"t":1700000000000000000,"id":"users-1/1/room-0/3"}`), "users-1", uint64(3), 0)
+	f.Add([]byte(`"{\"squall\":1,\"u\":\"a\",\"s\":1}"`), "a/b", uint64(1), 4)
+	f.Add([]byte(`{"squall":2}`), "", uint64(0), 0)
+	f.Fuzz(func(t *testing.T, raw []byte, user string, seq uint64, pad int) {
+		if s, ok := parseStamp(raw); ok && (s.User == "" || s.Seq == 0) {
+			t.Fatalf("parseStamp(%q) accepted %+v", raw, s)
+		}
+		if v, ok := decodeJSON(raw); ok {
+			if s, ok := parseStamp(v); ok && (s.User == "" || s.Seq == 0) {
+				t.Fatalf("parseStamp(decoded %q) accepted %+v", raw, s)
+			}
+		}
+		if user == "" || seq == 0 || pad < 0 || pad > 1<<12 || !utf8.ValidString(user) {
+			return // JSON has no invalid UTF-8: such a user id would come back with U+FFFD
+		}
+		in := stamp{Mark: 1, User: user, Client: 7, Gen: 2, Room: "r", Seq: seq, Sent: 42, ID: stampID(user, 2, "r", seq)}
+		b := appendStamp(nil, &in, pad)
+		out, ok := parseStamp(b)
+		out.Pad = ""
+		if !ok || out != in {
+			t.Fatalf("stamp %+v wrote %s, read back %+v %v", in, b, out, ok)
+		}
+	})
+}
+
+// FuzzJSONPath feeds arbitrary paths and messages to the generic profile's matchers: compiling
+// and following a path never panics.
+func FuzzJSONPath(f *testing.F) {
+	f.Add("$.push.pub.data", []byte(`{"push":{"channel":"r","pub":{"data":{"squall":1},"offset":3}}}`))
+	f.Add("items[0].id", []byte(`{"items":[{"id":"x"}]}`))
+	f.Add("a[1][2]", []byte(`{"a":[0,[1,2,3]]}`))
+	f.Add("$", []byte(`[1,2]`))
+	f.Fuzz(func(t *testing.T, path string, msg []byte) {
+		p, err := parsePath(path)
+		if err != nil {
+			return
+		}
+		v, ok := decodeJSON(msg)
+		if !ok {
+			return
+		}
+		got, _ := p.get(v)
+		_, _ = scalarString(got)
+		m, err := newMatcher(map[string]string{path: "*"})
+		if err == nil {
+			_ = m.match(v)
 		}
 	})
 }

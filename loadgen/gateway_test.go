@@ -17,7 +17,7 @@ func startGateway(t testing.TB, cfg refserver.Config) *testGateway {
 	t.Helper()
 	g := gwtest.Start(t, cfg)
 	return &testGateway{Gateway: g, target: Target{
-		Endpoints: []Endpoint{{URL: g.URL(), MetricsURL: g.MetricsURL()}}, Secret: g.Config.AuthSecret,
+		Endpoints: []Endpoint{{URL: g.URL(), MetricsURL: g.MetricsURL()}}, Auth: AuthSpec{Secret: g.Config.AuthSecret},
 	}}
 }
 

@@ -101,6 +101,14 @@ type Behaviour struct {
 	Exit              Exit            `json:"exit"`
 	TabsPerUser       int             `json:"tabs_per_user,omitempty"` // consecutive clients sharing a user id (default 1)
 	Misbehave         Misbehaviour    `json:"misbehave"`
+	// Transport is the tier the tabs connect with: "" (a WebSocket, recording nothing per tier),
+	// websocket, sse or poll (the reference gateway's fallback tiers), or ladder (WebSocket,
+	// falling back to SSE when the upgrade is refused or cut before anything came through, then
+	// to long polling). Anything but "" records per-tier figures (transport_fallback.go).
+	Transport string `json:"transport,omitempty"`
+	// BlockUpgrade makes the tabs' WebSocket attempts go through a proxy that strips the Upgrade
+	// header (a corporate proxy): the gateway sees a plain GET and refuses it.
+	BlockUpgrade bool `json:"block_upgrade,omitempty"`
 }
 
 // Cohort is a group of clients with one behaviour.
@@ -252,6 +260,14 @@ func validateBehaviour(where string, b Behaviour) []error {
 	bad := func(format string, a ...any) { errs = append(errs, fmt.Errorf("plan: "+format, a...)) }
 	if b.RoomsPerClient < 0 || b.RoomCount < 0 || b.RoomSize < 0 || b.PayloadSize < 0 || b.TabsPerUser < 0 {
 		bad("%s: negative room, payload or tab setting", where)
+	}
+	switch b.Transport {
+	case "", TierWebSocket, TierSSE, TierPoll, TransportLadder:
+	default:
+		bad("%s: transport %q (want websocket, sse, poll or ladder)", where, b.Transport)
+	}
+	if b.BlockUpgrade && b.Transport != TransportLadder && b.Transport != TierWebSocket {
+		bad("%s: block_upgrade needs transport websocket or ladder", where)
 	}
 	if b.RoomCount > 0 && b.RoomsPerClient > b.RoomCount {
 		bad("%s: rooms_per_client %d exceeds room_count %d", where, b.RoomsPerClient, b.RoomCount)

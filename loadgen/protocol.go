@@ -13,7 +13,7 @@ import (
 // policies, exits, the schedule, read timeouts, WebSocket pings, counting and recording — is the
 // client's and the same for every protocol.
 //
-// Each protocol is one file (protocol_squall.go, protocol_generic.go), registered by name in
+// Each protocol is one file (protocol_squall.go, protocol_generic.go, protocol_centrifugo.go), registered by name in
 // protocols; a ProtocolSpec names one and carries its settings, so that a plan's target can travel
 // to workers as JSON. The methods run on the client's goroutines: opened and received on the
 // connection's reader, publish and heartbeat on a scheduler goroutine; a protocol keeps its
@@ -21,8 +21,13 @@ import (
 type Protocol interface {
 	// Name is the protocol's name in specs, scenario files and results.
 	Name() string
-	// dialURL is the URL a client dials at ep with its token.
-	dialURL(c *client, ep Endpoint, token string) string
+	// Capabilities is what a client speaking the protocol can observe.
+	Capabilities() Capabilities
+	// tokenPlace is where the protocol puts a client's token unless the target's auth says
+	// otherwise (PlaceQuery, PlaceHeader or PlaceFrame).
+	tokenPlace() string
+	// probe checks, on one fresh connection, that the server speaks the protocol (see Probe).
+	probe(p *probeConn) error
 	// opened runs once connection gen is upgraded, before anything is read from it.
 	opened(c *client, gen uint32, now time.Time)
 	// received handles one message from the server.
@@ -32,6 +37,44 @@ type Protocol interface {
 	// heartbeat sends one application-level ping on connection gen.
 	heartbeat(c *client, gen uint32, now time.Time)
 }
+
+// relayProtocol marks the protocols whose payloads carry stamps (stamps.go): their published
+// messages are accounted for by the stamp machinery.
+type relayProtocol interface{ relayed() }
+
+// leaver is a protocol that sends frames before a clean exit's close frame (unsubscribes).
+type leaver interface {
+	leaveFrames(c *client) (messageType int, frames [][]byte)
+}
+
+// Capability is something a protocol lets a client observe, on which some measurements depend.
+type Capability string
+
+// The capabilities (the one list; scenarios' metric catalogue says which each metric needs).
+const (
+	CapPresence       Capability = "presence"         // join/leave events of room members
+	CapServerSequence Capability = "server_sequence"  // a server-assigned sequence per room (room-level order, gaps)
+	CapAcks           Capability = "acks"             // the server acknowledges what a client publishes
+	CapResume         Capability = "resume"           // a reconnecting client resumes its session and missed messages
+	CapAppPing        Capability = "app_ping"         // an application-level ping with its pong
+	CapEcho           Capability = "echo"             // a publisher receives its own messages back (per-message loss)
+	CapHeartbeat      Capability = "server_heartbeat" // the server announces and runs a heartbeat a client can check
+	// CapAccounting: every published message is accounted for by its stamp (delivered, late,
+	// lost, unconfirmed) — the relay profiles, whose own copies come back to their senders.
+	CapAccounting Capability = "message_accounting"
+	// CapFallback: the protocol runs on the reference gateway's fallback tiers (SSE, long
+	// polling) as well as the WebSocket.
+	CapFallback Capability = "fallback_tiers"
+)
+
+// AllCapabilities lists every capability.
+var AllCapabilities = []Capability{CapPresence, CapServerSequence, CapAcks, CapResume, CapAppPing, CapEcho, CapHeartbeat, CapAccounting, CapFallback}
+
+// Capabilities is a set of capabilities.
+type Capabilities []Capability
+
+// Has reports whether c holds want.
+func (c Capabilities) Has(want Capability) bool { return slices.Contains(c, want) }
 
 // readCtx is what a protocol's received knows about the message it handles.
 type readCtx struct {
@@ -46,9 +89,11 @@ type readCtx struct {
 // ProtocolSpec names a protocol and carries its settings; the zero value is the squall protocol.
 type ProtocolSpec struct {
 	// Name is one of Protocols() ("" means squall).
-	Name string `json:"name,omitempty"`
+	Name string `json:"name,omitempty" yaml:"name"`
 	// Generic configures the generic protocol.
-	Generic *GenericSpec `json:"generic,omitempty"`
+	Generic *GenericSpec `json:"generic,omitempty" yaml:"generic"`
+	// Centrifugo configures the centrifugo protocol (optional).
+	Centrifugo *CentrifugoSpec `json:"centrifugo,omitempty" yaml:"centrifugo"`
 }
 
 // ProtocolSquall is the name of the reference gateway's protocol (refserver/protocol).
@@ -56,8 +101,9 @@ const ProtocolSquall = "squall"
 
 // protocols builds each protocol from its spec; the one list of protocols.
 var protocols = map[string]func(ProtocolSpec) (Protocol, error){
-	ProtocolSquall:  newSquallProtocol,
-	ProtocolGeneric: newGenericProtocol,
+	ProtocolSquall:     newSquallProtocol,
+	ProtocolGeneric:    newGenericProtocol,
+	ProtocolCentrifugo: newCentrifugoProtocol,
 }
 
 // Protocols lists the protocol names in sorted order.

@@ -9,11 +9,13 @@ package loadgen
 import (
 	"encoding/json"
 	"errors"
+	"fmt"
 	"slices"
 	"strconv"
 	"sync"
 	"time"
 
+	"github.com/gorilla/websocket"
 	"github.com/squall-dev/squall/loadgen/stats"
 	"github.com/squall-dev/squall/refserver/protocol"
 )
@@ -24,20 +26,65 @@ type squallProtocol struct{}
 var _ Protocol = squallProtocol{}
 
 func newSquallProtocol(spec ProtocolSpec) (Protocol, error) {
-	if spec.Generic != nil {
-		return nil, errors.New("protocol squall: takes no generic settings")
+	if spec.Generic != nil || spec.Centrifugo != nil {
+		return nil, errors.New("protocol squall: takes no generic or centrifugo settings")
 	}
 	return squallProtocol{}, nil
 }
 
 func (squallProtocol) Name() string { return ProtocolSquall }
 
-func (squallProtocol) dialURL(_ *client, ep Endpoint, token string) string {
-	return ep.URL + "?" + protocol.TokenQueryParam + "=" + token
+// Capabilities: the squall protocol shows everything the harness measures; its loss is counted
+// per room sequence (gaps), not per stamped message.
+func (squallProtocol) Capabilities() Capabilities {
+	return Capabilities{CapPresence, CapServerSequence, CapAcks, CapResume, CapAppPing, CapEcho, CapHeartbeat, CapFallback}
 }
 
-// opened waits for welcome: the server speaks first.
-func (squallProtocol) opened(*client, uint32, time.Time) {}
+// tokenPlace: the token query parameter (refserver also takes it in a first hello frame).
+func (squallProtocol) tokenPlace() string { return PlaceQuery }
+
+// opened waits for welcome: the server speaks first, once it has the token — from the URL, or
+// from the hello frame sent here when the token's place is the first frame.
+func (squallProtocol) opened(c *client, gen uint32, _ time.Time) {
+	if c.env.place != PlaceFrame {
+		return
+	}
+	c.mu.Lock()
+	tok := c.token
+	c.mu.Unlock()
+	c.writeFrame(gen, &protocol.Frame{Type: protocol.TypeHello, Token: tok})
+}
+
+// probe waits for welcome (after a hello when the token goes in the first frame).
+func (squallProtocol) probe(p *probeConn) error {
+	if p.place == PlaceFrame {
+		b, err := protocol.Encode(&protocol.Frame{Type: protocol.TypeHello, Token: p.token})
+		if err != nil {
+			return err
+		}
+		if err := p.write(b); err != nil {
+			return err
+		}
+	}
+	err := p.readUntil("a welcome frame", func(msg []byte) (bool, error) {
+		var f protocol.Frame
+		if err := protocol.DecodeInto(msg, protocol.ServerToClient, &f); err != nil {
+			return false, fmt.Errorf("the first message is not a squall frame: %s", excerpt(msg))
+		}
+		if f.Type == protocol.TypeError && f.Code == protocol.ErrCodeUnauthorized {
+			return false, fmt.Errorf("%w: error %s: %s", ErrCredentials, f.Code, f.Message)
+		}
+		if f.Type != protocol.TypeWelcome {
+			return false, fmt.Errorf("the first frame is %q, not welcome", f.Type)
+		}
+		return true, nil
+	})
+	var ce *websocket.CloseError
+	if errors.As(err, &ce) && ce.Code == int(protocol.CloseUnauthorized) {
+		return fmt.Errorf("%w: %v", ErrCredentials, err)
+	}
+	return err
+}
 
 func (squallProtocol) received(c *client, msg []byte, rc *readCtx) {
 	f := frames.Get().(*protocol.Frame)
@@ -304,6 +351,9 @@ func (c *client) broadcast(f *protocol.Frame, gen uint32, now time.Time) {
 	}
 	if d.ok && d.intended > 0 {
 		c.record(stats.HistFanout, time.Duration(now.UnixNano()-d.intended))
+		if b := c.behaviour(); b.Transport != "" {
+			c.record(TierKey(HistTierFanout, c.currentTier(b)), time.Duration(now.UnixNano()-d.intended))
+		}
 	}
 	if f.SentAt > 0 {
 		c.record(stats.HistFanoutServer, time.Duration(now.UnixNano()-f.SentAt*int64(time.Millisecond)))

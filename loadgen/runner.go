@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"math/rand/v2"
 	"net"
+	"net/netip"
 	"runtime"
 	"slices"
 	"sync"
@@ -64,6 +65,9 @@ type DeliveryReport struct {
 	Gaps             int64 // roomSeqs members never received
 	AckedUndelivered int64 // of those, broadcasts the server had acknowledged to their sender
 	Ghosts           int64 // exits whose presence leave some observer had not seen when ramp-down began
+	// Lost is, for a relay protocol (stamped payloads), the published messages whose own copy had
+	// not come back to their sender at the check.
+	Lost int64
 }
 
 // runEnv is what every client of a run shares.
@@ -75,7 +79,10 @@ type runEnv struct {
 	sched     *scheduler
 	dialer    *websocket.Dialer
 	eps       []Endpoint
-	secret    []byte
+	auth      AuthSpec
+	tokens    tokenSource
+	place     string // where tokens go (the auth's place, else the protocol's)
+	headers   *connHeaders
 	rooms     rooms
 	onSample  func(string, time.Duration)
 	proto     Protocol
@@ -86,8 +93,8 @@ type runEnv struct {
 	bufs    sync.Pool
 	mu      sync.Mutex
 	live    map[*client]struct{}
-	kept    []*websocket.Conn // vanished tabs' connections, closed at the end
-	doneCh  chan struct{}     // signalled when a client finishes
+	kept    []wireConn    // vanished tabs' connections, closed at the end
+	doneCh  chan struct{} // signalled when a client finishes
 	started int
 
 	usersMu sync.Mutex
@@ -159,7 +166,7 @@ func (env *runEnv) goConnect(c *client, gen uint32, reconnect bool) {
 	}()
 }
 
-func (env *runEnv) keepOpen(conn *websocket.Conn) {
+func (env *runEnv) keepOpen(conn wireConn) {
 	env.mu.Lock()
 	env.kept = append(env.kept, conn)
 	env.mu.Unlock()
@@ -171,7 +178,7 @@ func (env *runEnv) keepOpen(conn *websocket.Conn) {
 // or reset the connection. What the server sends meanwhile stays unread, as on a sleeping laptop.
 // A connection still open when the run ends is counted as never cleaned, with its age. welcomed
 // says the connection counts as held by its user until then.
-func (env *runEnv) watchZombie(c *client, conn *websocket.Conn, since time.Time, welcomed bool) {
+func (env *runEnv) watchZombie(c *client, conn wireConn, since time.Time, welcomed bool) {
 	env.keepOpen(conn)
 	nc := conn.NetConn()
 	sc, ok := nc.(syscall.Conn)
@@ -242,7 +249,9 @@ func newDialer(rec *stats.Recorder, onSample func(string, time.Duration)) *webso
 		NetDialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
 			d := net.Dialer{}
 			di, _ := ctx.Value(localAddrKey{}).(dialInfo)
-			if di.addr.IsValid() {
+			if di.addr.IsValid() && (!di.addr.IsLoopback() || loopbackDest(addr)) {
+				// A loopback source address only reaches loopback: a target off loopback (a
+				// gateway in a container) is dialled from the address the route gives.
 				d.LocalAddr = &net.TCPAddr{IP: di.addr.AsSlice()}
 			}
 			start := time.Now()
@@ -260,6 +269,20 @@ func newDialer(rec *stats.Recorder, onSample func(string, time.Duration)) *webso
 			return conn, err
 		},
 	}
+}
+
+// loopbackDest reports whether a dial address (host:port) is on loopback; a name other than
+// localhost counts as off loopback.
+func loopbackDest(addr string) bool {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return false
+	}
+	if host == "localhost" {
+		return true
+	}
+	a, err := netip.ParseAddr(host)
+	return err == nil && a.Unmap().IsLoopback()
 }
 
 // openFileLimit returns the soft RLIMIT_NOFILE.
@@ -302,12 +325,24 @@ func RunLocal(ctx context.Context, p Plan, t Target, rec *stats.Recorder, opts R
 	runCtx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	env := &runEnv{
-		ctx: runCtx, ctxCancel: cancel, rec: rec, logger: logger, eps: t.Endpoints, secret: t.secret(), proto: proto,
+		ctx: runCtx, ctxCancel: cancel, rec: rec, logger: logger, eps: t.Endpoints, auth: t.Auth, proto: proto,
 		onSample: opts.OnSample, live: map[*client]struct{}{}, doneCh: make(chan struct{}, 1),
 		users: map[string]*userConns{},
 	}
 	env.bufs.New = func() any { return new(bytes.Buffer) }
+	if env.tokens, err = newTokenSource(t.Auth); err != nil {
+		return sum, fmt.Errorf("run: %w", err)
+	}
+	env.place = cmpOr(t.Auth.Place, proto.tokenPlace())
+	if env.headers, err = newConnHeaders(t.Conn); err != nil {
+		return sum, fmt.Errorf("run: %w", err)
+	}
+	tlsCfg, err := t.Conn.TLS.Config()
+	if err != nil {
+		return sum, fmt.Errorf("run: target: %w", err)
+	}
 	env.dialer = newDialer(rec, opts.OnSample)
+	env.dialer.TLSClientConfig = tlsCfg
 	n := opts.Schedulers
 	if n <= 0 {
 		n = 4 * runtime.GOMAXPROCS(0)
@@ -683,6 +718,17 @@ func (r *runner) settle(ctx context.Context) {
 		}
 	}
 	var d DeliveryReport
+	if _, ok := r.env.proto.(relayProtocol); ok {
+		for _, c := range r.env.liveClients() {
+			lost, ackedLost, gaps := c.relayCheck()
+			c.add(CtrLost, lost)
+			c.add(stats.CtrGaps, gaps)
+			c.add(stats.CtrAckedUndelivered, ackedLost)
+			d.Gaps += gaps
+			d.Lost += lost
+			d.AckedUndelivered += ackedLost
+		}
+	}
 	for _, t := range r.env.rooms.all() {
 		chk := t.check()
 		chk.record(r.env.rec)

@@ -22,8 +22,9 @@ var ErrUnauthorized = errors.New("unauthorized")
 // JWTBackend is the built-in AuthBackend: it verifies an HS256 JWT (sub = user id, exp required)
 // locally, with no latency and no failures.
 type JWTBackend struct {
-	secret []byte
-	now    func() time.Time
+	secret      []byte
+	now         func() time.Time
+	maxLifetime time.Duration
 }
 
 var _ AuthBackend = (*JWTBackend)(nil)
@@ -36,12 +37,18 @@ func NewJWTBackend(secret []byte, now func() time.Time) *JWTBackend {
 	return &JWTBackend{secret: secret, now: now}
 }
 
+// WithMaxLifetime makes b refuse tokens whose exp lies more than d ahead (0: no bound) and returns b.
+func (b *JWTBackend) WithMaxLifetime(d time.Duration) *JWTBackend {
+	b.maxLifetime = d
+	return b
+}
+
 // Authenticate verifies token and returns its subject.
 func (b *JWTBackend) Authenticate(ctx context.Context, token string) (string, error) {
 	if err := ctx.Err(); err != nil {
 		return "", err
 	}
-	user, err := protocol.VerifyToken(b.secret, token, b.now())
+	user, err := protocol.VerifyTokenLifetime(b.secret, token, b.now(), b.maxLifetime)
 	if err != nil {
 		return "", errors.Join(ErrUnauthorized, err)
 	}

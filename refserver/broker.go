@@ -7,7 +7,7 @@ import (
 )
 
 // Broker carries room events between the nodes that together form one gateway. The default is
-// MemoryBroker (a single node); issue 3 adds a Redis broker behind the same interface.
+// MemoryBroker (a single node); RedisBroker joins several nodes behind the same interface.
 //
 // Contract:
 //   - Publish of a broadcast stamps Frame.RoomSeq with the room's next sequence number (1, 2, 3, ...

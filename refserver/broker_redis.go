@@ -10,6 +10,7 @@ import (
 	"strings"
 	"sync"
 	"time"
+	"unicode/utf8"
 
 	"github.com/redis/go-redis/v9"
 
@@ -407,7 +408,9 @@ func (b *RedisBroker) historyRange(ctx context.Context, roomID string, from, to 
 	return out, nil
 }
 
-// decodeEnvelope reads "<roomSeq> <sentAt> <frame JSON>".
+// decodeEnvelope reads "<roomSeq> <sentAt> <frame JSON>" (a pub/sub message or history entry): the
+// frame must be valid UTF-8 and, with the roomSeq and sentAt filled in, a server frame with the
+// fields its type requires.
 func decodeEnvelope(roomID, msg string) (RoomEvent, error) {
 	seqStr, rest, ok1 := strings.Cut(msg, " ")
 	msStr, body, ok2 := strings.Cut(rest, " ")
@@ -419,6 +422,9 @@ func decodeEnvelope(roomID, msg string) (RoomEvent, error) {
 	if err := errors.Join(err1, err2); err != nil {
 		return RoomEvent{}, fmt.Errorf("malformed message %.40q: %w", msg, err)
 	}
+	if !utf8.ValidString(body) {
+		return RoomEvent{}, errors.New("malformed frame: not valid UTF-8")
+	}
 	ev := RoomEvent{RoomID: roomID}
 	if err := json.Unmarshal([]byte(body), &ev.Frame); err != nil {
 		return RoomEvent{}, fmt.Errorf("malformed frame: %w", err)
@@ -428,6 +434,10 @@ func decodeEnvelope(roomID, msg string) (RoomEvent, error) {
 	}
 	if seq > 0 {
 		ev.Frame.RoomSeq, ev.Frame.SentAt = seq, ms
+	}
+	// What goes on to the room's members must be a frame they can decode.
+	if err := ev.Frame.Check(protocol.ServerToClient); err != nil {
+		return RoomEvent{}, err
 	}
 	return ev, nil
 }

@@ -54,6 +54,10 @@ type Config struct {
 	// origins. A refused origin gets HTTP 403.
 	AllowedOrigins []string
 
+	// MaxTokenLifetime refuses (4001) a token whose exp lies further ahead than this (default 168h;
+	// negative: no bound), so that a leaked token cannot stay valid for years. loadgen mints 24h tokens.
+	MaxTokenLifetime time.Duration
+
 	// AuthLatency is the latency the simulated auth backend adds to every call (default 0: none).
 	// It stands for the real auth service's response time; see SimulatedBackend.
 	AuthLatency time.Duration
@@ -161,14 +165,49 @@ type Config struct {
 	// died, and its connections stop counting towards per-user limits.
 	RegistryTTL time.Duration
 	// PollHold bounds how long a long poll (GET /poll) waits for frames before it answers empty
-	// (default 25s). A server heartbeat (every HeartbeatInterval) also ends the hold, so that the
+	// (default 15s: below the idle timeouts of common proxies — nginx's proxy_read_timeout is 60s,
+	// many load balancers' 30s or 60s — so that a holding poll is never cut). A server heartbeat (every HeartbeatInterval) also ends the hold, so that the
 	// client's next poll shows it is alive.
 	PollHold time.Duration
+
+	// SSEKeepalive is the period of the keep-alive comments (": ping") on an SSE stream (default 15s,
+	// below the idle timeouts of common proxies, as PollHold; at most HeartbeatInterval, which is
+	// used when shorter). A proxy that still cuts the stream costs nothing: the client resumes with
+	// Last-Event-ID.
+	SSEKeepalive time.Duration
+	// HTTPIdleTimeout closes a plain-HTTP keep-alive connection that sent no new request for this
+	// long (default 30s), so that idle connections cannot pin goroutines and file descriptors. It
+	// does not apply to WebSocket and SSE connections (their heartbeat bounds them).
+	HTTPIdleTimeout time.Duration
+	// HTTPReadTimeout bounds the reading of one request's body, from the end of its headers (default
+	// 30s; the headers themselves have 10s). A /send whose body stalls is cut off after it; a long
+	// poll's bound is its hold plus this.
+	HTTPReadTimeout time.Duration
+	// MaxTCPConnsPerIP caps the TCP connections one remote IP may hold open at once, whatever they
+	// carry (plain HTTP, WebSocket, SSE, long polls), counted when Serve accepts them: the next one is
+	// answered HTTP 503 and closed before it is read. Default: unlimited when MaxConnsPerIP is -1,
+	// else max(64, 2×MaxConnsPerIP+32) (a long-poll client holds a poll and a /send at once). -1
+	// means no cap. Peers in TrustedProxies are not capped (their clients are, by the connection
+	// limits, under their real address).
+	MaxTCPConnsPerIP int
+
+	// TrustedProxies lists the proxies (CIDR prefixes or addresses) whose word on the client address
+	// is taken: a connection from one of them may start with a PROXY protocol header (v1 or v2), and
+	// a request from one of them names its client in X-Forwarded-For (the rightmost hop that is not a
+	// trusted proxy). The client address is what the per-IP limits count and the logs show. Empty
+	// (the default) trusts no one: the client is the TCP peer.
+	TrustedProxies []string
 
 	// Flaws switches defects back on (see Flaw). Empty means none.
 	Flaws Flaws
 	// Pprof serves /debug/pprof/ on the gateway's handler.
 	Pprof bool
+
+	// TLSCert and TLSKey are PEM files of the certificate (with its chain) and key Serve
+	// terminates TLS with (Go's crypto/tls), so that clients connect with wss:// and https://.
+	// Both or neither; empty serves plain ws:// and http://.
+	TLSCert string
+	TLSKey  string
 }
 
 // DefaultConfig returns the defaults every zero field stands for.
@@ -196,7 +235,11 @@ func DefaultConfig() Config {
 		SessionTTL:        2 * time.Minute,
 		DrainSpread:       10 * time.Second,
 		RegistryTTL:       time.Minute,
-		PollHold:          25 * time.Second,
+		PollHold:          15 * time.Second,
+		SSEKeepalive:      15 * time.Second,
+		MaxTokenLifetime:  7 * 24 * time.Hour,
+		HTTPIdleTimeout:   30 * time.Second,
+		HTTPReadTimeout:   30 * time.Second,
 		Flaws:             Flaws{},
 
 		AuthCacheTTL:        5 * time.Minute,
@@ -259,10 +302,20 @@ func (c Config) withDefaults() Config {
 	setDur(&c.DrainSpread, d.DrainSpread)
 	setDur(&c.RegistryTTL, d.RegistryTTL)
 	setDur(&c.PollHold, d.PollHold)
+	setDur(&c.SSEKeepalive, d.SSEKeepalive)
+	setDur(&c.MaxTokenLifetime, d.MaxTokenLifetime)
+	setDur(&c.HTTPIdleTimeout, d.HTTPIdleTimeout)
+	setDur(&c.HTTPReadTimeout, d.HTTPReadTimeout)
+	if c.MaxTCPConnsPerIP == 0 {
+		c.MaxTCPConnsPerIP = -1
+		if c.MaxConnsPerIP > 0 {
+			c.MaxTCPConnsPerIP = max(64, 2*c.MaxConnsPerIP+32)
+		}
+	}
 	if c.Flaws == nil {
 		c.Flaws = Flaws{}
 	}
-	c.authStormDefaults(d)
+	c.admissionDefaults(d)
 	c.ioDefaults(d)
 	return c
 }
@@ -278,6 +331,9 @@ func (c Config) Validate() error {
 	if v.Dev && v.Addr != "" && !IsLoopbackAddr(v.Addr) {
 		bad("addr: dev mode refuses the non-loopback address %q", v.Addr)
 	}
+	if err := v.validateTLS(); err != nil {
+		errs = append(errs, err)
+	}
 	for _, d := range []struct {
 		name string
 		v    time.Duration
@@ -287,7 +343,8 @@ func (c Config) Validate() error {
 		{"write-timeout", v.WriteTimeout}, {"close-grace", v.CloseGrace}, {"reorder-timeout", v.ReorderTimeout},
 		{"history-ttl", v.HistoryTTL}, {"reconnect-window", v.ReconnectWindow},
 		{"session-ttl", v.SessionTTL}, {"drain-spread", v.DrainSpread},
-		{"registry-ttl", v.RegistryTTL}, {"poll-hold", v.PollHold},
+		{"registry-ttl", v.RegistryTTL}, {"poll-hold", v.PollHold}, {"sse-keepalive", v.SSEKeepalive},
+		{"http-idle-timeout", v.HTTPIdleTimeout}, {"http-read-timeout", v.HTTPReadTimeout},
 	} {
 		if d.v < 0 {
 			bad("%s: must not be negative, got %s", d.name, d.v)
@@ -315,6 +372,9 @@ func (c Config) Validate() error {
 	if v.MaxConnsPerIP < -1 {
 		bad("max-conns-per-ip: must be -1 (no limit) or at least 1, got %d", v.MaxConnsPerIP)
 	}
+	if v.MaxTCPConnsPerIP < -1 {
+		bad("max-tcp-conns-per-ip: must be -1 (no cap) or at least 1, got %d", v.MaxTCPConnsPerIP)
+	}
 	if v.MaxFrameBytes < 256 {
 		bad("max-frame-bytes: must be at least 256, got %d", v.MaxFrameBytes)
 	}
@@ -338,12 +398,15 @@ func (c Config) Validate() error {
 			bad("flaw: unknown flaw %q", fi)
 		}
 	}
+	if _, err := parseTrustedProxies(v.TrustedProxies); err != nil {
+		bad("trusted-proxies: %v", err)
+	}
 	for _, o := range v.AllowedOrigins {
 		if strings.TrimSpace(o) == "" {
 			bad("allowed-origins: empty entry")
 		}
 	}
-	v.validateAuthStorm(bad)
+	v.validateAdmission(bad)
 	return errors.Join(errs...)
 }
 

@@ -103,6 +103,7 @@ type conn struct {
 	closeQueued bool // a close frame is queued: accept nothing more
 	writeFailed bool
 	wdone       chan struct{} // closed when the running writer exits; made only when someone waits
+	roomWait    chan struct{} // closed when the queue has room again; made by a paused reader (awaitSendRoom)
 }
 
 func newConn(s *Server, t transport, ip string) *conn {
@@ -117,7 +118,7 @@ func (c *conn) isGone() bool { return c.gone.Load() }
 func (c *conn) setCause(w cause) { c.why.CompareAndSwap(int32(causeNone), int32(w)) }
 
 func (c *conn) logger() *slog.Logger {
-	return c.s.log.With("conn_id", c.id, "user_id", c.user)
+	return c.s.log.With("conn_id", c.id, "user_id", c.user, "remote_ip", c.ip)
 }
 
 // run is the connection's run goroutine: admission checks, authentication, then the transport's
@@ -322,6 +323,12 @@ func (c *conn) authenticate(token, sessionID string) {
 		c.kick(protocol.CloseTryAgainLater, protocol.FormatReason(protocol.ReasonAuthDown, authRetryHint(err)), causeKicked)
 		return
 	}
+	if err := protocol.CheckUserID(user); err != nil {
+		// An injected backend's answer: the user id is echoed to room members, so it is checked.
+		c.logger().Warn("auth backend returned a bad user id", "err", err)
+		c.unauthorized("the token names no valid user id")
+		return
+	}
 	if !c.s.acquireUser(c, user) {
 		c.s.metrics.rejections.WithLabelValues(rejectConnLimit).Inc()
 		c.kick(protocol.ClosePolicy, protocol.ReasonConnLimit, causeKicked)
@@ -330,11 +337,21 @@ func (c *conn) authenticate(token, sessionID string) {
 	now := time.Now()
 	c.userSlot = true
 	c.user = user
-	if sessionID != "" {
+	sse, _ := c.t.(*sseTransport)
+	var sseReplay [][]byte
+	var sseLast map[string]uint64
+	sseResumed := false
+	switch {
+	case sessionID != "":
 		if !c.continueSession(sessionID, now) {
 			return
 		}
-	} else {
+	case sse != nil && sse.resumeSession != "":
+		if sseReplay, sseLast, sseResumed = c.continueSSE(sse.resumeSession, sse.resumeAfter); !sseResumed {
+			c.logger().Debug("SSE stream cannot resume: new session", "last_event_id", sseEventID(sse.resumeSession, sse.resumeAfter))
+			c.sess = c.s.sessions.create(user, c, now)
+		}
+	default:
 		c.sess = c.s.sessions.create(user, c, now)
 	}
 	c.authed = true
@@ -345,12 +362,20 @@ func (c *conn) authenticate(token, sessionID string) {
 	c.t.awaitHello(c, 0)
 	c.s.hub.addConn(c)
 	c.s.wheel.add(c, now)
+	if sseResumed {
+		// POST /send finds the connection once authenticated: it waits until the replay is queued.
+		sse.recvMu.Lock()
+		defer sse.recvMu.Unlock()
+	}
 	c.t.authenticated(c)
 	c.sendFrame(&protocol.Frame{
 		Type: protocol.TypeWelcome, Session: c.sess.id, ConnID: c.id, UserID: user,
 		HeartbeatInterval: c.s.cfg.HeartbeatInterval.Milliseconds(),
 		HeartbeatTimeout:  c.s.cfg.HeartbeatTimeout.Milliseconds(),
 	})
+	if sseResumed {
+		c.resumeSSE(sseReplay, sseLast)
+	}
 }
 
 func (c *conn) unauthorized(msg string) {
@@ -412,6 +437,7 @@ func (c *conn) kick(code protocol.CloseCode, reason string, why cause) {
 
 func (c *conn) queueCloseLocked(code protocol.CloseCode, reason string) {
 	c.closeQueued = true
+	c.wakeReaderLocked()
 	c.code.CompareAndSwap(0, int32(code))
 	c.pushLocked(outItem{kind: itemClose, code: int(code), data: []byte(reason)})
 }
@@ -491,6 +517,7 @@ func (c *conn) delivered(batch []outItem, err error) {
 	c.settleLocked(batch)
 	if err != nil {
 		c.writeFailed = true
+		c.wakeReaderLocked()
 	}
 	c.qmu.Unlock()
 	if err != nil {
@@ -565,6 +592,29 @@ func (c *conn) finish() {
 	}
 }
 
+// waitWriter waits, at most d, for a running writer to deliver what it holds and exit (nothing is
+// queued any more once the connection is gone).
+func (c *conn) waitWriter(d time.Duration) {
+	c.qmu.Lock()
+	var wait chan struct{}
+	if c.writing {
+		if c.wdone == nil {
+			c.wdone = make(chan struct{})
+		}
+		wait = c.wdone
+	}
+	c.qmu.Unlock()
+	if wait == nil {
+		return
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-wait:
+	case <-t.C:
+	}
+}
+
 // codeLabel is the ws_disconnects_total label of a close code: the code for the codes of the
 // protocol's table and the WebSocket standard range, "other" for the rest (clients choose their own
 // codes; the label set must stay bounded).
@@ -612,5 +662,39 @@ func (c *conn) settleLocked(items []outItem) {
 		if it.replay {
 			c.replaying--
 		}
+	}
+	if c.roomWait != nil && c.pending-c.replaying <= c.s.cfg.SendQueue/2 {
+		c.wakeReaderLocked()
+	}
+}
+
+// Pacing. A client that pipelines many requests fills its own send queue with their replies faster
+// than the writer drains it, even while it reads at full speed; closing it as a slow consumer would
+// lose every reply. Instead its reader pauses (awaitSendRoom, before handing over each frame) while
+// the queue is three quarters full, and goes on once the writer has drained it to half: the client's
+// requests wait in TCP's buffers, and its replies are paced by how fast it reads them. Frames the
+// client does not cause (broadcasts of others) still fill the queue of a client that does not read,
+// which is closed as a slow consumer as before; a client that reads nothing is also ended by its
+// write timeout or heartbeat timeout.
+
+// awaitSendRoom pauses the reader while the send queue is at least three quarters full (see above).
+func (c *conn) awaitSendRoom() {
+	high := max(1, c.s.cfg.SendQueue*3/4)
+	c.qmu.Lock()
+	for c.pending-c.replaying >= high && !c.closeQueued && !c.writeFailed && !c.gone.Load() {
+		wait := make(chan struct{})
+		c.roomWait = wait
+		c.qmu.Unlock()
+		<-wait
+		c.qmu.Lock()
+	}
+	c.qmu.Unlock()
+}
+
+// wakeReaderLocked releases a reader paused in awaitSendRoom (c.qmu held).
+func (c *conn) wakeReaderLocked() {
+	if c.roomWait != nil {
+		close(c.roomWait)
+		c.roomWait = nil
 	}
 }

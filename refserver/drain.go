@@ -183,16 +183,20 @@ func (s *Server) kickAllForDrain() {
 	}
 }
 
-// adminAllowed checks the caller of an admin endpoint.
+// adminAllowed checks the caller of an admin endpoint: the admin token when one is set; else a
+// loopback client that is not a browser. Any web page the machine's browser opens can POST to a
+// loopback address (a form needs no CORS), so without a token a request carrying an Origin or a
+// Sec-Fetch-Site header other than "none" (what browsers send with every page-made POST) is refused.
 func (s *Server) adminAllowed(r *http.Request) bool {
 	if s.cfg.AdminToken != "" {
 		got, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
 		return ok && subtle.ConstantTimeCompare([]byte(got), []byte(s.cfg.AdminToken)) == 1
 	}
-	host, _, err := net.SplitHostPort(r.RemoteAddr)
-	if err != nil {
-		host = r.RemoteAddr
+	if site := r.Header.Get("Sec-Fetch-Site"); r.Header.Get("Origin") != "" || site != "" && site != "none" {
+		s.log.Warn("admin endpoint refused a browser request (set --admin-token to use it from a page)",
+			"origin", r.Header.Get("Origin"), "sec_fetch_site", site, "remote_ip", s.clientIP(r))
+		return false
 	}
-	ip := net.ParseIP(host)
+	ip := net.ParseIP(s.clientIP(r)) // behind a trusted proxy: the client, not the proxy
 	return ip != nil && ip.IsLoopback()
 }

@@ -97,12 +97,18 @@ func TestDrainAdminAuth(t *testing.T) {
 		header string // sent
 		remote string
 		want   bool
+		origin string // Origin sent (a browser page)
+		site   string // Sec-Fetch-Site sent
 	}{
-		{"loopback without token", "", "", "127.0.0.1:5000", true},
-		{"remote without token", "", "", "10.1.2.3:5000", false},
-		{"token required and given", "s3cret", "Bearer s3cret", "10.1.2.3:5000", true},
-		{"wrong token", "s3cret", "Bearer nope", "127.0.0.1:5000", false},
-		{"token required, none given", "s3cret", "", "127.0.0.1:5000", false},
+		{"loopback without token", "", "", "127.0.0.1:5000", true, "", ""},
+		{"remote without token", "", "", "10.1.2.3:5000", false, "", ""},
+		{"token required and given", "s3cret", "Bearer s3cret", "10.1.2.3:5000", true, "", ""},
+		{"wrong token", "s3cret", "Bearer nope", "127.0.0.1:5000", false, "", ""},
+		{"token required, none given", "s3cret", "", "127.0.0.1:5000", false, "", ""},
+		{"loopback page of another origin", "", "", "127.0.0.1:5000", false, "http://evil.example", ""},
+		{"loopback page, no Origin but fetch metadata", "", "", "127.0.0.1:5000", false, "", "cross-site"},
+		{"loopback, typed by hand in the browser", "", "", "127.0.0.1:5000", true, "", "none"},
+		{"page with the admin token", "s3cret", "Bearer s3cret", "127.0.0.1:5000", true, "http://ops.example", "cross-site"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -116,6 +122,12 @@ func TestDrainAdminAuth(t *testing.T) {
 			r.RemoteAddr = tt.remote
 			if tt.header != "" {
 				r.Header.Set("Authorization", tt.header)
+			}
+			if tt.origin != "" {
+				r.Header.Set("Origin", tt.origin)
+			}
+			if tt.site != "" {
+				r.Header.Set("Sec-Fetch-Site", tt.site)
 			}
 			if got := srv.adminAllowed(r); got != tt.want {
 				t.Fatalf("adminAllowed = %v, want %v", got, tt.want)

@@ -7,6 +7,7 @@ import (
 	"io"
 	"net/http"
 	"strconv"
+	"strings"
 	"sync"
 	"unicode/utf8"
 
@@ -28,6 +29,45 @@ import (
 //     line on the stream, and ends a long poll's hold early.
 //   - A close (code and reason, as in a WebSocket close frame) is an SSE "close" event, or the
 //     "close" member of a poll response. DELETE /send closes the connection cleanly (1000).
+
+// CORS. A page may use the fallback tiers from another origin (a CDN-hosted app talking to the
+// gateway's host) when that origin is allowed, by the same rule as the WebSocket's Origin check
+// (Config.AllowedOrigins; empty: same host). An allowed Origin is echoed in
+// Access-Control-Allow-Origin; a preflight (OPTIONS) is answered 204 with the methods and the
+// headers the tiers use (Authorization for the bearer token, Content-Type, Last-Event-ID); a refused
+// Origin gets 403 and a log line.
+
+// corsAllowHeaders are the request headers a cross-origin fallback client may send.
+const corsAllowHeaders = "Authorization, Content-Type, Last-Event-ID"
+
+// cors handles the CORS side of a fallback request (methods: those of the path) and reports whether
+// the handler goes on: false when it answered (a preflight, or a refused Origin).
+func (s *Server) cors(w http.ResponseWriter, r *http.Request, methods string) bool {
+	origin := r.Header.Get("Origin")
+	if origin == "" {
+		if r.Method == http.MethodOptions {
+			w.Header().Set("Allow", methods+", OPTIONS")
+			w.WriteHeader(http.StatusNoContent)
+			return false
+		}
+		return true
+	}
+	if !s.originAllowed(r) || strings.ContainsFunc(origin, func(r rune) bool { return r < 0x21 || r == 0x7f }) {
+		s.refuseOrigin(w, r)
+		return false
+	}
+	h := w.Header()
+	h.Set("Access-Control-Allow-Origin", origin)
+	h.Add("Vary", "Origin")
+	if r.Method != http.MethodOptions {
+		return true
+	}
+	h.Set("Access-Control-Allow-Methods", methods)
+	h.Set("Access-Control-Allow-Headers", corsAllowHeaders)
+	h.Set("Access-Control-Max-Age", "600")
+	w.WriteHeader(http.StatusNoContent)
+	return false
+}
 
 // fallbackSide is the part of a fallback transport that POST /send needs.
 type fallbackSide struct {
@@ -121,6 +161,9 @@ func (s *Server) openToken(w http.ResponseWriter, r *http.Request) (string, bool
 // serveSend is POST /send (client frames, one JSON frame per line; an empty body only shows the
 // client is alive) and DELETE /send (close the connection cleanly with 1000).
 func (s *Server) serveSend(w http.ResponseWriter, r *http.Request) {
+	if !s.cors(w, r, "POST, DELETE") {
+		return
+	}
 	if r.Method != http.MethodPost && r.Method != http.MethodDelete {
 		w.Header().Set("Allow", "POST, DELETE")
 		http.Error(w, "POST or DELETE", http.StatusMethodNotAllowed)
@@ -149,18 +192,8 @@ func (s *Server) serveSend(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "reading the body: "+err.Error(), http.StatusBadRequest)
 		return
 	}
-	var frames [][]byte
-	for line := range bytes.SplitSeq(body, []byte{'\n'}) {
-		line = bytes.TrimSpace(line)
-		if len(line) == 0 {
-			continue
-		}
-		if int64(len(line)) > c.s.cfg.MaxFrameBytes || len(frames) == maxSendFrames {
-			tooLarge = true
-			break
-		}
-		frames = append(frames, line)
-	}
+	frames, over := splitSendBody(body, c.s.cfg.MaxFrameBytes)
+	tooLarge = tooLarge || over
 
 	f.recvMu.Lock()
 	defer f.recvMu.Unlock()
@@ -190,6 +223,23 @@ func (s *Server) serveSend(w http.ResponseWriter, r *http.Request) {
 		c.handle(data)
 	}
 	w.WriteHeader(http.StatusNoContent)
+}
+
+// splitSendBody splits a POST /send body into its frames: one per line, blank lines skipped, each
+// line trimmed of surrounding white space. tooLarge reports a line above maxFrame bytes or more than
+// maxSendFrames frames; frames then holds those before it. The frames alias body.
+func splitSendBody(body []byte, maxFrame int64) (frames [][]byte, tooLarge bool) {
+	for line := range bytes.SplitSeq(body, []byte{'\n'}) {
+		line = bytes.TrimSpace(line)
+		if len(line) == 0 {
+			continue
+		}
+		if int64(len(line)) > maxFrame || len(frames) == maxSendFrames {
+			return frames, true
+		}
+		frames = append(frames, line)
+	}
+	return frames, false
 }
 
 // writeErrorFrame answers an HTTP request with status and an error frame as its JSON body.

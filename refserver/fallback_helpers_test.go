@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"net/url"
@@ -13,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/squall-dev/squall/internal/wstest"
 	"github.com/squall-dev/squall/refserver/protocol"
 )
 
@@ -33,6 +35,8 @@ type fbClient struct {
 	closed *protocol.FallbackClose // the close received, if any
 	status int                     // the HTTP status that ended polling (404, 410), if any
 	pings  int                     // SSE heartbeat comments seen
+	lastID string                  // SSE: the id of the last event received
+	ids    map[uint64]string       // SSE: the id of the event of each broadcast's roomSeq
 	err    error
 	seq    uint64
 
@@ -41,10 +45,11 @@ type fbClient struct {
 }
 
 type fbOpts struct {
-	bearer    bool // token in an Authorization header instead of the query
-	noWelcome bool // do not wait for welcome (the open is expected to fail)
-	manual    bool // poll: no polling goroutine; the test calls pollOnce
-	keepalive bool // sse: POST an empty /send every heartbeat interval / 2 (polls keep a poll client alive)
+	bearer    bool   // token in an Authorization header instead of the query
+	noWelcome bool   // do not wait for welcome (the open is expected to fail)
+	manual    bool   // poll: no polling goroutine; the test calls pollOnce
+	keepalive bool   // sse: POST an empty /send every heartbeat interval / 2 (polls keep a poll client alive)
+	lastEvent string // sse: the Last-Event-ID header of the request (a reconnect)
 }
 
 func (ts *testServer) url(path string, q url.Values) string {
@@ -98,6 +103,9 @@ func openFallbackToken(t testing.TB, ts *testServer, kind, token string, o fbOpt
 	switch kind {
 	case "sse":
 		req := c.request(ctx, http.MethodGet, protocol.PathSSE, nil, o.bearer)
+		if o.lastEvent != "" {
+			req.Header.Set("Last-Event-ID", o.lastEvent)
+		}
 		resp, err := c.hc.Do(req)
 		if err != nil {
 			t.Fatalf("GET /sse: %v", err)
@@ -139,7 +147,7 @@ func (c *fbClient) readStream(body io.ReadCloser) {
 	defer close(c.frames)
 	defer body.Close()
 	br := bufio.NewReader(body)
-	var event, data string
+	var event, data, id string
 	for {
 		line, err := br.ReadString('\n')
 		if err != nil {
@@ -164,15 +172,17 @@ func (c *fbClient) readStream(body io.ReadCloser) {
 				c.closed = &cl
 				c.mu.Unlock()
 			} else {
-				c.decode([]byte(data))
+				c.decodeEvent([]byte(data), id)
 			}
-			event, data = "", ""
+			event, data, id = "", "", ""
 		case strings.HasPrefix(line, ":"):
 			if strings.HasPrefix(line, ": ping") {
 				c.mu.Lock()
 				c.pings++
 				c.mu.Unlock()
 			}
+		case strings.HasPrefix(line, "id: "):
+			id = strings.TrimPrefix(line, "id: ")
 		case strings.HasPrefix(line, "event: "):
 			event = strings.TrimPrefix(line, "event: ")
 		case strings.HasPrefix(line, "data: "):
@@ -181,6 +191,22 @@ func (c *fbClient) readStream(body io.ReadCloser) {
 			c.t.Errorf("unexpected SSE line %q", line)
 		}
 	}
+}
+
+// decodeEvent takes in an SSE frame event with its id.
+func (c *fbClient) decodeEvent(b []byte, id string) {
+	if id != "" {
+		c.mu.Lock()
+		c.lastID = id
+		if f, err := protocol.Decode(b, protocol.ServerToClient); err == nil && f.Type == protocol.TypeBroadcast {
+			if c.ids == nil {
+				c.ids = map[uint64]string{}
+			}
+			c.ids[f.RoomSeq] = id
+		}
+		c.mu.Unlock()
+	}
+	c.decode(b)
 }
 
 func (c *fbClient) decode(b []byte) {
@@ -338,20 +364,9 @@ func (c *fbClient) expect(typ protocol.Type, timeout time.Duration) protocol.Fra
 
 func (c *fbClient) expectMatch(timeout time.Duration, what string, match func(protocol.Frame) bool) protocol.Frame {
 	c.t.Helper()
-	deadline := time.After(timeout)
-	for {
-		select {
-		case f, ok := <-c.frames:
-			if !ok {
-				c.t.Fatalf("%s connection ended while waiting for %s: close %+v, %v", c.kind, what, c.closeSeen(), c.readErr())
-			}
-			if match(f) {
-				return f
-			}
-		case <-deadline:
-			c.t.Fatalf("%s: no %s within %s", c.kind, what, timeout)
-		}
-	}
+	return wstest.ExpectFrame(c.t, c.frames, timeout, c.kind+" "+what, match, func() string {
+		return fmt.Sprintf("close %+v, %v", c.closeSeen(), c.readErr())
+	})
 }
 
 func (c *fbClient) id() string {

@@ -38,6 +38,7 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.IntVar(&c.HistorySize, "history-size", c.HistorySize, "broadcasts kept per room")
 	fs.DurationVar(&c.HistoryTTL, "history-ttl", c.HistoryTTL, "age bound of room history")
 	fs.DurationVar(&c.ReconnectWindow, "reconnect-window", c.ReconnectWindow, "a user's new connection within this of their last one counts as a reconnect")
+	fs.DurationVar(&c.MaxTokenLifetime, "max-token-lifetime", c.MaxTokenLifetime, "refuse (4001) tokens whose exp lies further ahead than this (negative: no bound)")
 	fs.DurationVar(&c.AuthLatency, "auth-latency", c.AuthLatency, "latency the simulated auth backend adds to every call")
 	fs.Float64Var(&c.AuthFailRate, "auth-fail-rate", c.AuthFailRate, "share of auth backend calls that fail, 0..1 (clients get 1013 auth_unavailable)")
 	fs.DurationVar(&c.AuthCacheTTL, "auth-cache-ttl", c.AuthCacheTTL, "a validated token skips the auth backend for this long (never past its exp)")
@@ -57,7 +58,14 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.StringVar(&c.NodeID, "node-id", c.NodeID, "this node's id in the cluster registry (default: random)")
 	fs.DurationVar(&c.RegistryTTL, "registry-ttl", c.RegistryTTL, "cluster mode: lifetime of this node's presence and registry entries without a refresh (a dead node's users are gone after it)")
 	fs.DurationVar(&c.PollHold, "poll-hold", c.PollHold, "longest wait of a long poll (GET /poll) for frames")
+	fs.DurationVar(&c.SSEKeepalive, "sse-keepalive", c.SSEKeepalive, "period of the keep-alive comments on an SSE stream (at most --heartbeat-interval); keep it below the idle timeout of proxies in front")
+	fs.DurationVar(&c.HTTPIdleTimeout, "http-idle-timeout", c.HTTPIdleTimeout, "close a plain-HTTP keep-alive connection idle for this long")
+	fs.DurationVar(&c.HTTPReadTimeout, "http-read-timeout", c.HTTPReadTimeout, "bound on reading one request's body (a long poll: its hold plus this)")
+	fs.IntVar(&c.MaxTCPConnsPerIP, "max-tcp-conns-per-ip", c.MaxTCPConnsPerIP, "open TCP connections per remote IP, of any kind, counted at accept (0: max(64, 2*max-conns-per-ip+32), or none when that is -1; -1: no cap)")
+	fs.Var((*originsFlag)(&c.TrustedProxies), "trusted-proxies", "comma-separated CIDR prefixes or addresses of proxies whose PROXY protocol header or X-Forwarded-For names the client (empty: the TCP peer is the client)")
 	fs.BoolVar(&c.Pprof, "pprof", c.Pprof, "serve /debug/pprof/")
+	fs.StringVar(&c.TLSCert, "tls-cert", c.TLSCert, "PEM certificate (and chain) to serve TLS with: wss:// and https:// (with --tls-key)")
+	fs.StringVar(&c.TLSKey, "tls-key", c.TLSKey, "PEM private key of --tls-cert")
 	fs.Var(flawsFlag{&c.Flaws}, "flaw", "comma-separated flaws to switch on (refserver --help lists them)")
 }
 
@@ -134,7 +142,7 @@ func (v flawsFlag) Set(s string) error {
 	return nil
 }
 
-// originsFlag is Config.AllowedOrigins as a comma-separated flag.
+// originsFlag is a comma-separated list flag (Config.AllowedOrigins, Config.TrustedProxies).
 type originsFlag []string
 
 func (v *originsFlag) String() string {

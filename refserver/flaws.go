@@ -32,8 +32,8 @@ const (
 	FlawNoConnLimit Flaw = "no-conn-limit"
 	// FlawUnboundedHistory: room history is never trimmed, neither by count nor by age.
 	FlawUnboundedHistory Flaw = "unbounded-history"
-	// FlawNoAuthCache: every connection calls the auth backend, reconnects included (behaviour with
-	// the auth cache, issue 3; parsed and listed today).
+	// FlawNoAuthCache: every connection calls the auth backend, reconnects included: the cache of
+	// validated tokens is off.
 	FlawNoAuthCache Flaw = "no-auth-cache"
 	// FlawNoDrain: a drain (SIGTERM, POST /admin/drain, Shutdown) drops every connection at once,
 	// without a close frame and so without a retry hint: every client sees 1006 and reconnects at

@@ -19,6 +19,7 @@ type wheel struct {
 	s        *Server
 	tick     time.Duration
 	interval time.Duration
+	sseKeep  time.Duration // ping period of SSE streams (keep-alive comments), at most interval
 	timeout  time.Duration
 	sweep    time.Duration // > 0 under FlawNoServerPing
 	epoch    time.Time
@@ -35,9 +36,10 @@ type wheel struct {
 
 func newWheel(s *Server) *wheel {
 	cfg := s.cfg
-	w := &wheel{s: s, interval: cfg.HeartbeatInterval, timeout: cfg.HeartbeatTimeout, quit: make(chan struct{})}
+	w := &wheel{s: s, interval: cfg.HeartbeatInterval, timeout: cfg.HeartbeatTimeout, quit: make(chan struct{}),
+		sseKeep: min(cfg.HeartbeatInterval, cfg.SSEKeepalive)}
 	span := max(cfg.HeartbeatInterval, cfg.HeartbeatTimeout)
-	shortest := min(cfg.HeartbeatInterval, cfg.HeartbeatTimeout)
+	shortest := min(w.sseKeep, cfg.HeartbeatTimeout)
 	if cfg.Flaws.Has(FlawNoServerPing) {
 		w.sweep = cfg.FlawSweepInterval
 		span = max(span, w.sweep)
@@ -50,6 +52,15 @@ func newWheel(s *Server) *wheel {
 	return w
 }
 
+// pingEvery is c's ping period: the heartbeat interval, or for an SSE stream the keep-alive period
+// when shorter (its comments must beat the idle timeout of proxies on the way).
+func (w *wheel) pingEvery(c *conn) time.Duration {
+	if c.t != nil && c.t.kind() == "sse" {
+		return w.sseKeep
+	}
+	return w.interval
+}
+
 func (w *wheel) tickOf(t time.Time) int64 { return int64(t.Sub(w.epoch) / w.tick) }
 
 // add registers an authenticated connection; its first check is jittered.
@@ -58,7 +69,7 @@ func (w *wheel) add(c *conn, now time.Time) {
 	if w.sweep > 0 {
 		due = w.nextSweep(now)
 	} else {
-		first := now.Add(jitter(w.interval, 0.5, 1))
+		first := now.Add(jitter(w.pingEvery(c), 0.5, 1))
 		c.hbNextPing = first.UnixNano()
 		due = first
 	}
@@ -164,7 +175,7 @@ func (w *wheel) advance(now time.Time) bool {
 		} else {
 			if nowNs >= c.hbNextPing {
 				c.ping()
-				c.hbNextPing = nowNs + int64(w.interval)
+				c.hbNextPing = nowNs + int64(w.pingEvery(c))
 			}
 			c.hbDue = min(c.hbNextPing, last+int64(w.timeout))
 		}

@@ -15,6 +15,7 @@ import (
 
 	"github.com/gorilla/websocket"
 
+	"github.com/squall-dev/squall/internal/wstest"
 	"github.com/squall-dev/squall/refserver/protocol"
 )
 
@@ -194,20 +195,7 @@ func (c *client) expect(typ protocol.Type, timeout time.Duration) protocol.Frame
 
 func (c *client) expectMatch(timeout time.Duration, what string, match func(protocol.Frame) bool) protocol.Frame {
 	c.t.Helper()
-	deadline := time.After(timeout)
-	for {
-		select {
-		case f, ok := <-c.frames:
-			if !ok {
-				c.t.Fatalf("connection ended while waiting for %s: %v", what, c.readErr())
-			}
-			if match(f) {
-				return f
-			}
-		case <-deadline:
-			c.t.Fatalf("no %s within %s", what, timeout)
-		}
-	}
+	return wstest.ExpectFrame(c.t, c.frames, timeout, what, match, func() string { return fmt.Sprint(c.readErr()) })
 }
 
 func (c *client) readErr() error {
@@ -260,15 +248,6 @@ func (c *client) join(room string) protocol.Frame {
 }
 
 // waitFor polls cond until it holds or the deadline passes.
-func waitFor(t testing.TB, timeout time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %s waiting for %s", timeout, what)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
-}
+var waitFor = wstest.WaitFor
 
 func joinStrings(s []string) string { return strings.Join(s, ",") }

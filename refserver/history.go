@@ -10,7 +10,7 @@ type historyEntry struct {
 }
 
 // history is a room's bounded record of recent broadcasts, trimmed by count and by age, kept in
-// roomSeq order. Resume (issue 3) replays from it. Not safe for concurrent use: the room's lock
+// roomSeq order. Resume replays from it. Not safe for concurrent use: the room's lock
 // guards it.
 type history struct {
 	max       int

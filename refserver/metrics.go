@@ -1,11 +1,13 @@
 package refserver
 
 import (
+	"runtime"
 	"strconv"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
+	"github.com/squall-dev/squall/internal/version"
 	"github.com/squall-dev/squall/refserver/protocol"
 )
 
@@ -38,7 +40,7 @@ type metrics struct {
 	resumes *prometheus.CounterVec
 	// poolAlert is 1 while pool usage is at or above the threshold label (0.70, 0.85).
 	poolAlert *prometheus.GaugeVec
-	// authBreakerOpen, stormsTotal: see addAuthStorm (metrics_authstorm.go).
+	// authBreakerOpen, stormsTotal: see addAdmission (metrics_authstorm.go).
 	authBreakerOpen prometheus.Gauge
 	stormsTotal     prometheus.Counter
 }
@@ -101,6 +103,10 @@ func newMetrics(s *Server) *metrics {
 			func() float64 { return float64(s.queueDepth.Load()) }),
 		gauge(protocol.MetricPoolUsageRatio, "Active connections divided by max-conns.",
 			func() float64 { return s.limits.usage() }),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: protocol.MetricBuildInfo,
+			Help:        "Always 1; the labels say which build of the gateway runs.",
+			ConstLabels: prometheus.Labels{"version": version.Version, "commit": version.Commit(), "go_version": runtime.Version()}},
+			func() float64 { return 1 }),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		collectors.NewGoCollector(),
 	)
@@ -116,7 +122,7 @@ func newMetrics(s *Server) *metrics {
 	}
 	m.poolAlert.WithLabelValues("0.70")
 	m.poolAlert.WithLabelValues("0.85")
-	m.addAuthStorm(s)
+	m.addAdmission(s)
 	return m
 }
 

@@ -3,8 +3,8 @@ package refserver
 import "sort"
 
 // presence tracks which users are present in one room: a user is present while at least one of
-// their connections is a member. Not safe for concurrent use: the room's lock guards it. The cluster
-// mode of issue 3 mirrors these entries into Redis keys with a TTL.
+// their connections is a member. Not safe for concurrent use: the room's lock guards it. In cluster mode
+// these entries are mirrored into Redis keys with a TTL (presence_redis.go).
 type presence struct {
 	users map[string]int // user id → member connections
 }

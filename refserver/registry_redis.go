@@ -90,10 +90,16 @@ func (b *RedisBroker) UserConnections(ctx context.Context, userID string) ([]Reg
 	}
 	out := make([]RegistryEntry, 0, len(members))
 	for _, m := range members {
-		node, conn, _ := strings.Cut(m, "|")
-		out = append(out, RegistryEntry{UserID: userID, ConnID: conn, NodeID: node})
+		out = append(out, decodeRegistryMember(userID, m))
 	}
 	return out, nil
+}
+
+// decodeRegistryMember reads a member of a user's connection registry: "<node>|<conn>" (node ids
+// hold no '|'; a member without one is a connection of an unknown node).
+func decodeRegistryMember(userID, m string) RegistryEntry {
+	node, conn, _ := strings.Cut(m, "|")
+	return RegistryEntry{UserID: userID, ConnID: conn, NodeID: node}
 }
 
 // startRefreshLocked starts the refresh loop once (b.mu held).

@@ -38,6 +38,14 @@
 // 1013 and a jittered retry hint. Token checks go through a cache, a circuit breaker and a
 // SimulatedBackend around the AuthBackend; Server.Protection reports their counts.
 //
+// # Hostile input and proxies
+//
+// Plain HTTP cannot pin the node: idle keep-alive connections and request bodies are bounded, and
+// Serve caps the sockets of one remote IP at accept (httpguard.go). Behind a trusted proxy the
+// client address comes from the PROXY protocol or X-Forwarded-For (proxy.go). The fallback tiers
+// answer CORS for the WebSocket's allowed origins, and an SSE stream a proxy cut resumes with
+// Last-Event-ID (sse_resume.go).
+//
 // # Concurrency
 //
 // A Server is safe for concurrent use. Serve blocks until its context is cancelled or Shutdown is
@@ -54,7 +62,6 @@ import (
 	"net"
 	"net/http"
 	"net/http/pprof"
-	"net/url"
 	"slices"
 	"strconv"
 	"strings"
@@ -86,6 +93,7 @@ type Server struct {
 	upgrader websocket.Upgrader
 	nbio     *nbioIO // the epoll engine of Config.IO = IONbio; nil otherwise
 	handler  http.Handler
+	trusted  trustedNets // Config.TrustedProxies, parsed (proxy.go)
 
 	allMu sync.Mutex
 	all   map[*conn]struct{} // every connection not yet cleaned up, authenticated or not
@@ -118,8 +126,8 @@ type Server struct {
 // Option injects a dependency into New.
 type Option func(*Server)
 
-// WithAuthBackend replaces the built-in JWT verification (issue 3 adds a simulated backend with
-// latency, failures, a cache and a breaker).
+// WithAuthBackend replaces the built-in JWT verification (for example with the simulated backend of
+// auth_sim.go, which adds latency and failures).
 func WithAuthBackend(b AuthBackend) Option { return func(s *Server) { s.auth = b } }
 
 // WithBroker replaces the in-memory broker (cluster mode).
@@ -145,8 +153,9 @@ func New(cfg Config, logger *slog.Logger, opts ...Option) (*Server, error) {
 		cfg.AuthSecret = protocol.DevSecret
 	}
 	s.cfg = cfg
+	s.trusted, _ = parseTrustedProxies(cfg.TrustedProxies) // Validate checked them
 	if s.auth == nil {
-		s.auth = NewJWTBackend([]byte(cfg.AuthSecret), nil)
+		s.auth = NewJWTBackend([]byte(cfg.AuthSecret), nil).WithMaxLifetime(max(0, cfg.MaxTokenLifetime))
 	}
 	if cfg.NodeID != "" {
 		s.nodeID = cfg.NodeID
@@ -197,7 +206,7 @@ func New(cfg Config, logger *slog.Logger, opts ...Option) (*Server, error) {
 		}
 		s.nbio = n
 	}
-	s.handler = s.routes()
+	s.handler = s.boundReads(s.routes())
 	return s, nil
 }
 
@@ -254,9 +263,11 @@ func (s *Server) serveWS(w http.ResponseWriter, r *http.Request) {
 	}
 	ws, err := s.upgrader.Upgrade(w, r, nil)
 	if err != nil {
-		s.log.Debug("upgrade failed", "remote", r.RemoteAddr, "err", err)
+		s.log.Debug("upgrade failed", "remote_ip", s.clientIP(r), "err", err)
 		return // Upgrade answered the client
 	}
+	// The request's read bound (boundReads) must not outlive it: the transport sets its own.
+	_ = ws.NetConn().SetReadDeadline(time.Time{})
 	if s.nbio != nil {
 		s.serveNbio(ws, r)
 		return
@@ -290,8 +301,7 @@ func (s *Server) admitHTTP(w http.ResponseWriter, r *http.Request) bool {
 		return false
 	}
 	if !s.originAllowed(r) {
-		s.metrics.rejections.WithLabelValues(rejectOrigin).Inc()
-		http.Error(w, protocol.ReasonOrigin, http.StatusForbidden)
+		s.refuseOrigin(w, r)
 		return false
 	}
 	return s.admit(w, r) // admission control: shed with 503 or 1013 and a retry hint
@@ -315,11 +325,7 @@ func (s *Server) startConn(t transport, r *http.Request) *conn {
 // registerConn puts a new connection on transport t for request r in the table Shutdown walks and
 // counts it (its hold on the WaitGroup is released by conn.end); nil when Shutdown has begun.
 func (s *Server) registerConn(t transport, r *http.Request) *conn {
-	ip, _, err := net.SplitHostPort(r.RemoteAddr)
-	if err != nil {
-		ip = r.RemoteAddr
-	}
-	c := newConn(s, t, ip)
+	c := newConn(s, t, s.clientIP(r))
 	s.allMu.Lock()
 	if s.closing.Load() {
 		s.allMu.Unlock()
@@ -346,15 +352,23 @@ func requestToken(r *http.Request) string {
 	return ""
 }
 
-// originAllowed implements Config.AllowedOrigins.
+// refuseOrigin answers a request whose Origin is not allowed: 403, counted and logged (the browser
+// shows only a failed connection, 1006 for a WebSocket).
+func (s *Server) refuseOrigin(w http.ResponseWriter, r *http.Request) {
+	s.metrics.rejections.WithLabelValues(rejectOrigin).Inc()
+	s.log.Info("origin refused", "origin", r.Header.Get("Origin"), "host", r.Host, "path", r.URL.Path,
+		"remote_ip", s.clientIP(r), "allowed_origins", strings.Join(s.cfg.AllowedOrigins, ","))
+	http.Error(w, protocol.ReasonOrigin, http.StatusForbidden)
+}
+
+// originAllowed implements Config.AllowedOrigins (the same-host default: sameHost).
 func (s *Server) originAllowed(r *http.Request) bool {
 	origin := r.Header.Get("Origin")
 	if origin == "" {
 		return true
 	}
 	if len(s.cfg.AllowedOrigins) == 0 {
-		u, err := url.Parse(origin)
-		return err == nil && strings.EqualFold(u.Host, r.Host)
+		return sameHost(origin, r.Host)
 	}
 	return slices.ContainsFunc(s.cfg.AllowedOrigins, func(o string) bool {
 		return o == "*" || strings.EqualFold(strings.TrimSuffix(o, "/"), origin)
@@ -373,9 +387,25 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 		_ = ln.Close()
 		return fmt.Errorf("%w: %s", ErrDevNonLoopback, ln.Addr())
 	}
+	if s.cfg.MaxTCPConnsPerIP > 0 {
+		ln = newIPCapListener(ln, s.cfg.MaxTCPConnsPerIP, s.trusted.containsIP, func(ip string) {
+			s.metrics.rejections.WithLabelValues(rejectConnLimit).Inc()
+			s.log.Debug("connection refused at accept: max-tcp-conns-per-ip", "remote_ip", ip)
+		})
+	}
+	if len(s.trusted) > 0 {
+		ln = s.proxyListener(ln) // after the cap: it counts TCP peers, the proxies exempt
+	}
+	// TLS last: a PROXY protocol header comes before the TLS handshake.
+	ln, err := s.cfg.tlsListener(ln)
+	if err != nil {
+		_ = ln.Close()
+		return err
+	}
 	hs := &http.Server{
 		Handler:           s.handler,
-		ReadHeaderTimeout: 10 * time.Second,
+		ReadHeaderTimeout: headerTimeout,
+		IdleTimeout:       s.cfg.HTTPIdleTimeout,
 		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelDebug),
 	}
 	// Long polls hold their request: let them answer at once so that the HTTP server's shutdown

@@ -22,6 +22,7 @@ type session struct {
 	expires time.Time           // while detached: when it is forgotten
 	gen     uint64              // bumped at each detach, to recognise stale expiry entries
 	taken   bool                // consumed by a resume or expired: never registered again
+	sse     *sseLog             // the SSE stream log, for Last-Event-ID (sse_resume.go); nil until an SSE stream holds it
 }
 
 // sessions is the node's session registry. Safe for concurrent use; mu is a leaf lock (nothing is

@@ -4,7 +4,9 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"time"
+	"unicode/utf8"
 
 	"github.com/redis/go-redis/v9"
 )
@@ -51,9 +53,30 @@ func (b *RedisBroker) TakeSession(ctx context.Context, id, userID string) (Share
 	if err != nil {
 		return SharedSession{}, false, err
 	}
-	var sj sharedSessionJSON
-	if err := json.Unmarshal([]byte(v), &sj); err != nil {
+	ss, err := decodeSharedSession(id, v)
+	if err != nil {
 		return SharedSession{}, false, err
 	}
-	return SharedSession{ID: id, UserID: sj.User, Rooms: sj.Rooms}, true, nil
+	return ss, true, nil
+}
+
+// decodeSharedSession reads a stored session (what PutSession writes): a JSON object with a
+// non-empty user and room ids that are non-empty, valid UTF-8.
+func decodeSharedSession(id, v string) (SharedSession, error) {
+	var sj sharedSessionJSON
+	if !utf8.ValidString(v) {
+		return SharedSession{}, fmt.Errorf("session %.40q: not valid UTF-8", id)
+	}
+	if err := json.Unmarshal([]byte(v), &sj); err != nil {
+		return SharedSession{}, fmt.Errorf("session %.40q: %w", id, err)
+	}
+	if sj.User == "" {
+		return SharedSession{}, fmt.Errorf("session %.40q: no user", id)
+	}
+	for _, r := range sj.Rooms {
+		if r == "" {
+			return SharedSession{}, fmt.Errorf("session %.40q: an empty room id", id)
+		}
+	}
+	return SharedSession{ID: id, UserID: sj.User, Rooms: sj.Rooms}, nil
 }

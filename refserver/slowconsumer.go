@@ -61,8 +61,27 @@ func (t *wsTransport) unstick(_ *conn, deadline time.Time) {
 
 var _ unsticker = (*wsTransport)(nil)
 
-// tcpConn returns the *net.TCPConn under nc, if any.
+// tcpConn returns the *net.TCPConn under nc, if any, unwrapping connections that wrap another
+// (NetConn: the per-IP cap's, the PROXY protocol's).
 func tcpConn(nc net.Conn) *net.TCPConn {
-	tc, _ := nc.(*net.TCPConn)
-	return tc
+	for range 8 {
+		switch c := nc.(type) {
+		case *net.TCPConn:
+			return c
+		case interface{ NetConn() net.Conn }:
+			nc = c.NetConn()
+		case interface{ Raw() net.Conn }: // go-proxyproto
+			nc = c.Raw()
+		default:
+			return nil
+		}
+	}
+	return nil
+}
+
+// closeWrite half-closes nc's TCP connection (what is queued goes out, then a FIN), if it has one.
+func closeWrite(nc net.Conn) {
+	if tc := tcpConn(nc); tc != nil {
+		_ = tc.CloseWrite()
+	}
 }

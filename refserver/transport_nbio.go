@@ -173,7 +173,8 @@ type nbioTransport struct {
 	c  *conn
 	nc *nbio.Conn
 
-	start func() // the connection's first job (conn.run), queued when the engine takes it
+	start      func() // the connection's first job (conn.run), queued when the engine takes it
+	releaseTCP func() // returns the per-IP TCP cap's count once the socket is closed; may be nil
 
 	unsent    atomic.Int64 // bytes handed to the socket that the kernel has not taken yet
 	held      atomic.Bool  // the writer left text frames queued for back-pressure
@@ -205,13 +206,22 @@ func (s *Server) serveNbio(ws *websocket.Conn, r *http.Request) {
 	if s.cfg.SocketBuffer > 0 {
 		setSocketBuffers(nc, s.cfg.SocketBuffer)
 	}
+	// A connection counted by the per-IP TCP cap (httpguard.go) is released when nbio closes the
+	// socket, not when the original descriptor is closed below.
+	var release func()
+	if cc, ok := nc.(*cappedConn); ok {
+		nc, release = cc.Conn, func() { cc.once.Do(cc.release) }
+	}
 	nbc, err := nbio.NBConn(nc) // a duplicate of the socket; nc is closed
 	if err != nil {
-		s.log.Debug("nbio: taking the connection over failed", "remote", r.RemoteAddr, "err", err)
+		s.log.Debug("nbio: taking the connection over failed", "remote_ip", s.clientIP(r), "err", err)
 		_ = nc.Close()
+		if release != nil {
+			release()
+		}
 		return
 	}
-	t := &nbioTransport{io: s.nbio, nc: nbc}
+	t := &nbioTransport{io: s.nbio, nc: nbc, releaseTCP: release}
 	c := s.registerConn(t, r)
 	if c == nil {
 		// Shutdown began during the upgrade.
@@ -230,7 +240,7 @@ func (s *Server) serveNbio(ws *websocket.Conn, r *http.Request) {
 	nbc.SetSession(t)
 	if _, err := s.nbio.engine.AddConn(nbc); err != nil {
 		// nbio has closed it and calls the close handler, which cleans up.
-		s.log.Debug("nbio: adding the connection failed", "remote", r.RemoteAddr, "err", err)
+		s.log.Debug("nbio: adding the connection failed", "remote_ip", c.ip, "err", err)
 	}
 }
 
@@ -388,6 +398,9 @@ func nbioClosed(nc *nbio.Conn, err error) {
 	t, _ := nc.Session().(*nbioTransport)
 	if t == nil {
 		return
+	}
+	if t.releaseTCP != nil {
+		t.releaseTCP()
 	}
 	nc.MustExecute(func() {
 		t.stopTimer()

@@ -119,6 +119,9 @@ func (t *pollTransport) release(c *conn) {
 // servePoll is GET /poll: without a conn parameter it opens a connection (the answer carries its
 // welcome); with one it polls that connection.
 func (s *Server) servePoll(w http.ResponseWriter, r *http.Request) {
+	if !s.cors(w, r, "GET") {
+		return
+	}
 	if r.Method != http.MethodGet {
 		w.Header().Set("Allow", "GET")
 		http.Error(w, "GET", http.StatusMethodNotAllowed)
@@ -168,6 +171,9 @@ func (s *Server) poll(w http.ResponseWriter, r *http.Request, c *conn, t *pollTr
 		t.mu.Unlock()
 	}()
 
+	// The request's read bound (boundReads) covers the hold: the HTTP server's background read
+	// would otherwise end the request when it passes.
+	_ = http.NewResponseController(w).SetReadDeadline(time.Now().Add(s.cfg.PollHold + s.cfg.HTTPReadTimeout))
 	hold := time.NewTimer(s.cfg.PollHold)
 	defer hold.Stop()
 	for {

@@ -6,6 +6,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -20,6 +21,13 @@ import (
 type sseTransport struct {
 	fallbackSide
 	nc net.Conn
+
+	// resumeSession and resumeAfter are the request's Last-Event-ID (sse_resume.go), if any.
+	resumeSession string
+	resumeAfter   uint64
+	// log is the session's stream log once authenticated; the writer numbers events with it.
+	log     atomic.Pointer[sseLog]
+	session string // the session id, set with log
 }
 
 var _ fallbackTransport = (*sseTransport)(nil)
@@ -29,19 +37,31 @@ func (t *sseTransport) kind() string        { return "sse" }
 
 func (t *sseTransport) awaitHello(*conn, time.Duration) {}
 
-func (t *sseTransport) authenticated(c *conn) { c.s.fallbacks.add(c) }
+func (t *sseTransport) authenticated(c *conn) {
+	t.session = c.sess.id
+	t.log.Store(c.s.sessions.sseLogOf(c.sess))
+	c.s.fallbacks.add(c)
+}
 
-// sseHeader opens the event stream. The body runs until the connection closes.
-const sseHeader = "HTTP/1.1 200 OK\r\n" +
-	"Content-Type: text/event-stream\r\n" +
-	"Cache-Control: no-cache\r\n" +
-	"Connection: close\r\n" +
-	"X-Accel-Buffering: no\r\n" +
-	"\r\n" +
-	": squall\n\n"
+// sseResponseHeader opens the event stream (with the CORS header for an allowed Origin, cors). The
+// body runs until the connection closes.
+func sseResponseHeader(allowOrigin string) string {
+	h := "HTTP/1.1 200 OK\r\n" +
+		"Content-Type: text/event-stream\r\n" +
+		"Cache-Control: no-cache\r\n" +
+		"Connection: close\r\n" +
+		"X-Accel-Buffering: no\r\n"
+	if allowOrigin != "" {
+		h += "Access-Control-Allow-Origin: " + allowOrigin + "\r\nVary: Origin\r\n"
+	}
+	return h + "\r\n: squall\n\n"
+}
 
 // serveSSE is GET /sse.
 func (s *Server) serveSSE(w http.ResponseWriter, r *http.Request) {
+	if !s.cors(w, r, "GET") {
+		return
+	}
 	if r.Method != http.MethodGet {
 		w.Header().Set("Allow", "GET")
 		http.Error(w, "GET", http.StatusMethodNotAllowed)
@@ -64,13 +84,16 @@ func (s *Server) serveSSE(w http.ResponseWriter, r *http.Request) {
 		_ = nc.Close()
 		return
 	}
+	_ = nc.SetReadDeadline(time.Time{}) // the request's read bound (boundReads) ends with it
 	_ = nc.SetWriteDeadline(time.Now().Add(s.cfg.WriteTimeout))
-	if _, err := io.WriteString(nc, sseHeader); err != nil {
+	if _, err := io.WriteString(nc, sseResponseHeader(w.Header().Get("Access-Control-Allow-Origin"))); err != nil {
 		_ = nc.Close()
 		return
 	}
 	setSendLowWater(nc, sendLowWater) // as for a WebSocket (slowconsumer.go)
-	if s.startConn(&sseTransport{fallbackSide: fallbackSide{token: token}, nc: nc}, r) == nil {
+	t := &sseTransport{fallbackSide: fallbackSide{token: token}, nc: nc}
+	t.resumeSession, t.resumeAfter, _ = parseLastEventID(lastEventID(r))
+	if s.startConn(t, r) == nil {
 		// Shutdown began meanwhile: the same close and retry hint as a drained WebSocket.
 		data, _ := json.Marshal(protocol.FallbackClose{Code: protocol.CloseDraining, Reason: s.drainReason()})
 		_, _ = (&net.Buffers{sseCloseEvt, data, sseEnd}).WriteTo(nc)
@@ -109,6 +132,15 @@ func (t *sseTransport) queued(c *conn, _ uint8, start bool) {
 	}
 }
 
+// lastEventID is the Last-Event-ID of a request: the header EventSource sends on a reconnect, or
+// the lastEventId query parameter (for clients that cannot set headers).
+func lastEventID(r *http.Request) string {
+	if v := r.Header.Get("Last-Event-ID"); v != "" {
+		return v
+	}
+	return r.URL.Query().Get("lastEventId")
+}
+
 var (
 	sseData     = []byte("data: ")
 	sseEnd      = []byte("\n\n")
@@ -139,14 +171,17 @@ func (t *sseTransport) write(c *conn, it outItem) (err error) {
 		}
 		// Nothing follows a close: end the stream (FIN) and give the client close-grace to close its
 		// side, as a WebSocket client answers a close frame.
-		if tc, ok := t.nc.(interface{ CloseWrite() error }); ok {
-			_ = tc.CloseWrite()
-		}
+		closeWrite(t.nc)
 		_ = t.nc.SetReadDeadline(time.Now().Add(c.s.cfg.CloseGrace))
 		return nil
 	default:
-		// Encoded frames are single-line JSON, so one data line carries one frame.
+		// Encoded frames are single-line JSON, so one data line carries one frame. Once
+		// authenticated, each event has an id for Last-Event-ID (sse_resume.go).
 		bufs := net.Buffers{sseData, it.data, sseEnd}
+		if log := t.log.Load(); log != nil {
+			id := "id: " + sseEventID(t.session, log.append(it.data)) + "\n"
+			bufs = net.Buffers{[]byte(id), sseData, it.data, sseEnd}
+		}
 		if _, err := bufs.WriteTo(t.nc); err != nil {
 			return err
 		}

@@ -96,6 +96,7 @@ func (t *wsTransport) readLoop(c *conn) {
 			t.noteReadError(c, err)
 			return
 		}
+		c.awaitSendRoom() // a client's own replies pace its requests (conn.go)
 		if !utf8.Valid(data) {
 			c.s.workers.do(func() { c.sendError(protocol.ErrCodeInvalidUTF8, "text frame is not valid UTF-8", 0) })
 			continue
@@ -129,13 +130,9 @@ func (t *wsTransport) noteReadError(c *conn, err error) {
 	default:
 		var ne net.Error
 		if errors.As(err, &ne) && ne.Timeout() && !c.authed && !c.closing() {
-			// No hello within hello-timeout.
-			c.s.metrics.rejections.WithLabelValues(rejectUnauthorized).Inc()
-			c.setCause(causeViolation)
-			c.code.CompareAndSwap(0, int32(protocol.CloseUnauthorized))
-			_ = t.ws().WriteControl(websocket.CloseMessage,
-				websocket.FormatCloseMessage(int(protocol.CloseUnauthorized), "hello timeout"),
-				time.Now().Add(c.s.cfg.WriteTimeout))
+			// No hello within hello-timeout: the documented answer, error unauthorized then 4001
+			// (queued like any other; the cleanup lets them go out before the socket closes).
+			c.unauthorized("no hello within hello-timeout")
 			return
 		}
 		c.setCause(causeReadError)
@@ -211,20 +208,21 @@ func (t *wsTransport) abort(*conn) { _ = t.ws().NetConn().Close() }
 
 func (t *wsTransport) release(c *conn) {
 	nc := t.ws().NetConn()
+	tooLarge := cause(c.why.Load()) == causeReadError && protocol.CloseCode(c.code.Load()) == protocol.CloseTooLarge
 	switch {
-	case cause(c.why.Load()) == causeReadError && protocol.CloseCode(c.code.Load()) == protocol.CloseTooLarge:
-		// The client may still be sending the oversized frame: swallow it for a moment so that the
-		// close frame is not lost to a TCP reset.
-		lingerClose(nc, max(c.s.cfg.CloseGrace, 5*time.Second))
-	case c.slow.Load():
-		// A slow consumer's socket may still hold frames it has not read, with the close frame
-		// behind them, when close-grace ends. A plain close would turn the pong or close answer it
-		// sends once it reads again into a TCP reset that discards that tail; instead the tail and
-		// a FIN go out while what the client sends is swallowed, in the background (the connection
-		// is cleaned up meanwhile).
+	case tooLarge || c.slow.Load():
+		// The client may still be sending an oversized frame, or a slow consumer's socket may still
+		// hold frames it has not read, with the close frame behind them. A plain close would turn
+		// what the client sends next into a TCP reset that discards the close frame; instead the
+		// tail and a FIN go out while what the client sends is swallowed for a moment — in the
+		// background, so that the cleanup (rooms left, presence announced, limits released) runs
+		// now rather than after the linger. A writer still running (frames queued before the
+		// connection was gone, such as its peers' presence leaves) finishes first: a write after
+		// the half-close would fail and drop the connection with a reset.
 		c.s.wg.Add(1)
 		go func() {
 			defer c.s.wg.Done()
+			c.waitWriter(c.s.cfg.CloseGrace + c.s.cfg.WriteTimeout)
 			lingerClose(nc, max(c.s.cfg.CloseGrace, 5*time.Second))
 		}()
 	default:
@@ -235,9 +233,7 @@ func (t *wsTransport) release(c *conn) {
 // lingerClose half-closes nc (what is queued goes out, then a FIN), discards what the peer sends
 // until it closes too or d passes (at most 64 MiB), then closes nc.
 func lingerClose(nc net.Conn, d time.Duration) {
-	if tc, ok := nc.(interface{ CloseWrite() error }); ok {
-		_ = tc.CloseWrite()
-	}
+	closeWrite(nc)
 	_ = nc.SetReadDeadline(time.Now().Add(d))
 	_, _ = io.CopyN(io.Discard, nc, 64<<20)
 	_ = nc.Close()

@@ -23,11 +23,23 @@
 // at fault. A compatible addition to the schema (a new optional field) keeps the version; anything
 // else bumps it and teaches ReadJSON the previous one.
 //
+// # Renderings
+//
+// From a Result alone (any schema ReadJSON reads) the package renders report.html (WriteHTML: one
+// self-contained page — inline CSS and SVG charts drawn by gonum.org/v1/plot, no script, nothing
+// loaded from elsewhere — that prints and reads on a phone), junit.xml (WriteJUnit: a test case for
+// the run, one per SLO, one per baseline check) and summary.md (WriteSummary: the verdict, SLO table,
+// diagnosis and key figures for a pull-request comment). RenderOptions carries what the result does
+// not: the Glossary that explains metrics and flaws (the scenario catalogue's) and a Comparison with a
+// baseline. WriteRenderings renders all three in memory, then writes each atomically. The template
+// and stylesheet are embedded from templates/.
+//
 // # Concurrency
 //
 // A Result is a plain value: build it in one goroutine, then share it read-only; every method of
-// its parts may then be called from several goroutines. A Histogram decodes its "hdr" on first use
-// and keeps the decoded histogram (shared by every copy of the value, read-only). WriteJSON writes
+// its parts, the renderings included, may then be called from several goroutines. A Histogram
+// decodes its "hdr" on first use and keeps the decoded histogram (shared by every copy of the
+// value, read-only). WriteJSON writes
 // atomically (temporary file, fsync, rename), so a reader never sees half a result, not even when a
 // run is interrupted.
 package reports

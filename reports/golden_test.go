@@ -19,7 +19,7 @@ var update = flag.Bool("update", false, "rewrite golden files")
 // goldenRun is a small run with every part of the schema filled, made the way a run makes its
 // result: from the producing packages' values through the From functions. testdata/result.v1.json
 // is the same run as schema 1's code wrote it.
-func goldenRun(t *testing.T) *Result {
+func goldenRun(t testing.TB) *Result {
 	t.Helper()
 	start := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
 	rec := stats.NewRecorder(start)

@@ -36,6 +36,13 @@ const (
 	WorkerFailed = "failed" // reported an error
 )
 
+// Worker kinds: what ran a shard of the plan.
+const (
+	WorkerAgent     = "agent"      // an agent the run was given (loadgen agent, on this machine or another)
+	WorkerSpawned   = "spawned"    // a local worker process the run started
+	WorkerInProcess = "in-process" // the controller's own process
+)
+
 // Result is everything a run produced.
 type Result struct {
 	// Schema is the schema version the value follows: SchemaVersion (ReadJSON converts older files).
@@ -78,6 +85,13 @@ type Result struct {
 	UnreliableReason string `json:"unreliable_reason,omitempty"`
 
 	SLOs []SLOVerdict `json:"slos,omitempty"`
+
+	// StepRamp is the step-by-step grading and the knee of a step-ramp scenario (nil for any other
+	// run).
+	StepRamp *StepRamp `json:"step_ramp,omitempty"`
+	// Diagnosis classifies what went wrong, with the evidence (nil when none was made: results
+	// written before diagnoses existed).
+	Diagnosis *Diagnosis `json:"diagnosis,omitempty"`
 }
 
 // Target describes what the run was aimed at.
@@ -86,6 +100,10 @@ type Target struct {
 	URLs       []string `json:"urls,omitempty"`
 	MetricURLs []string `json:"metric_urls,omitempty"`
 	Nodes      int      `json:"nodes,omitempty"`
+	// OwnProcess is set when the gateway ran in processes of its own (a URL, or embedded nodes
+	// started as processes): the resident memory its telemetry reports is the gateway's alone.
+	// When it ran inside the load generator's process, memory figures include the generator.
+	OwnProcess bool `json:"own_process,omitempty"`
 }
 
 // Phase is one phase of the plan as it ran. The result's phases carry its name and times; a
@@ -108,6 +126,9 @@ type Phase struct {
 const (
 	EventPhase = "phase" // a phase of the plan began (Message: its name)
 	EventFault = "fault" // a step of the fault timeline ran (Fault: what, when, how it went)
+	// EventWarning is something about how the run was carried out that its reader must know (an
+	// agent spoken to in plain HTTP off loopback).
+	EventWarning = "warning"
 )
 
 // Event is something that happened during the run (phase changes, faults, lost workers).
@@ -134,12 +155,19 @@ type Scenario struct {
 
 // Worker is one worker process (or remote agent) of the run.
 type Worker struct {
-	Index   int    `json:"index"`
-	Addr    string `json:"addr,omitempty"`
-	PID     int    `json:"pid,omitempty"`
-	Clients int    `json:"clients"`
-	Status  string `json:"status"`
-	Error   string `json:"error,omitempty"`
+	// Index is the worker's shard: the part of the plan it ran (0 to len(Workers)-1).
+	Index int `json:"index"`
+	// Addr is the agent's address (host:port) the controller talked to.
+	Addr string `json:"addr,omitempty"`
+	// Kind is what ran the shard: WorkerAgent, WorkerSpawned or WorkerInProcess.
+	Kind string `json:"kind,omitempty"`
+	// Transport is how the controller talked to it: "tls" (certificate verified), "http"
+	// (loopback) or "http-insecure" (plain HTTP off loopback, allowed explicitly).
+	Transport string `json:"transport,omitempty"`
+	PID       int    `json:"pid,omitempty"`
+	Clients   int    `json:"clients"`
+	Status    string `json:"status"`
+	Error     string `json:"error,omitempty"`
 	// Stats is the worker's own last snapshot (the merged Stats is the union of these).
 	Stats *Stats `json:"stats,omitempty"`
 	// Summary is how the worker's part of the run went, as it reported it (nil when it reported
@@ -170,22 +198,37 @@ type SLOVerdict struct {
 	// Unbounded is set when the observed value is infinite (a recovery that never happened).
 	Unbounded bool   `json:"unbounded,omitempty"`
 	Detail    string `json:"detail,omitempty"`
+	// Catches names the gateway flaws the SLO is meant to break under, as the scenario says.
+	Catches []string `json:"catches,omitempty"`
 }
 
 // Environment is the machine and process the run used.
 type Environment struct {
-	GoVersion    string   `json:"go_version"`
-	OS           string   `json:"os"`
-	Arch         string   `json:"arch"`
-	Cores        int      `json:"cores"`
-	GOMAXPROCS   int      `json:"gomaxprocs"`
-	MemoryBytes  uint64   `json:"memory_bytes"`
-	FDLimitSoft  uint64   `json:"fd_limit_soft"`
-	FDLimitHard  uint64   `json:"fd_limit_hard"`
-	Hostname     string   `json:"hostname,omitempty"`
-	Seed         uint64   `json:"seed"`
-	Args         []string `json:"args,omitempty"`
-	LoadgenBuild string   `json:"loadgen_build,omitempty"`
+	GoVersion   string   `json:"go_version"`
+	OS          string   `json:"os"`
+	Arch        string   `json:"arch"`
+	Cores       int      `json:"cores"`
+	GOMAXPROCS  int      `json:"gomaxprocs"`
+	MemoryBytes uint64   `json:"memory_bytes"`
+	FDLimitSoft uint64   `json:"fd_limit_soft"`
+	FDLimitHard uint64   `json:"fd_limit_hard"`
+	Hostname    string   `json:"hostname,omitempty"`
+	Seed        uint64   `json:"seed"`
+	Args        []string `json:"args,omitempty"`
+	// Loadgen is the build of the loadgen binary that ran (the controller's).
+	Loadgen Build `json:"loadgen,omitzero"`
+	// Gateway is the build of the gateway under test when it says: the embedded reference gateway
+	// is part of loadgen's own build; a refserver at a URL exports it on /metrics (ws_build_info).
+	// Nil for a gateway that does not say.
+	Gateway *Build `json:"gateway,omitempty"`
+}
+
+// Build identifies a build of a binary.
+type Build struct {
+	Name      string `json:"name"`                 // "loadgen", "refserver"
+	Version   string `json:"version"`              // release version ("dev" for a plain go build)
+	Commit    string `json:"commit,omitempty"`     // VCS revision ("-dirty" when the tree had changes)
+	GoVersion string `json:"go_version,omitempty"` // toolchain the binary was built with
 }
 
 // New returns a result with the schema version set and the environment collected.

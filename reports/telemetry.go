@@ -76,3 +76,25 @@ func TelemetryFrom(t telemetry.Telemetry) Telemetry {
 	}
 	return out
 }
+
+// Increase is how much the gateway's counter name rose during the run (telemetry.Increase: the
+// first scrape is taken before the clients start, the last after they end, and node restarts are
+// accounted for); ok is false when no scrape had it.
+func (t Telemetry) Increase(name string) (float64, bool) {
+	ps := make([]telemetry.Point, len(t.Points))
+	for i, p := range t.Points {
+		ps[i].Values = p.Values
+	}
+	return telemetry.Increase(ps, name)
+}
+
+// Max is the highest value of the gateway's metric name over the scrapes; ok is false when no
+// scrape had it.
+func (t Telemetry) Max(name string) (peak float64, ok bool) {
+	for _, p := range t.Points {
+		if v, has := p.Values[name]; has && (!ok || v > peak) {
+			peak, ok = v, true
+		}
+	}
+	return peak, ok
+}

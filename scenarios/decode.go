@@ -52,8 +52,16 @@ func (d *decoder) record(path string, n ast.Node) {
 
 // decodeFile parses data and binds it onto s, recording positions; it returns every problem found.
 func decodeFile(file string, data []byte, s *Scenario) Errors {
+	pos, errs := decodeYAML(file, data, s, "a scenario: name, cohorts, phases, slos, ...", "one scenario per file")
+	s.file, s.pos = file, pos
+	return errs
+}
+
+// decodeYAML parses data, a file holding one YAML document (want says what it should hold, one
+// says "one X per file"), and binds it onto the yaml-tagged struct v points to; it returns where
+// every field was written and every problem found.
+func decodeYAML(file string, data []byte, v any, want, one string) (positions, Errors) {
 	d := &decoder{file: file, anchors: map[string]ast.Node{}, pos: positions{}}
-	s.file, s.pos = file, d.pos
 	f, err := parser.ParseBytes(data, 0)
 	if err != nil {
 		e := &Error{File: file, Msg: "syntax error: " + err.Error()}
@@ -64,7 +72,7 @@ func decodeFile(file string, data []byte, s *Scenario) Errors {
 				e.Line, e.Column = se.Token.Position.Line, se.Token.Position.Column
 			}
 		}
-		return Errors{e}
+		return d.pos, Errors{e}
 	}
 	var docs []ast.Node
 	for _, doc := range f.Docs {
@@ -74,14 +82,14 @@ func decodeFile(file string, data []byte, s *Scenario) Errors {
 	}
 	switch {
 	case len(docs) == 0:
-		return Errors{{File: file, Msg: "empty file (want a scenario: name, cohorts, phases, slos, ...)"}}
+		return d.pos, Errors{{File: file, Msg: "empty file (want " + want + ")"}}
 	case len(docs) > 1:
-		d.errorf(docs[1], "", "more than one YAML document (want one scenario per file)")
-		return d.errs
+		d.errorf(docs[1], "", "more than one YAML document (want %s)", one)
+		return d.pos, d.errs
 	}
 	ast.Walk(anchorCollector(d.anchors), docs[0])
-	d.value(docs[0], reflect.ValueOf(s).Elem(), "")
-	return d.errs
+	d.value(docs[0], reflect.ValueOf(v).Elem(), "")
+	return d.pos, d.errs
 }
 
 type anchorCollector map[string]ast.Node
@@ -175,6 +183,8 @@ func (d *decoder) value(n ast.Node, v reflect.Value, path string) {
 			}
 		}
 		d.structure(n, v, path)
+	case reflect.Map:
+		d.mapping(n, v, path)
 	case reflect.Slice:
 		seq, ok := n.(*ast.SequenceNode)
 		if !ok {
@@ -283,6 +293,46 @@ func (d *decoder) structure(n ast.Node, v reflect.Value, path string) {
 		if _, scalar := scalarText(e.Value); !scalar {
 			d.pos[child] = keyPos(e)
 		}
+	}
+}
+
+// mapping binds a mapping onto a map with string keys: each key is a field of its own in paths
+// ("metrics.fanout_latency p99").
+func (d *decoder) mapping(n ast.Node, v reflect.Value, path string) {
+	if v.Type().Key().Kind() != reflect.String {
+		d.errorf(n, path, "cannot hold a value here")
+		return
+	}
+	var entries []*ast.MappingValueNode
+	switch m := n.(type) {
+	case *ast.MappingNode:
+		entries = m.Values
+	case *ast.MappingValueNode:
+		entries = []*ast.MappingValueNode{m}
+	default:
+		d.errorf(n, path, "want a mapping, got %s", describe(n))
+		return
+	}
+	if v.IsNil() {
+		v.Set(reflect.MakeMap(v.Type()))
+	}
+	for _, e := range d.expandMerges(entries, path, 0) {
+		key, ok := scalarText(e.Key)
+		if !ok || key == "" {
+			d.errorf(e.Key, path, "want a name, got %s", describe(e.Key))
+			continue
+		}
+		child := join(path, key)
+		k := reflect.ValueOf(key).Convert(v.Type().Key())
+		if v.MapIndex(k).IsValid() {
+			d.errorf(e.Key, child, "written twice")
+			continue
+		}
+		d.pos[child] = keyPos(e)
+		elem := reflect.New(v.Type().Elem()).Elem()
+		d.value(e.Value, elem, child)
+		d.pos[child] = keyPos(e)
+		v.SetMapIndex(k, elem)
 	}
 }
 

@@ -62,6 +62,8 @@ type Verdict struct {
 	NoData   bool `json:"no_data,omitempty"`
 	Optional bool `json:"optional,omitempty"`
 	Pass     bool `json:"pass"`
+	// Catches are the gateway flaws the SLO is meant to break under (SLO.Catches).
+	Catches []string `json:"catches,omitempty"`
 }
 
 // Grade evaluates every SLO against m, in order.
@@ -82,7 +84,7 @@ func Grade(slos []SLO, m MetricSource) []Verdict {
 			name = o.defaultName()
 		}
 		v := Verdict{Name: name, Metric: o.Metric, Label: o.Label, Agg: agg, Cohort: o.Cohort,
-			Op: o.Bound.Op, Bound: o.Bound.Value, Unit: unit, Optional: o.Optional}
+			Op: o.Bound.Op, Bound: o.Bound.Value, Unit: unit, Optional: o.Optional, Catches: o.Catches}
 		obs, ok := m.Value(o.Key(), string(agg), o.Cohort)
 		if !ok || math.IsNaN(obs) {
 			v.NoData = true
@@ -205,6 +207,7 @@ func ReportVerdicts(vs []Verdict) []reports.SLOVerdict {
 			Value:     v.Observed,
 			Pass:      v.Pass,
 			NoData:    v.NoData,
+			Catches:   v.Catches,
 			Detail:    fmt.Sprintf("%s; observed %s; cohort %s", v.Result(), v.ObservedText(), cohort),
 		}
 		if math.IsInf(v.Observed, 1) { // JSON has no infinity
@@ -220,7 +223,7 @@ func VerdictsOf(rs []reports.SLOVerdict) []Verdict {
 	for i, r := range rs {
 		metric, label, _ := strings.Cut(r.Metric, ":")
 		out[i] = Verdict{Name: r.Name, Metric: metric, Label: label, Agg: Agg(r.Agg), Cohort: r.Cohort, Op: Op(r.Op),
-			Bound: r.Threshold, Observed: r.Value, Unit: Unit(r.Unit), NoData: r.NoData, Optional: r.Optional, Pass: r.Pass}
+			Bound: r.Threshold, Observed: r.Value, Unit: Unit(r.Unit), NoData: r.NoData, Optional: r.Optional, Pass: r.Pass, Catches: r.Catches}
 		if r.Unbounded {
 			out[i].Observed = math.Inf(1)
 		}

@@ -90,20 +90,39 @@ func Knee(steps []Step) int {
 	return k
 }
 
-// WriteSteps writes one line per step (peak connections, message rates, verdict and the SLOs that broke)
-// and the knee.
-func WriteSteps(w io.Writer, steps []Step) error {
+// StepRampOf is the step ramp as result.json keeps it: every step with its figures and verdicts,
+// and the knee (nil without steps).
+func StepRampOf(steps []Step) *reports.StepRamp {
+	if len(steps) == 0 {
+		return nil
+	}
+	k := Knee(steps)
+	out := &reports.StepRamp{Knee: k, KneeReached: k < len(steps)-1}
+	for _, st := range steps {
+		out.Steps = append(out.Steps, reports.RampStep{Phase: st.Phase, Start: st.Start, End: st.End, Connections: st.Connections,
+			SentRate: st.SentRate, DeliveredRate: st.DeliveredRate, Pass: st.Pass(), SLOs: ReportVerdicts(st.Verdicts)})
+	}
+	return out
+}
+
+// WriteSteps writes one line per step of a step ramp (peak connections, message rates, verdict
+// and the SLOs that broke) and the knee.
+func WriteSteps(w io.Writer, sr *reports.StepRamp) error {
+	if sr == nil || len(sr.Steps) == 0 {
+		_, err := fmt.Fprintln(w, "knee: no steps (the scenario has no hold phase)")
+		return err
+	}
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, "STEP\tCONNECTIONS\tSENT/S\tDELIVERED/S\tRESULT\tBROKEN")
-	for _, st := range steps {
+	for _, st := range sr.Steps {
 		res, broken := "PASS", ""
-		for _, v := range st.Verdicts {
+		for _, v := range st.SLOs {
 			if !v.Pass {
 				res = "FAIL"
 				if broken != "" {
 					broken += ", "
 				}
-				broken += v.Name + " " + v.ObservedText()
+				broken += v.Name + " " + v.Measured()
 			}
 		}
 		fmt.Fprintf(tw, "%s\t%d\t%.0f\t%.0f\t%s\t%s\n", st.Phase, st.Connections, st.SentRate, st.DeliveredRate, res, broken)
@@ -111,14 +130,12 @@ func WriteSteps(w io.Writer, steps []Step) error {
 	if err := tw.Flush(); err != nil {
 		return err
 	}
-	k := Knee(steps)
+	k, steps := sr.Knee, sr.Steps
 	var err error
 	switch {
-	case len(steps) == 0:
-		_, err = fmt.Fprintln(w, "knee: no steps (the scenario has no hold phase)")
 	case k < 0:
 		_, err = fmt.Fprintf(w, "knee: below the first step (%s already broke an SLO)\n", steps[0].Phase)
-	case k == len(steps)-1:
+	case !sr.KneeReached:
 		_, err = fmt.Fprintf(w, "knee: not reached; the last step %s held with %d connections, %.0f messages/s sent, %.0f/s delivered\n",
 			steps[k].Phase, steps[k].Connections, steps[k].SentRate, steps[k].DeliveredRate)
 	default:

@@ -69,7 +69,12 @@ slos:
 		t.Errorf("knee %d, want 0", k)
 	}
 	var b strings.Builder
-	if err := WriteSteps(&b, steps); err != nil {
+	sr := StepRampOf(steps)
+	if sr.Knee != 0 || !sr.KneeReached || len(sr.Steps) != 2 || !sr.Steps[0].Pass || sr.Steps[1].Pass ||
+		sr.Steps[1].Connections != 200 || sr.Steps[1].SLOs[0].Pass || sr.Steps[1].SLOs[0].Name != "fanout_latency p99" {
+		t.Errorf("step ramp for result.json %+v", sr)
+	}
+	if err := WriteSteps(&b, sr); err != nil {
 		t.Fatal(err)
 	}
 	for _, want := range []string{"hold-100  100", "hold-200  200", "FAIL    fanout_latency p99 400ms",
@@ -80,5 +85,11 @@ slos:
 	}
 	if Knee(nil) != -1 || Knee(steps[1:]) != -1 {
 		t.Error("no passing first step must give knee -1")
+	}
+	if StepRampOf(nil) != nil {
+		t.Error("a step ramp without steps")
+	}
+	if sr := StepRampOf(steps[:1]); sr.Knee != 0 || sr.KneeReached {
+		t.Errorf("every step held: %+v", sr)
 	}
 }

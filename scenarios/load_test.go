@@ -291,3 +291,20 @@ func TestCatches(t *testing.T) {
 		t.Errorf("SLOs catching no-seq-order: %v", idx)
 	}
 }
+
+// TestTargetURLs: urls lists the nodes of one gateway, on any host; url and urls exclude each
+// other.
+func TestTargetURLs(t *testing.T) {
+	src := minimal + "target: {urls: [\"ws://10.9.0.2:8080/ws\", \"wss://gw.example:443/ws\"]}\n"
+	s, err := Parse("t.yaml", []byte(src))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s.Target.Embedded() || len(s.Target.Addresses()) != 2 {
+		t.Errorf("target %+v", s.Target)
+	}
+	_, err = Parse("t.yaml", []byte(minimal+"target: {url: \"ws://127.0.0.1:1/ws\", urls: [\"ws://127.0.0.1:2/ws\"]}\n"))
+	if err == nil || !strings.Contains(err.Error(), "url and urls exclude each other") {
+		t.Errorf("url and urls: %v", err)
+	}
+}

@@ -7,7 +7,10 @@ import (
 	"strings"
 	"time"
 
+	"github.com/squall-dev/squall/loadgen"
 	"github.com/squall-dev/squall/loadgen/stats"
+	"github.com/squall-dev/squall/refserver"
+	"github.com/squall-dev/squall/reports"
 )
 
 // Agg is how a metric's observations are reduced to the one number an SLO bounds.
@@ -43,13 +46,13 @@ var aggMeaning = map[Agg]string{
 // Unit is the base unit of a metric's values; bounds and MetricSource values are in it.
 type Unit string
 
-// Units.
+// Units (the values result.json's verdicts carry: reports' units).
 const (
-	UnitSeconds     Unit = "seconds"       // written as a Go duration in bounds: "45s", "250ms"
-	UnitCount       Unit = "count"         // plain number
-	UnitBytes       Unit = "bytes"         // number with an optional B, KB, KiB, MB, MiB, GB or GiB suffix
-	UnitPerSecond   Unit = "per_second"    // number with an optional "/s" suffix
-	UnitBytesPerSec Unit = "bytes_per_sec" // bytes suffixes and an optional "/s"
+	UnitSeconds     Unit = reports.UnitSeconds     // written as a Go duration in bounds: "45s", "250ms"
+	UnitCount       Unit = reports.UnitCount       // plain number
+	UnitBytes       Unit = reports.UnitBytes       // number with an optional B, KB, KiB, MB, MiB, GB or GiB suffix
+	UnitPerSecond   Unit = reports.UnitPerSecond   // number with an optional "/s" suffix
+	UnitBytesPerSec Unit = reports.UnitBytesPerSec // bytes suffixes and an optional "/s"
 )
 
 // Scaling says how time_scale changes a metric's bounds.
@@ -81,8 +84,14 @@ type Metric struct {
 	PerCohort bool
 	// Meaning is one line saying what is measured.
 	Meaning string
+	// Catches is one line saying which failure an SLO on the metric catches (naming the reference
+	// gateway's flaws that bring it back); reports show it beside the verdict.
+	Catches string
 	// Source says where the number comes from in a run.
 	Source string
+	// Needs are what the target's protocol must let a client observe for the metric to mean
+	// anything (loadgen.Capability); validation refuses an SLO whose profile cannot see them.
+	Needs []loadgen.Capability
 	// Resolve reads the metric off a finished run (ResultSource).
 	Resolve Resolver
 }
@@ -111,96 +120,159 @@ var (
 var Metrics = []Metric{
 	{Name: "ghost_presence_duration", Unit: UnitSeconds, Aggs: worstAggs, Scaling: ScaleTime, PerCohort: true,
 		Meaning: "how long a user whose every tab has gone stays present to observers (a user never cleared counts until the end of the run)",
+		Catches: "departed users left online: presence leaves never sent (no-presence-leave) or skipped after an abnormal close (leak-on-error)",
 		Source:  "client: presence tracker, per departed user (loadgen.HistGhostAge for the never cleared)",
+		Needs:   []loadgen.Capability{loadgen.CapPresence},
 		Resolve: ghostPresence},
 	{Name: "zombie_cleanup_time", Unit: UnitSeconds, Aggs: worstAggs, Scaling: ScaleTime, PerCohort: true,
 		Meaning: "from a tab vanishing (it stops reading and writing, TCP kept open) to the server closing its connection (a connection still open at the end counts as never cleaned)",
+		Catches: "half-open connections the server never notices: no server heartbeat (no-server-ping), or a sweep far slower than the heartbeat",
 		Source:  "client: loadgen.HistZombieCleanup (FIN/RST seen at the socket), HistZombieAge + CtrZombiesUncleaned",
 		Resolve: zombieCleanup},
 	{Name: "ordering_violations", Unit: UnitCount, Aggs: counterAggs, Scaling: ScaleNone, PerCohort: true,
 		Meaning: "broadcasts received with a roomSeq lower than one already seen in that room",
+		Catches: "frames applied in arrival order instead of by seq (no-seq-order), or a broker that reorders",
 		Source:  "stats.CtrOrderViolations",
 		Resolve: clientCounter(stats.CtrOrderViolations)},
 	{Name: "unrecovered_gaps", Unit: UnitCount, Aggs: counterAggs, Scaling: ScaleNone, PerCohort: true,
 		Meaning: "roomSeq gaps neither filled later nor replayed by a resume",
+		Catches: "broadcasts lost for good: dropped by a slow-consumer queue and not replayed by resume, or frames a node never relayed",
 		Source:  "stats.CtrGaps",
 		Resolve: clientCounter(stats.CtrGaps)},
 	{Name: "duplicates", Unit: UnitCount, Aggs: counterAggs, Scaling: ScaleNone, PerCohort: true,
 		Meaning: "broadcasts received twice (same room, same roomSeq)",
+		Catches: "a retried frame applied twice (no-seq-order), or a resume that replays what was already delivered",
 		Source:  "stats.CtrDuplicates",
 		Resolve: clientCounter(stats.CtrDuplicates)},
 	{Name: "lost_acked_messages", Unit: UnitCount, Aggs: counterAggs, Scaling: ScaleNone, PerCohort: true,
 		Meaning: "broadcasts the server acknowledged that some member of the room never received",
+		Catches: "messages the gateway acknowledged and then dropped: the worst delivery failure, a broken promise to the sender",
 		Source:  "stats.CtrAckedUndelivered",
+		Needs:   []loadgen.Capability{loadgen.CapAcks, loadgen.CapEcho},
 		Resolve: clientCounter(stats.CtrAckedUndelivered)},
+	{Name: "messages_lost", Unit: UnitCount, Aggs: counterAggs, Scaling: ScaleNone, PerCohort: true,
+		Meaning: "stamped messages whose own copy had not come back to their sender by the delivery check (relay profiles; a late copy is not lost)",
+		Catches: "a gateway that silently drops what clients publish: an unanswered send that simply vanishes",
+		Source:  "loadgen.CtrLost (payload stamps)",
+		Needs:   []loadgen.Capability{loadgen.CapAccounting},
+		Resolve: clientCounter(loadgen.CtrLost)},
 	{Name: "reconnect_rate_peak", Unit: UnitPerSecond, Aggs: []Agg{AggMax}, Scaling: ScaleRate,
 		Meaning: "the most reconnect attempts in any one second of the run",
+		Catches: "reconnect storms: a fleet cut at once without a retry hint (no-drain) retrying in lock-step",
 		Source:  "one-second series of stats.CtrReconnectAttempts, highest point",
 		Resolve: reconnectRatePeak},
 	{Name: "recovery_time", Unit: UnitSeconds, Aggs: []Agg{AggMax, AggMean, AggLast, AggCount}, Scaling: ScaleTime,
 		Meaning: "from a fault on the timeline to connections back at their level before it",
+		Catches: "a fleet that does not come back after an outage, a restart or a drain (no-drain, constant retry, refused reconnects)",
 		Source:  "one-second series of open connections around each timeline event",
 		Resolve: recoveryTime},
 	{Name: "reconnect_attempts_per_client", Unit: UnitCount, Aggs: []Agg{AggMax, AggP99, AggP50, AggP90, AggMean}, Scaling: ScaleNone, PerCohort: true,
 		Meaning: "reconnect attempts one client made over the run",
+		Catches: "clients retrying without backoff or in a loop against a gateway that keeps refusing them",
 		Source:  "client: loadgen.HistReconnectAttemptsPerClient, one value per tab",
 		Resolve: perClient(loadgenAttemptsPerClient)},
 	{Name: "false_disconnects", Unit: UnitCount, Aggs: counterAggs, Scaling: ScaleNone, PerCohort: true,
 		Meaning: "connections of well-behaved tabs (no exit, still reading, answering every ping, not behind a chaos proxy) cut for a heartbeat reason: the tab's read timeout fired (not even a server ping heard), or the server dropped it without a close frame (1006, what a heartbeat sweep does) and the tab's next connection attempt succeeded (the gateway was up)",
+		Catches: "healthy clients cut by a heartbeat mismatch: the server never pings (no-server-ping) or times out faster than clients answer",
 		Source:  "client: loadgen.CtrFalseDisconnects",
+		Needs:   []loadgen.Capability{loadgen.CapHeartbeat},
 		Resolve: clientCounter(loadgenFalseDisconnects)},
 	{Name: "concurrent_connections_per_client", Unit: UnitCount, Aggs: []Agg{AggMax, AggP99, AggMean}, Scaling: ScaleNone, PerCohort: true,
 		Meaning: "connections one user held open at the same moment",
+		Catches: "connection leaks per user: old sockets kept open across navigations, with no per-user limit (no-conn-limit)",
 		Source:  "client: loadgen.HistConnsPerUser, each user's peak of connections held (welcome to close)",
 		Resolve: perClient(loadgenConnsPerUser)},
 	{Name: "server_memory_per_connection", Unit: UnitBytes, Aggs: gaugeAggs, Scaling: ScaleNone,
 		Meaning: "gateway resident memory divided by its open connections, sampled every second",
+		Catches: "per-connection memory bloat: history kept without bound (unbounded-history), state left behind (leak-on-error)",
 		Source:  "telemetry: process_resident_memory_bytes / ws_connections_active",
 		Resolve: serverMemoryPerConnection},
 	{Name: "server_memory_growth_slope", Unit: UnitBytesPerSec, Aggs: []Agg{AggLast}, Scaling: ScaleRate,
 		Meaning: "least-squares slope of the gateway's resident memory over the hold phases",
+		Catches: "leaks: memory that grows while the load is flat (leak-on-error, unbounded-history)",
 		Source:  "telemetry: process_resident_memory_bytes series",
 		Resolve: serverMemoryGrowthSlope},
 	{Name: "connect_time", Unit: UnitSeconds, Aggs: histAggs, Scaling: ScaleNone, PerCohort: true,
 		Meaning: "from dialling to the upgraded connection (TCP connect and HTTP upgrade)",
+		Catches: "a slow accept path: an overloaded gateway, or an auth backend called on every connection (no-auth-cache)",
 		Source:  "stats.HistUpgrade (dial to 101)",
 		Resolve: latency(stats.HistUpgrade)},
 	{Name: "ping_rtt", Unit: UnitSeconds, Aggs: histAggs, Scaling: ScaleNone, PerCohort: true,
 		Meaning: "round trip of a WebSocket ping",
+		Catches: "a stalled event loop or writer: pongs queued behind slow consumers or a saturated node",
 		Source:  "stats.HistPingRTT",
 		Resolve: latency(stats.HistPingRTT)},
 	{Name: "fanout_latency", Unit: UnitSeconds, Aggs: histAggs, Scaling: ScaleNone, PerCohort: true,
 		Meaning: "from the sender's intended send time to each receipt of a broadcast",
+		Catches: "slow delivery: a slow consumer holding up its room, a broker or node falling behind",
 		Source:  "stats.HistFanout",
 		Resolve: latency(stats.HistFanout)},
 	{Name: "reconnect_time", Unit: UnitSeconds, Aggs: histAggs, Scaling: ScaleTime, PerCohort: true,
 		Meaning: "from a drop to the next welcome of the same tab (backoff delays included)",
+		Catches: "slow recovery after a drop: long backoff, refused reconnects, a gateway slow to accept again",
 		Source:  "stats.HistReconnect",
 		Resolve: latency(stats.HistReconnect)},
 	{Name: "presence_convergence", Unit: UnitSeconds, Aggs: histAggs, Scaling: ScaleTime, PerCohort: true,
 		Meaning: "from a tab's exit to the moment every observer has seen its leave",
+		Catches: "slow or missing presence leaves (no-presence-leave): observers see departed users for too long",
 		Source:  "stats.HistPresence",
+		Needs:   []loadgen.Capability{loadgen.CapPresence},
 		Resolve: latency(stats.HistPresence)},
 	{Name: "schedule_lag", Unit: UnitSeconds, Aggs: histAggs, Scaling: ScaleNone, PerCohort: true,
 		Meaning: "how late the generator ran its own schedule (generator health)",
+		Catches: "a saturated load generator: past its bound the run measures the generator, not the gateway",
 		Source:  "stats.HistScheduleLag",
 		Resolve: latency(stats.HistScheduleLag)},
 	{Name: "shed_total", Unit: UnitCount, Aggs: counterAggs, Scaling: ScaleNone,
 		Meaning: "connections the gateway shed by admission control",
+		Catches: "admission control shedding connections under load (or not shedding when it should)",
 		Source:  "telemetry: ws_shed_total",
 		Resolve: shedTotal},
 	{Name: "auth_backend_calls", Unit: UnitCount, Aggs: counterAggs, Scaling: ScaleNone,
 		Meaning: "token checks that reached the auth backend (not answered by the token cache or a concurrent check of the same token)",
+		Catches: "an auth backend hammered by reconnects: tokens checked on every connection (no-auth-cache)",
 		Source:  `telemetry: ws_auth_requests_total{cached="false"} with result ok, invalid or error`,
 		Resolve: authBackend},
 	{Name: "orphaned_subscriptions", Unit: UnitCount, Aggs: []Agg{AggLast, AggMax}, Scaling: ScaleNone,
 		Meaning: "room memberships whose connection is gone (0 after every clean run)",
+		Catches: "subscriptions left behind when a connection ends without a close handshake (leak-on-error)",
 		Source:  "telemetry: ws_orphaned_subscriptions",
 		Resolve: orphanedSubscriptions},
+	{Name: "tier_connections", Unit: UnitCount, Aggs: counterAggs, Scaling: ScaleNone, Labelled: true, PerCohort: true,
+		Meaning: "connections opened on the transport tier given as label (websocket, sse, poll) by tabs whose behaviour sets a transport",
+		Catches: "tabs that never reach their tier, or a ladder that does not fall back when the upgrade is blocked",
+		Source:  `loadgen counters "tier_connects:<label>"`,
+		Needs:   []loadgen.Capability{loadgen.CapFallback},
+		Resolve: tierCounter(loadgen.CtrTierConnects)},
+	{Name: "tier_requests", Unit: UnitCount, Aggs: counterAggs, Scaling: ScaleNone, Labelled: true, PerCohort: true,
+		Meaning: "HTTP requests the tier given as label took (the WebSocket upgrade; an SSE stream and every POST /send; every poll): its cost",
+		Catches: "a fallback tier too costly for the gateway: polls and sends per delivered message",
+		Source:  `loadgen counters "tier_requests:<label>"`,
+		Needs:   []loadgen.Capability{loadgen.CapFallback},
+		Resolve: tierCounter(loadgen.CtrTierRequests)},
+	{Name: "tier_fanout_latency", Unit: UnitSeconds, Aggs: histAggs, Scaling: ScaleNone, Labelled: true, PerCohort: true,
+		Meaning: "fan-out latency of the broadcasts received on the tier given as label (count: broadcasts delivered on it)",
+		Catches: "a fallback tier that delivers late or not at all (a poll hold, a buffering proxy)",
+		Source:  `loadgen histogram "tier_fanout:<label>"`,
+		Needs:   []loadgen.Capability{loadgen.CapFallback},
+		Resolve: tierLatency},
 	{Name: "close_codes", Unit: UnitCount, Aggs: counterAggs, Scaling: ScaleNone, Labelled: true, PerCohort: true,
 		Meaning: "connections closed with the close code given as label (1006 = abnormal, no close frame)",
+		Catches: "abnormal closes: 1006 from a drain without close frames (no-drain) or an idle-timeout proxy; 1008/1013 refusals from limits (no-conn-limit) and overload",
 		Source:  `stats counters "close_code:<label>"`,
 		Resolve: closeCodes},
+}
+
+// Glossary explains the catalogue's metrics and the reference gateway's flaws to the reports.
+func Glossary() reports.Glossary {
+	g := reports.Glossary{Metrics: make(map[string]reports.MetricDoc, len(Metrics)), Flaws: map[string]string{}}
+	for _, m := range Metrics {
+		g.Metrics[m.Name] = reports.MetricDoc{Meaning: m.Meaning, Catches: m.Catches}
+	}
+	for _, f := range refserver.AllFlaws() {
+		g.Flaws[string(f.Flaw)] = f.Description
+	}
+	return g
 }
 
 // LookupMetric returns the catalogue entry of name.
@@ -355,70 +427,8 @@ func parseValue(s string, u Unit) (float64, error) {
 }
 
 // FormatValue renders v (in the base unit u) for people: durations as Go durations rounded to three
-// significant digits, bytes with binary prefixes, counts as integers where whole.
-func FormatValue(v float64, u Unit) string {
-	if math.IsNaN(v) {
-		return "NaN"
-	}
-	if math.IsInf(v, 1) && u == UnitSeconds {
-		return "never" // e.g. a recovery that did not happen
-	}
-	if math.IsInf(v, 0) {
-		return strconv.FormatFloat(v, 'g', -1, 64)
-	}
-	switch u {
-	case UnitSeconds:
-		return formatDuration(time.Duration(v * float64(time.Second)))
-	case UnitBytes:
-		return formatBytes(v)
-	case UnitBytesPerSec:
-		return formatBytes(v) + "/s"
-	case UnitPerSecond:
-		return formatNumber(v) + "/s"
-	}
-	return formatNumber(v)
-}
+// significant digits, bytes with binary prefixes, counts as integers where whole (reports.FormatValue,
+// which the reports render with).
+func FormatValue(v float64, u Unit) string { return reports.FormatValue(v, string(u)) }
 
-func formatNumber(v float64) string {
-	if v == math.Trunc(v) && math.Abs(v) < 1e15 {
-		return strconv.FormatFloat(v, 'f', 0, 64)
-	}
-	return sig3(v)
-}
-
-func formatBytes(v float64) string {
-	abs := math.Abs(v)
-	switch {
-	case abs >= 1<<30:
-		return sig3(v/(1<<30)) + "GiB"
-	case abs >= 1<<20:
-		return sig3(v/(1<<20)) + "MiB"
-	case abs >= 1<<10:
-		return sig3(v/(1<<10)) + "KiB"
-	}
-	return formatNumber(v) + "B"
-}
-
-// sig3 renders v with three significant digits, without an exponent from 1000 up (1000, not 1e+03).
-func sig3(v float64) string {
-	if math.Abs(v) >= 1000 && math.Abs(v) < 1e15 {
-		return strconv.FormatFloat(math.Round(v), 'f', 0, 64)
-	}
-	return strconv.FormatFloat(v, 'g', 3, 64)
-}
-
-// formatDuration rounds d to three significant digits.
-func formatDuration(d time.Duration) string {
-	if d == 0 {
-		return "0s"
-	}
-	abs := d
-	if abs < 0 {
-		abs = -abs
-	}
-	unit := time.Duration(1)
-	for abs/unit >= 1000 {
-		unit *= 10
-	}
-	return d.Round(unit).String()
-}
+func formatDuration(d time.Duration) string { return reports.FormatDuration(d) }

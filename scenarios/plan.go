@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/squall-dev/squall/loadgen"
@@ -92,6 +93,8 @@ func (b Behaviour) loadgen() (loadgen.Behaviour, error) {
 		Exit:              b.Exit.loadgen(),
 		TabsPerUser:       b.TabsPerUser,
 		Misbehave:         mb,
+		Transport:         b.Transport,
+		BlockUpgrade:      b.BlockUpgrade,
 	}, err
 }
 
@@ -200,7 +203,7 @@ func (r Reconnect) LoadgenPolicy() loadgen.ReconnectPolicy {
 func (s *Scenario) EmbeddedOptions() (embedded.Options, error) {
 	t := s.Target
 	if !t.Embedded() {
-		return embedded.Options{}, fmt.Errorf("scenarios: %s: the target is url %s, not the embedded gateway", s.Name, t.URL)
+		return embedded.Options{}, fmt.Errorf("scenarios: %s: the target is url %s, not the embedded gateway", s.Name, strings.Join(t.Addresses(), ", "))
 	}
 	cfg, err := t.GatewayConfig()
 	opts := embedded.Options{Nodes: t.Nodes, Config: cfg}

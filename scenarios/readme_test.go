@@ -97,8 +97,16 @@ func TestReadmeCatalogue(t *testing.T) {
 		if m.PerCohort {
 			cohort = "yes"
 		}
-		want := []string{string(m.Unit), strings.Join(aggs, ", "), scaling[m.Scaling], cohort, m.Meaning}
-		if len(cells) != 6 || !slices.Equal(cells[1:], want) {
+		needs := "—"
+		if len(m.Needs) > 0 {
+			var ns []string
+			for _, n := range m.Needs {
+				ns = append(ns, string(n))
+			}
+			needs = strings.Join(ns, ", ")
+		}
+		want := []string{string(m.Unit), strings.Join(aggs, ", "), scaling[m.Scaling], cohort, needs, m.Meaning}
+		if len(cells) != 7 || !slices.Equal(cells[1:], want) {
 			t.Errorf("%s: README row %q, want %q", m.Name, cells[1:], want)
 		}
 	}

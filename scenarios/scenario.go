@@ -1,6 +1,8 @@
 package scenarios
 
 import (
+	"fmt"
+	"path/filepath"
 	"slices"
 	"time"
 
@@ -56,9 +58,26 @@ type Scenario struct {
 // gateway tag names. After Load every duration and rate setting of an embedded target holds the
 // gateway's default when the file left it out, so that time_scale reaches it too.
 type Target struct {
-	// URL of a running gateway's WebSocket endpoint (ws:// or wss://, loopback only). Empty means the
+	// URL of a running gateway's WebSocket endpoint (ws:// or wss://, any host). Empty means the
 	// embedded gateway. Mutually exclusive with every embedded setting below.
 	URL string `yaml:"url"`
+	// Protocol is what the clients speak there (default: squall, the reference gateway's; the
+	// embedded gateway speaks nothing else). See loadgen.ProtocolSpec.
+	Protocol loadgen.ProtocolSpec `yaml:"protocol"`
+	// Auth is where the clients' tokens come from (minted JWTs, a token file, none) and where they
+	// go (query, header, first frame). URL targets only. See loadgen.AuthSpec.
+	Auth loadgen.AuthSpec `yaml:"auth"`
+	// TLS configures a wss:// URL: CA bundle, client certificate, server name,
+	// insecure_skip_verify. Relative file names are taken from the scenario file's directory.
+	TLS loadgen.TLSSpec `yaml:"tls"`
+	// Headers are added to every upgrade request (values are templates: {{.Token}}, {{.User}},
+	// {{.Client}}); Origin and Subprotocols likewise. URL targets only.
+	Headers      map[string]string `yaml:"headers"`
+	Origin       string            `yaml:"origin"`
+	Subprotocols []string          `yaml:"subprotocols"`
+	// URLs are the nodes of one running gateway (instead of URL): clients are spread over them,
+	// and each node's /metrics on the same host:port is scraped unless MetricsURL is set.
+	URLs []string `yaml:"urls"`
 	// MetricsURL is the Prometheus endpoint scraped during the run (default for the embedded gateway:
 	// its own /metrics; for a URL target: none unless set).
 	MetricsURL string `yaml:"metrics_url"`
@@ -106,7 +125,63 @@ type Target struct {
 }
 
 // Embedded reports whether the target is the embedded reference gateway.
-func (t Target) Embedded() bool { return t.URL == "" }
+func (t Target) Embedded() bool { return t.URL == "" && len(t.URLs) == 0 }
+
+// Addresses are the target's WebSocket URLs (URL, or URLs).
+func (t Target) Addresses() []string {
+	if t.URL != "" {
+		return []string{t.URL}
+	}
+	return t.URLs
+}
+
+// urlOnly are the target settings that apply to a URL target and to nothing embedded.
+var urlOnly = []string{"url", "urls", "metrics_url", "toxiproxy", "protocol", "auth", "tls", "headers", "origin", "subprotocols"}
+
+// LoadgenTarget is the load generator's target for a URL target: its endpoint, protocol,
+// credentials and connection settings, with relative file names taken from the scenario file's
+// directory.
+func (s *Scenario) LoadgenTarget() (loadgen.Target, error) {
+	t := s.Target
+	var lt loadgen.Target
+	for i, raw := range t.Addresses() {
+		ep, err := loadgen.ParseURL(raw)
+		if err != nil {
+			if t.URL != "" {
+				return loadgen.Target{}, fmt.Errorf("target.url: %w", err)
+			}
+			return loadgen.Target{}, fmt.Errorf("target.urls[%d]: %w", i, err)
+		}
+		lt.Endpoints = append(lt.Endpoints, ep)
+	}
+	if len(lt.Endpoints) == 0 {
+		return loadgen.Target{}, fmt.Errorf("target.url: missing")
+	}
+	if t.URL != "" || t.MetricsURL != "" {
+		// One URL: its metrics only when the file names them. Several nodes: each node's own
+		// /metrics (ParseURL's default), unless the file names one endpoint for the whole gateway.
+		for i := range lt.Endpoints {
+			lt.Endpoints[i].MetricsURL = ""
+		}
+		lt.Endpoints[0].MetricsURL = t.MetricsURL
+	}
+	dir := ""
+	if s.file != "" {
+		dir = filepath.Dir(s.file)
+	}
+	rel := func(p string) string {
+		if p == "" || filepath.IsAbs(p) || dir == "" {
+			return p
+		}
+		return filepath.Join(dir, p)
+	}
+	lt.Protocol = t.Protocol
+	lt.Auth = t.Auth
+	lt.Auth.KeyFile, lt.Auth.TokenFile = rel(t.Auth.KeyFile), rel(t.Auth.TokenFile)
+	lt.Conn = loadgen.ConnSpec{TLS: t.TLS, Headers: t.Headers, Origin: t.Origin, Subprotocols: t.Subprotocols}
+	lt.Conn.TLS.CAFile, lt.Conn.TLS.CertFile, lt.Conn.TLS.KeyFile = rel(t.TLS.CAFile), rel(t.TLS.CertFile), rel(t.TLS.KeyFile)
+	return lt, nil
+}
 
 // ModelKind is how clients enter the run: the load generator's model kinds.
 type ModelKind = loadgen.ModelKind
@@ -173,6 +248,14 @@ type Behaviour struct {
 	TabsPerUser int `yaml:"tabs_per_user"`
 	// Misbehave breaks the protocol on purpose (escalation replay).
 	Misbehave Misbehave `yaml:"misbehave"`
+	// Transport is the tier the tabs connect with: websocket, sse, poll (the reference gateway's
+	// fallback tiers) or ladder (WebSocket, then SSE when the upgrade is refused or cut, then long
+	// polling). Set, it records delivery, latency and cost per tier (the tier_* metrics). Empty
+	// means a WebSocket with no per-tier figures. The squall protocol only.
+	Transport string `yaml:"transport"`
+	// BlockUpgrade sends the tabs' WebSocket attempts through a proxy that strips the Upgrade
+	// header, as a corporate proxy does (transport websocket or ladder).
+	BlockUpgrade bool `yaml:"block_upgrade"`
 }
 
 // Rooms says which rooms a client joins. Rooms are named Prefix + index and shared by name across
@@ -288,6 +371,16 @@ const (
 	ActionNodeResume   Action = "node-resume"   // SIGCONT node Node
 	ActionNodeDrain    Action = "node-drain"    // SIGTERM node Node: close everyone with 1001 and a retry hint
 	ActionBehaviour    Action = "behaviour"     // switch Cohort's behaviour by Behaviour
+
+	// Container faults act on the run's own containers (harness.Options.Containers), by Container.
+	ActionContainerStop       Action = "container-stop"       // stop Container (SIGTERM, then SIGKILL)
+	ActionContainerStart      Action = "container-start"      // start a stopped or killed Container again
+	ActionContainerKill       Action = "container-kill"       // SIGKILL Container
+	ActionContainerRestart    Action = "container-restart"    // stop Container gracefully and start it again
+	ActionContainerPause      Action = "container-pause"      // freeze Container (cgroup freezer)
+	ActionContainerResume     Action = "container-resume"     // unfreeze Container
+	ActionContainerDisconnect Action = "container-disconnect" // take Container off Network: a partition
+	ActionContainerConnect    Action = "container-connect"    // put Container back on Network, same address
 )
 
 // ToxicType is a Toxiproxy toxic: the chaos package's types.
@@ -309,8 +402,9 @@ const (
 type Event struct {
 	At     time.Duration `yaml:"at"`
 	Action Action        `yaml:"action"`
-	// Duration, when set on toxic-add, proxy-disable or node-pause, reverts the action after it
-	// (toxic removed, proxy enabled, node resumed).
+	// Duration, when set on toxic-add, proxy-disable, node-pause, container-stop, container-kill,
+	// container-pause or container-disconnect, reverts the action after it (toxic removed, proxy
+	// enabled, node resumed, container started, resumed or reconnected).
 	Duration time.Duration `yaml:"duration"`
 
 	// Proxy the toxic or proxy action applies to (default: the only proxy the cohorts use).
@@ -325,6 +419,11 @@ type Event struct {
 
 	// Node is the index of the embedded gateway node a node action applies to (default 0).
 	Node int `yaml:"node"`
+
+	// Container is the name of the run's container a container action applies to; Network is the
+	// Docker network container-disconnect and container-connect act on.
+	Container string `yaml:"container"`
+	Network   string `yaml:"network"`
 
 	// Cohort and Behaviour describe a behaviour switch: the fields set in Behaviour replace the
 	// cohort's from this moment on (for clients connected and still to come).

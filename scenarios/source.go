@@ -118,6 +118,24 @@ func clientCounter(counter string) Resolver {
 	}
 }
 
+// tierCounter resolves a per-tier counter of the tier given as label.
+func tierCounter(counter string) Resolver {
+	return func(q MetricQuery) (float64, bool) {
+		if q.Label == "" {
+			return 0, false
+		}
+		return clientCounter(loadgen.TierKey(counter, q.Label))(q)
+	}
+}
+
+// tierLatency resolves the fan-out latency of the tier given as label.
+func tierLatency(q MetricQuery) (float64, bool) {
+	if q.Label == "" || !q.hasClients() {
+		return 0, false
+	}
+	return histValue(q.Clients.Hist(loadgen.TierKey(loadgen.HistTierFanout, q.Label)), q.Agg, q.seconds())
+}
+
 // closeCodes resolves the clients' count of closes with the close code given as label.
 func closeCodes(q MetricQuery) (float64, bool) {
 	if q.Label == "" {
@@ -192,9 +210,11 @@ func orphanedSubscriptions(q MetricQuery) (float64, bool) {
 	return telemetryValue(q.Run.Result.Telemetry, protocol.MetricOrphanedSubscriptions, q.Agg)
 }
 
-// shedTotal resolves shed_total: the gateway's counter at its last scrape.
+// shedTotal resolves shed_total: how much the gateway's counter rose during the run (from the
+// scrape before the clients started to the one after they ended), not its absolute value, which
+// counts every earlier run against the same gateway.
 func shedTotal(q MetricQuery) (float64, bool) {
-	v, ok := telemetryValue(q.Run.Result.Telemetry, protocol.MetricShedTotal, AggLast)
+	v, ok := q.Run.Result.Telemetry.Increase(protocol.MetricShedTotal)
 	if !ok {
 		return 0, false
 	}
@@ -445,7 +465,8 @@ func leastSquaresSlope(xs, ys []float64) (float64, bool) {
 }
 
 // recoveryValue measures, for each fault of the run (a step that disrupts: toxic added, proxy
-// disabled, node killed, restarted, paused or drained), how long the open connections took to get
+// disabled, node or container killed, stopped, restarted, paused or drained, container
+// disconnected), how long the open connections took to get
 // back to their level just before it. It looks until the next fault or the ramp-down: zero when
 // they did not dip; +Inf ("never") when they were not back by then. Levels come from the
 // one-second series, so recovery times have a resolution of one second.
@@ -524,4 +545,6 @@ func (s ResultSource) recoveryValue(a Agg) (float64, bool) {
 // disruptive lists the chaos actions recovery_time measures from (reverts are not faults).
 var disruptive = map[string]bool{
 	"add_toxic": true, "disable_proxy": true, "kill": true, "restart": true, "pause": true, "drain": true,
+	"container_stop": true, "container_kill": true, "container_restart": true, "container_pause": true,
+	"network_disconnect": true,
 }

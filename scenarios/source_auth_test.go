@@ -16,7 +16,7 @@ func TestAuthBackendCalls(t *testing.T) {
 		ok     bool
 	}{
 		{"no auth metric", []reports.TelemetryPoint{point(map[string]float64{"ws_connections_active": 3})}, AggCount, 0, false},
-		{"backend calls of every result, last scrape", []reports.TelemetryPoint{
+		{"backend calls of every result during the run", []reports.TelemetryPoint{
 			point(map[string]float64{`ws_auth_requests_total{cached="false",result="ok"}`: 2}),
 			point(map[string]float64{
 				`ws_auth_requests_total{cached="false",result="ok"}`:          10,
@@ -26,10 +26,15 @@ func TestAuthBackendCalls(t *testing.T) {
 				`ws_auth_requests_total{cached="false",result="unavailable"}`: 7,
 				`ws_auth_requests_total`:                                      70,
 			}),
-		}, AggCount, 13, true},
+		}, AggCount, 8 + 1 + 2, true}, // ok rose from 2; invalid and error appeared during the run
 		{"rate over the run", []reports.TelemetryPoint{
-			point(map[string]float64{`ws_auth_requests_total{cached="false",result="ok"}`: 20}),
+			point(map[string]float64{`ws_auth_requests_total{cached="false",result="ok"}`: 500}),
+			point(map[string]float64{`ws_auth_requests_total{cached="false",result="ok"}`: 520}),
 		}, AggRate, 2, true},
+		{"earlier runs against the same gateway are left out", []reports.TelemetryPoint{
+			point(map[string]float64{`ws_auth_requests_total{cached="false",result="ok"}`: 9000}),
+			point(map[string]float64{`ws_auth_requests_total{cached="false",result="ok"}`: 9000}),
+		}, AggCount, 0, true},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

@@ -51,6 +51,14 @@ func (s *Scenario) ChaosTimeline() (chaos.Timeline, error) {
 			if e.Action == ActionNodePause {
 				revert = chaos.ActionResume
 			}
+		case ActionContainerStop, ActionContainerStart, ActionContainerKill, ActionContainerRestart, ActionContainerPause,
+			ActionContainerResume, ActionContainerDisconnect, ActionContainerConnect:
+			step.Target = e.Container
+			step.Action = containerActions[e.Action]
+			revert = containerReverts[e.Action]
+			if e.Network != "" {
+				step.Params = map[string]string{chaos.ParamNetwork: e.Network}
+			}
 		case ActionBehaviour:
 			step.Action, step.Target = ChaosBehaviour, ""
 			step.Params = map[string]string{"cohort": e.Cohort, "event": strconv.Itoa(i)}
@@ -60,7 +68,7 @@ func (s *Scenario) ChaosTimeline() (chaos.Timeline, error) {
 		}
 		tl = append(tl, step)
 		if e.Duration > 0 && revert != "" {
-			back := chaos.Step{At: e.At + e.Duration, Action: revert, Target: step.Target}
+			back := chaos.Step{At: e.At + e.Duration, Action: revert, Target: step.Target, Params: step.Params}
 			if revert == chaos.ActionRemoveToxic {
 				back.Toxic = chaos.Toxic{Name: step.Toxic.Name}
 			}
@@ -71,6 +79,20 @@ func (s *Scenario) ChaosTimeline() (chaos.Timeline, error) {
 		return tl, fmt.Errorf("scenarios: %s: %w", s.Name, err)
 	}
 	return tl, nil
+}
+
+// containerActions maps the scenario's container actions onto chaos's.
+var containerActions = map[Action]chaos.Action{
+	ActionContainerStop: chaos.ActionContainerStop, ActionContainerStart: chaos.ActionContainerStart,
+	ActionContainerKill: chaos.ActionContainerKill, ActionContainerRestart: chaos.ActionContainerRestart,
+	ActionContainerPause: chaos.ActionContainerPause, ActionContainerResume: chaos.ActionContainerResume,
+	ActionContainerDisconnect: chaos.ActionNetworkDisconnect, ActionContainerConnect: chaos.ActionNetworkConnect,
+}
+
+// containerReverts is what a container action's duration ends with.
+var containerReverts = map[Action]chaos.Action{
+	ActionContainerStop: chaos.ActionContainerStart, ActionContainerKill: chaos.ActionContainerStart,
+	ActionContainerPause: chaos.ActionContainerResume, ActionContainerDisconnect: chaos.ActionNetworkConnect,
 }
 
 // chaosToxic converts a toxic-add event's toxic.

@@ -93,7 +93,7 @@ func TestApplyTimeScaleReachesEveryDuration(t *testing.T) {
 		switch {
 		case strings.HasSuffix(path, " (rate)"):
 			want = b / 0.25
-		case path == ".ScheduleLagBound":
+		case path == ".ScheduleLagBound", path == ".Target.Auth.TTL":
 			want = b
 		}
 		if math.Abs(after[path]-want) > 1e-9*math.Abs(want) {

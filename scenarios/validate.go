@@ -12,6 +12,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/squall-dev/squall/loadgen"
 )
 
 // Validate reports every problem with s at once (as Errors), with file positions when s was loaded
@@ -98,35 +100,53 @@ func (s *Scenario) check() Errors {
 	return c.errs
 }
 
-// loopbackHost reports whether host (a name or an address) stays on this machine.
-func loopbackHost(host string) bool {
-	if host == "localhost" {
-		return true
-	}
-	a, err := netip.ParseAddr(host)
-	return err == nil && a.IsLoopback()
-}
-
 func (c *checker) url(path, raw string, schemes ...string) {
 	if raw == "" {
 		return
 	}
 	u, err := url.Parse(raw)
 	if err != nil || u.Host == "" {
-		c.add(path, "bad URL %q (want %s://127.0.0.1:PORT/...)", raw, schemes[0])
+		c.add(path, "bad URL %q (want %s://HOST:PORT/...)", raw, schemes[0])
 		return
 	}
 	if !slices.Contains(schemes, u.Scheme) {
 		c.add(path, "URL scheme %q (want %s)", u.Scheme, orList(schemes))
 	}
-	if !loopbackHost(u.Hostname()) {
-		c.add(path, "host %q is not on loopback (traffic stays on 127.0.0.0/8)", u.Hostname())
+}
+
+// urlTarget checks a URL target's protocol, credentials and connection settings (reading the files
+// they name).
+func (c *checker) urlTarget() {
+	lt, err := c.s.LoadgenTarget()
+	if err != nil {
+		return // target.url is reported by url()
+	}
+	if _, err := loadgen.NewProtocol(lt.Protocol); err != nil {
+		c.add("target.protocol", "%v", err)
+	}
+	if err := lt.Auth.Validate(); err != nil {
+		c.add("target.auth", "%v", err)
+	}
+	if _, err := lt.Conn.TLS.Config(); err != nil {
+		c.add("target.tls", "%v", err)
+	}
+	if err := (loadgen.ConnSpec{Headers: lt.Conn.Headers}).Validate(); err != nil {
+		c.add("target.headers", "%v", err)
+	}
+	if err := (loadgen.ConnSpec{Subprotocols: lt.Conn.Subprotocols}).Validate(); err != nil {
+		c.add("target.subprotocols", "%v", err)
 	}
 }
 
 func (c *checker) target() {
 	t := c.s.Target
 	c.url("target.url", t.URL, "ws", "wss")
+	for i, u := range t.URLs {
+		c.url(fmt.Sprintf("target.urls[%d]", i), u, "ws", "wss")
+	}
+	if t.URL != "" && len(t.URLs) > 0 {
+		c.add("target.urls", "url and urls exclude each other (urls lists every node)")
+	}
 	c.url("target.metrics_url", t.MetricsURL, "http", "https")
 	c.url("target.toxiproxy", t.Toxiproxy, "http")
 	if !t.Embedded() {
@@ -134,14 +154,28 @@ func (c *checker) target() {
 		v, typ := reflect.ValueOf(t), reflect.TypeOf(t)
 		for i := range typ.NumField() {
 			name, _, _ := strings.Cut(typ.Field(i).Tag.Get("yaml"), ",")
-			if name == "url" || name == "metrics_url" || name == "toxiproxy" {
+			if slices.Contains(urlOnly, name) {
 				continue
 			}
 			if !v.Field(i).IsZero() {
-				c.add("target."+name, "applies to the embedded gateway only, and the target is url %s", t.URL)
+				c.add("target."+name, "applies to the embedded gateway only, and the target is url %s", strings.Join(t.Addresses(), ", "))
 			}
 		}
+		c.urlTarget()
 		return
+	}
+	v, typ := reflect.ValueOf(t), reflect.TypeOf(t)
+	for i := range typ.NumField() {
+		name, _, _ := strings.Cut(typ.Field(i).Tag.Get("yaml"), ",")
+		if !slices.Contains(urlOnly, name) || name == "url" || name == "metrics_url" || name == "toxiproxy" {
+			continue
+		}
+		if name == "protocol" && (t.Protocol == loadgen.ProtocolSpec{Name: loadgen.ProtocolSquall}) {
+			continue
+		}
+		if !v.Field(i).IsZero() {
+			c.add("target."+name, "applies to a url target only (the embedded gateway speaks squall over ws:// with tokens of its own)")
+		}
 	}
 	if t.Nodes < 0 {
 		c.add("target.nodes", "negative value %d (want 1 or more)", t.Nodes)
@@ -264,6 +298,17 @@ func (c *checker) behaviour(p string, b Behaviour) {
 	c.nonNegDur(p+".read_timeout", b.ReadTimeout)
 	c.reconnect(p+".reconnect", b.Reconnect)
 	c.exit(p+".exit", b.Exit)
+	switch b.Transport {
+	case "", loadgen.TierWebSocket, loadgen.TierSSE, loadgen.TierPoll, loadgen.TransportLadder:
+	default:
+		c.add(p+".transport", "unknown transport %q (want websocket, sse, poll or ladder)", b.Transport)
+	}
+	if name := c.s.Target.Protocol.Name; b.Transport != "" && name != "" && name != loadgen.ProtocolSquall {
+		c.add(p+".transport", "the fallback tiers are the reference gateway's: the %s profile (target.protocol) has WebSocket only", name)
+	}
+	if b.BlockUpgrade && b.Transport != loadgen.TransportLadder && b.Transport != loadgen.TierWebSocket {
+		c.add(p+".block_upgrade", "needs transport ladder (or websocket, to see the tabs fail)")
+	}
 	if b.TabsPerUser < 0 {
 		c.add(p+".tabs_per_user", "negative value %d (want 1 or more)", b.TabsPerUser)
 	}
@@ -371,12 +416,23 @@ var actionFields = map[Action][]string{
 	ActionNodeResume:   {"node"},
 	ActionNodeDrain:    {"node"},
 	ActionBehaviour:    {"cohort", "behaviour"},
+
+	ActionContainerStop:       {"duration", "container"},
+	ActionContainerStart:      {"container"},
+	ActionContainerKill:       {"duration", "container"},
+	ActionContainerRestart:    {"container"},
+	ActionContainerPause:      {"duration", "container"},
+	ActionContainerResume:     {"container"},
+	ActionContainerDisconnect: {"duration", "container", "network"},
+	ActionContainerConnect:    {"container", "network"},
 }
 
 func actionNames() []string {
 	out := make([]string, 0, len(actionFields))
 	for _, a := range []Action{ActionToxicAdd, ActionToxicRemove, ActionProxyDisable, ActionProxyEnable,
-		ActionNodeKill, ActionNodeRestart, ActionNodePause, ActionNodeResume, ActionNodeDrain, ActionBehaviour} {
+		ActionNodeKill, ActionNodeRestart, ActionNodePause, ActionNodeResume, ActionNodeDrain, ActionBehaviour,
+		ActionContainerStop, ActionContainerStart, ActionContainerKill, ActionContainerRestart, ActionContainerPause,
+		ActionContainerResume, ActionContainerDisconnect, ActionContainerConnect} {
 		out = append(out, string(a))
 	}
 	return out
@@ -437,12 +493,20 @@ func (c *checker) timeline() {
 			delete(added, e.Proxy+"/"+e.Toxic)
 		case ActionNodeKill, ActionNodeRestart, ActionNodePause, ActionNodeResume, ActionNodeDrain:
 			if !s.Target.Embedded() {
-				c.add(p+".action", "%s needs the embedded gateway (the target is url %s)", e.Action, s.Target.URL)
+				c.add(p+".action", "%s needs the embedded gateway (the target is url %s; container-* faults act on containers)", e.Action, strings.Join(s.Target.Addresses(), ", "))
 			} else if nodes := max(s.Target.Nodes, 1); e.Node < 0 || e.Node >= nodes {
 				c.add(p+".node", "node %d does not exist (the target has %d: 0 to %d)", e.Node, nodes, nodes-1)
 			}
 		case ActionBehaviour:
 			c.behaviourSwitch(p, e)
+		case ActionContainerStop, ActionContainerStart, ActionContainerKill, ActionContainerRestart, ActionContainerPause,
+			ActionContainerResume, ActionContainerDisconnect, ActionContainerConnect:
+			if e.Container == "" {
+				c.add(p+".container", "missing (the name of the run's container %s acts on)", e.Action)
+			}
+			if (e.Action == ActionContainerDisconnect || e.Action == ActionContainerConnect) && e.Network == "" {
+				c.add(p+".network", "missing (the Docker network %s acts on)", e.Action)
+			}
 		}
 	}
 }
@@ -460,6 +524,9 @@ func (c *checker) eventFields(p string, e Event, allowed []string) {
 }
 
 func (c *checker) proxyRef(p string, e Event, proxies []string) {
+	if c.s.Target.Toxiproxy != "" && e.Proxy != "" && !slices.Contains(proxies, e.Proxy) {
+		return // a proxy of the external Toxiproxy no cohort uses (e.g. a gateway's link to Redis)
+	}
 	switch {
 	case len(proxies) == 0:
 		c.add(p+".action", "%s needs a cohort routed through a proxy (set cohorts[].proxy)", e.Action)
@@ -558,6 +625,25 @@ func (c *checker) behaviourSwitch(p string, e Event) {
 	}
 }
 
+// needs refuses an SLO whose metric needs what the target's protocol cannot observe, naming both.
+func (c *checker) needs(path string, m Metric) {
+	proto, err := loadgen.NewProtocol(c.s.Target.Protocol)
+	if err != nil || len(m.Needs) == 0 {
+		return // an unusable protocol is reported under target.protocol
+	}
+	caps := proto.Capabilities()
+	var missing []string
+	for _, n := range m.Needs {
+		if !caps.Has(n) {
+			missing = append(missing, string(n))
+		}
+	}
+	if len(missing) > 0 {
+		c.add(path+".metric", "%s needs %s, which the %s profile cannot observe (target.protocol; see \"testing your own gateway\" in scenarios/README.md)",
+			m.Name, strings.Join(missing, " and "), proto.Name())
+	}
+}
+
 func (c *checker) slos() {
 	s := c.s
 	cohorts := map[string]bool{}
@@ -579,9 +665,18 @@ func (c *checker) slos() {
 			c.add(p+".agg", "%s does not apply to %s (want %s)", o.Agg, o.Metric, orList(aggNames(m.Aggs)))
 		}
 		if known {
+			c.needs(p, m)
+		}
+		if known {
 			switch {
+			case m.Labelled && o.Label == "" && strings.HasPrefix(m.Name, "tier_"):
+				c.add(p+".label", "%s needs a label (a tier: websocket, sse or poll)", o.Metric)
 			case m.Labelled && o.Label == "":
 				c.add(p+".label", "%s needs a label (a close code such as 1006)", o.Metric)
+			case strings.HasPrefix(m.Name, "tier_"):
+				if !slices.Contains([]string{loadgen.TierWebSocket, loadgen.TierSSE, loadgen.TierPoll}, o.Label) {
+					c.add(p+".label", "%q is not a tier (want websocket, sse or poll)", o.Label)
+				}
 			case !m.Labelled && o.Label != "":
 				c.add(p+".label", "%s has no labels", o.Metric)
 			case m.Name == "close_codes":

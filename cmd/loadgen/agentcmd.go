@@ -8,18 +8,24 @@ import (
 	"github.com/squall-dev/squall/harness"
 	"github.com/squall-dev/squall/internal/version"
 	"github.com/squall-dev/squall/loadgen/agent"
-	"github.com/squall-dev/squall/refserver"
 )
 
 func newAgentCmd(e *env) *cobra.Command {
-	var listen, token string
-	var verbose, allowRemote bool
+	var listen, token, cert, key string
+	var allowTargets []string
+	var verbose, insecure, allowRemote bool
 	cmd := &cobra.Command{
 		Use:   "agent",
 		Short: "Serve the controller/agent protocol (a worker of a larger run)",
 		Long: `Serve the controller/agent protocol on --listen and run the jobs a controller sends. It prints
 "listening ADDR" on stdout once it listens. Every request must carry the shared token
-(--token or $` + agent.TokenEnv + `). It exits when the controller asks it to, or on SIGINT/SIGTERM.`,
+(--token or $` + agent.TokenEnv + `). It exits when the controller asks it to, or on SIGINT/SIGTERM.
+
+Off loopback the agent serves TLS (--tls-cert and --tls-key; a controller speaking plain HTTP is
+refused, and controllers verify the certificate with --agent-ca). Plain HTTP off loopback needs
+--insecure: the agent then warns on stderr, and controllers record it in the result (the worker's
+transport is "http-insecure"). The agent's clients connect only to the endpoints the controller's
+job names; --allow-target restricts which networks those may be in.`,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if token == "" {
 				token = os.Getenv(agent.TokenEnv)
@@ -27,20 +33,30 @@ func newAgentCmd(e *env) *cobra.Command {
 			if token == "" {
 				return usagef("agent needs --token or $%s", agent.TokenEnv)
 			}
-			if !refserver.IsLoopbackAddr(listen) && !allowRemote {
-				return usagef("--listen %s: not a loopback address (add --allow-remote to serve controllers on other machines)", listen)
-			}
-			err := harness.ServeAgent(cmd.Context(), harness.AgentOptions{Listen: listen, Token: token, Stdout: e.stdout,
-				Logger: newLogger(e.stderr, verbose), Version: version.Version})
+			nets, err := parsePrefixes(allowTargets)
 			if err != nil {
+				return usagef("--allow-target: %v", err)
+			}
+			err = harness.ServeAgent(cmd.Context(), harness.AgentOptions{Listen: listen, Token: token, Stdout: e.stdout,
+				TLSCert: cert, TLSKey: key, Insecure: insecure, Warn: e.stderr, AllowTargets: nets,
+				Logger: newLogger(e.stderr, verbose), Version: version.Version})
+			switch {
+			case harness.IsUsage(err):
+				return usageErr(err)
+			case err != nil:
 				return harnessErr(err)
 			}
 			return nil
 		},
 	}
-	cmd.Flags().StringVar(&listen, "listen", "127.0.0.1:0", "address to listen on")
+	cmd.Flags().StringVar(&listen, "listen", "127.0.0.1:0", "address to listen on (off loopback: TLS, or --insecure)")
 	cmd.Flags().StringVar(&token, "token", "", "shared token (default $"+agent.TokenEnv+")")
+	cmd.Flags().StringVar(&cert, "tls-cert", "", "PEM certificate (with its chain) to serve HTTPS with")
+	cmd.Flags().StringVar(&key, "tls-key", "", "PEM private key of --tls-cert")
+	cmd.Flags().BoolVar(&insecure, "insecure", false, "serve plain HTTP off loopback: the token and jobs travel in clear (warned, and recorded in the result)")
+	cmd.Flags().StringSliceVar(&allowTargets, "allow-target", nil, "networks (CIDR) the jobs' endpoints may be in (default: whatever the controller names)")
 	cmd.Flags().BoolVarP(&verbose, "verbose", "v", false, "log to stderr")
-	cmd.Flags().BoolVar(&allowRemote, "allow-remote", false, "allow a non-loopback --listen address (the token is then the only protection; the protocol is plain HTTP)")
+	cmd.Flags().BoolVar(&allowRemote, "allow-remote", false, "")
+	_ = cmd.Flags().MarkDeprecated("allow-remote", "a non-loopback --listen now needs --tls-cert and --tls-key, or --insecure")
 	return cmd
 }

@@ -101,7 +101,7 @@ Exit codes: 0 ok, 1 the harness failed, 2 usage or invalid input, 99 an SLO was 
 	}
 	root.SetVersionTemplate("{{.Version}}\n")
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageErr(err) })
-	root.AddCommand(newRunCmd(e), newValidateCmd(e), newAgentCmd(e), newDoctorCmd(e), newNodeCmd(e))
+	root.AddCommand(newRunCmd(e), newReportCmd(e), newValidateCmd(e), newGateCmd(e), newAgentCmd(e), newDoctorCmd(e), newNodeCmd(e))
 	for _, c := range root.Commands() {
 		c.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageErr(err) })
 		if c.Args == nil {

@@ -105,6 +105,10 @@ func TestBadInput(t *testing.T) {
 		{"unknown help topic", []string{"help", "attack"}, exitUsage},
 		{"agent without token", []string{"agent"}, exitUsage},
 		{"agent on a public address", []string{"agent", "--token", "t", "--listen", "0.0.0.0:0"}, exitUsage},
+		{"agent on a public address with --allow-remote only", []string{"agent", "--token", "t", "--listen", "0.0.0.0:0", "--allow-remote"}, exitUsage},
+		{"agent with a certificate and no key", []string{"agent", "--token", "t", "--tls-cert", "x.pem"}, exitUsage},
+		{"agent with a bad network", []string{"agent", "--token", "t", "--allow-target", "ten"}, exitUsage},
+		{"agent CA without agents", []string{"run", "--agent-ca", "ca.pem"}, exitUsage},
 	}
 	var golden strings.Builder
 	for _, tc := range tests {
@@ -226,6 +230,7 @@ func TestInterruptWritesResult(t *testing.T) {
 	if res.StopReason != reports.StopInterrupted {
 		t.Errorf("stop reason %q", res.StopReason)
 	}
+	checkRenderings(t, out, o.String())
 	if got := res.Stats.Counter(stats.CtrConnects); got != 40 {
 		t.Errorf("%d connects, want 40", got)
 	}

@@ -4,7 +4,9 @@
 //
 //	loadgen run FILE     run a scenario: target, proxies, fault timeline, SLO verdicts
 //	loadgen run          run the built-in plan shaped by flags (--clients, --rooms, ...)
+//	loadgen report R     render report.html, junit.xml and summary.md from a result.json (--baseline)
 //	loadgen validate F.. check scenario files without running them
+//	loadgen gate NEW     compare a result with a baseline (--baseline OLD): exit 99 on a regression
 //	loadgen agent        serve the controller/agent protocol (workers and remote agents)
 //	loadgen doctor       check this machine's limits and say how many clients it can hold
 //

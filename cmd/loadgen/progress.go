@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"strings"
 	"sync"
 	"time"
 
@@ -15,6 +14,7 @@ import (
 
 	"github.com/squall-dev/squall/loadgen/agent"
 	"github.com/squall-dev/squall/loadgen/stats"
+	"github.com/squall-dev/squall/reports"
 )
 
 // progress shows a run as it goes: a live bar on a terminal, plain lines otherwise. update is
@@ -112,23 +112,19 @@ func lineOf(prev progressLine, u agent.Update) progressLine {
 			l.Phase = ev.Name
 		}
 	}
-	l.Conns = u.Merged.Gauge(stats.GaugeConnections)
+	l.Conns = max(0, u.Merged.Gauge(stats.GaugeConnections)-u.LostConnections) // a lost worker's clients are gone
 	iv := u.Latest
 	l.ConnectRate = iv.Rate(stats.CtrConnects)
 	l.SentRate = iv.Rate(stats.CtrMessagesSent)
 	l.RecvRate = iv.Rate(stats.CtrMessagesReceived)
-	l.Errors = 0
-	for k, v := range u.Merged.Counters {
-		if strings.HasPrefix(k, stats.PrefixError) {
-			l.Errors += v
-		}
-	}
-	// Live p99: the latest second's fan-out latency, else its connect time.
+	_, l.Errors, _ = reports.CountErrors(u.Merged.Counters) // failed connects, abnormal closes, refusals, cuts
+	// Live p99: the latest second's fan-out latency, else its connect_time (dial to 101, the span
+	// the connect_time SLO grades).
 	l.P99, l.P99Hist = 0, "fanout"
 	if p := iv.Hists[stats.HistFanout]; p != nil && p.Count > 0 {
 		l.P99 = time.Duration(p.P99)
-	} else if p := iv.Hists[stats.HistConnect]; p != nil && p.Count > 0 {
-		l.P99, l.P99Hist = time.Duration(p.P99), "connect"
+	} else if p := iv.Hists[stats.HistUpgrade]; p != nil && p.Count > 0 {
+		l.P99, l.P99Hist = time.Duration(p.P99), "connect_time"
 	}
 	l.Lost = u.Lost
 	return l

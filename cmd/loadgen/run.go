@@ -1,10 +1,13 @@
 package main
 
 import (
+	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"strings"
@@ -35,16 +38,24 @@ type runFlags struct {
 	workers      int
 	agents       []string
 	token        string
+	agentCA      string
+	agentsInsec  bool
 	progress     string
 	lagBound     time.Duration
 	perProcess   int
 	verbose      bool
 	timeScale    float64
 	flaws        string
+	tls          loadgen.TLSSpec
+	headers      []string
+	origin       string
+	subprotocols []string
+	protocol     string
 }
 
 // planFlags shape the built-in plan; a scenario file sets all of them itself.
-var planFlags = []string{"clients", "rooms", "ramp", "hold", "send-interval", "payload", "seed", "target", "nodes", "secret", "lag-bound"}
+var planFlags = []string{"clients", "rooms", "ramp", "hold", "send-interval", "payload", "seed", "target", "nodes", "secret", "lag-bound",
+	"tls-ca", "tls-cert", "tls-key", "tls-server-name", "tls-insecure-skip-verify", "header", "origin", "subprotocol", "protocol"}
 
 func newRunCmd(e *env) *cobra.Command {
 	f := runFlags{}
@@ -102,9 +113,18 @@ the partial result is written).`,
 		},
 	}
 	fl := cmd.Flags()
-	fl.StringVar(&f.target, "target", "embedded", `"embedded" (the reference gateway, started by loadgen) or a ws:// URL`)
+	fl.StringVar(&f.target, "target", "embedded", `"embedded" (the reference gateway, started by loadgen) or a ws:// or wss:// URL on any host`)
 	fl.IntVar(&f.nodes, "nodes", 0, "embedded gateway nodes (0 = as many as the clients need)")
 	fl.StringVar(&f.secret, "secret", "", "HS256 secret for client tokens of a URL target (default the dev secret)")
+	fl.StringVar(&f.tls.CAFile, "tls-ca", "", "wss:// target: PEM bundle of the CAs that sign the gateway's certificate (default the system's)")
+	fl.StringVar(&f.tls.CertFile, "tls-cert", "", "wss:// target: PEM client certificate (mutual TLS; with --tls-key)")
+	fl.StringVar(&f.tls.KeyFile, "tls-key", "", "wss:// target: PEM key of --tls-cert")
+	fl.StringVar(&f.tls.ServerName, "tls-server-name", "", "wss:// target: name the gateway's certificate must carry (default the URL's host)")
+	fl.BoolVar(&f.tls.InsecureSkipVerify, "tls-insecure-skip-verify", false, "wss:// target: accept any certificate (encrypted, NOT authenticated)")
+	fl.StringArrayVar(&f.headers, "header", nil, `URL target: "Name: value" added to every upgrade request (value templated: {{.Token}}, {{.User}}); repeatable`)
+	fl.StringVar(&f.origin, "origin", "", "URL target: Origin header of every upgrade request")
+	fl.StringSliceVar(&f.subprotocols, "subprotocol", nil, "URL target: WebSocket subprotocols to offer, in order")
+	fl.StringVar(&f.protocol, "protocol", "", "URL target: protocol the clients speak (squall; generic and centrifugo need settings only a scenario file holds)")
 	fl.IntVar(&f.clients, "clients", 200, "simulated clients (browser tabs)")
 	fl.IntVar(&f.rooms, "rooms", 4, "rooms the clients are spread over")
 	fl.Float64Var(&f.ramp, "ramp", 100, "connections opened per second")
@@ -116,6 +136,8 @@ the partial result is written).`,
 	fl.IntVar(&f.workers, "workers", 0, "local worker processes (0 = as many as the plan needs)")
 	fl.StringSliceVar(&f.agents, "agents", nil, "remote agents host:port,... to run on instead of local workers")
 	fl.StringVar(&f.token, "token", "", "shared token of the agents (default $"+agent.TokenEnv+")")
+	fl.StringVar(&f.agentCA, "agent-ca", "", "PEM CA bundle the agents' TLS certificates chain to: speak HTTPS to --agents and verify them")
+	fl.BoolVar(&f.agentsInsec, "agents-insecure", false, "allow plain HTTP to --agents off loopback (token and jobs in clear; the result records it)")
 	fl.StringVar(&f.progress, "progress", "auto", "progress display: auto, bar, plain or none")
 	fl.DurationVar(&f.lagBound, "lag-bound", 0, "schedule-lag p99 above which the run is unreliable (0 = plan default 50ms)")
 	fl.IntVar(&f.perProcess, "fds-per-process", harness.DefaultFDsPerProcess, "open files one worker may use")
@@ -149,10 +171,18 @@ func (f runFlags) validate() error {
 	if len(f.agents) > 0 && f.token == "" {
 		errs = append(errs, "--agents needs --token (or $"+agent.TokenEnv+")")
 	}
+	if (f.agentCA != "" || f.agentsInsec) && len(f.agents) == 0 {
+		errs = append(errs, "--agent-ca and --agents-insecure apply to --agents")
+	}
 	switch f.progress {
 	case "auto", "bar", "plain", "none":
 	default:
 		errs = append(errs, fmt.Sprintf("--progress %q: want auto, bar, plain or none", f.progress))
+	}
+	for _, h := range f.headers {
+		if n, _, ok := strings.Cut(h, ":"); !ok || strings.TrimSpace(n) == "" {
+			errs = append(errs, fmt.Sprintf("--header %q: want \"Name: value\"", h))
+		}
 	}
 	if f.perProcess < 100 {
 		errs = append(errs, "--fds-per-process below 100")
@@ -185,7 +215,15 @@ func planSpec(f runFlags) harness.Spec {
 		},
 		ScheduleLagBound: f.lagBound,
 	}
-	t := harness.Target{Secret: f.secret, Nodes: f.nodes}
+	t := harness.Target{Nodes: f.nodes, Auth: loadgen.AuthSpec{Secret: f.secret}, Protocol: loadgen.ProtocolSpec{Name: f.protocol},
+		Conn: loadgen.ConnSpec{TLS: f.tls, Origin: f.origin, Subprotocols: f.subprotocols}}
+	for _, h := range f.headers {
+		n, v, _ := strings.Cut(h, ":")
+		if t.Conn.Headers == nil {
+			t.Conn.Headers = map[string]string{}
+		}
+		t.Conn.Headers[strings.TrimSpace(n)] = strings.TrimSpace(v)
+	}
 	if f.target != "embedded" {
 		t.URL = f.target
 	}
@@ -236,6 +274,40 @@ func scenarioSpec(e *env, f runFlags, file string, flags *pflag.FlagSet) (*scena
 		return nil, harness.Spec{}, usageErr(err)
 	}
 	return s, harness.Spec{Scenario: s, File: file, Source: source}, nil
+}
+
+// parsePrefixes reads CIDR ranges ("10.0.0.0/8"); a bare address is its own /32 or /128.
+func parsePrefixes(ss []string) ([]netip.Prefix, error) {
+	var out []netip.Prefix
+	for _, s := range ss {
+		s = strings.TrimSpace(s)
+		if a, err := netip.ParseAddr(s); err == nil {
+			out = append(out, netip.PrefixFrom(a, a.BitLen()))
+			continue
+		}
+		p, err := netip.ParsePrefix(s)
+		if err != nil {
+			return nil, fmt.Errorf("%q: want a network such as 10.0.0.0/8", s)
+		}
+		out = append(out, p.Masked())
+	}
+	return out, nil
+}
+
+// agentTLS reads the agents' CA bundle into the controller's TLS configuration.
+func agentTLS(caFile string) (*tls.Config, error) {
+	if caFile == "" {
+		return nil, nil
+	}
+	pem, err := os.ReadFile(caFile)
+	if err != nil {
+		return nil, usagef("--agent-ca: %v", err)
+	}
+	pool := x509.NewCertPool()
+	if !pool.AppendCertsFromPEM(pem) {
+		return nil, usagef("--agent-ca %s: no PEM certificate in it", caFile)
+	}
+	return &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}, nil
 }
 
 func newLogger(w io.Writer, verbose bool) *slog.Logger {

@@ -109,6 +109,7 @@ func runScenarioCLI(t *testing.T, file string, args ...string) (int, string, *re
 	if err != nil {
 		t.Fatalf("exit %d, no result: %v\n%s%s", code, err, stdout, stderr)
 	}
+	checkRenderings(t, out, stdout)
 	return code, stdout + stderr, res
 }
 

@@ -3,7 +3,6 @@ package main
 import (
 	"bytes"
 	"encoding/json"
-	"errors"
 	"net"
 	"net/http"
 	"os"
@@ -15,9 +14,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/gorilla/websocket"
-
 	"github.com/squall-dev/squall/internal/redistest"
+	"github.com/squall-dev/squall/internal/wstest"
 	"github.com/squall-dev/squall/refserver/protocol"
 )
 
@@ -100,93 +98,15 @@ func startNode(t *testing.T, name, redisURL string, env []string, args ...string
 	}
 }
 
-// wsClient is a test client whose frames are read into a channel.
-type wsClient struct {
-	t      *testing.T
-	user   string
-	ws     *websocket.Conn
-	frames chan protocol.Frame
-	done   chan struct{}
-	err    error
-	seq    uint64
-	wmu    sync.Mutex
-}
-
-func dialNode(t *testing.T, n *node, user, localIP string) *wsClient {
+// dialNode connects user to node n (from localIP when set) with a token of the cluster's secret.
+func dialNode(t *testing.T, n *node, user, localIP string) *wstest.Client {
 	t.Helper()
 	tok, err := protocol.SignToken([]byte(clusterSecret), user, time.Now().Add(time.Hour))
 	if err != nil {
 		t.Fatal(err)
 	}
-	d := websocket.Dialer{HandshakeTimeout: 5 * time.Second}
-	if localIP != "" {
-		nd := &net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP(localIP)}}
-		d.NetDialContext = nd.DialContext
-	}
-	ws, _, err := d.Dial("ws://"+n.addr+protocol.PathWS+"?"+protocol.TokenQueryParam+"="+tok, nil)
-	if err != nil {
-		t.Fatalf("dial %s as %s: %v", n.name, user, err)
-	}
-	c := &wsClient{t: t, user: user, ws: ws, frames: make(chan protocol.Frame, 4096), done: make(chan struct{})}
-	go func() {
-		defer close(c.done)
-		defer close(c.frames)
-		for {
-			_, data, err := ws.ReadMessage()
-			if err != nil {
-				c.err = err
-				return
-			}
-			f, err := protocol.Decode(data, protocol.ServerToClient)
-			if err != nil {
-				t.Errorf("%s: invalid frame %q: %v", user, data, err)
-				continue
-			}
-			c.frames <- f
-		}
-	}()
-	t.Cleanup(func() { _ = ws.Close(); <-c.done })
-	return c
-}
-
-func (c *wsClient) send(f protocol.Frame) {
-	c.t.Helper()
-	b, err := protocol.Encode(&f)
-	if err != nil {
-		c.t.Fatal(err)
-	}
-	c.wmu.Lock()
-	defer c.wmu.Unlock()
-	if err := c.ws.WriteMessage(websocket.TextMessage, b); err != nil {
-		c.t.Errorf("%s: write: %v", c.user, err)
-	}
-}
-
-func (c *wsClient) expect(timeout time.Duration, what string, match func(protocol.Frame) bool) protocol.Frame {
-	c.t.Helper()
-	deadline := time.After(timeout)
-	for {
-		select {
-		case f, ok := <-c.frames:
-			if !ok {
-				c.t.Fatalf("%s: connection ended while waiting for %s: %v", c.user, what, c.err)
-			}
-			if match(f) {
-				return f
-			}
-		case <-deadline:
-			c.t.Fatalf("%s: no %s within %s", c.user, what, timeout)
-		}
-	}
-}
-
-func (c *wsClient) join(room string) protocol.Frame {
-	c.t.Helper()
-	c.seq++
-	c.send(protocol.Frame{Type: protocol.TypeJoinRoom, RoomID: room, Seq: c.seq})
-	return c.expect(15*time.Second, "room_joined", func(f protocol.Frame) bool {
-		return f.Type == protocol.TypeRoomJoined && f.RoomID == room
-	})
+	url := "ws://" + n.addr + protocol.PathWS + "?" + protocol.TokenQueryParam + "=" + tok
+	return wstest.Connect(t, url, wstest.DialOptions{LocalIP: localIP, Name: user + "@" + n.name})
 }
 
 func isPresence(event, user string) func(protocol.Frame) bool {
@@ -213,11 +133,11 @@ func TestThreeNodeCluster(t *testing.T) {
 	}
 
 	// One user per node joins the hall; each joiner sees everyone before it in room_joined.
-	clients := make([]*wsClient, 3)
+	clients := make([]*wstest.Client, 3)
 	for i, n := range nodes {
 		clients[i] = dialNode(t, n, "user"+strconv.Itoa(i), "")
-		clients[i].expect(15*time.Second, "welcome", func(f protocol.Frame) bool { return f.Type == protocol.TypeWelcome })
-		j := clients[i].join("hall")
+		clients[i].ExpectMatch(15*time.Second, "welcome", func(f protocol.Frame) bool { return f.Type == protocol.TypeWelcome })
+		j := clients[i].Join("hall", 15*time.Second)
 		var want []string
 		for k := 0; k <= i; k++ {
 			want = append(want, "user"+strconv.Itoa(k))
@@ -226,7 +146,7 @@ func TestThreeNodeCluster(t *testing.T) {
 			t.Fatalf("user%d on %s: room_joined members %v, want %v", i, n.name, j.Members, want)
 		}
 		for k := 0; k < i; k++ {
-			clients[k].expect(15*time.Second, "presence join of user"+strconv.Itoa(i), isPresence(protocol.PresenceJoin, "user"+strconv.Itoa(i)))
+			clients[k].ExpectMatch(15*time.Second, "presence join of user"+strconv.Itoa(i), isPresence(protocol.PresenceJoin, "user"+strconv.Itoa(i)))
 		}
 	}
 
@@ -238,8 +158,7 @@ func TestThreeNodeCluster(t *testing.T) {
 		go func() {
 			defer wg.Done()
 			for k := range each {
-				c.seq++
-				c.send(protocol.Frame{Type: protocol.TypeBroadcast, RoomID: "hall", Seq: c.seq, Data: json.RawMessage(strconv.Itoa(k))})
+				c.Send(protocol.Frame{Type: protocol.TypeBroadcast, RoomID: "hall", Seq: c.NextSeq(), Data: json.RawMessage(strconv.Itoa(k))})
 			}
 		}()
 	}
@@ -247,7 +166,7 @@ func TestThreeNodeCluster(t *testing.T) {
 	orders := make([][]string, len(clients))
 	for i, c := range clients {
 		for n := 1; n <= each*len(clients); n++ {
-			f := c.expect(10*time.Second, "broadcast", func(f protocol.Frame) bool { return f.Type == protocol.TypeBroadcast })
+			f := c.ExpectMatch(10*time.Second, "broadcast", func(f protocol.Frame) bool { return f.Type == protocol.TypeBroadcast })
 			if f.RoomSeq != uint64(n) {
 				t.Fatalf("user%d: broadcast %d carries roomSeq %d", i, n, f.RoomSeq)
 			}
@@ -264,17 +183,11 @@ func TestThreeNodeCluster(t *testing.T) {
 	// Per-user limit across the cluster: 2 + 2 + 1 connections of "multi" are fine, the 6th is not.
 	for i := range 5 {
 		c := dialNode(t, nodes[i%3], "multi", "127.0.0."+strconv.Itoa(20+i))
-		c.expect(15*time.Second, "welcome", func(f protocol.Frame) bool { return f.Type == protocol.TypeWelcome })
+		c.ExpectMatch(15*time.Second, "welcome", func(f protocol.Frame) bool { return f.Type == protocol.TypeWelcome })
 	}
 	sixth := dialNode(t, nodes[2], "multi", "127.0.0.30")
-	select {
-	case <-sixth.done:
-	case <-time.After(5 * time.Second):
-		t.Fatal("6th connection of one user in the cluster was not closed")
-	}
-	var ce *websocket.CloseError
-	if !errors.As(sixth.err, &ce) || ce.Code != int(protocol.ClosePolicy) || ce.Text != protocol.ReasonConnLimit {
-		t.Fatalf("6th connection ended with %v, want 1008 conn_limit", sixth.err)
+	if code, reason := sixth.ExpectClose(5 * time.Second); code != int(protocol.ClosePolicy) || reason != protocol.ReasonConnLimit {
+		t.Fatalf("6th connection ended with %d %q, want 1008 conn_limit", code, reason)
 	}
 
 	// SIGKILL node n2: user2's presence leaves the other nodes within the registry TTL.
@@ -284,7 +197,7 @@ func TestThreeNodeCluster(t *testing.T) {
 	}
 	var elapsed [2]time.Duration
 	for i := range 2 {
-		f := clients[i].expect(ttl+5*time.Second, "user2's presence leave", isPresence(protocol.PresenceLeave, "user2"))
+		f := clients[i].ExpectMatch(ttl+5*time.Second, "user2's presence leave", isPresence(protocol.PresenceLeave, "user2"))
 		elapsed[i] = time.Since(killed)
 		if f.Reason != protocol.ReasonTimeout {
 			t.Errorf("user%d: leave reason %q, want %q", i, f.Reason, protocol.ReasonTimeout)
@@ -297,20 +210,20 @@ func TestThreeNodeCluster(t *testing.T) {
 			t.Errorf("user%d saw the leave %s after the kill; registry TTL %s", i, e, ttl)
 		}
 	}
-	if j := clients[0].join("hall"); strings.Join(j.Members, ",") != "user0,user1" {
+	if j := clients[0].Join("hall", 15*time.Second); strings.Join(j.Members, ",") != "user0,user1" {
 		t.Fatalf("members after the kill: %v", j.Members)
 	}
 	// The dead node's connections stopped counting: multi's connection on n2 lapsed with it, so one
 	// more fits on a live node.
 	for attempt := 0; ; attempt++ {
 		c := dialNode(t, nodes[0], "multi", "127.0.0."+strconv.Itoa(40+attempt))
-		f, ok := <-c.frames
+		f, ok := c.Next(15 * time.Second)
 		if ok && f.Type == protocol.TypeWelcome {
 			break
 		}
-		<-c.done
+		code, reason := c.ExpectClose(15 * time.Second)
 		if time.Since(killed) > ttl+time.Second {
-			t.Fatalf("multi's connection on the dead node still counts %s after the kill: %v", time.Since(killed), c.err)
+			t.Fatalf("multi's connection on the dead node still counts %s after the kill: closed %d %q", time.Since(killed), code, reason)
 		}
 		time.Sleep(50 * time.Millisecond) // retry pacing while the dead node's entries lapse
 	}
@@ -335,37 +248,31 @@ func TestClusterDrainedClientResumesOnAnotherNode(t *testing.T) {
 	isType := func(typ protocol.Type) func(protocol.Frame) bool {
 		return func(f protocol.Frame) bool { return f.Type == typ }
 	}
-	broadcast := func(c *wsClient, data string) {
-		c.seq++
-		c.send(protocol.Frame{Type: protocol.TypeBroadcast, RoomID: "hall", Seq: c.seq, Data: json.RawMessage(data)})
+	broadcast := func(c *wstest.Client, data string) {
+		c.Send(protocol.Frame{Type: protocol.TypeBroadcast, RoomID: "hall", Seq: c.NextSeq(), Data: json.RawMessage(data)})
 	}
 
 	bob := dialNode(t, n1, "bob", "")
-	bob.expect(15*time.Second, "welcome", isType(protocol.TypeWelcome))
-	bob.join("hall")
+	bob.ExpectMatch(15*time.Second, "welcome", isType(protocol.TypeWelcome))
+	bob.Join("hall", 15*time.Second)
 	alice := dialNode(t, n0, "alice", "")
-	w := alice.expect(15*time.Second, "welcome", isType(protocol.TypeWelcome))
-	alice.join("hall")
-	bob.expect(15*time.Second, "alice's join", isPresence(protocol.PresenceJoin, "alice"))
+	w := alice.ExpectMatch(15*time.Second, "welcome", isType(protocol.TypeWelcome))
+	alice.Join("hall", 15*time.Second)
+	bob.ExpectMatch(15*time.Second, "alice's join", isPresence(protocol.PresenceJoin, "alice"))
 	broadcast(bob, `"before"`)
-	if f := alice.expect(15*time.Second, "broadcast", isType(protocol.TypeBroadcast)); f.RoomSeq != 1 {
+	if f := alice.ExpectMatch(15*time.Second, "broadcast", isType(protocol.TypeBroadcast)); f.RoomSeq != 1 {
 		t.Fatalf("alice got %+v", f)
 	}
 
 	if err := n0.cmd.Process.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)
 	}
-	select {
-	case <-alice.done:
-	case <-time.After(10 * time.Second):
-		t.Fatal("the draining node did not close alice's connection")
+	code, reason := alice.ExpectClose(10 * time.Second)
+	if code != int(protocol.CloseDraining) {
+		t.Fatalf("alice's connection ended with %d %q, want 1001", code, reason)
 	}
-	var ce *websocket.CloseError
-	if !errors.As(alice.err, &ce) || ce.Code != int(protocol.CloseDraining) {
-		t.Fatalf("alice's connection ended with %v, want 1001", alice.err)
-	}
-	if hint, ok := protocol.ParseRetryAfter(ce.Text); !ok || hint <= 0 || hint > time.Second {
-		t.Fatalf("close reason %q: want a retry hint within the 1s drain spread", ce.Text)
+	if hint, ok := protocol.ParseRetryAfter(reason); !ok || hint <= 0 || hint > time.Second {
+		t.Fatalf("close reason %q: want a retry hint within the 1s drain spread", reason)
 	}
 	select {
 	case <-n0.done:
@@ -375,32 +282,32 @@ func TestClusterDrainedClientResumesOnAnotherNode(t *testing.T) {
 	case <-time.After(15 * time.Second):
 		t.Fatal("drained node did not exit")
 	}
-	bob.expect(15*time.Second, "alice's leave", isPresence(protocol.PresenceLeave, "alice"))
+	bob.ExpectMatch(15*time.Second, "alice's leave", isPresence(protocol.PresenceLeave, "alice"))
 	broadcast(bob, `"missed-1"`)
 	broadcast(bob, `"missed-2"`)
 	// Both are published (and in the room's history) once bob has his own copy of the second: a
 	// resume that overtook it would rightly get it live after "resumed", not in the replay.
-	bob.expect(15*time.Second, "bob's own missed-2", func(f protocol.Frame) bool {
+	bob.ExpectMatch(15*time.Second, "bob's own missed-2", func(f protocol.Frame) bool {
 		return f.Type == protocol.TypeBroadcast && f.RoomSeq == 3
 	})
 
 	again := dialNode(t, n1, "alice", "") // the load balancer sends the reconnect to a live node
-	again.expect(15*time.Second, "welcome", isType(protocol.TypeWelcome))
-	again.send(protocol.Frame{Type: protocol.TypeResume, Session: w.Session, Rooms: map[string]uint64{"hall": 1}})
+	again.ExpectMatch(15*time.Second, "welcome", isType(protocol.TypeWelcome))
+	again.Send(protocol.Frame{Type: protocol.TypeResume, Session: w.Session, Rooms: map[string]uint64{"hall": 1}})
 	for i, want := range []string{`"missed-1"`, `"missed-2"`} {
-		f := again.expect(15*time.Second, "replay", isType(protocol.TypeBroadcast))
+		f := again.ExpectMatch(15*time.Second, "replay", isType(protocol.TypeBroadcast))
 		if string(f.Data) != want || f.RoomSeq != uint64(i+2) {
 			t.Fatalf("replay %d: %+v", i, f)
 		}
 	}
-	if f := again.expect(15*time.Second, "resumed", func(f protocol.Frame) bool {
+	if f := again.ExpectMatch(15*time.Second, "resumed", func(f protocol.Frame) bool {
 		return f.Type == protocol.TypeResumed || f.Type == protocol.TypeResumeFailed
 	}); f.Type != protocol.TypeResumed || f.Rooms["hall"] != 2 {
 		t.Fatalf("resume on another node: %+v", f)
 	}
-	bob.expect(15*time.Second, "alice's join after the resume", isPresence(protocol.PresenceJoin, "alice"))
+	bob.ExpectMatch(15*time.Second, "alice's join after the resume", isPresence(protocol.PresenceJoin, "alice"))
 	broadcast(bob, `"live"`)
-	if f := again.expect(15*time.Second, "live broadcast", isType(protocol.TypeBroadcast)); string(f.Data) != `"live"` || f.RoomSeq != 4 {
+	if f := again.ExpectMatch(15*time.Second, "live broadcast", isType(protocol.TypeBroadcast)); string(f.Data) != `"live"` || f.RoomSeq != 4 {
 		t.Fatalf("live after the resume: %+v", f)
 	}
 }

@@ -55,7 +55,18 @@ func Start(t testing.TB, cfg refserver.Config) *Gateway {
 }
 
 // URL is the gateway's WebSocket URL.
-func (g *Gateway) URL() string { return "ws://" + g.Addr + protocol.PathWS }
+// It is wss:// when the gateway serves TLS (Config.TLSCert).
+func (g *Gateway) URL() string {
+	if g.Config.TLSCert != "" {
+		return "wss://" + g.Addr + protocol.PathWS
+	}
+	return "ws://" + g.Addr + protocol.PathWS
+}
 
 // MetricsURL is the gateway's Prometheus endpoint.
-func (g *Gateway) MetricsURL() string { return "http://" + g.Addr + protocol.PathMetrics }
+func (g *Gateway) MetricsURL() string {
+	if g.Config.TLSCert != "" {
+		return "https://" + g.Addr + protocol.PathMetrics
+	}
+	return "http://" + g.Addr + protocol.PathMetrics
+}

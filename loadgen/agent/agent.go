@@ -126,10 +126,28 @@ type Info struct {
 	Cores   int    `json:"cores"`
 	FDLimit uint64 `json:"fd_limit"`
 	Busy    bool   `json:"busy"`
+	// TLS is set when the agent serves TLS; Insecure when it serves plain HTTP off loopback
+	// because it was told to (--insecure).
+	TLS      bool `json:"tls,omitempty"`
+	Insecure bool `json:"insecure,omitempty"`
 }
+
+// Transports: how a controller talks to an agent, as the result records it.
+const (
+	TransportTLS      = "tls"           // HTTPS, the agent's certificate verified against the controller's CA bundle
+	TransportLoopback = "http"          // plain HTTP on loopback (local workers, an agent on this machine)
+	TransportInsecure = "http-insecure" // plain HTTP off loopback, allowed explicitly on both sides
+)
 
 // ErrUnauthorized is returned when an agent rejects the token.
 var ErrUnauthorized = errors.New("agent rejected the token")
+
+// ErrInsecure is returned when a controller would talk plain HTTP to an agent off loopback without
+// being allowed to.
+var ErrInsecure = errors.New("plain HTTP to an agent off loopback")
+
+// ErrWantsTLS is returned when an agent serving TLS was spoken to in plain HTTP.
+var ErrWantsTLS = errors.New("the agent serves TLS")
 
 // errorBody is the JSON body of every error response.
 type errorBody struct {

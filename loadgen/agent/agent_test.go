@@ -344,3 +344,21 @@ func TestStreamResumes(t *testing.T) {
 		t.Errorf("series sums to %d messages after %d cuts, want 600 (no interval lost or repeated)", sum, cuts)
 	}
 }
+
+// TestUpdateLostConnections: a lost worker's last connections gauge is reported apart, so that the
+// progress line stops counting its clients as connected (Merged keeps its counters).
+func TestUpdateLostConnections(t *testing.T) {
+	snap := func(conns int64) *stats.Snapshot {
+		return &stats.Snapshot{Gauges: map[string]int64{stats.GaugeConnections: conns}}
+	}
+	ws := []*workerState{
+		{running: true, snap: snap(100)},
+		{status: StatusLost, snap: snap(40)},
+		{status: StatusLost},
+	}
+	u := (&Controller{}).update(ws, time.Now())
+	if u.Lost != 2 || u.LostConnections != 40 || u.Merged.Gauge(stats.GaugeConnections) != 140 {
+		t.Fatalf("update: lost %d, lost connections %d, merged gauge %d; want 2, 40, 140",
+			u.Lost, u.LostConnections, u.Merged.Gauge(stats.GaugeConnections))
+	}
+}

@@ -41,12 +41,15 @@ type Outcome struct {
 
 // Update is what the controller knows at one moment; Run calls OnUpdate with it once a second.
 type Update struct {
-	Merged  stats.Snapshot
-	Latest  stats.Interval // the newest second any worker has reported, merged over the workers that reported it
-	Live    int            // workers still running
-	Lost    int
-	Elapsed time.Duration
-	Events  []Event // events since the previous update
+	Merged stats.Snapshot
+	Latest stats.Interval // the newest second any worker has reported, merged over the workers that reported it
+	Live   int            // workers still running
+	Lost   int
+	// LostConnections is the connections gauge of the lost workers' last reports: their clients are
+	// no longer connected, though Merged (which keeps their counters) still counts them.
+	LostConnections int64
+	Elapsed         time.Duration
+	Events          []Event // events since the previous update
 }
 
 // Controller runs jobs on agents and merges what they report.
@@ -276,6 +279,9 @@ func (c *Controller) update(ws []*workerState, start time.Time) Update {
 		}
 		if w.status == StatusLost {
 			u.Lost++
+			if w.snap != nil {
+				u.LostConnections += w.snap.Gauge(stats.GaugeConnections)
+			}
 		}
 	}
 	u.Merged = stats.MergeAll(snaps...)

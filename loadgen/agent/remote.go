@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -22,20 +23,50 @@ type Remote struct {
 	token string
 	http  *http.Client
 	proc  *process // set when this controller spawned the agent
+	tls   bool
 }
 
-// Dial checks that an agent answers at addr and accepts token, and returns it. A wrong token gives
-// an error wrapping ErrUnauthorized.
+// DialOptions say how a controller talks to agents.
+type DialOptions struct {
+	// TLS, when set, makes the controller speak HTTPS and verify the agent's certificate with it
+	// (RootCAs: the CA bundle the agents' certificates chain to).
+	TLS *tls.Config
+	// Insecure allows plain HTTP to an agent off loopback (the token and every job then travel in
+	// clear); without it such an agent is refused with ErrInsecure. Loopback agents always may
+	// speak plain HTTP.
+	Insecure bool
+}
+
+// Dial checks that an agent answers at addr (host:port) over plain HTTP on loopback and accepts
+// token, and returns it. A wrong token gives an error wrapping ErrUnauthorized.
 func Dial(ctx context.Context, addr, token string) (*Remote, error) {
-	r := &Remote{
-		Addr:  addr,
-		token: token,
-		http: &http.Client{Transport: &http.Transport{
-			Proxy:               nil,
-			DialContext:         (&net.Dialer{Timeout: 5 * time.Second}).DialContext,
-			MaxIdleConnsPerHost: 4,
-		}},
+	return DialWith(ctx, addr, token, DialOptions{})
+}
+
+// DialWith is Dial with TLS or an explicit permission to speak plain HTTP off loopback. An agent
+// off loopback with neither is refused with ErrInsecure before anything is sent; an agent serving
+// TLS spoken to in plain HTTP answers with an error wrapping ErrWantsTLS.
+func DialWith(ctx context.Context, addr, token string, o DialOptions) (*Remote, error) {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return nil, fmt.Errorf("agent %s: want host:port: %w", addr, err)
 	}
+	if o.TLS == nil && !o.Insecure && !isLoopbackHost(host) {
+		return nil, fmt.Errorf("agent %s: %w: give the controller the agents' CA bundle (TLS), or allow plain HTTP explicitly (insecure)", addr, ErrInsecure)
+	}
+	tr := &http.Transport{
+		Proxy:               nil,
+		DialContext:         (&net.Dialer{Timeout: 5 * time.Second}).DialContext,
+		MaxIdleConnsPerHost: 4,
+		TLSHandshakeTimeout: 5 * time.Second,
+	}
+	if o.TLS != nil {
+		tr.TLSClientConfig = o.TLS.Clone()
+		if tr.TLSClientConfig.MinVersion < tls.VersionTLS12 {
+			tr.TLSClientConfig.MinVersion = tls.VersionTLS12
+		}
+	}
+	r := &Remote{Addr: addr, token: token, http: &http.Client{Transport: tr}, tls: o.TLS != nil}
 	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
 	if err := r.do(ctx, http.MethodGet, "/v1/info", nil, &r.Info); err != nil {
@@ -44,13 +75,42 @@ func Dial(ctx context.Context, addr, token string) (*Remote, error) {
 	return r, nil
 }
 
+// Transport is how the controller talks to the agent: TransportTLS, TransportLoopback or
+// TransportInsecure.
+func (r *Remote) Transport() string {
+	switch {
+	case r.tls:
+		return TransportTLS
+	case r.Info.Insecure:
+		return TransportInsecure
+	}
+	if host, _, err := net.SplitHostPort(r.Addr); err == nil && isLoopbackHost(host) {
+		return TransportLoopback
+	}
+	return TransportInsecure
+}
+
+// isLoopbackHost reports whether host (a name or an address) is this machine's loopback.
+func isLoopbackHost(host string) bool {
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
+}
+
 // PID is the agent's process id.
 func (r *Remote) PID() int { return r.Info.PID }
 
 // Spawned reports whether this controller started the agent's process.
 func (r *Remote) Spawned() bool { return r.proc != nil }
 
-func (r *Remote) url(path string) string { return "http://" + r.Addr + path }
+func (r *Remote) url(path string) string {
+	if r.tls {
+		return "https://" + r.Addr + path
+	}
+	return "http://" + r.Addr + path
+}
 
 func (r *Remote) request(ctx context.Context, method, path string, body any) (*http.Request, error) {
 	var rd io.Reader
@@ -110,8 +170,12 @@ func checkStatus(addr string, resp *http.Response) error {
 	if resp.StatusCode/100 == 2 {
 		return nil
 	}
+	body, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<16))
 	var eb errorBody
-	_ = json.NewDecoder(io.LimitReader(resp.Body, 1<<16)).Decode(&eb)
+	_ = json.Unmarshal(body, &eb)
+	if resp.StatusCode == http.StatusBadRequest && bytes.Contains(body, []byte("HTTPS server")) {
+		return fmt.Errorf("agent %s: %w: give the controller the agents' CA bundle", addr, ErrWantsTLS)
+	}
 	if resp.StatusCode == http.StatusUnauthorized {
 		return fmt.Errorf("agent %s: %w (%s)", addr, ErrUnauthorized, resp.Status)
 	}

@@ -31,6 +31,9 @@ type Options struct {
 	Keepalive time.Duration
 	// TickEvery is the interval length; zero means one second. Tests shorten it.
 	TickEvery time.Duration
+	// TLS and Insecure are reported in Info: the agent serves TLS, or plain HTTP off loopback
+	// because it was told to. The caller owns the listener; these only describe it.
+	TLS, Insecure bool
 	// OnSent, when set, sees every tick and done message once it has been written to a controller's
 	// stream and flushed (tests end a worker right after a report it is known to have sent).
 	OnSent func(Message)
@@ -133,7 +136,8 @@ func (a *Agent) info(w http.ResponseWriter, _ *http.Request) {
 	a.mu.Lock()
 	busy := a.job != nil && !a.job.isDone()
 	a.mu.Unlock()
-	writeJSON(w, http.StatusOK, Info{Version: a.opts.Version, PID: os.Getpid(), Cores: runtime.NumCPU(), FDLimit: FDLimit(), Busy: busy})
+	writeJSON(w, http.StatusOK, Info{Version: a.opts.Version, PID: os.Getpid(), Cores: runtime.NumCPU(), FDLimit: FDLimit(), Busy: busy,
+		TLS: a.opts.TLS, Insecure: a.opts.Insecure})
 }
 
 func (a *Agent) start(w http.ResponseWriter, r *http.Request) {

@@ -104,7 +104,7 @@ func Start(ctx context.Context, opts Options) (*Embedded, error) {
 // Target is the gateway as clients see it: every node's endpoint and the secret tokens are signed
 // with. The nodes hold separate rooms unless they share a broker.
 func (e *Embedded) Target() loadgen.Target {
-	t := loadgen.Target{Secret: e.secret}
+	t := loadgen.Target{Auth: loadgen.AuthSpec{Secret: e.secret}}
 	for _, n := range e.nodes {
 		t.Endpoints = append(t.Endpoints, loadgen.Endpoint{URL: n.URL(), MetricsURL: n.MetricsURL()})
 		t.SharedRooms = t.SharedRooms || n.cfg.Broker != ""

@@ -66,8 +66,9 @@ const (
 
 // Prefixes of labelled counters.
 const (
-	PrefixCloseCode = "close_code:"
-	PrefixError     = "error:"
+	PrefixCloseCode   = "close_code:"
+	PrefixError       = "error:"
+	PrefixCloseReason = "close_reason:" // the reason word of a close frame the protocol defines ("slow_consumer")
 )
 
 // Error classes for ErrorCounter. Others may be used; keep them short and bounded.

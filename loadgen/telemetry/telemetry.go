@@ -20,6 +20,7 @@ import (
 	"os"
 	"slices"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -53,6 +54,42 @@ var Kept = []string{
 	protocol.MetricProcessResidentMemory,
 	protocol.MetricGoGoroutines,
 	protocol.MetricProcessOpenFDs,
+	protocol.MetricBuildInfo,
+}
+
+// Build is a gateway's build as its ws_build_info labels say.
+type Build struct {
+	Version, Commit, GoVersion string
+}
+
+// BuildsOf returns the builds a point's ws_build_info series name, sorted (several when nodes run
+// different builds; none when the gateway does not export it).
+func BuildsOf(values map[string]float64) []Build {
+	var out []Build
+	for _, k := range slices.Sorted(maps.Keys(values)) {
+		rest, ok := strings.CutPrefix(k, protocol.MetricBuildInfo+"{")
+		if !ok {
+			continue
+		}
+		var b Build
+		for _, part := range strings.Split(strings.TrimSuffix(rest, "}"), ",") {
+			name, quoted, _ := strings.Cut(part, "=")
+			v, err := strconv.Unquote(quoted)
+			if err != nil {
+				continue
+			}
+			switch name {
+			case "version":
+				b.Version = v
+			case "commit":
+				b.Commit = v
+			case "go_version":
+				b.GoVersion = v
+			}
+		}
+		out = append(out, b)
+	}
+	return out
 }
 
 // Status values of a Telemetry.
@@ -77,13 +114,15 @@ type Point struct {
 
 // Summary condenses the series for a report.
 type Summary struct {
-	PeakConnections       float64 `json:"peak_connections"`
-	PeakRSSBytes          float64 `json:"peak_rss_bytes"`
-	MemoryPerConnAtPeak   float64 `json:"memory_per_conn_bytes_at_peak"`           // RSS / connections at peak connections
-	KernelPerConnAtPeak   float64 `json:"kernel_per_conn_bytes_at_peak,omitempty"` // kernel TCP memory / connections at peak connections
-	PeakGoroutines        float64 `json:"peak_goroutines"`
-	PeakOrphaned          float64 `json:"peak_orphaned_subscriptions"`
-	FinalOrphaned         float64 `json:"final_orphaned_subscriptions"`
+	PeakConnections     float64 `json:"peak_connections"`
+	PeakRSSBytes        float64 `json:"peak_rss_bytes"`
+	MemoryPerConnAtPeak float64 `json:"memory_per_conn_bytes_at_peak"`           // RSS / connections at peak connections
+	KernelPerConnAtPeak float64 `json:"kernel_per_conn_bytes_at_peak,omitempty"` // kernel TCP memory / connections at peak connections
+	PeakGoroutines      float64 `json:"peak_goroutines"`
+	PeakOrphaned        float64 `json:"peak_orphaned_subscriptions"`
+	FinalOrphaned       float64 `json:"final_orphaned_subscriptions"`
+	// Shed, Rejections and HeartbeatTimeouts are the increase of the gateway's counters over the
+	// run (Increase), not their absolute values.
 	Shed                  float64 `json:"shed"`
 	Rejections            float64 `json:"rejections"`
 	HeartbeatTimeouts     float64 `json:"heartbeat_timeouts"`
@@ -366,11 +405,40 @@ func Summarize(ps []Point) Summary {
 	}
 	last := ps[len(ps)-1].Values
 	s.FinalOrphaned = last[protocol.MetricOrphanedSubscriptions]
-	s.Shed = last[protocol.MetricShedTotal]
-	s.Rejections = last[protocol.MetricConnRejectionsTotal]
-	s.HeartbeatTimeouts = last[protocol.MetricHeartbeatTimeouts]
+	s.Shed, _ = Increase(ps, protocol.MetricShedTotal)
+	s.Rejections, _ = Increase(ps, protocol.MetricConnRejectionsTotal)
+	s.HeartbeatTimeouts, _ = Increase(ps, protocol.MetricHeartbeatTimeouts)
 	s.MemoryGrowthBytesPerS = slope(ps)
 	return s
+}
+
+// Increase is how much the counter name rose over the points (the scraper takes the first before
+// the run's clients start and the last after they end): the run's own share of a counter that a
+// long-running gateway has been counting since it started. A fall between two points is a node
+// restarting with its counters at zero: what it counted since is added, as Prometheus's increase()
+// does. A counter the first point lacks did not exist yet (a labelled series appears on its first
+// increment): it counts from zero. ok is false when no point has the counter.
+func Increase(ps []Point, name string) (inc float64, ok bool) {
+	prev := 0.0
+	for i, p := range ps {
+		v, has := p.Values[name]
+		if !has {
+			continue
+		}
+		switch {
+		case !ok && i == 0:
+			ok = true
+		case !ok:
+			ok = true
+			inc += v
+		case v >= prev:
+			inc += v - prev
+		default: // a reset
+			inc += v
+		}
+		prev = v
+	}
+	return inc, ok
 }
 
 // slope is the least-squares slope of RSS over time, in bytes per second.

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -139,5 +140,57 @@ func TestNoMetrics(t *testing.T) {
 				t.Errorf("status %q reason %q; want %q containing %q", r.Status, r.Reason, tc.wantStatus, tc.wantReason)
 			}
 		})
+	}
+}
+
+func TestIncrease(t *testing.T) {
+	pts := func(vs ...float64) []Point {
+		out := make([]Point, len(vs))
+		for i, v := range vs {
+			out[i] = Point{Values: map[string]float64{"c": v}}
+			if v < 0 { // absent from this scrape
+				out[i].Values = map[string]float64{}
+			}
+		}
+		return out
+	}
+	for _, tc := range []struct {
+		name string
+		ps   []Point
+		want float64
+		ok   bool
+	}{
+		{"none", nil, 0, false},
+		{"one point", pts(41), 0, true},
+		{"earlier runs left out", pts(1000, 1000, 1010, 1042), 42, true},
+		{"a node restarted", pts(100, 120, 5, 30), 20 + 30, true},
+		{"a missed scrape", pts(10, -1, 15), 5, true},
+		{"a series that appears during the run counts from zero", pts(-1, 3, 7), 7, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			got, ok := Increase(tc.ps, "c")
+			if got != tc.want || ok != tc.ok {
+				t.Errorf("Increase = %v, %v; want %v, %v", got, ok, tc.want, tc.ok)
+			}
+		})
+	}
+}
+
+func TestBuildsOf(t *testing.T) {
+	vals, err := Parse(strings.NewReader(`# TYPE ws_build_info gauge
+ws_build_info{commit="0123abcd-dirty",go_version="go1.25.1",version="1.2.0"} 1
+# TYPE ws_connections_active gauge
+ws_connections_active 3
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := BuildsOf(vals)
+	want := []Build{{Version: "1.2.0", Commit: "0123abcd-dirty", GoVersion: "go1.25.1"}}
+	if !slices.Equal(got, want) {
+		t.Errorf("BuildsOf = %+v, want %+v", got, want)
+	}
+	if BuildsOf(map[string]float64{"ws_connections_active": 3}) != nil {
+		t.Error("a gateway without ws_build_info has a build")
 	}
 }

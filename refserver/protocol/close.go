@@ -36,6 +36,10 @@ const (
 	ReasonAuthDown     = "auth_unavailable" // the auth backend's breaker is open (1013)
 )
 
+// Reasons lists the close reasons above: a close reason's word (ReasonWord) is one of them, or
+// something another gateway chose.
+var Reasons = []string{ReasonConnLimit, ReasonSlowConsumer, ReasonOrigin, ReasonShed, ReasonOverloaded, ReasonDrain, ReasonAuthDown}
+
 // CloseMeaning describes one close code.
 type CloseMeaning struct {
 	Code      CloseCode
@@ -92,7 +96,12 @@ func FormatReason(word string, retry time.Duration) string {
 	return word + " " + hint
 }
 
-// ParseRetryAfter finds a retry_after_ms=N hint anywhere in a close reason.
+// MaxRetryHint is the largest retry hint ParseRetryAfter accepts: a longer one (a peer's mistake or
+// a hostile value, which could also overflow time.Duration) is not a hint.
+const MaxRetryHint = 24 * time.Hour
+
+// ParseRetryAfter finds a retry_after_ms=N hint anywhere in a close reason. N is decimal digits
+// only, at most MaxRetryHint; anything else is no hint (ok false).
 func ParseRetryAfter(reason string) (time.Duration, bool) {
 	i := strings.Index(reason, retryKey)
 	if i < 0 {
@@ -107,7 +116,7 @@ func ParseRetryAfter(reason string) (time.Duration, bool) {
 		return 0, false
 	}
 	ms, err := strconv.ParseInt(rest[:j], 10, 64)
-	if err != nil {
+	if err != nil || ms > MaxRetryHint.Milliseconds() {
 		return 0, false
 	}
 	return time.Duration(ms) * time.Millisecond, true

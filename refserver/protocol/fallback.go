@@ -4,9 +4,12 @@ import "encoding/json"
 
 // The fallback tiers carry the same frames as the WebSocket, over plain HTTP:
 //
-//	GET    /sse?token=JWT            Server-Sent Events: one frame per event ("data: {frame}"); the
-//	                                 close is an event named "close" with a FallbackClose as data;
-//	                                 ": ping" comment lines are the server's heartbeat
+//	GET    /sse?token=JWT            Server-Sent Events: one frame per event ("data: {frame}", with
+//	                                 "id: <session>:<n>" once authenticated); the close is an event
+//	                                 named "close" with a FallbackClose as data; ": ping" comment
+//	                                 lines are the server's heartbeat and keep-alive. A reconnect
+//	                                 with Last-Event-ID (header, or lastEventId query parameter)
+//	                                 continues the session and replays what the stream missed
 //	GET    /poll?token=JWT           long polling: opens a connection and returns its first frames
 //	GET    /poll?conn=ID&token=JWT   returns what is queued, or holds until something is (bounded)
 //	POST   /send?conn=ID&token=JWT   client frames, one JSON frame per line (an empty body only

@@ -11,6 +11,16 @@
 // Decode validates what it returns: a known type and the fields that type requires. Unknown JSON fields
 // are ignored so that newer peers can add fields.
 //
+// # Text
+//
+// A frame is UTF-8 text, all of it: Decode refuses a payload holding invalid UTF-8 anywhere (also
+// inside "data", which is otherwise passed through untouched, or in a field the frame's type does not
+// use) with a DecodeError of code ErrCodeInvalidUTF8 — the gateway answers it with an error frame of
+// that code and keeps the connection, as for a WebSocket text frame that is not UTF-8 — and Encode
+// refuses a Frame whose Data is not valid UTF-8 (the string fields cannot carry invalid UTF-8 onto
+// the wire: encoding/json replaces it with U+FFFD). So whatever one peer decodes, it can encode again
+// unchanged, and every byte a peer writes is valid UTF-8.
+//
 // # Sequence numbers
 //
 // Client frames that change state (join_room, leave_room, broadcast) carry a per-connection "seq"
@@ -34,6 +44,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"unicode/utf8"
 )
 
 // Type names a frame. The constants below are every type on the wire.
@@ -217,7 +228,7 @@ func KnownType(t Type, d Direction) bool {
 // DecodeError is returned by Decode; Code is one of the ErrCode* values so that a server can answer
 // with an error frame directly.
 type DecodeError struct {
-	Code  string // ErrCodeMalformed, ErrCodeUnknownType or ErrCodeMissingField
+	Code  string // ErrCodeMalformed, ErrCodeInvalidUTF8, ErrCodeUnknownType or ErrCodeMissingField
 	Type  Type   // the frame's type, when it could be read
 	Field string // the missing field, for ErrCodeMissingField
 	Err   error  // the underlying JSON error, for ErrCodeMalformed
@@ -229,6 +240,8 @@ func (e *DecodeError) Error() string {
 		return fmt.Sprintf("protocol: unknown frame type %q", e.Type)
 	case ErrCodeMissingField:
 		return fmt.Sprintf("protocol: %s frame: missing field %q", e.Type, e.Field)
+	case ErrCodeInvalidUTF8:
+		return "protocol: the frame is not valid UTF-8"
 	default:
 		if e.Err != nil {
 			return "protocol: malformed frame: " + e.Err.Error()
@@ -241,6 +254,10 @@ func (e *DecodeError) Unwrap() error { return e.Err }
 
 // ErrEmptyFrame is wrapped by the DecodeError for an empty payload.
 var ErrEmptyFrame = errors.New("empty frame")
+
+// ErrInvalidUTF8 is wrapped by the DecodeError for a payload that is not valid UTF-8, and returned
+// by Encode for a Frame whose Data is not.
+var ErrInvalidUTF8 = errors.New("not valid UTF-8")
 
 // Decode parses one frame sent in direction d and checks that its type is known for that direction and
 // that the fields the type requires are present. The returned error is always a *DecodeError.
@@ -259,6 +276,9 @@ func DecodeInto(b []byte, d Direction, f *Frame) error {
 	if len(b) == 0 {
 		return &DecodeError{Code: ErrCodeMalformed, Err: ErrEmptyFrame}
 	}
+	if !utf8.Valid(b) {
+		return &DecodeError{Code: ErrCodeInvalidUTF8, Err: ErrInvalidUTF8}
+	}
 	if b[0] != '{' {
 		return &DecodeError{Code: ErrCodeMalformed, Err: errors.New("a frame must be a JSON object")}
 	}
@@ -266,6 +286,12 @@ func DecodeInto(b []byte, d Direction, f *Frame) error {
 		*f = Frame{}
 		return &DecodeError{Code: ErrCodeMalformed, Err: err}
 	}
+	return f.Check(d)
+}
+
+// Check reports whether f is a frame of direction d: a type known for d with the fields it requires
+// (the checks Decode makes after parsing). The error is a *DecodeError.
+func (f *Frame) Check(d Direction) error {
 	if f.Type == "" {
 		return &DecodeError{Code: ErrCodeMissingField, Field: "type"}
 	}
@@ -308,14 +334,17 @@ func (f *Frame) has(field string) bool {
 	return true
 }
 
-// Encode returns the JSON encoding of f.
+// Encode returns the JSON encoding of f. It refuses a Data that is not valid UTF-8 (ErrInvalidUTF8).
 func Encode(f *Frame) ([]byte, error) {
+	if !utf8.Valid(f.Data) {
+		return nil, fmt.Errorf("protocol: encode %s frame: data: %w", f.Type, ErrInvalidUTF8)
+	}
 	return json.Marshal(f)
 }
 
 // AppendEncode appends the JSON encoding of f to dst and returns the extended slice.
 func AppendEncode(dst []byte, f *Frame) ([]byte, error) {
-	b, err := json.Marshal(f)
+	b, err := Encode(f)
 	if err != nil {
 		return dst, err
 	}

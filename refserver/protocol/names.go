@@ -34,6 +34,7 @@ const (
 	MetricStormActive           = "ws_storm_active"             // gauge 0/1: reconnect storm detected
 	MetricAuthRequestsTotal     = "ws_auth_requests_total"      // counter{result,cached}: token checks
 	MetricPoolUsageRatio        = "ws_pool_usage_ratio"         // gauge: active connections / max-conns
+	MetricBuildInfo             = "ws_build_info"               // gauge 1{version,commit,go_version}: the gateway's build
 )
 
 // Standard process and Go collector metrics the gateway also exports.

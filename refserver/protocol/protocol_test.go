@@ -1,6 +1,7 @@
 package protocol
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"reflect"
@@ -215,7 +216,13 @@ func FuzzDecode(f *testing.F) {
 			if !errors.As(err, &de) || de.Code == "" || de.Error() == "" {
 				t.Fatalf("error %v is not a usable *DecodeError", err)
 			}
+			if len(bytes.TrimSpace(b)) > 0 && !utf8.Valid(b) && de.Code != ErrCodeInvalidUTF8 {
+				t.Fatalf("invalid UTF-8 %q refused with %q, want %q", b, de.Code, ErrCodeInvalidUTF8)
+			}
 			return
+		}
+		if !utf8.Valid(b) {
+			t.Fatalf("accepted invalid UTF-8: %q", b)
 		}
 		if !KnownType(fr.Type, dir) {
 			t.Fatalf("accepted unknown type %q", fr.Type)

@@ -11,9 +11,9 @@ const (
 	metricStormsTotal      = "ws_storms_total"       // counter: reconnect storms detected
 )
 
-// addAuthStorm registers the auth guard and storm metrics and pre-creates the label sets of
+// addAdmission registers the auth guard and storm metrics and pre-creates the label sets of
 // ws_auth_requests_total.
-func (m *metrics) addAuthStorm(s *Server) {
+func (m *metrics) addAdmission(s *Server) {
 	m.authBreakerOpen = prometheus.NewGauge(prometheus.GaugeOpts{Name: metricAuthBreakerOpen,
 		Help: "1 while the auth backend's circuit breaker is open or half-open (probing)."})
 	m.stormsTotal = prometheus.NewCounter(prometheus.CounterOpts{Name: metricStormsTotal,

@@ -11,8 +11,8 @@ const (
 	ShedClose = "close"
 )
 
-// authStormDefaults fills the auth, admission and storm settings of c from d.
-func (c *Config) authStormDefaults(d Config) {
+// admissionDefaults fills the auth, admission and storm settings of c from d.
+func (c *Config) admissionDefaults(d Config) {
 	if c.AuthCacheTTL == 0 {
 		c.AuthCacheTTL = d.AuthCacheTTL
 	}
@@ -45,9 +45,9 @@ func (c *Config) authStormDefaults(d Config) {
 	}
 }
 
-// validateAuthStorm reports the problems of the auth, admission and storm settings of v (defaults
+// validateAdmission reports the problems of the auth, admission and storm settings of v (defaults
 // already filled in).
-func (v Config) validateAuthStorm(bad func(format string, args ...any)) {
+func (v Config) validateAdmission(bad func(format string, args ...any)) {
 	for _, d := range []struct {
 		name string
 		v    time.Duration

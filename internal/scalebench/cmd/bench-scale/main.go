@@ -66,7 +66,9 @@ figures as a section of --doc (replacing the section of the same scenario and la
 	o.Log = os.Stderr
 	o.Command = "make bench-scale SCALE_PLAN=" + o.Scenario
 	for _, kv := range os.Environ() {
-		if strings.HasPrefix(kv, "REFSERVER_") { // gateway settings of the embedded nodes
+		// Gateway settings of the embedded nodes, and the Go runtime's memory settings (every
+		// process of the run inherits them).
+		if strings.HasPrefix(kv, "REFSERVER_") || strings.HasPrefix(kv, "GOGC=") || strings.HasPrefix(kv, "GOMEMLIMIT=") {
 			o.Command = kv + " " + o.Command
 		}
 	}

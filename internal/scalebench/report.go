@@ -81,6 +81,8 @@ type LeanFigures struct {
 type RunFigures struct {
 	Clients       int     // planned
 	Held          int64   // fewest connections open during the hold (client side)
+	PeakClients   int64   // most connections open at once over the run (client side)
+	Window        string  // what the memory and CPU figures cover: "hold", or "whole run" without one
 	PeakConns     float64 // the gateway's peak ws_connections_active
 	Workers       int
 	Nodes         int
@@ -153,11 +155,20 @@ func Figures(res *reports.Result, ss []Sample, base Kernel) RunFigures {
 		f.Gateway.CoresRamp = coresBetween(ss, ClassGateway, ramp.Start, ramp.End)
 		f.Generator.CoresRamp = coresBetween(ss, ClassGenerator, ramp.Start, ramp.End)
 	}
-	if hold == nil {
-		return f
+	for _, iv := range res.Series {
+		f.PeakClients = max(f.PeakClients, iv.Gauges[stats.GaugeConnections])
 	}
-	from, to := hold.Start, hold.End
-	f.Hold = to.Sub(from)
+	var from, to time.Time
+	if hold != nil && hold.End.After(hold.Start) {
+		from, to = hold.Start, hold.End
+		f.Window = "hold"
+		f.Hold = to.Sub(from)
+	} else {
+		// No complete hold (a run stopped early): the figures cover the whole run, per connection
+		// at its peak.
+		from, to = res.Started, res.Ended
+		f.Window = "whole run"
+	}
 	f.Held = -1
 	lag, app, ping := stats.NewHist(), stats.NewHist(), stats.NewHist()
 	for _, iv := range res.Series {
@@ -173,6 +184,9 @@ func Figures(res *reports.Result, ss []Sample, base Kernel) RunFigures {
 		merge(ping, iv.Histograms[stats.HistPingRTT])
 	}
 	f.Held = max(f.Held, 0)
+	if f.Window != "hold" {
+		f.Held = f.PeakClients
+	}
 	f.LagP99 = time.Duration(lag.Percentile(99))
 	f.AppPingP99 = time.Duration(app.Percentile(99))
 	f.AppPings = app.Count()
@@ -314,7 +328,10 @@ func (r *Report) Markdown() string {
 		m.CPUs, m.CPUModel, m.MemTotal, m.Kernel, m.Go, m.LoadStart, m.LoadEnd)
 	fmt.Fprintf(&b, "Reproduce: `%s` (scenario `%s`).\n\n", r.Command, r.File)
 	fmt.Fprintf(&b, "| | squall |\n| --- | --- |\n")
-	fmt.Fprintf(&b, "| clients planned / held through the hold | %d / %d (gateway peak %.0f) |\n", f.Clients, f.Held, f.PeakConns)
+	fmt.Fprintf(&b, "| clients planned / held through the hold / peak | %d / %d / %d (gateway peak %.0f) |\n", f.Clients, f.Held, f.PeakClients, f.PeakConns)
+	if f.Window != "hold" {
+		fmt.Fprintf(&b, "| no complete hold | memory, CPU and kernel figures cover the whole run, per connection at its peak |\n")
+	}
 	fmt.Fprintf(&b, "| processes | %d gateway nodes, %d generator workers |\n", f.Gateway.Procs, f.Generator.Procs)
 	fmt.Fprintf(&b, "| ramp planned / measured | %.0f/s / %.0f/s (%.1f s) |\n", f.RampPlanned, f.RampMeasured, f.RampSeconds)
 	fmt.Fprintf(&b, "| connect p99 | %s |\n", ms(f.ConnectP99))

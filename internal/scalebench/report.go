@@ -248,6 +248,9 @@ type Machine struct {
 	Go        string
 	LoadStart string
 	LoadEnd   string
+	// Somaxconn and SynBacklog bound the listen queues (net.core.somaxconn,
+	// net.ipv4.tcp_max_syn_backlog): a ramp faster than the gateway accepts overflows them.
+	Somaxconn, SynBacklog string
 }
 
 // ReadMachine reads the machine's description.
@@ -270,6 +273,13 @@ func ReadMachine() Machine {
 	}
 	if b, err := os.ReadFile("/proc/sys/kernel/osrelease"); err == nil {
 		m.Kernel = strings.TrimSpace(string(b))
+	}
+	m.Somaxconn, m.SynBacklog = "?", "?"
+	if b, err := os.ReadFile("/proc/sys/net/core/somaxconn"); err == nil {
+		m.Somaxconn = strings.TrimSpace(string(b))
+	}
+	if b, err := os.ReadFile("/proc/sys/net/ipv4/tcp_max_syn_backlog"); err == nil {
+		m.SynBacklog = strings.TrimSpace(string(b))
 	}
 	return m
 }
@@ -324,8 +334,8 @@ func (r *Report) Markdown() string {
 	var b bytes.Buffer
 	f, l, m := r.Run, r.Lean, r.Machine
 	fmt.Fprintf(&b, "### %s — %s\n\n", r.Key(), r.Date.Format("2006-01-02 15:04 MST"))
-	fmt.Fprintf(&b, "Machine: %d × %s, %s, Linux %s, %s; load average %s at the start, %s at the end (shared machine).\n\n",
-		m.CPUs, m.CPUModel, m.MemTotal, m.Kernel, m.Go, m.LoadStart, m.LoadEnd)
+	fmt.Fprintf(&b, "Machine: %d × %s, %s, Linux %s, %s; somaxconn %s, tcp_max_syn_backlog %s; load average %s at the start, %s at the end (shared machine).\n\n",
+		m.CPUs, m.CPUModel, m.MemTotal, m.Kernel, m.Go, m.Somaxconn, m.SynBacklog, m.LoadStart, m.LoadEnd)
 	fmt.Fprintf(&b, "Reproduce: `%s` (scenario `%s`).\n\n", r.Command, r.File)
 	fmt.Fprintf(&b, "| | squall |\n| --- | --- |\n")
 	fmt.Fprintf(&b, "| clients planned / held through the hold / peak | %d / %d / %d (gateway peak %.0f) |\n", f.Clients, f.Held, f.PeakClients, f.PeakConns)

@@ -1,6 +1,7 @@
 // Package chaos injects faults into a load test: network faults through an
-// embedded (or external) Toxiproxy, process faults on gateway nodes, and a
-// fault timeline that schedules both and records what happened.
+// embedded (or external) Toxiproxy, process faults on gateway nodes, container
+// faults on the run's containers, and a fault timeline that schedules them and
+// records what happened.
 //
 // # Network faults
 //
@@ -20,6 +21,12 @@
 // [Node] is what a gateway node offers to fault injection: Kill, Restart,
 // Pause, Resume, Drain. [ProcessNode] implements it for an operating-system
 // process started from an [exec.Cmd].
+//
+// # Container faults
+//
+// [Container] is a container of the run that faults act on: stop, start, kill, restart, pause,
+// resume, and disconnect from / reconnect to a network (a partition). A [Runner] acts only on the
+// containers in its Containers map, by name. Package chaos/dockerchaos implements it for Docker.
 //
 // # Timeline
 //

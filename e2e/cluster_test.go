@@ -159,16 +159,11 @@ func (c *cluster) waitReady(t *testing.T) {
 	}
 }
 
-// run runs a scenario on the cluster, from this process: on the three agents (over TLS) when
-// onAgents, else in this process. The run has the cluster's containers for its fault timeline.
-func (c *cluster) run(t *testing.T, name, yaml string, onAgents bool) *reports.Result {
-	t.Helper()
-	return c.runWith(t, name, yaml, onAgents, 0)
-}
-
-// runWith is run with a bound on how long a worker may stay unheard before it is lost (0: the
-// default).
-func (c *cluster) runWith(t *testing.T, name, yaml string, onAgents bool, lostAfter time.Duration) *reports.Result {
+// run runs a scenario on the cluster from this process (the controller) on the given agents, over
+// TLS (on the agents a run is split over; none: in this process). The run has the cluster's
+// containers for its fault timeline. lostAfter bounds how long an unheard agent is waited for (0:
+// the default).
+func (c *cluster) run(t *testing.T, name, yaml string, agents []string, lostAfter time.Duration) *reports.Result {
 	t.Helper()
 	s, err := scenarios.Parse(name+".yaml", []byte(yaml))
 	if err != nil {
@@ -176,8 +171,8 @@ func (c *cluster) runWith(t *testing.T, name, yaml string, onAgents bool, lostAf
 	}
 	opts := harness.Options{Containers: c.containers, Logger: slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelWarn})),
 		OnNote: func(s string) { t.Log(s) }, LostAfter: lostAfter}
-	if onAgents {
-		opts.Agents, opts.Token, opts.AgentTLS = c.agentAddrs(), agentToken, c.certs.ClientConfig()
+	if len(agents) > 0 {
+		opts.Agents, opts.Token, opts.AgentTLS = agents, agentToken, c.certs.ClientConfig()
 	}
 	ctx, cancel := context.WithTimeout(t.Context(), 2*time.Minute)
 	defer cancel()

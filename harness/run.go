@@ -107,6 +107,9 @@ func (r *runner) run(ctx context.Context) (*reports.Result, error) {
 		if remotes, err = dialAgents(ctx, o.Agents, token, o); err != nil {
 			return nil, err
 		}
+		if o.ShutdownAgents {
+			r.onRelease(func() { shutdownAgents(context.WithoutCancel(ctx), remotes, o) })
+		}
 	}
 
 	// The target.

@@ -80,6 +80,9 @@ type Options struct {
 	// agents), by the name a scenario's container faults use; the timeline acts on these and on no
 	// other container. Package chaos/dockerchaos makes them from testcontainers-go containers.
 	Containers map[string]chaos.Container
+	// ShutdownAgents asks every agent of Agents to exit once the run is over (agents run as a
+	// Kubernetes Job then complete).
+	ShutdownAgents bool
 	// LostAfter is how long a worker may stay unheard (its stream broken, no answer) before it
 	// counts as lost and the run goes on without it (0: 45 s). A local worker whose process
 	// exits is lost at once.

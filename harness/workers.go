@@ -50,10 +50,24 @@ func dialAgents(ctx context.Context, addrs []string, token string, o Options) ([
 		}
 		if r.Transport() == agent.TransportInsecure {
 			o.Logger.Warn("agent spoken to in plain HTTP off loopback: the token and the jobs travel in clear", "agent", a)
+			if o.OnNote != nil {
+				o.OnNote(fmt.Sprintf("warning: agent %s is spoken to in plain HTTP off loopback (insecure): the token and its job travel in clear", a))
+			}
 		}
 		remotes = append(remotes, r)
 	}
 	return remotes, nil
+}
+
+// shutdownAgents asks every agent to exit (each bounded by 5 s); an agent already gone is logged.
+func shutdownAgents(ctx context.Context, remotes []*agent.Remote, o Options) {
+	for _, r := range remotes {
+		sctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		if err := r.Shutdown(sctx); err != nil {
+			o.Logger.Warn("asking an agent to exit", "agent", r.Addr, "err", err)
+		}
+		cancel()
+	}
 }
 
 // spawnWorkers starts n local worker processes.
@@ -187,6 +201,8 @@ type AgentOptions struct {
 	Insecure bool
 	// Warn receives the warning of an insecure agent (besides Logger, which may discard).
 	Warn io.Writer
+	// Shard, when set, is the only shard (job worker index) the agent runs.
+	Shard *int
 	// AllowTargets, when set, are the only networks the agent's clients may connect to: a job
 	// whose target has an endpoint elsewhere is refused. Whatever it is, an agent connects only
 	// to the endpoints its controller's job names.
@@ -246,8 +262,8 @@ func ServeAgent(ctx context.Context, o AgentOptions) error {
 	}
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	a := agent.New(o.Token, RunJob(logger, o.AllowTargets...), logger, agent.Options{Version: o.Version, OnShutdown: cancel, OnSent: o.OnSent,
-		TLS: useTLS, Insecure: insecure})
+	a := agent.New(o.Token, RunJob(logger, o.AllowTargets...), logger,
+		agent.Options{Version: o.Version, OnShutdown: cancel, OnSent: o.OnSent, TLS: useTLS, Insecure: insecure, Shard: o.Shard})
 	srv := &http.Server{Handler: a.Handler(), ReadHeaderTimeout: 10 * time.Second, TLSConfig: tlsConf,
 		ErrorLog: slog.NewLogLogger(logger.Handler(), slog.LevelWarn)} // refused handshakes, plain HTTP to TLS
 	served := make(chan error, 1)

@@ -127,29 +127,41 @@ func (r *Result) workerTable() *Table {
 		return nil
 	}
 	t := &Table{ID: "table-workers", Caption: "Per worker (or remote agent): its share of the clients and how its part went.",
-		Header: []string{"worker", "address", "pid", "clients", "status", "stop", "schedule lag p99", "connects", "errors", "fanout p99",
+		Header: []string{"worker", "address", "via", "pid", "clients", "status", "stop", "schedule lag p99", "connects", "errors", "fanout p99",
 			"gaps", "acked undelivered", "ghosts", "note"}}
 	for _, w := range r.Workers {
-		row := []string{strconv.Itoa(w.Index), orDash(w.Addr), "-", strconv.Itoa(w.Clients), w.Status, "-", "-", "-", "-", "-", "-", "-", "-", w.Error}
+		row := []string{strconv.Itoa(w.Index), orDash(w.Addr), workerVia(w), "-", strconv.Itoa(w.Clients), w.Status, "-", "-", "-", "-", "-", "-", "-", "-", w.Error}
 		if w.PID > 0 {
-			row[2] = strconv.Itoa(w.PID)
+			row[3] = strconv.Itoa(w.PID)
 		}
 		if s := w.Stats; s != nil {
-			row[7] = count(s.Counter(stats.CtrConnects))
-			row[8] = count(errorCount(s.Counters))
-			row[9] = pctText(s.Hist(stats.HistFanout), 99)
+			row[8] = count(s.Counter(stats.CtrConnects))
+			row[9] = count(errorCount(s.Counters))
+			row[10] = pctText(s.Hist(stats.HistFanout), 99)
 		}
 		if s := w.Summary; s != nil {
-			row[5] = orDash(s.StopReason)
-			row[6] = FormatDuration(s.LagP99)
-			row[10], row[11], row[12] = count(s.Delivery.Gaps), count(s.Delivery.AckedUndelivered), count(s.Delivery.Ghosts)
+			row[6] = orDash(s.StopReason)
+			row[7] = FormatDuration(s.LagP99)
+			row[11], row[12], row[13] = count(s.Delivery.Gaps), count(s.Delivery.AckedUndelivered), count(s.Delivery.Ghosts)
 			if s.Unreliable {
-				row[13] = strings.TrimPrefix(strings.TrimSpace(row[13]+"; unreliable: "+s.Reason), "; ")
+				row[14] = strings.TrimPrefix(strings.TrimSpace(row[14]+"; unreliable: "+s.Reason), "; ")
 			}
 		}
 		t.Rows = append(t.Rows, row)
 	}
 	return t
+}
+
+// workerVia says what ran a worker and how the controller talked to it ("agent, tls"); "-" when
+// the result does not say (schema 1, or a result written before it was recorded).
+func workerVia(w Worker) string {
+	switch {
+	case w.Kind != "" && w.Transport != "":
+		return w.Kind + ", " + w.Transport
+	case w.Kind != "":
+		return w.Kind
+	}
+	return orDash(w.Transport)
 }
 
 // eventTable lists the phases and every event with its offset from the start.

@@ -14,6 +14,7 @@ func newAgentCmd(e *env) *cobra.Command {
 	var listen, token, cert, key string
 	var allowTargets []string
 	var verbose, insecure, allowRemote bool
+	var shard int
 	cmd := &cobra.Command{
 		Use:   "agent",
 		Short: "Serve the controller/agent protocol (a worker of a larger run)",
@@ -25,7 +26,8 @@ Off loopback the agent serves TLS (--tls-cert and --tls-key; a controller speaki
 refused, and controllers verify the certificate with --agent-ca). Plain HTTP off loopback needs
 --insecure: the agent then warns on stderr, and controllers record it in the result (the worker's
 transport is "http-insecure"). The agent's clients connect only to the endpoints the controller's
-job names; --allow-target restricts which networks those may be in.`,
+job names; --allow-target restricts which networks those may be in, and --shard which part of
+the plan it takes (the controller's --agents list is in shard order).`,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if token == "" {
 				token = os.Getenv(agent.TokenEnv)
@@ -37,9 +39,16 @@ job names; --allow-target restricts which networks those may be in.`,
 			if err != nil {
 				return usagef("--allow-target: %v", err)
 			}
-			err = harness.ServeAgent(cmd.Context(), harness.AgentOptions{Listen: listen, Token: token, Stdout: e.stdout,
+			o := harness.AgentOptions{Listen: listen, Token: token, Stdout: e.stdout,
 				TLSCert: cert, TLSKey: key, Insecure: insecure, Warn: e.stderr, AllowTargets: nets,
-				Logger: newLogger(e.stderr, verbose), Version: version.Version})
+				Logger: newLogger(e.stderr, verbose), Version: version.Version}
+			if shard < -1 {
+				return usagef("--shard %d: want a shard index (0, 1, ...) or -1 for any", shard)
+			}
+			if shard >= 0 {
+				o.Shard = &shard
+			}
+			err = harness.ServeAgent(cmd.Context(), o)
 			switch {
 			case harness.IsUsage(err):
 				return usageErr(err)
@@ -55,6 +64,7 @@ job names; --allow-target restricts which networks those may be in.`,
 	cmd.Flags().StringVar(&key, "tls-key", "", "PEM private key of --tls-cert")
 	cmd.Flags().BoolVar(&insecure, "insecure", false, "serve plain HTTP off loopback: the token and jobs travel in clear (warned, and recorded in the result)")
 	cmd.Flags().StringSliceVar(&allowTargets, "allow-target", nil, "networks (CIDR) the jobs' endpoints may be in (default: whatever the controller names)")
+	cmd.Flags().IntVar(&shard, "shard", -1, "run only this shard of a plan (a Kubernetes Indexed Job's completion index); -1 any")
 	cmd.Flags().BoolVarP(&verbose, "verbose", "v", false, "log to stderr")
 	cmd.Flags().BoolVar(&allowRemote, "allow-remote", false, "")
 	_ = cmd.Flags().MarkDeprecated("allow-remote", "a non-loopback --listen now needs --tls-cert and --tls-key, or --insecure")

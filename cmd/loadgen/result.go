@@ -39,6 +39,7 @@ func runSpec(ctx context.Context, e *env, f runFlags, spec harness.Spec, out str
 		Token:          f.token,
 		AgentsInsecure: f.agentsInsec,
 		AgentTLS:       tlsConf,
+		ShutdownAgents: f.agentsExit,
 		FDsPerProcess:  f.perProcess,
 		WorkerCommand:  workerCommand(f),
 		Version:        version.Version,

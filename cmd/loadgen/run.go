@@ -40,6 +40,7 @@ type runFlags struct {
 	token        string
 	agentCA      string
 	agentsInsec  bool
+	agentsExit   bool
 	progress     string
 	lagBound     time.Duration
 	perProcess   int
@@ -137,6 +138,7 @@ the partial result is written).`,
 	fl.StringSliceVar(&f.agents, "agents", nil, "remote agents host:port,... to run on instead of local workers")
 	fl.StringVar(&f.token, "token", "", "shared token of the agents (default $"+agent.TokenEnv+")")
 	fl.StringVar(&f.agentCA, "agent-ca", "", "PEM CA bundle the agents' TLS certificates chain to: speak HTTPS to --agents and verify them")
+	fl.BoolVar(&f.agentsExit, "shutdown-agents", false, "ask every agent of --agents to exit once the run is over (agents run as a Job then complete)")
 	fl.BoolVar(&f.agentsInsec, "agents-insecure", false, "allow plain HTTP to --agents off loopback (token and jobs in clear; the result records it)")
 	fl.StringVar(&f.progress, "progress", "auto", "progress display: auto, bar, plain or none")
 	fl.DurationVar(&f.lagBound, "lag-bound", 0, "schedule-lag p99 above which the run is unreliable (0 = plan default 50ms)")
@@ -171,8 +173,8 @@ func (f runFlags) validate() error {
 	if len(f.agents) > 0 && f.token == "" {
 		errs = append(errs, "--agents needs --token (or $"+agent.TokenEnv+")")
 	}
-	if (f.agentCA != "" || f.agentsInsec) && len(f.agents) == 0 {
-		errs = append(errs, "--agent-ca and --agents-insecure apply to --agents")
+	if (f.agentCA != "" || f.agentsInsec || f.agentsExit) && len(f.agents) == 0 {
+		errs = append(errs, "--agent-ca, --agents-insecure and --shutdown-agents apply to --agents")
 	}
 	switch f.progress {
 	case "auto", "bar", "plain", "none":

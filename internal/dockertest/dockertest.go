@@ -14,6 +14,7 @@ package dockertest
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"os/exec"
@@ -119,6 +120,9 @@ func build(names []string) (string, error) {
 			return fmt.Sprintf("%s not installed: the images cannot be built here (make deps installs redis-server)", tool), nil
 		}
 	}
+	if out, err := exec.Command("docker", "version", "--format", "{{.Server.APIVersion}}").CombinedOutput(); err != nil {
+		return fmt.Sprintf("the docker CLI cannot reach the engine (%v: %s): the images cannot be built here", err, strings.TrimSpace(string(out))), nil
+	}
 	root := Root()
 	dir, err := os.MkdirTemp("", "squall-images-")
 	if err != nil {
@@ -127,17 +131,28 @@ func build(names []string) (string, error) {
 	defer os.RemoveAll(dir)
 	bin := filepath.Join(dir, "bin")
 	start := time.Now()
-	for _, name := range []string{"refserver", "loadgen"} {
+	// The binaries build side by side (linking dominates, one core each).
+	var wg sync.WaitGroup
+	errs := make([]error, 2)
+	for i, name := range []string{"refserver", "loadgen"} {
 		if !slices.Contains(names, name) {
 			continue
 		}
-		cmd := exec.Command("go", "build", "-ldflags", "-X github.com/squall-dev/squall/internal/version.Version="+Tag,
-			"-o", filepath.Join(bin, name), "./cmd/"+name)
-		cmd.Dir = root
-		cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
-		if out, err := cmd.CombinedOutput(); err != nil {
-			return "", fmt.Errorf("building %s: %v\n%s", name, err, out)
-		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			cmd := exec.Command("go", "build", "-ldflags", "-X github.com/squall-dev/squall/internal/version.Version="+Tag,
+				"-o", filepath.Join(bin, name), "./cmd/"+name)
+			cmd.Dir = root
+			cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+			if out, err := cmd.CombinedOutput(); err != nil {
+				errs[i] = fmt.Errorf("building %s: %v\n%s", name, err, out)
+			}
+		}()
+	}
+	wg.Wait()
+	if err := errors.Join(errs...); err != nil {
+		return "", err
 	}
 	args := append([]string{"ci/docker/build-images.sh", Tag, "squall"}, names...)
 	cmd := exec.Command("bash", args...)

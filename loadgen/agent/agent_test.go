@@ -345,6 +345,26 @@ func TestStreamResumes(t *testing.T) {
 	}
 }
 
+// TestAgentRunsOnlyItsShard: an agent given a shard (an Indexed Job's completion index) refuses a
+// job for another shard and takes its own.
+func TestAgentRunsOnlyItsShard(t *testing.T) {
+	shard := 1
+	a := New(testToken, fakeRun, nil, Options{TickEvery: 100 * time.Millisecond, Shard: &shard})
+	srv := httptest.NewServer(a.Handler())
+	t.Cleanup(func() { srv.CloseClientConnections(); srv.Close(); a.Close() })
+	r, err := Dial(context.Background(), addr(srv), testToken)
+	if err != nil {
+		t.Fatal(err)
+	}
+	js := jobs(2, fakeJob{Values: 10, Ticks: 1})
+	if err := r.Start(context.Background(), js[0]); err == nil || !strings.Contains(err.Error(), "this agent runs shard 1, the job is shard 0 of 2") {
+		t.Errorf("job of shard 0: %v, want refused", err)
+	}
+	if err := r.Start(context.Background(), js[1]); err != nil {
+		t.Errorf("job of its own shard: %v", err)
+	}
+}
+
 // TestUpdateLostConnections: a lost worker's last connections gauge is reported apart, so that the
 // progress line stops counting its clients as connected (Merged keeps its counters).
 func TestUpdateLostConnections(t *testing.T) {

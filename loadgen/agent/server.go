@@ -31,6 +31,9 @@ type Options struct {
 	Keepalive time.Duration
 	// TickEvery is the interval length; zero means one second. Tests shorten it.
 	TickEvery time.Duration
+	// Shard, when set, is the only shard (Job.Worker) this agent runs: a job for another is
+	// refused (an agent of a Kubernetes Indexed Job runs its completion index).
+	Shard *int
 	// TLS and Insecure are reported in Info: the agent serves TLS, or plain HTTP off loopback
 	// because it was told to. The caller owns the listener; these only describe it.
 	TLS, Insecure bool
@@ -144,6 +147,10 @@ func (a *Agent) start(w http.ResponseWriter, r *http.Request) {
 	job, err := DecodeJob(http.MaxBytesReader(w, r.Body, maxJobBytes))
 	if err != nil {
 		writeErr(w, http.StatusBadRequest, err.Error())
+		return
+	}
+	if a.opts.Shard != nil && job.Worker != *a.opts.Shard {
+		writeErr(w, http.StatusBadRequest, fmt.Sprintf("this agent runs shard %d, the job is shard %d of %d", *a.opts.Shard, job.Worker, job.Workers))
 		return
 	}
 	a.mu.Lock()

@@ -136,9 +136,10 @@ bench: ## run the benchmarks (memory per connection, ramp rate)
 SCALE_PLAN  ?= scenarios/scale-100k.yaml
 SCALE_LABEL ?=
 SCALE_ARGS  ?=
+SCALE_FLAGS ?=
 bench-scale: build ## scale bench: SCALE_PLAN (default the 100 000-client plan) beside a lean gorilla pair, into docs/bench.md
 	CGO_ENABLED=0 $(GO) build -o $(BIN)/bench-scale ./internal/scalebench/cmd/bench-scale
-	$(BIN)/bench-scale --scenario $(SCALE_PLAN) --loadgen $(BIN)/loadgen --label '$(SCALE_LABEL)' --run-args '$(SCALE_ARGS)' --doc docs/bench.md
+	$(BIN)/bench-scale --scenario $(SCALE_PLAN) --loadgen $(BIN)/loadgen --label '$(SCALE_LABEL)' --run-args '$(SCALE_ARGS)' --doc docs/bench.md $(SCALE_FLAGS)
 
 lint: ## gofmt and go vet
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt:"; echo "$$out"; exit 1; fi

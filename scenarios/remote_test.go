@@ -88,6 +88,8 @@ slos:
 		{"presence on centrifugo", "centrifugo", "", "presence_convergence", "p99", "presence_convergence needs presence, which the centrifugo profile"},
 		{"heartbeat on centrifugo", "centrifugo", "", "false_disconnects", "count", "false_disconnects needs server_heartbeat"},
 		{"accounting on squall", "squall", "", "messages_lost", "count", "messages_lost needs message_accounting, which the squall profile"},
+		{"presence on socketio", "socketio", "", "ghost_presence_duration", "max", "ghost_presence_duration needs presence, which the socketio profile"},
+		{"tiers on generic", "generic", generic, "tier_connections", "count", "tier_connections needs fallback_tiers, which the generic profile"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -72,6 +72,14 @@ func TestDiagnosisBetween(t *testing.T) {
 	if clean.Diagnosis == nil {
 		t.Fatal("the clean run has no diagnosis")
 	}
+	for _, v := range clean.SLOs {
+		if !v.Pass {
+			// On a machine so busy that the clean gateway's pings came later than the proxy's idle
+			// timeout, the proxy did cut the tabs: the finding would be right.
+			t.Logf("the clean gateway's run breached %s (%s): its diagnosis is not checked", v.Name, v.Measured())
+			return
+		}
+	}
 	if f := hasFinding(clean.Diagnosis, reports.ClassBetween, "proxy_idle_timeout"); f != nil {
 		t.Errorf("the clean gateway's run is diagnosed with an idle timeout: %+v", f)
 	}

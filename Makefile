@@ -55,12 +55,16 @@ deps: ## install redis-server (cluster tests), nginx and haproxy (proxy tests), 
 			echo "deps: could not install $$p: the tests needing it will skip"; fi; \
 	done; exit 0
 
-interop-deps: ## build the interop tests' servers once into $(INTEROP_CACHE) (gorilla chat example, Centrifugo $(CENTRIFUGO_VERSION), ~5 min the first time) and install node-ws; never fails
+interop-deps: ## build the interop tests' servers once into $(INTEROP_CACHE) (gorilla chat example, a Socket.IO v4 server, Centrifugo $(CENTRIFUGO_VERSION): ~6 min the first time) and install node-ws; never fails
 	@mkdir -p $(INTEROP_CACHE)/bin
 	@if [ ! -x $(INTEROP_CACHE)/bin/gorilla-chat ]; then \
 		if $(GO) build -trimpath -o $(INTEROP_CACHE)/bin/gorilla-chat github.com/gorilla/websocket/examples/chat; then \
 			echo "interop-deps: built gorilla/websocket's chat example"; else \
 			echo "interop-deps: could not build gorilla/websocket's chat example: its test builds it or skips"; fi; fi
+	@if [ ! -x $(INTEROP_CACHE)/bin/socketio-server ]; then \
+		if (cd harness/testdata/interop/socketio && CGO_ENABLED=0 $(GO) build -trimpath -ldflags '-s -w' -o $(INTEROP_CACHE)/bin/socketio-server .); then \
+			echo "interop-deps: built the Socket.IO v4 test server (github.com/zishang520/socket.io)"; else \
+			echo "interop-deps: could not build the Socket.IO test server: its interop test will skip"; fi; fi
 	@if [ "$$(cat $(INTEROP_CACHE)/bin/centrifugo.version 2>/dev/null)" != "$(CENTRIFUGO_VERSION)" ]; then \
 		echo "interop-deps: building Centrifugo $(CENTRIFUGO_VERSION) (once; a few minutes)"; \
 		if GOBIN=$(INTEROP_CACHE)/bin CGO_ENABLED=0 $(GO) install -trimpath -ldflags '-s -w' \

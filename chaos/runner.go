@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"strconv"
 	"time"
 )
@@ -88,7 +89,8 @@ func (e *Event) UnmarshalJSON(data []byte) error {
 	if err := json.Unmarshal(data, &j); err != nil {
 		return err
 	}
-	sec := func(s float64) time.Duration { return time.Duration(s * float64(time.Second)) }
+	// Rounded to the nanosecond, not truncated: 1.5012 s is 1501199999.9999999 ns in binary.
+	sec := func(s float64) time.Duration { return time.Duration(math.Round(s * float64(time.Second))) }
 	*e = Event{
 		Index: j.Index, At: sec(j.AtSeconds), Offset: sec(j.OffsetSeconds), Time: j.Time,
 		Took: sec(j.TookSeconds), Action: j.Action, Target: j.Target, Params: j.Params, Error: j.Error,

@@ -184,6 +184,13 @@ func TestDiagnose(t *testing.T) {
 				return map[string]float64{protocol.MetricHeartbeatTimeouts: float64(100 + 10*s)}
 			}}, "", nil},
 
+		{"a few cuts at one age are not an idle timeout", synth{clients: 60, seconds: 6,
+			fill: func(rec *stats.Recorder) {
+				for i := range 6 {
+					rec.Record(loadgen.HistAbnormalCloseAge, 8*time.Second+time.Duration(i)*time.Millisecond)
+				}
+			}}, "", nil},
+
 		{"cuts at scattered ages are not an idle timeout", synth{clients: 60, seconds: 6,
 			fill: func(rec *stats.Recorder) {
 				for i := range 60 {

@@ -42,8 +42,6 @@ slos:
   - {metric: tier_connections, label: poll, cohort: polling, bound: ">= 10"}
   - {metric: tier_fanout_latency, label: sse, agg: count, bound: "> 0"}
   - {metric: tier_fanout_latency, label: poll, agg: count, bound: "> 0"}
-  - {metric: tier_fanout_latency, label: sse, agg: p99, bound: "< 2s"}
-  - {metric: tier_fanout_latency, label: poll, agg: p99, bound: "< 2s"}
 `
 	res, err := runScenarioText(t, sc)
 	if err != nil {

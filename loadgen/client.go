@@ -346,7 +346,11 @@ func (c *client) dialRequest(ep Endpoint) (string, http.Header, error) {
 	if err != nil {
 		return "", nil, err
 	}
-	return placeToken(env.place, env.auth.Name, ep.URL, hdr, tok)
+	raw := ep.URL
+	if a, ok := env.proto.(urlAdjuster); ok {
+		raw = a.adjustURL(raw)
+	}
+	return placeToken(env.place, env.auth.Name, raw, hdr, tok)
 }
 
 // wsHandlers sets a WebSocket's read limit and its ping and pong handlers.

@@ -1,6 +1,7 @@
 // Package loadgen is squall's load generator: simulated browser tabs, the protocols they speak
 // (one file each behind Protocol: squall, the reference gateway's; generic, frames and matchers
-// declared in the scenario; centrifugo, Centrifugo v6's client protocol), the transport tiers of
+// declared in the scenario; centrifugo, Centrifugo v6's client protocol; socketio, Socket.IO v4
+// over WebSocket), the transport tiers of
 // the squall protocol (WebSocket, SSE, long polling, the ladder between them), payload stamps that
 // measure delivery on any relay gateway, reconnect policies, exits and misbehaviours, plans
 // (cohorts, phases, load model) and the in-process runner RunLocal. A run's Target is a plain value

@@ -1,6 +1,7 @@
 package loadgen
 
 import (
+	"bytes"
 	"net/url"
 	"strings"
 	"testing"
@@ -81,6 +82,51 @@ func FuzzJSONPath(f *testing.F) {
 		m, err := newMatcher(map[string]string{path: "*"})
 		if err == nil {
 			_ = m.match(v)
+		}
+	})
+}
+
+// FuzzSSEEvents feeds arbitrary streams to the SSE reader of the fallback tier: it never panics,
+// and the events of a well-formed stream come back as written.
+func FuzzSSEEvents(f *testing.F) {
+	f.Add([]byte(": squall\n\ndata: {\"type\":\"welcome\"}\n\n: ping\n\nevent: close\ndata: {\"code\":1000}\n\n"), "x", "close")
+	f.Add([]byte("data: a\ndata: b\r\n\r\n"), "", "")
+	f.Fuzz(func(t *testing.T, stream []byte, data, event string) {
+		_ = readSSEEvents(bytes.NewReader(stream), func(string, []byte) bool { return false }, func([]byte) {})
+		if strings.ContainsAny(data, "\r\n") || strings.ContainsAny(event, "\r\n") || data == "" || strings.HasPrefix(data, " ") {
+			return
+		}
+		var got []string
+		w := "event: " + event + "\ndata: " + data + "\n\n: ping\n\ndata: " + data + "\n\n"
+		_ = readSSEEvents(strings.NewReader(w), func(ev string, d []byte) bool {
+			got = append(got, ev+"|"+string(d))
+			return false
+		}, func([]byte) {})
+		want := []string{strings.TrimSpace(event) + "|" + data, "|" + data}
+		if len(got) != 2 || got[0] != want[0] || got[1] != want[1] {
+			t.Fatalf("stream %q read as %q, want %q", w, got, want)
+		}
+	})
+}
+
+// FuzzSocketIOEvent feeds arbitrary packets to the socketio profile's event decoder: it never
+// panics, and an event it encodes decodes back.
+func FuzzSocketIOEvent(f *testing.F) {
+	f.Add([]byte(`["message","room-0",{"squall":1,"u":"a","s":1}]`), "room-0", uint32(0))
+	f.Add([]byte(`12["message","r",{}]`), "r", uint32(12))
+	f.Add([]byte(`99999999999["x"]`), "", uint32(1))
+	p := &socketIOProtocol{evDelivery: "message"}
+	f.Fuzz(func(t *testing.T, packet []byte, room string, ack uint32) {
+		_, _ = splitAckID(packet)
+		_, _, _ = p.delivered(packet)
+		if room == "" || !utf8.ValidString(room) {
+			return
+		}
+		in := stamp{Mark: 1, User: "u", Room: room, Seq: 1, ID: "i"}
+		b := event(ack, "message", appendJSONString(nil, room), appendStamp(nil, &in, 0))
+		gotRoom, got, ok := p.delivered(b[2:])
+		if !ok || gotRoom != room || got != in {
+			t.Fatalf("event %s decoded as %q %+v %v", b, gotRoom, got, ok)
 		}
 	})
 }

@@ -251,7 +251,7 @@ func TestProtocolSpecsRejected(t *testing.T) {
 		{"ping without pong", ProtocolSpec{Name: ProtocolGeneric, Generic: &GenericSpec{Publish: pub, Ping: "ping"}}, "needs a pong matcher"},
 		{"bad batch", ProtocolSpec{Name: ProtocolGeneric, Generic: &GenericSpec{Publish: pub, Batch: "comma"}}, `batch "comma"`},
 		{"generic without settings", ProtocolSpec{Name: ProtocolGeneric}, "no settings"},
-		{"squall with generic settings", ProtocolSpec{Generic: &GenericSpec{Publish: pub}}, "takes no generic or centrifugo settings"},
+		{"squall with generic settings", ProtocolSpec{Generic: &GenericSpec{Publish: pub}}, "protocol squall: takes no generic settings"},
 		{"unknown", ProtocolSpec{Name: "mqtt"}, `protocol "mqtt": unknown`},
 	}
 	for _, tt := range tests {

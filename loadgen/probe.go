@@ -60,7 +60,11 @@ func Probe(ctx context.Context, t Target, ep Endpoint) error {
 		return fmt.Errorf("target: %w", err)
 	}
 	place := cmpOr(t.Auth.Place, proto.tokenPlace())
-	u, hdr, err := placeToken(place, t.Auth.Name, ep.URL, hdr, tok)
+	raw := ep.URL
+	if a, ok := proto.(urlAdjuster); ok {
+		raw = a.adjustURL(raw)
+	}
+	u, hdr, err := placeToken(place, t.Auth.Name, raw, hdr, tok)
 	if err != nil {
 		return fmt.Errorf("target %s: %w", ep.URL, err)
 	}
@@ -99,7 +103,7 @@ func explainProbeDial(raw string, resp *http.Response, err error) error {
 		case http.StatusForbidden:
 			return fmt.Errorf("target %s refused the WebSocket upgrade: HTTP %s (check target.origin, target.headers and target.auth)", raw, resp.Status)
 		}
-		return fmt.Errorf("target %s refused the WebSocket upgrade: HTTP %s (is target.url the gateway's WebSocket path?)", raw, resp.Status)
+		return fmt.Errorf("target %s refused the WebSocket upgrade: HTTP %s (is target.url the gateway's WebSocket path, and target.protocol what it speaks?)", raw, resp.Status)
 	}
 	if e := ExplainDialError(raw, err); e != err {
 		return e

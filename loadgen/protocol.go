@@ -13,7 +13,8 @@ import (
 // policies, exits, the schedule, read timeouts, WebSocket pings, counting and recording — is the
 // client's and the same for every protocol.
 //
-// Each protocol is one file (protocol_squall.go, protocol_generic.go, protocol_centrifugo.go), registered by name in
+// Each protocol is one file (protocol_squall.go, protocol_generic.go, protocol_centrifugo.go,
+// protocol_socketio.go), registered by name in
 // protocols; a ProtocolSpec names one and carries its settings, so that a plan's target can travel
 // to workers as JSON. The methods run on the client's goroutines: opened and received on the
 // connection's reader, publish and heartbeat on a scheduler goroutine; a protocol keeps its
@@ -41,6 +42,9 @@ type Protocol interface {
 // relayProtocol marks the protocols whose payloads carry stamps (stamps.go): their published
 // messages are accounted for by the stamp machinery.
 type relayProtocol interface{ relayed() }
+
+// urlAdjuster is a protocol whose endpoint URL needs more than the target's (a query of its own).
+type urlAdjuster interface{ adjustURL(raw string) string }
 
 // leaver is a protocol that sends frames before a clean exit's close frame (unsubscribes).
 type leaver interface {
@@ -94,6 +98,8 @@ type ProtocolSpec struct {
 	Generic *GenericSpec `json:"generic,omitempty" yaml:"generic"`
 	// Centrifugo configures the centrifugo protocol (optional).
 	Centrifugo *CentrifugoSpec `json:"centrifugo,omitempty" yaml:"centrifugo"`
+	// SocketIO configures the socketio protocol (optional).
+	SocketIO *SocketIOSpec `json:"socketio,omitempty" yaml:"socketio"`
 }
 
 // ProtocolSquall is the name of the reference gateway's protocol (refserver/protocol).
@@ -104,6 +110,7 @@ var protocols = map[string]func(ProtocolSpec) (Protocol, error){
 	ProtocolSquall:     newSquallProtocol,
 	ProtocolGeneric:    newGenericProtocol,
 	ProtocolCentrifugo: newCentrifugoProtocol,
+	ProtocolSocketIO:   newSocketIOProtocol,
 }
 
 // Protocols lists the protocol names in sorted order.
@@ -125,6 +132,14 @@ func NewProtocol(spec ProtocolSpec) (Protocol, error) {
 	build, ok := protocols[name]
 	if !ok {
 		return nil, fmt.Errorf("protocol %q: unknown (want %s)", spec.Name, strings.Join(Protocols(), " or "))
+	}
+	for _, o := range []struct {
+		name string
+		set  bool
+	}{{ProtocolGeneric, spec.Generic != nil}, {ProtocolCentrifugo, spec.Centrifugo != nil}, {ProtocolSocketIO, spec.SocketIO != nil}} {
+		if o.set && o.name != name {
+			return nil, fmt.Errorf("protocol %s: takes no %s settings", name, o.name)
+		}
 	}
 	return build(spec)
 }

@@ -42,9 +42,6 @@ var (
 )
 
 func newCentrifugoProtocol(spec ProtocolSpec) (Protocol, error) {
-	if spec.Generic != nil {
-		return nil, errors.New("protocol centrifugo: takes no generic settings")
-	}
 	p := &centrifugoProtocol{timeout: DefaultLossTimeout, name: "squall"}
 	if s := spec.Centrifugo; s != nil {
 		if s.LossTimeout < 0 {

@@ -108,9 +108,6 @@ func (*genericProtocol) relayed() {}
 
 func newGenericProtocol(spec ProtocolSpec) (Protocol, error) {
 	g := spec.Generic
-	if spec.Centrifugo != nil {
-		return nil, errors.New("protocol generic: takes no centrifugo settings")
-	}
 	if g == nil {
 		return nil, errors.New("protocol generic: no settings (generic: with a publish template at least)")
 	}

@@ -26,9 +26,6 @@ type squallProtocol struct{}
 var _ Protocol = squallProtocol{}
 
 func newSquallProtocol(spec ProtocolSpec) (Protocol, error) {
-	if spec.Generic != nil || spec.Centrifugo != nil {
-		return nil, errors.New("protocol squall: takes no generic or centrifugo settings")
-	}
 	return squallProtocol{}, nil
 }
 

@@ -284,34 +284,58 @@ func (fc *fallbackConn) readLoop(c *client, rc *readCtx) (int, string, error) {
 // ": ping" comments the server's heartbeat, answered with an empty POST /send (the client's sign
 // of life on this tier).
 func (fc *fallbackConn) readSSE(c *client, rc *readCtx) (int, string, error) {
-	br := bufio.NewReaderSize(fc.body, 4096)
+	code, reason := 0, ""
+	err := readSSEEvents(fc.body, func(event string, data []byte) bool {
+		if event == protocol.SSECloseEvent {
+			var fcl protocol.FallbackClose
+			_ = json.Unmarshal(data, &fcl)
+			code, reason = int(fcl.Code), fcl.Reason
+			return true
+		}
+		fc.noteWelcome(data)
+		c.deliver(data, rc)
+		rc.first = false
+		return false
+	}, func(comment []byte) {
+		if bytes.Contains(comment, []byte("ping")) {
+			c.heard(time.Now())
+			go func() { _ = fc.send(http.MethodPost, nil) }()
+		}
+	})
+	if err == nil {
+		err = errors.New("closed")
+	}
+	return code, reason, err
+}
+
+// readSSEEvents reads Server-Sent Events from r until onEvent says stop (nil) or r ends (its
+// error): onEvent gets each event's name ("" for a plain message) and data (lines joined with
+// newlines), onComment each comment line (": ..."). Lines are bounded by the reader's buffer
+// (64 KiB): a longer line is cut into pieces, which end up in the same data.
+func readSSEEvents(r io.Reader, onEvent func(event string, data []byte) (stop bool), onComment func(line []byte)) error {
+	br := bufio.NewReaderSize(r, 64<<10)
 	var event string
 	var data bytes.Buffer
 	for {
 		line, err := br.ReadSlice('\n')
 		if err != nil && !errors.Is(err, bufio.ErrBufferFull) {
-			return 0, "", err
+			if errors.Is(err, io.EOF) {
+				return io.ErrUnexpectedEOF
+			}
+			return err
 		}
 		line = bytes.TrimRight(line, "\r\n")
 		switch {
 		case len(line) == 0 && data.Len() > 0:
-			if event == protocol.SSECloseEvent {
-				var fcl protocol.FallbackClose
-				_ = json.Unmarshal(data.Bytes(), &fcl)
-				return int(fcl.Code), fcl.Reason, errors.New("closed")
+			if onEvent(event, data.Bytes()) {
+				return nil
 			}
-			fc.noteWelcome(data.Bytes())
-			c.deliver(data.Bytes(), rc)
-			rc.first = false
 			event = ""
 			data.Reset()
 		case len(line) == 0:
 			event = ""
 		case line[0] == ':':
-			if bytes.Contains(line, []byte("ping")) {
-				c.heard(time.Now())
-				go func() { _ = fc.send(http.MethodPost, nil) }()
-			}
+			onComment(line)
 		case bytes.HasPrefix(line, []byte("event:")):
 			event = string(bytes.TrimSpace(line[len("event:"):]))
 		case bytes.HasPrefix(line, []byte("data:")):
@@ -319,6 +343,9 @@ func (fc *fallbackConn) readSSE(c *client, rc *readCtx) (int, string, error) {
 				data.WriteByte('\n')
 			}
 			data.Write(bytes.TrimPrefix(line[len("data:"):], []byte(" ")))
+		}
+		if data.Len() > 8<<20 {
+			return errors.New("sse: event larger than 8 MiB")
 		}
 	}
 }

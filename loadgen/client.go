@@ -133,11 +133,19 @@ type pendingSend struct {
 // cohortRT is a cohort as the run uses it.
 type cohortRT struct {
 	Cohort
-	rooms  [][]*roomTracker // per endpoint (one list when the endpoints share rooms)
-	addrs  []netip.Addr
-	exitAt bool                      // some clients exit before ramp-down
-	keys   sync.Map                  // name → stats.CohortKey(Name, name)
-	beh    atomic.Pointer[Behaviour] // current behaviour: Cohort.Behaviour until a switch
+	// The cohort's rooms: roomPrefix + 0 … roomCount-1, per endpoint unless the endpoints share
+	// rooms (roomEndpoints is then 1). Their trackers are made when a client of this process first
+	// joins one (rooms.get), so that a worker holds trackers only for its own clients' rooms — not
+	// for every room of the plan on every node (a million clients in rooms of ten on 56 nodes would
+	// be 5.6 million trackers in each of 53 workers).
+	rs            *rooms
+	roomPrefix    string
+	roomCount     int
+	roomEndpoints int
+	addrs         []netip.Addr
+	exitAt        bool                      // some clients exit before ramp-down
+	keys          sync.Map                  // name → stats.CohortKey(Name, name)
+	beh           atomic.Pointer[Behaviour] // current behaviour: Cohort.Behaviour until a switch
 }
 
 // key returns the recorder key of name for this cohort (cached: recording does not allocate).
@@ -181,11 +189,16 @@ func (c *client) behaviour() *Behaviour { return c.coh.beh.Load() }
 // roomsOf lists the rooms client joins.
 func (c *client) roomsOf() []*roomTracker {
 	b := c.behaviour()
-	rooms := c.coh.rooms[int(c.index)%len(c.env.eps)%len(c.coh.rooms)]
-	n := min(max(b.RoomsPerClient, 1), len(rooms))
+	coh := c.coh
+	if coh.roomCount == 0 {
+		return nil
+	}
+	ep := int(c.index) % len(c.env.eps) % coh.roomEndpoints
+	n := min(max(b.RoomsPerClient, 1), coh.roomCount)
 	out := make([]*roomTracker, 0, n)
 	for k := range n {
-		out = append(out, rooms[(int(c.index)+k)%len(rooms)])
+		i := (int(c.index) + k) % coh.roomCount
+		out = append(out, coh.rs.get(coh.roomPrefix+strconv.Itoa(i), ep))
 	}
 	return out
 }

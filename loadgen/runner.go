@@ -413,13 +413,7 @@ func buildCohorts(p Plan, rs *rooms, endpoints int, shared bool) ([]*cohortRT, e
 		if prefix == "" {
 			prefix = "room-"
 		}
-		rt.rooms = make([][]*roomTracker, endpoints)
-		for ep := range endpoints {
-			for i := range b.roomCount(c.Count) {
-				name := fmt.Sprintf("%s%d", prefix, i)
-				rt.rooms[ep] = append(rt.rooms[ep], rs.get(name, ep))
-			}
-		}
+		rt.rs, rt.roomPrefix, rt.roomCount, rt.roomEndpoints = rs, prefix, b.roomCount(c.Count), endpoints
 		out = append(out, rt)
 	}
 	return out, nil

@@ -95,6 +95,12 @@ func runScenario(ctx context.Context, o Options) (RunFigures, string, error) {
 		return RunFigures{}, "", err
 	}
 	defer logf.Close()
+	// A result left by an earlier run must not pass for this one's (a run stopped before it
+	// writes one has none).
+	resultPath := filepath.Join(o.Out, "result.json")
+	if err := os.Remove(resultPath); err != nil && !os.IsNotExist(err) {
+		return RunFigures{}, "", err
+	}
 	args := append([]string{"run", o.Scenario, "--out", o.Out, "--progress", "plain"}, o.RunArgs...)
 	cmd := exec.CommandContext(ctx, o.Loadgen, args...)
 	cmd.Stdout, cmd.Stderr = logf, logf
@@ -152,9 +158,14 @@ wait:
 	if stopped != "" {
 		verdict += "; " + stopped
 	}
-	res, err := reports.ReadJSON(filepath.Join(o.Out, "result.json"))
+	res, err := reports.ReadJSON(resultPath)
 	if err != nil {
-		return RunFigures{}, "", err
+		if !os.IsNotExist(err) && !errors.Is(err, os.ErrNotExist) {
+			return RunFigures{}, "", err
+		}
+		// No result (stopped before the run wrote one): what the processes cost is all there is.
+		res = &reports.Result{Started: smp.Samples[0].At, Ended: smp.Samples[len(smp.Samples)-1].At}
+		verdict += "; no result.json was written"
 	}
 	f := Figures(res, smp.Samples, base)
 	if sc, err := scenarios.Load(o.Scenario); err == nil {

@@ -20,7 +20,7 @@ INTEROP_CACHE ?= $(HOME)/.cache/squall-interop
 CENTRIFUGO_VERSION := v6.9.1
 export SQUALL_INTEROP_CACHE := $(INTEROP_CACHE)
 
-.PHONY: help build deps interop-deps test fuzz run bench bench-scale lint clean images
+.PHONY: help build deps interop-deps test fuzz run bench bench-scale lint clean images ci ci-baselines
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
@@ -102,6 +102,29 @@ fuzz: ## run every fuzz target of every package for FUZZTIME each (default 60s);
 run: build ## run the smoke scenario against the embedded gateway (live progress, verdict table, out/smoke/result.json)
 	$(BIN)/loadgen run scenarios/smoke.yaml --out out/smoke
 
+# The CI scenario set, NAME:TIME_SCALE each: what ci/github/squall.yml and ci/gitlab/.gitlab-ci.yml run
+# and gate against ci/baselines/NAME.json (a test checks the three agree). Behaviours whose SLOs hold
+# on a busy runner (delivery, heartbeats, reconnection, presence); latencies are gated as headline
+# figures against the baseline, with ci/gate.yaml's tolerances.
+CI_SCENARIOS ?= heartbeat-mismatch:0.1 out-of-order-frames:0.1 reconnect-storm:0.1 tab-close-ghosts:0.1
+CI_OUT       ?= out/ci
+
+ci: build ## run the CI scenario set and gate each result against ci/baselines/ (as the example pipelines do); fails on a regression
+	@failed=; for sc in $(CI_SCENARIOS); do name=$${sc%%:*}; scale=$${sc#*:}; \
+		$(BIN)/loadgen run scenarios/$$name.yaml --time-scale $$scale --out $(CI_OUT)/$$name --progress plain; \
+		code=$$?; if [ $$code -ne 0 ] && [ $$code -ne 99 ]; then echo "ci: $$name: loadgen run exited $$code"; exit $$code; fi; \
+		$(BIN)/loadgen gate $(CI_OUT)/$$name/result.json --baseline ci/baselines/$$name.json --config ci/gate.yaml || failed="$$failed $$name"; \
+		$(BIN)/loadgen report $(CI_OUT)/$$name/result.json --baseline ci/baselines/$$name.json --config ci/gate.yaml >/dev/null || exit 1; \
+	done; if [ -n "$$failed" ]; then echo "ci: gates failed:$$failed (reports in $(CI_OUT)/NAME/report.html)"; exit 99; fi; \
+	echo "ci: every gate passed (reports in $(CI_OUT)/NAME/report.html)"
+
+ci-baselines: build ## run the CI scenario set and keep each result as its baseline in ci/baselines/ (a run that breaches an SLO is refused)
+	@mkdir -p ci/baselines $(CI_OUT); for sc in $(CI_SCENARIOS); do name=$${sc%%:*}; scale=$${sc#*:}; \
+		$(BIN)/loadgen run scenarios/$$name.yaml --time-scale $$scale --out $(CI_OUT)/$$name --progress plain >$(CI_OUT)/$$name.log 2>&1 || \
+			{ code=$$?; tail -n 30 $(CI_OUT)/$$name.log; echo "ci-baselines: $$name exited $$code: not a baseline (run it again on a quiet machine)"; exit 1; }; \
+		cp $(CI_OUT)/$$name/result.json ci/baselines/$$name.json; echo "ci-baselines: ci/baselines/$$name.json"; \
+	done; echo "ci-baselines: review with git diff --stat ci/baselines and commit"
+
 serve: build ## start the reference gateway in dev mode on 127.0.0.1:8080
 	@echo "squall refserver (dev mode): ws://127.0.0.1:8080/ws?token=<JWT signed with 'squall-dev'>"
 	@echo "metrics: http://127.0.0.1:8080/metrics   stop with Ctrl-C"
@@ -113,9 +136,10 @@ bench: ## run the benchmarks (memory per connection, ramp rate)
 SCALE_PLAN  ?= scenarios/scale-100k.yaml
 SCALE_LABEL ?=
 SCALE_ARGS  ?=
+SCALE_FLAGS ?=
 bench-scale: build ## scale bench: SCALE_PLAN (default the 100 000-client plan) beside a lean gorilla pair, into docs/bench.md
 	CGO_ENABLED=0 $(GO) build -o $(BIN)/bench-scale ./internal/scalebench/cmd/bench-scale
-	$(BIN)/bench-scale --scenario $(SCALE_PLAN) --loadgen $(BIN)/loadgen --label '$(SCALE_LABEL)' --run-args '$(SCALE_ARGS)' --doc docs/bench.md
+	$(BIN)/bench-scale --scenario $(SCALE_PLAN) --loadgen $(BIN)/loadgen --label '$(SCALE_LABEL)' --run-args '$(SCALE_ARGS)' --doc docs/bench.md $(SCALE_FLAGS)
 
 lint: ## gofmt and go vet
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt:"; echo "$$out"; exit 1; fi

@@ -10,6 +10,7 @@ require (
 	github.com/goccy/go-yaml v1.19.2
 	github.com/golang-jwt/jwt/v5 v5.3.1
 	github.com/gorilla/websocket v1.5.3
+	github.com/lesismal/nbio v1.6.8
 	github.com/mattn/go-isatty v0.0.20
 	github.com/moby/moby/api v1.57.0
 	github.com/moby/moby/client v0.6.3

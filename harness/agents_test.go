@@ -223,3 +223,33 @@ func TestAgentTargetsOnlyAllowedNetworks(t *testing.T) {
 		}
 	}
 }
+
+// TestShutdownAgents: with ShutdownAgents the agents exit once the run is over (a Kubernetes Job
+// of agents then completes).
+func TestShutdownAgents(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs a plan")
+	}
+	ll := &listenLine{addr: make(chan string, 1)}
+	done := make(chan error, 1)
+	go func() {
+		done <- ServeAgent(context.Background(), AgentOptions{Listen: "127.0.0.1:0", Token: "t", Stdout: ll})
+	}()
+	var addr string
+	select {
+	case addr = <-ll.addr:
+	case err := <-done:
+		t.Fatalf("agent did not start: %v", err)
+	}
+	if _, err := Run(t.Context(), planSpec(10, 1, time.Second), Options{Agents: []string{addr}, Token: "t", ShutdownAgents: true}); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("agent: %v", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("the agent did not exit within 10 s of the run's end")
+	}
+}

@@ -1,8 +1,8 @@
 package harness
 
-// What one connection costs, behind every capacity estimate: loadgen doctor's, and the resources
-// the Kubernetes manifests (ci/k8s) give an agent. DESIGN §8 and loadgen's benchmarks hold the
-// measurements.
+// What one connection costs, behind the resources the Kubernetes manifests (ci/k8s) give an agent.
+// DESIGN §8 and loadgen's benchmarks hold the measurements; loadgen doctor's estimate uses the
+// scale bench's measurements of idle-but-alive clients (docs/bench.md, cmd/loadgen/doctor.go).
 const (
 	// ClientMemory is the load generator's resident memory per idle simulated client (its target).
 	ClientMemory = 16 << 10

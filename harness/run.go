@@ -344,7 +344,9 @@ func (r *runner) execute(ctx context.Context, plan loadgen.Plan, parts []part, r
 	}
 
 	// Telemetry runs beside the workers and ends after them.
-	scraper := telemetry.New(telemetry.Config{URLs: res.Target.MetricURLs, Start: startAt}, o.Logger)
+	// Targets run on this machine (the embedded gateway, or a loopback URL): the kernel's TCP memory
+	// is theirs and the clients'.
+	scraper := telemetry.New(telemetry.Config{URLs: res.Target.MetricURLs, Start: startAt, Kernel: len(o.Agents) == 0}, o.Logger)
 	telCtx, stopTel := context.WithCancel(context.WithoutCancel(ctx))
 	telDone := make(chan struct{})
 	go func() {

@@ -112,6 +112,15 @@ type Config struct {
 	// CloseGrace is how long the server waits for the client's answer to a close frame before it
 	// drops the TCP connection (default 1s).
 	CloseGrace time.Duration
+	// IO is the WebSocket transport's I/O model (default "goroutine"): IOGoroutine parks a reader
+	// goroutine per connection, IONbio drives every connection from an epoll loop so that an idle
+	// one costs no goroutine and no read buffer. Wire behaviour, close codes, limits, heartbeats,
+	// drain and metrics are the same in both.
+	IO string
+	// SocketBuffer, when above 0, sets SO_RCVBUF and SO_SNDBUF of every WebSocket connection's
+	// socket to this many bytes (the kernel doubles it), so that idle connections pin little kernel
+	// memory; 0 keeps the kernel's autotuned defaults.
+	SocketBuffer int
 
 	// ReorderWindow bounds the frames held while waiting for a missing seq (default 32). A frame
 	// further ahead than the window, or a full buffer, is a sequence violation (4003).
@@ -240,6 +249,7 @@ func DefaultConfig() Config {
 		AcceptRate:          2000,
 		AcceptBurst:         1000,
 		ShedMode:            ShedHTTP,
+		IO:                  IOGoroutine,
 		StormAlertRate:      100,
 		StormAlertBurst:     50,
 		StormAlertWindow:    10 * time.Second,
@@ -306,6 +316,7 @@ func (c Config) withDefaults() Config {
 		c.Flaws = Flaws{}
 	}
 	c.admissionDefaults(d)
+	c.ioDefaults(d)
 	return c
 }
 
@@ -339,6 +350,7 @@ func (c Config) Validate() error {
 			bad("%s: must not be negative, got %s", d.name, d.v)
 		}
 	}
+	validateIO(v, bad)
 	if v.HeartbeatTimeout > 0 && v.HeartbeatInterval > 0 && v.HeartbeatTimeout <= v.HeartbeatInterval {
 		bad("heartbeat-timeout (%s) must be longer than heartbeat-interval (%s)", v.HeartbeatTimeout, v.HeartbeatInterval)
 	}

@@ -123,10 +123,53 @@ func (c *conn) logger() *slog.Logger {
 
 // run is the connection's run goroutine: admission checks, authentication, then the transport's
 // receive side. When that ends — for any reason — finish runs the one cleanup path.
+//
+// On a transport driven by readiness events (asyncReceiver), run is the connection's first job and
+// returns once the start is done; the transport calls end when the connection is over.
 func (c *conn) run(token string, nodeOK, ipOK bool) {
-	defer c.s.wg.Done()
-	defer c.finish()
 	c.nodeSlot = nodeOK && ipOK
+	c.start(token, nodeOK, ipOK)
+	if ar, ok := c.t.(asyncReceiver); ok {
+		ar.receiveAsync(c)
+		return
+	}
+	c.t.receive(c)
+	c.end()
+}
+
+// end runs the one cleanup and releases the connection's hold on the Server's WaitGroup.
+func (c *conn) end() {
+	defer c.s.wg.Done()
+	c.finish()
+}
+
+// asyncReceiver is a transport whose receive side is driven by readiness events instead of a
+// goroutine blocked in a read (transport_nbio.go). receiveAsync is called once the connection has
+// started and returns at once; the transport then hands frames to conn.handle on the connection's
+// own serialised job list, and calls conn.end exactly once when the connection is over.
+type asyncReceiver interface {
+	receiveAsync(c *conn)
+}
+
+// async reports whether c's transport is readiness-driven: its frames are then already handled on
+// shared goroutines, and the network side is closed before cleanup runs.
+func (c *conn) async() bool {
+	_, ok := c.t.(asyncReceiver)
+	return ok
+}
+
+// exec runs fn the way c's frames are handled: on a shared worker for a goroutine transport (so that
+// the reader's stack stays small), inline for a readiness-driven one (already on a shared goroutine).
+func (c *conn) exec(fn func()) {
+	if c.async() {
+		fn()
+		return
+	}
+	c.s.workers.do(fn)
+}
+
+// start runs the admission checks and, with a URL token, authentication.
+func (c *conn) start(token string, nodeOK, ipOK bool) {
 
 	switch {
 	case c.s.closing.Load() && c.s.cfg.Flaws.Has(FlawNoDrain):
@@ -140,11 +183,10 @@ func (c *conn) run(token string, nodeOK, ipOK bool) {
 		c.s.metrics.rejections.WithLabelValues(rejectConnLimit).Inc()
 		c.kick(protocol.ClosePolicy, protocol.ReasonConnLimit, causeKicked)
 	case token != "":
-		c.s.workers.do(func() { c.authenticate(token, "") })
+		c.exec(func() { c.authenticate(token, "") })
 	default:
 		c.t.awaitHello(c, c.s.cfg.HelloTimeout)
 	}
-	c.t.receive(c)
 }
 
 // handle processes one text frame.
@@ -484,8 +526,8 @@ func (c *conn) delivered(batch []outItem, err error) {
 	}
 }
 
-// finish is the one cleanup path, run by the run goroutine once the transport's receive side ended,
-// whatever ended it.
+// finish is the one cleanup path, run by the run goroutine once the transport's receive side ended
+// (or by the transport's close event for a readiness-driven one), whatever ended it.
 func (c *conn) finish() {
 	why := cause(c.why.Load())
 	if why == causeNone {
@@ -495,7 +537,7 @@ func (c *conn) finish() {
 	// Let a queued close frame go out before the socket closes.
 	c.qmu.Lock()
 	var wait chan struct{}
-	if c.writing && c.closeQueued && !c.writeFailed {
+	if c.writing && c.closeQueued && !c.writeFailed && !c.async() {
 		c.wdone = make(chan struct{})
 		wait = c.wdone
 	}

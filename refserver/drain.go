@@ -124,6 +124,9 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	case <-done:
 		s.finalOnce.Do(func() {
 			s.hub.janitor(time.Now())
+			if s.nbio != nil {
+				s.nbio.stop()
+			}
 			s.cancel()
 			s.finalErr = s.broker.Close()
 			s.log.Info("refserver drained")

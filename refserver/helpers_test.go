@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"os"
 	"strings"
 	"sync"
 	"testing"
@@ -30,8 +31,13 @@ func testConfig() Config {
 	cfg.ReorderTimeout = 300 * time.Millisecond
 	cfg.HelloTimeout = time.Second
 	cfg.WriteTimeout = time.Second
+	cfg.IO = testIO
 	return cfg
 }
+
+// testIO is the WebSocket I/O model the tests' servers use: SQUALL_TEST_IO, else the default.
+// TestIOModes runs the core lifecycle tests under each model.
+var testIO = os.Getenv("SQUALL_TEST_IO")
 
 // testServer is a Server serving on a loopback port for one test.
 type testServer struct {

@@ -16,12 +16,17 @@
 //
 // # Connections and goroutines
 //
-// Each connection has one reader goroutine for its whole life, and a writer goroutine only while
-// frames are queued for it; an idle connection holds a small read buffer and no write buffer
-// (writes use a shared sync.Pool). The reader hands each frame to a shared pool of on-demand worker
-// goroutines and waits for it, so frames are processed in order while the reader's stack stays small. Outgoing frames go through a bounded per-connection queue;
-// broadcasts are encoded once and the same bytes are queued to every member. Heartbeats (server
-// pings, silence timeouts) are driven by one timing wheel per Server, not by per-connection timers.
+// With the default I/O model (Config.IO = IOGoroutine) each connection has one reader goroutine
+// for its whole life, and a writer goroutine only while frames are queued for it; an idle
+// connection holds a small read buffer and no write buffer (writes use a shared sync.Pool). The
+// reader hands each frame to a shared pool of on-demand worker goroutines and waits for it, so
+// frames are processed in order while the reader's stack stays small. With IONbio the upgraded
+// socket is handed to an epoll engine (lesismal/nbio; transport_nbio.go): an idle connection then
+// holds no goroutine and no read buffer, its frames are handled in order on a shared goroutine pool
+// when bytes arrive, and writes go straight to the socket without blocking. Outgoing frames go
+// through a bounded per-connection queue; broadcasts are encoded once and the same bytes are queued
+// to every member. Heartbeats (server pings, silence timeouts) are driven by one timing wheel per
+// Server, not by per-connection timers.
 // Every way a connection ends — close frame, TCP close, read or write error, heartbeat timeout,
 // kick — goes through one cleanup path that leaves every room (announcing presence leaves with the
 // matching reason), releases limits and frees queues.
@@ -86,6 +91,7 @@ type Server struct {
 	wheel    *wheel
 	workers  *workers
 	upgrader websocket.Upgrader
+	nbio     *nbioIO // the epoll engine of Config.IO = IONbio; nil otherwise
 	handler  http.Handler
 	trusted  trustedNets // Config.TrustedProxies, parsed (proxy.go)
 
@@ -193,6 +199,13 @@ func New(cfg Config, logger *slog.Logger, opts ...Option) (*Server, error) {
 		WriteBufferPool:  &sync.Pool{},
 		CheckOrigin:      func(*http.Request) bool { return true }, // checked before Upgrade
 	}
+	if cfg.IO == IONbio {
+		n, err := newNbioIO(s)
+		if err != nil {
+			return nil, fmt.Errorf("refserver: nbio engine: %w", err)
+		}
+		s.nbio = n
+	}
 	s.handler = s.boundReads(s.routes())
 	return s, nil
 }
@@ -255,6 +268,10 @@ func (s *Server) serveWS(w http.ResponseWriter, r *http.Request) {
 	}
 	// The request's read bound (boundReads) must not outlive it: the transport sets its own.
 	_ = ws.NetConn().SetReadDeadline(time.Time{})
+	if s.nbio != nil {
+		s.serveNbio(ws, r)
+		return
+	}
 	if s.startConn(newWSTransport(ws), r) == nil {
 		// Shutdown began during the upgrade.
 		_ = ws.WriteControl(websocket.CloseMessage,
@@ -295,6 +312,19 @@ func (s *Server) admitHTTP(w http.ResponseWriter, r *http.Request) bool {
 // nil when Shutdown has begun (the caller then closes t's network side): a connection is either in
 // the table before Shutdown walks it, with its goroutine counted before Shutdown waits, or refused.
 func (s *Server) startConn(t transport, r *http.Request) *conn {
+	c := s.registerConn(t, r)
+	if c == nil {
+		return nil
+	}
+	nodeOK, ipOK := s.limits.acquireNode(c.ip)
+	s.metrics.updatePoolAlerts(s.limits.usage())
+	go c.run(requestToken(r), nodeOK, ipOK)
+	return c
+}
+
+// registerConn puts a new connection on transport t for request r in the table Shutdown walks and
+// counts it (its hold on the WaitGroup is released by conn.end); nil when Shutdown has begun.
+func (s *Server) registerConn(t transport, r *http.Request) *conn {
 	c := newConn(s, t, s.clientIP(r))
 	s.allMu.Lock()
 	if s.closing.Load() {
@@ -305,10 +335,7 @@ func (s *Server) startConn(t transport, r *http.Request) *conn {
 	s.wg.Add(1)
 	s.allMu.Unlock()
 	s.byTransport.add(t.kind(), 1)
-	nodeOK, ipOK := s.limits.acquireNode(c.ip)
-	s.metrics.updatePoolAlerts(s.limits.usage())
 	s.metrics.connsTotal.Inc()
-	go c.run(requestToken(r), nodeOK, ipOK)
 	return c
 }
 

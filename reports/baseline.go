@@ -88,6 +88,10 @@ type MetricComparison struct {
 	// Regression is set when New is worse than Baseline by more than Tolerance allows, or, for an
 	// SLO, when it passed in the baseline and fails now.
 	Regression bool `json:"regression"`
+	// NotJudged is set on a timing (a duration or a per-second rate) that got worse beyond its
+	// tolerance while a run's generator was saturated: its change measures the generator, so it is
+	// shown and not counted as a regression (Detail says so).
+	NotJudged bool `json:"not_judged,omitempty"`
 	// BaselinePass and NewPass are an SLO's verdicts in the two runs (headline rows: both true).
 	BaselinePass bool `json:"baseline_pass"`
 	NewPass      bool `json:"new_pass"`
@@ -146,6 +150,16 @@ func (e *PlanMismatchError) Error() string {
 	}
 	return fmt.Sprintf("reports: will not compare %s with baseline %s: their plans differ (%s); make the baseline with the same scenario, clients, time scale and target kind",
 		e.New, e.Baseline, strings.Join(parts, "; "))
+}
+
+// ComparisonName is the SLO's name in a comparison and in a gate file: its name, followed by its
+// cohort in brackets when it grades one cohort ("close_codes{1006} count [viewers]"), so that the
+// same SLO on two cohorts makes two rows.
+func (v SLOVerdict) ComparisonName() string {
+	if c := v.CohortName(); c != "all" {
+		return v.Name + " [" + c + "]"
+	}
+	return v.Name
 }
 
 // Tolerance classes: figures that share a default tolerance (see DefaultTolerances).
@@ -315,6 +329,9 @@ func (a PlanIdentity) differences(b PlanIdentity) []PlanDifference {
 // A row regresses when its new value is worse (in its direction) than the baseline by more than
 // both tolerance parts, and an SLO row also when the SLO passed in the baseline and fails now. A
 // row either run has no value for is shown and never regresses; an ignored row never regresses.
+// When either run was unreliable (its generator saturated), changes of timings — durations and
+// per-second rates — are shown but not judged: they measure the generator (the SLO's own verdict
+// still is).
 func Compare(baseline, current *Result, tol Tolerances, baseFile, newFile string) (*Comparison, error) {
 	ref := func(r *Result, file string) RunRef {
 		return RunRef{File: file, Name: r.Name, Started: r.Started, Tool: r.Tool, Reliable: r.Reliable}
@@ -324,17 +341,35 @@ func Compare(baseline, current *Result, tol Tolerances, baseFile, newFile string
 		return nil, &PlanMismatchError{Baseline: cmp.Or(baseFile, baseline.Name), New: cmp.Or(newFile, current.Name), Differences: diffs}
 	}
 
+	// A saturated generator's timings measure the generator (its schedule lag shows in every
+	// latency and per-second rate): they are shown but not judged when either run was unreliable.
+	timings := ""
+	switch {
+	case !baseline.Reliable && !current.Reliable:
+		timings = "both runs'"
+	case !baseline.Reliable:
+		timings = "the baseline's"
+	case !current.Reliable:
+		timings = "the new run's"
+	}
+	notJudged := func(row *MetricComparison) {
+		if timings == "" || (row.Unit != "seconds" && row.Unit != "per_second") || !row.Regression {
+			return
+		}
+		row.Regression, row.NotJudged = false, true
+		row.Detail = fmt.Sprintf("not judged (%s generator was saturated, so its timings measure the generator): %s", timings, row.Detail)
+	}
 	old := map[string]SLOVerdict{}
 	for _, v := range baseline.SLOs {
-		old[v.Name] = v
+		old[v.ComparisonName()] = v
 	}
 	for _, v := range current.SLOs {
-		row := MetricComparison{Name: v.Name, Kind: ComparisonSLO, Metric: v.Metric, Agg: v.Agg, Unit: v.Unit,
+		row := MetricComparison{Name: v.ComparisonName(), Kind: ComparisonSLO, Metric: v.Metric, Agg: v.Agg, Unit: v.Unit,
 			Direction: directionOf(v.Op), New: v.Value, NewPass: v.Pass, NewMissing: v.NoData || v.Unbounded}
 		if v.Unbounded {
 			row.New = math.Inf(1)
 		}
-		b, inBaseline := old[v.Name]
+		b, inBaseline := old[row.Name]
 		if inBaseline {
 			row.Baseline, row.BaselinePass, row.BaselineMissing = b.Value, b.Pass, b.NoData || b.Unbounded
 			if b.Unbounded {
@@ -345,6 +380,7 @@ func Compare(baseline, current *Result, tol Tolerances, baseFile, newFile string
 		}
 		row.Tolerance = tol.For(row.Name, row.Unit)
 		judge(&row)
+		notJudged(&row)
 		if inBaseline && !row.Tolerance.Ignore && b.Pass && !v.Pass {
 			row.Regression = true
 			row.Detail = fmt.Sprintf("passed in the baseline, fails now (%s); %s", v.Bound, row.Detail)
@@ -362,6 +398,7 @@ func Compare(baseline, current *Result, tol Tolerances, baseFile, newFile string
 		row.NewMissing = !ok
 		row.Tolerance = tol.For(row.Name, row.Unit)
 		judge(&row)
+		notJudged(&row)
 		c.Metrics = append(c.Metrics, row)
 	}
 
@@ -518,7 +555,7 @@ func (c *Comparison) WriteText(w io.Writer) error {
 			verdict = "REGRESSION: " + m.Detail
 		case m.Kind == ComparisonSLO && !m.NewPass:
 			verdict = "SLO FAILS (as in the baseline)"
-		case m.BaselineMissing || m.NewMissing:
+		case m.NotJudged || m.BaselineMissing || m.NewMissing:
 			verdict = m.Detail
 		}
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", name, val(m.Baseline, m.BaselineMissing), val(m.New, m.NewMissing), change, tol, verdict)

@@ -94,6 +94,29 @@ func TestCompareFanoutRegression(t *testing.T) {
 	}
 }
 
+// TestCompareCohortSLOs: the same SLO on two cohorts makes two rows, each matched with its own.
+func TestCompareCohortSLOs(t *testing.T) {
+	base := runWith(t, 10*time.Millisecond, nil)
+	cur := runWith(t, 10*time.Millisecond, nil)
+	for _, r := range []*Result{base, cur} {
+		r.SLOs = []SLOVerdict{
+			{Name: "close_codes{1006} count", Metric: "close_codes:1006", Agg: "count", Op: "==", Unit: "count", Cohort: "viewers", Pass: true},
+			{Name: "close_codes{1006} count", Metric: "close_codes:1006", Agg: "count", Op: "==", Unit: "count", Cohort: "editors", Pass: true},
+		}
+	}
+	cur.SLOs[1].Value, cur.SLOs[1].Pass = 7, false
+	c, err := Compare(base, cur, Tolerances{}, "", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r := row(t, c, "close_codes{1006} count [viewers]"); r.Regression || r.New != 0 {
+		t.Errorf("viewers %+v", r)
+	}
+	if r := row(t, c, "close_codes{1006} count [editors]"); !r.Regression || r.New != 7 {
+		t.Errorf("editors %+v", r)
+	}
+}
+
 func TestCompareDirectionsAndMissing(t *testing.T) {
 	base := runWith(t, 10*time.Millisecond, map[string]int64{stats.CtrConnectAttempts: 100, stats.CtrConnects: 100,
 		stats.CtrMessagesSent: 100, stats.CtrMessagesReceived: 10_000})
@@ -189,5 +212,28 @@ func TestFormatQuantity(t *testing.T) {
 		if got := FormatQuantity(tc.v, tc.unit); got != tc.want {
 			t.Errorf("FormatQuantity(%v, %s) = %s, want %s", tc.v, tc.unit, got, tc.want)
 		}
+	}
+}
+
+// TestCompareUnreliableTimings: when a run's generator was saturated its timings are shown, not
+// judged; counts and SLO verdicts still are.
+func TestCompareUnreliableTimings(t *testing.T) {
+	counters := map[string]int64{stats.CtrConnectAttempts: 100, stats.CtrConnects: 100}
+	base := runWith(t, 10*time.Millisecond, counters)
+	cur := runWith(t, 40*time.Millisecond, map[string]int64{stats.CtrConnectAttempts: 100, stats.CtrConnects: 100, stats.CloseCodeCounter(1006): 30})
+	cur.Reliable, cur.UnreliableReason = false, "schedule-lag p99 300ms above the bound 50ms: the generator was saturated"
+	c, err := Compare(base, cur, Tolerances{}, "", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := row(t, c, "fanout_latency p99")
+	if r.Regression || !r.NotJudged || !strings.HasPrefix(r.Detail, "not judged (the new run's generator was saturated") {
+		t.Errorf("a saturated run's latency is judged: %+v", r)
+	}
+	if r := row(t, c, "disconnect_rate"); !r.Regression {
+		t.Errorf("a count is not judged on an unreliable run: %+v", r)
+	}
+	if len(c.Notes) == 0 || !strings.Contains(c.Notes[0], "the new run is unreliable") {
+		t.Errorf("notes %q", c.Notes)
 	}
 }

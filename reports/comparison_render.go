@@ -57,7 +57,7 @@ func rowsOf(c *Comparison) []comparisonRow {
 	return out
 }
 
-// comparisonOf returns the comparison row of the SLO named name.
+// comparisonOf returns the comparison row of the SLO whose ComparisonName is slo.
 func comparisonOf(rows []comparisonRow, slo string) *comparisonRow {
 	for i := range rows {
 		if rows[i].Kind == ComparisonSLO && rows[i].Name == slo {

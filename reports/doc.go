@@ -23,6 +23,14 @@
 // at fault. A compatible addition to the schema (a new optional field) keeps the version; anything
 // else bumps it and teaches ReadJSON the previous one.
 //
+// # Reading a run
+//
+// HeadlineOf sums a run up in the figures every view shows under the same names (errors counted by
+// CountErrors: every failed connect, abnormal close, refusal and client-side cut). Compare sets a
+// result against a baseline of the same plan (a *PlanMismatchError otherwise): one
+// MetricComparison per SLO and per headline figure, judged against Tolerances. Diagnose classifies
+// what went wrong — client side, between, server side — with the evidence (Diagnosis, Finding).
+//
 // # Renderings
 //
 // From a Result alone (any schema ReadJSON reads) the package renders report.html (WriteHTML: one

@@ -96,7 +96,7 @@ func (r *Result) htmlView(opts RenderOptions) (*htmlView, error) {
 		v.Diagnosed, v.Findings = true, groupFindings(r.Diagnosis)
 	}
 	for _, s := range r.SLOs {
-		row := sloRow{SLOVerdict: s, Doc: opts.Glossary.Metric(s.Metric), Base: comparisonOf(v.ComparisonRows, s.Name)}
+		row := sloRow{SLOVerdict: s, Doc: opts.Glossary.Metric(s.Metric), Base: comparisonOf(v.ComparisonRows, s.ComparisonName())}
 		for _, f := range s.Catches {
 			row.Flaws = append(row.Flaws, flawRef{f, opts.Glossary.Flaws[f]})
 		}

@@ -273,7 +273,7 @@ func cohortKeys(cohorts []string, name string) []string {
 }
 
 // TestHTMLSizeDistributed checks that the report of a 100 000-client run on six workers, ten
-// minutes of full per-second series, stays under 5 MB (about 0.35 MB; an hour's is about 1.6 MB).
+// minutes of full per-second series, stays under 5 MB (about 0.4 MB; an hour's is about 1.6 MB).
 func TestHTMLSizeDistributed(t *testing.T) {
 	if testing.Short() {
 		t.Skip("renders a ten-minute distributed run")

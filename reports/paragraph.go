@@ -44,12 +44,7 @@ func (r *Result) Paragraph(g Glossary) string {
 		}
 		fmt.Fprintf(&b, " in %d cohorts (%s)", len(p.Cohorts), strings.Join(parts, ", "))
 	}
-	switch n := len(r.Workers); {
-	case n == 1:
-		b.WriteString(" in one worker process")
-	case n > 1:
-		fmt.Fprintf(&b, " on %d workers", n)
-	}
+	b.WriteString(workersText(r.Workers))
 	fmt.Fprintf(&b, " against %s", targetText(r.Target))
 	if r.Target.Kind == "embedded" {
 		var flaws []string
@@ -148,4 +143,27 @@ func stopText(r *Result) string {
 		return "ended for no recorded reason"
 	}
 	return "ended: " + r.StopReason
+}
+
+// workersText says where the clients ran: " on 3 remote agents", " in one worker process", ...
+func workersText(ws []Worker) string {
+	kinds := map[string]int{}
+	for _, w := range ws {
+		kinds[w.Kind]++
+	}
+	n := len(ws)
+	switch {
+	case n == 0:
+		return ""
+	case kinds[WorkerAgent] == n:
+		if n == 1 {
+			return " on one agent"
+		}
+		return fmt.Sprintf(" on %d agents", n)
+	case kinds[WorkerSpawned] == n && n > 1:
+		return fmt.Sprintf(" on %d local worker processes", n)
+	case n == 1:
+		return " in one worker process"
+	}
+	return fmt.Sprintf(" on %d workers", n)
 }

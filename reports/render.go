@@ -48,24 +48,3 @@ func (r *Result) WriteRenderings(dir string, opts RenderOptions) ([]string, erro
 	}
 	return paths, nil
 }
-
-// baselineCases are the JUnit test cases of a comparison with a baseline, one per row (none
-// without a comparison): a regression is a failure carrying the baseline, the new value, the
-// change and the tolerance.
-func baselineCases(suite string, opts RenderOptions) []junitCase {
-	var out []junitCase
-	for _, row := range rowsOf(opts.Comparison) {
-		c := junitCase{Name: "baseline: " + row.Name, Classname: suite + ".baseline", Time: "0"}
-		msg := fmt.Sprintf("baseline %s, now %s, change %s, tolerance %s: %s", row.BaselineText, row.NewText, row.ChangeText, row.ToleranceText, row.Detail)
-		switch {
-		case row.Regression:
-			c.Failure = &junitProblem{Message: msg, Type: "regression", Text: msg}
-		case row.Tolerance.Ignore:
-			c.Skipped = &junitProblem{Message: "ignored by the gate: " + msg}
-		default:
-			c.SystemOut = msg
-		}
-		out = append(out, c)
-	}
-	return out
-}

@@ -82,22 +82,15 @@ func testDiagnosis() *reports.Diagnosis {
 	}}
 }
 
-// stepRampOf grades a capacity run step by step, as the scenario catalogue does, into the
-// result's form (the run that made the fixture did not keep it).
+// stepRampOf grades a capacity run step by step, as a run does (the run that made the fixture
+// did not keep its steps yet).
 func stepRampOf(t *testing.T, r *reports.Result) *reports.StepRamp {
 	t.Helper()
 	s, err := scenarios.Parse(r.Scenario.File, []byte(r.Scenario.Source), scenarios.WithTimeScale(r.Scenario.TimeScale))
 	if err != nil {
 		t.Fatal(err)
 	}
-	steps := scenarios.Steps(s, r)
-	sr := &reports.StepRamp{Knee: scenarios.Knee(steps)}
-	sr.KneeReached = sr.Knee < len(steps)-1
-	for _, st := range steps {
-		sr.Steps = append(sr.Steps, reports.RampStep{Phase: st.Phase, Start: st.Start, End: st.End, Connections: st.Connections,
-			SentRate: st.SentRate, DeliveredRate: st.DeliveredRate, Pass: st.Pass(), SLOs: scenarios.ReportVerdicts(st.Verdicts)})
-	}
-	return sr
+	return scenarios.StepRampOf(scenarios.Steps(s, r))
 }
 
 func readFixture(t *testing.T, path string) *reports.Result {

@@ -58,7 +58,7 @@ func (r *Result) WriteSummary(w io.Writer, opts RenderOptions) error {
 			}
 			fmt.Fprintf(&b, "| %s | %s | %s | %s | %s |", res, mdCode(v.Name), mdEscape(v.CohortName()), mdEscape(v.Bound), mdEscape(v.Measured()))
 			if rows != nil {
-				if row := comparisonOf(rows, v.Name); row != nil {
+				if row := comparisonOf(rows, v.ComparisonName()); row != nil {
 					fmt.Fprintf(&b, " %s | %s | %s |", row.BaselineText, row.ChangeText, mdVerdict(*row))
 				} else {
 					b.WriteString(" - | - | not compared |")

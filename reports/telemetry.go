@@ -36,6 +36,9 @@ type TelemetryPoint struct {
 	Values map[string]float64 `json:"values"`
 	// MemoryPerConn is resident memory / active connections, in bytes (0 without connections).
 	MemoryPerConn float64 `json:"memory_per_conn_bytes,omitempty"`
+	// KernelPerConn is the kernel's TCP memory (socket buffers and objects, both ends) / active
+	// connections, in bytes, for a target on the generator's machine (0 otherwise).
+	KernelPerConn float64 `json:"kernel_per_conn_bytes,omitempty"`
 	Nodes         int     `json:"nodes"` // nodes that answered this scrape
 }
 
@@ -43,7 +46,8 @@ type TelemetryPoint struct {
 type TelemetrySummary struct {
 	PeakConnections       float64 `json:"peak_connections"`
 	PeakRSSBytes          float64 `json:"peak_rss_bytes"`
-	MemoryPerConnAtPeak   float64 `json:"memory_per_conn_bytes_at_peak"` // RSS / connections at peak connections
+	MemoryPerConnAtPeak   float64 `json:"memory_per_conn_bytes_at_peak"`           // RSS / connections at peak connections
+	KernelPerConnAtPeak   float64 `json:"kernel_per_conn_bytes_at_peak,omitempty"` // kernel TCP memory / connections at peak connections
 	PeakGoroutines        float64 `json:"peak_goroutines"`
 	PeakOrphaned          float64 `json:"peak_orphaned_subscriptions"`
 	FinalOrphaned         float64 `json:"final_orphaned_subscriptions"`
@@ -58,15 +62,16 @@ func TelemetryFrom(t telemetry.Telemetry) Telemetry {
 	out := Telemetry{Status: t.Status, Reason: t.Reason, Targets: slices.Clone(t.Targets), Scrapes: t.Scrapes, Errors: t.Errors,
 		Summary: TelemetrySummary{
 			PeakConnections: t.Summary.PeakConnections, PeakRSSBytes: t.Summary.PeakRSSBytes,
-			MemoryPerConnAtPeak: t.Summary.MemoryPerConnAtPeak, PeakGoroutines: t.Summary.PeakGoroutines,
-			PeakOrphaned: t.Summary.PeakOrphaned, FinalOrphaned: t.Summary.FinalOrphaned, Shed: t.Summary.Shed,
+			MemoryPerConnAtPeak: t.Summary.MemoryPerConnAtPeak, KernelPerConnAtPeak: t.Summary.KernelPerConnAtPeak,
+			PeakGoroutines: t.Summary.PeakGoroutines,
+			PeakOrphaned:   t.Summary.PeakOrphaned, FinalOrphaned: t.Summary.FinalOrphaned, Shed: t.Summary.Shed,
 			Rejections: t.Summary.Rejections, HeartbeatTimeouts: t.Summary.HeartbeatTimeouts,
 			MemoryGrowthBytesPerS: t.Summary.MemoryGrowthBytesPerS,
 		}}
 	if t.Points != nil {
 		out.Points = make([]TelemetryPoint, len(t.Points))
 		for i, p := range t.Points {
-			out.Points[i] = TelemetryPoint{Second: p.Second, At: p.At, Values: maps.Clone(p.Values), MemoryPerConn: p.MemoryPerConn, Nodes: p.Nodes}
+			out.Points[i] = TelemetryPoint{Second: p.Second, At: p.At, Values: maps.Clone(p.Values), MemoryPerConn: p.MemoryPerConn, KernelPerConn: p.KernelPerConn, Nodes: p.Nodes}
 		}
 	}
 	return out

@@ -114,6 +114,14 @@ type telemetrySumV1 struct {
 	MemoryGrowthBytesPerS float64 `json:"memory_growth_bytes_per_s"`
 }
 
+// v2 is the summary in schema 2 (which adds the kernel's memory per connection; schema 1 has none).
+func (t telemetrySumV1) v2() TelemetrySummary {
+	return TelemetrySummary{PeakConnections: t.PeakConnections, PeakRSSBytes: t.PeakRSSBytes,
+		MemoryPerConnAtPeak: t.MemoryPerConnAtPeak, PeakGoroutines: t.PeakGoroutines, PeakOrphaned: t.PeakOrphaned,
+		FinalOrphaned: t.FinalOrphaned, Shed: t.Shed, Rejections: t.Rejections, HeartbeatTimeouts: t.HeartbeatTimeouts,
+		MemoryGrowthBytesPerS: t.MemoryGrowthBytesPerS}
+}
+
 type proxyOverheadV1 struct {
 	Direct   roundTripsV1  `json:"direct"`
 	Proxied  roundTripsV1  `json:"proxied"`
@@ -186,9 +194,10 @@ func (v resultV1) convert() *Result {
 	}
 	t := v.Telemetry
 	r.Telemetry = Telemetry{Status: t.Status, Reason: t.Reason, Targets: t.Targets, Scrapes: t.Scrapes, Errors: t.Errors,
-		Summary: TelemetrySummary(t.Summary)}
+		Summary: t.Summary.v2()}
 	for _, p := range t.Points {
-		r.Telemetry.Points = append(r.Telemetry.Points, TelemetryPoint(p))
+		r.Telemetry.Points = append(r.Telemetry.Points, TelemetryPoint{Second: p.Second, At: p.At, Values: p.Values,
+			MemoryPerConn: p.MemoryPerConn, Nodes: p.Nodes})
 	}
 	if o := v.ProxyOverhead; o != nil {
 		r.ProxyOverhead = &ProxyOverhead{Direct: RoundTrips(o.Direct), Proxied: RoundTrips(o.Proxied), AddedP50: o.AddedP50, AddedP99: o.AddedP99}

@@ -21,7 +21,13 @@
 // answer "p99 of ping_rtt for cohort X"; ResultSource answers from a run's reports.Result and says
 // "no data" for what the run did not measure), WriteVerdicts renders the verdict table, ExitCode
 // turns the verdicts into the exit code of DESIGN §6 and ReportVerdicts into the result model's
-// form (VerdictsOf reads them back). The harness package runs a scenario and grades it.
+// form (VerdictsOf reads them back). The harness package runs a scenario and grades it. A plan run
+// without a scenario file is graded by PlanSLOs; a step ramp's steps and knee (Steps, Knee) go into
+// the result as StepRampOf makes them.
+//
+// LoadGate and ParseGate read a gate file (gate.yaml: the tolerances of a comparison with a
+// baseline, see Gate) through the same decoder, with the same file:line:field errors; its
+// Tolerances resolve against a run (the SLO names and units it has) into reports.Tolerances.
 //
 // The metric catalogue (Metrics) is the one place a metric is defined: its unit, aggregations,
 // time scaling, whether it is kept per cohort, its meaning, and the Resolver that reads it off a

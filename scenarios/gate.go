@@ -126,7 +126,7 @@ func (g *Gate) Tolerances(run *reports.Result) (reports.Tolerances, error) {
 	var errs Errors
 	units := map[string]string{}
 	for _, v := range run.SLOs {
-		units[v.Name] = v.Unit
+		units[v.ComparisonName()] = v.Unit
 	}
 	for _, h := range reports.Headlines {
 		units[h.Name] = h.Unit
@@ -142,9 +142,13 @@ func (g *Gate) Tolerances(run *reports.Result) (reports.Tolerances, error) {
 		path := "metrics." + name
 		unit, ok := units[name]
 		if !ok {
-			errs = append(errs, g.errAt(path, fmt.Sprintf("%q is neither an SLO of %s nor a headline figure (want %s)",
-				name, run.Name, orList(slices.Sorted(maps.Keys(units))))))
-			continue
+			// One gate file may serve several scenarios: an SLO named as the catalogue names it
+			// ("recovery_time max", "close_codes{1006} count") belongs to another one.
+			if unit, ok = catalogueSLOUnit(name); !ok {
+				errs = append(errs, g.errAt(path, fmt.Sprintf("%q is neither an SLO of %s, nor a headline figure, nor a metric and aggregation of the catalogue (want %s, or METRIC AGG)",
+					name, run.Name, orList(slices.Sorted(maps.Keys(units))))))
+				continue
+			}
 		}
 		tol, err := g.Metrics[name].resolve(unit)
 		if err != nil {
@@ -224,3 +228,22 @@ func (g *Gate) errAt(path, msg string) *Error {
 }
 
 func sortedKeys[V any](m map[string]V) []string { return slices.Sorted(maps.Keys(m)) }
+
+// catalogueSLOUnit reads an SLO's default name, "METRIC AGG" or "METRIC{LABEL} AGG" (followed by
+// " [COHORT]" for an SLO on one cohort), and returns
+// the unit of its values; ok is false when it names no metric and aggregation of the catalogue.
+func catalogueSLOUnit(name string) (string, bool) {
+	if i := strings.LastIndex(name, " ["); i > 0 && strings.HasSuffix(name, "]") {
+		name = name[:i] // an SLO on one cohort
+	}
+	metric, agg, found := strings.Cut(name, " ")
+	if !found {
+		return "", false
+	}
+	metric, label, labelled := strings.Cut(metric, "{")
+	m, ok := LookupMetric(metric)
+	if !ok || !m.Allows(Agg(agg)) || labelled != m.Labelled || (labelled && !strings.HasSuffix(label, "}")) {
+		return "", false
+	}
+	return string(aggUnit(m.Unit, Agg(agg))), true
+}

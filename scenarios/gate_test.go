@@ -52,6 +52,30 @@ func TestParseGate(t *testing.T) {
 	}
 }
 
+// TestGateOtherScenariosSLOs: one gate file serves several scenarios; an SLO of another one, named
+// as the catalogue names it, is no error, and its absolute part is still read in its unit.
+func TestGateOtherScenariosSLOs(t *testing.T) {
+	for _, tc := range []struct {
+		yaml string
+		ok   bool
+	}{
+		{"metrics:\n  recovery_time max: {absolute: 2s}\n", true},
+		{"metrics:\n  close_codes{1006} count: {absolute: 3}\n", true},
+		{"metrics:\n  close_codes{1006} count [viewers]: {absolute: 3}\n", true},
+		{"metrics:\n  recovery_time p12: {absolute: 2s}\n", false},
+		{"metrics:\n  recovery_time max: {absolute: 2KiB}\n", false},
+		{"metrics:\n  close_codes count: {absolute: 3}\n", false},
+	} {
+		g, err := ParseGate("gate.yaml", []byte(tc.yaml))
+		if err == nil {
+			_, err = g.Tolerances(gateRun())
+		}
+		if (err == nil) != tc.ok {
+			t.Errorf("%q: err %v, want ok %v", tc.yaml, err, tc.ok)
+		}
+	}
+}
+
 func TestParseGateEmptyIsDefaults(t *testing.T) {
 	for _, data := range []string{"", "# nothing yet\n"} {
 		g, err := ParseGate("gate.yaml", []byte(data))
@@ -89,7 +113,7 @@ func TestGateErrors(t *testing.T) {
 	if !errors.As(err, &es) || len(es) != 2 {
 		t.Fatalf("err %v, want two problems", err)
 	}
-	if es[0].Line != 3 || !strings.Contains(es[0].Error(), `metrics.fanot_p99: "fanot_p99" is neither an SLO of smoke nor a headline figure (want `) {
+	if es[0].Line != 3 || !strings.Contains(es[0].Error(), `metrics.fanot_p99: "fanot_p99" is neither an SLO of smoke, nor a headline figure, nor a metric and aggregation of the catalogue (want `) {
 		t.Errorf("unknown metric: %v", es[0])
 	}
 	if es[1].Line != 4 || !strings.Contains(es[1].Error(), `metrics.connect_time p99.absolute: want a Go duration such as 45s or 250ms, got "2KiB" (the figure is in seconds)`) {

@@ -48,6 +48,8 @@ func (g gatewaySetting) text() string {
 		return strconv.FormatFloat(x, 'g', -1, 64)
 	case []string:
 		return strings.Join(x, ",")
+	case string:
+		return x
 	}
 	panic(fmt.Sprintf("scenarios: gateway setting %s has type %s", g.yaml, g.value.Type()))
 }

@@ -28,6 +28,8 @@ func TestGatewaySettingsReachTheConfig(t *testing.T) {
 			g.value.SetFloat(0.5 + float64(i)/100)
 		case []string:
 			g.value.Set(reflect.ValueOf([]string{string(refserver.FlawNoDrain)}))
+		case string:
+			g.value.SetString(refserver.IONbio) // the one string setting: the I/O model
 		default:
 			t.Fatalf("target.%s: teach this test its type %s", g.yaml, g.value.Type())
 		}

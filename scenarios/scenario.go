@@ -120,6 +120,8 @@ type Target struct {
 	StormAlertRate    float64 `yaml:"storm_alert_rate" scale:"rate" gateway:"storm-alert-rate"` // reconnects/s that raise ws_storm_active (default 100)
 	StormAlertBurst   int     `yaml:"storm_alert_burst" gateway:"storm-alert-burst"`            // reconnects within one second that raise it (default 50)
 	AuthFailureRate   float64 `yaml:"auth_failure_rate" gateway:"auth-fail-rate"`               // share of auth calls that fail, 0..1 (default 0)
+	IO                string  `yaml:"io" gateway:"io"`                                          // WebSocket I/O model: goroutine (default) or nbio
+	SocketBuffer      int     `yaml:"socket_buffer" gateway:"socket-buffer"`                    // SO_RCVBUF/SO_SNDBUF of WebSocket sockets, bytes (0 = kernel default)
 }
 
 // Embedded reports whether the target is the embedded reference gateway.

@@ -62,9 +62,11 @@ fi
 
 for name in "${names[@]}"; do
 	if [ ! -f "ci/docker/$name.Dockerfile" ]; then echo "build-images: no image $name (ci/docker/$name.Dockerfile)" >&2; exit 1; fi
-	if ! out=$(docker build --quiet --label "org.opencontainers.image.version=$tag" \
+	if ! out=$(docker build --quiet --label "org.opencontainers.image.version=$tag" --label "dev.squall.image=$name" \
 		-f "ci/docker/$name.Dockerfile" -t "$prefix/$name:$tag" -t "$prefix/$name:latest" "$ctx/$name" 2>&1); then
 		echo "build-images: $name:" >&2; echo "$out" >&2; exit 1
 	fi
 	echo "built $prefix/$name:$tag ($(du -sh "$ctx/$name" | cut -f1) context)"
 done
+# A rebuild leaves the previous build of each image untagged: remove those (only ours, by label).
+docker image prune --force --filter dangling=true --filter label=dev.squall.image >/dev/null 2>&1 || true

@@ -22,6 +22,7 @@ import (
 	"github.com/squall-dev/squall/harness"
 	"github.com/squall-dev/squall/loadgen/agent"
 	"github.com/squall-dev/squall/loadgen/stats"
+	"github.com/squall-dev/squall/refserver"
 	"github.com/squall-dev/squall/reports"
 )
 
@@ -156,16 +157,26 @@ func TestDiagnose(t *testing.T) {
 	tests := []struct {
 		name     string
 		m        machine
+		io       string
 		warn     string
 		capacity int
+		bound    string
 	}{
-		{"this project's machines", machine{fdSoft: 20000, fdHard: 20000, portLo: 32768, portHi: 60999, somaxconn: 4096, fileMax: 2466170, memTotal: 24 << 30, memAvl: 22 << 30, cores: 2}, "", 22 << 30 / (clientBytes + gatewayBytes + kernelBytes)},
-		{"low limits", machine{fdSoft: 1024, fdHard: 1024, portLo: 50000, portHi: 51000, somaxconn: 128, fileMax: 100000, memTotal: 2 << 30, memAvl: 1 << 30, cores: 1}, "ulimit", 1 << 30 / (clientBytes + gatewayBytes + kernelBytes)},
-		{"small file table", machine{fdSoft: 20000, fdHard: 20000, portLo: 1024, portHi: 65535, somaxconn: 4096, fileMax: 100000, memTotal: 24 << 30, memAvl: 22 << 30, cores: 2}, "file-max", 50000},
+		// 2 cores × 0.7 / 20.7 µs per client-second = 67 632 (memory would allow 22 GiB / 48.9 KB = 483 087).
+		{"this project's machines", machine{fdSoft: 20000, fdHard: 20000, portLo: 32768, portHi: 60999, somaxconn: 4096, fileMax: 2466170, memTotal: 24 << 30, memAvl: 22 << 30, cores: 2},
+			refserver.IOGoroutine, "", 67632, "CPU"},
+		// 1 GiB / (26.5 + 16.6 + 5.8 KB) = 21 957 (CPU would allow 33 816).
+		{"low limits", machine{fdSoft: 1024, fdHard: 1024, portLo: 50000, portHi: 51000, somaxconn: 128, fileMax: 100000, memTotal: 2 << 30, memAvl: 1 << 30, cores: 1},
+			refserver.IOGoroutine, "ulimit", 21957, "memory"},
+		// 1 GiB / (26 + 9.2 + 4.8 KB) = 26 843 with the nbio gateway.
+		{"low limits, nbio", machine{fdSoft: 1024, fdHard: 1024, portLo: 50000, portHi: 51000, somaxconn: 128, fileMax: 100000, memTotal: 2 << 30, memAvl: 1 << 30, cores: 1},
+			refserver.IONbio, "ulimit", 26843, "memory"},
+		{"small file table", machine{fdSoft: 20000, fdHard: 20000, portLo: 1024, portHi: 65535, somaxconn: 4096, fileMax: 100000, memTotal: 24 << 30, memAvl: 22 << 30, cores: 2},
+			refserver.IOGoroutine, "file-max", 50000, "open-file table"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			checks, capacity, _ := diagnose(tc.m, harness.DefaultFDsPerProcess)
+			checks, capacity, bound := diagnose(tc.m, harness.DefaultFDsPerProcess, tc.io)
 			var fixes []string
 			for _, c := range checks {
 				if !c.OK {
@@ -178,8 +189,8 @@ func TestDiagnose(t *testing.T) {
 			if tc.warn != "" && !strings.Contains(strings.Join(fixes, " "), tc.warn) {
 				t.Errorf("fixes %v lack %q", fixes, tc.warn)
 			}
-			if capacity != tc.capacity {
-				t.Errorf("capacity %d, want %d", capacity, tc.capacity)
+			if capacity != tc.capacity || !strings.Contains(bound, tc.bound) {
+				t.Errorf("capacity %d bound by %q, want %d by %s", capacity, bound, tc.capacity, tc.bound)
 			}
 		})
 	}

@@ -13,14 +13,31 @@ import (
 
 	"github.com/spf13/cobra"
 	"github.com/squall-dev/squall/harness"
+	"github.com/squall-dev/squall/refserver"
 )
 
-// Per-connection costs behind doctor's capacity estimate (harness owns them).
-const (
-	clientBytes  = harness.ClientMemory
-	gatewayBytes = harness.GatewayConnMemory
-	kernelBytes  = harness.KernelLoopbackConnMemory
-)
+// connCosts are what one idle-but-alive client costs this machine with the embedded gateway
+// (server pings every 30 s, an application heartbeat every 30 s, a trickle of broadcasts), as
+// measured by `make bench-scale` at 20 000 clients on the project's 2-core machine (docs/bench.md):
+// resident memory at its peak during the hold without forced collections, for the generator and
+// the gateway, the kernel's TCP memory (both sockets), and CPU — per connection-second while idle,
+// and per new connection during the ramp (dial, upgrade, authentication, welcome, join; both
+// sides).
+type connCosts struct {
+	clientBytes, gatewayBytes, kernelBytes float64
+	cpuHold                                float64 // core-seconds per connection per second
+	cpuConnect                             float64 // core-seconds per new connection
+}
+
+// costsByIO are the measured costs for each of the gateway's I/O models (refserver --io).
+var costsByIO = map[string]connCosts{
+	refserver.IOGoroutine: {clientBytes: 26500, gatewayBytes: 16600, kernelBytes: 5800, cpuHold: 20.7e-6, cpuConnect: 790e-6},
+	refserver.IONbio:      {clientBytes: 26000, gatewayBytes: 9200, kernelBytes: 4800, cpuHold: 20.9e-6, cpuConnect: 750e-6},
+}
+
+// cpuBudget is the share of the cores a run may use and still keep the generator's schedule lag
+// low (the rest goes to the runtime, the kernel's network stack and the machine's other work).
+const cpuBudget = 0.7
 
 // check is one line of the doctor's report.
 type check struct {
@@ -98,8 +115,8 @@ func meminfo(path string) (total, avail uint64) {
 	return total, avail
 }
 
-// diagnose turns what was read into checks and a capacity estimate.
-func diagnose(m machine, perProcess int) (checks []check, capacity int, bound string) {
+// diagnose turns what was read into checks and a capacity estimate for the gateway's I/O model io.
+func diagnose(m machine, perProcess int, io string) (checks []check, capacity int, bound string) {
 	perProc := min(uint64(perProcess), m.fdHard)
 	if m.fdHard > 1000 {
 		perProc = min(perProc, m.fdHard-1000)
@@ -146,13 +163,25 @@ func diagnose(m machine, perProcess int) (checks []check, capacity int, bound st
 	checks = append(checks, check{Name: "cores", Value: strconv.Itoa(m.cores), OK: m.cores >= 2,
 		Note: "the generator flags a run as unreliable when its own schedule lag grows; more cores keep it honest"})
 
-	// Capacity: memory-bound with the embedded gateway on the same machine; the system-wide file
-	// table and the port space are the other bounds.
-	per := uint64(clientBytes + gatewayBytes + kernelBytes)
-	capacity, bound = int(m.memAvl/per), fmt.Sprintf("memory: ~%d KiB per client with the embedded gateway (client %d KiB + gateway %d KiB + kernel %.1f KiB)", per>>10, clientBytes>>10, gatewayBytes>>10, float64(kernelBytes)/1024)
+	// Capacity: the smallest of what memory, CPU and the system-wide file table allow with the
+	// embedded gateway on the same machine.
+	c := costsByIO[io]
+	per := c.clientBytes + c.gatewayBytes + c.kernelBytes
+	capacity = int(float64(m.memAvl) / per)
+	bound = fmt.Sprintf("memory: ~%.1f KB per client with the embedded gateway (generator %.1f KB + gateway %.1f KB + kernel %.1f KB)",
+		per/1000, c.clientBytes/1000, c.gatewayBytes/1000, c.kernelBytes/1000)
+	if byCPU := int(float64(m.cores) * cpuBudget / c.cpuHold); byCPU < capacity {
+		capacity = byCPU
+		bound = fmt.Sprintf("CPU: %.1f µs per client per second while idle (heartbeats, pings, broadcasts; generator and gateway), %.0f %% of %d cores",
+			c.cpuHold*1e6, cpuBudget*100, m.cores)
+	}
 	if m.fileMax > 0 && int(m.fileMax/2) < capacity {
 		capacity, bound = int(m.fileMax/2), "the system-wide open-file table (fs.file-max, 2 sockets per loopback connection)"
 	}
+	ramp := int(float64(m.cores) * cpuBudget / c.cpuConnect)
+	checks = append(checks, check{Name: "ramp rate", Value: fmt.Sprintf("~%d connections/s", ramp), OK: true,
+		Note:   fmt.Sprintf("%.0f µs of CPU per new connection (generator and gateway), %.0f %% of %d cores; faster ramps queue in the listen backlog", c.cpuConnect*1e6, cpuBudget*100, m.cores),
+		number: uint64(ramp)})
 	return checks, capacity, bound
 }
 
@@ -160,16 +189,24 @@ func gib(b uint64) float64 { return float64(b) / (1 << 30) }
 
 func newDoctorCmd(e *env) *cobra.Command {
 	var asJSON bool
+	var io string
 	cmd := &cobra.Command{
 		Use:   "doctor",
 		Short: "Check this machine's limits and say how many clients it can hold",
+		Long: `Check this machine's limits and say how many idle-but-alive clients it can hold against the
+embedded gateway: the smallest of what memory, CPU and the system-wide file table allow, from the
+per-connection costs measured by make bench-scale (docs/bench.md), and how fast it can ramp.`,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			if _, ok := costsByIO[io]; !ok {
+				return usagef("--io %q: want %s or %s", io, refserver.IOGoroutine, refserver.IONbio)
+			}
 			m := readMachine("/proc")
-			checks, capacity, bound := diagnose(m, harness.DefaultFDsPerProcess)
+			checks, capacity, bound := diagnose(m, harness.DefaultFDsPerProcess, io)
 			return writeDoctor(e.stdout, checks, capacity, bound, asJSON)
 		},
 	}
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print the report as JSON")
+	cmd.Flags().StringVar(&io, "io", refserver.DefaultConfig().IO, "the embedded gateway's I/O model the estimate is for: goroutine or nbio")
 	return cmd
 }
 

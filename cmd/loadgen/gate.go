@@ -30,6 +30,8 @@ disconnects, memory per connection, messages delivered) it prints the baseline v
 value, the change and its tolerance, and says whether it regressed: got worse by more than the
 tolerance allows (both its relative and its absolute part), or, for an SLO, passed in the baseline
 and fails now. An SLO the new run fails fails the gate too, unless the gate file says "slos: ignore".
+When either run's generator was saturated (the result says it was unreliable), the changes of
+timings (durations, per-second rates) are shown but not judged: they measure the generator.
 
 Runs whose plans differ — scenario, number of clients, time scale or kind of target — are not
 compared: the gate refuses them (exit 2) rather than give a meaningless verdict.
@@ -41,7 +43,7 @@ percentage point, memory 20 % and 2 KiB, counts 50 % and one event, throughput 1
   slos: fail                       # or ignore: only regressions against the baseline fail
   classes:                         # latency, rate, memory, count, throughput
     latency: {relative: 50%, absolute: 5ms}
-  metrics:                         # an SLO's name or a headline figure, as the table names it
+  metrics:                         # a headline figure or an SLO, as the table names it
     fanout_latency p99: {relative: 30%, absolute: 2ms}
     memory_per_connection: {ignore: true}
 
@@ -121,7 +123,17 @@ func runGate(e *env, f gateFlags, newPath string) error {
 		fmt.Fprintf(e.stdout, "GATE FAILED: %s\n", strings.Join(breaches, ", "))
 		return &exitError{exitSLO, fmt.Errorf("gate: %d breach(es) against baseline %s: %s", len(breaches), f.baseline, strings.Join(breaches, ", "))}
 	}
-	fmt.Fprintf(e.stdout, "gate passed: no regression beyond tolerance in %d figures\n", len(c.Metrics))
+	notJudged := 0
+	for _, m := range c.Metrics {
+		if m.NotJudged {
+			notJudged++
+		}
+	}
+	line := fmt.Sprintf("gate passed: no regression beyond tolerance in %d figures", len(c.Metrics))
+	if notJudged > 0 {
+		line += fmt.Sprintf(" (%d timings worse but not judged: a run's generator was saturated)", notJudged)
+	}
+	fmt.Fprintln(e.stdout, line)
 	return nil
 }
 

@@ -90,7 +90,7 @@ func TestGate(t *testing.T) {
 		{"no baseline", []string{same}, exitUsage, []string{"gate needs --baseline OLD.json"}},
 		{"baseline missing", []string{same, "--baseline", filepath.Join(dir, "nope.json")}, exitUsage, []string{"--baseline: reports:", "no such file"}},
 		{"bad gate file", []string{same, "--baseline", base, "--config", badGate}, exitUsage,
-			[]string{"bad.yaml:2:3: metrics.fanout_p999: \"fanout_p999\" is neither an SLO of fanout nor a headline figure"}},
+			[]string{"bad.yaml:2:3: metrics.fanout_p999: \"fanout_p999\" is neither an SLO of fanout, nor a headline figure"}},
 		{"two results", []string{same, slower, "--baseline", base}, exitUsage, []string{"gate takes one result file"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

@@ -33,6 +33,12 @@ type Options struct {
 	PerProc  int           // connections per lean process (default 15 000; the open-file limit is 20 000)
 	Interval time.Duration // sampling interval (default 1s)
 	Log      io.Writer     // progress lines (nil discards)
+	// MinAvailable stops the run (SIGINT: loadgen stops the ramp, closes its clients and writes
+	// the partial result) when the machine's MemAvailable falls below it, so that a run larger than
+	// the machine ends cleanly instead of waking the OOM killer (0: no floor).
+	MinAvailable int64
+	// MaxDuration stops the run the same way after this long (0: no bound).
+	MaxDuration time.Duration
 }
 
 // Run runs the lean pair (when asked), then the scenario, and writes the section.
@@ -100,16 +106,51 @@ func runScenario(ctx context.Context, o Options) (RunFigures, string, error) {
 	smp := &Sampler{Root: cmd.Process.Pid, Interval: o.Interval}
 	done := make(chan struct{})
 	go func() { defer close(done); smp.Run(sctx) }()
-	werr := cmd.Wait()
+	waited := make(chan error, 1)
+	go func() { waited <- cmd.Wait() }()
+	var stopped string
+	guard := time.NewTicker(o.Interval)
+	var deadline <-chan time.Time
+	if o.MaxDuration > 0 {
+		deadline = time.After(o.MaxDuration)
+	}
+	var werr error
+wait:
+	for {
+		select {
+		case werr = <-waited:
+			break wait
+		case <-deadline:
+			deadline = nil
+			if stopped == "" {
+				stopped = fmt.Sprintf("stopped after %s (--max-duration)", o.MaxDuration)
+				_ = cmd.Process.Signal(os.Interrupt)
+			}
+		case <-guard.C:
+			if avail := memAvailable(); o.MinAvailable > 0 && avail > 0 && avail < o.MinAvailable && stopped == "" {
+				stopped = fmt.Sprintf("stopped: MemAvailable %.1f GiB fell below the %.1f GiB floor (--min-available)",
+					float64(avail)/(1<<30), float64(o.MinAvailable)/(1<<30))
+				_ = cmd.Process.Signal(os.Interrupt)
+			}
+		}
+	}
+	guard.Stop()
 	stop()
 	<-done
 	var ee *exec.ExitError
 	verdict := "SLOs held"
 	if werr != nil {
-		if !errors.As(werr, &ee) || ee.ExitCode() != 99 {
+		switch {
+		case errors.As(werr, &ee) && ee.ExitCode() == 99:
+			verdict = "an SLO was breached (exit 99)"
+		case errors.As(werr, &ee) && ee.ExitCode() == 130 && stopped != "":
+			verdict = "interrupted (exit 130; partial result)"
+		default:
 			return RunFigures{}, "", fmt.Errorf("loadgen run: %w (log: %s)", werr, logf.Name())
 		}
-		verdict = "an SLO was breached (exit 99)"
+	}
+	if stopped != "" {
+		verdict += "; " + stopped
 	}
 	res, err := reports.ReadJSON(filepath.Join(o.Out, "result.json"))
 	if err != nil {
@@ -274,4 +315,18 @@ func IsLeanCommand(args []string) (bool, error) {
 		return true, LeanClientMain(args[2:])
 	}
 	return false, nil
+}
+
+// memAvailable is /proc/meminfo's MemAvailable in bytes (0 when unknown).
+func memAvailable() int64 {
+	b, err := os.ReadFile("/proc/meminfo")
+	if err != nil {
+		return 0
+	}
+	for _, l := range strings.Split(string(b), "\n") {
+		if strings.HasPrefix(l, "MemAvailable:") {
+			return kbField(l)
+		}
+	}
+	return 0
 }

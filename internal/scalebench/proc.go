@@ -10,6 +10,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/squall-dev/squall/loadgen/telemetry"
 )
 
 // Process classes of a run, from a process's command line.
@@ -214,11 +216,8 @@ func ParseStat(b []byte) (ppid int, ticks uint64, err error) {
 // ReadKernel reads the kernel's socket figures; what cannot be read stays 0.
 func ReadKernel() Kernel {
 	var k Kernel
-	if b, err := os.ReadFile("/proc/net/sockstat"); err == nil {
-		k.TCPInUse, k.TCPTimeWait, k.TCPMemPages = ParseSockstat(b)
-	}
-	if b, err := os.ReadFile("/proc/slabinfo"); err == nil {
-		k.TCPSlab = ParseSlabTCP(b)
+	if ks, ok := telemetry.ReadKernelSockets(); ok {
+		k.TCPInUse, k.TCPTimeWait, k.TCPMemPages, k.TCPSlab = ks.InUse, ks.TimeWait, ks.MemPages, ks.SlabBytes
 	}
 	if b, err := os.ReadFile("/proc/meminfo"); err == nil {
 		sc := bufio.NewScanner(bytes.NewReader(b))
@@ -229,44 +228,4 @@ func ReadKernel() Kernel {
 		}
 	}
 	return k
-}
-
-// ParseSockstat reads the TCP line of /proc/net/sockstat: sockets in use, in TIME-WAIT, and the
-// pages of socket buffer memory.
-func ParseSockstat(b []byte) (inuse, tw, memPages int64) {
-	sc := bufio.NewScanner(bytes.NewReader(b))
-	for sc.Scan() {
-		f := strings.Fields(sc.Text())
-		if len(f) == 0 || f[0] != "TCP:" {
-			continue
-		}
-		for i := 1; i+1 < len(f); i += 2 {
-			n, _ := strconv.ParseInt(f[i+1], 10, 64)
-			switch f[i] {
-			case "inuse":
-				inuse = n
-			case "tw":
-				tw = n
-			case "mem":
-				memPages = n
-			}
-		}
-	}
-	return inuse, tw, memPages
-}
-
-// ParseSlabTCP sums active objects × object size of the TCP and TCPv6 caches of /proc/slabinfo.
-func ParseSlabTCP(b []byte) int64 {
-	var total int64
-	sc := bufio.NewScanner(bytes.NewReader(b))
-	for sc.Scan() {
-		f := strings.Fields(sc.Text())
-		if len(f) < 4 || (f[0] != "TCP" && f[0] != "TCPv6") {
-			continue
-		}
-		active, _ := strconv.ParseInt(f[1], 10, 64)
-		size, _ := strconv.ParseInt(f[3], 10, 64)
-		total += active * size
-	}
-	return total
 }

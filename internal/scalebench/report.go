@@ -81,6 +81,8 @@ type LeanFigures struct {
 type RunFigures struct {
 	Clients       int     // planned
 	Held          int64   // fewest connections open during the hold (client side)
+	PeakClients   int64   // most connections open at once over the run (client side)
+	Window        string  // what the memory and CPU figures cover: "hold", or "whole run" without one
 	PeakConns     float64 // the gateway's peak ws_connections_active
 	Workers       int
 	Nodes         int
@@ -153,11 +155,20 @@ func Figures(res *reports.Result, ss []Sample, base Kernel) RunFigures {
 		f.Gateway.CoresRamp = coresBetween(ss, ClassGateway, ramp.Start, ramp.End)
 		f.Generator.CoresRamp = coresBetween(ss, ClassGenerator, ramp.Start, ramp.End)
 	}
-	if hold == nil {
-		return f
+	for _, iv := range res.Series {
+		f.PeakClients = max(f.PeakClients, iv.Gauges[stats.GaugeConnections])
 	}
-	from, to := hold.Start, hold.End
-	f.Hold = to.Sub(from)
+	var from, to time.Time
+	if hold != nil && hold.End.After(hold.Start) {
+		from, to = hold.Start, hold.End
+		f.Window = "hold"
+		f.Hold = to.Sub(from)
+	} else {
+		// No complete hold (a run stopped early): the figures cover the whole run, per connection
+		// at its peak.
+		from, to = res.Started, res.Ended
+		f.Window = "whole run"
+	}
 	f.Held = -1
 	lag, app, ping := stats.NewHist(), stats.NewHist(), stats.NewHist()
 	for _, iv := range res.Series {
@@ -173,6 +184,9 @@ func Figures(res *reports.Result, ss []Sample, base Kernel) RunFigures {
 		merge(ping, iv.Histograms[stats.HistPingRTT])
 	}
 	f.Held = max(f.Held, 0)
+	if f.Window != "hold" {
+		f.Held = f.PeakClients
+	}
 	f.LagP99 = time.Duration(lag.Percentile(99))
 	f.AppPingP99 = time.Duration(app.Percentile(99))
 	f.AppPings = app.Count()
@@ -234,6 +248,9 @@ type Machine struct {
 	Go        string
 	LoadStart string
 	LoadEnd   string
+	// Somaxconn and SynBacklog bound the listen queues (net.core.somaxconn,
+	// net.ipv4.tcp_max_syn_backlog): a ramp faster than the gateway accepts overflows them.
+	Somaxconn, SynBacklog string
 }
 
 // ReadMachine reads the machine's description.
@@ -256,6 +273,13 @@ func ReadMachine() Machine {
 	}
 	if b, err := os.ReadFile("/proc/sys/kernel/osrelease"); err == nil {
 		m.Kernel = strings.TrimSpace(string(b))
+	}
+	m.Somaxconn, m.SynBacklog = "?", "?"
+	if b, err := os.ReadFile("/proc/sys/net/core/somaxconn"); err == nil {
+		m.Somaxconn = strings.TrimSpace(string(b))
+	}
+	if b, err := os.ReadFile("/proc/sys/net/ipv4/tcp_max_syn_backlog"); err == nil {
+		m.SynBacklog = strings.TrimSpace(string(b))
 	}
 	return m
 }
@@ -310,11 +334,14 @@ func (r *Report) Markdown() string {
 	var b bytes.Buffer
 	f, l, m := r.Run, r.Lean, r.Machine
 	fmt.Fprintf(&b, "### %s — %s\n\n", r.Key(), r.Date.Format("2006-01-02 15:04 MST"))
-	fmt.Fprintf(&b, "Machine: %d × %s, %s, Linux %s, %s; load average %s at the start, %s at the end (shared machine).\n\n",
-		m.CPUs, m.CPUModel, m.MemTotal, m.Kernel, m.Go, m.LoadStart, m.LoadEnd)
+	fmt.Fprintf(&b, "Machine: %d × %s, %s, Linux %s, %s; somaxconn %s, tcp_max_syn_backlog %s; load average %s at the start, %s at the end (shared machine).\n\n",
+		m.CPUs, m.CPUModel, m.MemTotal, m.Kernel, m.Go, m.Somaxconn, m.SynBacklog, m.LoadStart, m.LoadEnd)
 	fmt.Fprintf(&b, "Reproduce: `%s` (scenario `%s`).\n\n", r.Command, r.File)
 	fmt.Fprintf(&b, "| | squall |\n| --- | --- |\n")
-	fmt.Fprintf(&b, "| clients planned / held through the hold | %d / %d (gateway peak %.0f) |\n", f.Clients, f.Held, f.PeakConns)
+	fmt.Fprintf(&b, "| clients planned / held through the hold / peak | %d / %d / %d (gateway peak %.0f) |\n", f.Clients, f.Held, f.PeakClients, f.PeakConns)
+	if f.Window != "hold" {
+		fmt.Fprintf(&b, "| no complete hold | memory, CPU and kernel figures cover the whole run, per connection at its peak |\n")
+	}
 	fmt.Fprintf(&b, "| processes | %d gateway nodes, %d generator workers |\n", f.Gateway.Procs, f.Generator.Procs)
 	fmt.Fprintf(&b, "| ramp planned / measured | %.0f/s / %.0f/s (%.1f s) |\n", f.RampPlanned, f.RampMeasured, f.RampSeconds)
 	fmt.Fprintf(&b, "| connect p99 | %s |\n", ms(f.ConnectP99))

@@ -4,6 +4,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"os"
 	"strings"
 
 	"github.com/squall-dev/squall/refserver"
@@ -18,7 +19,8 @@ func NodeArgs(cfg refserver.Config) []string {
 	return append(cfg.Args(), "--log-level="+nodeLogLevel)
 }
 
-// parseNodeArgs reads NodeArgs' flags over refserver.DefaultConfig.
+// parseNodeArgs reads NodeArgs' flags over refserver.DefaultConfig, then the environment twins
+// (refserver.EnvName) of the settings they leave out.
 func parseNodeArgs(args []string, stderr io.Writer) (cfg refserver.Config, level, format string, err error) {
 	cfg = refserver.DefaultConfig()
 	cfg.Addr = "127.0.0.1:0"
@@ -32,6 +34,11 @@ func parseNodeArgs(args []string, stderr io.Writer) (cfg refserver.Config, level
 	}
 	if fs.NArg() > 0 {
 		return cfg, level, format, fmt.Errorf("unexpected arguments: %s", strings.Join(fs.Args(), " "))
+	}
+	// A setting the arguments leave at its default takes its environment twin, as bin/refserver
+	// does (REFSERVER_IO=nbio switches every child node of a run to the nbio transport).
+	if err := refserver.ApplyEnv(fs, os.Getenv); err != nil {
+		return cfg, level, format, err
 	}
 	return cfg, level, format, nil
 }

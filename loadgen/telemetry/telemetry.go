@@ -1,7 +1,9 @@
 // Package telemetry scrapes a target's Prometheus /metrics endpoint (one URL per gateway node)
 // every second during a run and keeps the gateway's own figures — connections, memory,
 // goroutines, orphaned subscriptions, shed and rejections — as a time series beside the client
-// side's, with memory per connection derived from them.
+// side's, with memory per connection derived from them; for a target on this machine, also the
+// kernel's TCP memory (/proc/net/sockstat, /proc/slabinfo), so that user and kernel memory per
+// connection sit side by side.
 //
 // A Scraper is driven by one goroutine calling Run; Result may be called from any goroutine at
 // any time (it takes a copy under a lock). A target without /metrics is not an error: the result
@@ -15,6 +17,7 @@ import (
 	"log/slog"
 	"maps"
 	"net/http"
+	"os"
 	"slices"
 	"sort"
 	"strconv"
@@ -103,6 +106,9 @@ type Point struct {
 	Values map[string]float64 `json:"values"`
 	// MemoryPerConn is resident memory / active connections, in bytes (0 without connections).
 	MemoryPerConn float64 `json:"memory_per_conn_bytes,omitempty"`
+	// KernelPerConn is the kernel's TCP memory (KernelTCPMemBytes + KernelTCPSlabBytes, both ends
+	// of every connection) / active connections, in bytes; 0 without Config.Kernel.
+	KernelPerConn float64 `json:"kernel_per_conn_bytes,omitempty"`
 	Nodes         int     `json:"nodes"` // nodes that answered this scrape
 }
 
@@ -110,7 +116,8 @@ type Point struct {
 type Summary struct {
 	PeakConnections     float64 `json:"peak_connections"`
 	PeakRSSBytes        float64 `json:"peak_rss_bytes"`
-	MemoryPerConnAtPeak float64 `json:"memory_per_conn_bytes_at_peak"` // RSS / connections at peak connections
+	MemoryPerConnAtPeak float64 `json:"memory_per_conn_bytes_at_peak"`           // RSS / connections at peak connections
+	KernelPerConnAtPeak float64 `json:"kernel_per_conn_bytes_at_peak,omitempty"` // kernel TCP memory / connections at peak connections
 	PeakGoroutines      float64 `json:"peak_goroutines"`
 	PeakOrphaned        float64 `json:"peak_orphaned_subscriptions"`
 	FinalOrphaned       float64 `json:"final_orphaned_subscriptions"`
@@ -146,6 +153,9 @@ type Config struct {
 	Start time.Time
 	// Client is the HTTP client; nil means a private client without proxies.
 	Client *http.Client
+	// Kernel adds this machine's kernel TCP memory to every point (KernelTCPInUse and the other
+	// Kernel* values, and Point.KernelPerConn): for targets running here.
+	Kernel bool
 }
 
 // Scraper scrapes the configured endpoints until its context ends.
@@ -244,8 +254,20 @@ func (s *Scraper) ScrapeOnce(ctx context.Context, start, now time.Time) {
 		}
 		s.mu.Unlock()
 	}
+	if s.cfg.Kernel {
+		if k, ok := ReadKernelSockets(); ok {
+			p.Values[KernelTCPInUse] = float64(k.InUse)
+			p.Values[KernelTCPMemBytes] = float64(k.MemPages * int64(os.Getpagesize()))
+			if k.SlabBytes > 0 {
+				p.Values[KernelTCPSlabBytes] = float64(k.SlabBytes)
+			}
+		}
+	}
 	if c := p.Values[protocol.MetricConnectionsActive]; c > 0 {
 		p.MemoryPerConn = p.Values[protocol.MetricProcessResidentMemory] / c
+		if kb := p.Values[KernelTCPMemBytes] + p.Values[KernelTCPSlabBytes]; kb > 0 {
+			p.KernelPerConn = kb / c
+		}
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -375,6 +397,7 @@ func Summarize(ps []Point) Summary {
 		if c := v[protocol.MetricConnectionsActive]; c > s.PeakConnections {
 			s.PeakConnections = c
 			s.MemoryPerConnAtPeak = p.MemoryPerConn
+			s.KernelPerConnAtPeak = p.KernelPerConn
 		}
 		s.PeakRSSBytes = max(s.PeakRSSBytes, v[protocol.MetricProcessResidentMemory])
 		s.PeakGoroutines = max(s.PeakGoroutines, v[protocol.MetricGoGoroutines])

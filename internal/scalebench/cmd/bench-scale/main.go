@@ -54,10 +54,14 @@ figures as a section of --doc (replacing the section of the same scenario and la
 	fs.BoolVar(&o.Lean, "lean", true, "also run the lean gorilla pair at the same count")
 	fs.DurationVar(&o.LeanHold, "lean-hold", 20*time.Second, "how long the lean pair holds its connections")
 	fs.IntVar(&o.PerProc, "per-process", 15000, "connections per lean process (the open-file limit is 20 000)")
+	var minAvailGiB float64
+	fs.Float64Var(&minAvailGiB, "min-available", 3, "stop the run cleanly (SIGINT, partial result) when MemAvailable falls below this many GiB (0: never)")
+	fs.DurationVar(&o.MaxDuration, "max-duration", 0, "stop the run cleanly after this long (0: no bound)")
 	if err := fs.Parse(os.Args[1:]); err != nil {
 		return err
 	}
 	o.RunArgs = strings.Fields(runArgs)
+	o.MinAvailable = int64(minAvailGiB * (1 << 30))
 	self, err := os.Executable()
 	if err != nil {
 		return err
@@ -65,6 +69,13 @@ figures as a section of --doc (replacing the section of the same scenario and la
 	o.Self = self
 	o.Log = os.Stderr
 	o.Command = "make bench-scale SCALE_PLAN=" + o.Scenario
+	for _, kv := range os.Environ() {
+		// Gateway settings of the embedded nodes, and the Go runtime's memory settings (every
+		// process of the run inherits them).
+		if strings.HasPrefix(kv, "REFSERVER_") || strings.HasPrefix(kv, "GOGC=") || strings.HasPrefix(kv, "GOMEMLIMIT=") {
+			o.Command = kv + " " + o.Command
+		}
+	}
 	if o.Label != "" {
 		o.Command += " SCALE_LABEL='" + o.Label + "'"
 	}

@@ -1,0 +1,36 @@
+package refserver
+
+// I/O models of the WebSocket transport (Config.IO).
+const (
+	// IOGoroutine parks one reader goroutine per connection in a blocking read (gorilla/websocket),
+	// and starts a writer goroutine while frames are queued.
+	IOGoroutine = "goroutine"
+	// IONbio hands every upgraded connection to an epoll loop (lesismal/nbio): an idle connection
+	// holds no goroutine and no read buffer; frames are read and handled on shared goroutines when
+	// bytes arrive, and written by whoever queues them, without blocking.
+	IONbio = "nbio"
+)
+
+// ioModes lists the valid Config.IO values.
+var ioModes = []string{IOGoroutine, IONbio}
+
+// ioDefaults fills the I/O settings of c from d.
+func (c *Config) ioDefaults(d Config) {
+	if c.IO == "" {
+		c.IO = d.IO
+	}
+}
+
+// validateIO reports problems of the I/O settings of v (defaults filled in).
+func validateIO(v Config, bad func(string, ...any)) {
+	ok := false
+	for _, m := range ioModes {
+		ok = ok || v.IO == m
+	}
+	if !ok {
+		bad("io: %q is not an I/O model (want %s or %s)", v.IO, IOGoroutine, IONbio)
+	}
+	if v.SocketBuffer < 0 {
+		bad("socket-buffer: must not be negative, got %d", v.SocketBuffer)
+	}
+}

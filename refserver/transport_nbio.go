@@ -1,0 +1,592 @@
+package refserver
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"runtime"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+	"unicode/utf8"
+
+	"github.com/gorilla/websocket"
+	"github.com/lesismal/nbio"
+	"github.com/lesismal/nbio/logging"
+
+	"github.com/squall-dev/squall/refserver/protocol"
+)
+
+// The readiness-driven WebSocket transport (Config.IO = IONbio).
+//
+// The HTTP side is unchanged: the net/http server accepts, runs the handler and gorilla/websocket
+// answers the upgrade, so every refusal (503, 403, 426, bad handshakes) is the same as with the
+// goroutine transport. The upgraded socket is then handed to the Server's nbio engine (an epoll
+// loop over every connection, nbioIO): from there on an idle connection holds no goroutine and no
+// read buffer. The poller reads into its own buffer and parses the frames (wsframe.go, which keeps
+// only an incomplete frame between reads); each complete message or control frame becomes a job on
+// the connection's job list, which nbio runs in order on a shared goroutine, so a connection's
+// start (admission, URL-token authentication), its frames and its cleanup never overlap. Writes go
+// straight to the socket without blocking: what the kernel does not take waits in nbio's buffer
+// and is flushed by the poller when the socket is writable. Timers are shared too: the heartbeat
+// wheel as before, one watchdog for writes that stall (write-timeout), and short-lived timers only
+// while a connection waits for hello or for the client's close answer.
+//
+// Back-pressure: a connection whose socket buffer is full (nbio holds bytes the kernel did not
+// take) stops taking text frames from its send queue until nbio has flushed them, so a client that
+// does not read fills the queue and is closed with 1008 slow_consumer, as with the goroutine
+// transport; control frames always go out (behind what nbio holds).
+//
+// Known differences: under heavy connection churn nbio's (v1.6.8) poller can act on an error event
+// of a connection closed by another goroutine after its descriptor number went to a new
+// connection, closing the new one (about 1 in 100 connections in the churn test, none in steady
+// state); and reading is not paused while a connection's frames wait to be handled, so a client
+// that sends faster than the gateway handles its frames is not slowed down by TCP (with the
+// goroutine transport it is), and its queue fills with its own echoes instead.
+
+// nbioIO is a Server's epoll engine.
+type nbioIO struct {
+	s      *Server
+	engine *nbio.Engine
+
+	stallMu sync.Mutex
+	stalled map[*nbioTransport]int64 // connections whose writes are held up, since (unix ns)
+	quit    chan struct{}
+	done    chan struct{}
+}
+
+// nbioLogOnce routes nbio's process-wide logger to slog (its own prints to stdout).
+var nbioLogOnce sync.Once
+
+// nbioLog is nbio's logger: errors at Error, the rest (engine start and stop) at Debug, through
+// slog's default logger.
+type nbioLog struct{}
+
+func (nbioLog) Debug(format string, v ...any) { slog.Debug("nbio: " + fmt.Sprintf(format, v...)) }
+func (nbioLog) Info(format string, v ...any)  { slog.Debug("nbio: " + fmt.Sprintf(format, v...)) }
+func (nbioLog) Warn(format string, v ...any)  { slog.Debug("nbio: " + fmt.Sprintf(format, v...)) }
+func (nbioLog) Error(format string, v ...any) { slog.Error("nbio: " + fmt.Sprintf(format, v...)) }
+
+func newNbioIO(s *Server) (*nbioIO, error) {
+	nbioLogOnce.Do(func() { logging.SetLogger(nbioLog{}) })
+	eng := nbio.NewEngine(nbio.Config{
+		Name:    "refserver-" + s.nodeID,
+		NPoller: max(1, runtime.NumCPU()/2),
+		// The pollers' shared read buffers: one per poller, not per connection.
+		ReadBufferSize: 16 << 10,
+	})
+	// A connection's job list runs on a goroutine of its own while it has jobs (nbio would run it
+	// on the poller).
+	eng.Execute = func(f func()) { go f() }
+	eng.OnOpen(nbioOpened)
+	eng.OnData(nbioData)
+	eng.OnClose(nbioClosed)
+	eng.OnWrittenSize(nbioWritten)
+	if err := eng.Start(); err != nil {
+		return nil, err
+	}
+	n := &nbioIO{s: s, engine: eng, stalled: map[*nbioTransport]int64{}, quit: make(chan struct{}), done: make(chan struct{})}
+	go n.watchdog()
+	return n, nil
+}
+
+// stop stops the watchdog and the engine (every connection has ended by then).
+func (n *nbioIO) stop() {
+	select {
+	case <-n.quit:
+		return
+	default:
+	}
+	close(n.quit)
+	<-n.done
+	n.engine.Stop()
+}
+
+// watchdog visits the connections whose writes are held up, every write-timeout/4 (at most every
+// 250 ms): it resumes a writer whose socket has drained (a missed wake-up), and closes a connection
+// whose data has waited longer than write-timeout (the goroutine transport's write deadline).
+func (n *nbioIO) watchdog() {
+	defer close(n.done)
+	tick := min(max(n.s.cfg.WriteTimeout/4, 10*time.Millisecond), 250*time.Millisecond)
+	tk := time.NewTicker(tick)
+	defer tk.Stop()
+	var visit []*nbioTransport
+	var since []int64
+	for {
+		select {
+		case <-n.quit:
+			return
+		case now := <-tk.C:
+			limit := now.Add(-n.s.cfg.WriteTimeout).UnixNano()
+			visit, since = visit[:0], since[:0]
+			n.stallMu.Lock()
+			for t, at := range n.stalled {
+				visit = append(visit, t)
+				since = append(since, at)
+			}
+			n.stallMu.Unlock()
+			for i, t := range visit {
+				if t.unsent.Load() <= 0 {
+					n.unstall(t)
+					if t.held.CompareAndSwap(true, false) {
+						t.resume()
+					}
+					continue
+				}
+				if since[i] <= limit {
+					n.unstall(t)
+					t.c.setCause(causeWriteError)
+					_ = t.nc.Close()
+				}
+			}
+		}
+	}
+}
+
+// stall puts t under the watchdog's eye (nbio holds bytes of it); unstall takes it off. Both are
+// cheap when nothing changes.
+func (n *nbioIO) stall(t *nbioTransport) {
+	if !t.watched.CompareAndSwap(false, true) {
+		return
+	}
+	n.stallMu.Lock()
+	n.stalled[t] = time.Now().UnixNano()
+	n.stallMu.Unlock()
+}
+
+func (n *nbioIO) unstall(t *nbioTransport) {
+	if !t.watched.CompareAndSwap(true, false) {
+		return
+	}
+	n.stallMu.Lock()
+	delete(n.stalled, t)
+	n.stallMu.Unlock()
+}
+
+// nbioTransport is one connection on the engine.
+type nbioTransport struct {
+	io *nbioIO
+	c  *conn
+	nc *nbio.Conn
+
+	start      func() // the connection's first job (conn.run), queued when the engine takes it
+	releaseTCP func() // returns the per-IP TCP cap's count once the socket is closed; may be nil
+
+	unsent    atomic.Int64 // bytes handed to the socket that the kernel has not taken yet
+	held      atomic.Bool  // the writer left text frames queued for back-pressure
+	watched   atomic.Bool  // in nbioIO.stalled
+	discard   atomic.Bool  // reading is over (oversized or malformed frame): bytes are dropped
+	closeSent atomic.Bool  // a close frame went out
+	ended     atomic.Bool  // conn.end has run (it runs once)
+
+	rd frameReader // the poller's (one poller reads a connection)
+
+	mu    sync.Mutex  // guards timer
+	timer *time.Timer // hello timeout or close grace, while one runs
+}
+
+var _ transport = (*nbioTransport)(nil)
+var _ asyncReceiver = (*nbioTransport)(nil)
+var _ unsticker = (*nbioTransport)(nil)
+
+// serveNbio takes an upgraded gorilla connection over to the engine and starts the connection.
+//
+// The connection's fields are written here and read by a poller goroutine once the socket is
+// registered with epoll (in AddConn): the epoll_ctl system call orders them, which the race
+// detector cannot see, so this function is not instrumented (nbio's own code is marked the same
+// way).
+//
+//go:norace
+func (s *Server) serveNbio(ws *websocket.Conn, r *http.Request) {
+	nc := ws.NetConn()
+	if s.cfg.SocketBuffer > 0 {
+		setSocketBuffers(nc, s.cfg.SocketBuffer)
+	}
+	// A connection counted by the per-IP TCP cap (httpguard.go) is released when nbio closes the
+	// socket, not when the original descriptor is closed below.
+	var release func()
+	if cc, ok := nc.(*cappedConn); ok {
+		nc, release = cc.Conn, func() { cc.once.Do(cc.release) }
+	}
+	nbc, err := nbio.NBConn(nc) // a duplicate of the socket; nc is closed
+	if err != nil {
+		s.log.Debug("nbio: taking the connection over failed", "remote_ip", s.clientIP(r), "err", err)
+		_ = nc.Close()
+		if release != nil {
+			release()
+		}
+		return
+	}
+	t := &nbioTransport{io: s.nbio, nc: nbc, releaseTCP: release}
+	c := s.registerConn(t, r)
+	if c == nil {
+		// Shutdown began during the upgrade.
+		msg := websocket.FormatCloseMessage(int(protocol.CloseDraining), s.drainReason())
+		_, _ = nbc.Write(appendFrameHeader(nil, opClose, len(msg)))
+		_, _ = nbc.Write(msg)
+		_ = nbc.Close()
+		return
+	}
+	t.c = c
+	token := requestToken(r)
+	nodeOK, ipOK := s.limits.acquireNode(c.ip)
+	s.metrics.updatePoolAlerts(s.limits.usage())
+	c.nodeSlot = nodeOK && ipOK
+	t.start = func() { c.run(token, nodeOK, ipOK) }
+	nbc.SetSession(t)
+	if _, err := s.nbio.engine.AddConn(nbc); err != nil {
+		// nbio has closed it and calls the close handler, which cleans up.
+		s.log.Debug("nbio: adding the connection failed", "remote_ip", c.ip, "err", err)
+	}
+}
+
+// nbioOpened queues a connection's start as its first job, before the engine watches its socket
+// (so that every frame comes after it).
+func nbioOpened(nc *nbio.Conn) {
+	if t, _ := nc.Session().(*nbioTransport); t != nil && t.start != nil {
+		nc.Execute(t.start)
+		t.start = nil
+	}
+}
+
+func (t *nbioTransport) kind() string { return "ws" }
+
+func (t *nbioTransport) awaitHello(c *conn, d time.Duration) {
+	if d <= 0 {
+		t.stopTimer()
+		return
+	}
+	t.setTimer(d, func() { t.nc.Execute(func() { t.helloExpired(c) }) })
+}
+
+func (t *nbioTransport) helloExpired(c *conn) {
+	if c.authed || c.closing() || c.isGone() {
+		return
+	}
+	c.s.metrics.rejections.WithLabelValues(rejectUnauthorized).Inc()
+	c.setCause(causeViolation)
+	c.code.CompareAndSwap(0, int32(protocol.CloseUnauthorized))
+	_ = t.writeClose(int(protocol.CloseUnauthorized), "hello timeout")
+	_ = t.nc.Close()
+}
+
+func (t *nbioTransport) authenticated(*conn) {}
+
+func (t *nbioTransport) receive(*conn) { panic("refserver: nbio transport: receive is asynchronous") }
+
+// receiveAsync: frames are already flowing to the job list behind the start.
+func (t *nbioTransport) receiveAsync(*conn) {}
+
+// setTimer replaces the connection's one short-lived timer.
+func (t *nbioTransport) setTimer(d time.Duration, f func()) {
+	t.mu.Lock()
+	if t.timer != nil {
+		t.timer.Stop()
+	}
+	t.timer = time.AfterFunc(d, f)
+	t.mu.Unlock()
+}
+
+func (t *nbioTransport) stopTimer() {
+	t.mu.Lock()
+	if t.timer != nil {
+		t.timer.Stop()
+		t.timer = nil
+	}
+	t.mu.Unlock()
+}
+
+// nbioData is every connection's read handler, on a poller goroutine: it parses what arrived and
+// queues each complete frame on the connection's job list.
+func nbioData(nc *nbio.Conn, data []byte) {
+	t, _ := nc.Session().(*nbioTransport)
+	if t == nil || t.discard.Load() {
+		return
+	}
+	err := t.rd.feed(data, t.c.s.cfg.MaxFrameBytes, func(ev frameEvent) {
+		nc.Execute(func() { t.frame(ev) })
+	})
+	if err != nil {
+		t.discard.Store(true)
+		nc.Execute(func() { t.readError(err) })
+	}
+}
+
+// frame handles one frame on the job list.
+func (t *nbioTransport) frame(ev frameEvent) {
+	c := t.c
+	c.touch()
+	switch ev.op {
+	case opPing:
+		t.write1(opPong, ev.payload)
+	case opPong:
+	case opClose:
+		code, _, err := parseClose(ev.payload)
+		if err != nil {
+			t.readError(err)
+			return
+		}
+		c.code.CompareAndSwap(0, int32(code))
+		c.setCause(causeClientClose)
+		if code == websocket.CloseNoStatusReceived {
+			code = websocket.CloseNormalClosure
+		}
+		_ = t.writeClose(code, "")
+		_ = t.nc.Close()
+	default:
+		c.s.metrics.messagesIn.Inc()
+		switch {
+		case c.closing():
+		case ev.op != opText:
+			c.sendError(protocol.ErrCodeBinary, "only text frames are accepted", 0)
+		case !utf8.Valid(ev.payload):
+			c.sendError(protocol.ErrCodeInvalidUTF8, "text frame is not valid UTF-8", 0)
+		default:
+			c.handle(ev.payload)
+		}
+	}
+}
+
+// readError answers a frame that cannot be read: 1009 for an oversized one (the rest of it is
+// swallowed for a moment so that the close frame is not lost to a TCP reset), 1002 for a malformed
+// one, as gorilla/websocket does.
+func (t *nbioTransport) readError(err error) {
+	c := t.c
+	t.discard.Store(true)
+	if errors.Is(err, errFrameTooLarge) {
+		c.code.CompareAndSwap(0, int32(protocol.CloseTooLarge))
+		c.setCause(causeReadError)
+		_ = t.writeClose(int(protocol.CloseTooLarge), "")
+		t.lingerClose(max(c.s.cfg.CloseGrace, 5*time.Second))
+		return
+	}
+	var pe frameProtocolError
+	text := err.Error()
+	if errors.As(err, &pe) {
+		text = string(pe)
+	}
+	c.code.CompareAndSwap(0, int32(websocket.CloseProtocolError))
+	c.setCause(causeReadError)
+	_ = t.writeClose(websocket.CloseProtocolError, text)
+	_ = t.nc.Close()
+}
+
+// lingerClose half-closes the socket once what nbio holds is out (a FIN after it), drops what the
+// client sends, and closes after d or when the client closes too.
+func (t *nbioTransport) lingerClose(d time.Duration) {
+	t.discard.Store(true)
+	deadline := time.Now().Add(d)
+	var try func()
+	try = func() {
+		if t.unsent.Load() > 0 && time.Now().Before(deadline) {
+			t.setTimer(10*time.Millisecond, try)
+			return
+		}
+		shutdownWrite(t.nc)
+		t.setTimer(max(time.Until(deadline), 0), func() { _ = t.nc.Close() })
+	}
+	try()
+}
+
+// nbioClosed is every connection's close handler: it records why and runs the one cleanup on the
+// connection's job list (after every frame).
+func nbioClosed(nc *nbio.Conn, err error) {
+	t, _ := nc.Session().(*nbioTransport)
+	if t == nil {
+		return
+	}
+	if t.releaseTCP != nil {
+		t.releaseTCP()
+	}
+	nc.MustExecute(func() {
+		t.stopTimer()
+		t.io.unstall(t)
+		if t.ended.Load() {
+			return // cleaned up already (slow consumer): this was its lingering socket
+		}
+		c := t.c
+		switch {
+		case err == nil, errors.Is(err, io.EOF), errors.Is(err, net.ErrClosed), errors.Is(err, syscall.EPIPE):
+			// EPIPE: a write found the client gone (it closed its side) before a read did.
+			c.setCause(causeDropped)
+		default:
+			c.setCause(causeReadError)
+		}
+		t.endOnce()
+	})
+}
+
+// endOnce runs the connection's cleanup the first time it is called (on its job list).
+func (t *nbioTransport) endOnce() {
+	if t.ended.CompareAndSwap(false, true) {
+		t.c.end()
+	}
+}
+
+// nbioWritten is the engine's written-bytes hook (under the nbio connection's lock): it keeps the
+// count of bytes nbio holds for the connection and wakes a writer held back once they are out.
+func nbioWritten(nc *nbio.Conn, _ []byte, n int) {
+	t, _ := nc.Session().(*nbioTransport)
+	if t == nil {
+		return
+	}
+	if t.unsent.Add(-int64(n)) > 0 {
+		return
+	}
+	t.io.unstall(t)
+	if t.held.CompareAndSwap(true, false) {
+		go t.resume() // not here: Execute takes the lock nbio holds
+	}
+}
+
+// resume restarts the writer on the connection's job list.
+func (t *nbioTransport) resume() {
+	if !t.nc.Execute(t.flushJob) {
+		go t.flush(t.c) // closed: let the writer settle the queue
+	}
+}
+
+// queued starts the writer on the connection's job list (and lets a close through a held writer).
+func (t *nbioTransport) queued(c *conn, kind uint8, start bool) {
+	if start || (kind == itemClose && t.held.CompareAndSwap(true, false)) {
+		t.resume()
+	}
+}
+
+func (t *nbioTransport) flushJob() { t.flush(t.c) }
+
+// flush writes what is queued, one item at a time, until the queue is empty or nbio holds unsent
+// bytes (text frames then wait; control frames go).
+func (t *nbioTransport) flush(c *conn) {
+	for {
+		c.qmu.Lock()
+		if len(c.q) == 0 || c.writeFailed {
+			c.dropQueuedLocked()
+			c.writing = false
+			if c.wdone != nil {
+				close(c.wdone)
+				c.wdone = nil
+			}
+			c.qmu.Unlock()
+			return
+		}
+		if c.q[0].kind == itemText && !c.slow.Load() && t.unsent.Load() > 0 {
+			// Held back until nbio's buffer has gone to the kernel: nbioWritten resumes it, the
+			// watchdog closes the connection after write-timeout; a close is let through by queued.
+			t.held.Store(true)
+			c.qmu.Unlock()
+			if t.unsent.Load() <= 0 && t.held.CompareAndSwap(true, false) {
+				continue // drained meanwhile
+			}
+			return
+		}
+		batch := c.q[:1:1]
+		c.q = c.q[1:]
+		if len(c.q) == 0 {
+			c.q = nil
+		}
+		c.qmu.Unlock()
+		c.delivered(batch, c.writeBatch(batch))
+	}
+}
+
+func (t *nbioTransport) write(c *conn, it outItem) error {
+	switch it.kind {
+	case itemPing:
+		return t.write1(opPing, nil)
+	case itemClose:
+		if err := t.writeClose(it.code, string(it.data)); err != nil {
+			return err
+		}
+		// Wait close-grace for the client's answer, then drop the connection.
+		grace := c.s.cfg.CloseGrace
+		if c.slow.Load() {
+			// A slow consumer's socket may still hold frames it has not read, with the close frame
+			// behind them: the connection is cleaned up after close-grace, and its socket lingers
+			// (what is queued goes out, then a FIN) while the client catches up.
+			t.setTimer(grace, func() {
+				t.nc.Execute(t.endOnce)
+				t.lingerClose(max(grace, 5*time.Second))
+			})
+		} else {
+			t.setTimer(grace, func() { _ = t.nc.Close() })
+		}
+		return nil
+	default:
+		if err := t.write1(opText, it.data); err != nil {
+			return err
+		}
+		c.s.metrics.messagesOut.Inc()
+		return nil
+	}
+}
+
+// write1 writes one frame (header and payload in one call, so that concurrent writers never
+// interleave, from a pooled buffer: nbio copies what the kernel does not take) and notes bytes the
+// kernel did not take.
+func (t *nbioTransport) write1(op byte, payload []byte) error {
+	bp := frameBufs.Get().(*[]byte)
+	b := append(appendFrameHeader((*bp)[:0], op, len(payload)), payload...)
+	t.unsent.Add(int64(len(b)))
+	_, err := t.nc.Write(b)
+	if cap(b) <= 64<<10 {
+		*bp = b[:0]
+		frameBufs.Put(bp)
+	}
+	if err != nil {
+		return err
+	}
+	if t.unsent.Load() > 0 {
+		t.io.stall(t)
+	}
+	return nil
+}
+
+// frameBufs holds the buffers frames are assembled in for a write.
+var frameBufs = sync.Pool{New: func() any { b := make([]byte, 0, 512); return &b }}
+
+// writeClose sends a close frame, once per connection.
+func (t *nbioTransport) writeClose(code int, text string) error {
+	if !t.closeSent.CompareAndSwap(false, true) {
+		return nil
+	}
+	msg := websocket.FormatCloseMessage(code, text)
+	if len(msg) > 125 {
+		msg = msg[:125]
+	}
+	return t.write1(opClose, msg)
+}
+
+func (t *nbioTransport) abort(*conn) { _ = t.nc.Close() }
+
+// release has nothing left to do: the socket is closed (or lingering) when the cleanup runs.
+func (t *nbioTransport) release(*conn) {}
+
+// unstick lets a slow consumer's close frame through: flush writes control frames whatever nbio
+// holds, and the watchdog bounds the wait.
+func (t *nbioTransport) unstick(*conn, time.Time) { t.io.stall(t) }
+
+// shutdownWrite half-closes an nbio connection's socket, unless it is closed: under the
+// connection's lock, so that a descriptor number already reused by a new connection is never
+// touched. (nbio's Hash is the socket's descriptor.)
+func shutdownWrite(nc *nbio.Conn) {
+	nc.Lock()
+	defer nc.Unlock()
+	if closed, _ := nc.IsClosed(); closed {
+		return
+	}
+	_ = syscall.Shutdown(nc.Hash(), syscall.SHUT_WR)
+}
+
+// setSocketBuffers sets SO_RCVBUF and SO_SNDBUF of a TCP connection to n bytes (the kernel doubles
+// it). Errors are ignored: the kernel's defaults then stay.
+func setSocketBuffers(nc net.Conn, n int) {
+	if tc := tcpConn(nc); tc != nil {
+		_ = tc.SetReadBuffer(n)
+		_ = tc.SetWriteBuffer(n)
+	}
+}

@@ -36,6 +36,10 @@ func TestFiftyThousandClients(t *testing.T) {
 	run := exec.CommandContext(ctx, bin, "run",
 		"--clients", "50000", "--rooms", "5000", // rooms of 10
 		"--ramp", "2500", "--hold", "10s", "--send-interval", "20s",
+		// The built-in plan grades generator health too. Ramping 2 500 clients a second on two
+		// cores lags the schedule by up to a second: what this test is about is that 50 000 clients
+		// are held and merged, so its bound is wide; a lag beyond it still fails the run.
+		"--lag-bound", "10s",
 		"--progress", "plain", "--out", out)
 	var stdout, stderr bytes.Buffer
 	run.Stdout, run.Stderr = &stdout, &stderr

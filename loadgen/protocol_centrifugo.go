@@ -213,16 +213,8 @@ func (p *centrifugoProtocol) reply(c *client, r *cfReply, rc *readCtx) {
 
 // publish sends one stamped publication to the client's next channel.
 func (p *centrifugoProtocol) publish(c *client, gen uint32, at int64) {
-	rooms := c.roomsOf()
-	if len(rooms) == 0 {
-		return
-	}
-	c.mu.Lock()
-	room := rooms[int(c.seq)%len(rooms)]
-	c.mu.Unlock()
-	s := c.stampPublish(gen, room, c.env.sched.time(at))
+	room, s, _ := c.stampNextPublish(gen, at)
 	if s == nil {
-		c.add(stats.CtrMessagesSent, 1)
 		return
 	}
 	cmd := p.nextID(c)

@@ -292,17 +292,8 @@ func (p *genericProtocol) leaveFrames(c *client) (int, [][]byte) {
 
 // publish sends one stamped payload to the client's next room.
 func (p *genericProtocol) publish(c *client, gen uint32, at int64) {
-	rooms := c.roomsOf()
-	if len(rooms) == 0 {
-		return
-	}
-	c.mu.Lock()
-	room := rooms[int(c.seq)%len(rooms)]
-	c.mu.Unlock()
-	intended := c.env.sched.time(at)
-	s := c.stampPublish(gen, room, intended)
+	room, s, intended := c.stampNextPublish(gen, at)
 	if s == nil {
-		c.add(stats.CtrMessagesSent, 1) // a send that found its connection gone counts as one
 		return
 	}
 	payload := appendStamp(nil, s, c.behaviour().PayloadSize)

@@ -207,16 +207,8 @@ func splitAckID(b []byte) (uint32, []byte) {
 
 // publish emits one stamped publish event with an ack id.
 func (p *socketIOProtocol) publish(c *client, gen uint32, at int64) {
-	rooms := c.roomsOf()
-	if len(rooms) == 0 {
-		return
-	}
-	c.mu.Lock()
-	room := rooms[int(c.seq)%len(rooms)]
-	c.mu.Unlock()
-	s := c.stampPublish(gen, room, c.env.sched.time(at))
+	room, s, _ := c.stampNextPublish(gen, at)
 	if s == nil {
-		c.add(stats.CtrMessagesSent, 1)
 		return
 	}
 	c.mu.Lock()

@@ -146,6 +146,26 @@ type relayState struct {
 	subsPending int               // centrifugo: subscribe replies still awaited
 }
 
+// stampNextPublish picks the client's next room (round robin over its rooms) and stamps the next
+// message to it, intended at the schedule time at. It returns a nil stamp when there is nothing to
+// send: no room yet, or the connection of gen is gone (a send that found its connection gone
+// counts as one sent, so that it is accounted for).
+func (c *client) stampNextPublish(gen uint32, at int64) (*roomTracker, *stamp, time.Time) {
+	rooms := c.roomsOf()
+	if len(rooms) == 0 {
+		return nil, nil, time.Time{}
+	}
+	c.mu.Lock()
+	room := rooms[int(c.seq)%len(rooms)]
+	c.mu.Unlock()
+	intended := c.env.sched.time(at)
+	s := c.stampPublish(gen, room, intended)
+	if s == nil {
+		c.add(stats.CtrMessagesSent, 1)
+	}
+	return room, s, intended
+}
+
 // stampPublish builds the stamp of the next message to room, intended at the given time, and
 // records it as waiting for its own copy. It returns nil when the connection of gen is gone.
 func (c *client) stampPublish(gen uint32, room *roomTracker, intended time.Time) *stamp {

@@ -194,10 +194,11 @@ func ParseClose(p []byte) (int, string, error) {
 	return code, string(p[2:]), nil
 }
 
-// ValidCloseCode reports whether a peer may send code (RFC 6455 §7.4).
+// ValidCloseCode reports whether a peer may send code (RFC 6455 §7.4 and the registry's 1012
+// service restart and 1013 try again later; the same set gorilla/websocket accepts).
 func ValidCloseCode(code int) bool {
 	switch {
-	case code >= 1000 && code <= 1003, code >= 1007 && code <= 1011:
+	case code >= 1000 && code <= 1003, code >= 1007 && code <= 1013:
 		return true
 	case code >= 3000 && code <= 4999:
 		return true

@@ -116,6 +116,8 @@ func TestParseClose(t *testing.T) {
 		{nil, 1005, "", false},
 		{[]byte{3, 232, 'b', 'y', 'e'}, 1000, "bye", false},
 		{[]byte{15, 160}, 4000, "", false},
+		{[]byte{3, 245}, 1013, "", false}, // try again later
+		{[]byte{3, 246}, 0, "", true},     // 1014: not accepted (as gorilla/websocket)
 		{[]byte{3}, 0, "", true},
 		{[]byte{3, 237}, 0, "", true},       // 1005 may not be sent
 		{[]byte{3, 232, 0xff}, 0, "", true}, // reason not UTF-8

@@ -18,6 +18,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"os"
 	"sync"
 	"syscall"
 
@@ -275,6 +276,11 @@ func newLoop(p *Poller) (*loop, error) {
 	if err != nil {
 		return nil, fmt.Errorf("netpoll: epoll_create: %w", err)
 	}
+	// Non-blocking, so that os.NewFile registers it with the runtime's poller (run).
+	if err := unix.SetNonblock(epfd, true); err != nil {
+		unix.Close(epfd)
+		return nil, fmt.Errorf("netpoll: %w", err)
+	}
 	efd, err := unix.Eventfd(0, unix.EFD_NONBLOCK|unix.EFD_CLOEXEC)
 	if err != nil {
 		unix.Close(epfd)
@@ -326,32 +332,52 @@ func (l *loop) modLocked(c *Conn, out bool) error {
 }
 
 func (l *loop) run() {
-	defer unix.Close(l.epfd)
+	// The epoll set is itself parked in the runtime's poller (an epoll descriptor is readable while
+	// any of its members is ready): the loop's goroutine waits like any network goroutine instead
+	// of holding a thread in epoll_wait, which would keep the scheduler's monitor spinning.
 	defer unix.Close(l.wakeR)
+	var stopErr error
+	stop := func(err error) bool {
+		stopErr = err
+		return true
+	}
 	evs := make([]unix.EpollEvent, 256)
-	for {
-		n, err := unix.EpollWait(l.epfd, evs, -1)
-		if err == unix.EINTR {
-			continue
-		}
-		if err != nil {
-			l.closeAll(err)
-			return
-		}
-		for i := range n {
-			fd := int(evs[i].Fd)
-			if fd == l.wakeR {
-				l.closeAll(ErrClosed)
-				return
+	serve := func(uintptr) bool {
+		for {
+			n, err := unix.EpollWait(l.epfd, evs, 0)
+			if err == unix.EINTR {
+				continue
 			}
-			l.mu.Lock()
-			c := l.conns[fd]
-			l.mu.Unlock()
-			if c != nil {
-				l.handle(c, evs[i].Events)
+			if err != nil {
+				return stop(err)
+			}
+			if n == 0 {
+				return false // nothing ready: park until the set is readable
+			}
+			for i := range n {
+				fd := int(evs[i].Fd)
+				if fd == l.wakeR {
+					return stop(ErrClosed)
+				}
+				l.mu.Lock()
+				c := l.conns[fd]
+				l.mu.Unlock()
+				if c != nil {
+					l.handle(c, evs[i].Events)
+				}
 			}
 		}
 	}
+	f := os.NewFile(uintptr(l.epfd), "epoll")
+	defer f.Close()
+	raw, err := f.SyscallConn()
+	if err == nil {
+		err = raw.Read(serve)
+	}
+	if stopErr == nil {
+		stopErr = err
+	}
+	l.closeAll(stopErr)
 }
 
 // handle serves one event of c.

@@ -199,7 +199,7 @@ func New(cfg Config, logger *slog.Logger, opts ...Option) (*Server, error) {
 		WriteBufferPool:  &sync.Pool{},
 		CheckOrigin:      func(*http.Request) bool { return true }, // checked before Upgrade
 	}
-	if cfg.IO == IONbio {
+	if cfg.IO == IONbio && !cfg.tlsEnabled() { // TLS connections keep the goroutine transport
 		n, err := newNbioIO(s)
 		if err != nil {
 			return nil, fmt.Errorf("refserver: nbio engine: %w", err)
@@ -268,7 +268,7 @@ func (s *Server) serveWS(w http.ResponseWriter, r *http.Request) {
 	}
 	// The request's read bound (boundReads) must not outlive it: the transport sets its own.
 	_ = ws.NetConn().SetReadDeadline(time.Time{})
-	if s.nbio != nil {
+	if s.nbio != nil && nbioCarries(ws.NetConn()) {
 		s.serveNbio(ws, r)
 		return
 	}

@@ -112,10 +112,11 @@ type Config struct {
 	// CloseGrace is how long the server waits for the client's answer to a close frame before it
 	// drops the TCP connection (default 1s).
 	CloseGrace time.Duration
-	// IO is the WebSocket transport's I/O model (default "goroutine"): IOGoroutine parks a reader
-	// goroutine per connection, IONbio drives every connection from an epoll loop so that an idle
-	// one costs no goroutine and no read buffer. Wire behaviour, close codes, limits, heartbeats,
-	// drain and metrics are the same in both.
+	// IO is the WebSocket transport's I/O model (default "nbio"): IONbio drives every connection
+	// from an epoll loop so that an idle one costs no goroutine and no read buffer, IOGoroutine
+	// parks a reader goroutine per connection. Wire behaviour, close codes, limits, heartbeats,
+	// drain and metrics are the same in both. TLS connections (TLSCert), and connections through
+	// trusted PROXY-protocol proxies, always use the goroutine transport: nbio reads the raw socket.
 	IO string
 	// SocketBuffer, when above 0, sets SO_RCVBUF and SO_SNDBUF of every WebSocket connection's
 	// socket to this many bytes (the kernel doubles it), so that idle connections pin little kernel
@@ -249,7 +250,7 @@ func DefaultConfig() Config {
 		AcceptRate:          2000,
 		AcceptBurst:         1000,
 		ShedMode:            ShedHTTP,
-		IO:                  IOGoroutine,
+		IO:                  IONbio,
 		StormAlertRate:      100,
 		StormAlertBurst:     50,
 		StormAlertWindow:    10 * time.Second,

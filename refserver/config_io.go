@@ -5,9 +5,10 @@ const (
 	// IOGoroutine parks one reader goroutine per connection in a blocking read (gorilla/websocket),
 	// and starts a writer goroutine while frames are queued.
 	IOGoroutine = "goroutine"
-	// IONbio hands every upgraded connection to an epoll loop (lesismal/nbio): an idle connection
-	// holds no goroutine and no read buffer; frames are read and handled on shared goroutines when
-	// bytes arrive, and written by whoever queues them, without blocking.
+	// IONbio (the default) hands every upgraded connection to an epoll loop (lesismal/nbio): an
+	// idle connection holds no goroutine and no read buffer; frames are read and handled on shared
+	// goroutines when bytes arrive, and written by whoever queues them, without blocking. TLS and
+	// PROXY-protocol connections keep the goroutine transport (see Config.IO).
 	IONbio = "nbio"
 )
 

@@ -16,14 +16,15 @@
 //
 // # Connections and goroutines
 //
-// With the default I/O model (Config.IO = IOGoroutine) each connection has one reader goroutine
-// for its whole life, and a writer goroutine only while frames are queued for it; an idle
-// connection holds a small read buffer and no write buffer (writes use a shared sync.Pool). The
-// reader hands each frame to a shared pool of on-demand worker goroutines and waits for it, so
-// frames are processed in order while the reader's stack stays small. With IONbio the upgraded
-// socket is handed to an epoll engine (lesismal/nbio; transport_nbio.go): an idle connection then
-// holds no goroutine and no read buffer, its frames are handled in order on a shared goroutine pool
-// when bytes arrive, and writes go straight to the socket without blocking. Outgoing frames go
+// With the default I/O model (Config.IO = IONbio) the upgraded socket is handed to an epoll
+// engine (lesismal/nbio; transport_nbio.go): an idle connection holds no goroutine and no read
+// buffer, its frames are handled in order on a shared goroutine pool when bytes arrive, and writes
+// go straight to the socket without blocking. With IOGoroutine (and for TLS and PROXY-protocol
+// connections, which nbio cannot carry) each connection has one reader goroutine for its whole
+// life, and a writer goroutine only while frames are queued for it; an idle connection holds a
+// small read buffer and no write buffer (writes use a shared sync.Pool). The reader hands each
+// frame to a shared pool of on-demand worker goroutines and waits for it, so frames are processed
+// in order while the reader's stack stays small. Outgoing frames go
 // through a bounded per-connection queue; broadcasts are encoded once and the same bytes are queued
 // to every member. Heartbeats (server pings, silence timeouts) are driven by one timing wheel per
 // Server, not by per-connection timers.

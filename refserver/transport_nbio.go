@@ -356,15 +356,13 @@ func (t *nbioTransport) awaitHello(c *conn, d time.Duration) {
 	t.setTimer(d, func() { t.nc.Execute(func() { t.helloExpired(c) }) })
 }
 
+// helloExpired answers a connection that sent no hello within hello-timeout as the goroutine
+// transport does: error unauthorized, then close 4001 (queued like any other frame).
 func (t *nbioTransport) helloExpired(c *conn) {
 	if c.authed || c.closing() || c.isGone() {
 		return
 	}
-	c.s.metrics.rejections.WithLabelValues(rejectUnauthorized).Inc()
-	c.setCause(causeViolation)
-	c.code.CompareAndSwap(0, int32(protocol.CloseUnauthorized))
-	_ = t.writeClose(int(protocol.CloseUnauthorized), "hello timeout")
-	t.closeSocket()
+	c.unauthorized("no hello within hello-timeout")
 }
 
 func (t *nbioTransport) authenticated(*conn) {}
@@ -619,6 +617,11 @@ func nbioClosed(nc *nbio.Conn, err error) {
 	nc.MustExecute(func() {
 		t.stopTimer()
 		t.io.unstall(t)
+		// What is still queued will not go out: a writer held back by bytes nbio held is never
+		// resumed now.
+		t.c.qmu.Lock()
+		t.c.dropQueuedLocked()
+		t.c.qmu.Unlock()
 		if t.ended.Load() {
 			return // cleaned up already (slow consumer): this was its lingering socket
 		}

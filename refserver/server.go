@@ -82,19 +82,21 @@ type Server struct {
 	log    *slog.Logger
 	nodeID string
 
-	auth     AuthBackend
-	broker   Broker
-	hub      *hub
-	limits   *limits
-	sessions *sessions
-	recent   *recentUsers
-	metrics  *metrics
-	wheel    *wheel
-	workers  *workers
-	upgrader websocket.Upgrader
-	nbio     *nbioIO // the epoll engine of Config.IO = IONbio; nil otherwise
-	handler  http.Handler
-	trusted  trustedNets // Config.TrustedProxies, parsed (proxy.go)
+	auth        AuthBackend
+	broker      Broker
+	hub         *hub
+	limits      *limits
+	sessions    *sessions
+	recent      *recentUsers
+	metrics     *metrics
+	wheel       *wheel
+	workers     *workers
+	upgrader    websocket.Upgrader
+	nbioMu      sync.Mutex
+	nbio        *nbioIO // the epoll engine of Config.IO = IONbio, started by the first connection
+	nbioStopped bool    // the engine is stopped (final shutdown): no new one starts
+	handler     http.Handler
+	trusted     trustedNets // Config.TrustedProxies, parsed (proxy.go)
 
 	allMu sync.Mutex
 	all   map[*conn]struct{} // every connection not yet cleaned up, authenticated or not
@@ -200,13 +202,6 @@ func New(cfg Config, logger *slog.Logger, opts ...Option) (*Server, error) {
 		WriteBufferPool:  &sync.Pool{},
 		CheckOrigin:      func(*http.Request) bool { return true }, // checked before Upgrade
 	}
-	if cfg.IO == IONbio && !cfg.tlsEnabled() { // TLS connections keep the goroutine transport
-		n, err := newNbioIO(s)
-		if err != nil {
-			return nil, fmt.Errorf("refserver: nbio engine: %w", err)
-		}
-		s.nbio = n
-	}
 	s.handler = s.boundReads(s.routes())
 	return s, nil
 }
@@ -269,9 +264,11 @@ func (s *Server) serveWS(w http.ResponseWriter, r *http.Request) {
 	}
 	// The request's read bound (boundReads) must not outlive it: the transport sets its own.
 	_ = ws.NetConn().SetReadDeadline(time.Time{})
-	if s.nbio != nil && nbioCarries(ws.NetConn()) {
-		s.serveNbio(ws, r)
-		return
+	if s.cfg.IO == IONbio && nbioCarries(ws.NetConn()) {
+		if n := s.nbioEngine(); n != nil {
+			s.serveNbio(n, ws, r)
+			return
+		}
 	}
 	if s.startConn(newWSTransport(ws), r) == nil {
 		// Shutdown began during the upgrade.
@@ -396,6 +393,9 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	}
 	if len(s.trusted) > 0 {
 		ln = s.proxyListener(ln) // after the cap: it counts TCP peers, the proxies exempt
+	}
+	if s.cfg.IO == IONbio {
+		s.nbioEngine() // at once rather than with the first connection
 	}
 	// TLS last: a PROXY protocol header comes before the TLS handshake.
 	ln, err := s.cfg.tlsListener(ln)

@@ -21,11 +21,6 @@ func (c Config) validateTLS() error {
 	return nil
 }
 
-// tlsEnabled reports whether the config serves TLS. The nbio transport cannot carry TLS (it reads
-// and writes the raw socket): with TLS every WebSocket connection uses the goroutine transport,
-// whatever Config.IO says.
-func (c Config) tlsEnabled() bool { return c.TLSCert != "" || c.TLSKey != "" }
-
 // tlsListener wraps ln in TLS when the config has a certificate (HTTP/1.1 only, as WebSocket
 // upgrades need), and returns ln as it is otherwise.
 func (c Config) tlsListener(ln net.Listener) (net.Listener, error) {

@@ -61,7 +61,35 @@ type nbioIO struct {
 	done    chan struct{}
 
 	ownMu  sync.Mutex
-	owners map[int]*nbioTransport // the last connection given each descriptor number (see settle)
+	owners []*nbioTransport // the last connection given each descriptor number (see settle)
+}
+
+// nbioEngine returns the Server's engine, starting it on first use; nil once the Server has shut
+// down, or when the engine cannot start (the connection then takes the goroutine transport).
+func (s *Server) nbioEngine() *nbioIO {
+	s.nbioMu.Lock()
+	defer s.nbioMu.Unlock()
+	if s.nbio == nil && !s.nbioStopped {
+		n, err := newNbioIO(s)
+		if err != nil {
+			s.log.Error("nbio engine did not start: WebSocket connections use the goroutine transport", "err", err)
+			s.nbioStopped = true
+			return nil
+		}
+		s.nbio = n
+	}
+	return s.nbio
+}
+
+// stopNbio stops the engine, if it started (final shutdown: every connection has ended).
+func (s *Server) stopNbio() {
+	s.nbioMu.Lock()
+	n := s.nbio
+	s.nbioStopped = true
+	s.nbioMu.Unlock()
+	if n != nil {
+		n.stop()
+	}
 }
 
 // nbioLogOnce routes nbio's process-wide logger to slog (its own prints to stdout).
@@ -99,7 +127,8 @@ func newNbioIO(s *Server) (*nbioIO, error) {
 		return nil, err
 	}
 	n := &nbioIO{s: s, engine: eng, stalled: map[*nbioTransport]int64{}, quit: make(chan struct{}), done: make(chan struct{}),
-		owners: map[int]*nbioTransport{}}
+		// As long as nbio's own table (pages never written stay virtual).
+		owners: make([]*nbioTransport, nbio.MaxOpenFiles)}
 	probes, err := addProbes(eng, npoller)
 	if err != nil {
 		eng.Stop()
@@ -119,6 +148,9 @@ func newNbioIO(s *Server) (*nbioIO, error) {
 // was closed by a failed write (or a write is still failing), settle waits until the poller that
 // watches fd has finished the batch of events it was acting on.
 func (n *nbioIO) settle(fd int, t *nbioTransport) {
+	if fd < 0 || fd >= len(n.owners) {
+		return // nbio refuses it
+	}
 	n.ownMu.Lock()
 	prev := n.owners[fd]
 	n.owners[fd] = t
@@ -134,9 +166,12 @@ func (n *nbioIO) settle(fd int, t *nbioTransport) {
 // forget drops t from the descriptor table once nbio has closed it, unless settle needs it (a
 // failed write closed it, or a write is under way: nbio reports closes after the fact).
 func (n *nbioIO) forget(fd int, t *nbioTransport) {
+	if fd < 0 || fd >= len(n.owners) {
+		return
+	}
 	n.ownMu.Lock()
 	if n.owners[fd] == t && t.inWrite.Load() == 0 && !t.writeClosed.Load() {
-		delete(n.owners, fd)
+		n.owners[fd] = nil
 	}
 	n.ownMu.Unlock()
 }
@@ -290,7 +325,7 @@ func nbioCarries(nc net.Conn) bool {
 // way).
 //
 //go:norace
-func (s *Server) serveNbio(ws *websocket.Conn, r *http.Request) {
+func (s *Server) serveNbio(n *nbioIO, ws *websocket.Conn, r *http.Request) {
 	nc := ws.NetConn()
 	if s.cfg.SocketBuffer > 0 {
 		setSocketBuffers(nc, s.cfg.SocketBuffer)
@@ -310,7 +345,7 @@ func (s *Server) serveNbio(ws *websocket.Conn, r *http.Request) {
 		}
 		return
 	}
-	t := &nbioTransport{io: s.nbio, nc: nbc, releaseTCP: release}
+	t := &nbioTransport{io: n, nc: nbc, releaseTCP: release}
 	c := s.registerConn(t, r)
 	if c == nil {
 		// Shutdown began during the upgrade. The socket is not on the engine: it is written and
@@ -330,8 +365,8 @@ func (s *Server) serveNbio(ws *websocket.Conn, r *http.Request) {
 	c.nodeSlot = nodeOK && ipOK
 	t.start = func() { c.run(token, nodeOK, ipOK) }
 	nbc.SetSession(t)
-	s.nbio.settle(nbc.Hash(), t)
-	if _, err := s.nbio.engine.AddConn(nbc); err != nil {
+	n.settle(nbc.Hash(), t)
+	if _, err := n.engine.AddConn(nbc); err != nil {
 		// nbio has closed it and calls the close handler, which cleans up.
 		s.log.Debug("nbio: adding the connection failed", "remote_ip", c.ip, "err", err)
 	}

@@ -48,12 +48,15 @@ type idleConnMemory struct {
 
 func measureIdleConnMemory(b *testing.B, conns int) idleConnMemory {
 	b.Helper()
-	dir := b.TempDir()
-	bin := filepath.Join(dir, "refserver")
-	build := exec.Command(filepath.Join(goRoot(), "bin", "go"), "build", "-o", bin, refserverPackage)
-	build.Env = append(os.Environ(), "CGO_ENABLED=0")
-	if out, err := build.CombinedOutput(); err != nil {
-		b.Fatalf("go build: %v\n%s", err, out)
+	// REFSERVER_BENCH_BIN measures another build of the gateway (an earlier commit, to compare).
+	bin := os.Getenv("REFSERVER_BENCH_BIN")
+	if bin == "" {
+		bin = filepath.Join(b.TempDir(), "refserver")
+		build := exec.Command(filepath.Join(goRoot(), "bin", "go"), "build", "-o", bin, refserverPackage)
+		build.Env = append(os.Environ(), "CGO_ENABLED=0")
+		if out, err := build.CombinedOutput(); err != nil {
+			b.Fatalf("go build: %v\n%s", err, out)
+		}
 	}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {

@@ -22,32 +22,40 @@ import (
 	"github.com/squall-dev/squall/refserver/protocol"
 )
 
-// The readiness-driven WebSocket transport (Config.IO = IONbio).
+// The readiness-driven WebSocket transport (Config.IO = IONbio, the default).
 //
 // The HTTP side is unchanged: the net/http server accepts, runs the handler and gorilla/websocket
 // answers the upgrade, so every refusal (503, 403, 426, bad handshakes) is the same as with the
-// goroutine transport. The upgraded socket is then handed to the Server's nbio engine (an epoll
-// loop over every connection, nbioIO): from there on an idle connection holds no goroutine and no
-// read buffer. The poller reads into its own buffer and parses the frames (wsframe.go, which keeps
-// only an incomplete frame between reads); each complete message or control frame becomes a job on
-// the connection's job list, which nbio runs in order on a shared goroutine, so a connection's
-// start (admission, URL-token authentication), its frames and its cleanup never overlap. Writes go
-// straight to the socket without blocking: what the kernel does not take waits in nbio's buffer
-// and is flushed by the poller when the socket is writable. Timers are shared too: the heartbeat
-// wheel as before, one watchdog for writes that stall (write-timeout), and short-lived timers only
-// while a connection waits for hello or for the client's close answer.
+// goroutine transport. The upgraded socket is then handed to the Server's nbio engine (an
+// edge-triggered epoll loop over every connection, nbioIO): from there on an idle connection holds
+// no goroutine and no read buffer. The poller reads into its own buffer and parses the frames
+// (wsframe.go, which keeps only an incomplete frame between reads); complete messages and control
+// frames go to the connection's inbox, which a pump job handles in order on the connection's job
+// list (nbio runs it on a shared goroutine), so a connection's start (admission, URL-token
+// authentication), its frames and its cleanup never overlap. Writes go straight to the socket
+// without blocking: what the kernel does not take waits in nbio's buffer and is flushed by the
+// poller when the socket is writable. Timers are shared too: the heartbeat wheel as before, one
+// watchdog for writes that stall (write-timeout), and short-lived timers only while a connection
+// waits for hello or for the client's close answer. TLS and PROXY-protocol connections are not
+// taken over (nbioCarries): they keep the goroutine transport.
 //
-// Back-pressure: a connection whose socket buffer is full (nbio holds bytes the kernel did not
-// take) stops taking text frames from its send queue until nbio has flushed them, so a client that
-// does not read fills the queue and is closed with 1008 slow_consumer, as with the goroutine
-// transport; control frames always go out (behind what nbio holds).
+// Back-pressure, both ways, as with the goroutine transport:
+//   - Reading stops while a connection's inbox holds nbioInboxFrames frames or nbioInboxBytes
+//     bytes, and the pump, having emptied it, reads on; the pump itself parks while the send
+//     queue is three quarters full (conn.parkForSendRoom) and goes on once it has drained to half.
+//     A client that sends faster than its frames are handled is thus slowed by TCP.
+//   - A connection whose socket buffer is full (nbio holds bytes the kernel did not take) stops
+//     taking text frames from its send queue until nbio has flushed them, so a client that does
+//     not read fills the queue and is closed with 1008 slow_consumer; control frames always go out
+//     (behind what nbio holds).
 //
-// Known differences: under heavy connection churn nbio's (v1.6.8) poller can act on an error event
-// of a connection closed by another goroutine after its descriptor number went to a new
-// connection, closing the new one (about 1 in 100 connections in the churn test, none in steady
-// state); and reading is not paused while a connection's frames wait to be handled, so a client
-// that sends faster than the gateway handles its frames is not slowed down by TCP (with the
-// goroutine transport it is), and its queue fills with its own echoes instead.
+// Descriptors. nbio keys connections by descriptor number, and its poller acts on a batch of
+// events at a time: an event taken for a socket that is then closed elsewhere is acted on with the
+// descriptor number — by then possibly a new connection's. So the transport never closes a socket
+// itself: it shuts it down (closeSocket), and the poller, woken by the hang-up, closes it while
+// acting on that event (a socket has one event per batch at most, and its registration ends with
+// the descriptor). The one close nbio makes elsewhere, on a write that fails, is caught when the
+// number is reused (nbioIO.settle): the new socket waits until the poller has finished its batch.
 
 // nbioIO is a Server's epoll engine.
 type nbioIO struct {

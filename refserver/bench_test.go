@@ -100,6 +100,7 @@ func measureIdleConnMemory(b *testing.B, conns int) idleConnMemory {
 	time.Sleep(500 * time.Millisecond)
 	rssBefore := procStatus(b, pid, "VmRSS")
 	gBefore := scrapeGauge(b, hc, base, protocol.MetricGoGoroutines)
+	allocBefore := scrapeGauge(b, hc, base, "go_memstats_alloc_bytes_total")
 
 	b.ResetTimer()
 	clients := make([]*websocket.Conn, conns)
@@ -142,6 +143,7 @@ func measureIdleConnMemory(b *testing.B, conns int) idleConnMemory {
 	rssAfter := procStatus(b, pid, "VmRSS")
 	rssPeak := procStatus(b, pid, "VmHWM")
 	gAfter := scrapeGauge(b, hc, base, protocol.MetricGoGoroutines)
+	allocated := scrapeGauge(b, hc, base, "go_memstats_alloc_bytes_total") - allocBefore
 	heap := scrapeGauge(b, hc, base, "go_memstats_heap_inuse_bytes")
 	stack := scrapeGauge(b, hc, base, "go_memstats_stack_inuse_bytes")
 	if path := os.Getenv("REFSERVER_BENCH_HEAP_PROFILE"); path != "" {
@@ -156,8 +158,8 @@ func measureIdleConnMemory(b *testing.B, conns int) idleConnMemory {
 		peakBytesPerConn:  float64(rssPeak-rssBefore) / float64(conns),
 		goroutinesPerConn: (gAfter - gBefore) / float64(conns),
 	}
-	b.Logf("%d idle connections: VmRSS %d → %d KiB (peak %d KiB), %.0f bytes/conn (peak %.0f); heap in use %.1f MiB, stacks %.1f MiB; goroutines %.0f → %.0f",
-		conns, rssBefore/1024, rssAfter/1024, rssPeak/1024, m.bytesPerConn, m.peakBytesPerConn, heap/(1<<20), stack/(1<<20), gBefore, gAfter)
+	b.Logf("%d idle connections: VmRSS %d → %d KiB (peak %d KiB), %.0f bytes/conn (peak %.0f); heap in use %.1f MiB, stacks %.1f MiB; goroutines %.0f → %.0f; %.0f bytes allocated per connection",
+		conns, rssBefore/1024, rssAfter/1024, rssPeak/1024, m.bytesPerConn, m.peakBytesPerConn, heap/(1<<20), stack/(1<<20), gBefore, gAfter, allocated/float64(conns))
 	return m
 }
 

@@ -118,6 +118,13 @@ type Config struct {
 	// drain and metrics are the same in both. TLS connections (TLSCert), and connections through
 	// trusted PROXY-protocol proxies, always use the goroutine transport: nbio reads the raw socket.
 	IO string
+	// GCPercent is the garbage collector's target (runtime/debug.SetGCPercent) of a gateway process:
+	// the refserver binary and child gateway nodes apply it (ApplyGC) unless GOGC is set; New does
+	// not (it is process-wide). Default 50: an idle connection's live heap is small, and between
+	// collections a node holds the garbage of every handshake since the last one (HTTP request,
+	// buffers, upgrade), so the heap's headroom rather than the connections sets its peak memory;
+	// 100 is Go's own default.
+	GCPercent int
 	// SocketBuffer, when above 0, sets SO_RCVBUF and SO_SNDBUF of every WebSocket connection's
 	// socket to this many bytes (the kernel doubles it), so that idle connections pin little kernel
 	// memory; 0 keeps the kernel's autotuned defaults.
@@ -251,6 +258,7 @@ func DefaultConfig() Config {
 		AcceptBurst:         1000,
 		ShedMode:            ShedHTTP,
 		IO:                  IONbio,
+		GCPercent:           50,
 		StormAlertRate:      100,
 		StormAlertBurst:     50,
 		StormAlertWindow:    10 * time.Second,

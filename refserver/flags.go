@@ -32,6 +32,7 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.IntVar(&c.WriteBufferSize, "write-buffer-size", c.WriteBufferSize, "pooled write buffer size, bytes")
 	fs.DurationVar(&c.CloseGrace, "close-grace", c.CloseGrace, "wait for the client's close answer before dropping TCP")
 	fs.StringVar(&c.IO, "io", c.IO, "WebSocket I/O model: nbio (an epoll loop; idle connections hold no goroutine or read buffer) or goroutine (a reader goroutine per connection); TLS and PROXY-protocol connections always use goroutine")
+	fs.IntVar(&c.GCPercent, "gc-percent", c.GCPercent, "garbage collector target of the gateway process (runtime/debug.SetGCPercent; Go's default is 100; GOGC wins when set)")
 	fs.IntVar(&c.SocketBuffer, "socket-buffer", c.SocketBuffer, "SO_RCVBUF and SO_SNDBUF of WebSocket sockets, bytes (0: the kernel's autotuned defaults)")
 	fs.IntVar(&c.ReorderWindow, "reorder-window", c.ReorderWindow, "frames held while waiting for a missing seq")
 	fs.DurationVar(&c.ReorderTimeout, "reorder-timeout", c.ReorderTimeout, "how long a seq gap may stay open before close 4003")

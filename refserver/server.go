@@ -82,21 +82,25 @@ type Server struct {
 	log    *slog.Logger
 	nodeID string
 
-	auth        AuthBackend
-	broker      Broker
-	hub         *hub
-	limits      *limits
-	sessions    *sessions
-	recent      *recentUsers
-	metrics     *metrics
-	wheel       *wheel
-	workers     *workers
-	upgrader    websocket.Upgrader
-	nbioMu      sync.Mutex
-	nbio        *nbioIO // the epoll engine of Config.IO = IONbio, started by the first connection
-	nbioStopped bool    // the engine is stopped (final shutdown): no new one starts
-	handler     http.Handler
-	trusted     trustedNets // Config.TrustedProxies, parsed (proxy.go)
+	auth     AuthBackend
+	broker   Broker
+	hub      *hub
+	limits   *limits
+	sessions *sessions
+	recent   *recentUsers
+	metrics  *metrics
+	wheel    *wheel
+	workers  *workers
+	upgrader websocket.Upgrader
+	// nbioUpgrader upgrades the connections the nbio engine takes over: it keeps no buffer of its
+	// own (gorilla reuses the HTTP server's, which the engine then drops), so a handshake leaves
+	// less garbage behind.
+	nbioUpgrader websocket.Upgrader
+	nbioMu       sync.Mutex
+	nbio         *nbioIO // the epoll engine of Config.IO = IONbio, started by the first connection
+	nbioStopped  bool    // the engine is stopped (final shutdown): no new one starts
+	handler      http.Handler
+	trusted      trustedNets // Config.TrustedProxies, parsed (proxy.go)
 
 	allMu sync.Mutex
 	all   map[*conn]struct{} // every connection not yet cleaned up, authenticated or not
@@ -202,6 +206,7 @@ func New(cfg Config, logger *slog.Logger, opts ...Option) (*Server, error) {
 		WriteBufferPool:  &sync.Pool{},
 		CheckOrigin:      func(*http.Request) bool { return true }, // checked before Upgrade
 	}
+	s.nbioUpgrader = websocket.Upgrader{HandshakeTimeout: s.upgrader.HandshakeTimeout, CheckOrigin: s.upgrader.CheckOrigin}
 	s.handler = s.boundReads(s.routes())
 	return s, nil
 }
@@ -257,7 +262,11 @@ func (s *Server) serveWS(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "WebSocket upgrade required", http.StatusUpgradeRequired)
 		return
 	}
-	ws, err := s.upgrader.Upgrade(w, r, nil)
+	up := &s.upgrader
+	if s.cfg.IO == IONbio && r.TLS == nil && len(s.trusted) == 0 {
+		up = &s.nbioUpgrader // a plain TCP connection: the engine takes it over
+	}
+	ws, err := up.Upgrade(w, r, nil)
 	if err != nil {
 		s.log.Debug("upgrade failed", "remote_ip", s.clientIP(r), "err", err)
 		return // Upgrade answered the client

@@ -146,6 +146,9 @@ func measureIdleConnMemory(b *testing.B, conns int) idleConnMemory {
 	allocated := scrapeGauge(b, hc, base, "go_memstats_alloc_bytes_total") - allocBefore
 	heap := scrapeGauge(b, hc, base, "go_memstats_heap_inuse_bytes")
 	stack := scrapeGauge(b, hc, base, "go_memstats_stack_inuse_bytes")
+	if path := os.Getenv("REFSERVER_BENCH_ALLOCS_PROFILE"); path != "" {
+		saveURL(b, hc, base+"/debug/pprof/allocs", path) // every allocation since the start
+	}
 	if path := os.Getenv("REFSERVER_BENCH_HEAP_PROFILE"); path != "" {
 		// The profile's ?gc=1 collects garbage first; it is fetched after RSS was read.
 		saveURL(b, hc, base+"/debug/pprof/heap?gc=1", path)

@@ -91,7 +91,7 @@ type conn struct {
 	// Reader-owned protocol state.
 	nodeSlot, userSlot bool
 	authed             bool
-	rooms              map[string]*room
+	rooms              connRooms
 	seq                *sequencer
 	gapTimer           *time.Timer
 
@@ -295,7 +295,7 @@ func (c *conn) apply(f protocol.Frame) {
 		}
 		c.s.sessions.setRoom(c.sess, f.RoomID, false)
 	case protocol.TypeBroadcast:
-		if c.rooms[f.RoomID] == nil {
+		if c.rooms.get(f.RoomID) == nil {
 			c.sendError(protocol.ErrCodeNotMember, "not a member of "+f.RoomID, f.Seq)
 			return
 		}
@@ -574,7 +574,7 @@ func (c *conn) finish() {
 			// saw it leave can resume at once.
 			c.s.shareSession(c.sess) // cluster mode: resumable on every node
 			c.s.sessions.detach(c.sess, c, time.Now())
-			for id := range c.rooms {
+			for _, id := range c.rooms.ids() {
 				c.s.hub.leave(c, id, why.presenceReason(), false)
 			}
 		}

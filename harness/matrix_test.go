@@ -23,6 +23,12 @@ import (
 // be caught by at least one scenario, unless matrixGaps names it with the reason (none today). The table is
 // printed and kept in scenarios/README.md between the matrix markers (-update rewrites it).
 //
+// Each run is a subtest named after its cell, SCENARIO/clean or SCENARIO/FLAW, so that -run picks
+// cells (the README and the every-flaw-caught check then need every cell): for example
+// `go test -run 'TestFlawMatrix/(proxy-idle-timeout|reconnect-storm)/' ./harness`. The cells named
+// in diagnosisChecks (diagnosis_test.go) also check what the run's diagnosis says, in their
+// subtest "diagnosis".
+//
 // Knobs (environment):
 //
 //	SQUALL_MATRIX_REPEAT=N    run the clean column N times (a false alarm in any repeat fails)
@@ -64,7 +70,7 @@ type matrixRun struct {
 	code    int
 	out     string
 	elapsed time.Duration
-	verdict string // pass, breach, FAIL (clean run breached), MISSED (flaw not caught)
+	verdict string // pass, breach, FAIL (clean run breached), MISSED (flaw not caught), "not run" (-run left it out)
 	why     string
 }
 
@@ -118,6 +124,11 @@ func TestFlawMatrix(t *testing.T) {
 			runs = append(runs, &matrixRun{scenario: e.name, file: e.file, flaw: fl})
 		}
 	}
+	for c := range diagnosisChecks {
+		if !slices.ContainsFunc(runs, func(r *matrixRun) bool { return r.cell() == c }) && len(only) == 0 {
+			t.Errorf("diagnosisChecks names %s --flaw %q, which is no cell of the matrix", c.scenario, c.flaw)
+		}
+	}
 
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Minute)
 	defer cancel()
@@ -129,28 +140,41 @@ func TestFlawMatrix(t *testing.T) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			sem <- struct{}{}
-			defer func() { <-sem }()
-			r.run(ctx, t, bin)
+			// Each cell is a subtest (SCENARIO/clean or SCENARIO/FLAW): -run picks cells, and the
+			// subtests run at once, up to parallel of them.
+			t.Run(r.name(), func(t *testing.T) {
+				sem <- struct{}{}
+				defer func() { <-sem }()
+				r.run(ctx, t, bin)
+				r.grade()
+				if r.verdict == "FAIL" || r.verdict == "MISSED" {
+					t.Errorf("%s: %s\n%s", r.label(), r.why, lastLines(r.out, 40))
+				} else {
+					t.Logf("%s: %s in %v (%s)", r.label(), r.verdict, r.elapsed.Round(100*time.Millisecond), r.why)
+				}
+				if check := diagnosisChecks[r.cell()]; check != nil {
+					t.Run("diagnosis", func(t *testing.T) { check(t, r.res) })
+				}
+			})
 		}()
 	}
 	wg.Wait()
 	elapsed := time.Since(start)
 
-	// Grade every run.
 	caught := map[string][]string{}
+	ran := 0
 	for _, r := range runs {
-		r.grade()
+		if r.verdict == "" {
+			r.verdict = "not run"
+		} else {
+			ran++
+		}
 		if r.flaw != "" && r.verdict == "breach" {
 			caught[r.flaw] = append(caught[r.flaw], r.scenario)
 		}
-		if r.verdict == "FAIL" || r.verdict == "MISSED" {
-			t.Errorf("%s: %s\n%s", r.label(), r.why, lastLines(r.out, 40))
-		} else {
-			t.Logf("%s: %s in %v (%s)", r.label(), r.verdict, r.elapsed.Round(100*time.Millisecond), r.why)
-		}
 	}
-	if len(only) == 0 {
+	complete := ran == len(runs) // -run picked every cell
+	if len(only) == 0 && complete {
 		for _, fl := range scenarios.KnownFlaws {
 			gap, isGap := matrixGaps[fl]
 			switch {
@@ -185,12 +209,29 @@ func TestFlawMatrix(t *testing.T) {
 		names = append(names, e.name)
 	}
 	table := matrixTable(names, runs)
-	fmt.Printf("flaw matrix (time scale %v, %d runs, %d at once, clean runs x%d): %v\n%s",
-		matrixScale, len(runs), parallel, repeat, elapsed.Round(time.Second), table)
-	t.Logf("flaw matrix: %d runs in %v", len(runs), elapsed.Round(time.Second))
-	if len(only) == 0 && !t.Failed() {
+	fmt.Printf("flaw matrix (time scale %v, %d of %d runs, %d at once, clean runs x%d): %v\n%s",
+		matrixScale, ran, len(runs), parallel, repeat, elapsed.Round(time.Second), table)
+	t.Logf("flaw matrix: %d runs in %v", ran, elapsed.Round(time.Second))
+	if len(only) == 0 && complete && !t.Failed() {
 		checkReadmeMatrix(t, filepath.Join(scenarioDir, "README.md"), table)
 	}
+}
+
+// matrixCell names a cell of the matrix: a scenario against the clean gateway (flaw "") or a flaw.
+type matrixCell struct{ scenario, flaw string }
+
+func (r *matrixRun) cell() matrixCell { return matrixCell{r.scenario, r.flaw} }
+
+// name is the run's subtest name: SCENARIO/clean (SCENARIO/clean-N for the Nth repeat) or
+// SCENARIO/FLAW.
+func (r *matrixRun) name() string {
+	switch {
+	case r.flaw != "":
+		return r.scenario + "/" + r.flaw
+	case r.repeat > 0:
+		return fmt.Sprintf("%s/clean-%d", r.scenario, r.repeat+1)
+	}
+	return r.scenario + "/clean"
 }
 
 func (r *matrixRun) label() string {
@@ -280,7 +321,8 @@ func (r *matrixRun) grade() {
 }
 
 // matrixTable renders scenario × (clean, each flaw) as a Markdown table: "pass", "breach", "FAIL"
-// (clean run breached), "MISSED" (a flaw the scenario claims went unnoticed), "·" (not targeted).
+// (clean run breached), "MISSED" (a flaw the scenario claims went unnoticed), "not run" (-run left
+// the cell out), "·" (not targeted).
 // A cell holds the worst verdict of its runs (repeats of the clean run).
 func matrixTable(names []string, runs []*matrixRun) string {
 	cols := append([]string{""}, scenarios.KnownFlaws...)
@@ -294,7 +336,7 @@ func matrixTable(names []string, runs []*matrixRun) string {
 		b.WriteString(" --- |")
 	}
 	b.WriteString("\n")
-	rank := map[string]int{"": 0, "pass": 1, "breach": 1, "FAIL": 2, "MISSED": 2}
+	rank := map[string]int{"": 0, "not run": 0, "pass": 1, "breach": 1, "FAIL": 2, "MISSED": 2}
 	for _, n := range names {
 		b.WriteString("| " + n + " |")
 		for _, c := range cols {

@@ -1,6 +1,7 @@
 package harness
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"os"
@@ -64,7 +65,8 @@ type matrixRun struct {
 	file     string
 	flaw     string
 	repeat   int
-	scale    float64
+	scale    float64       // the time scale it runs at
+	planned  time.Duration // the scenario's planned length at that scale
 
 	res     *reports.Result
 	code    int
@@ -94,6 +96,8 @@ func TestFlawMatrix(t *testing.T) {
 		file    string
 		catches []string
 		slos    []scenarios.SLO
+		scale   float64
+		planned time.Duration // at scale
 	}
 	var lib []entry
 	for _, f := range files {
@@ -112,16 +116,24 @@ func TestFlawMatrix(t *testing.T) {
 				t.Errorf("%s: SLO %s catches %v on a load-dependent metric: the matrix cannot excuse it", s.Name, o.Metric, o.Catches)
 			}
 		}
-		lib = append(lib, entry{s.Name, f, s.Catches(), s.SLOs})
+		scale := matrixScale
+		if sc, ok := matrixScales[s.Name]; ok {
+			scale = sc
+		}
+		scaled, err := scenarios.Load(f, scenarios.WithTimeScale(scale))
+		if err != nil {
+			t.Fatalf("%s at time scale %v: %v", f, scale, err)
+		}
+		lib = append(lib, entry{s.Name, f, s.Catches(), s.SLOs, scale, scaled.Duration()})
 	}
 
 	var runs []*matrixRun
 	for _, e := range lib {
 		for i := range repeat {
-			runs = append(runs, &matrixRun{scenario: e.name, file: e.file, repeat: i})
+			runs = append(runs, &matrixRun{scenario: e.name, file: e.file, repeat: i, scale: e.scale, planned: e.planned})
 		}
 		for _, fl := range e.catches {
-			runs = append(runs, &matrixRun{scenario: e.name, file: e.file, flaw: fl})
+			runs = append(runs, &matrixRun{scenario: e.name, file: e.file, flaw: fl, scale: e.scale, planned: e.planned})
 		}
 	}
 	for c := range diagnosisChecks {
@@ -134,17 +146,20 @@ func TestFlawMatrix(t *testing.T) {
 	defer cancel()
 	bin := buildLoadgen(ctx, t)
 	start := time.Now()
+	// The longest runs start first, so that the matrix does not end on one long run alone.
+	order := slices.Clone(runs)
+	slices.SortStableFunc(order, func(a, b *matrixRun) int { return cmp.Compare(b.planned, a.planned) })
 	sem := make(chan struct{}, max(parallel, 1))
 	var wg sync.WaitGroup
-	for _, r := range runs {
+	for _, r := range order {
+		sem <- struct{}{}
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
+			defer func() { <-sem }()
 			// Each cell is a subtest (SCENARIO/clean or SCENARIO/FLAW): -run picks cells, and the
-			// subtests run at once, up to parallel of them.
+			// subtests run at once, up to parallel of them (a subtest's time is its run's).
 			t.Run(r.name(), func(t *testing.T) {
-				sem <- struct{}{}
-				defer func() { <-sem }()
 				r.run(ctx, t, bin)
 				r.grade()
 				if r.verdict == "FAIL" || r.verdict == "MISSED" {
@@ -246,15 +261,10 @@ func (r *matrixRun) label() string {
 
 // run executes `loadgen run FILE --time-scale S --flaw F` and reads its result.
 func (r *matrixRun) run(ctx context.Context, t *testing.T, bin string) {
-	scale := matrixScale
-	if s, ok := matrixScales[r.scenario]; ok {
-		scale = s
-	}
-	r.scale = scale
 	dir := t.TempDir()
 	rctx, cancel := context.WithTimeout(ctx, 3*time.Minute)
 	defer cancel()
-	cmd := exec.CommandContext(rctx, bin, "run", r.file, "--time-scale", strconv.FormatFloat(scale, 'g', -1, 64),
+	cmd := exec.CommandContext(rctx, bin, "run", r.file, "--time-scale", strconv.FormatFloat(r.scale, 'g', -1, 64),
 		"--flaw", r.flaw, "--out", dir, "--progress", "none")
 	start := time.Now()
 	out, err := cmd.CombinedOutput()

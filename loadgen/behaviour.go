@@ -157,7 +157,7 @@ func (c *client) writeLockedType(conn wireConn, mt int, b []byte) {
 		if !exiting {
 			c.add(stats.ErrorCounter(stats.ErrWrite), 1)
 		}
-		conn.NetConn().Close()
+		conn.Cut()
 	}
 }
 
@@ -216,7 +216,7 @@ func (c *client) exit(kind ExitKind) {
 	}
 	switch kind {
 	case ExitTabClose:
-		conn.NetConn().Close()
+		conn.Cut()
 	case ExitVanish:
 		// Stop reading: the reader returns on the deadline and leaves the socket open.
 		_ = conn.SetReadDeadline(now)

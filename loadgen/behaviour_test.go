@@ -41,6 +41,7 @@ func twoCohorts(leave Behaviour, hold time.Duration) Plan {
 func TestExits(t *testing.T) {
 	tests := []struct {
 		name             string
+		io               string // Plan.ClientIO ("" the default)
 		exit             Exit
 		flaws            []refserver.Flaw
 		wantConverged    int64         // presence convergences measured during the hold
@@ -48,18 +49,22 @@ func TestExits(t *testing.T) {
 		wantGhosts       bool
 		wantConnects     int64
 	}{
-		{"close", Exit{Kind: ExitClose, After: 300 * time.Millisecond}, nil, 5, 0, 500 * time.Millisecond, false, 15},
-		{"tab-close", Exit{Kind: ExitTabClose, After: 300 * time.Millisecond}, nil, 5, 0, 500 * time.Millisecond, false, 15},
+		{"close", "", Exit{Kind: ExitClose, After: 300 * time.Millisecond}, nil, 5, 0, 500 * time.Millisecond, false, 15},
+		{"tab-close", "", Exit{Kind: ExitTabClose, After: 300 * time.Millisecond}, nil, 5, 0, 500 * time.Millisecond, false, 15},
 		// A vanished tab is noticed by the server's heartbeat timeout: 1 s after the last frame it got
 		// (a pong up to one 300 ms ping interval before the tab vanished), swept every 300 ms.
-		{"vanish", Exit{Kind: ExitVanish, After: 300 * time.Millisecond}, nil, 5, 650 * time.Millisecond, 2500 * time.Millisecond, false, 15},
-		{"navigate", Exit{Kind: ExitNavigate, After: 300 * time.Millisecond}, nil, 0, 0, 0, false, 20},
-		{"tab-close with no-presence-leave", Exit{Kind: ExitTabClose, After: 300 * time.Millisecond}, []refserver.Flaw{refserver.FlawNoPresenceLeave}, 0, 0, 0, true, 15},
+		{"vanish", "", Exit{Kind: ExitVanish, After: 300 * time.Millisecond}, nil, 5, 650 * time.Millisecond, 2500 * time.Millisecond, false, 15},
+		// The goroutine client I/O keeps and watches a vanished tab's socket its own way.
+		{"vanish/goroutine", ClientIOGoroutine, Exit{Kind: ExitVanish, After: 300 * time.Millisecond}, nil, 5, 650 * time.Millisecond, 2500 * time.Millisecond, false, 15},
+		{"close/goroutine", ClientIOGoroutine, Exit{Kind: ExitClose, After: 300 * time.Millisecond}, nil, 5, 0, 500 * time.Millisecond, false, 15},
+		{"navigate", "", Exit{Kind: ExitNavigate, After: 300 * time.Millisecond}, nil, 0, 0, 0, false, 20},
+		{"tab-close with no-presence-leave", "", Exit{Kind: ExitTabClose, After: 300 * time.Millisecond}, []refserver.Flaw{refserver.FlawNoPresenceLeave}, 0, 0, 0, true, 15},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			e := startGateway(t, fastGateway(tc.flaws...))
 			p := twoCohorts(Behaviour{Exit: tc.exit}, 3*time.Second)
+			p.ClientIO = tc.io
 			rec := stats.NewRecorder(time.Now())
 			var atRampDown stats.Snapshot
 			var raw samples

@@ -11,6 +11,7 @@ import (
 	"os"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -237,7 +238,7 @@ func (c *client) connect(ctx context.Context, gen uint32, reconnect bool) {
 		c.mu.Unlock()
 	}
 	addr := c.coh.addrs[int(c.index)%len(c.coh.addrs)]
-	di := dialInfo{addr: addr, connectKey: c.coh.key(stats.HistConnect)}
+	di := dialInfo{addr: addr, connectKey: c.coh.key(stats.HistConnect), adopt: env.poller != nil && strings.HasPrefix(dialURL, "ws://")}
 	dctx := context.WithValue(ctx, localAddrKey{}, di)
 	dctx, cancel := context.WithTimeout(dctx, 10*time.Second)
 	b := c.behaviour()
@@ -264,9 +265,7 @@ func (c *client) connect(ctx context.Context, gen uint32, reconnect bool) {
 		if tier != "" {
 			c.add(TierKey(CtrTierRequests, tier), 1)
 		}
-		if wsConn, resp, err = env.dialer.DialContext(dctx, dialURL, hdr); err == nil {
-			conn = wsConn
-		}
+		wsConn, resp, err = env.dialer.DialContext(dctx, dialURL, hdr)
 	}
 	cancel()
 	if resp != nil && resp.Body != nil {
@@ -301,14 +300,34 @@ func (c *client) connect(ctx context.Context, gen uint32, reconnect bool) {
 		c.add(TierKey(CtrTierConnects, tier), 1)
 	}
 	if wsConn != nil {
+		if hc, ok := wsConn.NetConn().(*handshakeConn); ok {
+			c.adopt(wsConn, hc, gen, upgraded, reconnect)
+			return
+		}
 		c.wsHandlers(wsConn)
+		conn = gorillaConn{wsConn}
 	}
+	if !c.open(conn, gen, upgraded) {
+		return
+	}
+	// The reader runs on a fresh goroutine: the dial's deep stack is not kept for the connection's life.
+	env.wg.Add(1)
+	go func() {
+		defer env.wg.Done()
+		c.serve(conn, gen, upgraded, reconnect)
+	}()
+	env.proto.opened(c, gen, upgraded)
+}
 
+// open makes conn, upgraded at upgraded, the client's connection of generation gen. It closes
+// conn and returns false when the client moved on meanwhile (another generation, done, the run over).
+func (c *client) open(conn wireConn, gen uint32, upgraded time.Time) bool {
+	env := c.env
 	c.mu.Lock()
 	if c.gen != gen || c.state == stDone || env.ctx.Err() != nil {
 		c.mu.Unlock()
 		conn.Close()
-		return
+		return false
 	}
 	c.conn = conn
 	c.state = stOpen
@@ -320,13 +339,7 @@ func (c *client) connect(ctx context.Context, gen uint32, reconnect bool) {
 	c.mu.Unlock()
 	c.addGauge(stats.GaugeConnections, 1)
 	c.add(stats.CtrConnects, 1)
-	// The reader runs on a fresh goroutine: the dial's deep stack is not kept for the connection's life.
-	env.wg.Add(1)
-	go func() {
-		defer env.wg.Done()
-		c.serve(conn, gen, upgraded, reconnect)
-	}()
-	env.proto.opened(c, gen, upgraded)
+	return true
 }
 
 // dialRequest is the URL and headers of a connection to ep: the client's token (kept for a first
@@ -378,7 +391,6 @@ func (c *client) wsHandlers(conn *websocket.Conn) {
 
 // serve reads a connection until it ends, then handles the drop.
 func (c *client) serve(conn wireConn, gen uint32, upgraded time.Time, reconnect bool) {
-	env := c.env
 	var cs connState
 	var (
 		code   int
@@ -389,8 +401,16 @@ func (c *client) serve(conn wireConn, gen uint32, upgraded time.Time, reconnect 
 		rc := readCtx{gen: gen, upgraded: upgraded, reconnect: reconnect, first: true, cs: &cs}
 		code, reason, rerr = fc.readLoop(c, &rc)
 	} else {
-		code, reason, rerr = c.readLoop(conn.(*websocket.Conn), gen, upgraded, reconnect, &cs)
+		code, reason, rerr = c.readLoop(conn.(gorillaConn).Conn, gen, upgraded, reconnect, &cs)
 	}
+	c.ended(conn, gen, upgraded, &cs, code, reason, rerr)
+}
+
+// ended handles the end of reading connection conn of generation gen: its close code (0 without
+// a close frame) and reason, or the read error. A vanished tab's connection is kept open and
+// watched; any other is closed, its end counted, and the drop handed to the reconnect policy.
+func (c *client) ended(conn wireConn, gen uint32, upgraded time.Time, cs *connState, code int, reason string, rerr error) {
+	env := c.env
 	c.mu.Lock()
 	vanished := c.vanished && c.gen == gen
 	vanishAt := c.vanishAt
@@ -679,7 +699,7 @@ func (c *client) run(e entry, now time.Time) {
 			c.mu.Lock()
 			c.cut, c.cutGen, c.readTimedOut = true, e.gen, true
 			c.mu.Unlock()
-			conn.NetConn().Close()
+			conn.Cut()
 			return
 		}
 		every := hb
@@ -855,6 +875,7 @@ type localAddrKey struct{}
 type dialInfo struct {
 	addr       netip.Addr
 	connectKey string
+	adopt      bool // the connection goes to the run's poller once upgraded (handshakeConn)
 }
 
 // currentTier is the tier the tab's next connection takes: "" for a plain WebSocket (no transport

@@ -45,9 +45,17 @@ func (s *samples) get(h string) []time.Duration {
 	return append([]time.Duration(nil), s.m[h]...)
 }
 
+// TestRunAgainstFakeGateway runs a small plan with each client I/O model.
 func TestRunAgainstFakeGateway(t *testing.T) {
+	for _, io := range ClientIOs {
+		t.Run(io, func(t *testing.T) { testRunAgainstFakeGateway(t, io) })
+	}
+}
+
+func testRunAgainstFakeGateway(t *testing.T, io string) {
 	g := newFakeGateway(t)
 	p := smallPlan(60, 3, 1500*time.Millisecond)
+	p.ClientIO = io
 	p.ScheduleLagBound = 5 * time.Second // the race detector on a shared machine
 	p.Settle = 5 * time.Second
 	p.Cohorts[0].Behaviour.PingInterval = 300 * time.Millisecond

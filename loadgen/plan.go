@@ -6,6 +6,7 @@ import (
 	"math"
 	"net/netip"
 	"slices"
+	"strings"
 	"time"
 )
 
@@ -145,6 +146,9 @@ type Plan struct {
 	Settle time.Duration `json:"settle,omitempty"`
 	// Switches replace cohorts' behaviours during the run (a timeline's behaviour switches).
 	Switches []Switch `json:"switches,omitempty"`
+	// ClientIO is how the clients' WebSockets are read: ClientIOEpoll (the default: the run's
+	// epoll loops, no goroutine per idle client) or ClientIOGoroutine (a reader goroutine each).
+	ClientIO string `json:"client_io,omitempty"`
 	// Worker and Workers identify this part of a split plan (0 of 1 when not split).
 	Worker  int `json:"worker,omitempty"`
 	Workers int `json:"workers,omitempty"`
@@ -192,6 +196,9 @@ func (p Plan) Validate() error {
 	bad := func(format string, a ...any) { errs = append(errs, fmt.Errorf("plan: "+format, a...)) }
 	if len(p.Cohorts) == 0 {
 		bad("no cohorts")
+	}
+	if p.ClientIO != "" && !slices.Contains(ClientIOs, p.ClientIO) {
+		bad("client_io %q: want one of %s", p.ClientIO, strings.Join(ClientIOs, ", "))
 	}
 	names := map[string]bool{}
 	for i, c := range p.Cohorts {

@@ -18,6 +18,7 @@ import (
 
 	"github.com/gorilla/websocket"
 
+	"github.com/squall-dev/squall/internal/netpoll"
 	"github.com/squall-dev/squall/loadgen/stats"
 )
 
@@ -77,6 +78,7 @@ type runEnv struct {
 	rec       *stats.Recorder
 	logger    *slog.Logger
 	sched     *scheduler
+	poller    *netpoll.Poller // the clients' epoll loops (nil: ClientIO goroutine)
 	dialer    *websocket.Dialer
 	eps       []Endpoint
 	auth      AuthSpec
@@ -180,7 +182,33 @@ func (env *runEnv) keepOpen(conn wireConn) {
 // says the connection counts as held by its user until then.
 func (env *runEnv) watchZombie(c *client, conn wireConn, since time.Time, welcomed bool) {
 	env.keepOpen(conn)
-	nc := conn.NetConn()
+	// report records how the watch ended: the server closed the connection (peerClosed) at at, or
+	// the run ended first.
+	report := func(peerClosed bool, at time.Time) {
+		d := at.Sub(since)
+		if welcomed {
+			env.userConn(c.userID, -1)
+		}
+		if peerClosed {
+			c.record(HistZombieCleanup, d)
+			return
+		}
+		c.add(CtrZombiesUncleaned, 1)
+		c.record(HistZombieAge, d)
+	}
+	if pc, ok := conn.(*epollConn); ok {
+		// The poller watches the socket for the server's close (its reading is paused).
+		env.zwg.Add(1)
+		pc.watchClose(func(peerClosed bool, at time.Time) {
+			defer env.zwg.Done()
+			report(peerClosed, at)
+		})
+		return
+	}
+	var nc net.Conn
+	if gc, ok := conn.(gorillaConn); ok {
+		nc = gc.NetConn()
+	}
 	sc, ok := nc.(syscall.Conn)
 	var raw syscall.RawConn
 	if ok {
@@ -204,16 +232,7 @@ func (env *runEnv) watchZombie(c *client, conn wireConn, since time.Time, welcom
 			return closed
 		})
 		// Read returns when the peer closed, or with an error once the run closes the connection.
-		d := time.Since(since)
-		if welcomed {
-			env.userConn(c.userID, -1)
-		}
-		if closed {
-			c.record(HistZombieCleanup, d)
-			return
-		}
-		c.add(CtrZombiesUncleaned, 1)
-		c.record(HistZombieAge, d)
+		report(closed, time.Now())
 	}()
 }
 
@@ -256,6 +275,9 @@ func newDialer(rec *stats.Recorder, onSample func(string, time.Duration)) *webso
 			}
 			start := time.Now()
 			conn, err := d.DialContext(ctx, network, addr)
+			if err == nil && di.adopt {
+				conn = &handshakeConn{Conn: conn}
+			}
 			if err == nil {
 				d := time.Since(start)
 				rec.Record(stats.HistConnect, d)
@@ -355,6 +377,14 @@ func RunLocal(ctx context.Context, p Plan, t Target, rec *stats.Recorder, opts R
 		opts.stall(func(d time.Duration) { env.sched.pause(runCtx, d) })
 	}
 
+	if p.ClientIO != ClientIOGoroutine {
+		poller, err := netpoll.New(netpoll.Config{Loops: runtime.GOMAXPROCS(0)})
+		if err != nil {
+			return sum, fmt.Errorf("run: client I/O %s: %w (client_io: goroutine works everywhere)", ClientIOEpoll, err)
+		}
+		env.poller = poller
+		defer poller.Close()
+	}
 	cohorts, err := buildCohorts(p, &env.rooms, len(env.eps), t.SharedRooms)
 	if err != nil {
 		return sum, err
@@ -843,7 +873,7 @@ func (r *runner) shutdown() {
 			conn := c.conn
 			c.mu.Unlock()
 			if conn != nil {
-				conn.NetConn().Close()
+				conn.Cut()
 			}
 		}
 	}

@@ -224,8 +224,8 @@ func (fc *fallbackConn) SetReadDeadline(t time.Time) error {
 	return nil
 }
 
-// NetConn cuts the connection when closed (a tab closed, a read timeout, a failed write).
-func (fc *fallbackConn) NetConn() net.Conn { return fallbackNet{fc} }
+// Cut ends the connection without telling the gateway (as Close).
+func (fc *fallbackConn) Cut() error { return fc.Close() }
 
 // Close ends the connection without telling the gateway.
 func (fc *fallbackConn) Close() error {
@@ -242,18 +242,6 @@ func (fc *fallbackConn) Close() error {
 	fc.hc.CloseIdleConnections()
 	return nil
 }
-
-// fallbackNet is what NetConn returns: closing it cuts the connection.
-type fallbackNet struct{ fc *fallbackConn }
-
-func (n fallbackNet) Read([]byte) (int, error)         { return 0, io.EOF }
-func (n fallbackNet) Write(b []byte) (int, error)      { return 0, net.ErrClosed }
-func (n fallbackNet) Close() error                     { return n.fc.Close() }
-func (n fallbackNet) LocalAddr() net.Addr              { return &net.TCPAddr{} }
-func (n fallbackNet) RemoteAddr() net.Addr             { return &net.TCPAddr{} }
-func (n fallbackNet) SetDeadline(time.Time) error      { return nil }
-func (n fallbackNet) SetReadDeadline(time.Time) error  { return nil }
-func (n fallbackNet) SetWriteDeadline(time.Time) error { return nil }
 
 // noteWelcome keeps the connection id of a welcome frame (every /send and /poll names it).
 func (fc *fallbackConn) noteWelcome(frame []byte) {

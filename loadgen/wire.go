@@ -1,16 +1,16 @@
 package loadgen
 
 import (
-	"net"
 	"time"
 
 	"github.com/gorilla/websocket"
 )
 
-// wireConn is a client's connection as the client uses it once open, whatever the tier: a
-// WebSocket (*websocket.Conn) or a fallback connection over plain HTTP (SSE or long polling,
+// wireConn is a client's connection as the client uses it once open, whatever the tier and I/O: a
+// WebSocket read by its own goroutine (gorillaConn), a WebSocket on the run's poller (epollConn,
+// conn_epoll.go) or a fallback connection over plain HTTP (SSE or long polling,
 // transport_fallback.go). Writes are serialised by the client's wmu; reading belongs to the
-// connection's reader goroutine (serve).
+// connection's reader (serve's goroutine, or the poller).
 type wireConn interface {
 	// WriteMessage sends one frame (websocket.TextMessage or BinaryMessage).
 	WriteMessage(messageType int, data []byte) error
@@ -19,9 +19,15 @@ type wireConn interface {
 	SetWriteDeadline(t time.Time) error
 	// SetReadDeadline bounds reading; a deadline in the past stops the reader (a vanish exit).
 	SetReadDeadline(t time.Time) error
-	// NetConn is the TCP connection underneath (closing it cuts the connection).
-	NetConn() net.Conn
+	// Cut ends the connection at once, without a close frame (a tab closed, a read timeout, a
+	// failed write).
+	Cut() error
 	Close() error
 }
 
-var _ wireConn = (*websocket.Conn)(nil)
+// gorillaConn is a WebSocket read by its own goroutine (ClientIO goroutine, and wss:// targets).
+type gorillaConn struct{ *websocket.Conn }
+
+func (g gorillaConn) Cut() error { return g.NetConn().Close() }
+
+var _ wireConn = gorillaConn{}

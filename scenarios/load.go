@@ -38,6 +38,14 @@ func WithOut(dir string) Option {
 	}
 }
 
+// WithClientIO replaces the file's client_io (how the generator reads its clients' WebSockets).
+func WithClientIO(io string) Option {
+	return func(s *Scenario) {
+		s.ClientIO = io
+		s.override("client_io", "--io")
+	}
+}
+
 func (s *Scenario) override(path, flag string) {
 	if s.overrides == nil {
 		s.overrides = map[string]string{}

@@ -35,6 +35,7 @@ func (s *Scenario) Plan() (loadgen.Plan, []Route, error) {
 		Model:            loadgen.Model{Kind: s.Model.Kind, ArrivalRate: s.Model.ArrivalRate, Lifetime: s.Model.Lifetime},
 		ScheduleLagBound: s.ScheduleLagBound,
 		Settle:           s.Settle,
+		ClientIO:         s.ClientIO,
 	}
 	routes := []Route{{}}
 	for i, c := range s.Cohorts {

@@ -35,6 +35,10 @@ type Scenario struct {
 	// ScheduleLagBound marks the run unreliable when the generator's schedule-lag p99 exceeds it
 	// (default 50ms). It is not time-scaled: the generator's own lag does not follow the scenario's clock.
 	ScheduleLagBound time.Duration `yaml:"schedule_lag_bound" scale:"-"`
+	// ClientIO is how the generator reads its clients' WebSockets: epoll (the default: no
+	// goroutine or read buffer per idle client) or goroutine (a reader goroutine each, the
+	// design to compare with). wss:// targets are read by goroutines either way.
+	ClientIO string `yaml:"client_io"`
 	// Settle is how long ramp-down waits for in-flight broadcasts before checking delivery
 	// (default 2s). Time-scaled.
 	Settle time.Duration `yaml:"settle"`

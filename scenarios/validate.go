@@ -90,6 +90,9 @@ func (s *Scenario) check() Errors {
 		c.add("time_scale", "%v is not a time scale (want a factor above 0, at most 1000; 0.1 runs ten times faster)", ts)
 	}
 	c.nonNegDur("schedule_lag_bound", s.ScheduleLagBound)
+	if s.ClientIO != "" && !slices.Contains(loadgen.ClientIOs, s.ClientIO) {
+		c.add("client_io", "%q (want one of %s)", s.ClientIO, strings.Join(loadgen.ClientIOs, ", "))
+	}
 	c.nonNegDur("settle", s.Settle)
 	c.target()
 	c.model()

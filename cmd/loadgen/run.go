@@ -10,6 +10,7 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
@@ -43,6 +44,7 @@ type runFlags struct {
 	agentsExit   bool
 	progress     string
 	lagBound     time.Duration
+	clientIO     string
 	perProcess   int
 	verbose      bool
 	timeScale    float64
@@ -142,6 +144,7 @@ the partial result is written).`,
 	fl.BoolVar(&f.agentsInsec, "agents-insecure", false, "allow plain HTTP to --agents off loopback (token and jobs in clear; the result records it)")
 	fl.StringVar(&f.progress, "progress", "auto", "progress display: auto, bar, plain or none")
 	fl.DurationVar(&f.lagBound, "lag-bound", 0, "schedule-lag p99 above which the run is unreliable (0 = plan default 50ms)")
+	fl.StringVar(&f.clientIO, "io", "", "how the generator reads its clients' WebSockets: epoll (default; no goroutine or read buffer per idle client) or goroutine (one reader goroutine each); replaces a scenario's client_io")
 	fl.IntVar(&f.perProcess, "fds-per-process", harness.DefaultFDsPerProcess, "open files one worker may use")
 	fl.BoolVarP(&f.verbose, "verbose", "v", false, "log to stderr")
 	fl.Float64Var(&f.timeScale, "time-scale", 1, "scenario only: replace the file's time_scale (every duration times this factor)")
@@ -186,6 +189,9 @@ func (f runFlags) validate() error {
 			errs = append(errs, fmt.Sprintf("--header %q: want \"Name: value\"", h))
 		}
 	}
+	if f.clientIO != "" && !slices.Contains(loadgen.ClientIOs, f.clientIO) {
+		errs = append(errs, fmt.Sprintf("--io %q: want one of %s", f.clientIO, strings.Join(loadgen.ClientIOs, ", ")))
+	}
 	if f.perProcess < 100 {
 		errs = append(errs, "--fds-per-process below 100")
 	}
@@ -216,6 +222,7 @@ func planSpec(f runFlags) harness.Spec {
 			{Name: "ramp-down", Kind: loadgen.PhaseRampDown},
 		},
 		ScheduleLagBound: f.lagBound,
+		ClientIO:         f.clientIO,
 	}
 	t := harness.Target{Nodes: f.nodes, Auth: loadgen.AuthSpec{Secret: f.secret}, Protocol: loadgen.ProtocolSpec{Name: f.protocol},
 		Conn: loadgen.ConnSpec{TLS: f.tls, Origin: f.origin, Subprotocols: f.subprotocols}}
@@ -255,6 +262,9 @@ func scenarioSpec(e *env, f runFlags, file string, flags *pflag.FlagSet) (*scena
 	}
 	if flags.Changed("out") {
 		opts = append(opts, scenarios.WithOut(f.out))
+	}
+	if flags.Changed("io") {
+		opts = append(opts, scenarios.WithClientIO(f.clientIO))
 	}
 	source, err := scenarios.ReadFile(file)
 	var s *scenarios.Scenario

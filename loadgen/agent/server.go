@@ -31,6 +31,10 @@ type Options struct {
 	Keepalive time.Duration
 	// TickEvery is the interval length; zero means one second. Tests shorten it.
 	TickEvery time.Duration
+	// SnapshotEvery is how many ticks apart a tick carries the cumulative snapshot besides its
+	// interval (zero means 5; the last message always carries it). Encoding every histogram
+	// of a run costs a worker more CPU each second than thousands of idle clients.
+	SnapshotEvery int
 	// Shard, when set, is the only shard (Job.Worker) this agent runs: a job for another is
 	// refused (an agent of a Kubernetes Indexed Job runs its completion index).
 	Shard *int
@@ -76,6 +80,9 @@ func New(token string, run RunFunc, logger *slog.Logger, opts Options) *Agent {
 	}
 	if opts.Keepalive <= 0 {
 		opts.Keepalive = 2 * time.Second
+	}
+	if opts.SnapshotEvery <= 0 {
+		opts.SnapshotEvery = 5
 	}
 	if opts.TickEvery <= 0 {
 		opts.TickEvery = time.Second
@@ -247,8 +254,12 @@ func (a *Agent) tick(ctx context.Context, js *jobState, rec *stats.Recorder, sta
 			if every == time.Second {
 				iv.Second = int(k) // the scheduled second, even when the tick fired late
 			}
-			snap := rec.Snapshot()
-			js.append(Message{Type: MsgTick, Worker: js.job.Worker, Interval: &iv, Snapshot: &snap})
+			m := Message{Type: MsgTick, Worker: js.job.Worker, Interval: &iv}
+			if k%int64(a.opts.SnapshotEvery) == 0 {
+				snap := rec.Snapshot()
+				m.Snapshot = &snap
+			}
+			js.append(m)
 			k = max(k+1, nextK(time.Now()))
 		}
 	}
@@ -261,7 +272,7 @@ func (js *jobState) append(m Message) {
 		return
 	}
 	m.Seq = len(js.msgs)
-	if m.Type == MsgTick || m.Type == MsgDone {
+	if m.Snapshot != nil {
 		// Snapshots are cumulative: only the newest is worth sending to a reader that is behind.
 		if js.lastTick >= 0 {
 			js.msgs[js.lastTick].Snapshot = nil

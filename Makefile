@@ -20,7 +20,7 @@ RACE_PKGS  = $(filter-out %/e2e,$(shell $(GO) list $(PKGS)))
 # beside the end-to-end tests, which spend most of their time waiting on containers; every other
 # package runs alone, one after the other (their load tests must not overlap). A new package runs
 # alone until it is named here.
-CALM_PKGS := ./reports ./scenarios ./loadgen/stats ./loadgen/telemetry ./ci/k8s ./internal/scalebench ./refserver/protocol
+CALM_PKGS := ./reports ./scenarios ./loadgen/stats ./loadgen/telemetry ./ci/k8s ./internal/scalebench ./internal/wsframe ./refserver/protocol
 LOAD_PKGS  = $(filter-out $(shell $(GO) list $(CALM_PKGS)),$(RACE_PKGS))
 # The interop tests' servers (harness/interop_test.go) are fetched or built once into this cache.
 INTEROP_CACHE ?= $(HOME)/.cache/squall-interop

@@ -7,20 +7,6 @@ import (
 	"net"
 )
 
-// Handler receives a connection's events (see the Linux implementation).
-type Handler interface {
-	Data(c *Conn, b []byte)
-	Closed(c *Conn, err error)
-}
-
-// ErrClosed is the end of a connection closed on this side.
-var ErrClosed = net.ErrClosed
-
-// Config sizes a Poller.
-type Config struct {
-	Loops, ReadBuffer, MaxQueued int
-}
-
 // Poller is not available off Linux: New fails.
 type Poller struct{}
 

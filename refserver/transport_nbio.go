@@ -676,16 +676,20 @@ func nbioClosed(nc *nbio.Conn, err error) {
 		if t.ended.Load() {
 			return // cleaned up already (slow consumer): this was its lingering socket
 		}
-		c := t.c
-		switch {
-		case err == nil, errors.Is(err, io.EOF), errors.Is(err, net.ErrClosed), errors.Is(err, syscall.EPIPE):
-			// EPIPE: a write found the client gone (it closed its side) before a read did.
-			c.setCause(causeDropped)
-		default:
-			c.setCause(causeReadError)
-		}
+		t.c.setCause(closeCause(err))
 		t.endOnce()
 	})
+}
+
+// closeCause is the cause of a close nbio made with err (its close error).
+func closeCause(err error) cause {
+	switch {
+	case err == nil, errors.Is(err, io.EOF), errors.Is(err, net.ErrClosed), errors.Is(err, syscall.EPIPE):
+		// EPIPE: a write found the client gone (it closed its side) before a read did.
+		return causeDropped
+	default:
+		return causeReadError
+	}
 }
 
 // closeSocket ends the connection: it shuts the socket down (under nbio's lock, so that it is still
@@ -826,7 +830,13 @@ func (t *nbioTransport) write1(op byte, payload []byte) error {
 		t.unsent.Add(int64(len(b)))
 		t.inWrite.Add(1)
 		_, err = t.nc.Write(b)
-		if err != nil && !errors.Is(err, net.ErrClosed) {
+		switch {
+		case errors.Is(err, net.ErrClosed):
+			// The poller closed the socket (the client went): that close's cause, not a write
+			// error, unless one was recorded (nbio notes its close error right after).
+			_, cerr := t.nc.IsClosed()
+			t.c.setCause(closeCause(cerr))
+		case err != nil:
 			t.writeClosed.Store(true) // nbio closed the socket in this call
 		}
 		t.inWrite.Add(-1)

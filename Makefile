@@ -15,6 +15,13 @@ export TESTCONTAINERS_RYUK_DISABLED := true
 # agents' streams), which make test's time budget cannot afford on two loaded cores.
 E2E_PKGS  := ./e2e/...
 RACE_PKGS  = $(filter-out %/e2e,$(shell $(GO) list $(PKGS)))
+# The packages whose tests are computation alone: no load, no child processes or containers, no
+# bound on how long anything takes (rendering, parsing, grading, statistics). `make test` runs them
+# beside the end-to-end tests, which spend most of their time waiting on containers; every other
+# package runs alone, one after the other (their load tests must not overlap). A new package runs
+# alone until it is named here.
+CALM_PKGS := ./reports ./scenarios ./loadgen/stats ./loadgen/telemetry ./ci/k8s ./internal/scalebench ./internal/wsframe ./refserver/protocol
+LOAD_PKGS  = $(filter-out $(shell $(GO) list $(CALM_PKGS)),$(RACE_PKGS))
 # The interop tests' servers (harness/interop_test.go) are fetched or built once into this cache.
 INTEROP_CACHE ?= $(HOME)/.cache/squall-interop
 CENTRIFUGO_VERSION := v6.9.1
@@ -81,14 +88,26 @@ interop-deps: ## build the interop tests' servers once into $(INTEROP_CACHE) (go
 		echo "interop-deps: installed node-ws from Debian's packages"; else \
 		echo "interop-deps: could not install node-ws: its interop tests will skip"; fi; exit 0
 
-test: deps interop-deps ## run every test with the race detector, one package at a time (heavy load tests must not overlap)
-	@# Compile every test binary first, two packages at a time (compiling is safe to overlap; the
-	@# load tests are not), so that the serial run below spends its time on tests.
-	@echo "compiling the test binaries (-race, two packages at a time)"
-	@mkdir -p $(BIN); $(GO) test -race -count=1 -p 2 -run '^$$' $(RACE_PKGS) >$(BIN)/test-compile.log 2>&1 || \
-		{ cat $(BIN)/test-compile.log; exit 1; }
-	$(GO) test -race -count=1 -p 1 -timeout $(TEST_TIMEOUT) $(RACE_PKGS)
-	$(GO) test -count=1 -timeout $(TEST_TIMEOUT) $(E2E_PKGS)
+test: ## run every test with the race detector (the load tests one package at a time), then the end-to-end tests
+	@# The Debian packages and the interop servers (deps, interop-deps: downloads, apt, builds of
+	@# their own) install in the background while every test binary compiles, two packages at a
+	@# time (compiling is safe to overlap; the load tests are not), so that the runs below spend
+	@# their time on tests. Their output is shown once both are done.
+	@mkdir -p $(BIN); echo "compiling the test binaries (-race, two packages at a time; the end-to-end tests without it) while deps and interop-deps install"; \
+	$(MAKE) --no-print-directory deps interop-deps >$(BIN)/test-deps.log 2>&1 & deps=$$!; \
+	{ $(GO) test -race -count=1 -p 2 -run '^$$' $(RACE_PKGS) && $(GO) test -count=1 -run '^$$' $(E2E_PKGS); } >$(BIN)/test-compile.log 2>&1; compiled=$$?; \
+	wait $$deps; cat $(BIN)/test-deps.log; \
+	if [ $$compiled -ne 0 ]; then cat $(BIN)/test-compile.log; exit 1; fi
+	@# The load tests, one package at a time. Then the end-to-end tests (their log is shown when
+	@# they end) beside the calm packages; every package runs even when one fails.
+	@echo "$(GO) test -race -count=1 -p 1 -timeout $(TEST_TIMEOUT) [every package but e2e and CALM_PKGS]"; \
+	$(GO) test -race -count=1 -p 1 -timeout $(TEST_TIMEOUT) $(LOAD_PKGS); load=$$?; \
+	echo "$(GO) test -count=1 -timeout $(TEST_TIMEOUT) $(E2E_PKGS) >$(BIN)/test-e2e.log, beside:"; \
+	$(GO) test -count=1 -timeout $(TEST_TIMEOUT) $(E2E_PKGS) >$(BIN)/test-e2e.log 2>&1 & e2e=$$!; \
+	echo "$(GO) test -race -count=1 -p 1 -timeout $(TEST_TIMEOUT) $(CALM_PKGS)"; \
+	$(GO) test -race -count=1 -p 1 -timeout $(TEST_TIMEOUT) $(CALM_PKGS); calm=$$?; \
+	wait $$e2e; e2e_status=$$?; echo "end-to-end tests ($(BIN)/test-e2e.log):"; cat $(BIN)/test-e2e.log; \
+	[ $$load -eq 0 ] && [ $$calm -eq 0 ] && [ $$e2e_status -eq 0 ]
 
 fuzz: ## run every fuzz target of every package for FUZZTIME each (default 60s); their seed corpora also run in `make test`
 	@pkgs=$$(grep -l '^func Fuzz' $$(git ls-files --cached --others --exclude-standard '*_test.go') | xargs -n1 dirname | sort -u); \

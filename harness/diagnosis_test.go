@@ -1,7 +1,6 @@
 package harness
 
 import (
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -9,7 +8,6 @@ import (
 	"github.com/squall-dev/squall/loadgen"
 	"github.com/squall-dev/squall/refserver/protocol"
 	"github.com/squall-dev/squall/reports"
-	"github.com/squall-dev/squall/scenarios"
 )
 
 // findingCodes lists a diagnosis's findings as "class/code".
@@ -36,18 +34,24 @@ func hasFinding(d *reports.Diagnosis, class, code string) *reports.Finding {
 	return nil
 }
 
-// TestDiagnosisBetween runs proxy-idle-timeout at a tenth of its time scale: against the gateway
-// that never pings, the Toxiproxy timeout toxic cuts every quiet tab at one age while the gateway
-// counts no heartbeat timeout, and the diagnosis says "between" with that evidence; against the
-// clean gateway (its pings keep the connections alive through the proxy) it says nothing of the kind.
-func TestDiagnosisBetween(t *testing.T) {
-	if testing.Short() {
-		t.Skip("runs proxy-idle-timeout twice (about 10 s each)")
-	}
-	file := filepath.Join(scenarioDir, "proxy-idle-timeout.yaml")
-	res, err := runScenario(t, file, scenarios.WithTimeScale(0.1), scenarios.WithFlaws([]string{"no-server-ping"}))
-	if err != nil {
-		t.Fatal(err)
+// diagnosisChecks check what the diagnosis says of the flaw matrix's runs whose cause is known
+// (matrix_test.go runs each in the subtest "diagnosis" of its cell, on the result the matrix graded,
+// so that no scenario runs twice for it). The runs are the matrix's: time scale 0.1, the generator
+// built without the race detector, as `loadgen run` runs them. To run these cells alone:
+//
+//	go test -run 'TestFlawMatrix/(proxy-idle-timeout|reconnect-storm)/' ./harness
+var diagnosisChecks = map[matrixCell]func(t *testing.T, res *reports.Result){
+	{"proxy-idle-timeout", "no-server-ping"}: checkDiagnosisBetween,
+	{"proxy-idle-timeout", ""}:               checkNoIdleTimeoutWhenPinged,
+	{"reconnect-storm", "leak-on-error"}:     checkDiagnosisServerSide,
+}
+
+// checkDiagnosisBetween: against the gateway that never pings, proxy-idle-timeout's Toxiproxy
+// timeout toxic cuts every quiet tab at one age while the gateway counts no heartbeat timeout, and
+// the diagnosis says "between" with that evidence.
+func checkDiagnosisBetween(t *testing.T, res *reports.Result) {
+	if res == nil {
+		t.Fatal("the run left no result to diagnose")
 	}
 	f := hasFinding(res.Diagnosis, reports.ClassBetween, "proxy_idle_timeout")
 	if f == nil {
@@ -64,36 +68,37 @@ func TestDiagnosisBetween(t *testing.T) {
 		}
 	}
 	t.Logf("%s: %s\n%s", f.Class, f.Title, ev)
+}
 
-	clean, err := runScenario(t, file, scenarios.WithTimeScale(0.1))
-	if err != nil {
-		t.Fatal(err)
+// checkNoIdleTimeoutWhenPinged: against the clean gateway, whose pings keep the connections alive
+// through the proxy, proxy-idle-timeout's diagnosis says nothing of an idle timeout.
+func checkNoIdleTimeoutWhenPinged(t *testing.T, res *reports.Result) {
+	if res == nil {
+		t.Fatal("the run left no result to diagnose")
 	}
-	if clean.Diagnosis == nil {
+	if res.Diagnosis == nil {
 		t.Fatal("the clean run has no diagnosis")
 	}
-	for _, v := range clean.SLOs {
+	for _, v := range res.SLOs {
 		if !v.Pass {
 			// On a machine so busy that the clean gateway's pings came later than the proxy's idle
-			// timeout, the proxy did cut the tabs: the finding would be right.
+			// timeout, the proxy did cut the tabs: the finding would be right (and the matrix fails
+			// the clean run for its breach).
 			t.Logf("the clean gateway's run breached %s (%s): its diagnosis is not checked", v.Name, v.Measured())
 			return
 		}
 	}
-	if f := hasFinding(clean.Diagnosis, reports.ClassBetween, "proxy_idle_timeout"); f != nil {
+	if f := hasFinding(res.Diagnosis, reports.ClassBetween, "proxy_idle_timeout"); f != nil {
 		t.Errorf("the clean gateway's run is diagnosed with an idle timeout: %+v", f)
 	}
 }
 
-// TestDiagnosisServerSide runs reconnect-storm at a tenth of its time scale against the gateway
-// whose abnormal closes skip cleanup: the diagnosis names the leaked subscriptions, server side.
-func TestDiagnosisServerSide(t *testing.T) {
-	if testing.Short() {
-		t.Skip("runs reconnect-storm (about 10 s)")
-	}
-	res, err := runScenario(t, filepath.Join(scenarioDir, "reconnect-storm.yaml"), scenarios.WithTimeScale(0.1), scenarios.WithFlaws([]string{"leak-on-error"}))
-	if err != nil {
-		t.Fatal(err)
+// checkDiagnosisServerSide: against the gateway whose abnormal closes skip cleanup,
+// reconnect-storm's diagnosis names the leaked subscriptions, server side, and does not take the
+// proxy its timeline disables for an idle timeout.
+func checkDiagnosisServerSide(t *testing.T, res *reports.Result) {
+	if res == nil {
+		t.Fatal("the run left no result to diagnose")
 	}
 	f := hasFinding(res.Diagnosis, reports.ClassServer, "orphaned_subscriptions")
 	if f == nil {

@@ -1,6 +1,7 @@
 package harness
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"os"
@@ -22,6 +23,12 @@ import (
 // flaw must break on data (a breach "without data" does not count). Every flaw of the gateway must
 // be caught by at least one scenario, unless matrixGaps names it with the reason (none today). The table is
 // printed and kept in scenarios/README.md between the matrix markers (-update rewrites it).
+//
+// Each run is a subtest named after its cell, SCENARIO/clean or SCENARIO/FLAW, so that -run picks
+// cells (the README and the every-flaw-caught check then need every cell): for example
+// `go test -run 'TestFlawMatrix/(proxy-idle-timeout|reconnect-storm)/' ./harness`. The cells named
+// in diagnosisChecks (diagnosis_test.go) also check what the run's diagnosis says, in their
+// subtest "diagnosis".
 //
 // Knobs (environment):
 //
@@ -58,13 +65,14 @@ type matrixRun struct {
 	file     string
 	flaw     string
 	repeat   int
-	scale    float64
+	scale    float64       // the time scale it runs at
+	planned  time.Duration // the scenario's planned length at that scale
 
 	res     *reports.Result
 	code    int
 	out     string
 	elapsed time.Duration
-	verdict string // pass, breach, FAIL (clean run breached), MISSED (flaw not caught)
+	verdict string // pass, breach, FAIL (clean run breached), MISSED (flaw not caught), "not run" (-run left it out)
 	why     string
 }
 
@@ -88,6 +96,8 @@ func TestFlawMatrix(t *testing.T) {
 		file    string
 		catches []string
 		slos    []scenarios.SLO
+		scale   float64
+		planned time.Duration // at scale
 	}
 	var lib []entry
 	for _, f := range files {
@@ -106,16 +116,29 @@ func TestFlawMatrix(t *testing.T) {
 				t.Errorf("%s: SLO %s catches %v on a load-dependent metric: the matrix cannot excuse it", s.Name, o.Metric, o.Catches)
 			}
 		}
-		lib = append(lib, entry{s.Name, f, s.Catches(), s.SLOs})
+		scale := matrixScale
+		if sc, ok := matrixScales[s.Name]; ok {
+			scale = sc
+		}
+		scaled, err := scenarios.Load(f, scenarios.WithTimeScale(scale))
+		if err != nil {
+			t.Fatalf("%s at time scale %v: %v", f, scale, err)
+		}
+		lib = append(lib, entry{s.Name, f, s.Catches(), s.SLOs, scale, scaled.Duration()})
 	}
 
 	var runs []*matrixRun
 	for _, e := range lib {
 		for i := range repeat {
-			runs = append(runs, &matrixRun{scenario: e.name, file: e.file, repeat: i})
+			runs = append(runs, &matrixRun{scenario: e.name, file: e.file, repeat: i, scale: e.scale, planned: e.planned})
 		}
 		for _, fl := range e.catches {
-			runs = append(runs, &matrixRun{scenario: e.name, file: e.file, flaw: fl})
+			runs = append(runs, &matrixRun{scenario: e.name, file: e.file, flaw: fl, scale: e.scale, planned: e.planned})
+		}
+	}
+	for c := range diagnosisChecks {
+		if !slices.ContainsFunc(runs, func(r *matrixRun) bool { return r.cell() == c }) && len(only) == 0 {
+			t.Errorf("diagnosisChecks names %s --flaw %q, which is no cell of the matrix", c.scenario, c.flaw)
 		}
 	}
 
@@ -123,34 +146,50 @@ func TestFlawMatrix(t *testing.T) {
 	defer cancel()
 	bin := buildLoadgen(ctx, t)
 	start := time.Now()
+	// The longest runs start first, so that the matrix does not end on one long run alone.
+	order := slices.Clone(runs)
+	slices.SortStableFunc(order, func(a, b *matrixRun) int { return cmp.Compare(b.planned, a.planned) })
 	sem := make(chan struct{}, max(parallel, 1))
 	var wg sync.WaitGroup
-	for _, r := range runs {
+	for _, r := range order {
+		sem <- struct{}{}
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			sem <- struct{}{}
 			defer func() { <-sem }()
-			r.run(ctx, t, bin)
+			// Each cell is a subtest (SCENARIO/clean or SCENARIO/FLAW): -run picks cells, and the
+			// subtests run at once, up to parallel of them (a subtest's time is its run's).
+			t.Run(r.name(), func(t *testing.T) {
+				r.run(ctx, t, bin)
+				r.grade()
+				if r.verdict == "FAIL" || r.verdict == "MISSED" {
+					t.Errorf("%s: %s\n%s", r.label(), r.why, lastLines(r.out, 40))
+				} else {
+					t.Logf("%s: %s in %v (%s)", r.label(), r.verdict, r.elapsed.Round(100*time.Millisecond), r.why)
+				}
+				if check := diagnosisChecks[r.cell()]; check != nil {
+					t.Run("diagnosis", func(t *testing.T) { check(t, r.res) })
+				}
+			})
 		}()
 	}
 	wg.Wait()
 	elapsed := time.Since(start)
 
-	// Grade every run.
 	caught := map[string][]string{}
+	ran := 0
 	for _, r := range runs {
-		r.grade()
+		if r.verdict == "" {
+			r.verdict = "not run"
+		} else {
+			ran++
+		}
 		if r.flaw != "" && r.verdict == "breach" {
 			caught[r.flaw] = append(caught[r.flaw], r.scenario)
 		}
-		if r.verdict == "FAIL" || r.verdict == "MISSED" {
-			t.Errorf("%s: %s\n%s", r.label(), r.why, lastLines(r.out, 40))
-		} else {
-			t.Logf("%s: %s in %v (%s)", r.label(), r.verdict, r.elapsed.Round(100*time.Millisecond), r.why)
-		}
 	}
-	if len(only) == 0 {
+	complete := ran == len(runs) // -run picked every cell
+	if len(only) == 0 && complete {
 		for _, fl := range scenarios.KnownFlaws {
 			gap, isGap := matrixGaps[fl]
 			switch {
@@ -185,12 +224,29 @@ func TestFlawMatrix(t *testing.T) {
 		names = append(names, e.name)
 	}
 	table := matrixTable(names, runs)
-	fmt.Printf("flaw matrix (time scale %v, %d runs, %d at once, clean runs x%d): %v\n%s",
-		matrixScale, len(runs), parallel, repeat, elapsed.Round(time.Second), table)
-	t.Logf("flaw matrix: %d runs in %v", len(runs), elapsed.Round(time.Second))
-	if len(only) == 0 && !t.Failed() {
+	fmt.Printf("flaw matrix (time scale %v, %d of %d runs, %d at once, clean runs x%d): %v\n%s",
+		matrixScale, ran, len(runs), parallel, repeat, elapsed.Round(time.Second), table)
+	t.Logf("flaw matrix: %d runs in %v", ran, elapsed.Round(time.Second))
+	if len(only) == 0 && complete && !t.Failed() {
 		checkReadmeMatrix(t, filepath.Join(scenarioDir, "README.md"), table)
 	}
+}
+
+// matrixCell names a cell of the matrix: a scenario against the clean gateway (flaw "") or a flaw.
+type matrixCell struct{ scenario, flaw string }
+
+func (r *matrixRun) cell() matrixCell { return matrixCell{r.scenario, r.flaw} }
+
+// name is the run's subtest name: SCENARIO/clean (SCENARIO/clean-N for the Nth repeat) or
+// SCENARIO/FLAW.
+func (r *matrixRun) name() string {
+	switch {
+	case r.flaw != "":
+		return r.scenario + "/" + r.flaw
+	case r.repeat > 0:
+		return fmt.Sprintf("%s/clean-%d", r.scenario, r.repeat+1)
+	}
+	return r.scenario + "/clean"
 }
 
 func (r *matrixRun) label() string {
@@ -205,15 +261,10 @@ func (r *matrixRun) label() string {
 
 // run executes `loadgen run FILE --time-scale S --flaw F` and reads its result.
 func (r *matrixRun) run(ctx context.Context, t *testing.T, bin string) {
-	scale := matrixScale
-	if s, ok := matrixScales[r.scenario]; ok {
-		scale = s
-	}
-	r.scale = scale
 	dir := t.TempDir()
 	rctx, cancel := context.WithTimeout(ctx, 3*time.Minute)
 	defer cancel()
-	cmd := exec.CommandContext(rctx, bin, "run", r.file, "--time-scale", strconv.FormatFloat(scale, 'g', -1, 64),
+	cmd := exec.CommandContext(rctx, bin, "run", r.file, "--time-scale", strconv.FormatFloat(r.scale, 'g', -1, 64),
 		"--flaw", r.flaw, "--out", dir, "--progress", "none")
 	start := time.Now()
 	out, err := cmd.CombinedOutput()
@@ -280,7 +331,8 @@ func (r *matrixRun) grade() {
 }
 
 // matrixTable renders scenario × (clean, each flaw) as a Markdown table: "pass", "breach", "FAIL"
-// (clean run breached), "MISSED" (a flaw the scenario claims went unnoticed), "·" (not targeted).
+// (clean run breached), "MISSED" (a flaw the scenario claims went unnoticed), "not run" (-run left
+// the cell out), "·" (not targeted).
 // A cell holds the worst verdict of its runs (repeats of the clean run).
 func matrixTable(names []string, runs []*matrixRun) string {
 	cols := append([]string{""}, scenarios.KnownFlaws...)
@@ -294,7 +346,7 @@ func matrixTable(names []string, runs []*matrixRun) string {
 		b.WriteString(" --- |")
 	}
 	b.WriteString("\n")
-	rank := map[string]int{"": 0, "pass": 1, "breach": 1, "FAIL": 2, "MISSED": 2}
+	rank := map[string]int{"": 0, "not run": 0, "pass": 1, "breach": 1, "FAIL": 2, "MISSED": 2}
 	for _, n := range names {
 		b.WriteString("| " + n + " |")
 		for _, c := range cols {

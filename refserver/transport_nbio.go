@@ -278,6 +278,8 @@ type nbioTransport struct {
 	shut        atomic.Bool  // the socket is shut down (closeSocket): the poller closes it
 	inWrite     atomic.Int32 // calls into nbio's Write in progress (one that fails closes the socket)
 	writeClosed atomic.Bool  // a failed write closed the socket (off the poller; see settle)
+	added       atomic.Bool  // the engine has the socket: its job list exists (nbioOpened)
+	resumeDue   atomic.Bool  // the writer is to be started (resume), once added
 
 	// Reading: by the poller, or by a job resuming a paused read (one at a time, under rmu).
 	rmu    sync.Mutex
@@ -383,9 +385,15 @@ func (s *Server) serveNbio(n *nbioIO, ws *websocket.Conn, r *http.Request) {
 // nbioOpened queues a connection's start as its first job, before the engine watches its socket
 // (so that every frame comes after it).
 func nbioOpened(nc *nbio.Conn) {
-	if t, _ := nc.Session().(*nbioTransport); t != nil && t.start != nil {
-		nc.Execute(t.start)
-		t.start = nil
+	t, _ := nc.Session().(*nbioTransport)
+	if t == nil || t.start == nil {
+		return
+	}
+	nc.Execute(t.start)
+	t.start = nil
+	t.added.Store(true)
+	if t.resumeDue.Load() {
+		t.resume() // the writer was started before the engine had the socket
 	}
 }
 
@@ -668,16 +676,20 @@ func nbioClosed(nc *nbio.Conn, err error) {
 		if t.ended.Load() {
 			return // cleaned up already (slow consumer): this was its lingering socket
 		}
-		c := t.c
-		switch {
-		case err == nil, errors.Is(err, io.EOF), errors.Is(err, net.ErrClosed), errors.Is(err, syscall.EPIPE):
-			// EPIPE: a write found the client gone (it closed its side) before a read did.
-			c.setCause(causeDropped)
-		default:
-			c.setCause(causeReadError)
-		}
+		t.c.setCause(closeCause(err))
 		t.endOnce()
 	})
+}
+
+// closeCause is the cause of a close nbio made with err (its close error).
+func closeCause(err error) cause {
+	switch {
+	case err == nil, errors.Is(err, io.EOF), errors.Is(err, net.ErrClosed), errors.Is(err, syscall.EPIPE):
+		// EPIPE: a write found the client gone (it closed its side) before a read did.
+		return causeDropped
+	default:
+		return causeReadError
+	}
 }
 
 // closeSocket ends the connection: it shuts the socket down (under nbio's lock, so that it is still
@@ -717,7 +729,14 @@ func nbioWritten(nc *nbio.Conn, _ []byte, n int) {
 }
 
 // resume restarts the writer on the connection's job list.
+//
+// Before the engine has taken the socket (a kick between registerConn and AddConn: Shutdown)
+// there is no job list yet: nbioOpened resumes it then.
 func (t *nbioTransport) resume() {
+	t.resumeDue.Store(true)
+	if !t.added.Load() || !t.resumeDue.Swap(false) {
+		return
+	}
 	if !t.nc.Execute(t.flushJob) {
 		go t.flush(t.c) // closed: let the writer settle the queue
 	}
@@ -811,7 +830,13 @@ func (t *nbioTransport) write1(op byte, payload []byte) error {
 		t.unsent.Add(int64(len(b)))
 		t.inWrite.Add(1)
 		_, err = t.nc.Write(b)
-		if err != nil && !errors.Is(err, net.ErrClosed) {
+		switch {
+		case errors.Is(err, net.ErrClosed):
+			// The poller closed the socket (the client went): that close's cause, not a write
+			// error, unless one was recorded (nbio notes its close error right after).
+			_, cerr := t.nc.IsClosed()
+			t.c.setCause(closeCause(cerr))
+		case err != nil:
 			t.writeClosed.Store(true) // nbio closed the socket in this call
 		}
 		t.inWrite.Add(-1)

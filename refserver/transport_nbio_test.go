@@ -1,11 +1,14 @@
 package refserver
 
 import (
+	"crypto/tls"
+	"errors"
 	"fmt"
 	"net"
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -117,6 +120,111 @@ func readUntil(ws *websocket.Conn, typ protocol.Type) error {
 		}
 		if f.Type == typ {
 			return nil
+		}
+	}
+}
+
+// TestNbioFloodingClientSlowedByTCP: a client that sends requests as fast as it can and reads
+// nothing is slowed down by TCP on the nbio transport — its replies fill the send queue, frame
+// handling pauses, reading stops and its writes block — instead of being read on and closed as a
+// slow consumer of its own replies. Once it reads, it gets its replies and the connection lives.
+func TestNbioFloodingClientSlowedByTCP(t *testing.T) {
+	cfg := testConfig()
+	cfg.IO = IONbio
+	cfg.SendQueue = 16
+	cfg.SocketBuffer = 32 << 10
+	cfg.HeartbeatInterval = 5 * time.Second
+	cfg.HeartbeatTimeout = 30 * time.Second
+	cfg.WriteTimeout = 10 * time.Second
+	ts := startServer(t, cfg)
+
+	d := websocket.Dialer{HandshakeTimeout: 5 * time.Second, NetDialContext: (&net.Dialer{
+		Control: func(_, _ string, rc syscall.RawConn) error {
+			return rc.Control(func(fd uintptr) {
+				_ = syscall.SetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_SNDBUF, 32<<10)
+				_ = syscall.SetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_RCVBUF, 32<<10)
+			})
+		},
+	}).DialContext}
+	ws, _, err := d.Dial(ts.wsURL(mintToken(t, "flooder")), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ws.Close()
+	_ = ws.SetReadDeadline(time.Now().Add(5 * time.Second))
+	if err := readUntil(ws, protocol.TypeWelcome); err != nil {
+		t.Fatal(err)
+	}
+
+	ping, _ := protocol.Encode(&protocol.Frame{Type: protocol.TypePing, Timestamp: 1})
+	const most = 400000 // ~20 MB of frames: far more than every buffer on the way holds
+	sent := 0
+	var werr error
+	for ; sent < most; sent++ {
+		_ = ws.SetWriteDeadline(time.Now().Add(2 * time.Second))
+		if werr = ws.WriteMessage(websocket.TextMessage, ping); werr != nil {
+			break
+		}
+	}
+	var ne net.Error
+	if !errors.As(werr, &ne) || !ne.Timeout() {
+		t.Fatalf("after %d requests the client's write ended with %v, want a timeout (the gateway stopped reading)", sent, werr)
+	}
+	// The client reads now: replies come, and no close.
+	_ = ws.SetReadDeadline(time.Now().Add(time.Second))
+	pongs := 0
+	for {
+		_, data, err := ws.ReadMessage()
+		if err != nil {
+			var ce *websocket.CloseError
+			if errors.As(err, &ce) {
+				t.Fatalf("closed with %d %q after %d replies, want the connection to live", ce.Code, ce.Text, pongs)
+			}
+			break // the read deadline: what the gateway had queued is read
+		}
+		if f, err := protocol.Decode(data, protocol.ServerToClient); err == nil && f.Type == protocol.TypePong {
+			pongs++
+		}
+	}
+	if pongs == 0 {
+		t.Errorf("no reply read after %d requests", sent)
+	}
+	t.Logf("%d requests written before the write blocked, %d replies read", sent, pongs)
+}
+
+// TestNbioCarries: the engine takes plain TCP sockets over (under the per-IP cap's wrapper too);
+// TLS connections and other wrappers stay on the goroutine transport.
+func TestNbioCarries(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	client, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer client.Close()
+	server, err := ln.Accept()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer server.Close()
+	pipe, other := net.Pipe()
+	defer pipe.Close()
+	defer other.Close()
+	for _, tc := range []struct {
+		name string
+		nc   net.Conn
+		want bool
+	}{
+		{"tcp", server, true},
+		{"tcp under the per-IP cap", &cappedConn{Conn: server, release: func() {}}, true},
+		{"tls", tls.Server(server, &tls.Config{}), false},
+		{"not a socket", pipe, false},
+	} {
+		if got := nbioCarries(tc.nc); got != tc.want {
+			t.Errorf("%s: nbioCarries = %v, want %v", tc.name, got, tc.want)
 		}
 	}
 }

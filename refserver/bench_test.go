@@ -27,23 +27,36 @@ import (
 // 127.0.0.2–127.0.0.201. Each connection authenticates with a token in the URL, receives welcome and
 // joins one of 100 rooms, then stays idle. The metric is (VmRSS after − VmRSS before) / connections.
 // Both processes stay well under the 20 000 open-file limit (10 000 sockets each).
+//
+// It also reports peak-rss-bytes/conn: (VmHWM − VmRSS before) / connections, the high-water mark
+// of the gateway's RSS over the connects and the hold, with no collection forced (what a node
+// needs while connections pile up, garbage of their handshakes included).
 func BenchmarkIdleConnMemory(b *testing.B) {
 	const conns = 10000
 	for i := 0; i < b.N; i++ {
-		perConn, goroutines := measureIdleConnMemory(b, conns)
-		b.ReportMetric(perConn, "rss-bytes/conn")
-		b.ReportMetric(goroutines, "goroutines/conn")
+		m := measureIdleConnMemory(b, conns)
+		b.ReportMetric(m.bytesPerConn, "rss-bytes/conn")
+		b.ReportMetric(m.peakBytesPerConn, "peak-rss-bytes/conn")
+		b.ReportMetric(m.goroutinesPerConn, "goroutines/conn")
 	}
 }
 
-func measureIdleConnMemory(b *testing.B, conns int) (bytesPerConn, goroutinesPerConn float64) {
+// idleConnMemory is what measureIdleConnMemory measures.
+type idleConnMemory struct {
+	bytesPerConn, peakBytesPerConn, goroutinesPerConn float64
+}
+
+func measureIdleConnMemory(b *testing.B, conns int) idleConnMemory {
 	b.Helper()
-	dir := b.TempDir()
-	bin := filepath.Join(dir, "refserver")
-	build := exec.Command(filepath.Join(goRoot(), "bin", "go"), "build", "-o", bin, refserverPackage)
-	build.Env = append(os.Environ(), "CGO_ENABLED=0")
-	if out, err := build.CombinedOutput(); err != nil {
-		b.Fatalf("go build: %v\n%s", err, out)
+	// REFSERVER_BENCH_BIN measures another build of the gateway (an earlier commit, to compare).
+	bin := os.Getenv("REFSERVER_BENCH_BIN")
+	if bin == "" {
+		bin = filepath.Join(b.TempDir(), "refserver")
+		build := exec.Command(filepath.Join(goRoot(), "bin", "go"), "build", "-o", bin, refserverPackage)
+		build.Env = append(os.Environ(), "CGO_ENABLED=0")
+		if out, err := build.CombinedOutput(); err != nil {
+			b.Fatalf("go build: %v\n%s", err, out)
+		}
 	}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -85,8 +98,9 @@ func measureIdleConnMemory(b *testing.B, conns int) (bytesPerConn, goroutinesPer
 	}
 	pid := cmd.Process.Pid
 	time.Sleep(500 * time.Millisecond)
-	rssBefore := vmRSS(b, pid)
+	rssBefore := procStatus(b, pid, "VmRSS")
 	gBefore := scrapeGauge(b, hc, base, protocol.MetricGoGoroutines)
+	allocBefore := scrapeGauge(b, hc, base, "go_memstats_alloc_bytes_total")
 
 	b.ResetTimer()
 	clients := make([]*websocket.Conn, conns)
@@ -126,22 +140,30 @@ func measureIdleConnMemory(b *testing.B, conns int) (bytesPerConn, goroutinesPer
 		b.Fatalf("%s = %v, want %d", protocol.MetricConnectionsActive, active, conns)
 	}
 	time.Sleep(3 * time.Second) // let the runtime settle (GC, freed handshake buffers)
-	rssAfter := vmRSS(b, pid)
+	rssAfter := procStatus(b, pid, "VmRSS")
+	rssPeak := procStatus(b, pid, "VmHWM")
 	gAfter := scrapeGauge(b, hc, base, protocol.MetricGoGoroutines)
+	allocated := scrapeGauge(b, hc, base, "go_memstats_alloc_bytes_total") - allocBefore
 	heap := scrapeGauge(b, hc, base, "go_memstats_heap_inuse_bytes")
 	stack := scrapeGauge(b, hc, base, "go_memstats_stack_inuse_bytes")
+	if path := os.Getenv("REFSERVER_BENCH_ALLOCS_PROFILE"); path != "" {
+		saveURL(b, hc, base+"/debug/pprof/allocs", path) // every allocation since the start
+	}
 	if path := os.Getenv("REFSERVER_BENCH_HEAP_PROFILE"); path != "" {
 		// The profile's ?gc=1 collects garbage first; it is fetched after RSS was read.
 		saveURL(b, hc, base+"/debug/pprof/heap?gc=1", path)
 		saveURL(b, hc, base+"/debug/pprof/heap?gc=1", path)
-		b.Logf("after two forced GCs: VmRSS %d KiB, heap in use %.1f MiB, stacks %.1f MiB", vmRSS(b, pid)/1024,
+		b.Logf("after two forced GCs: VmRSS %d KiB, heap in use %.1f MiB, stacks %.1f MiB", procStatus(b, pid, "VmRSS")/1024,
 			scrapeGauge(b, hc, base, "go_memstats_heap_inuse_bytes")/(1<<20), scrapeGauge(b, hc, base, "go_memstats_stack_inuse_bytes")/(1<<20))
 	}
-	bytesPerConn = float64(rssAfter-rssBefore) / float64(conns)
-	goroutinesPerConn = (gAfter - gBefore) / float64(conns)
-	b.Logf("%d idle connections: VmRSS %d → %d KiB, %.0f bytes/conn; heap in use %.1f MiB, stacks %.1f MiB; goroutines %.0f → %.0f",
-		conns, rssBefore/1024, rssAfter/1024, bytesPerConn, heap/(1<<20), stack/(1<<20), gBefore, gAfter)
-	return bytesPerConn, goroutinesPerConn
+	m := idleConnMemory{
+		bytesPerConn:      float64(rssAfter-rssBefore) / float64(conns),
+		peakBytesPerConn:  float64(rssPeak-rssBefore) / float64(conns),
+		goroutinesPerConn: (gAfter - gBefore) / float64(conns),
+	}
+	b.Logf("%d idle connections: VmRSS %d → %d KiB (peak %d KiB), %.0f bytes/conn (peak %.0f); heap in use %.1f MiB, stacks %.1f MiB; goroutines %.0f → %.0f; %.0f bytes allocated per connection",
+		conns, rssBefore/1024, rssAfter/1024, rssPeak/1024, m.bytesPerConn, m.peakBytesPerConn, heap/(1<<20), stack/(1<<20), gBefore, gAfter, allocated/float64(conns))
+	return m
 }
 
 // idleClient connects client i from 127.0.0.(2 + i%200), waits for welcome and joins a room.
@@ -190,8 +212,9 @@ func saveURL(b *testing.B, hc *http.Client, url, path string) {
 	}
 }
 
-// vmRSS reads a process's resident set size in bytes from /proc.
-func vmRSS(b *testing.B, pid int) int64 {
+// procStatus reads a size field of a process's /proc status (VmRSS: resident set size, VmHWM:
+// its peak) in bytes.
+func procStatus(b *testing.B, pid int, field string) int64 {
 	b.Helper()
 	f, err := os.Open(fmt.Sprintf("/proc/%d/status", pid))
 	if err != nil {
@@ -200,7 +223,7 @@ func vmRSS(b *testing.B, pid int) int64 {
 	defer f.Close()
 	sc := bufio.NewScanner(f)
 	for sc.Scan() {
-		if rest, ok := strings.CutPrefix(sc.Text(), "VmRSS:"); ok {
+		if rest, ok := strings.CutPrefix(sc.Text(), field+":"); ok {
 			kb, err := strconv.ParseInt(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(rest), "kB")), 10, 64)
 			if err != nil {
 				b.Fatal(err)
@@ -208,7 +231,7 @@ func vmRSS(b *testing.B, pid int) int64 {
 			return kb * 1024
 		}
 	}
-	b.Fatal("no VmRSS in /proc status")
+	b.Fatalf("no %s in /proc status", field)
 	return 0
 }
 

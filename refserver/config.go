@@ -112,11 +112,19 @@ type Config struct {
 	// CloseGrace is how long the server waits for the client's answer to a close frame before it
 	// drops the TCP connection (default 1s).
 	CloseGrace time.Duration
-	// IO is the WebSocket transport's I/O model (default "goroutine"): IOGoroutine parks a reader
-	// goroutine per connection, IONbio drives every connection from an epoll loop so that an idle
-	// one costs no goroutine and no read buffer. Wire behaviour, close codes, limits, heartbeats,
-	// drain and metrics are the same in both.
+	// IO is the WebSocket transport's I/O model (default "nbio"): IONbio drives every connection
+	// from an epoll loop so that an idle one costs no goroutine and no read buffer, IOGoroutine
+	// parks a reader goroutine per connection. Wire behaviour, close codes, limits, heartbeats,
+	// drain and metrics are the same in both. TLS connections (TLSCert), and connections through
+	// trusted PROXY-protocol proxies, always use the goroutine transport: nbio reads the raw socket.
 	IO string
+	// GCPercent is the garbage collector's target (runtime/debug.SetGCPercent) of a gateway process:
+	// the refserver binary and child gateway nodes apply it (ApplyGC) unless GOGC is set; New does
+	// not (it is process-wide). Default 50: an idle connection's live heap is small, and between
+	// collections a node holds the garbage of every handshake since the last one (HTTP request,
+	// buffers, upgrade), so the heap's headroom rather than the connections sets its peak memory;
+	// 100 is Go's own default.
+	GCPercent int
 	// SocketBuffer, when above 0, sets SO_RCVBUF and SO_SNDBUF of every WebSocket connection's
 	// socket to this many bytes (the kernel doubles it), so that idle connections pin little kernel
 	// memory; 0 keeps the kernel's autotuned defaults.
@@ -249,7 +257,8 @@ func DefaultConfig() Config {
 		AcceptRate:          2000,
 		AcceptBurst:         1000,
 		ShedMode:            ShedHTTP,
-		IO:                  IOGoroutine,
+		IO:                  IONbio,
+		GCPercent:           50,
 		StormAlertRate:      100,
 		StormAlertBurst:     50,
 		StormAlertWindow:    10 * time.Second,

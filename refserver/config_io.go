@@ -1,13 +1,18 @@
 package refserver
 
+import (
+	"runtime/debug"
+)
+
 // I/O models of the WebSocket transport (Config.IO).
 const (
 	// IOGoroutine parks one reader goroutine per connection in a blocking read (gorilla/websocket),
 	// and starts a writer goroutine while frames are queued.
 	IOGoroutine = "goroutine"
-	// IONbio hands every upgraded connection to an epoll loop (lesismal/nbio): an idle connection
-	// holds no goroutine and no read buffer; frames are read and handled on shared goroutines when
-	// bytes arrive, and written by whoever queues them, without blocking.
+	// IONbio (the default) hands every upgraded connection to an epoll loop (lesismal/nbio): an
+	// idle connection holds no goroutine and no read buffer; frames are read and handled on shared
+	// goroutines when bytes arrive, and written by whoever queues them, without blocking. TLS and
+	// PROXY-protocol connections keep the goroutine transport (see Config.IO).
 	IONbio = "nbio"
 )
 
@@ -19,6 +24,20 @@ func (c *Config) ioDefaults(d Config) {
 	if c.IO == "" {
 		c.IO = d.IO
 	}
+	if c.GCPercent == 0 {
+		c.GCPercent = d.GCPercent
+	}
+}
+
+// ApplyGC sets the process's garbage collector target to GCPercent (defaults filled in), unless
+// the GOGC environment variable is set (getenv is os.Getenv outside tests). It is process-wide:
+// the refserver binary and child gateway nodes call it; a Server never does, as tests and
+// in-process nodes share their process.
+func (c Config) ApplyGC(getenv func(string) string) {
+	c.ioDefaults(DefaultConfig())
+	if getenv("GOGC") == "" && c.GCPercent > 0 {
+		debug.SetGCPercent(c.GCPercent)
+	}
 }
 
 // validateIO reports problems of the I/O settings of v (defaults filled in).
@@ -29,6 +48,9 @@ func validateIO(v Config, bad func(string, ...any)) {
 	}
 	if !ok {
 		bad("io: %q is not an I/O model (want %s or %s)", v.IO, IOGoroutine, IONbio)
+	}
+	if v.GCPercent < 0 {
+		bad("gc-percent: must be positive, got %d", v.GCPercent)
 	}
 	if v.SocketBuffer < 0 {
 		bad("socket-buffer: must not be negative, got %d", v.SocketBuffer)

@@ -91,7 +91,7 @@ type conn struct {
 	// Reader-owned protocol state.
 	nodeSlot, userSlot bool
 	authed             bool
-	rooms              map[string]*room
+	rooms              connRooms
 	seq                *sequencer
 	gapTimer           *time.Timer
 
@@ -104,6 +104,7 @@ type conn struct {
 	writeFailed bool
 	wdone       chan struct{} // closed when the running writer exits; made only when someone waits
 	roomWait    chan struct{} // closed when the queue has room again; made by a paused reader (awaitSendRoom)
+	roomParked  bool          // a readiness-driven transport waits for room (parkForSendRoom)
 }
 
 func newConn(s *Server, t transport, ip string) *conn {
@@ -294,7 +295,7 @@ func (c *conn) apply(f protocol.Frame) {
 		}
 		c.s.sessions.setRoom(c.sess, f.RoomID, false)
 	case protocol.TypeBroadcast:
-		if c.rooms[f.RoomID] == nil {
+		if c.rooms.get(f.RoomID) == nil {
 			c.sendError(protocol.ErrCodeNotMember, "not a member of "+f.RoomID, f.Seq)
 			return
 		}
@@ -573,7 +574,7 @@ func (c *conn) finish() {
 			// saw it leave can resume at once.
 			c.s.shareSession(c.sess) // cluster mode: resumable on every node
 			c.s.sessions.detach(c.sess, c, time.Now())
-			for id := range c.rooms {
+			for _, id := range c.rooms.ids() {
 				c.s.hub.leave(c, id, why.presenceReason(), false)
 			}
 		}
@@ -663,7 +664,7 @@ func (c *conn) settleLocked(items []outItem) {
 			c.replaying--
 		}
 	}
-	if c.roomWait != nil && c.pending-c.replaying <= c.s.cfg.SendQueue/2 {
+	if (c.roomWait != nil || c.roomParked) && c.pending-c.replaying <= c.s.cfg.SendQueue/2 {
 		c.wakeReaderLocked()
 	}
 }
@@ -677,11 +678,16 @@ func (c *conn) settleLocked(items []outItem) {
 // which is closed as a slow consumer as before; a client that reads nothing is also ended by its
 // write timeout or heartbeat timeout.
 
+// sendRoomShortLocked reports whether the send queue of a live connection is at least three
+// quarters full, which pauses its reader (c.qmu held).
+func (c *conn) sendRoomShortLocked() bool {
+	return c.pending-c.replaying >= max(1, c.s.cfg.SendQueue*3/4) && !c.closeQueued && !c.writeFailed && !c.gone.Load()
+}
+
 // awaitSendRoom pauses the reader while the send queue is at least three quarters full (see above).
 func (c *conn) awaitSendRoom() {
-	high := max(1, c.s.cfg.SendQueue*3/4)
 	c.qmu.Lock()
-	for c.pending-c.replaying >= high && !c.closeQueued && !c.writeFailed && !c.gone.Load() {
+	for c.sendRoomShortLocked() {
 		wait := make(chan struct{})
 		c.roomWait = wait
 		c.qmu.Unlock()
@@ -691,10 +697,35 @@ func (c *conn) awaitSendRoom() {
 	c.qmu.Unlock()
 }
 
-// wakeReaderLocked releases a reader paused in awaitSendRoom (c.qmu held).
+// roomWaiter is a readiness-driven transport, whose frames are handled on a job list that must not
+// block: instead of awaitSendRoom it parks (parkForSendRoom) and is called back by sendRoom, with
+// c.qmu held (it must not block), once the queue has room again or the connection is closing.
+type roomWaiter interface {
+	sendRoom(c *conn)
+}
+
+// parkForSendRoom is awaitSendRoom for a roomWaiter: it reports whether the send queue is at least
+// three quarters full, and then has the transport's sendRoom called once it has drained to half.
+func (c *conn) parkForSendRoom() bool {
+	c.qmu.Lock()
+	defer c.qmu.Unlock()
+	if !c.sendRoomShortLocked() {
+		return false
+	}
+	c.roomParked = true
+	return true
+}
+
+// wakeReaderLocked releases a reader paused in awaitSendRoom, or parked (c.qmu held).
 func (c *conn) wakeReaderLocked() {
 	if c.roomWait != nil {
 		close(c.roomWait)
 		c.roomWait = nil
+	}
+	if c.roomParked {
+		c.roomParked = false
+		if w, ok := c.t.(roomWaiter); ok {
+			w.sendRoom(c)
+		}
 	}
 }

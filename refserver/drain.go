@@ -124,9 +124,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	case <-done:
 		s.finalOnce.Do(func() {
 			s.hub.janitor(time.Now())
-			if s.nbio != nil {
-				s.nbio.stop()
-			}
+			s.stopNbio()
 			s.cancel()
 			s.finalErr = s.broker.Close()
 			s.log.Info("refserver drained")

@@ -82,7 +82,7 @@ func (h *hub) acquireRoom(ctx context.Context, id string) (*room, error) {
 // answer with (room_limit when c is at its room limit, internal when the broker failed). Joining a
 // room c is already in answers room_joined again.
 func (h *hub) join(c *conn, id string) string {
-	if r := c.rooms[id]; r != nil {
+	if r := c.rooms.get(id); r != nil {
 		cluster := h.clusterMembers(id) // nil on a single node
 		r.mu.Lock()
 		c.sendFrame(&protocol.Frame{Type: protocol.TypeRoomJoined, RoomID: id, Members: mergeMembers(cluster, r.presence.list()), HeadSeq: r.head})
@@ -117,10 +117,7 @@ func (h *hub) join(c *conn, id string) string {
 		}
 		c.sendFrame(&protocol.Frame{Type: protocol.TypeRoomJoined, RoomID: id, Members: mergeMembers(cluster, r.presence.list()), HeadSeq: r.head})
 		r.mu.Unlock()
-		if c.rooms == nil {
-			c.rooms = map[string]*room{}
-		}
-		c.rooms[id] = r
+		c.rooms.add(r)
 		if first {
 			h.announceJoin(id, c.user)
 		}
@@ -131,11 +128,10 @@ func (h *hub) join(c *conn, id string) string {
 // leave removes c from room id. explicit is true for a leave_room frame (answered with room_left)
 // and false for cleanup. It returns false when c was not a member.
 func (h *hub) leave(c *conn, id, reason string, explicit bool) bool {
-	r := c.rooms[id]
+	r := c.rooms.remove(id)
 	if r == nil {
 		return false
 	}
-	delete(c.rooms, id)
 	ghosts := h.s.cfg.Flaws.Has(FlawNoPresenceLeave)
 	r.mu.Lock()
 	delete(r.members, c)

@@ -2,20 +2,13 @@ package refserver
 
 import "testing"
 
-// TestIOModes runs the core lifecycle tests against a gateway with the readiness-driven WebSocket
-// transport (IONbio); the rest of the package runs them with the default. The whole package runs
-// under one model with SQUALL_TEST_IO=nbio (or goroutine).
-//
-// Three tests are left out, for the known differences of the nbio transport (transport_nbio.go):
-// under heavy connection churn nbio's poller can close a new connection whose descriptor number
-// was just freed by a concurrent close (TestThousandConnectionsEndingEveryWay sees about 1 in 100,
-// TestThousandReconnectsOneToken about 1 in 1 000 under the race detector); and reading is not
-// paused while a connection's frames wait to be handled, so a flooding client is not slowed by
-// TCP: its queued frames grow the heap (TestSlowConsumerClosed's bound, under the race detector)
-// and it can be closed as a slow consumer of its own echoes (the churn test's flooder).
+// TestIOModes runs the core lifecycle tests against a gateway with the goroutine-per-connection
+// WebSocket transport (IOGoroutine); the rest of the package runs them with the default (IONbio).
+// The whole package runs under one model with SQUALL_TEST_IO=goroutine (or nbio), and then this
+// test runs the core tests under the other.
 func TestIOModes(t *testing.T) {
 	if testing.Short() {
-		t.Skip("runs the lifecycle tests again under the nbio transport")
+		t.Skip("runs the lifecycle tests again under the other I/O model")
 	}
 	core := []struct {
 		name string
@@ -40,11 +33,14 @@ func TestIOModes(t *testing.T) {
 		{"DrainAdminEndpoint", TestDrainAdminEndpoint},
 		{"FlawNoDrain", TestFlawNoDrain},
 		{"FallbackInteropWithWebSocket", TestFallbackInteropWithWebSocket},
+		{"SlowConsumerClosed", TestSlowConsumerClosed},
+		{"ThousandConnectionsEndingEveryWay", TestThousandConnectionsEndingEveryWay},
+		{"ThousandReconnectsOneToken", TestThousandReconnectsOneToken},
 	}
 	saved := testIO
 	t.Cleanup(func() { testIO = saved })
-	for _, mode := range []string{IONbio} {
-		if saved == mode {
+	for _, mode := range []string{IOGoroutine, IONbio} {
+		if saved == mode || saved == "" && mode == DefaultConfig().IO {
 			continue // the package already runs under it
 		}
 		testIO = mode

@@ -56,7 +56,7 @@ func (c *conn) resume(f protocol.Frame) {
 			fail(protocol.ResumeNotMember, "the session had not joined "+id)
 			return
 		}
-		if c.rooms[id] != nil {
+		if c.rooms.get(id) != nil {
 			fail(protocol.ResumeAlreadyJoined, "this connection already joined "+id)
 			return
 		}
@@ -149,9 +149,6 @@ func (h *hub) resume(c *conn, ids []string, last map[string]uint64, now time.Tim
 		}
 		replayed := make(map[string]uint64, len(ids))
 		var firsts []string
-		if c.rooms == nil {
-			c.rooms = map[string]*room{}
-		}
 		for i, r := range rooms {
 			c.enqueueReplay(replay[i])
 			replayed[ids[i]] = uint64(len(replay[i]))
@@ -159,7 +156,7 @@ func (h *hub) resume(c *conn, ids []string, last map[string]uint64, now time.Tim
 			if r.presence.add(c.user) {
 				firsts = append(firsts, ids[i])
 			}
-			c.rooms[ids[i]] = r
+			c.rooms.add(r)
 		}
 		unlock()
 		for _, id := range firsts {

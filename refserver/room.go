@@ -1,6 +1,7 @@
 package refserver
 
 import (
+	"slices"
 	"sync"
 	"time"
 )
@@ -56,4 +57,44 @@ func (r *room) reapIfIdle(now time.Time) bool {
 	}
 	r.dead = true
 	return true
+}
+
+// connRooms is the rooms a connection is in (reader-owned). A connection is in few rooms
+// (max-rooms-per-conn): a slice costs an idle connection far less than a map.
+type connRooms []*room
+
+// get returns the room with id, nil when the connection is not in it.
+func (cr connRooms) get(id string) *room {
+	for _, r := range cr {
+		if r.id == id {
+			return r
+		}
+	}
+	return nil
+}
+
+// add records r (not in the set yet).
+func (cr *connRooms) add(r *room) { *cr = append(*cr, r) }
+
+// remove takes the room with id out and returns it, nil when the connection is not in it.
+func (cr *connRooms) remove(id string) *room {
+	for i, r := range *cr {
+		if r.id == id {
+			*cr = slices.Delete(*cr, i, i+1)
+			if len(*cr) == 0 {
+				*cr = nil
+			}
+			return r
+		}
+	}
+	return nil
+}
+
+// ids returns the ids of the rooms, in a slice of their own.
+func (cr connRooms) ids() []string {
+	out := make([]string, len(cr))
+	for i, r := range cr {
+		out[i] = r.id
+	}
+	return out
 }

@@ -16,14 +16,15 @@
 //
 // # Connections and goroutines
 //
-// With the default I/O model (Config.IO = IOGoroutine) each connection has one reader goroutine
-// for its whole life, and a writer goroutine only while frames are queued for it; an idle
-// connection holds a small read buffer and no write buffer (writes use a shared sync.Pool). The
-// reader hands each frame to a shared pool of on-demand worker goroutines and waits for it, so
-// frames are processed in order while the reader's stack stays small. With IONbio the upgraded
-// socket is handed to an epoll engine (lesismal/nbio; transport_nbio.go): an idle connection then
-// holds no goroutine and no read buffer, its frames are handled in order on a shared goroutine pool
-// when bytes arrive, and writes go straight to the socket without blocking. Outgoing frames go
+// With the default I/O model (Config.IO = IONbio) the upgraded socket is handed to an epoll
+// engine (lesismal/nbio; transport_nbio.go): an idle connection holds no goroutine and no read
+// buffer, its frames are handled in order on a shared goroutine pool when bytes arrive, and writes
+// go straight to the socket without blocking. With IOGoroutine (and for TLS and PROXY-protocol
+// connections, which nbio cannot carry) each connection has one reader goroutine for its whole
+// life, and a writer goroutine only while frames are queued for it; an idle connection holds a
+// small read buffer and no write buffer (writes use a shared sync.Pool). The reader hands each
+// frame to a shared pool of on-demand worker goroutines and waits for it, so frames are processed
+// in order while the reader's stack stays small. Outgoing frames go
 // through a bounded per-connection queue; broadcasts are encoded once and the same bytes are queued
 // to every member. Heartbeats (server pings, silence timeouts) are driven by one timing wheel per
 // Server, not by per-connection timers.
@@ -91,9 +92,15 @@ type Server struct {
 	wheel    *wheel
 	workers  *workers
 	upgrader websocket.Upgrader
-	nbio     *nbioIO // the epoll engine of Config.IO = IONbio; nil otherwise
-	handler  http.Handler
-	trusted  trustedNets // Config.TrustedProxies, parsed (proxy.go)
+	// nbioUpgrader upgrades the connections the nbio engine takes over: it keeps no buffer of its
+	// own (gorilla reuses the HTTP server's, which the engine then drops), so a handshake leaves
+	// less garbage behind.
+	nbioUpgrader websocket.Upgrader
+	nbioMu       sync.Mutex
+	nbio         *nbioIO // the epoll engine of Config.IO = IONbio, started by the first connection
+	nbioStopped  bool    // the engine is stopped (final shutdown): no new one starts
+	handler      http.Handler
+	trusted      trustedNets // Config.TrustedProxies, parsed (proxy.go)
 
 	allMu sync.Mutex
 	all   map[*conn]struct{} // every connection not yet cleaned up, authenticated or not
@@ -199,13 +206,7 @@ func New(cfg Config, logger *slog.Logger, opts ...Option) (*Server, error) {
 		WriteBufferPool:  &sync.Pool{},
 		CheckOrigin:      func(*http.Request) bool { return true }, // checked before Upgrade
 	}
-	if cfg.IO == IONbio {
-		n, err := newNbioIO(s)
-		if err != nil {
-			return nil, fmt.Errorf("refserver: nbio engine: %w", err)
-		}
-		s.nbio = n
-	}
+	s.nbioUpgrader = websocket.Upgrader{HandshakeTimeout: s.upgrader.HandshakeTimeout, CheckOrigin: s.upgrader.CheckOrigin}
 	s.handler = s.boundReads(s.routes())
 	return s, nil
 }
@@ -261,16 +262,22 @@ func (s *Server) serveWS(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "WebSocket upgrade required", http.StatusUpgradeRequired)
 		return
 	}
-	ws, err := s.upgrader.Upgrade(w, r, nil)
+	up := &s.upgrader
+	if s.cfg.IO == IONbio && r.TLS == nil && len(s.trusted) == 0 {
+		up = &s.nbioUpgrader // a plain TCP connection: the engine takes it over
+	}
+	ws, err := up.Upgrade(w, r, nil)
 	if err != nil {
 		s.log.Debug("upgrade failed", "remote_ip", s.clientIP(r), "err", err)
 		return // Upgrade answered the client
 	}
 	// The request's read bound (boundReads) must not outlive it: the transport sets its own.
 	_ = ws.NetConn().SetReadDeadline(time.Time{})
-	if s.nbio != nil {
-		s.serveNbio(ws, r)
-		return
+	if s.cfg.IO == IONbio && nbioCarries(ws.NetConn()) {
+		if n := s.nbioEngine(); n != nil {
+			s.serveNbio(n, ws, r)
+			return
+		}
 	}
 	if s.startConn(newWSTransport(ws), r) == nil {
 		// Shutdown began during the upgrade.
@@ -395,6 +402,9 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	}
 	if len(s.trusted) > 0 {
 		ln = s.proxyListener(ln) // after the cap: it counts TCP peers, the proxies exempt
+	}
+	if s.cfg.IO == IONbio {
+		s.nbioEngine() // at once rather than with the first connection
 	}
 	// TLS last: a PROXY protocol header comes before the TLS handshake.
 	ln, err := s.cfg.tlsListener(ln)

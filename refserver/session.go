@@ -3,7 +3,7 @@ package refserver
 import (
 	"crypto/rand"
 	"encoding/hex"
-	"sort"
+	"slices"
 	"sync"
 	"time"
 )
@@ -17,12 +17,12 @@ type session struct {
 	user    string
 	created time.Time
 
-	holder  *conn               // the connection holding it; nil while detached
-	rooms   map[string]struct{} // rooms joined under this session (explicit join/leave; resume adds)
-	expires time.Time           // while detached: when it is forgotten
-	gen     uint64              // bumped at each detach, to recognise stale expiry entries
-	taken   bool                // consumed by a resume or expired: never registered again
-	sse     *sseLog             // the SSE stream log, for Last-Event-ID (sse_resume.go); nil until an SSE stream holds it
+	holder  *conn     // the connection holding it; nil while detached
+	rooms   roomSet   // rooms joined under this session (explicit join/leave; resume adds)
+	expires time.Time // while detached: when it is forgotten
+	gen     uint64    // bumped at each detach, to recognise stale expiry entries
+	taken   bool      // consumed by a resume or expired: never registered again
+	sse     *sseLog   // the SSE stream log, for Last-Event-ID (sse_resume.go); nil until an SSE stream holds it
 }
 
 // sessions is the node's session registry. Safe for concurrent use; mu is a leaf lock (nothing is
@@ -113,20 +113,14 @@ func (ss *sessions) take(id, user string, now time.Time) (s *session, prev *conn
 func (ss *sessions) roomsOf(s *session) []string {
 	ss.mu.Lock()
 	defer ss.mu.Unlock()
-	out := make([]string, 0, len(s.rooms))
-	for r := range s.rooms {
-		out = append(out, r)
-	}
-	sort.Strings(out)
-	return out
+	return slices.Clone(s.rooms)
 }
 
 // hasRoom reports whether s holds room.
 func (ss *sessions) hasRoom(s *session, room string) bool {
 	ss.mu.Lock()
 	defer ss.mu.Unlock()
-	_, ok := s.rooms[room]
-	return ok
+	return s.rooms.has(room)
 }
 
 // setRoom records that s joined (in = true) or left room.
@@ -136,14 +130,32 @@ func (ss *sessions) setRoom(s *session, room string, in bool) {
 	}
 	ss.mu.Lock()
 	defer ss.mu.Unlock()
-	if !in {
-		delete(s.rooms, room)
-		return
+	if in {
+		s.rooms.add(room)
+	} else {
+		s.rooms.remove(room)
 	}
-	if s.rooms == nil {
-		s.rooms = map[string]struct{}{}
+}
+
+// roomSet is a set of room ids, sorted. A connection is in few rooms (max-rooms-per-conn): a slice
+// costs an idle connection's session far less than a map.
+type roomSet []string
+
+func (rs roomSet) has(room string) bool {
+	_, ok := slices.BinarySearch(rs, room)
+	return ok
+}
+
+func (rs *roomSet) add(room string) {
+	if i, ok := slices.BinarySearch(*rs, room); !ok {
+		*rs = slices.Insert(*rs, i, room)
 	}
-	s.rooms[room] = struct{}{}
+}
+
+func (rs *roomSet) remove(room string) {
+	if i, ok := slices.BinarySearch(*rs, room); ok {
+		*rs = slices.Delete(*rs, i, i+1)
+	}
 }
 
 // detach ends c's hold on s when c's cleanup runs: s is kept for the TTL so that resume can find it.

@@ -2,7 +2,6 @@ package refserver
 
 import (
 	"context"
-	"sort"
 )
 
 // Sessions in cluster mode. A session lives on the node whose connection created it; when that
@@ -26,12 +25,8 @@ func (s *Server) shareSession(sess *session) {
 		s.sessions.mu.Unlock()
 		return
 	}
-	shared := SharedSession{ID: sess.id, UserID: sess.user, Rooms: make([]string, 0, len(sess.rooms))}
-	for r := range sess.rooms {
-		shared.Rooms = append(shared.Rooms, r)
-	}
+	shared := SharedSession{ID: sess.id, UserID: sess.user, Rooms: append([]string{}, sess.rooms...)}
 	s.sessions.mu.Unlock()
-	sort.Strings(shared.Rooms)
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(s.ctx), s.cfg.WriteTimeout)
 	defer cancel()
 	if err := st.PutSession(ctx, shared, s.cfg.SessionTTL); err != nil {
@@ -56,9 +51,9 @@ func (s *Server) takeSharedSession(id, user string) *session {
 	if !ok {
 		return nil
 	}
-	sess := &session{id: shared.ID, user: shared.UserID, taken: true, rooms: make(map[string]struct{}, len(shared.Rooms))}
+	sess := &session{id: shared.ID, user: shared.UserID, taken: true}
 	for _, r := range shared.Rooms {
-		sess.rooms[r] = struct{}{}
+		sess.rooms.add(r)
 	}
 	return sess
 }

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"os"
 	"runtime"
 	"sync"
 	"sync/atomic"
@@ -21,42 +22,82 @@ import (
 	"github.com/squall-dev/squall/refserver/protocol"
 )
 
-// The readiness-driven WebSocket transport (Config.IO = IONbio).
+// The readiness-driven WebSocket transport (Config.IO = IONbio, the default).
 //
 // The HTTP side is unchanged: the net/http server accepts, runs the handler and gorilla/websocket
 // answers the upgrade, so every refusal (503, 403, 426, bad handshakes) is the same as with the
-// goroutine transport. The upgraded socket is then handed to the Server's nbio engine (an epoll
-// loop over every connection, nbioIO): from there on an idle connection holds no goroutine and no
-// read buffer. The poller reads into its own buffer and parses the frames (wsframe.go, which keeps
-// only an incomplete frame between reads); each complete message or control frame becomes a job on
-// the connection's job list, which nbio runs in order on a shared goroutine, so a connection's
-// start (admission, URL-token authentication), its frames and its cleanup never overlap. Writes go
-// straight to the socket without blocking: what the kernel does not take waits in nbio's buffer
-// and is flushed by the poller when the socket is writable. Timers are shared too: the heartbeat
-// wheel as before, one watchdog for writes that stall (write-timeout), and short-lived timers only
-// while a connection waits for hello or for the client's close answer.
+// goroutine transport. The upgraded socket is then handed to the Server's nbio engine (an
+// edge-triggered epoll loop over every connection, nbioIO): from there on an idle connection holds
+// no goroutine and no read buffer. The poller reads into its own buffer and parses the frames
+// (wsframe.go, which keeps only an incomplete frame between reads); complete messages and control
+// frames go to the connection's inbox, which a pump job handles in order on the connection's job
+// list (nbio runs it on a shared goroutine), so a connection's start (admission, URL-token
+// authentication), its frames and its cleanup never overlap. Writes go straight to the socket
+// without blocking: what the kernel does not take waits in nbio's buffer and is flushed by the
+// poller when the socket is writable. Timers are shared too: the heartbeat wheel as before, one
+// watchdog for writes that stall (write-timeout), and short-lived timers only while a connection
+// waits for hello or for the client's close answer. TLS and PROXY-protocol connections are not
+// taken over (nbioCarries): they keep the goroutine transport.
 //
-// Back-pressure: a connection whose socket buffer is full (nbio holds bytes the kernel did not
-// take) stops taking text frames from its send queue until nbio has flushed them, so a client that
-// does not read fills the queue and is closed with 1008 slow_consumer, as with the goroutine
-// transport; control frames always go out (behind what nbio holds).
+// Back-pressure, both ways, as with the goroutine transport:
+//   - Reading stops while a connection's inbox holds nbioInboxFrames frames or nbioInboxBytes
+//     bytes, and the pump, having emptied it, reads on; the pump itself parks while the send
+//     queue is three quarters full (conn.parkForSendRoom) and goes on once it has drained to half.
+//     A client that sends faster than its frames are handled is thus slowed by TCP.
+//   - A connection whose socket buffer is full (nbio holds bytes the kernel did not take) stops
+//     taking text frames from its send queue until nbio has flushed them, so a client that does
+//     not read fills the queue and is closed with 1008 slow_consumer; control frames always go out
+//     (behind what nbio holds).
 //
-// Known differences: under heavy connection churn nbio's (v1.6.8) poller can act on an error event
-// of a connection closed by another goroutine after its descriptor number went to a new
-// connection, closing the new one (about 1 in 100 connections in the churn test, none in steady
-// state); and reading is not paused while a connection's frames wait to be handled, so a client
-// that sends faster than the gateway handles its frames is not slowed down by TCP (with the
-// goroutine transport it is), and its queue fills with its own echoes instead.
+// Descriptors. nbio keys connections by descriptor number, and its poller acts on a batch of
+// events at a time: an event taken for a socket that is then closed elsewhere is acted on with the
+// descriptor number — by then possibly a new connection's. So the transport never closes a socket
+// itself: it shuts it down (closeSocket), and the poller, woken by the hang-up, closes it while
+// acting on that event (a socket has one event per batch at most, and its registration ends with
+// the descriptor). The one close nbio makes elsewhere, on a write that fails, is caught when the
+// number is reused (nbioIO.settle): the new socket waits until the poller has finished its batch.
 
 // nbioIO is a Server's epoll engine.
 type nbioIO struct {
 	s      *Server
 	engine *nbio.Engine
+	probes []*nbioProbe // one per poller, at index fd % number of pollers
 
 	stallMu sync.Mutex
 	stalled map[*nbioTransport]int64 // connections whose writes are held up, since (unix ns)
 	quit    chan struct{}
 	done    chan struct{}
+
+	ownMu  sync.Mutex
+	owners []*nbioTransport // the last connection given each descriptor number (see settle)
+}
+
+// nbioEngine returns the Server's engine, starting it on first use; nil once the Server has shut
+// down, or when the engine cannot start (the connection then takes the goroutine transport).
+func (s *Server) nbioEngine() *nbioIO {
+	s.nbioMu.Lock()
+	defer s.nbioMu.Unlock()
+	if s.nbio == nil && !s.nbioStopped {
+		n, err := newNbioIO(s)
+		if err != nil {
+			s.log.Error("nbio engine did not start: WebSocket connections use the goroutine transport", "err", err)
+			s.nbioStopped = true
+			return nil
+		}
+		s.nbio = n
+	}
+	return s.nbio
+}
+
+// stopNbio stops the engine, if it started (final shutdown: every connection has ended).
+func (s *Server) stopNbio() {
+	s.nbioMu.Lock()
+	n := s.nbio
+	s.nbioStopped = true
+	s.nbioMu.Unlock()
+	if n != nil {
+		n.stop()
+	}
 }
 
 // nbioLogOnce routes nbio's process-wide logger to slog (its own prints to stdout).
@@ -73,25 +114,74 @@ func (nbioLog) Error(format string, v ...any) { slog.Error("nbio: " + fmt.Sprint
 
 func newNbioIO(s *Server) (*nbioIO, error) {
 	nbioLogOnce.Do(func() { logging.SetLogger(nbioLog{}) })
+	npoller := max(1, runtime.NumCPU()/2)
 	eng := nbio.NewEngine(nbio.Config{
 		Name:    "refserver-" + s.nodeID,
-		NPoller: max(1, runtime.NumCPU()/2),
+		NPoller: npoller,
 		// The pollers' shared read buffers: one per poller, not per connection.
 		ReadBufferSize: 16 << 10,
+		// Edge-triggered, and the read handler reads itself: a connection whose inbox is full is
+		// simply not read (level-triggered, the poller would be woken for it over and over).
+		EpollMod: nbio.EPOLLET,
 	})
 	// A connection's job list runs on a goroutine of its own while it has jobs (nbio would run it
 	// on the poller).
 	eng.Execute = func(f func()) { go f() }
 	eng.OnOpen(nbioOpened)
-	eng.OnData(nbioData)
+	eng.OnRead(nbioRead)
 	eng.OnClose(nbioClosed)
 	eng.OnWrittenSize(nbioWritten)
 	if err := eng.Start(); err != nil {
 		return nil, err
 	}
-	n := &nbioIO{s: s, engine: eng, stalled: map[*nbioTransport]int64{}, quit: make(chan struct{}), done: make(chan struct{})}
+	n := &nbioIO{s: s, engine: eng, stalled: map[*nbioTransport]int64{}, quit: make(chan struct{}), done: make(chan struct{}),
+		// As long as nbio's own table (pages never written stay virtual).
+		owners: make([]*nbioTransport, nbio.MaxOpenFiles)}
+	probes, err := addProbes(eng, npoller)
+	if err != nil {
+		eng.Stop()
+		return nil, err
+	}
+	n.probes = probes
 	go n.watchdog()
 	return n, nil
+}
+
+// settle is called before t's socket, with descriptor number fd, goes on the engine. nbio releases
+// a descriptor on the poller (hang-up, read error) or, when a write fails, on the writer's
+// goroutine. The first is safe: the poller acts on each socket's event once per batch, and the
+// registration ends with the descriptor. The second can happen while the poller holds an event of
+// the socket not acted on yet (the reset that made the write fail), which it would then apply to
+// whatever connection is given the same number meanwhile: so when the number's previous connection
+// was closed by a failed write (or a write is still failing), settle waits until the poller that
+// watches fd has finished the batch of events it was acting on.
+func (n *nbioIO) settle(fd int, t *nbioTransport) {
+	if fd < 0 || fd >= len(n.owners) {
+		return // nbio refuses it
+	}
+	n.ownMu.Lock()
+	prev := n.owners[fd]
+	n.owners[fd] = t
+	n.ownMu.Unlock()
+	if prev == nil || (prev.inWrite.Load() == 0 && !prev.writeClosed.Load()) {
+		return
+	}
+	if !n.probes[fd%len(n.probes)].barrier(time.Second) {
+		n.s.log.Warn("nbio: a poller did not answer its probe within 1s", "fd", fd)
+	}
+}
+
+// forget drops t from the descriptor table once nbio has closed it, unless settle needs it (a
+// failed write closed it, or a write is under way: nbio reports closes after the fact).
+func (n *nbioIO) forget(fd int, t *nbioTransport) {
+	if fd < 0 || fd >= len(n.owners) {
+		return
+	}
+	n.ownMu.Lock()
+	if n.owners[fd] == t && t.inWrite.Load() == 0 && !t.writeClosed.Load() {
+		n.owners[fd] = nil
+	}
+	n.ownMu.Unlock()
 }
 
 // stop stops the watchdog and the engine (every connection has ended by then).
@@ -104,6 +194,9 @@ func (n *nbioIO) stop() {
 	close(n.quit)
 	<-n.done
 	n.engine.Stop()
+	for _, p := range n.probes {
+		_ = syscall.Close(p.peer)
+	}
 }
 
 // watchdog visits the connections whose writes are held up, every write-timeout/4 (at most every
@@ -140,7 +233,7 @@ func (n *nbioIO) watchdog() {
 				if since[i] <= limit {
 					n.unstall(t)
 					t.c.setCause(causeWriteError)
-					_ = t.nc.Close()
+					t.closeSocket()
 				}
 			}
 		}
@@ -176,22 +269,61 @@ type nbioTransport struct {
 	start      func() // the connection's first job (conn.run), queued when the engine takes it
 	releaseTCP func() // returns the per-IP TCP cap's count once the socket is closed; may be nil
 
-	unsent    atomic.Int64 // bytes handed to the socket that the kernel has not taken yet
-	held      atomic.Bool  // the writer left text frames queued for back-pressure
-	watched   atomic.Bool  // in nbioIO.stalled
-	discard   atomic.Bool  // reading is over (oversized or malformed frame): bytes are dropped
-	closeSent atomic.Bool  // a close frame went out
-	ended     atomic.Bool  // conn.end has run (it runs once)
+	unsent      atomic.Int64 // bytes handed to the socket that the kernel has not taken yet
+	held        atomic.Bool  // the writer left text frames queued for back-pressure
+	watched     atomic.Bool  // in nbioIO.stalled
+	discard     atomic.Bool  // reading is over (oversized or malformed frame): bytes are dropped
+	closeSent   atomic.Bool  // a close frame went out
+	ended       atomic.Bool  // conn.end has run (it runs once)
+	shut        atomic.Bool  // the socket is shut down (closeSocket): the poller closes it
+	inWrite     atomic.Int32 // calls into nbio's Write in progress (one that fails closes the socket)
+	writeClosed atomic.Bool  // a failed write closed the socket (off the poller; see settle)
 
-	rd frameReader // the poller's (one poller reads a connection)
+	// Reading: by the poller, or by a job resuming a paused read (one at a time, under rmu).
+	rmu    sync.Mutex
+	rd     frameReader
+	unread bool // reading stopped with bytes possibly left in the socket (the inbox was full)
+
+	// Frames read and not yet handled, in order (under inMu).
+	inMu    sync.Mutex
+	inbox   []inFrame
+	inBytes int
+	pumping bool // a pump job is queued, running, or parked until the send queue has room
 
 	mu    sync.Mutex  // guards timer
 	timer *time.Timer // hello timeout or close grace, while one runs
 }
 
+// inFrame is a frame read and waiting to be handled, or the read error that ended reading.
+type inFrame struct {
+	frameEvent
+	err error
+}
+
+// Read back-pressure: the poller stops reading a connection while this many frames, or payload
+// bytes, wait in its inbox (one read of the poller's buffer can go beyond), and the job that
+// empties the inbox reads on. A client that sends faster than its frames are handled then waits
+// on TCP, as with the goroutine transport (whose reader holds one frame at a time).
+const (
+	nbioInboxFrames = 32
+	nbioInboxBytes  = 64 << 10
+)
+
 var _ transport = (*nbioTransport)(nil)
 var _ asyncReceiver = (*nbioTransport)(nil)
 var _ unsticker = (*nbioTransport)(nil)
+var _ roomWaiter = (*nbioTransport)(nil)
+
+// nbioCarries reports whether the engine can take nc over: a plain TCP socket (under the per-IP
+// cap's wrapper). TLS connections, and PROXY-protocol ones (whose reader may hold bytes already
+// read from the socket), stay on the goroutine transport.
+func nbioCarries(nc net.Conn) bool {
+	if cc, ok := nc.(*cappedConn); ok {
+		nc = cc.Conn
+	}
+	_, ok := nc.(*net.TCPConn)
+	return ok
+}
 
 // serveNbio takes an upgraded gorilla connection over to the engine and starts the connection.
 //
@@ -201,7 +333,7 @@ var _ unsticker = (*nbioTransport)(nil)
 // way).
 //
 //go:norace
-func (s *Server) serveNbio(ws *websocket.Conn, r *http.Request) {
+func (s *Server) serveNbio(n *nbioIO, ws *websocket.Conn, r *http.Request) {
 	nc := ws.NetConn()
 	if s.cfg.SocketBuffer > 0 {
 		setSocketBuffers(nc, s.cfg.SocketBuffer)
@@ -221,14 +353,17 @@ func (s *Server) serveNbio(ws *websocket.Conn, r *http.Request) {
 		}
 		return
 	}
-	t := &nbioTransport{io: s.nbio, nc: nbc, releaseTCP: release}
+	t := &nbioTransport{io: n, nc: nbc, releaseTCP: release}
 	c := s.registerConn(t, r)
 	if c == nil {
-		// Shutdown began during the upgrade.
+		// Shutdown began during the upgrade. The socket is not on the engine: it is written and
+		// closed here directly.
 		msg := websocket.FormatCloseMessage(int(protocol.CloseDraining), s.drainReason())
-		_, _ = nbc.Write(appendFrameHeader(nil, opClose, len(msg)))
-		_, _ = nbc.Write(msg)
+		_, _ = syscall.Write(nbc.Hash(), append(appendFrameHeader(nil, opClose, len(msg)), msg...))
 		_ = nbc.Close()
+		if release != nil {
+			release()
+		}
 		return
 	}
 	t.c = c
@@ -238,7 +373,8 @@ func (s *Server) serveNbio(ws *websocket.Conn, r *http.Request) {
 	c.nodeSlot = nodeOK && ipOK
 	t.start = func() { c.run(token, nodeOK, ipOK) }
 	nbc.SetSession(t)
-	if _, err := s.nbio.engine.AddConn(nbc); err != nil {
+	n.settle(nbc.Hash(), t)
+	if _, err := n.engine.AddConn(nbc); err != nil {
 		// nbio has closed it and calls the close handler, which cleans up.
 		s.log.Debug("nbio: adding the connection failed", "remote_ip", c.ip, "err", err)
 	}
@@ -263,15 +399,13 @@ func (t *nbioTransport) awaitHello(c *conn, d time.Duration) {
 	t.setTimer(d, func() { t.nc.Execute(func() { t.helloExpired(c) }) })
 }
 
+// helloExpired answers a connection that sent no hello within hello-timeout as the goroutine
+// transport does: error unauthorized, then close 4001 (queued like any other frame).
 func (t *nbioTransport) helloExpired(c *conn) {
 	if c.authed || c.closing() || c.isGone() {
 		return
 	}
-	c.s.metrics.rejections.WithLabelValues(rejectUnauthorized).Inc()
-	c.setCause(causeViolation)
-	c.code.CompareAndSwap(0, int32(protocol.CloseUnauthorized))
-	_ = t.writeClose(int(protocol.CloseUnauthorized), "hello timeout")
-	_ = t.nc.Close()
+	c.unauthorized("no hello within hello-timeout")
 }
 
 func (t *nbioTransport) authenticated(*conn) {}
@@ -300,20 +434,139 @@ func (t *nbioTransport) stopTimer() {
 	t.mu.Unlock()
 }
 
-// nbioData is every connection's read handler, on a poller goroutine: it parses what arrived and
-// queues each complete frame on the connection's job list.
-func nbioData(nc *nbio.Conn, data []byte) {
-	t, _ := nc.Session().(*nbioTransport)
-	if t == nil || t.discard.Load() {
+// nbioRead is the engine's read handler, on a poller goroutine, for every edge of a socket's
+// readiness (the engine is edge-triggered): it reads what the socket holds unless the connection's
+// inbox is full.
+func nbioRead(nc *nbio.Conn) {
+	switch s := nc.Session().(type) {
+	case *nbioTransport:
+		s.read(s.io.engine.PollerBuffer(nc), true)
+	case *nbioProbe:
+		s.visit()
+	}
+}
+
+// readBufs holds the buffers a job resuming a paused read reads into (the poller has its own).
+var readBufs = sync.Pool{New: func() any { b := make([]byte, 16<<10); return &b }}
+
+// read reads what the socket holds into buf and parses it, until the socket is drained or the
+// inbox is full: reading then stops, and the client's further bytes wait in TCP's buffers until
+// the pump has emptied the inbox and reads on (resumeReading). onPoller says who calls: a read
+// error closes the socket at once on the poller, through shutdown elsewhere (closeSocket).
+func (t *nbioTransport) read(buf []byte, onPoller bool) {
+	t.rmu.Lock()
+	defer t.rmu.Unlock()
+	for {
+		if !t.discard.Load() && t.inboxFull() {
+			t.unread = true
+			return
+		}
+		n, err := t.nc.Read(buf)
+		if n > 0 {
+			t.received(buf[:n])
+		}
+		switch {
+		case errors.Is(err, syscall.EINTR):
+			continue
+		case errors.Is(err, syscall.EAGAIN), errors.Is(err, net.ErrClosed):
+			t.unread = false
+			return
+		case err != nil:
+			t.unread = false
+			if onPoller {
+				_ = t.nc.CloseWithError(err)
+			} else {
+				t.c.setCause(causeReadError)
+				t.closeSocket()
+			}
+			return
+		case n < len(buf):
+			// Drained (or EOF, n == 0: the poller closes the socket on the hang-up event that
+			// comes with it). Bytes that arrive later raise a new edge.
+			t.unread = false
+			return
+		}
+	}
+}
+
+// received parses bytes read and queues each complete frame, or the error that ends reading.
+func (t *nbioTransport) received(data []byte) {
+	if t.discard.Load() {
 		return
 	}
-	err := t.rd.feed(data, t.c.s.cfg.MaxFrameBytes, func(ev frameEvent) {
-		nc.Execute(func() { t.frame(ev) })
-	})
+	err := t.rd.feed(data, t.c.s.cfg.MaxFrameBytes, func(ev frameEvent) { t.push(inFrame{frameEvent: ev}) })
 	if err != nil {
 		t.discard.Store(true)
-		nc.Execute(func() { t.readError(err) })
+		t.push(inFrame{err: err})
 	}
+}
+
+// inboxFull reports whether reading must wait for the pump.
+func (t *nbioTransport) inboxFull() bool {
+	t.inMu.Lock()
+	defer t.inMu.Unlock()
+	return len(t.inbox) >= nbioInboxFrames || t.inBytes >= nbioInboxBytes
+}
+
+// push queues a frame on the inbox and starts the pump on the job list when none is on it.
+func (t *nbioTransport) push(f inFrame) {
+	t.inMu.Lock()
+	t.inbox = append(t.inbox, f)
+	t.inBytes += len(f.payload)
+	start := !t.pumping
+	t.pumping = true
+	t.inMu.Unlock()
+	if start {
+		t.nc.Execute(t.pump)
+	}
+}
+
+// pump handles the inbox's frames in order, on the job list. Before a text frame it parks while
+// the connection's send queue is three quarters full (conn.parkForSendRoom: the queue's drain
+// queues the pump again), as the goroutine transport's reader waits in awaitSendRoom: the inbox
+// then fills, reading stops, and the client's requests wait in TCP. Once the inbox is empty it
+// reads on if reading had stopped.
+func (t *nbioTransport) pump() {
+	for {
+		t.inMu.Lock()
+		if len(t.inbox) == 0 {
+			t.inbox, t.inBytes, t.pumping = nil, 0, false
+			t.inMu.Unlock()
+			t.resumeReading()
+			return
+		}
+		f := t.inbox[0]
+		if f.err == nil && f.op == opText && t.c.parkForSendRoom() {
+			t.inMu.Unlock()
+			return
+		}
+		t.inbox[0] = inFrame{}
+		t.inbox = t.inbox[1:]
+		t.inBytes -= len(f.payload)
+		t.inMu.Unlock()
+		if f.err != nil {
+			t.readError(f.err)
+		} else {
+			t.frame(f.frameEvent)
+		}
+	}
+}
+
+// sendRoom queues the parked pump again (conn.wakeReaderLocked, with conn.qmu held).
+func (t *nbioTransport) sendRoom(*conn) { t.nc.Execute(t.pump) }
+
+// resumeReading reads on when reading stopped on a full inbox (the socket raises no new edge for
+// bytes that were already there).
+func (t *nbioTransport) resumeReading() {
+	t.rmu.Lock()
+	unread := t.unread
+	t.rmu.Unlock()
+	if !unread {
+		return
+	}
+	bp := readBufs.Get().(*[]byte)
+	t.read(*bp, false)
+	readBufs.Put(bp)
 }
 
 // frame handles one frame on the job list.
@@ -336,7 +589,7 @@ func (t *nbioTransport) frame(ev frameEvent) {
 			code = websocket.CloseNormalClosure
 		}
 		_ = t.writeClose(code, "")
-		_ = t.nc.Close()
+		t.closeSocket()
 	default:
 		c.s.metrics.messagesIn.Inc()
 		switch {
@@ -372,7 +625,7 @@ func (t *nbioTransport) readError(err error) {
 	c.code.CompareAndSwap(0, int32(websocket.CloseProtocolError))
 	c.setCause(causeReadError)
 	_ = t.writeClose(websocket.CloseProtocolError, text)
-	_ = t.nc.Close()
+	t.closeSocket()
 }
 
 // lingerClose half-closes the socket once what nbio holds is out (a FIN after it), drops what the
@@ -386,25 +639,32 @@ func (t *nbioTransport) lingerClose(d time.Duration) {
 			t.setTimer(10*time.Millisecond, try)
 			return
 		}
-		shutdownWrite(t.nc)
-		t.setTimer(max(time.Until(deadline), 0), func() { _ = t.nc.Close() })
+		shutdownWrite(t)
+		t.setTimer(max(time.Until(deadline), 0), t.closeSocket)
 	}
 	try()
 }
 
-// nbioClosed is every connection's close handler: it records why and runs the one cleanup on the
-// connection's job list (after every frame).
+// nbioClosed is every connection's close handler (nbio calls it asynchronously, after it has
+// released the descriptor): it records why and runs the one cleanup on the connection's job list
+// (after every frame).
 func nbioClosed(nc *nbio.Conn, err error) {
 	t, _ := nc.Session().(*nbioTransport)
 	if t == nil {
 		return
 	}
+	t.io.forget(nc.Hash(), t)
 	if t.releaseTCP != nil {
 		t.releaseTCP()
 	}
 	nc.MustExecute(func() {
 		t.stopTimer()
 		t.io.unstall(t)
+		// What is still queued will not go out: a writer held back by bytes nbio held is never
+		// resumed now.
+		t.c.qmu.Lock()
+		t.c.dropQueuedLocked()
+		t.c.qmu.Unlock()
 		if t.ended.Load() {
 			return // cleaned up already (slow consumer): this was its lingering socket
 		}
@@ -418,6 +678,19 @@ func nbioClosed(nc *nbio.Conn, err error) {
 		}
 		t.endOnce()
 	})
+}
+
+// closeSocket ends the connection: it shuts the socket down (under nbio's lock, so that it is still
+// this connection's descriptor), and the poller, woken by the hang-up, closes it. Descriptors are
+// thus released on the poller, never while it may hold an event of theirs. Idempotent.
+func (t *nbioTransport) closeSocket() {
+	t.nc.Lock()
+	defer t.nc.Unlock()
+	if closed, _ := t.nc.IsClosed(); closed {
+		return
+	}
+	t.shut.Store(true)
+	_ = syscall.Shutdown(t.nc.Hash(), syscall.SHUT_RDWR)
 }
 
 // endOnce runs the connection's cleanup the first time it is called (on its job list).
@@ -513,7 +786,7 @@ func (t *nbioTransport) write(c *conn, it outItem) error {
 				t.lingerClose(max(grace, 5*time.Second))
 			})
 		} else {
-			t.setTimer(grace, func() { _ = t.nc.Close() })
+			t.setTimer(grace, t.closeSocket)
 		}
 		return nil
 	default:
@@ -531,8 +804,18 @@ func (t *nbioTransport) write(c *conn, it outItem) error {
 func (t *nbioTransport) write1(op byte, payload []byte) error {
 	bp := frameBufs.Get().(*[]byte)
 	b := append(appendFrameHeader((*bp)[:0], op, len(payload)), payload...)
-	t.unsent.Add(int64(len(b)))
-	_, err := t.nc.Write(b)
+	var err error
+	if t.shut.Load() {
+		err = net.ErrClosed // a write would fail and close the socket here, off the poller
+	} else {
+		t.unsent.Add(int64(len(b)))
+		t.inWrite.Add(1)
+		_, err = t.nc.Write(b)
+		if err != nil && !errors.Is(err, net.ErrClosed) {
+			t.writeClosed.Store(true) // nbio closed the socket in this call
+		}
+		t.inWrite.Add(-1)
+	}
 	if cap(b) <= 64<<10 {
 		*bp = b[:0]
 		frameBufs.Put(bp)
@@ -561,7 +844,7 @@ func (t *nbioTransport) writeClose(code int, text string) error {
 	return t.write1(opClose, msg)
 }
 
-func (t *nbioTransport) abort(*conn) { _ = t.nc.Close() }
+func (t *nbioTransport) abort(*conn) { t.closeSocket() }
 
 // release has nothing left to do: the socket is closed (or lingering) when the cleanup runs.
 func (t *nbioTransport) release(*conn) {}
@@ -573,13 +856,14 @@ func (t *nbioTransport) unstick(*conn, time.Time) { t.io.stall(t) }
 // shutdownWrite half-closes an nbio connection's socket, unless it is closed: under the
 // connection's lock, so that a descriptor number already reused by a new connection is never
 // touched. (nbio's Hash is the socket's descriptor.)
-func shutdownWrite(nc *nbio.Conn) {
-	nc.Lock()
-	defer nc.Unlock()
-	if closed, _ := nc.IsClosed(); closed {
+func shutdownWrite(t *nbioTransport) {
+	t.nc.Lock()
+	defer t.nc.Unlock()
+	if closed, _ := t.nc.IsClosed(); closed {
 		return
 	}
-	_ = syscall.Shutdown(nc.Hash(), syscall.SHUT_WR)
+	t.shut.Store(true) // writes would fail now
+	_ = syscall.Shutdown(t.nc.Hash(), syscall.SHUT_WR)
 }
 
 // setSocketBuffers sets SO_RCVBUF and SO_SNDBUF of a TCP connection to n bytes (the kernel doubles
@@ -589,4 +873,111 @@ func setSocketBuffers(nc net.Conn, n int) {
 		_ = tc.SetReadBuffer(n)
 		_ = tc.SetWriteBuffer(n)
 	}
+}
+
+// nbioProbe is one end of a socket pair on a poller: a byte written to the other end (peer) makes
+// the poller visit it, which tells that every batch of events the poller took before is done.
+type nbioProbe struct {
+	nc   *nbio.Conn
+	peer int
+
+	mu     sync.Mutex
+	visits uint64
+	tick   chan struct{} // closed at the next visit
+}
+
+// addProbes puts a probe on each of the engine's npoller pollers (a socket goes to the poller of
+// its descriptor number modulo npoller; sockets with a number already covered are closed again).
+func addProbes(eng *nbio.Engine, npoller int) ([]*nbioProbe, error) {
+	probes := make([]*nbioProbe, npoller)
+	var spare []io.Closer
+	defer func() {
+		for _, c := range spare {
+			_ = c.Close()
+		}
+	}()
+	for missing, tries := npoller, 0; missing > 0; tries++ {
+		if tries >= 8*npoller+8 {
+			return nil, fmt.Errorf("placing a probe on each of %d pollers", npoller)
+		}
+		fds, err := syscall.Socketpair(syscall.AF_UNIX, syscall.SOCK_STREAM|syscall.SOCK_NONBLOCK|syscall.SOCK_CLOEXEC, 0)
+		if err != nil {
+			return nil, fmt.Errorf("probe socket pair: %w", err)
+		}
+		f := os.NewFile(uintptr(fds[0]), "nbio-probe")
+		fc, err := net.FileConn(f)
+		_ = f.Close()
+		if err != nil {
+			_ = syscall.Close(fds[1])
+			return nil, fmt.Errorf("probe socket: %w", err)
+		}
+		nc, err := nbio.NBConn(fc) // a duplicate; fc is closed
+		if err != nil {
+			_ = syscall.Close(fds[1])
+			return nil, fmt.Errorf("probe socket: %w", err)
+		}
+		i := nc.Hash() % npoller
+		if probes[i] != nil {
+			spare = append(spare, nc, fdCloser(fds[1]))
+			continue
+		}
+		p := &nbioProbe{nc: nc, peer: fds[1], tick: make(chan struct{})}
+		nc.SetSession(p)
+		if _, err := eng.AddConn(nc); err != nil {
+			_ = syscall.Close(fds[1])
+			return nil, fmt.Errorf("probe socket: %w", err)
+		}
+		probes[i] = p
+		missing--
+	}
+	return probes, nil
+}
+
+// fdCloser closes a raw descriptor.
+type fdCloser int
+
+func (fd fdCloser) Close() error { return syscall.Close(int(fd)) }
+
+// visit drains the probe's socket and counts the visit (on the poller).
+func (p *nbioProbe) visit() {
+	var b [64]byte
+	for {
+		if n, err := p.nc.Read(b[:]); err != nil || n < len(b) {
+			break
+		}
+	}
+	p.mu.Lock()
+	p.visits++
+	close(p.tick)
+	p.tick = make(chan struct{})
+	p.mu.Unlock()
+}
+
+// barrier returns once the poller has finished every batch of events it took before the call, or
+// false after timeout. It takes two visits: the first may come within a batch taken before the
+// call (a batch holds the probe's event and others after it), the second comes in a later batch,
+// which the poller only takes once that one is done.
+func (p *nbioProbe) barrier(timeout time.Duration) bool {
+	deadline := time.NewTimer(timeout)
+	defer deadline.Stop()
+	for range 2 {
+		p.mu.Lock()
+		before := p.visits
+		p.mu.Unlock()
+		_, _ = syscall.Write(p.peer, []byte{1}) // EAGAIN: the socket is full, a visit is due anyway
+		for {
+			p.mu.Lock()
+			seen, tick := p.visits, p.tick
+			p.mu.Unlock()
+			if seen > before {
+				break
+			}
+			select {
+			case <-tick:
+			case <-deadline.C:
+				return false
+			}
+		}
+	}
+	return true
 }

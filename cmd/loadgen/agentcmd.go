@@ -2,6 +2,7 @@ package main
 
 import (
 	"os"
+	"runtime/debug"
 
 	"github.com/spf13/cobra"
 
@@ -10,11 +11,14 @@ import (
 	"github.com/squall-dev/squall/loadgen/agent"
 )
 
+// agentGCPercent is an agent's default garbage-collector target (see --gc-percent).
+const agentGCPercent = 50
+
 func newAgentCmd(e *env) *cobra.Command {
 	var listen, token, cert, key string
 	var allowTargets []string
 	var verbose, insecure, allowRemote bool
-	var shard int
+	var shard, gcPercent int
 	cmd := &cobra.Command{
 		Use:   "agent",
 		Short: "Serve the controller/agent protocol (a worker of a larger run)",
@@ -31,6 +35,12 @@ the plan it takes (the controller's --agents list is in shard order).`,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if token == "" {
 				token = os.Getenv(agent.TokenEnv)
+			}
+			if gcPercent < 0 {
+				return usagef("--gc-percent %d: want a percentage above 0 (0 keeps $GOGC or Go's default)", gcPercent)
+			}
+			if gcPercent > 0 && (cmd.Flags().Changed("gc-percent") || os.Getenv("GOGC") == "") {
+				debug.SetGCPercent(gcPercent)
 			}
 			if token == "" {
 				return usagef("agent needs --token or $%s", agent.TokenEnv)
@@ -64,6 +74,8 @@ the plan it takes (the controller's --agents list is in shard order).`,
 	cmd.Flags().StringVar(&key, "tls-key", "", "PEM private key of --tls-cert")
 	cmd.Flags().BoolVar(&insecure, "insecure", false, "serve plain HTTP off loopback: the token and jobs travel in clear (warned, and recorded in the result)")
 	cmd.Flags().StringSliceVar(&allowTargets, "allow-target", nil, "networks (CIDR) the jobs' endpoints may be in (default: whatever the controller names)")
+	cmd.Flags().IntVar(&gcPercent, "gc-percent", agentGCPercent, "garbage collector target: heap growth over the live heap before a collection, in percent "+
+		"(a worker's heap is mostly long-lived client state; below Go's 100 it holds less memory per client for a little CPU; 0 keeps $GOGC or Go's default; $GOGC wins over the default)")
 	cmd.Flags().IntVar(&shard, "shard", -1, "run only this shard of a plan (a Kubernetes Indexed Job's completion index); -1 any")
 	cmd.Flags().BoolVarP(&verbose, "verbose", "v", false, "log to stderr")
 	cmd.Flags().BoolVar(&allowRemote, "allow-remote", false, "")

@@ -144,6 +144,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	if err != nil {
 		return usageError{err}
 	}
+	cfg.ApplyGC(getenv)
 	if cfg.Broker != "" {
 		// go-redis logs connection trouble itself; the broker reports what matters, so its lines go
 		// to the gateway's log at debug level instead of straight to stderr.

@@ -36,7 +36,7 @@ func parseNodeArgs(args []string, stderr io.Writer) (cfg refserver.Config, level
 		return cfg, level, format, fmt.Errorf("unexpected arguments: %s", strings.Join(fs.Args(), " "))
 	}
 	// A setting the arguments leave at its default takes its environment twin, as bin/refserver
-	// does (REFSERVER_IO=nbio switches every child node of a run to the nbio transport).
+	// does (REFSERVER_IO=goroutine switches every child node of a run to the goroutine transport).
 	if err := refserver.ApplyEnv(fs, os.Getenv); err != nil {
 		return cfg, level, format, err
 	}

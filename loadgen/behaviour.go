@@ -189,7 +189,7 @@ func (c *client) exit(kind ExitKind) {
 		for _, m := range mem {
 			m.room.leave(m, time.Time{})
 		}
-		env.goConnect(c, gen, false)
+		env.goConnect(c, gen, false, false)
 		return
 	}
 	c.exiting = true

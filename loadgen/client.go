@@ -204,18 +204,24 @@ func (c *client) roomsOf() []*roomTracker {
 	return out
 }
 
-// start begins the client's life: its first connection.
-func (c *client) start() {
+// start begins the client's life: its first connection. It waits for a dial slot, so that a ramp
+// runs no faster than the target takes connections (false: the run ended first).
+func (c *client) start() bool {
+	if !c.env.acquireDial() {
+		return false
+	}
 	c.mu.Lock()
 	if c.state != stIdle {
 		c.mu.Unlock()
-		return
+		c.env.releaseDial()
+		return true
 	}
 	c.state = stConnecting
 	gen := c.gen
 	c.mu.Unlock()
 	c.addGauge(stats.GaugeClients, 1)
-	c.env.goConnect(c, gen, false)
+	c.env.goConnect(c, gen, false, true)
+	return true
 }
 
 // connect dials, waits for welcome, joins or resumes, then reads until the connection ends. It runs
@@ -656,7 +662,7 @@ func (c *client) run(e entry, now time.Time) {
 		if !dropAt.IsZero() {
 			c.record(HistReconnectDelay, now.Sub(dropAt))
 		}
-		env.goConnect(c, e.gen, true)
+		env.goConnect(c, e.gen, true, false)
 		return
 	case taskExit:
 		c.exit(c.behaviour().Exit.Kind)

@@ -47,14 +47,22 @@
 //
 // # Concurrency and memory
 //
-// A client has at most one goroutine: the reader of its connection, or, once it vanished, a watcher
-// parked on its socket's readiness that reads nothing (the dial runs on a goroutine
-// that ends before reading starts, so its deep stack is not kept). Sends, heartbeats, pings,
-// reconnect delays and exits of every client are entries in a few shared scheduler heaps, each
-// served by one goroutine and one timer; there are no per-client timers. Writes to a connection are
-// serialised by the client's write mutex; client state by its state mutex; room trackers by their
-// own mutex, always taken before a client's. Read buffers, decoded frames and write buffers are
-// pooled, so an idle client holds no message memory (see BENCH.md for the bytes per idle client).
+// How clients read their WebSockets is Plan.ClientIO. With ClientIOEpoll (the default) an open
+// connection has no goroutine at all: once upgraded, its socket is handed to the run's epoll loops
+// (internal/netpoll), which parse its frames as they arrive (internal/wsframe) and hand each
+// message to the client on the loop's goroutine; writes go to the socket without blocking (a
+// bounded queue holds what the socket does not take). A vanished tab's socket stays on the loop
+// with reading paused, watched for the server's close. With ClientIOGoroutine (and for wss://
+// targets, whose TLS only a blocking reader can drive) a client has one goroutine: the reader of
+// its connection, or, once it vanished, a watcher parked on its socket's readiness that reads
+// nothing. Either way the dial runs on a goroutine that ends once the connection is handed over,
+// and at most maxDialsInFlight attempts are in flight per process (a ramp waits for a slot).
+// Sends, heartbeats, pings, reconnect delays and exits of every client are entries in a few shared
+// scheduler heaps, each served by one goroutine and one timer; there are no per-client timers.
+// Writes to a connection are serialised by the client's write mutex; client state by its state
+// mutex; room trackers by their own mutex, always taken before a client's. Read buffers, decoded
+// frames and write buffers are pooled or shared, so an idle client holds no message memory (see
+// docs/bench.md for the bytes per idle client).
 //
 // RunLocal owns every goroutine it starts and returns only after all of them ended.
 package loadgen

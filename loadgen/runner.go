@@ -91,13 +91,14 @@ type runEnv struct {
 	sending   atomic.Bool // broadcasts are sent while set (off from ramp-down on)
 	stopping  atomic.Bool // no reconnects once set
 
-	wg      sync.WaitGroup // connection goroutines
-	bufs    sync.Pool
-	mu      sync.Mutex
-	live    map[*client]struct{}
-	kept    []wireConn    // vanished tabs' connections, closed at the end
-	doneCh  chan struct{} // signalled when a client finishes
-	started int
+	wg        sync.WaitGroup // connection goroutines
+	dialSlots chan struct{}  // connection attempts in flight (maxDialsInFlight)
+	bufs      sync.Pool
+	mu        sync.Mutex
+	live      map[*client]struct{}
+	kept      []wireConn    // vanished tabs' connections, closed at the end
+	doneCh    chan struct{} // signalled when a client finishes
+	started   int
 
 	usersMu sync.Mutex
 	users   map[string]*userConns // user id → its connections held open
@@ -159,11 +160,36 @@ func (env *runEnv) putBuf(b *bytes.Buffer) {
 
 func (env *runEnv) endpoint(i int) Endpoint { return env.eps[i%len(env.eps)] }
 
-// goConnect starts a connection goroutine for c.
-func (env *runEnv) goConnect(c *client, gen uint32, reconnect bool) {
+// maxDialsInFlight bounds the connection attempts (dial, upgrade, handover) one process has in
+// flight. A ramp the target cannot keep up with then waits for a slot, and its lag is recorded,
+// instead of piling up attempts that time out: the measured ramp is what the target took, and no
+// dial times out for waiting behind others. 512 keeps a local gateway's accept queues short and a
+// remote one (a 200 ms handshake) at 2 500 attempts per second per process.
+const maxDialsInFlight = 512
+
+// acquireDial waits for a dial slot (false: the run ended first).
+func (env *runEnv) acquireDial() bool {
+	select {
+	case env.dialSlots <- struct{}{}:
+		return true
+	case <-env.ctx.Done():
+		return false
+	}
+}
+
+func (env *runEnv) releaseDial() { <-env.dialSlots }
+
+// goConnect starts a connection goroutine for c, which takes a dial slot for its attempt unless
+// the caller took one for it (held).
+func (env *runEnv) goConnect(c *client, gen uint32, reconnect, held bool) {
 	env.wg.Add(1)
 	go func() {
 		defer env.wg.Done()
+		if !held && !env.acquireDial() {
+			c.dropped(gen, false, 0, 0)
+			return
+		}
+		defer env.releaseDial()
 		c.connect(env.ctx, gen, reconnect)
 	}()
 }
@@ -349,7 +375,7 @@ func RunLocal(ctx context.Context, p Plan, t Target, rec *stats.Recorder, opts R
 	env := &runEnv{
 		ctx: runCtx, ctxCancel: cancel, rec: rec, logger: logger, eps: t.Endpoints, auth: t.Auth, proto: proto,
 		onSample: opts.OnSample, live: map[*client]struct{}{}, doneCh: make(chan struct{}, 1),
-		users: map[string]*userConns{},
+		users: map[string]*userConns{}, dialSlots: make(chan struct{}, maxDialsInFlight),
 	}
 	env.bufs.New = func() any { return new(bytes.Buffer) }
 	if env.tokens, err = newTokenSource(t.Auth); err != nil {

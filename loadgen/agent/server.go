@@ -257,7 +257,10 @@ func (a *Agent) tick(ctx context.Context, js *jobState, rec *stats.Recorder, sta
 			m := Message{Type: MsgTick, Worker: js.job.Worker, Interval: &iv}
 			if k%int64(a.opts.SnapshotEvery) == 0 {
 				snap := rec.Snapshot()
-				m.Snapshot = &snap
+				// Kept until the controller has it (and the next replaces it): encoded, not as counts.
+				if err := snap.Compact(); err == nil {
+					m.Snapshot = &snap
+				}
 			}
 			js.append(m)
 			k = max(k+1, nextK(time.Now()))

@@ -13,6 +13,37 @@ import (
 // loss; the summary is ignored when reading.
 type Hist struct {
 	h *hdrhistogram.Histogram
+	// compact is the JSON form standing in for h once Compact dropped it: a snapshot kept to be
+	// sent holds a few kilobytes per histogram instead of its counts (hundreds of kilobytes).
+	// Readers decode it on each call (so a compacted Hist can be read concurrently); the first
+	// write brings h back.
+	compact []byte
+}
+
+// Compact replaces the histogram by its JSON form (see Hist.compact). Reading it stays correct,
+// at the cost of a decoding per call; MarshalJSON writes the form as it is.
+func (h *Hist) Compact() error {
+	if h == nil || h.compact != nil {
+		return nil
+	}
+	b, err := h.MarshalJSON()
+	if err != nil {
+		return err
+	}
+	h.h, h.compact = nil, b
+	return nil
+}
+
+// live is the histogram to read: h, or a decoding of the compact form (nil for an empty Hist).
+func (h *Hist) live() *hdrhistogram.Histogram {
+	if h.compact == nil {
+		return h.h
+	}
+	var d Hist
+	if err := d.UnmarshalJSON(h.compact); err != nil {
+		return newHDR()
+	}
+	return d.h
 }
 
 // NewHist returns an empty histogram with the geometry every Recorder uses.
@@ -25,6 +56,9 @@ func (h *Hist) RecordValue(v int64) {
 }
 
 func (h *Hist) ensure() {
+	if h.compact != nil {
+		h.h, h.compact = h.live(), nil
+	}
 	if h.h == nil {
 		h.h = newHDR()
 	}
@@ -32,10 +66,13 @@ func (h *Hist) ensure() {
 
 // Count is the number of values recorded.
 func (h *Hist) Count() int64 {
-	if h == nil || h.h == nil {
+	if h == nil {
 		return 0
 	}
-	return h.h.TotalCount()
+	if l := h.live(); l != nil {
+		return l.TotalCount()
+	}
+	return 0
 }
 
 // Percentile returns the value at percentile p, given in percent (99 for p99, 99.9 for p99.9);
@@ -44,7 +81,7 @@ func (h *Hist) Percentile(p float64) int64 {
 	if h.Count() == 0 {
 		return 0
 	}
-	return h.h.ValueAtPercentile(p)
+	return h.live().ValueAtPercentile(p)
 }
 
 // Max is the largest value recorded (to the histogram's precision); zero when empty.
@@ -52,7 +89,7 @@ func (h *Hist) Max() int64 {
 	if h.Count() == 0 {
 		return 0
 	}
-	return h.h.Max()
+	return h.live().Max()
 }
 
 // Min is the smallest value recorded (to the histogram's precision); zero when empty.
@@ -60,7 +97,7 @@ func (h *Hist) Min() int64 {
 	if h.Count() == 0 {
 		return 0
 	}
-	return h.h.Min()
+	return h.live().Min()
 }
 
 // Mean is the mean of the recorded values; zero when empty.
@@ -68,12 +105,18 @@ func (h *Hist) Mean() float64 {
 	if h.Count() == 0 {
 		return 0
 	}
-	return h.h.Mean()
+	return h.live().Mean()
 }
 
 // Clone returns an independent copy.
 func (h *Hist) Clone() *Hist {
-	if h == nil || h.h == nil {
+	if h == nil {
+		return NewHist()
+	}
+	if h.compact != nil {
+		return &Hist{compact: h.compact} // immutable: shared
+	}
+	if h.h == nil {
 		return NewHist()
 	}
 	return &Hist{h: h.h.Clone()}
@@ -82,15 +125,19 @@ func (h *Hist) Clone() *Hist {
 // Merge adds every value of o into h.
 func (h *Hist) Merge(o *Hist) {
 	h.ensure()
-	if o == nil || o.h == nil {
+	if o == nil {
 		return
 	}
-	h.h.Merge(o.h)
+	if l := o.live(); l != nil {
+		h.h.Merge(l)
+	}
 }
 
 // Equal reports whether both hold exactly the same counts.
 func (h *Hist) Equal(o *Hist) bool {
 	a, b := h.Clone(), o.Clone()
+	a.ensure()
+	b.ensure()
 	return a.h.Equals(b.h)
 }
 
@@ -139,6 +186,9 @@ type histJSON struct {
 
 // MarshalJSON writes the summary and the encoded histogram.
 func (h *Hist) MarshalJSON() ([]byte, error) {
+	if h.compact != nil {
+		return h.compact, nil
+	}
 	enc, err := h.Encode()
 	if err != nil {
 		return nil, err

@@ -15,6 +15,17 @@ type Snapshot struct {
 	Gauges   map[string]int64 `json:"gauges"` // merged by sum (connections of all workers)
 }
 
+// Compact replaces every histogram by its JSON form (Hist.Compact), for a snapshot that is kept
+// only to be sent.
+func (s Snapshot) Compact() error {
+	for _, h := range s.Hists {
+		if err := h.Compact(); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 // Merge returns the union of s and o: histograms merged value by value, counters and gauges
 // added. Neither input is changed.
 func (s Snapshot) Merge(o Snapshot) Snapshot {

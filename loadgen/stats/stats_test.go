@@ -360,3 +360,38 @@ func TestSnapshotCohort(t *testing.T) {
 		t.Fatalf("cohorts %v", got)
 	}
 }
+
+// TestHistCompact: a compacted histogram reads, merges and encodes as the original did.
+func TestHistCompact(t *testing.T) {
+	h := NewHist()
+	for v := int64(1); v <= 1000; v++ {
+		h.RecordValue(v * 1000)
+	}
+	want, err := h.MarshalJSON()
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := h.Clone()
+	if err := c.Compact(); err != nil {
+		t.Fatal(err)
+	}
+	if c.h != nil {
+		t.Fatal("Compact kept the counts")
+	}
+	if c.Count() != h.Count() || c.Percentile(99) != h.Percentile(99) || c.Max() != h.Max() || c.Min() != h.Min() || c.Mean() != h.Mean() {
+		t.Errorf("compacted reads differ: count %d p99 %d", c.Count(), c.Percentile(99))
+	}
+	got, err := c.MarshalJSON()
+	if err != nil || string(got) != string(want) {
+		t.Errorf("compacted JSON differs (%v)", err)
+	}
+	m := NewHist()
+	m.Merge(c)
+	if !m.Equal(h) {
+		t.Error("merging a compacted histogram lost values")
+	}
+	c.RecordValue(5)
+	if c.Count() != h.Count()+1 {
+		t.Errorf("a write to a compacted histogram: count %d, want %d", c.Count(), h.Count()+1)
+	}
+}

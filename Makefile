@@ -21,7 +21,10 @@ RACE_PKGS  = $(filter-out %/e2e,$(shell $(GO) list $(PKGS)))
 # package runs alone, one after the other (their load tests must not overlap). A new package runs
 # alone until it is named here.
 CALM_PKGS := ./reports ./scenarios ./loadgen/stats ./loadgen/telemetry ./ci/k8s ./internal/scalebench ./internal/wsframe ./refserver/protocol
-LOAD_PKGS  = $(filter-out $(shell $(GO) list $(CALM_PKGS)),$(RACE_PKGS))
+CALM_IMPORTS = $(shell $(GO) list $(CALM_PKGS))
+LOAD_PKGS  = $(filter-out $(CALM_IMPORTS),$(RACE_PKGS))
+# Where make test builds the race-enabled test binaries (ci/race-tests.sh).
+RACE_BIN  := $(BIN)/race-tests
 # The interop tests' servers (harness/interop_test.go) are fetched or built once into this cache.
 INTEROP_CACHE ?= $(HOME)/.cache/squall-interop
 CENTRIFUGO_VERSION := v6.9.1
@@ -88,24 +91,26 @@ interop-deps: ## build the interop tests' servers once into $(INTEROP_CACHE) (go
 		echo "interop-deps: installed node-ws from Debian's packages"; else \
 		echo "interop-deps: could not install node-ws: its interop tests will skip"; fi; exit 0
 
-test: ## run every test with the race detector (the load tests one package at a time), then the end-to-end tests
+test: ## run every test with the race detector (the load tests one package at a time), then the end-to-end tests beside the calm packages
 	@# The Debian packages and the interop servers (deps, interop-deps: downloads, apt, builds of
-	@# their own) install in the background while every test binary compiles, two packages at a
-	@# time (compiling is safe to overlap; the load tests are not), so that the runs below spend
-	@# their time on tests. Their output is shown once both are done.
-	@mkdir -p $(BIN); echo "compiling the test binaries (-race, two packages at a time; the end-to-end tests without it) while deps and interop-deps install"; \
+	@# their own) install in the background while every race-enabled test binary is built into
+	@# $(RACE_BIN), two packages at a time (building is safe to overlap; the load tests are not),
+	@# so that the runs below spend their time on tests and link nothing. Their output is shown
+	@# once both are done.
+	@mkdir -p $(BIN); echo "building the test binaries (-race, two packages at a time, into $(RACE_BIN); the end-to-end tests without it) while deps and interop-deps install"; \
 	$(MAKE) --no-print-directory deps interop-deps >$(BIN)/test-deps.log 2>&1 & deps=$$!; \
-	{ $(GO) test -race -count=1 -p 2 -run '^$$' $(RACE_PKGS) && $(GO) test -count=1 -run '^$$' $(E2E_PKGS); } >$(BIN)/test-compile.log 2>&1; compiled=$$?; \
+	{ GO=$(GO) ci/race-tests.sh build $(RACE_BIN) $(RACE_PKGS) && $(GO) test -count=1 -run '^$$' $(E2E_PKGS); } >$(BIN)/test-compile.log 2>&1; compiled=$$?; \
 	wait $$deps; cat $(BIN)/test-deps.log; \
 	if [ $$compiled -ne 0 ]; then cat $(BIN)/test-compile.log; exit 1; fi
-	@# The load tests, one package at a time. Then the end-to-end tests (their log is shown when
-	@# they end) beside the calm packages; every package runs even when one fails.
-	@echo "$(GO) test -race -count=1 -p 1 -timeout $(TEST_TIMEOUT) [every package but e2e and CALM_PKGS]"; \
-	$(GO) test -race -count=1 -p 1 -timeout $(TEST_TIMEOUT) $(LOAD_PKGS); load=$$?; \
+	@# The load tests, one package at a time (ci/race-tests.sh run: go test -race -p 1's run with
+	@# the binaries built above). Then the end-to-end tests (their log is shown when they end)
+	@# beside the calm packages; every package runs even when one fails.
+	@echo "ci/race-tests.sh run $(RACE_BIN) $(TEST_TIMEOUT) [every package but e2e and CALM_PKGS]"; \
+	GO=$(GO) ci/race-tests.sh run $(RACE_BIN) $(TEST_TIMEOUT) $(LOAD_PKGS); load=$$?; \
 	echo "$(GO) test -count=1 -timeout $(TEST_TIMEOUT) $(E2E_PKGS) >$(BIN)/test-e2e.log, beside:"; \
 	$(GO) test -count=1 -timeout $(TEST_TIMEOUT) $(E2E_PKGS) >$(BIN)/test-e2e.log 2>&1 & e2e=$$!; \
-	echo "$(GO) test -race -count=1 -p 1 -timeout $(TEST_TIMEOUT) $(CALM_PKGS)"; \
-	$(GO) test -race -count=1 -p 1 -timeout $(TEST_TIMEOUT) $(CALM_PKGS); calm=$$?; \
+	echo "ci/race-tests.sh run $(RACE_BIN) $(TEST_TIMEOUT) $(CALM_PKGS)"; \
+	GO=$(GO) ci/race-tests.sh run $(RACE_BIN) $(TEST_TIMEOUT) $(CALM_IMPORTS); calm=$$?; \
 	wait $$e2e; e2e_status=$$?; echo "end-to-end tests ($(BIN)/test-e2e.log):"; cat $(BIN)/test-e2e.log; \
 	[ $$load -eq 0 ] && [ $$calm -eq 0 ] && [ $$e2e_status -eq 0 ]
 

@@ -43,7 +43,9 @@ func TestMain(m *testing.M) {
 			o := AgentOptions{Listen: *listen, Token: os.Getenv(agent.TokenEnv), Stdout: os.Stdout}
 			if die := os.Getenv(dieWorker); die != "" {
 				// The worker dies, with everything it holds, right after it has sent the controller
-				// a report with connections in it.
+				// a report with connections in it: every tick carries one (by default one in five
+				// does, which a short run may end before).
+				o.SnapshotEvery = 1
 				o.OnSent = func(m agent.Message) {
 					if strconv.Itoa(m.Worker) == die && m.Type == agent.MsgTick && m.Snapshot != nil && m.Snapshot.Counter(stats.CtrConnects) > 0 {
 						os.Exit(7)

@@ -218,6 +218,9 @@ type AgentOptions struct {
 	Version string
 	// OnSent, when set, sees every message a job sends to its controller once it is flushed.
 	OnSent func(agent.Message)
+	// SnapshotEvery is how many ticks apart a tick carries the cumulative snapshot
+	// (agent.Options.SnapshotEvery; 0 is its default).
+	SnapshotEvery int
 }
 
 // ServeAgent serves the controller/agent protocol and runs the jobs a controller sends, until ctx
@@ -263,7 +266,7 @@ func ServeAgent(ctx context.Context, o AgentOptions) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	a := agent.New(o.Token, RunJob(logger, o.AllowTargets...), logger,
-		agent.Options{Version: o.Version, OnShutdown: cancel, OnSent: o.OnSent, TLS: useTLS, Insecure: insecure, Shard: o.Shard})
+		agent.Options{Version: o.Version, OnShutdown: cancel, OnSent: o.OnSent, SnapshotEvery: o.SnapshotEvery, TLS: useTLS, Insecure: insecure, Shard: o.Shard})
 	srv := &http.Server{Handler: a.Handler(), ReadHeaderTimeout: 10 * time.Second, TLSConfig: tlsConf,
 		ErrorLog: slog.NewLogLogger(logger.Handler(), slog.LevelWarn)} // refused handshakes, plain HTTP to TLS
 	served := make(chan error, 1)

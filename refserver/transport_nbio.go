@@ -19,6 +19,7 @@ import (
 	"github.com/lesismal/nbio"
 	"github.com/lesismal/nbio/logging"
 
+	"github.com/squall-dev/squall/internal/wsframe"
 	"github.com/squall-dev/squall/refserver/protocol"
 )
 
@@ -283,7 +284,7 @@ type nbioTransport struct {
 
 	// Reading: by the poller, or by a job resuming a paused read (one at a time, under rmu).
 	rmu    sync.Mutex
-	rd     frameReader
+	rd     wsframe.Reader
 	unread bool // reading stopped with bytes possibly left in the socket (the inbox was full)
 
 	// Frames read and not yet handled, in order (under inMu).
@@ -298,7 +299,7 @@ type nbioTransport struct {
 
 // inFrame is a frame read and waiting to be handled, or the read error that ended reading.
 type inFrame struct {
-	frameEvent
+	wsframe.Event
 	err error
 }
 
@@ -355,13 +356,13 @@ func (s *Server) serveNbio(n *nbioIO, ws *websocket.Conn, r *http.Request) {
 		}
 		return
 	}
-	t := &nbioTransport{io: n, nc: nbc, releaseTCP: release}
+	t := &nbioTransport{io: n, nc: nbc, releaseTCP: release, rd: wsframe.Reader{FromClient: true}}
 	c := s.registerConn(t, r)
 	if c == nil {
 		// Shutdown began during the upgrade. The socket is not on the engine: it is written and
 		// closed here directly.
 		msg := websocket.FormatCloseMessage(int(protocol.CloseDraining), s.drainReason())
-		_, _ = syscall.Write(nbc.Hash(), append(appendFrameHeader(nil, opClose, len(msg)), msg...))
+		_, _ = syscall.Write(nbc.Hash(), append(wsframe.AppendHeader(nil, wsframe.OpClose, len(msg)), msg...))
 		_ = nbc.Close()
 		if release != nil {
 			release()
@@ -502,7 +503,7 @@ func (t *nbioTransport) received(data []byte) {
 	if t.discard.Load() {
 		return
 	}
-	err := t.rd.feed(data, t.c.s.cfg.MaxFrameBytes, func(ev frameEvent) { t.push(inFrame{frameEvent: ev}) })
+	err := t.rd.Feed(data, t.c.s.cfg.MaxFrameBytes, func(ev wsframe.Event) { t.push(inFrame{Event: ev}) })
 	if err != nil {
 		t.discard.Store(true)
 		t.push(inFrame{err: err})
@@ -520,7 +521,7 @@ func (t *nbioTransport) inboxFull() bool {
 func (t *nbioTransport) push(f inFrame) {
 	t.inMu.Lock()
 	t.inbox = append(t.inbox, f)
-	t.inBytes += len(f.payload)
+	t.inBytes += len(f.Payload)
 	start := !t.pumping
 	t.pumping = true
 	t.inMu.Unlock()
@@ -544,18 +545,18 @@ func (t *nbioTransport) pump() {
 			return
 		}
 		f := t.inbox[0]
-		if f.err == nil && f.op == opText && t.c.parkForSendRoom() {
+		if f.err == nil && f.Op == wsframe.OpText && t.c.parkForSendRoom() {
 			t.inMu.Unlock()
 			return
 		}
 		t.inbox[0] = inFrame{}
 		t.inbox = t.inbox[1:]
-		t.inBytes -= len(f.payload)
+		t.inBytes -= len(f.Payload)
 		t.inMu.Unlock()
 		if f.err != nil {
 			t.readError(f.err)
 		} else {
-			t.frame(f.frameEvent)
+			t.frame(f.Event)
 		}
 	}
 }
@@ -578,15 +579,15 @@ func (t *nbioTransport) resumeReading() {
 }
 
 // frame handles one frame on the job list.
-func (t *nbioTransport) frame(ev frameEvent) {
+func (t *nbioTransport) frame(ev wsframe.Event) {
 	c := t.c
 	c.touch()
-	switch ev.op {
-	case opPing:
-		t.write1(opPong, ev.payload)
-	case opPong:
-	case opClose:
-		code, _, err := parseClose(ev.payload)
+	switch ev.Op {
+	case wsframe.OpPing:
+		t.write1(wsframe.OpPong, ev.Payload)
+	case wsframe.OpPong:
+	case wsframe.OpClose:
+		code, _, err := wsframe.ParseClose(ev.Payload)
 		if err != nil {
 			t.readError(err)
 			return
@@ -602,12 +603,12 @@ func (t *nbioTransport) frame(ev frameEvent) {
 		c.s.metrics.messagesIn.Inc()
 		switch {
 		case c.closing():
-		case ev.op != opText:
+		case ev.Op != wsframe.OpText:
 			c.sendError(protocol.ErrCodeBinary, "only text frames are accepted", 0)
-		case !utf8.Valid(ev.payload):
+		case !utf8.Valid(ev.Payload):
 			c.sendError(protocol.ErrCodeInvalidUTF8, "text frame is not valid UTF-8", 0)
 		default:
-			c.handle(ev.payload)
+			c.handle(ev.Payload)
 		}
 	}
 }
@@ -618,14 +619,14 @@ func (t *nbioTransport) frame(ev frameEvent) {
 func (t *nbioTransport) readError(err error) {
 	c := t.c
 	t.discard.Store(true)
-	if errors.Is(err, errFrameTooLarge) {
+	if errors.Is(err, wsframe.ErrTooLarge) {
 		c.code.CompareAndSwap(0, int32(protocol.CloseTooLarge))
 		c.setCause(causeReadError)
 		_ = t.writeClose(int(protocol.CloseTooLarge), "")
 		t.lingerClose(max(c.s.cfg.CloseGrace, 5*time.Second))
 		return
 	}
-	var pe frameProtocolError
+	var pe wsframe.ProtocolError
 	text := err.Error()
 	if errors.As(err, &pe) {
 		text = string(pe)
@@ -789,7 +790,7 @@ func (t *nbioTransport) flush(c *conn) {
 func (t *nbioTransport) write(c *conn, it outItem) error {
 	switch it.kind {
 	case itemPing:
-		return t.write1(opPing, nil)
+		return t.write1(wsframe.OpPing, nil)
 	case itemClose:
 		if err := t.writeClose(it.code, string(it.data)); err != nil {
 			return err
@@ -809,7 +810,7 @@ func (t *nbioTransport) write(c *conn, it outItem) error {
 		}
 		return nil
 	default:
-		if err := t.write1(opText, it.data); err != nil {
+		if err := t.write1(wsframe.OpText, it.data); err != nil {
 			return err
 		}
 		c.s.metrics.messagesOut.Inc()
@@ -822,7 +823,7 @@ func (t *nbioTransport) write(c *conn, it outItem) error {
 // kernel did not take.
 func (t *nbioTransport) write1(op byte, payload []byte) error {
 	bp := frameBufs.Get().(*[]byte)
-	b := append(appendFrameHeader((*bp)[:0], op, len(payload)), payload...)
+	b := append(wsframe.AppendHeader((*bp)[:0], op, len(payload)), payload...)
 	var err error
 	if t.shut.Load() {
 		err = net.ErrClosed // a write would fail and close the socket here, off the poller
@@ -866,7 +867,7 @@ func (t *nbioTransport) writeClose(code int, text string) error {
 	if len(msg) > 125 {
 		msg = msg[:125]
 	}
-	return t.write1(opClose, msg)
+	return t.write1(wsframe.OpClose, msg)
 }
 
 func (t *nbioTransport) abort(*conn) { t.closeSocket() }

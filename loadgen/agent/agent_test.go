@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -380,5 +381,35 @@ func TestUpdateLostConnections(t *testing.T) {
 	if u.Lost != 2 || u.LostConnections != 40 || u.Merged.Gauge(stats.GaugeConnections) != 140 {
 		t.Fatalf("update: lost %d, lost connections %d, merged gauge %d; want 2, 40, 140",
 			u.Lost, u.LostConnections, u.Merged.Gauge(stats.GaugeConnections))
+	}
+}
+
+// TestJobStateKeepsNewestSnapshots: of the snapshots appended, a late reader still finds the
+// newest one and the newest one with histograms; older ones are dropped.
+func TestJobStateKeepsNewestSnapshots(t *testing.T) {
+	js := &jobState{lastTick: -1, lastHists: -1, changed: make(chan struct{})}
+	full := func() *stats.Snapshot { return &stats.Snapshot{Hists: map[string]*stats.Hist{}} }
+	counts := func() *stats.Snapshot { return &stats.Snapshot{} }
+	for _, s := range []*stats.Snapshot{full(), counts(), counts(), full(), counts(), counts()} {
+		js.append(Message{Type: MsgTick, Snapshot: s})
+	}
+	var kept []int
+	for i, m := range js.msgs {
+		if m.Snapshot != nil {
+			kept = append(kept, i)
+		}
+	}
+	if want := []int{3, 5}; !slices.Equal(kept, want) {
+		t.Fatalf("snapshots kept at %v, want %v (the newest with histograms, the newest)", kept, want)
+	}
+	js.append(Message{Type: MsgTick, Snapshot: full()})
+	kept = kept[:0]
+	for i, m := range js.msgs {
+		if m.Snapshot != nil {
+			kept = append(kept, i)
+		}
+	}
+	if want := []int{6}; !slices.Equal(kept, want) {
+		t.Fatalf("snapshots kept at %v, want %v", kept, want)
 	}
 }

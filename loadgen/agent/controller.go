@@ -156,6 +156,10 @@ func (c *Controller) Run(ctx context.Context, remotes []*Remote, jobs []Job) (Ou
 						w.series = append(w.series, *m.Interval)
 					}
 					if m.Snapshot != nil {
+						if m.Snapshot.Hists == nil && w.snap != nil {
+							// Counters and gauges only: the histograms of the last full one stand.
+							m.Snapshot.Hists = w.snap.Hists
+						}
 						w.snap = m.Snapshot
 					}
 					if m.Type == MsgDone {

@@ -31,9 +31,10 @@ type Options struct {
 	Keepalive time.Duration
 	// TickEvery is the interval length; zero means one second. Tests shorten it.
 	TickEvery time.Duration
-	// SnapshotEvery is how many ticks apart a tick carries the cumulative snapshot besides its
-	// interval (zero means 5; the last message always carries it). Encoding every histogram
-	// of a run costs a worker more CPU each second than thousands of idle clients.
+	// SnapshotEvery is how many ticks apart a tick's cumulative snapshot carries the histograms
+	// (zero means 5; the other ticks carry the counters and gauges only, and the last message
+	// carries everything). Encoding every histogram of a run costs a worker more CPU each second
+	// than thousands of idle clients.
 	SnapshotEvery int
 	// Shard, when set, is the only shard (Job.Worker) this agent runs: a job for another is
 	// refused (an agent of a Kubernetes Indexed Job runs its completion index).
@@ -67,7 +68,8 @@ type jobState struct {
 
 	mu       sync.Mutex
 	msgs     []Message
-	lastTick int // index in msgs of the last tick (its snapshot is the only one kept)
+	lastTick  int // index in msgs of the last snapshot (the only one kept, with lastHists)
+	lastHists int // index in msgs of the last snapshot with histograms
 	done     bool
 	changed  chan struct{} // closed and replaced on every append
 }
@@ -171,7 +173,7 @@ func (a *Agent) start(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	js := &jobState{job: job, cancel: cancel, lastTick: -1, changed: make(chan struct{})}
+	js := &jobState{job: job, cancel: cancel, lastTick: -1, lastHists: -1, changed: make(chan struct{})}
 	a.job = js
 	a.wg.Add(1)
 	go func() {
@@ -254,15 +256,17 @@ func (a *Agent) tick(ctx context.Context, js *jobState, rec *stats.Recorder, sta
 			if every == time.Second {
 				iv.Second = int(k) // the scheduled second, even when the tick fired late
 			}
-			m := Message{Type: MsgTick, Worker: js.job.Worker, Interval: &iv}
+			var snap stats.Snapshot
 			if k%int64(a.opts.SnapshotEvery) == 0 {
-				snap := rec.Snapshot()
+				snap = rec.Snapshot()
 				// Kept until the controller has it (and the next replaces it): encoded, not as counts.
-				if err := snap.Compact(); err == nil {
-					m.Snapshot = &snap
+				if err := snap.Compact(); err != nil {
+					snap.Hists = nil
 				}
+			} else {
+				snap = rec.SnapshotCounts()
 			}
-			js.append(m)
+			js.append(Message{Type: MsgTick, Worker: js.job.Worker, Interval: &iv, Snapshot: &snap})
 			k = max(k+1, nextK(time.Now()))
 		}
 	}
@@ -276,9 +280,16 @@ func (js *jobState) append(m Message) {
 	}
 	m.Seq = len(js.msgs)
 	if m.Snapshot != nil {
-		// Snapshots are cumulative: only the newest is worth sending to a reader that is behind.
-		if js.lastTick >= 0 {
+		// Snapshots are cumulative: only the newest is worth sending to a reader that is behind,
+		// and the newest that carries histograms.
+		if js.lastTick >= 0 && (js.lastTick != js.lastHists || m.Snapshot.Hists != nil) {
 			js.msgs[js.lastTick].Snapshot = nil
+		}
+		if m.Snapshot.Hists != nil {
+			if js.lastHists >= 0 && js.lastHists != js.lastTick {
+				js.msgs[js.lastHists].Snapshot = nil
+			}
+			js.lastHists = len(js.msgs)
 		}
 		js.lastTick = len(js.msgs)
 	}

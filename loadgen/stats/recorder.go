@@ -169,6 +169,13 @@ func (r *Recorder) Snapshot() Snapshot {
 	return s
 }
 
+// SnapshotCounts is a Snapshot of the counters and gauges only (Hists nil: not included), cheap
+// enough to take every second.
+func (r *Recorder) SnapshotCounts() Snapshot {
+	_, _, ctrs, gauges := r.cells()
+	return Snapshot{Start: r.start, At: time.Now(), Counters: ctrs, Gauges: gauges}
+}
+
 // Tick closes the current interval at now and returns it: the histograms recorded since the last
 // Tick, counter deltas and the gauges' current values. Call it once a second from one goroutine;
 // the interval's Second is the whole number of seconds from the start to now, rounded, so that

@@ -66,12 +66,12 @@ type jobState struct {
 	job    Job
 	cancel context.CancelFunc
 
-	mu       sync.Mutex
-	msgs     []Message
+	mu        sync.Mutex
+	msgs      []Message
 	lastTick  int // index in msgs of the last snapshot (the only one kept, with lastHists)
 	lastHists int // index in msgs of the last snapshot with histograms
-	done     bool
-	changed  chan struct{} // closed and replaced on every append
+	done      bool
+	changed   chan struct{} // closed and replaced on every append
 }
 
 // New returns an agent that accepts requests carrying token and runs jobs with run. A nil logger

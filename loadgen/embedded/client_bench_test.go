@@ -50,6 +50,13 @@ func settledRSS(tb testing.TB) int64 {
 // 10 000 (fixed costs such as histograms included); marginal: the growth from 2 000 to 10 000 clients
 // divided by 8 000. The kernel's socket memory (≈3.6 KB per socket) is not in any RSS.
 func BenchmarkIdleClientMemory(b *testing.B) {
+	for _, io := range loadgen.ClientIOs {
+		b.Run(io, func(b *testing.B) { benchIdleClientMemory(b, io) })
+	}
+}
+
+// benchIdleClientMemory is BenchmarkIdleClientMemory with the clients' I/O model io.
+func benchIdleClientMemory(b *testing.B, io string) {
 	const n, first = 10000, 2000
 	for range b.N {
 		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
@@ -59,7 +66,7 @@ func BenchmarkIdleClientMemory(b *testing.B) {
 			b.Fatal(err)
 		}
 		rec := stats.NewRecorder(time.Now())
-		p := loadgen.Plan{Name: "idle", Seed: 1,
+		p := loadgen.Plan{Name: "idle", Seed: 1, ClientIO: io,
 			Cohorts: []loadgen.Cohort{{Name: "idle", Count: n, Behaviour: loadgen.Behaviour{RoomSize: 100}}},
 			Phases: []loadgen.Phase{
 				{Kind: loadgen.PhaseRamp, Rate: 2000, Target: first},

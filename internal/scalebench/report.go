@@ -112,6 +112,44 @@ type RunFigures struct {
 	SlabPerConn   float64 // /proc/meminfo Slab growth / connections (upper bound: every cache)
 }
 
+// commonPhase is the span of phase p during which every worker was in it. A result's phases are
+// worker 0's; each worker ramps its own part and so enters (and leaves) the hold at its own moment,
+// and the seconds when one worker already ramps down are not part of anybody's hold.
+func commonPhase(res *reports.Result, p *reports.Phase) (from, to time.Time) {
+	from, to = p.Start, p.End
+	type span struct{ start, end time.Time }
+	spans := map[int]*span{}
+	for _, ev := range res.Events {
+		if ev.Kind != reports.EventPhase {
+			continue
+		}
+		sp := spans[ev.Worker]
+		switch {
+		case ev.Message == p.Name && sp == nil:
+			spans[ev.Worker] = &span{start: ev.At}
+		case sp != nil && sp.end.IsZero() && ev.At.After(sp.start):
+			sp.end = ev.At
+		}
+	}
+	for _, sp := range spans {
+		from = later(from, sp.start)
+		if !sp.end.IsZero() && sp.end.Before(to) {
+			to = sp.end
+		}
+	}
+	if !to.After(from) {
+		return p.Start, p.End
+	}
+	return from, to
+}
+
+func later(a, b time.Time) time.Time {
+	if b.After(a) {
+		return b
+	}
+	return a
+}
+
 // Figures derives a run's figures from its result and the samples taken while it ran; base is the
 // kernel before the run.
 func Figures(res *reports.Result, ss []Sample, base Kernel) RunFigures {
@@ -160,7 +198,7 @@ func Figures(res *reports.Result, ss []Sample, base Kernel) RunFigures {
 	}
 	var from, to time.Time
 	if hold != nil && hold.End.After(hold.Start) {
-		from, to = hold.Start, hold.End
+		from, to = commonPhase(res, hold)
 		f.Window = "hold"
 		f.Hold = to.Sub(from)
 	} else {

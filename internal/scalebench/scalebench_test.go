@@ -4,6 +4,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/squall-dev/squall/reports"
 )
 
 func TestParseStatus(t *testing.T) {
@@ -74,5 +76,24 @@ func TestClassFigures(t *testing.T) {
 	// 200 ticks over 2 s = 1 core.
 	if f.CoresHold != 1 {
 		t.Errorf("cores %v", f.CoresHold)
+	}
+}
+
+// TestCommonPhase: the hold is the span every worker held, not worker 0's.
+func TestCommonPhase(t *testing.T) {
+	t0 := time.Date(2026, 12, 3, 15, 0, 0, 0, time.UTC)
+	at := func(s int) time.Time { return t0.Add(time.Duration(s) * time.Second) }
+	hold := reports.Phase{Name: "hold", Start: at(40), End: at(340)}
+	res := &reports.Result{Events: []reports.Event{
+		{At: at(0), Kind: reports.EventPhase, Message: "ramp", Worker: 0},
+		{At: at(0), Kind: reports.EventPhase, Message: "ramp", Worker: 1},
+		{At: at(35), Kind: reports.EventPhase, Message: "hold", Worker: 1},
+		{At: at(40), Kind: reports.EventPhase, Message: "hold", Worker: 0},
+		{At: at(335), Kind: reports.EventPhase, Message: "ramp-down", Worker: 1},
+		{At: at(340), Kind: reports.EventPhase, Message: "ramp-down", Worker: 0},
+	}}
+	from, to := commonPhase(res, &hold)
+	if !from.Equal(at(40)) || !to.Equal(at(335)) {
+		t.Fatalf("common hold %v..%v, want 40 s..335 s", from.Sub(t0), to.Sub(t0))
 	}
 }

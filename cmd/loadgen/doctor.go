@@ -18,7 +18,7 @@ import (
 
 // connCosts are what one idle-but-alive client costs this machine with the embedded gateway
 // (server pings every 30 s, an application heartbeat every 30 s, a trickle of broadcasts), as
-// measured by `make bench-scale` at 20 000 clients on the project's 2-core machine (docs/bench.md):
+// measured by `make bench-scale` on the project's 2-core machine (docs/bench.md):
 // resident memory at its peak during the hold without forced collections, for the generator and
 // the gateway, the kernel's TCP memory (both sockets), and CPU — per connection-second while idle,
 // and per new connection during the ramp (dial, upgrade, authentication, welcome, join; both
@@ -29,10 +29,12 @@ type connCosts struct {
 	cpuConnect                             float64 // core-seconds per new connection
 }
 
-// costsByIO are the measured costs for each of the gateway's I/O models (refserver --io).
+// costsByIO are the measured costs for each of the gateway's I/O models (refserver --io): the
+// goroutine row with the generator's goroutine client I/O at 20 000 clients, the nbio row (the
+// default) with its epoll client I/O at 100 000.
 var costsByIO = map[string]connCosts{
 	refserver.IOGoroutine: {clientBytes: 26500, gatewayBytes: 16600, kernelBytes: 5800, cpuHold: 20.7e-6, cpuConnect: 790e-6},
-	refserver.IONbio:      {clientBytes: 26000, gatewayBytes: 9200, kernelBytes: 4800, cpuHold: 20.9e-6, cpuConnect: 750e-6},
+	refserver.IONbio:      {clientBytes: 7000, gatewayBytes: 5700, kernelBytes: 5000, cpuHold: 11.2e-6, cpuConnect: 760e-6},
 }
 
 // cpuBudget is the share of the cores a run may use and still keep the generator's schedule lag

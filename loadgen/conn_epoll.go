@@ -1,7 +1,6 @@
 package loadgen
 
 import (
-	"context"
 	"errors"
 	"io"
 	"math/rand/v2"
@@ -325,10 +324,4 @@ func (c *client) adopt(ws *websocket.Conn, hc *handshakeConn, gen uint32, upgrad
 	if len(hc.rest) > 0 {
 		pc.feed(hc.rest)
 	}
-}
-
-// dialAdoptable reports whether a dial context's connection is to be handed to the poller.
-func dialAdoptable(ctx context.Context) bool {
-	di, _ := ctx.Value(localAddrKey{}).(dialInfo)
-	return di.adopt
 }

@@ -5,8 +5,10 @@ package netpoll
 import (
 	"fmt"
 	"io"
+	"maps"
 	"net"
 	"os"
+	"slices"
 	"sync"
 	"syscall"
 
@@ -447,10 +449,7 @@ func (l *loop) finish(c *Conn, err error) {
 // closeAll ends every connection of the loop (the Poller is closing).
 func (l *loop) closeAll(err error) {
 	l.mu.Lock()
-	cs := make([]*Conn, 0, len(l.conns))
-	for _, c := range l.conns {
-		cs = append(cs, c)
-	}
+	cs := slices.Collect(maps.Values(l.conns))
 	l.mu.Unlock()
 	for _, c := range cs {
 		l.finish(c, err)

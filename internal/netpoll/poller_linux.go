@@ -142,18 +142,9 @@ func (c *Conn) Write(b []byte) error {
 		c.out = append(c.out, b...)
 		return nil
 	}
-	for len(b) > 0 {
-		n, err := unix.Write(c.fd, b)
-		if err == unix.EINTR {
-			continue
-		}
-		if err == unix.EAGAIN {
-			break
-		}
-		if err != nil {
-			return err
-		}
-		b = b[n:]
+	b, err := writeSome(c.fd, b)
+	if err != nil {
+		return err
 	}
 	if len(b) == 0 {
 		return nil
@@ -399,6 +390,24 @@ func (l *loop) handle(c *Conn, ev uint32) {
 	}
 }
 
+// writeSome writes b to the non-blocking socket fd until it is all written or the socket is full;
+// it returns what is left.
+func writeSome(fd int, b []byte) ([]byte, error) {
+	for len(b) > 0 {
+		n, err := unix.Write(fd, b)
+		switch err {
+		case nil:
+			b = b[n:]
+		case unix.EINTR:
+		case unix.EAGAIN:
+			return b, nil
+		default:
+			return b, err
+		}
+	}
+	return b, nil
+}
+
 // flush writes c's queue as far as the socket takes it.
 func (l *loop) flush(c *Conn) {
 	c.mu.Lock()
@@ -406,21 +415,12 @@ func (l *loop) flush(c *Conn) {
 	if c.closing || c.closed {
 		return
 	}
-	for len(c.out) > 0 {
-		n, err := unix.Write(c.fd, c.out)
-		if err == unix.EINTR {
-			continue
-		}
-		if err == unix.EAGAIN {
-			return
-		}
-		if err != nil {
-			// The read side reports the socket's end.
-			c.out = nil
-			break
-		}
-		c.out = c.out[n:]
+	rest, err := writeSome(c.fd, c.out)
+	if err == nil && len(rest) > 0 {
+		c.out = rest // the socket is full again: wait for the next writability
+		return
 	}
+	// Everything went, or the socket failed (its read side reports the end).
 	c.out = nil
 	_ = l.modLocked(c, false)
 }

@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"net/url"
 	"os"
+	"runtime/pprof"
 	"strings"
 	"sync"
 	"testing"
@@ -66,7 +67,9 @@ func startServer(t testing.TB, cfg Config) *testServer {
 				t.Errorf("Serve: %v", err)
 			}
 		case <-time.After(10 * time.Second):
-			t.Errorf("Serve did not return within 10s of cancel")
+			var stacks strings.Builder
+			_ = pprof.Lookup("goroutine").WriteTo(&stacks, 1)
+			t.Errorf("Serve did not return within 10s of cancel; goroutines:\n%s", stacks.String())
 		}
 	})
 	return &testServer{Server: srv, addr: ln.Addr().String()}

@@ -119,6 +119,7 @@ func (t *wsTransport) noteReadError(c *conn, err error) {
 	case errors.Is(err, websocket.ErrReadLimit):
 		c.code.CompareAndSwap(0, int32(protocol.CloseTooLarge))
 		c.setCause(causeReadError)
+		t.swallowInput(c)
 		t.resendClose(c, int(protocol.CloseTooLarge), "")
 	case errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF):
 		c.setCause(causeDropped)
@@ -137,6 +138,21 @@ func (t *wsTransport) noteReadError(c *conn, err error) {
 		}
 		c.setCause(causeReadError)
 	}
+}
+
+// swallowInput discards what the client sends from now on, in the background, until it closes or
+// the close handshake and the linger are over (release's lingerClose then takes the socket over).
+// A client writing an oversized frame reads nothing until its write is done; unread, the frame
+// would stall it and, through it, this side's writes (its peers' presence, then the close frame)
+// until a write timed out and the socket was dropped with a reset: 1006 instead of 1009.
+func (t *wsTransport) swallowInput(c *conn) {
+	nc := t.ws().NetConn()
+	_ = nc.SetReadDeadline(time.Now().Add(c.s.cfg.WriteTimeout + c.s.cfg.CloseGrace + max(c.s.cfg.CloseGrace, 5*time.Second)))
+	c.s.wg.Add(1)
+	go func() {
+		defer c.s.wg.Done()
+		_, _ = io.CopyN(io.Discard, nc, 64<<20)
+	}()
 }
 
 // resendClose sends the close frame gorilla/websocket sends itself on an oversized or malformed

@@ -156,6 +156,11 @@ type Config struct {
 	// Kernel adds this machine's kernel TCP memory to every point (KernelTCPInUse and the other
 	// Kernel* values, and Point.KernelPerConn): for targets running here.
 	Kernel bool
+	// Settle bounds the final scrapes (zero means 10 s): once the run is over, the gateway may
+	// still be cleaning up the connections that just closed, so the final scrape is repeated every
+	// half interval while memberships of gone connections (ws_orphaned_subscriptions) are still
+	// going down: the final value is what stays, not a cleanup caught half way.
+	Settle time.Duration
 }
 
 // Scraper scrapes the configured endpoints until its context ends.
@@ -176,6 +181,9 @@ func New(cfg Config, logger *slog.Logger) *Scraper {
 	}
 	if cfg.Timeout <= 0 {
 		cfg.Timeout = cfg.Interval
+	}
+	if cfg.Settle <= 0 {
+		cfg.Settle = 10 * time.Second
 	}
 	if cfg.Client == nil {
 		cfg.Client = &http.Client{Transport: &http.Transport{Proxy: nil, MaxIdleConnsPerHost: 2}}
@@ -212,14 +220,50 @@ func (s *Scraper) Run(ctx context.Context) {
 	for {
 		select {
 		case <-ctx.Done():
-			fin, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.cfg.Timeout)
-			s.ScrapeOnce(fin, start, time.Now())
-			cancel()
+			s.finalScrapes(context.WithoutCancel(ctx), start)
 			return
 		case now := <-t.C:
 			s.ScrapeOnce(ctx, start, now)
 		}
 	}
+}
+
+// finalScrapes scrapes once more, and again every half interval while the orphaned memberships
+// still go down (a cleanup under way), until none is left, the count held for three scrapes in a
+// row (what a leak looks like), or Config.Settle has passed.
+func (s *Scraper) finalScrapes(ctx context.Context, start time.Time) {
+	deadline := time.Now().Add(s.cfg.Settle)
+	prev, same := -1.0, 0
+	for {
+		scrapeCtx, cancel := context.WithTimeout(ctx, s.cfg.Timeout)
+		s.ScrapeOnce(scrapeCtx, start, time.Now())
+		cancel()
+		orphaned, ok := s.lastOrphaned()
+		switch {
+		case !ok || orphaned == 0:
+			return
+		case orphaned == prev:
+			same++
+		default:
+			same = 0
+		}
+		if same >= 2 || time.Now().After(deadline) {
+			return
+		}
+		prev = orphaned
+		time.Sleep(s.cfg.Interval / 2) // pacing the scrapes: nothing to wait for but the gateway's cleanup
+	}
+}
+
+// lastOrphaned returns the orphaned memberships of the last point, ok=false without one.
+func (s *Scraper) lastOrphaned() (float64, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if len(s.res.Points) == 0 {
+		return 0, false
+	}
+	v, ok := s.res.Points[len(s.res.Points)-1].Values[protocol.MetricOrphanedSubscriptions]
+	return v, ok
 }
 
 // ScrapeOnce scrapes every node once and appends a point when at least one answered.

@@ -3,6 +3,7 @@ package telemetry
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"slices"
@@ -192,5 +193,41 @@ ws_connections_active 3
 	}
 	if BuildsOf(map[string]float64{"ws_connections_active": 3}) != nil {
 		t.Error("a gateway without ws_build_info has a build")
+	}
+}
+
+// The final scrape waits out a cleanup under way (orphaned memberships going down) but not a leak
+// (a count that stays).
+func TestFinalScrapesSettle(t *testing.T) {
+	tests := []struct {
+		name      string
+		orphaned  []int // successive answers; the last repeats
+		wantFinal float64
+		wantAfter int // scrapes after the run ended
+	}{
+		{"none", []int{0}, 0, 1},
+		{"cleanup under way", []int{40, 12, 3, 0}, 0, 4},
+		{"leak", []int{40, 7}, 7, 4},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			var n atomic.Int64
+			srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+				i := min(int(n.Add(1))-1, len(tc.orphaned)-1)
+				body := strings.Replace(strings.Replace(sample, "%d", "0", 1),
+					"ws_orphaned_subscriptions 0", fmt.Sprint("ws_orphaned_subscriptions ", tc.orphaned[i]), 1)
+				_, _ = w.Write([]byte(body))
+			}))
+			defer srv.Close()
+			s := New(Config{URLs: []string{srv.URL + "/metrics"}, Interval: 20 * time.Millisecond, Settle: 5 * time.Second}, nil)
+			ctx, cancel := context.WithCancel(context.Background())
+			cancel() // the run is over at once: Run's first scrape fails, then the final ones
+			s.Run(ctx)
+			r := s.Result()
+			if r.Summary.FinalOrphaned != tc.wantFinal || r.Scrapes-1 != tc.wantAfter {
+				t.Errorf("final orphaned %v after %d final scrapes; want %v after %d",
+					r.Summary.FinalOrphaned, r.Scrapes-1, tc.wantFinal, tc.wantAfter)
+			}
+		})
 	}
 }

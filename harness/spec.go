@@ -61,6 +61,10 @@ type Options struct {
 	Logger *slog.Logger
 	// GatewayLog receives the logs of gateway nodes in child processes (nil discards).
 	GatewayLog io.Writer
+	// NodeBinary, when set, is a refserver binary to run the embedded gateway's child nodes with,
+	// instead of this executable's node mode: the gateway then costs what a deployed refserver
+	// costs (this executable's code and data, far larger, are not in its memory).
+	NodeBinary string
 
 	// Workers is the number of local worker processes for the plan's direct cohorts (0: as many
 	// as the open-file limit requires; a plan that fits runs in this process).

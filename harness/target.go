@@ -95,6 +95,7 @@ func urlTarget(t loadgen.Target) *openedTarget {
 func startEmbedded(ctx context.Context, opts embedded.Options, localFDs int, o Options) (*openedTarget, error) {
 	opts.Logger = o.Logger.With("component", "gateway")
 	opts.Stderr = o.GatewayLog
+	opts.Binary = o.NodeBinary
 	emb, err := embedded.Start(ctx, opts)
 	if err != nil {
 		return nil, fmt.Errorf("embedded gateway: %w", err)

@@ -1,6 +1,7 @@
 package refserver
 
 import (
+	"runtime"
 	"runtime/debug"
 )
 
@@ -30,13 +31,17 @@ func (c *Config) ioDefaults(d Config) {
 }
 
 // ApplyGC sets the process's garbage collector target to GCPercent (defaults filled in), unless
-// the GOGC environment variable is set (getenv is os.Getenv outside tests). It is process-wide:
-// the refserver binary and child gateway nodes call it; a Server never does, as tests and
-// in-process nodes share their process.
+// the GOGC environment variable is set (getenv is os.Getenv outside tests), and, without Pprof,
+// turns off the heap profile's sampling (its tables cost a process ~1.5 MB that nobody reads). It
+// is process-wide: the refserver binary and child gateway nodes call it; a Server never does, as
+// tests and in-process nodes share their process.
 func (c Config) ApplyGC(getenv func(string) string) {
 	c.ioDefaults(DefaultConfig())
 	if getenv("GOGC") == "" && c.GCPercent > 0 {
 		debug.SetGCPercent(c.GCPercent)
+	}
+	if !c.Pprof {
+		runtime.MemProfileRate = 0
 	}
 }
 

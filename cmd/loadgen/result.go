@@ -41,6 +41,7 @@ func runSpec(ctx context.Context, e *env, f runFlags, spec harness.Spec, out str
 		AgentTLS:       tlsConf,
 		ShutdownAgents: f.agentsExit,
 		FDsPerProcess:  f.perProcess,
+		NodeBinary:     f.nodeBinary,
 		WorkerCommand:  workerCommand(f),
 		Version:        version.Version,
 		OnStart: func(st harness.Start) {

@@ -45,6 +45,7 @@ type runFlags struct {
 	progress     string
 	lagBound     time.Duration
 	clientIO     string
+	nodeBinary   string
 	perProcess   int
 	verbose      bool
 	timeScale    float64
@@ -145,6 +146,7 @@ the partial result is written).`,
 	fl.StringVar(&f.progress, "progress", "auto", "progress display: auto, bar, plain or none")
 	fl.DurationVar(&f.lagBound, "lag-bound", 0, "schedule-lag p99 above which the run is unreliable (0 = plan default 50ms)")
 	fl.StringVar(&f.clientIO, "io", "", "how the generator reads its clients' WebSockets: epoll (default; no goroutine or read buffer per idle client) or goroutine (one reader goroutine each); replaces a scenario's client_io")
+	fl.StringVar(&f.nodeBinary, "node-binary", "", "embedded gateway: run its child nodes with this refserver binary (it takes the same flags) instead of this binary's node mode, so that a node costs what a deployed refserver costs; a single node running inside this process ignores it")
 	fl.IntVar(&f.perProcess, "fds-per-process", harness.DefaultFDsPerProcess, "open files one worker may use")
 	fl.BoolVarP(&f.verbose, "verbose", "v", false, "log to stderr")
 	fl.Float64Var(&f.timeScale, "time-scale", 1, "scenario only: replace the file's time_scale (every duration times this factor)")
@@ -191,6 +193,13 @@ func (f runFlags) validate() error {
 	}
 	if f.clientIO != "" && !slices.Contains(loadgen.ClientIOs, f.clientIO) {
 		errs = append(errs, fmt.Sprintf("--io %q: want one of %s", f.clientIO, strings.Join(loadgen.ClientIOs, ", ")))
+	}
+	if f.nodeBinary != "" {
+		if st, err := os.Stat(f.nodeBinary); err != nil {
+			errs = append(errs, fmt.Sprintf("--node-binary: %v", err))
+		} else if st.IsDir() || st.Mode().Perm()&0o111 == 0 {
+			errs = append(errs, fmt.Sprintf("--node-binary %s: not an executable file", f.nodeBinary))
+		}
 	}
 	if f.perProcess < 100 {
 		errs = append(errs, "--fds-per-process below 100")

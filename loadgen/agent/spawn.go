@@ -12,6 +12,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/squall-dev/squall/internal/childproc"
 )
 
 // SpawnOptions say how to start local worker processes.
@@ -112,7 +114,7 @@ func Spawn(ctx context.Context, n int, o SpawnOptions) ([]*Remote, error) {
 func spawnOne(ctx context.Context, i int, o SpawnOptions) (*Remote, error) {
 	cmd := exec.Command(o.Exe, o.Args...)
 	cmd.Env = append(append(os.Environ(), o.Env...), TokenEnv+"="+o.Token)
-	cmd.SysProcAttr = workerProcAttr()
+	cmd.SysProcAttr = childproc.Attr()
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
 		return nil, fmt.Errorf("agent: worker %d: %w", i, err)

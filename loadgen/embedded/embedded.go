@@ -26,6 +26,7 @@ import (
 	"time"
 
 	"github.com/squall-dev/squall/chaos"
+	"github.com/squall-dev/squall/internal/childproc"
 	"github.com/squall-dev/squall/loadgen"
 	"github.com/squall-dev/squall/refserver"
 	"github.com/squall-dev/squall/refserver/protocol"
@@ -45,8 +46,9 @@ type Options struct {
 	// Process runs the nodes as child processes even when there is one (they always are when
 	// Nodes > 1, so that no process holds more than one node's sockets).
 	Process bool
-	// Binary, when set, is a refserver binary (bin/refserver) to run the nodes with; otherwise the
-	// current executable is re-executed with NodeCommand.
+	// Binary, when set, is a refserver binary (bin/refserver) to run the nodes with (it takes the
+	// same flags: NodeArgs); otherwise the current executable is re-executed with NodeCommand.
+	// Either way a node is in a process group of its own and dies with this process (childproc).
 	Binary string
 	// Stderr receives the child processes' logs (nil discards).
 	Stderr io.Writer
@@ -223,6 +225,7 @@ func (n *Node) startProcess(ctx context.Context, opts Options) error {
 			cmd = exec.Command(exe, append([]string{NodeCommand}, args...)...)
 		}
 		cmd.Stderr = stderr
+		cmd.SysProcAttr = childproc.Attr()
 		return cmd
 	}
 	p, err := chaos.NewProcessNode(n.name, chaos.ProcessOptions{

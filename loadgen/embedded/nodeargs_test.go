@@ -2,8 +2,13 @@ package embedded
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
 	"slices"
 	"testing"
 	"time"
@@ -49,5 +54,49 @@ func TestChildNodeTakesAdmissionSettings(t *testing.T) {
 	want := []int{http.StatusSwitchingProtocols, http.StatusSwitchingProtocols, http.StatusServiceUnavailable}
 	if !slices.Equal(codes, want) {
 		t.Errorf("three upgrades: %v, want %v (admitted, admitted, shed)", codes, want)
+	}
+}
+
+// TestNodesFromRefserverBinary runs two child nodes with bin/refserver (Options.Binary) instead of
+// this binary's node mode: both processes are that binary, and they take the run's settings (a
+// two-token admission bucket sheds the third upgrade on each node).
+func TestNodesFromRefserverBinary(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds cmd/refserver")
+	}
+	goBin, err := exec.LookPath("go")
+	if err != nil {
+		goBin = filepath.Join(runtime.GOROOT(), "bin", "go")
+	}
+	bin := filepath.Join(t.TempDir(), "refserver")
+	if out, err := exec.Command(goBin, "build", "-o", bin, "../../cmd/refserver").CombinedOutput(); err != nil {
+		t.Fatalf("build refserver: %v\n%s", err, out)
+	}
+	cfg := refserver.Config{AcceptRate: 0.001, AcceptBurst: 2}
+	e := startEmbedded(t, Options{Nodes: 2, Binary: bin, Config: cfg})
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	for i, n := range e.Nodes() {
+		exe, err := os.Readlink(fmt.Sprintf("/proc/%d/exe", n.PID()))
+		if err != nil {
+			t.Skipf("no /proc here: %v", err)
+		}
+		if exe != bin {
+			t.Errorf("node %d runs %s, want %s", i, exe, bin)
+		}
+		var codes []int
+		for range 3 {
+			ws, resp, err := websocket.DefaultDialer.DialContext(ctx, n.URL(), nil)
+			if ws != nil {
+				ws.Close()
+			}
+			if resp == nil {
+				t.Fatalf("node %d: dial: %v", i, err)
+			}
+			codes = append(codes, resp.StatusCode)
+		}
+		if want := []int{http.StatusSwitchingProtocols, http.StatusSwitchingProtocols, http.StatusServiceUnavailable}; !slices.Equal(codes, want) {
+			t.Errorf("node %d: three upgrades: %v, want %v (admitted, admitted, shed)", i, codes, want)
+		}
 	}
 }

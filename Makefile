@@ -159,7 +159,8 @@ bench: ## run the benchmarks (memory per connection, ramp rate)
 
 SCALE_PLAN  ?= scenarios/scale-100k.yaml
 SCALE_LABEL ?=
-SCALE_ARGS  ?=
+# The gateway's nodes run from bin/refserver, as a deployed gateway does (not from loadgen's node mode).
+SCALE_ARGS  ?= --node-binary $(BIN)/refserver
 SCALE_FLAGS ?=
 bench-scale: build ## scale bench: SCALE_PLAN (default the 100 000-client plan) beside a lean gorilla pair, into docs/bench.md
 	CGO_ENABLED=0 $(GO) build -o $(BIN)/bench-scale ./internal/scalebench/cmd/bench-scale

@@ -33,8 +33,8 @@ type Options struct {
 	TickEvery time.Duration
 	// SnapshotEvery is how many ticks apart a tick's cumulative snapshot carries the histograms
 	// (zero means 5; the other ticks carry the counters and gauges only, and the last message
-	// carries everything). Encoding every histogram of a run costs a worker more CPU each second
-	// than thousands of idle clients.
+	// carries everything); worker i's turn comes i ticks later than worker 0's. Encoding every
+	// histogram of a run costs a worker more CPU each second than thousands of idle clients.
 	SnapshotEvery int
 	// Shard, when set, is the only shard (Job.Worker) this agent runs: a job for another is
 	// refused (an agent of a Kubernetes Indexed Job runs its completion index).
@@ -257,7 +257,10 @@ func (a *Agent) tick(ctx context.Context, js *jobState, rec *stats.Recorder, sta
 				iv.Second = int(k) // the scheduled second, even when the tick fired late
 			}
 			var snap stats.Snapshot
-			if k%int64(a.opts.SnapshotEvery) == 0 {
+			// Workers take their turns (offset by worker index): encoding every histogram is a
+			// worker's largest burst of CPU, and workers sharing a machine would otherwise all
+			// burst in the same second, delaying each other's clients.
+			if (k+int64(js.job.Worker))%int64(a.opts.SnapshotEvery) == 0 {
 				snap = rec.Snapshot()
 				// Kept until the controller has it (and the next replaces it): encoded, not as counts.
 				if err := snap.Compact(); err != nil {

@@ -119,7 +119,11 @@ type Series []Interval
 // MergeSeries merges several workers' series by second: intervals with the same Second are
 // merged (counters and gauges summed, histograms merged), the result is ordered by Second. Within
 // one series, points that share a Second (a late tick, a final point just after the last tick) are
-// first collapsed into one whose gauges are those of the later point.
+// first collapsed into one whose gauges are those of the later point; a second a series skipped (a
+// starved worker's tick came late, and the next interval covers both) gets that series' gauges as
+// they were, so that a merged gauge (connections open) does not dip by a whole worker's share
+// for a tick that was merely late. The skipped second's counters and histograms are in the next
+// interval.
 func MergeSeries(all ...Series) (Series, error) {
 	bySec := map[int]Interval{}
 	for _, raw := range all {
@@ -127,6 +131,7 @@ func MergeSeries(all ...Series) (Series, error) {
 		if err != nil {
 			return nil, err
 		}
+		s = carryGauges(s)
 		for _, iv := range s {
 			cur, ok := bySec[iv.Second]
 			if !ok {
@@ -153,6 +158,31 @@ func MergeSeries(all ...Series) (Series, error) {
 
 // compile-time check that the JSON forms are what we think.
 var _ json.Marshaler = (*Hist)(nil)
+
+// carryGauges returns s with a gauges-only point for every second skipped between two of its
+// points, holding the gauges of the point before (s is ordered by Second, one point each).
+func carryGauges(s Series) Series {
+	var out Series
+	for i, iv := range s {
+		if i > 0 {
+			prev := s[i-1]
+			for sec := prev.Second + 1; sec < iv.Second; sec++ {
+				if out == nil {
+					out = slices.Clone(s[:i])
+				}
+				start := prev.End.Add(time.Duration(sec-prev.Second-1) * time.Second)
+				out = append(out, Interval{Second: sec, Start: start, End: start.Add(time.Second), Gauges: maps.Clone(prev.Gauges)})
+			}
+		}
+		if out != nil {
+			out = append(out, iv)
+		}
+	}
+	if out == nil {
+		return s
+	}
+	return out
+}
 
 // collapse merges the points of one series that share a Second; gauges keep the later value.
 func collapse(s Series) (Series, error) {

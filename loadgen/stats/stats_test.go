@@ -230,6 +230,8 @@ func TestTickIntervals(t *testing.T) {
 
 func TestMergeSeriesBySecond(t *testing.T) {
 	a, b, all := NewRecorder(t0), NewRecorder(t0), NewRecorder(t0)
+	a.SetGauge(GaugeConnections, 5)
+	b.SetGauge(GaugeConnections, 7)
 	var sa, sb, sall Series
 	for sec := 1; sec <= 3; sec++ {
 		record(uint64(sec), 200, a, all)
@@ -251,6 +253,10 @@ func TestMergeSeriesBySecond(t *testing.T) {
 	for i := range m {
 		if m[i].Second != i+1 {
 			t.Errorf("point %d second %d", i, m[i].Second)
+		}
+		// Second 2 holds b's gauges as they were at second 1: b's clients were still open.
+		if c := m[i].Gauges[GaugeConnections]; c != 12 {
+			t.Errorf("second %d: %d connections, want 12 (5 + 7)", m[i].Second, c)
 		}
 	}
 	// Seconds 1 and 3 merged together with 2 equal the union's total.

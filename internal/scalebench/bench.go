@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"strconv"
 	"strings"
 	"time"
@@ -32,13 +33,23 @@ type Options struct {
 	LeanHold time.Duration // how long the lean pair holds (default 20s)
 	PerProc  int           // connections per lean process (default 15 000; the open-file limit is 20 000)
 	Interval time.Duration // sampling interval (default 1s)
-	Log      io.Writer     // progress lines (nil discards)
+	// Pin splits the CPUs between the gateway and the generator (PinClasses); the section says so.
+	Pin bool
+	Log io.Writer // progress lines (nil discards)
 	// MinAvailable stops the run (SIGINT: loadgen stops the ramp, closes its clients and writes
 	// the partial result) when the machine's MemAvailable falls below it, so that a run larger than
 	// the machine ends cleanly instead of waking the OOM killer (0: no floor).
 	MinAvailable int64
 	// MaxDuration stops the run the same way after this long (0: no bound).
 	MaxDuration time.Duration
+}
+
+// pin is the CPU split the samplers apply: PinClasses with Pin, else none.
+func (o Options) pin() map[string][]int {
+	if !o.Pin {
+		return nil
+	}
+	return PinClasses(runtime.NumCPU())
 }
 
 // Run runs the lean pair (when asked), then the scenario, and writes the section.
@@ -60,7 +71,7 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 		return nil, err
 	}
 	rep := &Report{Scenario: sc.Name, File: o.Scenario, Label: o.Label, Command: o.Command, Clients: sc.Clients(),
-		Machine: ReadMachine(), Date: time.Now().UTC()}
+		Machine: ReadMachine(), Date: time.Now().UTC(), Pinning: DescribePinning(o.pin())}
 	if o.Lean {
 		fmt.Fprintf(o.Log, "bench-scale: lean gorilla pair, %d connections\n", rep.Clients)
 		lf, err := runLean(ctx, o, rep.Clients)
@@ -109,7 +120,7 @@ func runScenario(ctx context.Context, o Options) (RunFigures, string, error) {
 		return RunFigures{}, "", err
 	}
 	sctx, stop := context.WithCancel(ctx)
-	smp := &Sampler{Root: cmd.Process.Pid, Interval: o.Interval}
+	smp := &Sampler{Root: cmd.Process.Pid, Interval: o.Interval, Pin: o.pin()}
 	done := make(chan struct{})
 	go func() { defer close(done); smp.Run(sctx) }()
 	waited := make(chan error, 1)
@@ -227,7 +238,7 @@ func runLean(ctx context.Context, o Options, n int) (LeanFigures, error) {
 		}
 		addrs = append(addrs, addr)
 	}
-	smp := &Sampler{Root: os.Getpid(), Interval: o.Interval}
+	smp := &Sampler{Root: os.Getpid(), Interval: o.Interval, Pin: o.pin()}
 	sctx, stop := context.WithCancel(ctx)
 	done := make(chan struct{})
 	go func() { defer close(done); smp.Run(sctx) }()

@@ -55,7 +55,26 @@ type Sample struct {
 type Sampler struct {
 	Root     int
 	Interval time.Duration
-	Samples  []Sample
+	// Pin, when set, gives each class the CPUs its processes run on: every thread of a process of
+	// the class is pinned at each sample (a process started since, or its new threads, at the next).
+	Pin     map[string][]int
+	Samples []Sample
+}
+
+// PinClasses is the bench's CPU split on a machine of n CPUs (nil below two): the gateway's
+// processes on the last CPU, the generator's and the controller's on the others, as a load test
+// sharing one machine with its target should be, so that a burst of the gateway's work does not
+// delay the generator's schedule, nor the other way round. The lean pair is split the same way.
+func PinClasses(n int) map[string][]int {
+	if n < 2 {
+		return nil
+	}
+	gen := make([]int, n-1)
+	for i := range gen {
+		gen[i] = i
+	}
+	gw := []int{n - 1}
+	return map[string][]int{ClassGateway: gw, ClassLeanServer: gw, ClassGenerator: gen, ClassController: gen, ClassLeanClient: gen}
 }
 
 // Run samples until ctx ends.
@@ -79,6 +98,9 @@ func (s *Sampler) Once() Sample {
 		cls := classify(pid)
 		if cls == "" {
 			continue
+		}
+		if cpus, ok := s.Pin[cls]; ok {
+			pinTasks(pid, cpus)
 		}
 		st, err := os.ReadFile(procPath(pid, "status"))
 		if err != nil {

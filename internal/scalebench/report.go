@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"strconv"
 	"strings"
 	"time"
 
@@ -343,6 +344,7 @@ type Report struct {
 	Clients  int
 	Date     time.Time
 	Machine  Machine
+	Pinning  string // how the CPUs were split between the gateway and the generator ("" for not)
 	Run      RunFigures
 	Lean     LeanFigures
 	Verdict  string
@@ -367,6 +369,22 @@ func ms(d time.Duration) string {
 	return fmt.Sprintf("%.1f ms", float64(d)/float64(time.Millisecond))
 }
 
+// DescribePinning says in words how pin splits the CPUs ("" for no split).
+func DescribePinning(pin map[string][]int) string {
+	if pin == nil {
+		return ""
+	}
+	cpus := func(cs []int) string {
+		parts := make([]string, len(cs))
+		for i, c := range cs {
+			parts[i] = strconv.Itoa(c)
+		}
+		return strings.Join(parts, ",")
+	}
+	return fmt.Sprintf("gateway nodes (and the lean server) pinned to CPU %s, generator workers and the controller (and the lean client) to CPU %s",
+		cpus(pin[ClassGateway]), cpus(pin[ClassGenerator]))
+}
+
 // Markdown renders the report as a section of docs/bench.md.
 func (r *Report) Markdown() string {
 	var b bytes.Buffer
@@ -374,6 +392,9 @@ func (r *Report) Markdown() string {
 	fmt.Fprintf(&b, "### %s — %s\n\n", r.Key(), r.Date.Format("2006-01-02 15:04 MST"))
 	fmt.Fprintf(&b, "Machine: %d × %s, %s, Linux %s, %s; somaxconn %s, tcp_max_syn_backlog %s; load average %s at the start, %s at the end (shared machine).\n\n",
 		m.CPUs, m.CPUModel, m.MemTotal, m.Kernel, m.Go, m.Somaxconn, m.SynBacklog, m.LoadStart, m.LoadEnd)
+	if r.Pinning != "" {
+		fmt.Fprintf(&b, "CPUs: %s.\n\n", r.Pinning)
+	}
 	fmt.Fprintf(&b, "Reproduce: `%s` (scenario `%s`).\n\n", r.Command, r.File)
 	fmt.Fprintf(&b, "| | squall |\n| --- | --- |\n")
 	fmt.Fprintf(&b, "| clients planned / held through the hold / peak | %d / %d / %d (gateway peak %.0f) |\n", f.Clients, f.Held, f.PeakClients, f.PeakConns)

@@ -590,7 +590,11 @@ func (c *client) armLocked(gen uint32, b *Behaviour, nowNS int64) {
 		if every <= 0 {
 			every = b.ReadTimeout / 2
 		}
-		sched.add(entry{at: nowNS + int64(every), c: c, gen: gen, arm: c.arm, kind: taskHeartbeat})
+		first := int64(every)
+		if b.HeartbeatPhase == HeartbeatPhaseRandom {
+			first = 1 + c.rand().Int64N(int64(every))
+		}
+		sched.add(entry{at: nowNS + first, c: c, gen: gen, arm: c.arm, kind: taskHeartbeat})
 	}
 	if b.PingInterval > 0 {
 		sched.add(entry{at: nowNS + int64(b.PingInterval), c: c, gen: gen, arm: c.arm, kind: taskPing})

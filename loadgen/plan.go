@@ -88,20 +88,23 @@ type Misbehaviour struct {
 
 // Behaviour is what every client of a cohort does.
 type Behaviour struct {
-	RoomsPerClient    int             `json:"rooms_per_client,omitempty"`   // rooms each client joins (default 1)
-	RoomCount         int             `json:"room_count,omitempty"`         // rooms of the cohort (default from RoomSize, else 1)
-	RoomSize          int             `json:"room_size,omitempty"`          // clients per room; sets RoomCount when that is 0
-	RoomPrefix        string          `json:"room_prefix,omitempty"`        // room names are prefix + index (default "room-")
-	SendInterval      time.Duration   `json:"send_interval,omitempty"`      // one broadcast per interval per client (0 = none)
-	PayloadSize       int             `json:"payload_size,omitempty"`       // bytes of padding in each broadcast
-	HeartbeatInterval time.Duration   `json:"heartbeat_interval,omitempty"` // application ping interval (0 = none)
-	PingInterval      time.Duration   `json:"ping_interval,omitempty"`      // client WebSocket ping interval (0 = none)
-	ReadTimeout       time.Duration   `json:"read_timeout,omitempty"`       // drop the connection after this long without any frame (0 = never)
-	Reconnect         ReconnectPolicy `json:"reconnect"`
-	Resume            bool            `json:"resume,omitempty"` // resume the session after a drop instead of re-joining
-	Exit              Exit            `json:"exit"`
-	TabsPerUser       int             `json:"tabs_per_user,omitempty"` // consecutive clients sharing a user id (default 1)
-	Misbehave         Misbehaviour    `json:"misbehave"`
+	RoomsPerClient    int           `json:"rooms_per_client,omitempty"`   // rooms each client joins (default 1)
+	RoomCount         int           `json:"room_count,omitempty"`         // rooms of the cohort (default from RoomSize, else 1)
+	RoomSize          int           `json:"room_size,omitempty"`          // clients per room; sets RoomCount when that is 0
+	RoomPrefix        string        `json:"room_prefix,omitempty"`        // room names are prefix + index (default "room-")
+	SendInterval      time.Duration `json:"send_interval,omitempty"`      // one broadcast per interval per client (0 = none)
+	PayloadSize       int           `json:"payload_size,omitempty"`       // bytes of padding in each broadcast
+	HeartbeatInterval time.Duration `json:"heartbeat_interval,omitempty"` // application ping interval (0 = none)
+	// HeartbeatPhase places the first heartbeat of a connection: HeartbeatPhaseConnect (also "")
+	// or HeartbeatPhaseRandom.
+	HeartbeatPhase string          `json:"heartbeat_phase,omitempty"`
+	PingInterval   time.Duration   `json:"ping_interval,omitempty"` // client WebSocket ping interval (0 = none)
+	ReadTimeout    time.Duration   `json:"read_timeout,omitempty"`  // drop the connection after this long without any frame (0 = never)
+	Reconnect      ReconnectPolicy `json:"reconnect"`
+	Resume         bool            `json:"resume,omitempty"` // resume the session after a drop instead of re-joining
+	Exit           Exit            `json:"exit"`
+	TabsPerUser    int             `json:"tabs_per_user,omitempty"` // consecutive clients sharing a user id (default 1)
+	Misbehave      Misbehaviour    `json:"misbehave"`
 	// Transport is the tier the tabs connect with: "" (a WebSocket, recording nothing per tier),
 	// websocket, sse or poll (the reference gateway's fallback tiers), or ladder (WebSocket,
 	// falling back to SSE when the upgrade is refused or cut before anything came through, then
@@ -281,6 +284,11 @@ func validateBehaviour(where string, b Behaviour) []error {
 	}
 	if b.SendInterval < 0 || b.HeartbeatInterval < 0 || b.PingInterval < 0 || b.ReadTimeout < 0 {
 		bad("%s: negative interval", where)
+	}
+	switch b.HeartbeatPhase {
+	case "", HeartbeatPhaseConnect, HeartbeatPhaseRandom:
+	default:
+		bad("%s: heartbeat_phase %q (want connect or random)", where, b.HeartbeatPhase)
 	}
 	if b.PayloadSize > 60_000 {
 		bad("%s: payload_size %d above 60000", where, b.PayloadSize)
@@ -466,6 +474,14 @@ func (p Plan) clone() Plan {
 
 // heartbeatEvery is the application heartbeat interval against a server whose heartbeat interval
 // (from welcome) is srv: HeartbeatInterval, or the misbehaviour's multiple of srv.
+// Heartbeat phases (Behaviour.HeartbeatPhase).
+const (
+	// HeartbeatPhaseConnect: the first heartbeat one interval after the connection is ready.
+	HeartbeatPhaseConnect = "connect"
+	// HeartbeatPhaseRandom: the first heartbeat at a uniformly random point of the first interval.
+	HeartbeatPhaseRandom = "random"
+)
+
 func (b *Behaviour) heartbeatEvery(srv time.Duration) time.Duration {
 	if b.Misbehave.HeartbeatFactor > 0 && srv > 0 {
 		return time.Duration(b.Misbehave.HeartbeatFactor * float64(srv))

@@ -87,6 +87,7 @@ func (b Behaviour) loadgen() (loadgen.Behaviour, error) {
 		SendInterval:      b.SendInterval,
 		PayloadSize:       b.Payload,
 		HeartbeatInterval: b.Heartbeat,
+		HeartbeatPhase:    b.HeartbeatPhase,
 		PingInterval:      b.WSPing,
 		ReadTimeout:       b.ReadTimeout,
 		Reconnect:         b.Reconnect.LoadgenPolicy(),

@@ -237,6 +237,11 @@ type Behaviour struct {
 	Payload int `yaml:"payload"`
 	// Heartbeat is the application heartbeat: a ping frame every Heartbeat (0 = none).
 	Heartbeat time.Duration `yaml:"heartbeat"`
+	// HeartbeatPhase places a connection's first heartbeat: "connect" (default) one interval after
+	// the connection is ready, so that tabs that connected together beat together (a ramp's or a
+	// reconnect storm's tabs); "random" at a uniformly random point of the first interval (never
+	// later), as in a population of tabs that connected over hours.
+	HeartbeatPhase string `yaml:"heartbeat_phase"`
 	// WSPing is the client's WebSocket ping interval (0 = none).
 	WSPing time.Duration `yaml:"ws_ping"`
 	// ReadTimeout makes the client drop a connection it has heard nothing on for this long, and

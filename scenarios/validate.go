@@ -297,6 +297,11 @@ func (c *checker) behaviour(p string, b Behaviour) {
 		c.add(p+".payload", "%d bytes (want 0 to 60000: a frame must stay under the gateway's 64 KiB)", b.Payload)
 	}
 	c.nonNegDur(p+".heartbeat", b.Heartbeat)
+	switch b.HeartbeatPhase {
+	case "", loadgen.HeartbeatPhaseConnect, loadgen.HeartbeatPhaseRandom:
+	default:
+		c.add(p+".heartbeat_phase", "unknown phase %q (want connect or random)", b.HeartbeatPhase)
+	}
 	c.nonNegDur(p+".ws_ping", b.WSPing)
 	c.nonNegDur(p+".read_timeout", b.ReadTimeout)
 	c.reconnect(p+".reconnect", b.Reconnect)

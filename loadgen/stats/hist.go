@@ -150,7 +150,7 @@ func (h *Hist) HDR() *hdrhistogram.Histogram {
 // Encode returns the HDR V2 compressed, base64 encoding.
 func (h *Hist) Encode() (string, error) {
 	h.ensure()
-	b, err := h.h.Encode(hdrhistogram.V2CompressedEncodingCookieBase)
+	b, err := encodeHDR(h.h)
 	if err != nil {
 		return "", fmt.Errorf("stats: encode histogram: %w", err)
 	}

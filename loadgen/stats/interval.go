@@ -27,7 +27,7 @@ func newHistPoint(h *hdrhistogram.Histogram) *HistPoint {
 		v := h.ValueAtPercentiles([]float64{50, 90, 99})
 		p.P50, p.P90, p.P99, p.Max = v[50], v[90], v[99], h.Max()
 	}
-	if b, err := h.Encode(hdrhistogram.V2CompressedEncodingCookieBase); err == nil {
+	if b, err := encodeHDR(h); err == nil {
 		p.HDR = string(b)
 	}
 	return p

@@ -909,13 +909,13 @@ func setSocketBuffers(nc net.Conn, n int) {
 	}
 }
 
-// nbioProbe is one end of a socket pair on a poller: a byte written to the other end (peer) makes
-// the poller visit it, which tells that every batch of events the poller took before is done.
 // probeInit orders a probe's creation before its poller's first visit. The socket's registration
 // orders them already, but through the kernel, which the race detector does not see; probes are
 // visited rarely, so one lock for all costs nothing.
 var probeInit sync.Mutex
 
+// nbioProbe is one end of a socket pair on a poller: a byte written to the other end (peer) makes
+// the poller visit it, which tells that every batch of events the poller took before is done.
 type nbioProbe struct {
 	nc   *nbio.Conn
 	peer int

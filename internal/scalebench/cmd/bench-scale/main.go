@@ -52,7 +52,7 @@ figures as a section of --doc (replacing the section of the same scenario and la
 	fs.StringVar(&o.Label, "label", "", "what distinguishes this configuration, e.g. \"io=goroutine\" (part of the section key)")
 	fs.StringVar(&runArgs, "run-args", "", "extra arguments of `loadgen run`, space-separated")
 	fs.BoolVar(&o.Lean, "lean", true, "also run the lean gorilla pair at the same count")
-	fs.BoolVar(&o.Pin, "pin", true, "split the CPUs: gateway processes on the last CPU, the generator's on the others (machines of two CPUs or more)")
+	fs.BoolVar(&o.Pin, "pin", false, "split the CPUs: gateway processes on the last CPU, the generator's on the others (machines of two CPUs or more)")
 	fs.DurationVar(&o.LeanHold, "lean-hold", 20*time.Second, "how long the lean pair holds its connections")
 	fs.IntVar(&o.PerProc, "per-process", 15000, "connections per lean process (the open-file limit is 20 000)")
 	var minAvailGiB float64
@@ -83,8 +83,8 @@ figures as a section of --doc (replacing the section of the same scenario and la
 	if runArgs != "" {
 		o.Command += " SCALE_ARGS='" + runArgs + "'"
 	}
-	if !o.Pin {
-		o.Command += " SCALE_FLAGS=--pin=false"
+	if o.Pin {
+		o.Command += " SCALE_FLAGS=--pin"
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()

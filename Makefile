@@ -35,10 +35,11 @@ export SQUALL_INTEROP_CACHE := $(INTEROP_CACHE)
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
 
-build: ## build bin/refserver and bin/loadgen (static)
+build: ## build bin/refserver, bin/loadgen and bin/loadgen-worker (static)
 	@mkdir -p $(BIN)
 	CGO_ENABLED=0 $(GO) build -ldflags '$(LDFLAGS)' -o $(BIN)/refserver ./cmd/refserver
 	CGO_ENABLED=0 $(GO) build -ldflags '$(LDFLAGS)' -o $(BIN)/loadgen ./cmd/loadgen
+	CGO_ENABLED=0 $(GO) build -ldflags '$(LDFLAGS)' -o $(BIN)/loadgen-worker ./cmd/loadgen-worker
 
 IMAGE_PREFIX ?= squall
 IMAGE_TAG    ?= $(VERSION)
@@ -159,8 +160,9 @@ bench: ## run the benchmarks (memory per connection, ramp rate)
 
 SCALE_PLAN  ?= scenarios/scale-100k.yaml
 SCALE_LABEL ?=
-# The gateway's nodes run from bin/refserver, as a deployed gateway does (not from loadgen's node mode).
-SCALE_ARGS  ?= --node-binary $(BIN)/refserver
+# The gateway's nodes run from bin/refserver, as a deployed gateway does (not from loadgen's node
+# mode), and the generator's workers from bin/loadgen-worker (not from loadgen's agent mode).
+SCALE_ARGS  ?= --node-binary $(BIN)/refserver --worker-binary $(BIN)/loadgen-worker
 SCALE_FLAGS ?=
 bench-scale: build ## scale bench: SCALE_PLAN (default the 100 000-client plan) beside a lean gorilla pair, into docs/bench.md
 	CGO_ENABLED=0 $(GO) build -o $(BIN)/bench-scale ./internal/scalebench/cmd/bench-scale

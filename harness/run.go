@@ -16,6 +16,7 @@ import (
 	"github.com/squall-dev/squall/loadgen"
 	"github.com/squall-dev/squall/loadgen/agent"
 	"github.com/squall-dev/squall/loadgen/telemetry"
+	"github.com/squall-dev/squall/loadgen/worker"
 	"github.com/squall-dev/squall/reports"
 	"github.com/squall-dev/squall/scenarios"
 )
@@ -54,7 +55,7 @@ func (r *runner) onRelease(f func()) { r.releases = append(r.releases, f) }
 // part is one worker's share of the plan and where it connects.
 type part struct {
 	plan   loadgen.Plan
-	target jobTarget
+	target worker.JobTarget
 	route  int // index into the routes
 }
 
@@ -165,7 +166,7 @@ func (r *runner) run(ctx context.Context) (*reports.Result, error) {
 	for ri, rt := range routes {
 		p := plan.Part(rt.Cohorts)
 		if rt.Proxy != "" {
-			parts = append(parts, part{plan: p.Split(1)[0], target: jobTarget{Target: proxied[rt.Proxy]}, route: ri})
+			parts = append(parts, part{plan: p.Split(1)[0], target: worker.JobTarget{Target: proxied[rt.Proxy]}, route: ri})
 			continue
 		}
 		switch {
@@ -177,7 +178,7 @@ func (r *runner) run(ctx context.Context) (*reports.Result, error) {
 			directWorkers = workersFor(p, o.FDsPerProcess)
 		}
 		for _, q := range p.Split(directWorkers) {
-			parts = append(parts, part{plan: q, target: jobTarget{Target: tgt.target}, route: ri})
+			parts = append(parts, part{plan: q, target: worker.JobTarget{Target: tgt.target}, route: ri})
 		}
 	}
 	// The workers, in the parts' order: the direct route comes first (scenarios.Scenario.Plan), so

@@ -3,8 +3,12 @@ package harness
 import (
 	"context"
 	"errors"
+	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
+	"runtime"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -146,6 +150,62 @@ func TestSplitAcrossWorkers(t *testing.T) {
 		t.Fatal(err)
 	}
 	checkMergedIsUnion(t, res, 2, 120)
+}
+
+// TestSplitAcrossLeanWorkers is TestSplitAcrossWorkers with the workers started from the lean
+// cmd/loadgen-worker binary (loadgen run --worker-binary): each worker process runs that binary,
+// and the split run's result is the same union.
+func TestSplitAcrossLeanWorkers(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds cmd/loadgen-worker and spawns worker processes")
+	}
+	goBin, err := exec.LookPath("go")
+	if err != nil {
+		goBin = filepath.Join(runtime.GOROOT(), "bin", "go")
+	}
+	bin := filepath.Join(t.TempDir(), "loadgen-worker")
+	if out, err := exec.Command(goBin, "build", "-o", bin, "../cmd/loadgen-worker").CombinedOutput(); err != nil {
+		t.Fatalf("build loadgen-worker: %v\n%s", err, out)
+	}
+	exes := map[int]string{}
+	opts := Options{FDsPerProcess: 100, WorkerCommand: []string{bin, "agent", "--listen", "127.0.0.1:0"},
+		OnStart: func(Start) { exes = childExecutables(t) }}
+	res, err := Run(context.Background(), planSpec(120, 4, time.Second), opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	checkMergedIsUnion(t, res, 2, 120)
+	for _, w := range res.Workers {
+		if exes[w.PID] != bin {
+			t.Errorf("worker %d (pid %d) runs %q, want %s", w.Index, w.PID, exes[w.PID], bin)
+		}
+	}
+}
+
+// childExecutables maps the pid of each child process of this one to its executable.
+func childExecutables(t *testing.T) map[int]string {
+	t.Helper()
+	tasks, err := filepath.Glob(fmt.Sprintf("/proc/%d/task/*/children", os.Getpid()))
+	if err != nil || len(tasks) == 0 {
+		t.Skipf("no /proc here: %v", err)
+	}
+	out := map[int]string{}
+	for _, f := range tasks {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			continue // the thread has exited
+		}
+		for _, field := range strings.Fields(string(b)) {
+			pid, err := strconv.Atoi(field)
+			if err != nil {
+				continue
+			}
+			if exe, err := os.Readlink(fmt.Sprintf("/proc/%d/exe", pid)); err == nil {
+				out[pid] = exe
+			}
+		}
+	}
+	return out
 }
 
 // checkMergedIsUnion checks a split run's result: the number of workers, that each ran in its own

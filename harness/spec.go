@@ -2,7 +2,6 @@ package harness
 
 import (
 	"crypto/tls"
-	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -11,6 +10,7 @@ import (
 	"time"
 
 	"github.com/squall-dev/squall/chaos"
+	"github.com/squall-dev/squall/internal/usage"
 	"github.com/squall-dev/squall/loadgen"
 	"github.com/squall-dev/squall/loadgen/agent"
 	"github.com/squall-dev/squall/refserver"
@@ -126,20 +126,14 @@ type Start struct {
 
 // UsageError is an error in what was asked — the spec, the options, a target that refuses the
 // clients' credentials — rather than in running it (exit code 2 of DESIGN §6).
-type UsageError struct{ Err error }
+type UsageError = usage.Error
 
-func (e *UsageError) Error() string { return e.Err.Error() }
-func (e *UsageError) Unwrap() error { return e.Err }
+func usageErr(err error) error { return usage.Wrap(err) }
 
-func usageErr(err error) error { return &UsageError{Err: err} }
-
-func usagef(format string, a ...any) error { return usageErr(fmt.Errorf(format, a...)) }
+func usagef(format string, a ...any) error { return usage.Errorf(format, a...) }
 
 // IsUsage reports whether err is (or wraps) a UsageError.
-func IsUsage(err error) bool {
-	var ue *UsageError
-	return errors.As(err, &ue)
-}
+func IsUsage(err error) bool { return usage.Is(err) }
 
 // validate checks the spec and options together and fills in defaults.
 func (o *Options) validate(spec Spec) error {

@@ -3,9 +3,10 @@ package refserver
 import (
 	"errors"
 	"fmt"
-	"net"
 	"strings"
 	"time"
+
+	"github.com/squall-dev/squall/internal/loopback"
 )
 
 // Config holds every tunable of the gateway. The zero value of each field means its default (listed
@@ -421,14 +422,4 @@ func (c Config) Validate() error {
 
 // IsLoopbackAddr reports whether a host:port listen address is on loopback ("localhost" counts; an
 // empty host, which means every interface, does not).
-func IsLoopbackAddr(addr string) bool {
-	host, _, err := net.SplitHostPort(addr)
-	if err != nil {
-		host = addr
-	}
-	if host == "localhost" {
-		return true
-	}
-	ip := net.ParseIP(strings.Trim(host, "[]"))
-	return ip != nil && ip.IsLoopback()
-}
+func IsLoopbackAddr(addr string) bool { return loopback.IsAddr(addr) }

@@ -2,18 +2,14 @@ package main
 
 import (
 	"os"
-	"runtime"
-	"runtime/debug"
 
 	"github.com/spf13/cobra"
 
 	"github.com/squall-dev/squall/harness"
 	"github.com/squall-dev/squall/internal/version"
 	"github.com/squall-dev/squall/loadgen/agent"
+	"github.com/squall-dev/squall/loadgen/worker"
 )
-
-// agentGCPercent is an agent's default garbage-collector target (see --gc-percent).
-const agentGCPercent = 50
 
 func newAgentCmd(e *env) *cobra.Command {
 	var listen, token, cert, key string
@@ -40,10 +36,7 @@ the plan it takes (the controller's --agents list is in shard order).`,
 			if gcPercent < 0 {
 				return usagef("--gc-percent %d: want a percentage above 0 (0 keeps $GOGC or Go's default)", gcPercent)
 			}
-			if gcPercent > 0 && (cmd.Flags().Changed("gc-percent") || os.Getenv("GOGC") == "") {
-				debug.SetGCPercent(gcPercent)
-			}
-			runtime.MemProfileRate = 0 // an agent serves no heap profile: its sampling tables are ~1.5 MB of waste
+			worker.TuneProcess(gcPercent, cmd.Flags().Changed("gc-percent"))
 			if token == "" {
 				return usagef("agent needs --token or $%s", agent.TokenEnv)
 			}
@@ -76,7 +69,7 @@ the plan it takes (the controller's --agents list is in shard order).`,
 	cmd.Flags().StringVar(&key, "tls-key", "", "PEM private key of --tls-cert")
 	cmd.Flags().BoolVar(&insecure, "insecure", false, "serve plain HTTP off loopback: the token and jobs travel in clear (warned, and recorded in the result)")
 	cmd.Flags().StringSliceVar(&allowTargets, "allow-target", nil, "networks (CIDR) the jobs' endpoints may be in (default: whatever the controller names)")
-	cmd.Flags().IntVar(&gcPercent, "gc-percent", agentGCPercent, "garbage collector target: heap growth over the live heap before a collection, in percent "+
+	cmd.Flags().IntVar(&gcPercent, "gc-percent", worker.DefaultGCPercent, "garbage collector target: heap growth over the live heap before a collection, in percent "+
 		"(a worker's heap is mostly long-lived client state; below Go's 100 it holds less memory per client for a little CPU; 0 keeps $GOGC or Go's default; $GOGC wins over the default)")
 	cmd.Flags().IntVar(&shard, "shard", -1, "run only this shard of a plan (a Kubernetes Indexed Job's completion index); -1 any")
 	cmd.Flags().BoolVarP(&verbose, "verbose", "v", false, "log to stderr")

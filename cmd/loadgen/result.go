@@ -121,11 +121,15 @@ func runError(err error) error {
 	return harnessErr(err)
 }
 
-// workerCommand is how a spawned worker is started: this binary as an agent.
+// workerCommand is how a spawned worker is started: the --worker-binary, or this binary, as an
+// agent.
 func workerCommand(f runFlags) []string {
-	exe, err := os.Executable()
-	if err != nil {
-		exe = os.Args[0]
+	exe := f.workerBinary
+	if exe == "" {
+		var err error
+		if exe, err = os.Executable(); err != nil {
+			exe = os.Args[0]
+		}
 	}
 	cmd := []string{exe, "agent", "--listen", "127.0.0.1:0"}
 	if f.verbose {

@@ -46,6 +46,7 @@ type runFlags struct {
 	lagBound     time.Duration
 	clientIO     string
 	nodeBinary   string
+	workerBinary string
 	perProcess   int
 	verbose      bool
 	timeScale    float64
@@ -146,6 +147,7 @@ the partial result is written).`,
 	fl.StringVar(&f.progress, "progress", "auto", "progress display: auto, bar, plain or none")
 	fl.DurationVar(&f.lagBound, "lag-bound", 0, "schedule-lag p99 above which the run is unreliable (0 = plan default 50ms)")
 	fl.StringVar(&f.clientIO, "io", "", "how the generator reads its clients' WebSockets: epoll (default; no goroutine or read buffer per idle client) or goroutine (one reader goroutine each); replaces a scenario's client_io")
+	fl.StringVar(&f.workerBinary, "worker-binary", "", "start worker processes from this loadgen-worker binary (bin/loadgen-worker: the worker side only, ~14 MB less resident per worker) instead of re-executing this binary as `loadgen agent`")
 	fl.StringVar(&f.nodeBinary, "node-binary", "", "embedded gateway: run its child nodes with this refserver binary (it takes the same flags) instead of this binary's node mode, so that a node costs what a deployed refserver costs; a single node running inside this process ignores it")
 	fl.IntVar(&f.perProcess, "fds-per-process", harness.DefaultFDsPerProcess, "open files one worker may use")
 	fl.BoolVarP(&f.verbose, "verbose", "v", false, "log to stderr")
@@ -194,11 +196,14 @@ func (f runFlags) validate() error {
 	if f.clientIO != "" && !slices.Contains(loadgen.ClientIOs, f.clientIO) {
 		errs = append(errs, fmt.Sprintf("--io %q: want one of %s", f.clientIO, strings.Join(loadgen.ClientIOs, ", ")))
 	}
-	if f.nodeBinary != "" {
-		if st, err := os.Stat(f.nodeBinary); err != nil {
-			errs = append(errs, fmt.Sprintf("--node-binary: %v", err))
+	for _, b := range []struct{ flag, path string }{{"--node-binary", f.nodeBinary}, {"--worker-binary", f.workerBinary}} {
+		if b.path == "" {
+			continue
+		}
+		if st, err := os.Stat(b.path); err != nil {
+			errs = append(errs, fmt.Sprintf("%s: %v", b.flag, err))
 		} else if st.IsDir() || st.Mode().Perm()&0o111 == 0 {
-			errs = append(errs, fmt.Sprintf("--node-binary %s: not an executable file", f.nodeBinary))
+			errs = append(errs, fmt.Sprintf("%s %s: not an executable file", b.flag, b.path))
 		}
 	}
 	if f.perProcess < 100 {

@@ -179,7 +179,7 @@ func ClassOf(args []string) string {
 		return ClassLeanServer
 	case sub == leanClientCmd:
 		return ClassLeanClient
-	case base == "loadgen" && sub == "agent":
+	case base == "loadgen" && sub == "agent" || base == "loadgen-worker":
 		return ClassGenerator
 	case base == "loadgen" && sub == "run":
 		return ClassController

@@ -2,6 +2,7 @@ package scalebench
 
 import (
 	"bytes"
+	"encoding/json"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -101,6 +102,7 @@ type RunFigures struct {
 	AppPings      int64
 	LagP99        time.Duration // schedule lag p99, hold only
 	LagP99Run     time.Duration // schedule lag p99, whole run
+	LagBound      time.Duration // the plan's schedule-lag bound (above it the generator is unreliable)
 	ConnectP99    time.Duration
 	Reliable      bool
 	Unreliable    string
@@ -154,7 +156,12 @@ func later(a, b time.Time) time.Time {
 // Figures derives a run's figures from its result and the samples taken while it ran; base is the
 // kernel before the run.
 func Figures(res *reports.Result, ss []Sample, base Kernel) RunFigures {
-	f := RunFigures{Reliable: res.Reliable, Unreliable: res.UnreliableReason, Workers: len(res.Workers), Nodes: res.Target.Nodes}
+	f := RunFigures{Reliable: res.Reliable, Unreliable: res.UnreliableReason, Workers: len(res.Workers), Nodes: res.Target.Nodes,
+		LagBound: loadgen.DefaultScheduleLagBound}
+	var plan loadgen.Plan
+	if len(res.Plan) > 0 && json.Unmarshal(res.Plan, &plan) == nil {
+		f.LagBound = plan.LagBound()
+	}
 	var ramp, hold *reports.Phase
 	for i := range res.Phases {
 		p := &res.Phases[i]
@@ -418,11 +425,12 @@ func (r *Report) Markdown() string {
 	fmt.Fprintf(&b, "| CPU, hold: gateway / generator | %.2f / %.2f cores (%.1f / %.1f µs per connection-second) |\n",
 		f.Gateway.CoresHold, f.Generator.CoresHold, f.Gateway.CPUPerConnUS, f.Generator.CPUPerConnUS)
 	fmt.Fprintf(&b, "| CPU, ramp: gateway / generator | %.2f / %.2f cores |\n", f.Gateway.CoresRamp, f.Generator.CoresRamp)
+	fmt.Fprintf(&b, "| generator reliable during the hold | %s |\n", holdReliability(f))
 	rel := "yes"
 	if !f.Reliable {
 		rel = "no: " + f.Unreliable
 	}
-	fmt.Fprintf(&b, "| generator reliable | %s |\n", rel)
+	fmt.Fprintf(&b, "| generator reliable over the whole run (ramp included) | %s |\n", rel)
 	fmt.Fprintf(&b, "| verdict | %s |\n\n", r.Verdict)
 	if l.Conns > 0 || l.Errors != "" {
 		fmt.Fprintf(&b, "Lean gorilla pair in the same run (%d server and %d client processes, one parked reader goroutine per connection on each side, 512-byte read buffers, pooled writes, nothing sent): "+
@@ -436,6 +444,18 @@ func (r *Report) Markdown() string {
 		}
 	}
 	return b.String()
+}
+
+// holdReliability says whether the generator kept its schedule during the hold: its schedule-lag
+// p99 over the hold's intervals against the plan's bound.
+func holdReliability(f RunFigures) string {
+	switch {
+	case f.Window != "hold":
+		return "no hold to judge (the run stopped before its hold ended)"
+	case f.LagP99 > f.LagBound:
+		return fmt.Sprintf("no: schedule-lag p99 %s above the bound %s", ms(f.LagP99), ms(f.LagBound))
+	}
+	return fmt.Sprintf("yes: schedule-lag p99 %s within the bound %s", ms(f.LagP99), ms(f.LagBound))
 }
 
 func oneLine(s string) string { return strings.Join(strings.Fields(s), " ") }

@@ -35,6 +35,7 @@ func TestClassOf(t *testing.T) {
 		{[]string{"/x/bin/loadgen", "__refserver-node", "--dev"}, ClassGateway},
 		{[]string{"bin/refserver", "--dev"}, ClassGateway},
 		{[]string{"/x/bin/loadgen", "agent", "--listen", "127.0.0.1:0"}, ClassGenerator},
+		{[]string{"/x/bin/loadgen-worker", "agent", "--listen", "127.0.0.1:0"}, ClassGenerator},
 		{[]string{"bin/loadgen", "run", "scenarios/scale-20k.yaml"}, ClassController},
 		{[]string{"bin/bench-scale", leanServerCmd}, ClassLeanServer},
 		{[]string{"bin/bench-scale", leanClientCmd, "ws://x", "1", "127.96.0.0/16"}, ClassLeanClient},
@@ -95,5 +96,22 @@ func TestCommonPhase(t *testing.T) {
 	from, to := commonPhase(res, &hold)
 	if !from.Equal(at(40)) || !to.Equal(at(335)) {
 		t.Fatalf("common hold %v..%v, want 40 s..335 s", from.Sub(t0), to.Sub(t0))
+	}
+}
+
+// TestHoldReliability: the hold's verdict follows its own schedule lag against the plan's bound,
+// whatever the whole run's was, and a run without a complete hold gets none.
+func TestHoldReliability(t *testing.T) {
+	for _, tc := range []struct {
+		f    RunFigures
+		want string
+	}{
+		{RunFigures{Window: "hold", LagP99: 41 * time.Millisecond, LagBound: 50 * time.Millisecond, Reliable: false}, "yes: schedule-lag p99 41.0 ms within the bound 50.0 ms"},
+		{RunFigures{Window: "hold", LagP99: 63 * time.Millisecond, LagBound: 50 * time.Millisecond, Reliable: true}, "no: schedule-lag p99 63.0 ms above the bound 50.0 ms"},
+		{RunFigures{Window: "whole run", LagP99: time.Millisecond, LagBound: 50 * time.Millisecond}, "no hold to judge (the run stopped before its hold ended)"},
+	} {
+		if got := holdReliability(tc.f); got != tc.want {
+			t.Errorf("%+v: %q, want %q", tc.f, got, tc.want)
+		}
 	}
 }

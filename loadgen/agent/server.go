@@ -261,10 +261,10 @@ func (a *Agent) tick(ctx context.Context, js *jobState, rec *stats.Recorder, sta
 			// worker's largest burst of CPU, and workers sharing a machine would otherwise all
 			// burst in the same second, delaying each other's clients.
 			if (k+int64(js.job.Worker))%int64(a.opts.SnapshotEvery) == 0 {
-				snap = rec.Snapshot()
 				// Kept until the controller has it (and the next replaces it): encoded, not as counts.
-				if err := snap.Compact(); err != nil {
-					snap.Hists = nil
+				var err error
+				if snap, err = rec.SnapshotCompact(); err != nil {
+					snap = rec.SnapshotCounts()
 				}
 			} else {
 				snap = rec.SnapshotCounts()

@@ -6,6 +6,7 @@ import (
 	"encoding/base64"
 	"encoding/binary"
 	"math"
+	"math/bits"
 	"sync"
 
 	hdrhistogram "github.com/HdrHistogram/hdrhistogram-go"
@@ -18,34 +19,49 @@ import (
 // allocation and its largest burst of CPU. The payload is the same; only the deflate stream differs.
 func encodeHDR(h *hdrhistogram.Histogram) ([]byte, error) {
 	snap := h.Export()
-	counts := snap.Counts
-	last := len(counts) - 1
-	for last >= 0 && counts[last] == 0 {
-		last--
-	}
+	return encodeBuckets(snap.SignificantFigures, snap.LowestTrackableValue, snap.HighestTrackableValue,
+		snap.IntegerToDoubleConversionRatio, func(yield func(int32, int64) bool) {
+			for i, c := range snap.Counts {
+				if c != 0 && !yield(int32(i), c) {
+					return
+				}
+			}
+		})
+}
+
+// encodePacked is encodeHDR for a sparse histogram of the Recorder's geometry (newPacked): the
+// same bytes as encodeHDR of a dense histogram holding the same values, written from the
+// populated buckets alone (no dense counts array is made).
+func encodePacked(p *hdrhistogram.PackedHistogram) ([]byte, error) {
+	return encodeBuckets(histSigFigs, histLowest, histHighest, 1, func(yield func(int32, int64) bool) {
+		for v, c := range p.ForEachBucket {
+			if !yield(countsIndex(v), c) {
+				return
+			}
+		}
+	})
+}
+
+// encodeBuckets writes the V2 compressed encoding of the histogram of the given geometry whose
+// populated buckets buckets yields as (counts index, count), indexes ascending.
+func encodeBuckets(sigFigs, lowest, highest int64, ratio float64, buckets func(yield func(int32, int64) bool)) ([]byte, error) {
 	e := encoders.Get().(*hdrEncoder)
 	defer encoders.Put(e)
 
-	// The V2 payload: zigzag LEB128 counts, a run of zeros as one negative number.
+	// The V2 payload: zigzag LEB128 counts up to the last populated bucket, a run of zeros as one
+	// negative number (a single zero as itself).
 	e.counts = e.counts[:0]
-	for i := 0; i <= last; {
-		if counts[i] != 0 {
-			e.counts = appendZigZag(e.counts, counts[i])
-			i++
-			continue
-		}
-		j := i
-		for j <= last && counts[j] == 0 {
-			j++
-		}
-		if j-i > 1 {
-			e.counts = appendZigZag(e.counts, -int64(j-i))
-		} else {
+	prev := int32(-1)
+	for i, c := range buckets {
+		switch gap := i - prev - 1; {
+		case gap == 1:
 			e.counts = appendZigZag(e.counts, 0)
+		case gap > 1:
+			e.counts = appendZigZag(e.counts, -int64(gap))
 		}
-		i = j
+		e.counts = appendZigZag(e.counts, c)
+		prev = i
 	}
-	ratio := snap.IntegerToDoubleConversionRatio
 	if ratio == 0 {
 		ratio = 1
 	}
@@ -55,9 +71,9 @@ func encodeHDR(h *hdrhistogram.Histogram) ([]byte, error) {
 	be.PutUint32(hdr[0:], uint32(v2EncodingCookie))
 	be.PutUint32(hdr[4:], uint32(len(e.counts)))
 	be.PutUint32(hdr[8:], 0) // normalizing index offset: counts are stored unrotated
-	be.PutUint32(hdr[12:], uint32(snap.SignificantFigures))
-	be.PutUint64(hdr[16:], uint64(snap.LowestTrackableValue))
-	be.PutUint64(hdr[24:], uint64(snap.HighestTrackableValue))
+	be.PutUint32(hdr[12:], uint32(sigFigs))
+	be.PutUint64(hdr[16:], uint64(lowest))
+	be.PutUint64(hdr[24:], uint64(highest))
 	be.PutUint64(hdr[32:], math.Float64bits(ratio))
 	e.plain.Write(hdr[:])
 	e.plain.Write(e.counts)
@@ -86,6 +102,24 @@ func encodeHDR(h *hdrhistogram.Histogram) ([]byte, error) {
 	out := make([]byte, base64.StdEncoding.EncodedLen(len(raw)))
 	base64.StdEncoding.Encode(out, raw)
 	return out, nil
+}
+
+// The Recorder's geometry (histLowest 1, histSigFigs 3) as HdrHistogram lays out its counts:
+// 2 048 sub-buckets (the smallest power of two that holds 2×10^3 at unit resolution), bucket 0
+// whole and each further bucket its upper half, twice as wide.
+const (
+	subBucketHalfCountMagnitude = 10
+	subBucketHalfCount          = 1 << subBucketHalfCountMagnitude
+	subBucketMask               = 2*subBucketHalfCount - 1
+)
+
+// countsIndex is the index of v's bucket in the counts array of a histogram of the Recorder's
+// geometry (hdrhistogram's countsIndexFor, which it does not export; TestCountsIndex holds the
+// two together).
+func countsIndex(v int64) int32 {
+	bucket := int32(64-bits.LeadingZeros64(uint64(v|subBucketMask))) - (subBucketHalfCountMagnitude + 1)
+	sub := int32(v >> uint(bucket))
+	return (bucket+1)<<subBucketHalfCountMagnitude + sub - subBucketHalfCount
 }
 
 // The V2 cookies (hdrhistogram's V2EncodingCookieBase and V2CompressedEncodingCookieBase with the

@@ -41,6 +41,33 @@ func TestEncodeHDRDecodes(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
+			// The sparse histogram of the same values encodes to the same bytes, and summarises
+			// to the same interval point, without a dense copy.
+			p := newPacked()
+			if dropped := p.MergeFrom(h); dropped != 0 {
+				t.Fatalf("MergeFrom dropped %d", dropped)
+			}
+			pb, err := encodePacked(p)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if string(pb) != string(b) {
+				t.Errorf("encodePacked differs from encodeHDR of the same values")
+			}
+			if got, want := *newPackedPoint(p), *newHistPoint(h); got != want {
+				t.Errorf("packed point %+v, dense %+v", got, want)
+			}
+			pj, err := marshalPacked(p)
+			if err != nil {
+				t.Fatal(err)
+			}
+			dj, err := (&Hist{h: h}).MarshalJSON()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if string(pj) != string(dj) {
+				t.Errorf("marshalPacked %s\nwant %s", pj, dj)
+			}
 			got, err := hdrhistogram.Decode(b)
 			if err != nil {
 				t.Fatalf("decode: %v", err)
@@ -55,6 +82,42 @@ func TestEncodeHDRDecodes(t *testing.T) {
 	}
 }
 
+// TestCountsIndex holds countsIndex to hdrhistogram's layout: a value recorded alone in a dense
+// histogram of the Recorder's geometry lands at countsIndex(value), for the values at every
+// bucket's edges and random ones across the whole range.
+func TestCountsIndex(t *testing.T) {
+	values := []int64{0, 1, 2, 1023, 1024, 2047, 2048, 2049, 4095, 4096, histHighest - 1, histHighest}
+	for shift := range 42 {
+		v := int64(1) << shift
+		values = append(values, v-1, v, v+1)
+	}
+	rng := rand.New(rand.NewPCG(3, 4))
+	for range 2000 {
+		values = append(values, rng.Int64N(histHighest+1))
+	}
+	h := newHDR()
+	for _, v := range values {
+		if v > histHighest {
+			continue
+		}
+		h.Reset()
+		if err := h.RecordValue(v); err != nil {
+			t.Fatalf("%d: %v", v, err)
+		}
+		counts := h.Export().Counts
+		want := -1
+		for i, c := range counts {
+			if c != 0 {
+				want = i
+				break
+			}
+		}
+		if got := countsIndex(v); int(got) != want {
+			t.Fatalf("countsIndex(%d) = %d, hdrhistogram puts it at %d", v, got, want)
+		}
+	}
+}
+
 func BenchmarkEncodeHDR(b *testing.B) {
 	h := newHDR()
 	rng := rand.New(rand.NewPCG(1, 2))
@@ -65,6 +128,14 @@ func BenchmarkEncodeHDR(b *testing.B) {
 		b.ReportAllocs()
 		for b.Loop() {
 			_, _ = encodeHDR(h)
+		}
+	})
+	b.Run("sparse, pooled best speed", func(b *testing.B) {
+		p := newPacked()
+		p.MergeFrom(h)
+		b.ReportAllocs()
+		for b.Loop() {
+			_, _ = encodePacked(p)
 		}
 	})
 	b.Run("hdrhistogram Encode", func(b *testing.B) {

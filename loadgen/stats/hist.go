@@ -200,6 +200,20 @@ func (h *Hist) MarshalJSON() ([]byte, error) {
 	})
 }
 
+// marshalPacked is MarshalJSON of a Hist holding the values of the sparse histogram h.
+func marshalPacked(h *hdrhistogram.PackedHistogram) ([]byte, error) {
+	enc, err := encodePacked(h)
+	if err != nil {
+		return nil, err
+	}
+	j := histJSON{HDR: string(enc)}
+	if j.Count = h.TotalCount(); j.Count > 0 {
+		v := h.ValueAtPercentilesSlice([]float64{50, 90, 99, 99.9})
+		j.Min, j.Mean, j.P50, j.P90, j.P99, j.P999, j.Max = h.Min(), h.Mean(), v[0], v[1], v[2], v[3], h.Max()
+	}
+	return json.Marshal(j)
+}
+
 // UnmarshalJSON reads the encoded histogram; the summary is not trusted.
 func (h *Hist) UnmarshalJSON(b []byte) error {
 	var j histJSON

@@ -33,6 +33,19 @@ func newHistPoint(h *hdrhistogram.Histogram) *HistPoint {
 	return p
 }
 
+// newPackedPoint is newHistPoint of a sparse histogram: the same summary and the same encoding.
+func newPackedPoint(h *hdrhistogram.PackedHistogram) *HistPoint {
+	p := &HistPoint{Count: h.TotalCount()}
+	if p.Count > 0 {
+		v := h.ValueAtPercentilesSlice([]float64{50, 90, 99})
+		p.P50, p.P90, p.P99, p.Max = v[0], v[1], v[2], h.Max()
+	}
+	if b, err := encodePacked(h); err == nil {
+		p.HDR = string(b)
+	}
+	return p
+}
+
 // Hist decodes the interval's histogram.
 func (p *HistPoint) Hist() (*Hist, error) {
 	if p == nil || p.HDR == "" {

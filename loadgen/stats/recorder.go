@@ -1,6 +1,7 @@
 package stats
 
 import (
+	"fmt"
 	"sort"
 	"sync"
 	"sync/atomic"
@@ -24,12 +25,16 @@ type Recorder struct {
 	lastTick time.Time
 }
 
-// liveHist is one histogram being recorded: the cumulative one and the current interval's.
+// liveHist is one histogram being recorded: the cumulative one and the current interval's. They
+// are sparse (hdrhistogram's PackedHistogram: a few bytes per populated bucket) rather than dense
+// (~270 KB of counts each at this geometry): a worker records a dozen histograms, most of whose
+// values fall in a few hundred buckets, and three dense copies of each were ~0.6 KB per client of
+// a worker holding 16 000.
 type liveHist struct {
 	mu       sync.Mutex
-	cum      *hdrhistogram.Histogram
-	interval *hdrhistogram.Histogram
-	spare    *hdrhistogram.Histogram // an empty histogram Tick swaps in; only Tick touches it
+	cum      *hdrhistogram.PackedHistogram
+	interval *hdrhistogram.PackedHistogram
+	spare    *hdrhistogram.PackedHistogram // an empty histogram Tick swaps in; only Tick touches it
 }
 
 // NewRecorder returns an empty recorder whose run started at start (the time intervals count from).
@@ -49,6 +54,10 @@ func (r *Recorder) Start() time.Time { return r.start }
 
 func newHDR() *hdrhistogram.Histogram { return hdrhistogram.New(histLowest, histHighest, histSigFigs) }
 
+func newPacked() *hdrhistogram.PackedHistogram {
+	return hdrhistogram.NewPacked(histLowest, histHighest, histSigFigs)
+}
+
 func (r *Recorder) hist(name string) *liveHist {
 	r.mu.RLock()
 	h := r.hists[name]
@@ -59,7 +68,7 @@ func (r *Recorder) hist(name string) *liveHist {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if h = r.hists[name]; h == nil {
-		h = &liveHist{cum: newHDR(), interval: newHDR(), spare: newHDR()}
+		h = &liveHist{cum: newPacked(), interval: newPacked(), spare: newPacked()}
 		r.hists[name] = h
 	}
 	return h
@@ -161,12 +170,39 @@ func (r *Recorder) Snapshot() Snapshot {
 	}
 	for i, n := range hn {
 		h := hs[i]
+		d := newHDR()
 		h.mu.Lock()
-		c := h.cum.Clone()
+		h.cum.MergeInto(d) // same geometry: nothing dropped
 		h.mu.Unlock()
-		s.Hists[n] = &Hist{h: c}
+		s.Hists[n] = &Hist{h: d}
 	}
 	return s
+}
+
+// SnapshotCompact is a Snapshot whose histograms are already in their encoded form (as
+// Snapshot.Compact leaves them), made from the sparse histograms without a dense copy: what a
+// worker sends its controller every few seconds. Reading its histograms decodes them.
+func (r *Recorder) SnapshotCompact() (Snapshot, error) {
+	hn, hs, ctrs, gauges := r.cells()
+	s := Snapshot{
+		Start:    r.start,
+		At:       time.Now(),
+		Hists:    make(map[string]*Hist, len(hn)),
+		Counters: ctrs,
+		Gauges:   gauges,
+	}
+	for i, n := range hn {
+		h := hs[i]
+		h.mu.Lock()
+		c := h.cum.Clone() // a few bytes per populated bucket
+		h.mu.Unlock()
+		b, err := marshalPacked(c)
+		if err != nil {
+			return Snapshot{}, fmt.Errorf("stats: encode histogram %s: %w", n, err)
+		}
+		s.Hists[n] = &Hist{compact: b}
+	}
+	return s, nil
 }
 
 // SnapshotCounts is a Snapshot of the counters and gauges only (Hists nil: not included), cheap
@@ -209,7 +245,7 @@ func (r *Recorder) Tick(now time.Time) Interval {
 		c := h.interval
 		h.interval = h.spare
 		h.mu.Unlock()
-		iv.Hists[n] = newHistPoint(c)
+		iv.Hists[n] = newPackedPoint(c)
 		c.Reset()
 		h.spare = c
 	}

@@ -401,3 +401,34 @@ func TestHistCompact(t *testing.T) {
 		t.Errorf("a write to a compacted histogram: count %d, want %d", c.Count(), h.Count()+1)
 	}
 }
+
+// TestSnapshotCompactEqualsSnapshot: the encoded snapshot made from the sparse histograms holds
+// exactly what Snapshot's dense copies hold, and writes the same JSON.
+func TestSnapshotCompactEqualsSnapshot(t *testing.T) {
+	r := NewRecorder(time.Now())
+	rng := rand.New(rand.NewPCG(5, 6))
+	for range 20_000 {
+		r.Record("a", time.Duration(rng.ExpFloat64()*float64(3*time.Millisecond)))
+		r.RecordValue("b", rng.Int64N(histHighest))
+	}
+	r.Add("c", 3)
+	dense := r.Snapshot()
+	compact, err := r.SnapshotCompact()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(compact.Hists) != 2 || compact.Counters["c"] != 3 {
+		t.Fatalf("compact snapshot: %d hists, counter c %d", len(compact.Hists), compact.Counters["c"])
+	}
+	for n, d := range dense.Hists {
+		c := compact.Hists[n]
+		if !c.Equal(d) {
+			t.Errorf("%s: compact %d values p99 %d, dense %d p99 %d", n, c.Count(), c.Percentile(99), d.Count(), d.Percentile(99))
+		}
+		cj, _ := c.MarshalJSON()
+		dj, _ := d.MarshalJSON()
+		if string(cj) != string(dj) {
+			t.Errorf("%s: compact JSON %s\nwant %s", n, cj, dj)
+		}
+	}
+}

@@ -27,6 +27,7 @@ import (
 	"os/signal"
 	"syscall"
 
+	"github.com/squall-dev/squall/internal/cpuprofile"
 	"github.com/squall-dev/squall/internal/loopback"
 	"github.com/squall-dev/squall/internal/usage"
 	"github.com/squall-dev/squall/internal/version"
@@ -36,7 +37,9 @@ import (
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	stopProfile := cpuprofile.Start("loadgen-worker", os.Stderr) // $SQUALL_CPU_PROFILE_DIR
 	err := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
+	stopProfile()
 	stop()
 	switch {
 	case err == nil, errors.Is(err, flag.ErrHelp):

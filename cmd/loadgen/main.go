@@ -22,14 +22,12 @@ package main
 import (
 	"context"
 	"fmt"
-	"io"
 	"os"
 	"os/signal"
-	"path/filepath"
-	"runtime/pprof"
 	"strings"
 	"syscall"
 
+	"github.com/squall-dev/squall/internal/cpuprofile"
 	"github.com/squall-dev/squall/loadgen/embedded"
 )
 
@@ -54,43 +52,14 @@ func main() {
 		fmt.Fprintln(os.Stderr, "loadgen: abandoned without a result")
 		os.Exit(exitInterrupted)
 	}()
-	stopProfile := startCPUProfile(os.Getenv(cpuProfileEnv), os.Args[1:], os.Stderr)
+	role := "loadgen"
+	if len(os.Args) > 1 {
+		role = strings.TrimLeft(os.Args[1], "_")
+	}
+	stopProfile := cpuprofile.Start(role, os.Stderr) // $SQUALL_CPU_PROFILE_DIR
 	code := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
 	stopProfile()
 	signal.Stop(sigs)
 	cancel(nil)
 	os.Exit(code)
-}
-
-// cpuProfileEnv names a directory into which every loadgen process of a run (the run itself, its
-// workers and its gateway nodes, which inherit the environment) writes a CPU profile of its whole
-// life: DIR/SUBCOMMAND-PID.pprof, for `go tool pprof`. A process killed rather than stopped writes
-// none.
-const cpuProfileEnv = "SQUALL_CPU_PROFILE_DIR"
-
-// startCPUProfile starts the CPU profile cpuProfileEnv asks for, if any, and returns what stops it.
-func startCPUProfile(dir string, args []string, stderr io.Writer) (stop func()) {
-	if dir == "" {
-		return func() {}
-	}
-	role := "loadgen"
-	if len(args) > 0 {
-		role = strings.TrimLeft(args[0], "_")
-	}
-	path := filepath.Join(dir, fmt.Sprintf("%s-%d.pprof", role, os.Getpid()))
-	f, err := os.Create(path)
-	if err == nil {
-		err = pprof.StartCPUProfile(f)
-	}
-	if err != nil {
-		fmt.Fprintf(stderr, "loadgen: %s: no CPU profile: %v\n", cpuProfileEnv, err)
-		if f != nil {
-			_ = f.Close()
-		}
-		return func() {}
-	}
-	return func() {
-		pprof.StopCPUProfile()
-		_ = f.Close()
-	}
 }

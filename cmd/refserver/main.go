@@ -26,6 +26,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/squall-dev/squall/internal/cpuprofile"
 	"github.com/squall-dev/squall/internal/version"
 	"github.com/squall-dev/squall/refserver"
 )
@@ -45,7 +46,9 @@ func (e usageError) Unwrap() error { return e.err }
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	stopProfile := cpuprofile.Start("refserver", os.Stderr) // $SQUALL_CPU_PROFILE_DIR
 	err := run(ctx, os.Args[1:], os.Getenv, os.Stdout, os.Stderr)
+	stopProfile()
 	stop()
 	switch {
 	case err == nil, errors.Is(err, flag.ErrHelp):

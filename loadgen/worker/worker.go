@@ -35,7 +35,7 @@ import (
 
 // DefaultGCPercent is a worker's default garbage-collector target: its heap is mostly long-lived
 // client state, and below Go's 100 it holds less memory per client for a little CPU.
-const DefaultGCPercent = 50
+const DefaultGCPercent = 25
 
 // RunJob is the agent.RunFunc of every worker: it runs the job's part of the plan against the
 // job's target with loadgen.RunLocal and reports its phases as events. The clients connect to the

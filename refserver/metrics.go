@@ -93,12 +93,7 @@ func newMetrics(s *Server) *metrics {
 		m.rejections, m.shed, m.stormActive, m.authRequests, m.poolAlert, m.resumes,
 		gauge(protocol.MetricConnectionsActive, "Open connections.",
 			func() float64 { return float64(s.limits.active()) }),
-		gauge(protocol.MetricRoomSubscriptions, "(connection, room) memberships, live or orphaned.",
-			func() float64 { return float64(s.hub.stats().subscriptions) }),
-		gauge(protocol.MetricOrphanedSubscriptions, "Memberships whose connection is gone.",
-			func() float64 { return float64(s.hub.stats().orphaned) }),
-		gauge(protocol.MetricPresenceEntries, "(room, user) presence entries.",
-			func() float64 { return float64(s.hub.stats().presence) }),
+		newHubCollector(s.hub),
 		gauge(protocol.MetricSendQueueDepth, "Frames queued for sending, all connections.",
 			func() float64 { return float64(s.queueDepth.Load()) }),
 		gauge(protocol.MetricPoolUsageRatio, "Active connections divided by max-conns.",
@@ -137,4 +132,34 @@ func (m *metrics) updatePoolAlerts(usage float64) {
 	}
 	set("0.70", 0.70)
 	set("0.85", 0.85)
+}
+
+// hubCollector reports the gauges that count what the rooms hold (memberships, orphaned ones,
+// presence entries). They come from one walk over every room and member (hub.stats), taken once
+// per scrape for the three: the gateway is scraped every second, and three walks over 16 000
+// connections' rooms were ~5 % of a node's CPU.
+type hubCollector struct {
+	h                                 *hub
+	subscriptions, orphaned, presence *prometheus.Desc
+}
+
+func newHubCollector(h *hub) *hubCollector {
+	return &hubCollector{h: h,
+		subscriptions: prometheus.NewDesc(protocol.MetricRoomSubscriptions, "(connection, room) memberships, live or orphaned.", nil, nil),
+		orphaned:      prometheus.NewDesc(protocol.MetricOrphanedSubscriptions, "Memberships whose connection is gone.", nil, nil),
+		presence:      prometheus.NewDesc(protocol.MetricPresenceEntries, "(room, user) presence entries.", nil, nil),
+	}
+}
+
+func (c *hubCollector) Describe(ch chan<- *prometheus.Desc) {
+	ch <- c.subscriptions
+	ch <- c.orphaned
+	ch <- c.presence
+}
+
+func (c *hubCollector) Collect(ch chan<- prometheus.Metric) {
+	hc := c.h.stats()
+	ch <- prometheus.MustNewConstMetric(c.subscriptions, prometheus.GaugeValue, float64(hc.subscriptions))
+	ch <- prometheus.MustNewConstMetric(c.orphaned, prometheus.GaugeValue, float64(hc.orphaned))
+	ch <- prometheus.MustNewConstMetric(c.presence, prometheus.GaugeValue, float64(hc.presence))
 }

@@ -121,7 +121,9 @@ type Config struct {
 	IO string
 	// GCPercent is the garbage collector's target (runtime/debug.SetGCPercent) of a gateway process:
 	// the refserver binary and child gateway nodes apply it (ApplyGC) unless GOGC is set; New does
-	// not (it is process-wide). Default 25: a node's heap is mostly long-lived connection state,
+	// not (it is process-wide). It holds once the heap is large: a small heap keeps at least 8 MB of
+	// headroom (internal/gctarget), so that a node holding few connections does not collect after
+	// every megabyte of handshakes. Default 25: a node's heap is mostly long-lived connection state,
 	// and between collections it holds the garbage of every handshake since the last one (HTTP
 	// request, buffers, upgrade), so the heap's headroom sets its peak memory as much as the
 	// connections do; 100 is Go's own default. At 16 700 idle connections a node, 25 against 50

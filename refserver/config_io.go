@@ -2,7 +2,8 @@ package refserver
 
 import (
 	"runtime"
-	"runtime/debug"
+
+	"github.com/squall-dev/squall/internal/gctarget"
 )
 
 // I/O models of the WebSocket transport (Config.IO).
@@ -30,7 +31,8 @@ func (c *Config) ioDefaults(d Config) {
 	}
 }
 
-// ApplyGC sets the process's garbage collector target to GCPercent (defaults filled in), unless
+// ApplyGC sets the process's garbage collector target to GCPercent (defaults filled in; a small
+// heap keeps at least 8 MB of headroom, see internal/gctarget), unless
 // the GOGC environment variable is set (getenv is os.Getenv outside tests), and, without Pprof,
 // turns off the heap profile's sampling (its tables cost a process ~1.5 MB that nobody reads). It
 // is process-wide: the refserver binary and child gateway nodes call it; a Server never does, as
@@ -38,7 +40,7 @@ func (c *Config) ioDefaults(d Config) {
 func (c Config) ApplyGC(getenv func(string) string) {
 	c.ioDefaults(DefaultConfig())
 	if getenv("GOGC") == "" && c.GCPercent > 0 {
-		debug.SetGCPercent(c.GCPercent)
+		gctarget.Set(c.GCPercent) // at least 8 MB of headroom while the heap is small
 	}
 	if !c.Pprof {
 		runtime.MemProfileRate = 0

@@ -41,7 +41,9 @@ func TestServesUntilCancelled(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	lines := &lineWriter{seen: make(chan string, 1)}
 	done := make(chan error, 1)
-	go func() { done <- run(ctx, []string{"agent", "--listen", "127.0.0.1:0", "--token", "t"}, lines, &bytes.Buffer{}) }()
+	go func() {
+		done <- run(ctx, []string{"agent", "--listen", "127.0.0.1:0", "--token", "t"}, lines, &bytes.Buffer{})
+	}()
 	select {
 	case l := <-lines.seen:
 		if !strings.HasPrefix(l, agent.ListenPrefix+"127.0.0.1:") {

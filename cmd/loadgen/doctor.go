@@ -31,10 +31,12 @@ type connCosts struct {
 
 // costsByIO are the measured costs for each of the gateway's I/O models (refserver --io): the
 // goroutine row with the generator's goroutine client I/O at 20 000 clients, the nbio row (the
-// default) with its epoll client I/O at 100 000.
+// default) with its epoll client I/O at 100 000 (nodes from bin/refserver, workers from
+// bin/loadgen-worker; per new connection: the ramp's CPU on both sides less what the clients
+// already held cost meanwhile).
 var costsByIO = map[string]connCosts{
 	refserver.IOGoroutine: {clientBytes: 26500, gatewayBytes: 16600, kernelBytes: 5800, cpuHold: 20.7e-6, cpuConnect: 790e-6},
-	refserver.IONbio:      {clientBytes: 7000, gatewayBytes: 5700, kernelBytes: 5000, cpuHold: 11.2e-6, cpuConnect: 760e-6},
+	refserver.IONbio:      {clientBytes: 4400, gatewayBytes: 4400, kernelBytes: 4800, cpuHold: 8.5e-6, cpuConnect: 370e-6},
 }
 
 // cpuBudget is the share of the cores a run may use and still keep the generator's schedule lag

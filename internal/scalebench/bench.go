@@ -13,6 +13,7 @@ import (
 	"runtime"
 	"strconv"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/squall-dev/squall/reports"
@@ -42,6 +43,10 @@ type Options struct {
 	MinAvailable int64
 	// MaxDuration stops the run the same way after this long (0: no bound).
 	MaxDuration time.Duration
+	// StopGrace is how long loadgen has to stop after the interrupt (default 2 minutes): past it,
+	// SIGQUIT makes it write every goroutine's stack into its log and exit, and 30 s later it is
+	// killed, so that the bench ends whatever state a starved run is in.
+	StopGrace time.Duration
 }
 
 // pin is the CPU split the samplers apply: PinClasses with Pin, else none.
@@ -131,6 +136,19 @@ func runScenario(ctx context.Context, o Options) (RunFigures, string, error) {
 	if o.MaxDuration > 0 {
 		deadline = time.After(o.MaxDuration)
 	}
+	grace := o.StopGrace
+	if grace <= 0 {
+		grace = 2 * time.Minute
+	}
+	var escalate <-chan time.Time // armed by the interrupt
+	quit := false
+	interrupt := func(why string) {
+		if stopped == "" {
+			stopped = why
+			_ = cmd.Process.Signal(os.Interrupt)
+			escalate = time.After(grace)
+		}
+	}
 	var werr error
 wait:
 	for {
@@ -139,17 +157,30 @@ wait:
 			break wait
 		case <-deadline:
 			deadline = nil
-			if stopped == "" {
-				stopped = fmt.Sprintf("stopped after %s (--max-duration)", o.MaxDuration)
-				_ = cmd.Process.Signal(os.Interrupt)
-			}
+			interrupt(fmt.Sprintf("stopped after %s (--max-duration)", o.MaxDuration))
 		case <-guard.C:
-			if avail := memAvailable(); o.MinAvailable > 0 && avail > 0 && avail < o.MinAvailable && stopped == "" {
-				stopped = fmt.Sprintf("stopped: MemAvailable %.1f GiB fell below the %.1f GiB floor (--min-available)",
-					float64(avail)/(1<<30), float64(o.MinAvailable)/(1<<30))
-				_ = cmd.Process.Signal(os.Interrupt)
+			if avail := memAvailable(); o.MinAvailable > 0 && avail > 0 && avail < o.MinAvailable {
+				interrupt(fmt.Sprintf("stopped: MemAvailable %.1f GiB fell below the %.1f GiB floor (--min-available)",
+					float64(avail)/(1<<30), float64(o.MinAvailable)/(1<<30)))
 			}
+		case <-escalate:
+			if !quit {
+				quit = true
+				fmt.Fprintf(o.Log, "bench-scale: loadgen did not stop within %s of the interrupt: SIGQUIT (goroutine stacks into %s)\n", grace, logf.Name())
+				_ = cmd.Process.Signal(syscall.SIGQUIT)
+				escalate = time.After(30 * time.Second)
+				continue
+			}
+			escalate = nil
+			fmt.Fprintf(o.Log, "bench-scale: loadgen still running: killed\n")
+			_ = cmd.Process.Kill()
 		}
+	}
+	if quit {
+		guard.Stop()
+		stop()
+		<-done
+		return RunFigures{}, "", fmt.Errorf("loadgen run did not stop within %s of the interrupt (%s) and was abandoned: no result; its goroutine stacks are in %s", grace, stopped, logf.Name())
 	}
 	guard.Stop()
 	stop()

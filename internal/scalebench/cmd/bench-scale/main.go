@@ -58,6 +58,7 @@ figures as a section of --doc (replacing the section of the same scenario and la
 	var minAvailGiB float64
 	fs.Float64Var(&minAvailGiB, "min-available", 3, "stop the run cleanly (SIGINT, partial result) when MemAvailable falls below this many GiB (0: never)")
 	fs.DurationVar(&o.MaxDuration, "max-duration", 0, "stop the run cleanly after this long (0: no bound)")
+	fs.DurationVar(&o.StopGrace, "stop-grace", 2*time.Minute, "after the interrupt (--max-duration, --min-available), how long loadgen has to stop before it is made to dump its goroutines and exit (SIGQUIT), then killed")
 	if err := fs.Parse(os.Args[1:]); err != nil {
 		return err
 	}

@@ -41,6 +41,9 @@ type Outcome struct {
 
 // Update is what the controller knows at one moment; Run calls OnUpdate with it once a second.
 type Update struct {
+	// Merged is the workers' counters and gauges added up (stats.MergeCounts): its histograms are
+	// left out, as merging every worker's every second would cost the controller more than the
+	// display that reads it is worth; Latest has the newest second's, the Outcome the whole run's.
 	Merged stats.Snapshot
 	Latest stats.Interval // the newest second any worker has reported, merged over the workers that reported it
 	Live   int            // workers still running
@@ -288,7 +291,7 @@ func (c *Controller) update(ws []*workerState, start time.Time) Update {
 			}
 		}
 	}
-	u.Merged = stats.MergeAll(snaps...)
+	u.Merged = stats.MergeCounts(snaps...)
 	if latest >= 0 {
 		var parts stats.Series
 		for _, w := range ws {

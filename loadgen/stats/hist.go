@@ -171,6 +171,23 @@ func DecodeHist(s string) (*Hist, error) {
 	return &Hist{h: h}, nil
 }
 
+// decodePacked is DecodeHist into a sparse histogram (no dense counts array is made); the empty
+// string is an empty histogram.
+func decodePacked(s string) (*hdrhistogram.PackedHistogram, error) {
+	if s == "" {
+		return newPacked(), nil
+	}
+	h, err := hdrhistogram.DecodePacked([]byte(s))
+	if err != nil {
+		return nil, fmt.Errorf("stats: decode histogram: %w", err)
+	}
+	if h.LowestTrackableValue() != histLowest || h.HighestTrackableValue() != histHighest || h.SignificantFigures() != histSigFigs {
+		return nil, fmt.Errorf("stats: decode histogram: geometry [%d, %d] with %d digits, want [%d, %d] with %d",
+			h.LowestTrackableValue(), h.HighestTrackableValue(), h.SignificantFigures(), histLowest, histHighest, histSigFigs)
+	}
+	return h, nil
+}
+
 // histJSON is the JSON form of a Hist. Durations in the summary are nanoseconds.
 type histJSON struct {
 	Count int64   `json:"count"`

@@ -46,6 +46,14 @@ func newPackedPoint(h *hdrhistogram.PackedHistogram) *HistPoint {
 	return p
 }
 
+// packed decodes the interval's histogram into a sparse one.
+func (p *HistPoint) packed() (*hdrhistogram.PackedHistogram, error) {
+	if p == nil {
+		return newPacked(), nil
+	}
+	return decodePacked(p.HDR)
+}
+
 // Hist decodes the interval's histogram.
 func (p *HistPoint) Hist() (*Hist, error) {
 	if p == nil || p.HDR == "" {
@@ -112,16 +120,18 @@ func (iv Interval) Merge(o Interval) (Interval, error) {
 			out.Hists[n] = p
 			continue
 		}
-		a, err := cur.Hist()
+		// Sparse: an interval's histogram holds a few populated buckets, and a controller merges
+		// every worker's every second.
+		a, err := cur.packed()
 		if err != nil {
 			return out, fmt.Errorf("stats: interval %d %s: %w", iv.Second, n, err)
 		}
-		b, err := p.Hist()
+		b, err := p.packed()
 		if err != nil {
 			return out, fmt.Errorf("stats: interval %d %s: %w", o.Second, n, err)
 		}
-		a.Merge(b)
-		out.Hists[n] = newHistPoint(a.h)
+		a.Merge(b) // same geometry: nothing dropped
+		out.Hists[n] = newPackedPoint(a)
 	}
 	return out, nil
 }

@@ -66,15 +66,48 @@ func (s Snapshot) Merge(o Snapshot) Snapshot {
 	return out
 }
 
-// MergeAll merges any number of snapshots (the zero Snapshot when there are none).
+// MergeAll merges any number of snapshots (the zero Snapshot when there are none): each histogram
+// of the result is made once and every snapshot's merged into it (merging pairwise would copy the
+// growing result once per snapshot: with 53 workers' dozen histograms, ~340 MB a merge).
 func MergeAll(ss ...Snapshot) Snapshot {
-	var out Snapshot
-	for i, s := range ss {
-		if i == 0 {
-			out = s.Merge(Snapshot{})
-			continue
+	if len(ss) == 0 {
+		return Snapshot{}
+	}
+	out := MergeCounts(ss...)
+	out.Hists = make(map[string]*Hist)
+	for _, s := range ss {
+		for n, h := range s.Hists {
+			cur, ok := out.Hists[n]
+			if !ok {
+				cur = NewHist()
+				out.Hists[n] = cur
+			}
+			cur.Merge(h)
 		}
-		out = out.Merge(s)
+	}
+	return out
+}
+
+// MergeCounts is MergeAll without the histograms (Hists nil): counters and gauges added, the
+// earliest start and the latest instant. It is cheap enough for every live update.
+func MergeCounts(ss ...Snapshot) Snapshot {
+	if len(ss) == 0 {
+		return Snapshot{}
+	}
+	out := Snapshot{Counters: make(map[string]int64), Gauges: make(map[string]int64)}
+	for _, s := range ss {
+		if out.Start.IsZero() || (!s.Start.IsZero() && s.Start.Before(out.Start)) {
+			out.Start = s.Start
+		}
+		if s.At.After(out.At) {
+			out.At = s.At
+		}
+		for n, v := range s.Counters {
+			out.Counters[n] += v
+		}
+		for n, v := range s.Gauges {
+			out.Gauges[n] += v
+		}
 	}
 	return out
 }

@@ -44,8 +44,8 @@ type Options struct {
 	// MaxDuration stops the run the same way after this long (0: no bound).
 	MaxDuration time.Duration
 	// StopGrace is how long loadgen has to stop after the interrupt (default 2 minutes): past it,
-	// SIGQUIT makes it write every goroutine's stack into its log and exit, and 30 s later it is
-	// killed, so that the bench ends whatever state a starved run is in.
+	// SIGQUIT makes it write every goroutine's stack into its log and exit, and StopGrace (at most
+	// 30 s) later it is killed, so that the bench ends whatever state a starved run is in.
 	StopGrace time.Duration
 }
 
@@ -168,7 +168,7 @@ wait:
 				quit = true
 				fmt.Fprintf(o.Log, "bench-scale: loadgen did not stop within %s of the interrupt: SIGQUIT (goroutine stacks into %s)\n", grace, logf.Name())
 				_ = cmd.Process.Signal(syscall.SIGQUIT)
-				escalate = time.After(30 * time.Second)
+				escalate = time.After(min(30*time.Second, grace))
 				continue
 			}
 			escalate = nil

@@ -160,6 +160,18 @@ func (r *Recorder) cells() (hn []string, hs []*liveHist, ctrs, gauges map[string
 
 // Snapshot returns everything recorded since the start. It does not disturb intervals.
 func (r *Recorder) Snapshot() Snapshot {
+	s, _ := r.snapshot(func(h *liveHist) (*Hist, error) {
+		d := newHDR()
+		h.mu.Lock()
+		h.cum.MergeInto(d) // same geometry: nothing dropped
+		h.mu.Unlock()
+		return &Hist{h: d}, nil
+	})
+	return s
+}
+
+// snapshot is a Snapshot of the counters, gauges and each histogram as hist makes it.
+func (r *Recorder) snapshot(hist func(*liveHist) (*Hist, error)) (Snapshot, error) {
 	hn, hs, ctrs, gauges := r.cells()
 	s := Snapshot{
 		Start:    r.start,
@@ -169,40 +181,29 @@ func (r *Recorder) Snapshot() Snapshot {
 		Gauges:   gauges,
 	}
 	for i, n := range hn {
-		h := hs[i]
-		d := newHDR()
-		h.mu.Lock()
-		h.cum.MergeInto(d) // same geometry: nothing dropped
-		h.mu.Unlock()
-		s.Hists[n] = &Hist{h: d}
+		h, err := hist(hs[i])
+		if err != nil {
+			return Snapshot{}, fmt.Errorf("stats: encode histogram %s: %w", n, err)
+		}
+		s.Hists[n] = h
 	}
-	return s
+	return s, nil
 }
 
 // SnapshotCompact is a Snapshot whose histograms are already in their encoded form (as
 // Snapshot.Compact leaves them), made from the sparse histograms without a dense copy: what a
 // worker sends its controller every few seconds. Reading its histograms decodes them.
 func (r *Recorder) SnapshotCompact() (Snapshot, error) {
-	hn, hs, ctrs, gauges := r.cells()
-	s := Snapshot{
-		Start:    r.start,
-		At:       time.Now(),
-		Hists:    make(map[string]*Hist, len(hn)),
-		Counters: ctrs,
-		Gauges:   gauges,
-	}
-	for i, n := range hn {
-		h := hs[i]
+	return r.snapshot(func(h *liveHist) (*Hist, error) {
 		h.mu.Lock()
 		c := h.cum.Clone() // a few bytes per populated bucket
 		h.mu.Unlock()
 		b, err := marshalPacked(c)
 		if err != nil {
-			return Snapshot{}, fmt.Errorf("stats: encode histogram %s: %w", n, err)
+			return nil, err
 		}
-		s.Hists[n] = &Hist{compact: b}
-	}
-	return s, nil
+		return &Hist{compact: b}, nil
+	})
 }
 
 // SnapshotCounts is a Snapshot of the counters and gauges only (Hists nil: not included), cheap

@@ -3,6 +3,7 @@ package refserver
 import (
 	"runtime"
 
+	"github.com/squall-dev/squall/internal/cpuprofile"
 	"github.com/squall-dev/squall/internal/gctarget"
 )
 
@@ -42,7 +43,7 @@ func (c Config) ApplyGC(getenv func(string) string) {
 	if getenv("GOGC") == "" && c.GCPercent > 0 {
 		gctarget.Set(c.GCPercent) // at least 8 MB of headroom while the heap is small
 	}
-	if !c.Pprof {
+	if !c.Pprof && getenv(cpuprofile.Env) == "" {
 		runtime.MemProfileRate = 0
 	}
 }

@@ -1,8 +1,11 @@
 // Package cpuprofile lets every process of a run write a CPU profile of its whole life when the
 // environment asks for one: with $SQUALL_CPU_PROFILE_DIR set, Start writes DIR/ROLE-PID.pprof
-// (for `go tool pprof`) until its stop function is called. The run's controller, its workers and
-// its gateway nodes inherit the environment, so one variable profiles them all. A process killed
-// rather than stopped writes none. Call Start once, from main.
+// (for `go tool pprof`) until its stop function is called, which also writes
+// DIR/ROLE-PID.allocs.pprof, the allocations of the process's life (`go tool pprof
+// -sample_index=alloc_space`; gateway nodes and workers keep sampling allocations while the
+// variable is set). The run's controller, its workers and its gateway nodes inherit the
+// environment, so one variable profiles them all. A process killed rather than stopped writes
+// none. Call Start once, from main.
 package cpuprofile
 
 import (
@@ -38,5 +41,9 @@ func Start(role string, stderr io.Writer) (stop func()) {
 	return func() {
 		pprof.StopCPUProfile()
 		_ = f.Close()
+		if af, err := os.Create(filepath.Join(dir, fmt.Sprintf("%s-%d.allocs.pprof", role, os.Getpid()))); err == nil {
+			_ = pprof.Lookup("allocs").WriteTo(af, 0)
+			_ = af.Close()
+		}
 	}
 }

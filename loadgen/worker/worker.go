@@ -25,6 +25,7 @@ import (
 	"slices"
 	"time"
 
+	"github.com/squall-dev/squall/internal/cpuprofile"
 	"github.com/squall-dev/squall/internal/gctarget"
 	"github.com/squall-dev/squall/internal/loopback"
 	"github.com/squall-dev/squall/internal/usage"
@@ -226,11 +227,14 @@ func Serve(ctx context.Context, o Options) error {
 // TuneProcess sets this process up as a worker: the garbage collector's target (gcPercent, held
 // while the heap is large, see internal/gctarget; 0 keeps $GOGC or Go's default, and $GOGC wins
 // unless explicit says the percentage was asked for)
-// and no heap-profile sampling (a worker serves no heap profile: its tables are ~1.5 MB of waste).
+// and no heap-profile sampling unless $SQUALL_CPU_PROFILE_DIR asks for profiles (a worker serves
+// no heap profile: its tables are ~1.5 MB of waste).
 // Call it once from main, before Serve.
 func TuneProcess(gcPercent int, explicit bool) {
 	if gcPercent > 0 && (explicit || os.Getenv("GOGC") == "") {
 		gctarget.Set(gcPercent) // at least 8 MB of headroom while the heap is small
 	}
-	runtime.MemProfileRate = 0
+	if os.Getenv(cpuprofile.Env) == "" {
+		runtime.MemProfileRate = 0
+	}
 }

@@ -382,6 +382,15 @@ func (s *Server) originAllowed(r *http.Request) bool {
 	})
 }
 
+// Listen opens the gateway's TCP listener on addr, with the kernel's TCP keepalive off on the
+// connections it accepts: the gateway's heartbeat timeout and pings are what find a dead peer, and
+// keepalive probes would wake every idle socket of a large population (and cost five socket options
+// per accepted connection).
+func Listen(ctx context.Context, addr string) (net.Listener, error) {
+	lc := net.ListenConfig{KeepAlive: -1}
+	return lc.Listen(ctx, "tcp", addr)
+}
+
 // ErrDevNonLoopback is returned by Serve in dev mode when the listener is not on loopback.
 var ErrDevNonLoopback = errors.New("refserver: dev mode refuses a non-loopback listen address")
 
@@ -405,6 +414,9 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	}
 	if s.cfg.IO == IONbio {
 		s.nbioEngine() // at once rather than with the first connection
+	}
+	if s.frontEligible() {
+		ln = newWSFront(s, ln) // upgrades of /ws served without the HTTP server's connection
 	}
 	// TLS last: a PROXY protocol header comes before the TLS handshake.
 	ln, err := s.cfg.tlsListener(ln)

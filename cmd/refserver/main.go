@@ -17,7 +17,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net"
 	"os"
 	"os/signal"
 	"strings"
@@ -162,7 +161,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 			return fmt.Errorf("broker: %w", err) // the URL may hold a password: not repeated
 		}
 	}
-	ln, err := net.Listen("tcp", cfg.Addr)
+	ln, err := refserver.Listen(ctx, cfg.Addr)
 	if err != nil {
 		return fmt.Errorf("listen: %w", err)
 	}

@@ -189,7 +189,7 @@ func (n *Node) startInProcess(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("embedded gateway: %w", err)
 	}
-	ln, err := net.Listen("tcp", n.addr)
+	ln, err := refserver.Listen(ctx, n.addr)
 	if err != nil {
 		return fmt.Errorf("embedded gateway: listen %s: %w", n.addr, err)
 	}
@@ -363,7 +363,7 @@ func RunNodeMain(ctx context.Context, args []string, stderr io.Writer) error {
 		return err
 	}
 	cfg.ApplyGC(os.Getenv) // a child node's process is the gateway's own
-	ln, err := net.Listen("tcp", cfg.Addr)
+	ln, err := refserver.Listen(ctx, cfg.Addr)
 	if err != nil {
 		return fmt.Errorf("listen %s: %w", cfg.Addr, err)
 	}

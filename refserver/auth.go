@@ -45,12 +45,26 @@ func (b *JWTBackend) WithMaxLifetime(d time.Duration) *JWTBackend {
 
 // Authenticate verifies token and returns its subject.
 func (b *JWTBackend) Authenticate(ctx context.Context, token string) (string, error) {
-	if err := ctx.Err(); err != nil {
-		return "", err
-	}
-	user, err := protocol.VerifyTokenLifetime(b.secret, token, b.now(), b.maxLifetime)
-	if err != nil {
-		return "", errors.Join(ErrUnauthorized, err)
-	}
-	return user, nil
+	user, _, err := b.AuthenticateExpiry(ctx, token)
+	return user, err
 }
+
+// AuthenticateExpiry is Authenticate that also returns when the token expires (tokenExpirer).
+func (b *JWTBackend) AuthenticateExpiry(ctx context.Context, token string) (string, time.Time, error) {
+	if err := ctx.Err(); err != nil {
+		return "", time.Time{}, err
+	}
+	user, exp, err := protocol.VerifyTokenExpiry(b.secret, token, b.now(), b.maxLifetime)
+	if err != nil {
+		return "", time.Time{}, errors.Join(ErrUnauthorized, err)
+	}
+	return user, exp, nil
+}
+
+// tokenExpirer is an AuthBackend that also says when an accepted token expires, so that the auth
+// cache need not parse the token a second time for it.
+type tokenExpirer interface {
+	AuthenticateExpiry(ctx context.Context, token string) (userID string, exp time.Time, err error)
+}
+
+var _ tokenExpirer = (*JWTBackend)(nil)

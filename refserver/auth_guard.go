@@ -100,9 +100,8 @@ func (g *authGuard) check(ctx context.Context, token string) (string, error) {
 		g.count(wait.err, true)
 		return wait.user, wait.err
 	}
-	user, err := g.call(ctx, token)
-	var exp time.Time
-	if err == nil {
+	user, exp, err := g.callExpiry(ctx, token)
+	if err == nil && exp.IsZero() {
 		exp = tokenExpiry(token)
 	}
 	g.cache.complete(key, own, user, err, exp)
@@ -112,21 +111,28 @@ func (g *authGuard) check(ctx context.Context, token string) (string, error) {
 
 // call asks the backend through the breaker.
 func (g *authGuard) call(ctx context.Context, token string) (string, error) {
+	user, _, err := g.callExpiry(ctx, token)
+	return user, err
+}
+
+// callExpiry is call that also returns the accepted token's expiry when the backend knows it,
+// else the zero time.
+func (g *authGuard) callExpiry(ctx context.Context, token string) (string, time.Time, error) {
 	ok, retry := g.breaker.allow()
 	if !ok {
-		return "", &AuthUnavailableError{RetryAfter: jitter(retry, 1, 1.5) + jitter(time.Second, 0, 1), BreakerOpen: true}
+		return "", time.Time{}, &AuthUnavailableError{RetryAfter: jitter(retry, 1, 1.5) + jitter(time.Second, 0, 1), BreakerOpen: true}
 	}
-	user, err := g.backend.Authenticate(ctx, token)
+	user, exp, err := g.backend.AuthenticateExpiry(ctx, token)
 	switch {
 	case err == nil, errors.Is(err, ErrUnauthorized):
 		g.breaker.done(true)
-		return user, err
+		return user, exp, err
 	case errors.Is(ctx.Err(), context.Canceled):
 		g.breaker.cancel() // the server is closing: says nothing about the backend
-		return "", err
+		return "", time.Time{}, err
 	default: // failure or timeout (ctx deadline)
 		g.breaker.done(false)
-		return "", &AuthUnavailableError{RetryAfter: jitter(time.Second, 0.5, 1.5), Err: err}
+		return "", time.Time{}, &AuthUnavailableError{RetryAfter: jitter(time.Second, 0.5, 1.5), Err: err}
 	}
 }
 

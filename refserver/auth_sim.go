@@ -56,6 +56,13 @@ func (b *SimulatedBackend) Failures() uint64 { return b.failures.Load() }
 // Authenticate waits the latency (or until ctx ends), fails with the fail rate, and otherwise asks
 // the inner backend.
 func (b *SimulatedBackend) Authenticate(ctx context.Context, token string) (string, error) {
+	user, _, err := b.AuthenticateExpiry(ctx, token)
+	return user, err
+}
+
+// AuthenticateExpiry is Authenticate that also returns the token's expiry when the inner backend
+// gives it (a tokenExpirer), else the zero time.
+func (b *SimulatedBackend) AuthenticateExpiry(ctx context.Context, token string) (string, time.Time, error) {
 	b.calls.Add(1)
 	if d := time.Duration(b.latency.Load()); d > 0 {
 		t := time.NewTimer(d)
@@ -63,12 +70,18 @@ func (b *SimulatedBackend) Authenticate(ctx context.Context, token string) (stri
 		case <-t.C:
 		case <-ctx.Done():
 			t.Stop()
-			return "", ctx.Err()
+			return "", time.Time{}, ctx.Err()
 		}
 	}
 	if r := math.Float64frombits(b.failRate.Load()); r > 0 && rand.Float64() < r {
 		b.failures.Add(1)
-		return "", ErrBackendFailure
+		return "", time.Time{}, ErrBackendFailure
 	}
-	return b.inner.Authenticate(ctx, token)
+	if te, ok := b.inner.(tokenExpirer); ok {
+		return te.AuthenticateExpiry(ctx, token)
+	}
+	user, err := b.inner.Authenticate(ctx, token)
+	return user, time.Time{}, err
 }
+
+var _ tokenExpirer = (*SimulatedBackend)(nil)

@@ -190,10 +190,20 @@ func (c *conn) start(token string, nodeOK, ipOK bool) {
 	}
 }
 
+// inFrames holds the frames client messages are decoded into: a decoded frame is passed on by
+// value, never by its address, so it goes back once handled.
+var inFrames = sync.Pool{New: func() any { return new(protocol.Frame) }}
+
 // handle processes one text frame.
 func (c *conn) handle(data []byte) {
-	var f protocol.Frame
-	if err := protocol.DecodeInto(data, protocol.ClientToServer, &f); err != nil {
+	fp := inFrames.Get().(*protocol.Frame)
+	*fp = protocol.Frame{}
+	defer inFrames.Put(fp)
+	c.handleFrame(data, fp)
+}
+
+func (c *conn) handleFrame(data []byte, f *protocol.Frame) {
+	if err := protocol.DecodeInto(data, protocol.ClientToServer, f); err != nil {
 		if !c.authed {
 			c.unauthorized("the first frame must be hello with a token")
 			return
@@ -218,11 +228,12 @@ func (c *conn) handle(data []byte) {
 	case protocol.TypeHello:
 		c.sendError(protocol.ErrCodeAlreadyHello, "already authenticated", 0)
 	case protocol.TypePing:
-		c.sendFrame(&protocol.Frame{Type: protocol.TypePong, Timestamp: f.Timestamp})
+		*f = protocol.Frame{Type: protocol.TypePong, Timestamp: f.Timestamp}
+		c.sendFrame(f)
 	case protocol.TypeResume:
-		c.resume(f)
+		c.resume(*f)
 	default:
-		c.sequenced(f)
+		c.sequenced(*f)
 	}
 }
 

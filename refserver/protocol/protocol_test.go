@@ -175,6 +175,9 @@ func TestTokens(t *testing.T) {
 	if u, err := VerifyToken(secret, tok, now); err != nil || u != "alice" {
 		t.Fatalf("VerifyToken = %q, %v", u, err)
 	}
+	if u, exp, err := VerifyTokenExpiry(secret, tok, now, 0); err != nil || u != "alice" || exp.Unix() != now.Add(time.Minute).Unix() {
+		t.Fatalf("VerifyTokenExpiry = %q, %v, %v; want alice, the token's exp", u, exp, err)
+	}
 	for name, check := range map[string]func() error{
 		"expired":    func() error { _, err := VerifyToken(secret, tok, now.Add(time.Hour)); return err },
 		"wrong key":  func() error { _, err := VerifyToken([]byte("other"), tok, now); return err },

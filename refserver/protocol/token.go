@@ -60,8 +60,14 @@ func VerifyToken(secret []byte, token string, now time.Time) (string, error) {
 // VerifyTokenLifetime is VerifyToken that also refuses a token whose exp lies more than
 // maxLifetime after now (0: no bound), so that a leaked token cannot be valid for years.
 func VerifyTokenLifetime(secret []byte, token string, now time.Time, maxLifetime time.Duration) (string, error) {
+	user, _, err := VerifyTokenExpiry(secret, token, now, maxLifetime)
+	return user, err
+}
+
+// VerifyTokenExpiry is VerifyTokenLifetime that also returns the token's exp.
+func VerifyTokenExpiry(secret []byte, token string, now time.Time, maxLifetime time.Duration) (string, time.Time, error) {
 	if token == "" {
-		return "", fmt.Errorf("%w: missing", ErrTokenInvalid)
+		return "", time.Time{}, fmt.Errorf("%w: missing", ErrTokenInvalid)
 	}
 	var claims jwt.RegisteredClaims
 	parser := jwt.NewParser(
@@ -71,17 +77,17 @@ func VerifyTokenLifetime(secret []byte, token string, now time.Time, maxLifetime
 	)
 	_, err := parser.ParseWithClaims(token, &claims, func(*jwt.Token) (any, error) { return secret, nil })
 	if err != nil {
-		return "", fmt.Errorf("%w: %v", ErrTokenInvalid, err)
+		return "", time.Time{}, fmt.Errorf("%w: %v", ErrTokenInvalid, err)
 	}
 	if claims.Subject == "" {
-		return "", fmt.Errorf("%w: no sub claim", ErrTokenInvalid)
+		return "", time.Time{}, fmt.Errorf("%w: no sub claim", ErrTokenInvalid)
 	}
 	if err := CheckUserID(claims.Subject); err != nil {
-		return "", fmt.Errorf("%w: sub: %v", ErrTokenInvalid, err)
+		return "", time.Time{}, fmt.Errorf("%w: sub: %v", ErrTokenInvalid, err)
 	}
 	if maxLifetime > 0 && claims.ExpiresAt.Sub(now) > maxLifetime {
-		return "", fmt.Errorf("%w: exp is %s away, more than the %s allowed", ErrTokenInvalid,
+		return "", time.Time{}, fmt.Errorf("%w: exp is %s away, more than the %s allowed", ErrTokenInvalid,
 			claims.ExpiresAt.Sub(now).Round(time.Second), maxLifetime)
 	}
-	return claims.Subject, nil
+	return claims.Subject, claims.ExpiresAt.Time, nil
 }

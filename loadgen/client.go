@@ -244,7 +244,10 @@ func (c *client) connect(ctx context.Context, gen uint32, reconnect bool) {
 		c.mu.Unlock()
 	}
 	addr := c.coh.addrs[int(c.index)%len(c.coh.addrs)]
-	di := dialInfo{addr: addr, connectKey: c.coh.key(stats.HistConnect), adopt: env.poller != nil && strings.HasPrefix(dialURL, "ws://")}
+	di := dialInfo{addr: addr, connectKey: c.coh.key(stats.HistConnect)}
+	// A ws:// WebSocket goes to the run's poller once upgraded, over the lean handshake
+	// (dialUpgrade); wss:// and the goroutine model use gorilla's dialer.
+	adopt := env.poller != nil && strings.HasPrefix(dialURL, "ws://")
 	dctx := context.WithValue(ctx, localAddrKey{}, di)
 	dctx, cancel := context.WithTimeout(dctx, 10*time.Second)
 	b := c.behaviour()
@@ -253,6 +256,8 @@ func (c *client) connect(ctx context.Context, gen uint32, reconnect bool) {
 	var (
 		conn   wireConn
 		wsConn *websocket.Conn
+		nc     net.Conn // a WebSocket for the poller (adopt)
+		rest   []byte   // what the gateway sent on nc right after the 101
 		resp   *http.Response
 	)
 	switch {
@@ -271,7 +276,11 @@ func (c *client) connect(ctx context.Context, gen uint32, reconnect bool) {
 		if tier != "" {
 			c.add(TierKey(CtrTierRequests, tier), 1)
 		}
-		wsConn, resp, err = env.dialer.DialContext(dctx, dialURL, hdr)
+		if adopt {
+			nc, rest, resp, err = dialUpgrade(dctx, env.dialer.NetDialContext, dialURL, hdr)
+		} else {
+			wsConn, resp, err = env.dialer.DialContext(dctx, dialURL, hdr)
+		}
 	}
 	cancel()
 	if resp != nil && resp.Body != nil {
@@ -305,11 +314,11 @@ func (c *client) connect(ctx context.Context, gen uint32, reconnect bool) {
 	if tier != "" {
 		c.add(TierKey(CtrTierConnects, tier), 1)
 	}
+	if nc != nil {
+		c.adopt(nc, rest, gen, upgraded, reconnect)
+		return
+	}
 	if wsConn != nil {
-		if hc, ok := wsConn.NetConn().(*handshakeConn); ok {
-			c.adopt(wsConn, hc, gen, upgraded, reconnect)
-			return
-		}
 		c.wsHandlers(wsConn)
 		conn = gorillaConn{wsConn}
 	}
@@ -885,7 +894,6 @@ type localAddrKey struct{}
 type dialInfo struct {
 	addr       netip.Addr
 	connectKey string
-	adopt      bool // the connection goes to the run's poller once upgraded (handshakeConn)
 }
 
 // currentTier is the tier the tab's next connection takes: "" for a plain WebSocket (no transport

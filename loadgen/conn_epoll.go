@@ -18,10 +18,11 @@ import (
 
 // Client I/O models (Plan.ClientIO).
 const (
-	// ClientIOEpoll hands every WebSocket, once upgraded, to the run's epoll loops
-	// (internal/netpoll): an idle client holds no goroutine and no read buffer, and its frames are
-	// parsed as they arrive (internal/wsframe). wss:// targets keep ClientIOGoroutine (TLS state
-	// lives in crypto/tls's connection, which only a blocking reader can drive).
+	// ClientIOEpoll hands every WebSocket, once upgraded (dialUpgrade: a handshake that allocates
+	// next to nothing), to the run's epoll loops (internal/netpoll): an idle client holds no
+	// goroutine and no read buffer, and its frames are parsed as they arrive (internal/wsframe).
+	// wss:// targets keep ClientIOGoroutine (TLS state lives in crypto/tls's connection, which
+	// only a blocking reader can drive).
 	ClientIOEpoll = "epoll"
 	// ClientIOGoroutine parks one reader goroutine per connection in a blocking read
 	// (gorilla/websocket).
@@ -33,37 +34,6 @@ var ClientIOs = []string{ClientIOEpoll, ClientIOGoroutine}
 
 // readLimit bounds one message a client reads (a larger one is answered with 1009).
 const readLimit = 1 << 20
-
-// handshakeConn is the socket of a WebSocket dial that the poller will take over: it hands the
-// dialer's reader the bytes of the HTTP response and no more, so that frames the gateway sent
-// right behind the upgrade stay here (rest) instead of in the dialer's buffer.
-type handshakeConn struct {
-	net.Conn
-	tail uint32 // the last four bytes read, to find the blank line across reads
-	done bool   // the response's header has been read
-	rest []byte // bytes read past the header, not yet handed out
-}
-
-func (h *handshakeConn) Read(p []byte) (int, error) {
-	if len(h.rest) > 0 {
-		n := copy(p, h.rest)
-		h.rest = h.rest[n:]
-		return n, nil
-	}
-	n, err := h.Conn.Read(p)
-	if h.done {
-		return n, err
-	}
-	for i := range n {
-		h.tail = h.tail<<8 | uint32(p[i])
-		if h.tail == 0x0d0a0d0a { // "\r\n\r\n"
-			h.done = true
-			h.rest = append([]byte(nil), p[i+1:n]...)
-			return i + 1, err
-		}
-	}
-	return n, err
-}
 
 // epollConn is a client's WebSocket on the run's poller. No goroutine reads it: the poller hands
 // its bytes to the frame reader, and each message to the client, on the poller's goroutine.
@@ -295,18 +265,19 @@ func (pc *epollConn) watchClose(report func(peerClosed bool, at time.Time)) {
 	pc.readMu.Unlock()
 }
 
-// adopt hands a WebSocket upgraded over hc to the run's poller and opens it as the client's
-// connection of generation gen.
-func (c *client) adopt(ws *websocket.Conn, hc *handshakeConn, gen uint32, upgraded time.Time, reconnect bool) {
+// adopt hands nc, a WebSocket upgraded by dialUpgrade, to the run's poller and opens it as the
+// client's connection of generation gen; rest are the bytes the gateway sent right after the 101,
+// parsed before anything the poller reads.
+func (c *client) adopt(nc net.Conn, rest []byte, gen uint32, upgraded time.Time, reconnect bool) {
 	env := c.env
 	pc := &epollConn{cl: c, rc: readCtx{gen: gen, upgraded: upgraded, reconnect: reconnect, first: true}}
 	pc.rc.cs = &pc.cs
 	pc.emit = pc.event
 	pc.readMu.Lock()
 	defer pc.readMu.Unlock()
-	nc, err := env.poller.Add(hc.Conn, pc)
+	pn, err := env.poller.Add(nc, pc)
 	if err != nil {
-		ws.Close()
+		nc.Close()
 		if env.ctx.Err() == nil {
 			env.logger.Error("client connection not adopted by the poller", "user_id", c.userID, "err", err)
 			c.add(stats.ErrorCounter("poller"), 1)
@@ -314,14 +285,14 @@ func (c *client) adopt(ws *websocket.Conn, hc *handshakeConn, gen uint32, upgrad
 		c.dropped(gen, false, 0, 0)
 		return
 	}
-	pc.nc = nc
+	pc.nc = pn
 	if !c.open(pc, gen, upgraded) {
 		return
 	}
 	pc.live = true
 	env.wg.Add(1) // until the connection's end is handled (end)
 	env.proto.opened(c, gen, upgraded)
-	if len(hc.rest) > 0 {
-		pc.feed(hc.rest)
+	if len(rest) > 0 {
+		pc.feed(rest)
 	}
 }

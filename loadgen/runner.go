@@ -284,7 +284,8 @@ func (env *runEnv) liveClients() []*client {
 }
 
 // newDialer returns the dialer every client shares: small buffers, pooled write buffers, and the
-// source address taken from the dial's context.
+// source address taken from the dial's context. Its NetDialContext also dials the connections of
+// the lean handshake (dialUpgrade), so that every TCP connect is made and timed the same way.
 func newDialer(rec *stats.Recorder, onSample func(string, time.Duration)) *websocket.Dialer {
 	return &websocket.Dialer{
 		HandshakeTimeout: 10 * time.Second,
@@ -292,7 +293,9 @@ func newDialer(rec *stats.Recorder, onSample func(string, time.Duration)) *webso
 		WriteBufferSize:  1024,
 		WriteBufferPool:  &sync.Pool{},
 		NetDialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
-			d := net.Dialer{}
+			// TCP keepalive off: its probes would wake every idle socket of a large population; a
+			// client finds a dead gateway by its heartbeats (or the run ends it).
+			d := net.Dialer{KeepAlive: -1}
 			di, _ := ctx.Value(localAddrKey{}).(dialInfo)
 			if di.addr.IsValid() && (!di.addr.IsLoopback() || loopbackDest(addr)) {
 				// A loopback source address only reaches loopback: a target off loopback (a
@@ -301,9 +304,6 @@ func newDialer(rec *stats.Recorder, onSample func(string, time.Duration)) *webso
 			}
 			start := time.Now()
 			conn, err := d.DialContext(ctx, network, addr)
-			if err == nil && di.adopt {
-				conn = &handshakeConn{Conn: conn}
-			}
 			if err == nil {
 				d := time.Since(start)
 				rec.Record(stats.HistConnect, d)

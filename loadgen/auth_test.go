@@ -13,6 +13,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/golang-jwt/jwt/v5"
 
@@ -166,5 +167,31 @@ func TestSquallHelloToken(t *testing.T) {
 	tgt.Conn.Origin = "https://evil.example.com"
 	if err := Probe(context.Background(), tgt, tgt.Endpoints[0]); err == nil || !strings.Contains(err.Error(), "target.origin") {
 		t.Fatalf("a refused origin: %v, want an error naming target.origin", err)
+	}
+}
+
+// TestHS256MatchesLibrary: the hand-minted HS256 token of a user is byte for byte what the jwt
+// library signs for the same claims; users whose JSON needs escaping take the library's path.
+func TestHS256MatchesLibrary(t *testing.T) {
+	src, err := newJWTSource(AuthSpec{Secret: "s3cret"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	exp := time.Now().Add(time.Hour).Unix()
+	for _, user := range []string{"u", "user-0042", "a.b_c~d", strings.Repeat("x", 100)} {
+		want, err := jwt.NewWithClaims(jwt.SigningMethodHS256, jwt.MapClaims{"sub": user, "exp": exp}).SignedString([]byte("s3cret"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		for range 2 { // the second from a pooled HMAC
+			if got := src.hs256(user, exp); got != want {
+				t.Fatalf("user %q:\n got %s\nwant %s", user, got, want)
+			}
+		}
+	}
+	for _, user := range []string{`q"uote`, `back\slash`, "<tag>", "a&b", "é", "tab\there"} {
+		if plainClaim(user) {
+			t.Errorf("%q: taken as plain, want the library's path", user)
+		}
 	}
 }

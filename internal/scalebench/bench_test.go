@@ -1,6 +1,7 @@
 package scalebench
 
 import (
+	"bytes"
 	"context"
 	"io"
 	"os"
@@ -27,5 +28,53 @@ func TestStuckRunIsAbandoned(t *testing.T) {
 	}
 	if d := time.Since(start); d > 20*time.Second {
 		t.Errorf("took %v to give up", d)
+	}
+}
+
+// TestAwaitConntrack: the wait ends once the table has room (the entries of an earlier run
+// expire), is bounded, says when the table can never hold the plan, and ends with its context.
+func TestAwaitConntrack(t *testing.T) {
+	draining := func(counts ...int64) func() (int64, int64) {
+		i := 0
+		return func() (int64, int64) {
+			c := counts[min(i, len(counts)-1)]
+			i++
+			return c, 1000
+		}
+	}
+	cases := []struct {
+		name  string
+		read  func() (int64, int64)
+		need  int64
+		bound time.Duration
+		reads int // at least this many reads before returning
+		said  string
+	}{
+		{name: "room at once", read: draining(100), need: 500, bound: time.Minute, reads: 1},
+		{name: "an earlier run's entries expire", read: draining(900, 800, 400), need: 500, bound: time.Minute, reads: 3, said: "waiting for room"},
+		{name: "never drains: bounded", read: draining(900), need: 500, bound: 1500 * time.Millisecond, reads: 2, said: "going on"},
+		{name: "table smaller than the plan", read: draining(0), need: 5000, bound: time.Minute, reads: 1, said: "smaller than the 5000 connections"},
+		{name: "no netfilter", read: func() (int64, int64) { return 0, 0 }, need: 5000, bound: time.Minute, reads: 1},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			var log bytes.Buffer
+			n := 0
+			read := func() (int64, int64) { n++; return tc.read() }
+			if err := awaitConntrack(context.Background(), &log, read, tc.need, tc.bound); err != nil {
+				t.Fatal(err)
+			}
+			if n < tc.reads {
+				t.Errorf("read %d times, want at least %d", n, tc.reads)
+			}
+			if tc.said == "" && log.Len() > 0 || !strings.Contains(log.String(), tc.said) {
+				t.Errorf("log %q, want %q", log.String(), tc.said)
+			}
+		})
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if err := awaitConntrack(ctx, io.Discard, draining(900), 500, time.Minute); err == nil {
+		t.Error("a cancelled wait returned no error")
 	}
 }

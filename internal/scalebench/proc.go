@@ -42,6 +42,7 @@ type Kernel struct {
 	TCPMemPages int64 // TCP mem: pages of socket buffers (the figure tcp_mem limits)
 	TCPSlab     int64 // bytes of the TCP socket slab caches (TCP, TCPv6), from /proc/slabinfo (root only; 0 otherwise)
 	SlabBytes   int64 // /proc/meminfo Slab: every slab cache (noisy: files, dentries of other work)
+	Conntrack   int64 // connection-tracking entries (nf_conntrack_count; 0 without netfilter)
 }
 
 // Sample is one reading of every class and of the kernel.
@@ -249,5 +250,25 @@ func ReadKernel() Kernel {
 			}
 		}
 	}
+	k.Conntrack, _ = readConntrack()
 	return k
+}
+
+// readConntrack reads the connection-tracking table's entries and its size
+// (/proc/sys/net/netfilter/nf_conntrack_count and _max); max is 0 when netfilter does not track
+// connections here. Once the table is full the kernel drops the packets of new connections
+// ("nf_conntrack: table full, dropping packet"), loopback ones included: a SYN goes unanswered.
+func readConntrack() (count, max int64) {
+	read := func(name string) int64 {
+		b, err := os.ReadFile("/proc/sys/net/netfilter/" + name)
+		if err != nil {
+			return 0
+		}
+		n, _ := strconv.ParseInt(strings.TrimSpace(string(b)), 10, 64)
+		return n
+	}
+	if max = read("nf_conntrack_max"); max == 0 {
+		return 0, 0
+	}
+	return read("nf_conntrack_count"), max
 }

@@ -112,6 +112,7 @@ type RunFigures struct {
 	KernelPerConn float64 // (TCP slab + TCP buffer pages) growth / connections held, both ends
 	KernelTCPMem  int64   // peak TCP buffer bytes during the hold
 	KernelSlab    int64   // peak TCP slab bytes during the hold
+	ConntrackPeak int64   // most connection-tracking entries over the run (0 without netfilter)
 	SlabPerConn   float64 // /proc/meminfo Slab growth / connections (upper bound: every cache)
 }
 
@@ -250,6 +251,9 @@ func Figures(res *reports.Result, ss []Sample, base Kernel) RunFigures {
 		peak.TCPSlab = max(peak.TCPSlab, s.Kernel.TCPSlab)
 		peak.SlabBytes = max(peak.SlabBytes, s.Kernel.SlabBytes)
 	}
+	for _, s := range ss {
+		f.ConntrackPeak = max(f.ConntrackPeak, s.Kernel.Conntrack) // the whole run: the ramp fills it
+	}
 	page := int64(os.Getpagesize())
 	f.KernelTCPMem = peak.TCPMemPages * page
 	f.KernelSlab = peak.TCPSlab
@@ -297,6 +301,10 @@ type Machine struct {
 	// Somaxconn and SynBacklog bound the listen queues (net.core.somaxconn,
 	// net.ipv4.tcp_max_syn_backlog): a ramp faster than the gateway accepts overflows them.
 	Somaxconn, SynBacklog string
+	// ConntrackMax is the size of netfilter's connection-tracking table (0: not tracking): every
+	// open connection takes an entry, and a closed one keeps it through TIME_WAIT (120 s), so it
+	// bounds the connections a run can open, loopback ones included.
+	ConntrackMax int64
 }
 
 // ReadMachine reads the machine's description.
@@ -320,6 +328,7 @@ func ReadMachine() Machine {
 	if b, err := os.ReadFile("/proc/sys/kernel/osrelease"); err == nil {
 		m.Kernel = strings.TrimSpace(string(b))
 	}
+	_, m.ConntrackMax = readConntrack()
 	m.Somaxconn, m.SynBacklog = "?", "?"
 	if b, err := os.ReadFile("/proc/sys/net/core/somaxconn"); err == nil {
 		m.Somaxconn = strings.TrimSpace(string(b))
@@ -397,8 +406,8 @@ func (r *Report) Markdown() string {
 	var b bytes.Buffer
 	f, l, m := r.Run, r.Lean, r.Machine
 	fmt.Fprintf(&b, "### %s — %s\n\n", r.Key(), r.Date.Format("2006-01-02 15:04 MST"))
-	fmt.Fprintf(&b, "Machine: %d × %s, %s, Linux %s, %s; somaxconn %s, tcp_max_syn_backlog %s; load average %s at the start, %s at the end (shared machine).\n\n",
-		m.CPUs, m.CPUModel, m.MemTotal, m.Kernel, m.Go, m.Somaxconn, m.SynBacklog, m.LoadStart, m.LoadEnd)
+	fmt.Fprintf(&b, "Machine: %d × %s, %s, Linux %s, %s; somaxconn %s, tcp_max_syn_backlog %s%s; load average %s at the start, %s at the end (shared machine).\n\n",
+		m.CPUs, m.CPUModel, m.MemTotal, m.Kernel, m.Go, m.Somaxconn, m.SynBacklog, conntrackNote(m.ConntrackMax), m.LoadStart, m.LoadEnd)
 	if r.Pinning != "" {
 		fmt.Fprintf(&b, "CPUs: %s.\n\n", r.Pinning)
 	}
@@ -422,6 +431,9 @@ func (r *Report) Markdown() string {
 	fmt.Fprintf(&b, "| controller peak RSS | %s |\n", mib(f.Controller.PeakRSS))
 	fmt.Fprintf(&b, "| kernel per connection (TCP slab + buffers, both ends) | %s (peak TCP slab %s, buffers %s; all slab caches %s) |\n",
 		kb(f.KernelPerConn), mib(f.KernelSlab), mib(f.KernelTCPMem), kb(f.SlabPerConn))
+	if m.ConntrackMax > 0 {
+		fmt.Fprintf(&b, "| connection-tracking entries, peak / table | %d / %d%s |\n", f.ConntrackPeak, m.ConntrackMax, conntrackVerdict(f.ConntrackPeak, m.ConntrackMax))
+	}
 	fmt.Fprintf(&b, "| CPU, hold: gateway / generator | %.2f / %.2f cores (%.1f / %.1f µs per connection-second) |\n",
 		f.Gateway.CoresHold, f.Generator.CoresHold, f.Gateway.CPUPerConnUS, f.Generator.CPUPerConnUS)
 	fmt.Fprintf(&b, "| CPU, ramp: gateway / generator | %.2f / %.2f cores |\n", f.Gateway.CoresRamp, f.Generator.CoresRamp)
@@ -444,6 +456,22 @@ func (r *Report) Markdown() string {
 		}
 	}
 	return b.String()
+}
+
+func conntrackNote(max int64) string {
+	if max == 0 {
+		return ""
+	}
+	return fmt.Sprintf(", nf_conntrack_max %d", max)
+}
+
+// conntrackVerdict flags a run that filled the connection-tracking table (its new connections'
+// packets were dropped).
+func conntrackVerdict(peak, max int64) string {
+	if peak >= max*99/100 {
+		return " (full: the kernel dropped packets of new connections)"
+	}
+	return ""
 }
 
 // holdReliability says whether the generator kept its schedule during the hold: its schedule-lag

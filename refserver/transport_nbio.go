@@ -60,9 +60,10 @@ import (
 
 // nbioIO is a Server's epoll engine.
 type nbioIO struct {
-	s      *Server
-	engine *nbio.Engine
-	probes []*nbioProbe // one per poller, at index fd % number of pollers
+	s       *Server
+	engine  *nbio.Engine
+	runners *jobRunners  // run the connections' job lists
+	probes  []*nbioProbe // one per poller, at index fd % number of pollers
 
 	stallMu sync.Mutex
 	stalled map[*nbioTransport]int64 // connections whose writes are held up, since (unix ns)
@@ -125,22 +126,25 @@ func newNbioIO(s *Server) (*nbioIO, error) {
 		// simply not read (level-triggered, the poller would be woken for it over and over).
 		EpollMod: nbio.EPOLLET,
 	})
-	// A connection's job list runs on a goroutine of its own while it has jobs (nbio would run it
-	// on the poller).
-	eng.Execute = func(f func()) { go f() }
+	// A connection's job list runs off the poller while it has jobs (nbio would run it on the
+	// poller): on an idle runner, else on a goroutine of its own.
+	runners := newJobRunners(jobRunnersPerEngine)
+	eng.Execute = runners.execute
 	eng.OnOpen(nbioOpened)
 	eng.OnRead(nbioRead)
 	eng.OnClose(nbioClosed)
 	eng.OnWrittenSize(nbioWritten)
 	if err := eng.Start(); err != nil {
+		runners.stop()
 		return nil, err
 	}
-	n := &nbioIO{s: s, engine: eng, stalled: map[*nbioTransport]int64{}, quit: make(chan struct{}), done: make(chan struct{}),
+	n := &nbioIO{s: s, engine: eng, runners: runners, stalled: map[*nbioTransport]int64{}, quit: make(chan struct{}), done: make(chan struct{}),
 		// As long as nbio's own table (pages never written stay virtual).
 		owners: make([]*nbioTransport, nbio.MaxOpenFiles)}
 	probes, err := addProbes(eng, npoller)
 	if err != nil {
 		eng.Stop()
+		runners.stop()
 		return nil, err
 	}
 	n.probes = probes
@@ -203,9 +207,65 @@ func (n *nbioIO) stop() {
 	close(n.quit)
 	<-n.done
 	n.engine.Stop()
+	n.runners.stop()
 	for _, p := range n.probes {
 		_ = syscall.Close(p.peer)
 	}
+}
+
+// jobRunnersPerEngine is how many long-lived goroutines run the job lists of one engine's
+// connections.
+const jobRunnersPerEngine = 8
+
+// jobRunners run the connections' job lists on a few long-lived goroutines, whose stacks have
+// grown to what a job takes (a token's verification, a frame's JSON) once, instead of a new
+// goroutine per list that grows its stack again every time. A list that finds no runner idle runs
+// on a goroutine of its own, so a job that blocks (a slow auth backend) holds up no other.
+//
+// Concurrency: execute may be called from any goroutine, before and after stop; stop ends the
+// runners once they are idle and waits for them (later lists get goroutines of their own).
+type jobRunners struct {
+	jobs chan func() // unbuffered: a send succeeds only when a runner is idle
+	quit chan struct{}
+	wg   sync.WaitGroup
+}
+
+func newJobRunners(n int) *jobRunners {
+	r := &jobRunners{jobs: make(chan func()), quit: make(chan struct{})}
+	r.wg.Add(n)
+	for range n {
+		go r.run()
+	}
+	return r
+}
+
+func (r *jobRunners) run() {
+	defer r.wg.Done()
+	for {
+		select {
+		case f := <-r.jobs:
+			f()
+		case <-r.quit:
+			return
+		}
+	}
+}
+
+func (r *jobRunners) execute(f func()) {
+	select {
+	case r.jobs <- f:
+	default:
+		go f()
+	}
+}
+
+func (r *jobRunners) stop() {
+	select {
+	case <-r.quit:
+	default:
+		close(r.quit)
+	}
+	r.wg.Wait()
 }
 
 // watchdog visits the connections whose writes are held up, every write-timeout/4 (at most every

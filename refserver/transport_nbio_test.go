@@ -228,3 +228,32 @@ func TestNbioCarries(t *testing.T) {
 		}
 	}
 }
+
+// TestJobRunners: lists run on the runners, a list that finds every runner busy still runs (on a
+// goroutine of its own), stop waits for the runners, and lists given after stop still run.
+func TestJobRunners(t *testing.T) {
+	r := newJobRunners(2)
+	release := make(chan struct{})
+	started := make(chan int, 3)
+	for i := range 3 { // two occupy the runners (or goroutines), the third must not wait for them
+		r.execute(func() { started <- i; <-release })
+	}
+	seen := map[int]bool{}
+	for range 3 {
+		select {
+		case i := <-started:
+			seen[i] = true
+		case <-time.After(5 * time.Second):
+			t.Fatalf("only %v started: a list waited for a busy runner", seen)
+		}
+	}
+	close(release)
+	r.stop()
+	ran := make(chan struct{})
+	r.execute(func() { close(ran) })
+	select {
+	case <-ran:
+	case <-time.After(5 * time.Second):
+		t.Fatal("a list given after stop did not run")
+	}
+}

@@ -168,11 +168,14 @@ func TestDiagnose(t *testing.T) {
 		// 1 GiB / (26.5 + 16.6 + 5.8 KB) = 21 957 (CPU would allow 33 816).
 		{"low limits", machine{fdSoft: 1024, fdHard: 1024, portLo: 50000, portHi: 51000, somaxconn: 128, fileMax: 100000, memTotal: 2 << 30, memAvl: 1 << 30, cores: 1},
 			refserver.IOGoroutine, "ulimit", 21957, "memory"},
-		// 512 MiB / (4.4 + 4.4 + 4.8 KB) = 39 475 with the nbio gateway and epoll clients.
+		// 512 MiB / (4.2 + 4.5 + 5.0 KB) = 39 187 with the nbio gateway and epoll clients.
 		{"low limits, nbio", machine{fdSoft: 1024, fdHard: 1024, portLo: 50000, portHi: 51000, somaxconn: 128, fileMax: 100000, memTotal: 2 << 30, memAvl: 512 << 20, cores: 1},
-			refserver.IONbio, "ulimit", 39475, "memory"},
+			refserver.IONbio, "ulimit", 39187, "memory"},
 		{"small file table", machine{fdSoft: 20000, fdHard: 20000, portLo: 1024, portHi: 65535, somaxconn: 4096, fileMax: 100000, memTotal: 24 << 30, memAvl: 22 << 30, cores: 2},
 			refserver.IOGoroutine, "file-max", 50000, "open-file table"},
+		// 16 cores would hold ~1.3 million by CPU, 22 GiB ~1.7 million by memory; netfilter's table holds 262 144.
+		{"connection tracking", machine{fdSoft: 20000, fdHard: 20000, portLo: 1024, portHi: 65535, somaxconn: 4096, fileMax: 1 << 24, conntrackMax: 262144, conntrackCount: 1000, memTotal: 24 << 30, memAvl: 22 << 30, cores: 16},
+			refserver.IONbio, "nf_conntrack_max", 262144, "connection-tracking"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

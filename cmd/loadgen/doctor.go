@@ -36,7 +36,7 @@ type connCosts struct {
 // already held cost meanwhile).
 var costsByIO = map[string]connCosts{
 	refserver.IOGoroutine: {clientBytes: 26500, gatewayBytes: 16600, kernelBytes: 5800, cpuHold: 20.7e-6, cpuConnect: 790e-6},
-	refserver.IONbio:      {clientBytes: 4400, gatewayBytes: 4400, kernelBytes: 4800, cpuHold: 8.5e-6, cpuConnect: 370e-6},
+	refserver.IONbio:      {clientBytes: 4200, gatewayBytes: 4500, kernelBytes: 5000, cpuHold: 9.3e-6, cpuConnect: 320e-6},
 }
 
 // cpuBudget is the share of the cores a run may use and still keep the generator's schedule lag
@@ -60,6 +60,8 @@ type machine struct {
 	somaxconn        int
 	synBacklog       int
 	fileMax          uint64
+	conntrackMax     uint64 // netfilter's connection-tracking table (0: not tracking)
+	conntrackCount   uint64
 	memTotal, memAvl uint64
 	cores            int
 }
@@ -82,6 +84,12 @@ func readMachine(procRoot string) machine {
 	}
 	if f := readFields(procRoot + "/sys/fs/file-max"); len(f) == 1 {
 		m.fileMax, _ = strconv.ParseUint(f[0], 10, 64)
+	}
+	if f := readFields(procRoot + "/sys/net/netfilter/nf_conntrack_max"); len(f) == 1 {
+		m.conntrackMax, _ = strconv.ParseUint(f[0], 10, 64)
+	}
+	if f := readFields(procRoot + "/sys/net/netfilter/nf_conntrack_count"); len(f) == 1 {
+		m.conntrackCount, _ = strconv.ParseUint(f[0], 10, 64)
 	}
 	m.memTotal, m.memAvl = meminfo(procRoot + "/meminfo")
 	m.cores = runtime.NumCPU()
@@ -159,6 +167,16 @@ func diagnose(m machine, perProcess int, io string) (checks []check, capacity in
 		checks = append(checks, fm)
 	}
 
+	if m.conntrackMax > 0 {
+		ct := check{Name: "connection tracking (nf_conntrack_max)", Value: fmt.Sprintf("%d entries, %d in use", m.conntrackMax, m.conntrackCount),
+			OK:   m.conntrackMax >= 1<<20,
+			Note: "netfilter tracks every connection, loopback included, and a closed one keeps its entry for two minutes; once the table is full the kernel drops new connections' packets (dial timeouts while every process idles)"}
+		if !ct.OK {
+			ct.Fix = "sysctl -w net.netfilter.nf_conntrack_max=2097152, or exempt loopback from tracking: iptables -t raw -A OUTPUT -o lo -j NOTRACK"
+		}
+		checks = append(checks, ct)
+	}
+
 	mem := check{Name: "memory", Value: fmt.Sprintf("%.1f GiB total, %.1f GiB available", gib(m.memTotal), gib(m.memAvl)), OK: m.memAvl >= 1<<30}
 	if !mem.OK {
 		mem.Fix = "free memory or run agents on more machines (--agents)"
@@ -181,6 +199,9 @@ func diagnose(m machine, perProcess int, io string) (checks []check, capacity in
 	}
 	if m.fileMax > 0 && int(m.fileMax/2) < capacity {
 		capacity, bound = int(m.fileMax/2), "the system-wide open-file table (fs.file-max, 2 sockets per loopback connection)"
+	}
+	if m.conntrackMax > 0 && int(m.conntrackMax) < capacity {
+		capacity, bound = int(m.conntrackMax), "the connection-tracking table (nf_conntrack_max, one entry per connection)"
 	}
 	ramp := int(float64(m.cores) * cpuBudget / c.cpuConnect)
 	checks = append(checks, check{Name: "ramp rate", Value: fmt.Sprintf("~%d connections/s", ramp), OK: true,

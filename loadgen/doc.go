@@ -48,9 +48,10 @@
 // # Concurrency and memory
 //
 // How clients read their WebSockets is Plan.ClientIO. With ClientIOEpoll (the default) an open
-// connection has no goroutine at all: once upgraded, its socket is handed to the run's epoll loops
-// (internal/netpoll), which parse its frames as they arrive (internal/wsframe) and hand each
-// message to the client on the loop's goroutine; writes go to the socket without blocking (a
+// connection has no goroutine at all: it is upgraded by a lean handshake (dialUpgrade: one write
+// of the request, the 101 validated as RFC 6455 asks, no net/http), then its socket is handed to
+// the run's epoll loops (internal/netpoll), which parse its frames as they arrive
+// (internal/wsframe) and hand each message to the client on the loop's goroutine; writes go to the socket without blocking (a
 // bounded queue holds what the socket does not take). A vanished tab's socket stays on the loop
 // with reading paused, watched for the server's close. With ClientIOGoroutine (and for wss://
 // targets, whose TLS only a blocking reader can drive) a client has one goroutine: the reader of

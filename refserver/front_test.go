@@ -54,6 +54,19 @@ func startFront(t *testing.T) *frontFixture {
 	return fx
 }
 
+// dialTCP opens a plain TCP connection to the gateway, closed with the test, every read and write
+// bounded by 5 s.
+func (fx *frontFixture) dialTCP(t *testing.T) net.Conn {
+	t.Helper()
+	nc, err := net.Dial("tcp", fx.addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { nc.Close() })
+	_ = nc.SetDeadline(time.Now().Add(5 * time.Second))
+	return nc
+}
+
 func (fx *frontFixture) wsURL(token string) string {
 	return "ws://" + fx.addr + protocol.PathWS + "?" + protocol.TokenQueryParam + "=" + token
 }
@@ -97,12 +110,7 @@ func TestFrontServesUpgrades(t *testing.T) {
 // read, and keep-alive works.
 func TestFrontHandsOtherRequestsToHTTP(t *testing.T) {
 	fx := startFront(t)
-	nc, err := net.Dial("tcp", fx.addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer nc.Close()
-	_ = nc.SetDeadline(time.Now().Add(5 * time.Second))
+	nc := fx.dialTCP(t)
 	br := bufio.NewReader(nc)
 	for i := range 2 {
 		if _, err := io.WriteString(nc, "GET "+protocol.PathHealthz+" HTTP/1.1\r\nHost: x\r\n\r\n"); err != nil {
@@ -127,12 +135,7 @@ func TestFrontHandsOtherRequestsToHTTP(t *testing.T) {
 // server would (status, headers, body), then the connection is closed.
 func TestFrontAnswersRefusals(t *testing.T) {
 	fx := startFront(t)
-	nc, err := net.Dial("tcp", fx.addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer nc.Close()
-	_ = nc.SetDeadline(time.Now().Add(5 * time.Second))
+	nc := fx.dialTCP(t)
 	req := "GET " + protocol.PathWS + " HTTP/1.1\r\nHost: " + fx.addr + "\r\nOrigin: https://elsewhere.example\r\n" +
 		"Upgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n"
 	if _, err := io.WriteString(nc, req); err != nil {

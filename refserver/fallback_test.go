@@ -360,13 +360,17 @@ func TestShutdownClosesFallbacks(t *testing.T) {
 func TestFallbackDrainHint(t *testing.T) {
 	cfg := testConfig()
 	cfg.DrainSpread = 3 * time.Second
+	// The drain lasts while a WebSocket has not answered its close frame (up to close-grace): the
+	// requests below are made while holdout keeps it going, and end it by closing.
+	cfg.CloseGrace = 10 * time.Second
 	ts := startServer(t, cfg)
+	holdout, _ := connect(t, ts, "holdout", dialOpts{noReader: true})
 	var clients []*fbClient
 	for _, kind := range fallbackKinds {
 		c, _ := openFallback(t, ts, kind, "ivy-"+kind, fbOpts{keepalive: true})
 		clients = append(clients, c)
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
 	done := make(chan error, 1)
 	go func() { done <- ts.Shutdown(ctx) }()
@@ -387,6 +391,12 @@ func TestFallbackDrainHint(t *testing.T) {
 			t.Fatalf("%s while draining: %d (Retry-After %q), want 503 with Retry-After", kind, resp.StatusCode, resp.Header.Get("Retry-After"))
 		}
 	}
+	select {
+	case err := <-done:
+		t.Fatalf("the drain ended (%v) while a connection had not answered its close frame", err)
+	default:
+	}
+	_ = holdout.ws.Close()
 	if err := <-done; err != nil {
 		t.Fatalf("Shutdown: %v", err)
 	}

@@ -228,6 +228,10 @@ func (c *prefixConn) Read(p []byte) (int, error) {
 	return c.Conn.Read(p)
 }
 
+// NetConn is the connection underneath, for its socket options and half-close (tcpConn); reads
+// go through c, which returns the prefix first.
+func (c *prefixConn) NetConn() net.Conn { return c.Conn }
+
 // frontResponse is the response writer of an upgrade the front serves: Hijack hands the
 // connection over (with small buffers the upgrader reuses); any other answer is sent whole, with
 // its length, when the handler returns, and the connection is closed.

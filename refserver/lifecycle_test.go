@@ -59,17 +59,18 @@ func (c *rawClient) until(timeout time.Duration, match func(protocol.Frame) bool
 	}
 }
 
-// closeCode reads until the connection ends and returns the close code (1006 without a frame).
-func (c *rawClient) closeCode(timeout time.Duration) int {
+// closeCode reads until the connection ends and returns the close code (1006 without a frame) and
+// the error that ended the read.
+func (c *rawClient) closeCode(timeout time.Duration) (int, error) {
 	timeout += 5 * time.Second // heartbeat timeouts take up to 4 s in this test
 	_ = c.ws.SetReadDeadline(time.Now().Add(timeout))
 	for {
 		if _, _, err := c.ws.ReadMessage(); err != nil {
 			var ce *websocket.CloseError
 			if errors.As(err, &ce) {
-				return ce.Code
+				return ce.Code, err
 			}
-			return int(protocol.CloseAbnormal)
+			return int(protocol.CloseAbnormal), err
 		}
 	}
 }
@@ -116,8 +117,8 @@ func twoRooms(i int) []string {
 // endings are the ways a connection can end, each with how many of the 1 000 connections take it.
 func endings() []ending {
 	expectCode := func(c *rawClient, want protocol.CloseCode) error {
-		if got := c.closeCode(5 * time.Second); got != int(want) {
-			return fmt.Errorf("closed with %d, want %d", got, want)
+		if got, err := c.closeCode(5 * time.Second); got != int(want) {
+			return fmt.Errorf("closed with %d, want %d (%v)", got, want, err)
 		}
 		return nil
 	}
@@ -217,7 +218,7 @@ func endings() []ending {
 			}
 			for _, g := range group[:2] { // some leave with a close frame, the rest just drop
 				_ = g.ws.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(1000, ""), time.Now().Add(time.Second))
-				g.closeCode(5 * time.Second)
+				_, _ = g.closeCode(5 * time.Second)
 			}
 			return nil
 		}},
@@ -253,7 +254,7 @@ func endings() []ending {
 			for k := 0; k < 400; k++ {
 				sender.seq++
 				if err := sender.send(protocol.Frame{Type: protocol.TypeBroadcast, RoomID: "flood", Seq: sender.seq, Data: payload}); err != nil {
-					return err
+					return fmt.Errorf("flooder's broadcast %d: %w (its reader: %v)", k, err, <-readErr)
 				}
 				select {
 				case err := <-readErr:

@@ -194,7 +194,7 @@ func (t *wsTransport) write(c *conn, it outItem) error {
 	deadline := time.Now().Add(c.s.cfg.WriteTimeout)
 	switch it.kind {
 	case itemPing:
-		return ws.WriteControl(websocket.PingMessage, nil, deadline)
+		return closeSentIsNoFailure(ws.WriteControl(websocket.PingMessage, nil, deadline))
 	case itemClose:
 		if c.slow.Load() {
 			deadline = time.Now().Add(c.s.slowCloseGrace())
@@ -213,11 +213,23 @@ func (t *wsTransport) write(c *conn, it outItem) error {
 			return err
 		}
 		if err := ws.WriteMessage(websocket.TextMessage, it.data); err != nil {
-			return err
+			return closeSentIsNoFailure(err)
 		}
 		c.s.metrics.messagesOut.Inc()
 		return nil
 	}
+}
+
+// closeSentIsNoFailure drops ErrCloseSent from a write: gorilla/websocket sent a close frame of
+// its own (1009 on an oversized frame, 1002 on a malformed one, the echo of the client's close) and
+// the read loop ends the connection with it; what was still queued is not sent. Taken for a write
+// failure, it would close the socket at once (abort), and the client, still sending, would get a
+// reset that discards the close frame: 1006 instead of 1009.
+func closeSentIsNoFailure(err error) error {
+	if errors.Is(err, websocket.ErrCloseSent) {
+		return nil
+	}
+	return err
 }
 
 func (t *wsTransport) abort(*conn) { _ = t.ws().NetConn().Close() }

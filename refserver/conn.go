@@ -580,6 +580,7 @@ func (c *conn) finish() {
 	if c.authed {
 		c.s.wheel.remove(c)
 		c.s.hub.removeConn(c)
+		c.s.hub.orphan(c)
 		if !leak {
 			// The session is resumable before anyone is told of the leaves: a client whose peers
 			// saw it leave can resume at once.

@@ -167,6 +167,9 @@ func TestFlawLeakOnError(t *testing.T) {
 	if v := counterValue(t, ts.Server, protocol.MetricOrphanedSubscriptions, nil); v != 6 {
 		t.Fatalf("%s = %v, want 6", protocol.MetricOrphanedSubscriptions, v)
 	}
+	if n := scanOrphaned(ts.Server); n != 6 {
+		t.Fatalf("%d memberships of gone connections in the rooms, want the 6 counted", n)
+	}
 	noFrame(t, watcher, 300*time.Millisecond, "leave of a dropper", func(f protocol.Frame) bool {
 		return f.Type == protocol.TypePresence && f.Event == protocol.PresenceLeave && strings.HasPrefix(f.UserID, "dropper-")
 	})

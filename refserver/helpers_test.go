@@ -254,3 +254,21 @@ func (c *client) join(room string) protocol.Frame {
 var waitFor = wstest.WaitFor
 
 func joinStrings(s []string) string { return strings.Join(s, ",") }
+
+// scanOrphaned counts the memberships of gone connections by walking every room: what the hub's
+// orphaned counter must equal once no connection is between going and its cleanup.
+func scanOrphaned(s *Server) int {
+	s.hub.mu.RLock()
+	defer s.hub.mu.RUnlock()
+	n := 0
+	for _, r := range s.hub.rooms {
+		r.mu.Lock()
+		for c := range r.members {
+			if c.isGone() {
+				n++
+			}
+		}
+		r.mu.Unlock()
+	}
+	return n
+}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/squall-dev/squall/refserver/protocol"
@@ -22,6 +23,8 @@ type hub struct {
 	conns map[*conn]struct{}
 	rooms map[string]*room
 
+	orphaned atomic.Int64 // memberships of gone connections (see room.addMemberLocked)
+
 	lifeMu sync.Mutex
 }
 
@@ -39,6 +42,16 @@ func (h *hub) removeConn(c *conn) {
 	h.mu.Lock()
 	delete(h.conns, c)
 	h.mu.Unlock()
+}
+
+// orphan counts the memberships c still holds as orphaned; c is gone (finish). Those its cleanup
+// then ends are uncounted again; those a leak leaves stay counted.
+func (h *hub) orphan(c *conn) {
+	for _, r := range c.rooms {
+		r.mu.Lock()
+		r.orphanLocked(c, &h.orphaned)
+		r.mu.Unlock()
+	}
 }
 
 // snapshotConns returns the registered (authenticated, live) connections.
@@ -110,7 +123,7 @@ func (h *hub) join(c *conn, id string) string {
 			r.mu.Unlock()
 			continue
 		}
-		r.members[c] = struct{}{}
+		r.addMemberLocked(c, &h.orphaned)
 		first := r.presence.add(c.user)
 		if head > r.head {
 			r.head = head
@@ -134,7 +147,7 @@ func (h *hub) leave(c *conn, id, reason string, explicit bool) bool {
 	}
 	ghosts := h.s.cfg.Flaws.Has(FlawNoPresenceLeave)
 	r.mu.Lock()
-	delete(r.members, c)
+	r.removeMemberLocked(c, &h.orphaned)
 	last := false
 	if explicit || !ghosts {
 		last = r.presence.remove(c.user)
@@ -232,7 +245,7 @@ type hubCounts struct {
 
 func (h *hub) stats() hubCounts {
 	h.mu.RLock()
-	hc := hubCounts{conns: len(h.conns), rooms: len(h.rooms)}
+	hc := hubCounts{conns: len(h.conns), rooms: len(h.rooms), orphaned: int(h.orphaned.Load())}
 	rooms := make([]*room, 0, len(h.rooms))
 	for _, r := range h.rooms {
 		rooms = append(rooms, r)
@@ -241,7 +254,6 @@ func (h *hub) stats() hubCounts {
 	for _, r := range rooms {
 		rc := r.counts()
 		hc.subscriptions += rc.subscriptions
-		hc.orphaned += rc.orphaned
 		hc.presence += rc.presence
 		hc.history += rc.history
 	}

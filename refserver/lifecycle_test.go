@@ -340,7 +340,8 @@ func TestThousandConnectionsEndingEveryWay(t *testing.T) {
 	waitFor(t, 5*time.Second, "every connection cleaned up", func() bool {
 		st := ts.Stats()
 		return st.ActiveConns == 0 && st.Subscriptions == 0 && st.OrphanedSubscriptions == 0 &&
-			st.PresenceEntries == 0 && st.Sessions == 0 && st.QueueDepth == 0 && st.RegisteredConns == 0
+			st.PresenceEntries == 0 && st.Sessions == 0 && st.QueueDepth == 0 && st.RegisteredConns == 0 &&
+			scanOrphaned(ts.Server) == 0
 	})
 	for _, name := range []string{protocol.MetricConnectionsActive, protocol.MetricRoomSubscriptions,
 		protocol.MetricOrphanedSubscriptions, protocol.MetricPresenceEntries, protocol.MetricSendQueueDepth} {

@@ -152,7 +152,7 @@ func (h *hub) resume(c *conn, ids []string, last map[string]uint64, now time.Tim
 		for i, r := range rooms {
 			c.enqueueReplay(replay[i])
 			replayed[ids[i]] = uint64(len(replay[i]))
-			r.members[c] = struct{}{}
+			r.addMemberLocked(c, &h.orphaned)
 			if r.presence.add(c.user) {
 				firsts = append(firsts, ids[i])
 			}

@@ -3,6 +3,7 @@ package refserver
 import (
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -14,7 +15,7 @@ type room struct {
 	id string
 
 	mu       sync.Mutex
-	members  map[*conn]struct{} // memberships; with FlawLeakOnError some belong to gone connections
+	members  map[*conn]bool // memberships: true once counted in hub.orphaned (the connection is gone)
 	presence presence
 	head     uint64 // last roomSeq delivered on this node
 	hist     *history
@@ -24,26 +25,58 @@ type room struct {
 func newRoom(id string, cfg Config) *room {
 	return &room{
 		id:      id,
-		members: map[*conn]struct{}{},
+		members: map[*conn]bool{},
 		hist:    newHistory(cfg.HistorySize, cfg.HistoryTTL, cfg.Flaws.Has(FlawUnboundedHistory)),
 	}
 }
 
-// roomCounts are the room's contribution to Stats.
+// roomCounts are the room's contribution to Stats (orphaned memberships are counted by the hub).
 type roomCounts struct {
-	subscriptions, orphaned, presence, history int
+	subscriptions, presence, history int
 }
 
 func (r *room) counts() roomCounts {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	rc := roomCounts{subscriptions: len(r.members), presence: r.presence.len(), history: r.hist.len()}
-	for c := range r.members {
-		if c.isGone() {
-			rc.orphaned++
-		}
+	return roomCounts{subscriptions: len(r.members), presence: r.presence.len(), history: r.hist.len()}
+}
+
+// Orphaned memberships — those of connections that are gone, which only a leak leaves behind
+// (FlawLeakOnError) — are counted as they arise rather than by walking every member on each
+// scrape: a membership is counted when it is added for a connection already gone, or when its
+// connection goes (hub.orphan); it is uncounted when removed. The flag in members says whether
+// it was counted, so that each is counted once whatever the order.
+
+// addMemberLocked makes c a member (r.mu held).
+func (r *room) addMemberLocked(c *conn, orphaned *atomic.Int64) {
+	if _, ok := r.members[c]; ok {
+		return
 	}
-	return rc
+	gone := c.isGone()
+	r.members[c] = gone
+	if gone {
+		orphaned.Add(1)
+	}
+}
+
+// removeMemberLocked ends c's membership, if any (r.mu held).
+func (r *room) removeMemberLocked(c *conn, orphaned *atomic.Int64) {
+	counted, ok := r.members[c]
+	if !ok {
+		return
+	}
+	if counted {
+		orphaned.Add(-1)
+	}
+	delete(r.members, c)
+}
+
+// orphanLocked counts c's membership, if any, as orphaned (c is gone; r.mu held).
+func (r *room) orphanLocked(c *conn, orphaned *atomic.Int64) {
+	if counted, ok := r.members[c]; ok && !counted {
+		r.members[c] = true
+		orphaned.Add(1)
+	}
 }
 
 // idle reports, after trimming history at now, whether the room holds nothing worth keeping; if so

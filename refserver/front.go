@@ -232,15 +232,48 @@ func (c *prefixConn) Read(p []byte) (int, error) {
 // go through c, which returns the prefix first.
 func (c *prefixConn) NetConn() net.Conn { return c.Conn }
 
+// upgradeConn holds what is written to it — the upgrade's 101 — so that it goes out with the
+// connection's first frames in one write: a system call and a wake-up of the client fewer per
+// connection. serveWS asks for it (frontResponse.holdUpgrade) only where the engine takes the socket
+// over and a frame follows at once: the token came with the upgrade, so the welcome or the refusal
+// is written next (and if nothing is queued when the connection's start is done, the 101 goes out
+// alone: nbioTransport.sendHeldUpgrade).
+type upgradeConn struct {
+	net.Conn
+	held     []byte
+	released bool // writes go through
+}
+
+func (c *upgradeConn) Write(p []byte) (int, error) {
+	if c.released {
+		return c.Conn.Write(p)
+	}
+	c.held = append(c.held, p...)
+	return len(p), nil
+}
+
+// NetConn is the connection underneath (tcpConn).
+func (c *upgradeConn) NetConn() net.Conn { return c.Conn }
+
+// release writes what is held, and lets later writes through, for a connection that stays on a
+// goroutine transport (which writes through c). Not safe for concurrent use with Write.
+func (c *upgradeConn) release() error {
+	held := c.held
+	c.held, c.released = nil, true
+	_, err := c.Conn.Write(held)
+	return err
+}
+
 // frontResponse is the response writer of an upgrade the front serves: Hijack hands the
 // connection over (with small buffers the upgrader reuses); any other answer is sent whole, with
 // its length, when the handler returns, and the connection is closed.
 type frontResponse struct {
-	nc       net.Conn
-	header   http.Header
-	status   int
-	body     bytes.Buffer
-	hijacked bool
+	nc          net.Conn
+	header      http.Header
+	status      int
+	body        bytes.Buffer
+	hijacked    bool
+	holdUpgrade bool // Hijack returns an upgradeConn
 }
 
 func (w *frontResponse) Header() http.Header {
@@ -279,7 +312,11 @@ func (w *frontResponse) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 	// Larger than the upgrader's thresholds for reusing them (256 bytes and a frame header more),
 	// so that it allocates no buffers of its own for the 101.
 	const size = 512
-	return w.nc, bufio.NewReadWriter(bufio.NewReaderSize(w.nc, size), bufio.NewWriterSize(w.nc, size)), nil
+	nc := w.nc
+	if w.holdUpgrade {
+		nc = &upgradeConn{Conn: w.nc}
+	}
+	return nc, bufio.NewReadWriter(bufio.NewReaderSize(w.nc, size), bufio.NewWriterSize(w.nc, size)), nil
 }
 
 // finish sends the response the handler wrote and closes the connection.

@@ -3,6 +3,7 @@ package refserver
 import (
 	"bufio"
 	"context"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -103,6 +104,46 @@ func TestFrontServesUpgrades(t *testing.T) {
 				t.Errorf("requests through the HTTP server: %d, want %d", got, tc.viaHTTP)
 			}
 		})
+	}
+}
+
+// TestFrontSendsUpgradeWithWelcome: with the token in the URL, the 101 is held and goes out in one
+// write with the welcome, so the client's first read holds both; without a token the 101 goes out
+// at once (the client's hello follows it) and the welcome answers the hello.
+func TestFrontSendsUpgradeWithWelcome(t *testing.T) {
+	fx := startFront(t)
+	const request = "GET %s HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n" +
+		"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
+
+	nc := fx.dialTCP(t)
+	path := protocol.PathWS + "?" + protocol.TokenQueryParam + "=" + mintToken(t, "held")
+	if _, err := io.WriteString(nc, fmt.Sprintf(request, path)); err != nil {
+		t.Fatal(err)
+	}
+	buf := make([]byte, 4096)
+	n, err := nc.Read(buf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	head, rest, ok := strings.Cut(string(buf[:n]), "\r\n\r\n")
+	if !ok || !strings.HasPrefix(head, "HTTP/1.1 101 ") {
+		t.Fatalf("first read %q: want the 101's head", buf[:n])
+	}
+	if !strings.Contains(rest, `"type":"welcome"`) {
+		t.Fatalf("first read holds the 101 and %q: want the welcome in the same write", rest)
+	}
+
+	nc = fx.dialTCP(t)
+	if _, err := io.WriteString(nc, fmt.Sprintf(request, protocol.PathWS)); err != nil {
+		t.Fatal(err)
+	}
+	br := bufio.NewReader(nc)
+	resp, err := http.ReadResponse(br, nil)
+	if err != nil || resp.StatusCode != http.StatusSwitchingProtocols {
+		t.Fatalf("upgrade without a token: %v, %v", resp, err)
+	}
+	if br.Buffered() != 0 {
+		t.Fatalf("%d bytes after the 101 before the hello", br.Buffered())
 	}
 }
 

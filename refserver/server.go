@@ -265,6 +265,9 @@ func (s *Server) serveWS(w http.ResponseWriter, r *http.Request) {
 	up := &s.upgrader
 	if s.cfg.IO == IONbio && r.TLS == nil && len(s.trusted) == 0 {
 		up = &s.nbioUpgrader // a plain TCP connection: the engine takes it over
+		if fr, ok := w.(*frontResponse); ok && requestToken(r) != "" {
+			fr.holdUpgrade = true // the 101 goes out with the welcome (upgradeConn)
+		}
 	}
 	ws, err := up.Upgrade(w, r, nil)
 	if err != nil {
@@ -276,6 +279,12 @@ func (s *Server) serveWS(w http.ResponseWriter, r *http.Request) {
 	if s.cfg.IO == IONbio && nbioCarries(ws.NetConn()) {
 		if n := s.nbioEngine(); n != nil {
 			s.serveNbio(n, ws, r)
+			return
+		}
+	}
+	if hc, ok := ws.NetConn().(*upgradeConn); ok {
+		if err := hc.release(); err != nil {
+			_ = ws.Close()
 			return
 		}
 	}

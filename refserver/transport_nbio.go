@@ -338,17 +338,18 @@ type nbioTransport struct {
 	start      func() // the connection's first job (conn.run), queued when the engine takes it
 	releaseTCP func() // returns the per-IP TCP cap's count once the socket is closed; may be nil
 
-	unsent      atomic.Int64 // bytes handed to the socket that the kernel has not taken yet
-	held        atomic.Bool  // the writer left text frames queued for back-pressure
-	watched     atomic.Bool  // in nbioIO.stalled
-	discard     atomic.Bool  // reading is over (oversized or malformed frame): bytes are dropped
-	closeSent   atomic.Bool  // a close frame went out
-	ended       atomic.Bool  // conn.end has run (it runs once)
-	shut        atomic.Bool  // the socket is shut down (closeSocket): the poller closes it
-	inWrite     atomic.Int32 // calls into nbio's Write in progress (one that fails closes the socket)
-	writeClosed atomic.Bool  // a failed write closed the socket (off the poller; see settle)
-	added       atomic.Bool  // the engine has the socket: its job list exists (nbioOpened)
-	resumeDue   atomic.Bool  // the writer is to be started (resume), once added
+	upgrade     atomic.Pointer[[]byte] // the 101 not yet sent: it goes out with the first frames (upgradeConn)
+	unsent      atomic.Int64           // bytes handed to the socket that the kernel has not taken yet
+	held        atomic.Bool            // the writer left text frames queued for back-pressure
+	watched     atomic.Bool            // in nbioIO.stalled
+	discard     atomic.Bool            // reading is over (oversized or malformed frame): bytes are dropped
+	closeSent   atomic.Bool            // a close frame went out
+	ended       atomic.Bool            // conn.end has run (it runs once)
+	shut        atomic.Bool            // the socket is shut down (closeSocket): the poller closes it
+	inWrite     atomic.Int32           // calls into nbio's Write in progress (one that fails closes the socket)
+	writeClosed atomic.Bool            // a failed write closed the socket (off the poller; see settle)
+	added       atomic.Bool            // the engine has the socket: its job list exists (nbioOpened)
+	resumeDue   atomic.Bool            // the writer is to be started (resume), once added
 
 	// Reading: by the poller, or by a job resuming a paused read (one at a time, under rmu).
 	rmu    sync.Mutex
@@ -389,6 +390,9 @@ var _ roomWaiter = (*nbioTransport)(nil)
 // cap's wrapper). TLS connections, and PROXY-protocol ones (whose reader may hold bytes already
 // read from the socket), stay on the goroutine transport.
 func nbioCarries(nc net.Conn) bool {
+	if hc, ok := nc.(*upgradeConn); ok {
+		nc = hc.Conn
+	}
 	if cc, ok := nc.(*cappedConn); ok {
 		nc = cc.Conn
 	}
@@ -406,6 +410,10 @@ func nbioCarries(nc net.Conn) bool {
 //go:norace
 func (s *Server) serveNbio(n *nbioIO, ws *websocket.Conn, r *http.Request) {
 	nc := ws.NetConn()
+	var upgrade []byte // the 101, when held for the first frames (upgradeConn)
+	if hc, ok := nc.(*upgradeConn); ok {
+		nc, upgrade = hc.Conn, hc.held
+	}
 	if s.cfg.SocketBuffer > 0 {
 		setSocketBuffers(nc, s.cfg.SocketBuffer)
 	}
@@ -430,7 +438,7 @@ func (s *Server) serveNbio(n *nbioIO, ws *websocket.Conn, r *http.Request) {
 		// Shutdown began during the upgrade. The socket is not on the engine: it is written and
 		// closed here directly.
 		msg := websocket.FormatCloseMessage(int(protocol.CloseDraining), s.drainReason())
-		_, _ = syscall.Write(nbc.Hash(), append(wsframe.AppendHeader(nil, wsframe.OpClose, len(msg)), msg...))
+		_, _ = syscall.Write(nbc.Hash(), append(wsframe.AppendHeader(upgrade, wsframe.OpClose, len(msg)), msg...))
 		_ = nbc.Close()
 		if release != nil {
 			release()
@@ -438,11 +446,17 @@ func (s *Server) serveNbio(n *nbioIO, ws *websocket.Conn, r *http.Request) {
 		return
 	}
 	t.c = c
+	if upgrade != nil {
+		t.upgrade.Store(&upgrade)
+	}
 	token := requestToken(r)
 	nodeOK, ipOK := s.limits.acquireNode(c.ip)
 	s.metrics.updatePoolAlerts(s.limits.usage())
 	c.nodeSlot = nodeOK && ipOK
-	t.start = func() { c.run(token, nodeOK, ipOK) }
+	t.start = func() {
+		c.run(token, nodeOK, ipOK)
+		t.sendHeldUpgrade()
+	}
 	nbc.SetSession(t)
 	n.settle(nbc.Hash(), t)
 	if _, err := n.engine.AddConn(nbc); err != nil {
@@ -940,9 +954,31 @@ func (t *nbioTransport) write1(op byte, payload []byte) error {
 	return err
 }
 
+// sendHeldUpgrade writes the held 101 alone when no frame is on its way to carry it: the
+// connection's start queued nothing (the token's check still runs). Run at the end of the start
+// job; a writer started meanwhile runs after it on the job list, with the 101 sent.
+func (t *nbioTransport) sendHeldUpgrade() {
+	if t.upgrade.Load() == nil {
+		return
+	}
+	c := t.c
+	c.qmu.Lock()
+	writing := c.writing
+	c.qmu.Unlock()
+	if !writing {
+		_ = t.send(nil)
+	}
+}
+
 // send writes whole frames in one call (nbio copies what the kernel does not take) and notes bytes
-// the kernel did not take.
+// the kernel did not take. The held 101, if any, goes first in the same call.
 func (t *nbioTransport) send(b []byte) error {
+	if up := t.upgrade.Swap(nil); up != nil {
+		b = append(*up, b...)
+	}
+	if len(b) == 0 {
+		return nil
+	}
 	var err error
 	if t.shut.Load() {
 		err = net.ErrClosed // a write would fail and close the socket here, off the poller

@@ -630,27 +630,43 @@ func (r *runner) ramp(ctx context.Context, ph Phase) error {
 		return err
 	}
 	// Let the last connections finish their handshakes (bounded).
-	deadline := time.Now().Add(10 * time.Second)
-	for time.Now().Before(deadline) && ctx.Err() == nil {
-		if r.connecting() == 0 {
-			break
-		}
-		_ = sleepCtx(ctx, 20*time.Millisecond)
-	}
+	r.awaitHandshakes(ctx, 10*time.Second)
 	return ctx.Err()
 }
 
 // connecting counts clients whose first connection is still being set up.
-func (r *runner) connecting() int {
-	n := 0
-	for _, c := range r.env.liveClients() {
+// awaitHandshakes waits, at most d, until no client is connecting: the last ones of a ramp finish
+// their handshakes. It looks again, every 20 ms, only at the clients still connecting at the last
+// look, and at every client once those are done (one that dropped meanwhile is connecting again):
+// a look at a large population locks each client.
+func (r *runner) awaitHandshakes(ctx context.Context, d time.Duration) {
+	deadline := time.Now().Add(d)
+	var pending []*client
+	for time.Now().Before(deadline) && ctx.Err() == nil {
+		if len(pending) == 0 {
+			if pending = connecting(r.env.liveClients()); len(pending) == 0 {
+				return
+			}
+		} else if pending = connecting(pending); len(pending) == 0 {
+			continue // every client, at once
+		}
+		_ = sleepCtx(ctx, 20*time.Millisecond)
+	}
+}
+
+// connecting filters clients, in place, to those connecting: dialling or upgrading, open but not
+// ready (welcome, joins), or waiting to connect for the first time.
+func connecting(clients []*client) []*client {
+	out := clients[:0]
+	for _, c := range clients {
 		c.mu.Lock()
 		if c.state == stConnecting || (c.state == stOpen && !c.isReady) || (c.state == stWaiting && c.connectAt.IsZero()) {
-			n++
+			out = append(out, c)
 		}
 		c.mu.Unlock()
 	}
-	return n
+	clear(clients[len(out):])
+	return out
 }
 
 // order lists the cohorts of the next n clients, interleaving cohorts in proportion to what is left.
@@ -704,10 +720,7 @@ func (r *runner) arrive(ctx context.Context, d time.Duration) error {
 	}
 	// As after a closed-model ramp: let the last arrivals finish their handshakes (bounded), so a
 	// loaded machine does not end the phase with tabs that never connected.
-	deadline := time.Now().Add(2 * time.Second)
-	for time.Now().Before(deadline) && ctx.Err() == nil && r.connecting() > 0 {
-		_ = sleepCtx(ctx, 20*time.Millisecond)
-	}
+	r.awaitHandshakes(ctx, 2*time.Second)
 	return ctx.Err()
 }
 

@@ -64,11 +64,37 @@ func VerifyTokenLifetime(secret []byte, token string, now time.Time, maxLifetime
 	return user, err
 }
 
-// VerifyTokenExpiry is VerifyTokenLifetime that also returns the token's exp.
+// VerifyTokenExpiry is VerifyTokenLifetime that also returns the token's exp. A canonical HS256 token
+// (the header SignToken writes, simple claims) is checked without the JWT library's parser, by the same
+// rules; any other token goes through the library.
 func VerifyTokenExpiry(secret []byte, token string, now time.Time, maxLifetime time.Duration) (string, time.Time, error) {
+	return verifyTokenExpiry(secret, token, now, maxLifetime, true)
+}
+
+// verifyTokenLibrary is VerifyTokenExpiry without the fast path: every token goes through the library.
+func verifyTokenLibrary(secret []byte, token string, now time.Time, maxLifetime time.Duration) (string, time.Time, error) {
+	return verifyTokenExpiry(secret, token, now, maxLifetime, false)
+}
+
+func verifyTokenExpiry(secret []byte, token string, now time.Time, maxLifetime time.Duration, fast bool) (string, time.Time, error) {
 	if token == "" {
 		return "", time.Time{}, fmt.Errorf("%w: missing", ErrTokenInvalid)
 	}
+	user, exp, err := "", time.Time{}, errTokenNotCanonical
+	if fast {
+		user, exp, err = verifyTokenFast(secret, token, now)
+	}
+	if err == errTokenNotCanonical {
+		user, exp, err = parseTokenLibrary(secret, token, now)
+	}
+	if err != nil {
+		return "", time.Time{}, err
+	}
+	return checkTokenClaims(user, exp, now, maxLifetime)
+}
+
+// parseTokenLibrary checks token's signature, exp and nbf with the JWT library and returns its sub and exp.
+func parseTokenLibrary(secret []byte, token string, now time.Time) (string, time.Time, error) {
 	var claims jwt.RegisteredClaims
 	parser := jwt.NewParser(
 		jwt.WithValidMethods([]string{jwt.SigningMethodHS256.Alg()}),
@@ -79,15 +105,21 @@ func VerifyTokenExpiry(secret []byte, token string, now time.Time, maxLifetime t
 	if err != nil {
 		return "", time.Time{}, fmt.Errorf("%w: %v", ErrTokenInvalid, err)
 	}
-	if claims.Subject == "" {
+	return claims.Subject, claims.ExpiresAt.Time, nil
+}
+
+// checkTokenClaims applies the gateway's own rules to a verified token's sub and exp: sub must be a
+// user id, and exp no more than maxLifetime (0: no bound) after now.
+func checkTokenClaims(user string, exp, now time.Time, maxLifetime time.Duration) (string, time.Time, error) {
+	if user == "" {
 		return "", time.Time{}, fmt.Errorf("%w: no sub claim", ErrTokenInvalid)
 	}
-	if err := CheckUserID(claims.Subject); err != nil {
+	if err := CheckUserID(user); err != nil {
 		return "", time.Time{}, fmt.Errorf("%w: sub: %v", ErrTokenInvalid, err)
 	}
-	if maxLifetime > 0 && claims.ExpiresAt.Sub(now) > maxLifetime {
+	if maxLifetime > 0 && exp.Sub(now) > maxLifetime {
 		return "", time.Time{}, fmt.Errorf("%w: exp is %s away, more than the %s allowed", ErrTokenInvalid,
-			claims.ExpiresAt.Sub(now).Round(time.Second), maxLifetime)
+			exp.Sub(now).Round(time.Second), maxLifetime)
 	}
-	return claims.Subject, claims.ExpiresAt.Time, nil
+	return user, exp, nil
 }

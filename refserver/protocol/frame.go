@@ -270,6 +270,8 @@ func Decode(b []byte, d Direction) (Frame, error) {
 }
 
 // DecodeInto is Decode into a caller-owned Frame, which it resets first; it lets hot paths reuse one.
+// Simple frames are parsed by a hand-written fast path (decodeSimple, fastdecode.go) that yields exactly
+// what encoding/json does; anything else goes to encoding/json.
 func DecodeInto(b []byte, d Direction, f *Frame) error {
 	*f = Frame{}
 	b = bytes.TrimSpace(b)
@@ -282,9 +284,12 @@ func DecodeInto(b []byte, d Direction, f *Frame) error {
 	if b[0] != '{' {
 		return &DecodeError{Code: ErrCodeMalformed, Err: errors.New("a frame must be a JSON object")}
 	}
-	if err := json.Unmarshal(b, f); err != nil {
+	if !decodeSimple(b, f) {
 		*f = Frame{}
-		return &DecodeError{Code: ErrCodeMalformed, Err: err}
+		if err := json.Unmarshal(b, f); err != nil {
+			*f = Frame{}
+			return &DecodeError{Code: ErrCodeMalformed, Err: err}
+		}
 	}
 	return f.Check(d)
 }

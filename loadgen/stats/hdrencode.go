@@ -7,7 +7,6 @@ import (
 	"encoding/binary"
 	"math"
 	"math/bits"
-	"sync"
 
 	hdrhistogram "github.com/HdrHistogram/hdrhistogram-go"
 )
@@ -45,8 +44,8 @@ func encodePacked(p *hdrhistogram.PackedHistogram) ([]byte, error) {
 // encodeBuckets writes the V2 compressed encoding of the histogram of the given geometry whose
 // populated buckets buckets yields as (counts index, count), indexes ascending.
 func encodeBuckets(sigFigs, lowest, highest int64, ratio float64, buckets func(yield func(int32, int64) bool)) ([]byte, error) {
-	e := encoders.Get().(*hdrEncoder)
-	defer encoders.Put(e)
+	e := getEncoder()
+	defer putEncoder(e)
 
 	// The V2 payload: zigzag LEB128 counts up to the last populated bucket, a run of zeros as one
 	// negative number (a single zero as itself).
@@ -137,7 +136,26 @@ type hdrEncoder struct {
 	zw       *zlib.Writer
 }
 
-var encoders = sync.Pool{New: func() any { return new(hdrEncoder) }}
+// encoders keeps a few idle encoders. Not a sync.Pool: a pool is emptied by the garbage collector,
+// which on a busy worker runs more often than the histograms are encoded (once a second), so each
+// encoding made its zlib writer (hundreds of kilobytes of tables) anew.
+var encoders = make(chan *hdrEncoder, 4)
+
+func getEncoder() *hdrEncoder {
+	select {
+	case e := <-encoders:
+		return e
+	default:
+		return new(hdrEncoder)
+	}
+}
+
+func putEncoder(e *hdrEncoder) {
+	select {
+	case encoders <- e:
+	default:
+	}
+}
 
 // appendZigZag appends v as HdrHistogram's ZigZag LEB128-64b9B: seven bits a byte, low first, and
 // a ninth byte holding the last eight bits whole.

@@ -2,6 +2,7 @@ package stats
 
 import (
 	"math/rand/v2"
+	"runtime"
 	"testing"
 
 	hdrhistogram "github.com/HdrHistogram/hdrhistogram-go"
@@ -144,4 +145,30 @@ func BenchmarkEncodeHDR(b *testing.B) {
 			_, _ = h.Encode(hdrhistogram.V2CompressedEncodingCookieBase)
 		}
 	})
+}
+
+// TestEncoderKeptAcrossCollections: the histogram encoder and its zlib writer are kept across
+// garbage collections (a worker collects more often than it encodes): an encoding after a
+// collection allocates its output, not a new writer.
+func TestEncoderKeptAcrossCollections(t *testing.T) {
+	h := newPacked()
+	for v := int64(1); v < 1e6; v *= 3 {
+		_ = h.RecordValue(v)
+	}
+	if _, err := encodePacked(h); err != nil {
+		t.Fatal(err)
+	}
+	var before, after runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&before)
+	for range 5 {
+		runtime.GC()
+		if _, err := encodePacked(h); err != nil {
+			t.Fatal(err)
+		}
+	}
+	runtime.ReadMemStats(&after)
+	if perCall := (after.TotalAlloc - before.TotalAlloc) / 5; perCall > 64<<10 {
+		t.Fatalf("an encoding after a collection allocated %d bytes: the encoder was not kept", perCall)
+	}
 }

@@ -70,6 +70,9 @@ func metricsServer(t *testing.T, conns *atomic.Int64) *httptest.Server {
 			http.NotFound(w, r)
 			return
 		}
+		if got := r.Header.Get("Accept-Encoding"); got != "identity" {
+			t.Errorf("scrape asks for encoding %q, want identity (compressing costs the gateway a compressor per scrape)", got)
+		}
 		w.Header().Set("Content-Type", "text/plain; version=0.0.4")
 		_, _ = w.Write([]byte(strings.Replace(sample, "%d", itoa(conns.Load()), 1)))
 	}))

@@ -210,7 +210,9 @@ func (f *wsFront) serve(nc net.Conn, r *http.Request) {
 	f.s.handler.ServeHTTP(w, r)
 	if !w.hijacked {
 		w.finish()
+		return
 	}
+	w.releaseBuffers()
 }
 
 // prefixConn is a connection whose first bytes were already read: Read returns them first.
@@ -274,6 +276,34 @@ type frontResponse struct {
 	body        bytes.Buffer
 	hijacked    bool
 	holdUpgrade bool // Hijack returns an upgradeConn
+	recycle     bool // the hijacked connection's buffers are free again when the handler returns
+	br          *bufio.Reader
+	bw          *bufio.Writer
+}
+
+// hijackReaders and hijackWriters hold the small buffers a hijacked connection is given, for the
+// upgrades whose connection the engine took over (frontResponse.recycle): the upgrader's
+// connection, which used them, is dropped then.
+var (
+	hijackReaders = sync.Pool{New: func() any { return bufio.NewReaderSize(nil, hijackBufSize) }}
+	hijackWriters = sync.Pool{New: func() any { return bufio.NewWriterSize(nil, hijackBufSize) }}
+)
+
+// hijackBufSize is larger than the upgrader's thresholds for reusing the hijacked buffers (256
+// bytes and a frame header more), so that it allocates none of its own for the 101.
+const hijackBufSize = 512
+
+// releaseBuffers returns the hijacked connection's buffers to their pools, if the handler said
+// they are free.
+func (w *frontResponse) releaseBuffers() {
+	if !w.recycle || w.br == nil {
+		return
+	}
+	w.br.Reset(nil)
+	w.bw.Reset(nil)
+	hijackReaders.Put(w.br)
+	hijackWriters.Put(w.bw)
+	w.br, w.bw = nil, nil
 }
 
 func (w *frontResponse) Header() http.Header {
@@ -309,14 +339,15 @@ func (w *frontResponse) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 		return nil, nil, errors.New("refserver: hijack after the response began")
 	}
 	w.hijacked = true
-	// Larger than the upgrader's thresholds for reusing them (256 bytes and a frame header more),
-	// so that it allocates no buffers of its own for the 101.
-	const size = 512
 	nc := w.nc
 	if w.holdUpgrade {
 		nc = &upgradeConn{Conn: w.nc}
 	}
-	return nc, bufio.NewReadWriter(bufio.NewReaderSize(w.nc, size), bufio.NewWriterSize(w.nc, size)), nil
+	w.br = hijackReaders.Get().(*bufio.Reader)
+	w.br.Reset(w.nc)
+	w.bw = hijackWriters.Get().(*bufio.Writer)
+	w.bw.Reset(w.nc)
+	return nc, bufio.NewReadWriter(w.br, w.bw), nil
 }
 
 // finish sends the response the handler wrote and closes the connection.

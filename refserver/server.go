@@ -263,9 +263,10 @@ func (s *Server) serveWS(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	up := &s.upgrader
+	token := requestToken(r)
 	if s.cfg.IO == IONbio && r.TLS == nil && len(s.trusted) == 0 {
 		up = &s.nbioUpgrader // a plain TCP connection: the engine takes it over
-		if fr, ok := w.(*frontResponse); ok && requestToken(r) != "" {
+		if fr, ok := w.(*frontResponse); ok && token != "" {
 			fr.holdUpgrade = true // the 101 goes out with the welcome (upgradeConn)
 		}
 	}
@@ -278,7 +279,10 @@ func (s *Server) serveWS(w http.ResponseWriter, r *http.Request) {
 	_ = ws.NetConn().SetReadDeadline(time.Time{})
 	if s.cfg.IO == IONbio && nbioCarries(ws.NetConn()) {
 		if n := s.nbioEngine(); n != nil {
-			s.serveNbio(n, ws, r)
+			s.serveNbio(n, ws, r, token)
+			if fr, ok := w.(*frontResponse); ok {
+				fr.recycle = true // ws, and the buffers it was given, are done with
+			}
 			return
 		}
 	}

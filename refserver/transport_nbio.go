@@ -400,7 +400,8 @@ func nbioCarries(nc net.Conn) bool {
 	return ok
 }
 
-// serveNbio takes an upgraded gorilla connection over to the engine and starts the connection.
+// serveNbio takes an upgraded gorilla connection over to the engine and starts the connection,
+// authenticated with token (requestToken of r; empty: it waits for a hello). ws is not used after.
 //
 // The connection's fields are written here and read by a poller goroutine once the socket is
 // registered with epoll (in AddConn): the epoll_ctl system call orders them, which the race
@@ -408,7 +409,7 @@ func nbioCarries(nc net.Conn) bool {
 // way).
 //
 //go:norace
-func (s *Server) serveNbio(n *nbioIO, ws *websocket.Conn, r *http.Request) {
+func (s *Server) serveNbio(n *nbioIO, ws *websocket.Conn, r *http.Request, token string) {
 	nc := ws.NetConn()
 	var upgrade []byte // the 101, when held for the first frames (upgradeConn)
 	if hc, ok := nc.(*upgradeConn); ok {
@@ -449,7 +450,6 @@ func (s *Server) serveNbio(n *nbioIO, ws *websocket.Conn, r *http.Request) {
 	if upgrade != nil {
 		t.upgrade.Store(&upgrade)
 	}
-	token := requestToken(r)
 	nodeOK, ipOK := s.limits.acquireNode(c.ip)
 	s.metrics.updatePoolAlerts(s.limits.usage())
 	c.nodeSlot = nodeOK && ipOK

@@ -44,6 +44,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"unicode/utf8"
 )
 
@@ -340,15 +341,25 @@ func (f *Frame) has(field string) bool {
 }
 
 // Encode returns the JSON encoding of f. It refuses a Data that is not valid UTF-8 (ErrInvalidUTF8).
+// Simple frames are written without reflection (appendSimple, fastencode.go), byte for byte what
+// encoding/json writes; the others go to encoding/json.
 func Encode(f *Frame) ([]byte, error) {
 	if !utf8.Valid(f.Data) {
 		return nil, fmt.Errorf("protocol: encode %s frame: data: %w", f.Type, ErrInvalidUTF8)
+	}
+	if n, ok := simpleLen(f); ok {
+		return appendSimple(make([]byte, 0, n), f), nil
 	}
 	return json.Marshal(f)
 }
 
 // AppendEncode appends the JSON encoding of f to dst and returns the extended slice.
 func AppendEncode(dst []byte, f *Frame) ([]byte, error) {
+	if utf8.Valid(f.Data) {
+		if n, ok := simpleLen(f); ok {
+			return appendSimple(slices.Grow(dst, n), f), nil
+		}
+	}
 	b, err := Encode(f)
 	if err != nil {
 		return dst, err

@@ -1,6 +1,7 @@
 package refserver
 
 import (
+	"net"
 	"strings"
 	"sync"
 	"testing"
@@ -39,6 +40,32 @@ func TestTooLargeCleansUpBeforeLinger(t *testing.T) {
 	}
 	if code, _ := bob.expectClose(2 * time.Second); code != int(protocol.CloseTooLarge) {
 		t.Errorf("bob's close %d, want 1009", code)
+	}
+}
+
+// TestResetAnnouncedAsClosed: a client that closes its socket with frames still unread (a tab
+// closing while presence events arrive) resets the connection; its leave is announced as closed,
+// as a plain close is, not as an error.
+func TestResetAnnouncedAsClosed(t *testing.T) {
+	ts := startServer(t, testConfig())
+	alice, _ := connect(t, ts, "alice", dialOpts{})
+	alice.join("r")
+	bob, _ := connect(t, ts, "bob", dialOpts{noReader: true})
+	if err := bob.ws.WriteJSON(protocol.Frame{Type: protocol.TypeJoinRoom, RoomID: "r", Seq: 1}); err != nil {
+		t.Fatal(err)
+	}
+	alice.expectMatch(2*time.Second, "bob's join", func(f protocol.Frame) bool {
+		return f.Type == protocol.TypePresence && f.Event == protocol.PresenceJoin && f.UserID == "bob"
+	})
+	// bob never read its welcome and room_joined: with no linger, the close sends a reset.
+	tc := bob.ws.NetConn().(*net.TCPConn)
+	_ = tc.SetLinger(0)
+	_ = tc.Close()
+	leave := alice.expectMatch(2*time.Second, "bob's leave", func(f protocol.Frame) bool {
+		return f.Type == protocol.TypePresence && f.Event == protocol.PresenceLeave && f.UserID == "bob"
+	})
+	if leave.Reason != protocol.ReasonClosed {
+		t.Fatalf("leave reason %q after a reset, want %q", leave.Reason, protocol.ReasonClosed)
 	}
 }
 

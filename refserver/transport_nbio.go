@@ -767,8 +767,10 @@ func nbioClosed(nc *nbio.Conn, err error) {
 // closeCause is the cause of a close nbio made with err (its close error).
 func closeCause(err error) cause {
 	switch {
-	case err == nil, errors.Is(err, io.EOF), errors.Is(err, net.ErrClosed), errors.Is(err, syscall.EPIPE):
-		// EPIPE: a write found the client gone (it closed its side) before a read did.
+	case err == nil, errors.Is(err, io.EOF), errors.Is(err, net.ErrClosed), errors.Is(err, syscall.EPIPE),
+		errors.Is(err, syscall.ECONNRESET):
+		// EPIPE: a write found the client gone (it closed its side) before a read did. ECONNRESET:
+		// the client closed its socket with frames still unread (a closing tab), which resets it.
 		return causeDropped
 	default:
 		return causeReadError

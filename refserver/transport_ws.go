@@ -5,6 +5,7 @@ import (
 	"io"
 	"net"
 	"strings"
+	"syscall"
 	"time"
 	"unicode/utf8"
 
@@ -121,7 +122,8 @@ func (t *wsTransport) noteReadError(c *conn, err error) {
 		c.setCause(causeReadError)
 		t.swallowInput(c)
 		t.resendClose(c, int(protocol.CloseTooLarge), "")
-	case errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF):
+	case errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF), errors.Is(err, syscall.ECONNRESET):
+		// ECONNRESET: the client closed its socket with frames still unread (a closing tab).
 		c.setCause(causeDropped)
 	case isProtocolError(err):
 		// gorilla/websocket answered a malformed frame with close 1002 itself.

@@ -107,7 +107,7 @@ const (
 const (
 	ReasonJoined  = "joined"  // the user's first connection joined the room
 	ReasonLeft    = "left"    // the client sent leave_room
-	ReasonClosed  = "closed"  // the connection closed (close frame, or TCP closed without one)
+	ReasonClosed  = "closed"  // the connection closed (close frame, or TCP closed or reset without one)
 	ReasonTimeout = "timeout" // the heartbeat timeout expired
 	ReasonError   = "error"   // a read or write error, or a protocol violation, ended the connection
 	ReasonKicked  = "kicked"  // the server removed the connection (limits, slow consumer, drain, shed)

@@ -99,7 +99,6 @@ type client struct {
 	token        string        // the token of the current connection (a first frame may carry it)
 	rung         int           // ladder: the tier the next attempt takes (index in tierLadder)
 	seq          uint64        // last seq sent on this connection
-	nextSend     int64         // intended time of the next broadcast (scheduler ns)
 	attempt      int           // failed attempts since the last welcome
 	dropAt       time.Time
 	connectAt    time.Time // first connection (exit timing)
@@ -591,8 +590,8 @@ func (c *client) armLocked(gen uint32, b *Behaviour, nowNS int64) {
 	c.arm++
 	sched := c.env.sched
 	if b.SendInterval > 0 {
-		c.nextSend = nowNS + c.rand().Int64N(int64(b.SendInterval))
-		sched.add(entry{at: c.nextSend, c: c, gen: gen, arm: c.arm, kind: taskSend})
+		first := nowNS + c.rand().Int64N(int64(b.SendInterval))
+		sched.addPeriodic(entry{at: first, c: c, gen: gen, arm: c.arm, kind: taskSend}, b.SendInterval)
 	}
 	if c.hbEvery > 0 || b.ReadTimeout > 0 {
 		every := c.hbEvery
@@ -603,10 +602,10 @@ func (c *client) armLocked(gen uint32, b *Behaviour, nowNS int64) {
 		if b.HeartbeatPhase == HeartbeatPhaseRandom {
 			first = 1 + c.rand().Int64N(int64(every))
 		}
-		sched.add(entry{at: nowNS + first, c: c, gen: gen, arm: c.arm, kind: taskHeartbeat})
+		sched.addPeriodic(entry{at: nowNS + first, c: c, gen: gen, arm: c.arm, kind: taskHeartbeat}, every)
 	}
 	if b.PingInterval > 0 {
-		sched.add(entry{at: nowNS + int64(b.PingInterval), c: c, gen: gen, arm: c.arm, kind: taskPing})
+		sched.addPeriodic(entry{at: nowNS + int64(b.PingInterval), c: c, gen: gen, arm: c.arm, kind: taskPing}, b.PingInterval)
 	}
 }
 
@@ -699,11 +698,7 @@ func (c *client) run(e entry, now time.Time) {
 		if b.SendInterval <= 0 { // switched off; a switch re-arms it
 			return
 		}
-		c.mu.Lock()
-		c.nextSend = e.at + int64(b.SendInterval)
-		next := c.nextSend
-		c.mu.Unlock()
-		env.sched.add(entry{at: next, c: c, gen: e.gen, arm: e.arm, kind: taskSend})
+		env.sched.addPeriodic(entry{at: e.at + int64(b.SendInterval), c: c, gen: e.gen, arm: e.arm, kind: taskSend}, b.SendInterval)
 	case taskHeartbeat:
 		c.mu.Lock()
 		hb := c.hbEvery
@@ -730,7 +725,7 @@ func (c *client) run(e entry, now time.Time) {
 		if every <= 0 { // switched off; a switch re-arms it
 			return
 		}
-		env.sched.add(entry{at: e.at + int64(every), c: c, gen: e.gen, arm: e.arm, kind: taskHeartbeat})
+		env.sched.addPeriodic(entry{at: e.at + int64(every), c: c, gen: e.gen, arm: e.arm, kind: taskHeartbeat}, every)
 	case taskPing:
 		c.mu.Lock()
 		conn := c.conn
@@ -744,7 +739,7 @@ func (c *client) run(e entry, now time.Time) {
 		if b.PingInterval <= 0 { // switched off; a switch re-arms it
 			return
 		}
-		env.sched.add(entry{at: e.at + int64(b.PingInterval), c: c, gen: e.gen, arm: e.arm, kind: taskPing})
+		env.sched.addPeriodic(entry{at: e.at + int64(b.PingInterval), c: c, gen: e.gen, arm: e.arm, kind: taskPing}, b.PingInterval)
 	}
 }
 

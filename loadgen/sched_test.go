@@ -60,8 +60,8 @@ func TestSchedulerRunsInTimeOrder(t *testing.T) {
 }
 
 // TestHeartbeatPhase arms the periodic tasks of many tabs that connect at the same instant: with
-// the connect phase every first heartbeat is one interval away; with the random phase they spread
-// over the first interval and none comes later.
+// the connect phase every first heartbeat is one interval away (on the periodic grid: one instant,
+// less than a step later); with the random phase they spread over the first interval.
 func TestHeartbeatPhase(t *testing.T) {
 	const every = 30 * time.Second
 	for _, phase := range []string{"", HeartbeatPhaseConnect, HeartbeatPhaseRandom} {
@@ -92,13 +92,68 @@ func TestHeartbeatPhase(t *testing.T) {
 			if n != 200 {
 				t.Fatalf("%d heartbeats armed, want 200", n)
 			}
+			// Intended times are on the periodic grid: up to one step later than asked.
+			step := periodicGrid(every)
 			if phase == HeartbeatPhaseRandom {
-				if lo <= 0 || hi > every || lo > every/6 || hi < every*5/6 {
+				if lo <= 0 || hi >= every+step || lo > every/6 || hi < every*5/6 {
 					t.Errorf("first heartbeats from %v to %v after connecting, want spread over (0, %v]", lo, hi, every)
 				}
-			} else if lo != every || hi != every {
-				t.Errorf("first heartbeats from %v to %v after connecting, want all at %v", lo, hi, every)
+			} else if lo != hi || lo < every || lo >= every+step {
+				t.Errorf("first heartbeats from %v to %v after connecting, want all at one instant in [%v, %v)", lo, hi, every, every+step)
 			}
 		})
+	}
+}
+
+// TestPeriodicGrid: a periodic action's intended time is rounded up, by less than its step, to a
+// multiple of the step on the wall clock — the same instants for schedulers started at different
+// times (the processes of a run) — and a round period's repetitions stay on the grid exactly.
+func TestPeriodicGrid(t *testing.T) {
+	for _, tc := range []struct {
+		period, step time.Duration
+	}{
+		{30 * time.Second, maxPeriodicGrid},
+		{5 * time.Minute, maxPeriodicGrid},
+		{time.Second, time.Second / periodGridDivisor},
+		{100 * time.Millisecond, 100 * time.Millisecond / periodGridDivisor},
+		{0, 0},
+	} {
+		if got := periodicGrid(tc.period); got != tc.step {
+			t.Errorf("periodicGrid(%v) = %v, want %v", tc.period, got, tc.step)
+		}
+	}
+
+	rng := rand.New(rand.NewPCG(7, 7))
+	a := newScheduler(1, func(entry, time.Time) {})
+	b := newScheduler(1, func(entry, time.Time) {})
+	b.epoch = b.epoch.Add(time.Duration(rng.Int64N(int64(time.Second)))) // another process, started later
+	b.epochWall = b.epoch.UnixNano()
+	for _, period := range []time.Duration{30 * time.Second, time.Second, 100 * time.Millisecond, 7 * time.Millisecond} {
+		step := periodicGrid(period)
+		for range 1000 {
+			wall := a.epochWall + rng.Int64N(int64(time.Hour))
+			atA := a.onGrid(wall-a.epochWall, step)
+			atB := b.onGrid(wall-b.epochWall, step)
+			gotA, gotB := atA+a.epochWall, atB+b.epochWall
+			if gotA != gotB {
+				t.Fatalf("period %v: wall %d rounds to %d in one scheduler and %d in the other", period, wall, gotA, gotB)
+			}
+			if gotA < wall || gotA-wall >= int64(step) || gotA%int64(step) != 0 {
+				t.Fatalf("period %v: wall %d rounds to %d (step %v)", period, wall, gotA, step)
+			}
+		}
+		// Repetitions planned one period after the last rounded time.
+		at := a.onGrid(rng.Int64N(int64(time.Hour)), step)
+		first := at
+		for range 100 {
+			at = a.onGrid(at+int64(period), step)
+		}
+		stretch := time.Duration(at-first) - 100*period
+		if period%step == 0 && stretch != 0 {
+			t.Errorf("period %v (a multiple of its step %v): 100 repetitions drifted by %v", period, step, stretch)
+		}
+		if stretch < 0 || stretch >= 100*step {
+			t.Errorf("period %v: 100 repetitions stretched by %v, want under %v", period, stretch, 100*step)
+		}
 	}
 }

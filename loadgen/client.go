@@ -224,8 +224,9 @@ func (c *client) start() bool {
 }
 
 // connect dials, waits for welcome, joins or resumes, then reads until the connection ends. It runs
-// on its own goroutine, owned by the run's wait group.
-func (c *client) connect(ctx context.Context, gen uint32, reconnect bool) {
+// on its own goroutine, owned by the run's wait group, and holds a dial slot. It returns true when
+// the attempt went on to the run's poller (dialOnPoller), which then releases the slot.
+func (c *client) connect(ctx context.Context, gen uint32, reconnect bool) (onPoller bool) {
 	env := c.env
 	ep := env.endpoint(int(c.index))
 	dialURL, hdr, err := c.dialRequest(ep)
@@ -233,7 +234,7 @@ func (c *client) connect(ctx context.Context, gen uint32, reconnect bool) {
 		env.logger.Error("client credentials", "user_id", c.userID, "err", err)
 		c.add(stats.ErrorCounter("credentials"), 1)
 		c.finish()
-		return
+		return false
 	}
 	c.add(stats.CtrConnectAttempts, 1)
 	if reconnect {
@@ -252,6 +253,13 @@ func (c *client) connect(ctx context.Context, gen uint32, reconnect bool) {
 	b := c.behaviour()
 	tier := c.currentTier(b)
 	start := time.Now()
+	if adopt && tier == "" {
+		if raddr, ok := pollerDialAddr(dialURL); ok {
+			cancel()
+			c.dialOnPoller(gen, reconnect, start, dialURL, raddr, hdr, di)
+			return true
+		}
+	}
 	var (
 		conn   wireConn
 		wsConn *websocket.Conn
@@ -286,27 +294,14 @@ func (c *client) connect(ctx context.Context, gen uint32, reconnect bool) {
 		resp.Body.Close()
 	}
 	if err != nil {
-		c.add(stats.CtrConnectErrors, 1)
-		c.add(stats.ErrorCounter(dialClass(err)), 1)
 		if b.Transport == TransportLadder && tier != TierPoll && env.ctx.Err() == nil && fallbackWorthy(err) {
+			c.countDialError(err)
 			// The ladder's next rung is tried at once, as browsers' realtime libraries do.
 			c.fallDown()
-			c.connect(ctx, gen, reconnect)
-			return
+			return c.connect(ctx, gen, reconnect)
 		}
-		var hint time.Duration
-		if resp != nil {
-			if s := resp.Header.Get("Retry-After"); s != "" {
-				if n, e := strconv.Atoi(s); e == nil {
-					hint = time.Duration(n) * time.Second
-				}
-			}
-		}
-		c.mu.Lock()
-		c.suspect = false // the target was not reachable: the drop was not the server's doing alone
-		c.mu.Unlock()
-		c.dropped(gen, false, 0, hint)
-		return
+		c.dialFailed(gen, resp, err)
+		return false
 	}
 	upgraded := time.Now()
 	c.record(stats.HistUpgrade, upgraded.Sub(start))
@@ -315,14 +310,14 @@ func (c *client) connect(ctx context.Context, gen uint32, reconnect bool) {
 	}
 	if nc != nil {
 		c.adopt(nc, rest, gen, upgraded, reconnect)
-		return
+		return false
 	}
 	if wsConn != nil {
 		c.wsHandlers(wsConn)
 		conn = gorillaConn{wsConn}
 	}
 	if !c.open(conn, gen, upgraded) {
-		return
+		return false
 	}
 	// The reader runs on a fresh goroutine: the dial's deep stack is not kept for the connection's life.
 	env.wg.Add(1)
@@ -331,6 +326,32 @@ func (c *client) connect(ctx context.Context, gen uint32, reconnect bool) {
 		c.serve(conn, gen, upgraded, reconnect)
 	}()
 	env.proto.opened(c, gen, upgraded)
+	return false
+}
+
+// countDialError counts a failed connection attempt and its class.
+func (c *client) countDialError(err error) {
+	c.add(stats.CtrConnectErrors, 1)
+	c.add(stats.ErrorCounter(dialClass(err)), 1)
+}
+
+// dialFailed handles a connection attempt of generation gen that failed with err (resp: the
+// gateway's refusal, if it answered): counted, and handed to the reconnect policy, no sooner than
+// the refusal's Retry-After.
+func (c *client) dialFailed(gen uint32, resp *http.Response, err error) {
+	c.countDialError(err)
+	var hint time.Duration
+	if resp != nil {
+		if s := resp.Header.Get("Retry-After"); s != "" {
+			if n, e := strconv.Atoi(s); e == nil {
+				hint = time.Duration(n) * time.Second
+			}
+		}
+	}
+	c.mu.Lock()
+	c.suspect = false // the target was not reachable: the drop was not the server's doing alone
+	c.mu.Unlock()
+	c.dropped(gen, false, 0, hint)
 }
 
 // open makes conn, upgraded at upgraded, the client's connection of generation gen. It closes

@@ -43,6 +43,7 @@ type epollConn struct {
 	cl   *client
 	nc   *netpoll.Conn
 	emit func(wsframe.Event)
+	dial *pollerDial // an attempt on the poller, until its upgrade is answered (readMu)
 
 	// readMu serialises the handling of frames and of the socket's end; the dialer holds it while
 	// it hands the connection over and delivers what came with the upgrade.
@@ -143,6 +144,10 @@ func (pc *epollConn) Close() error { return pc.nc.Close() }
 func (pc *epollConn) Data(_ *netpoll.Conn, b []byte) {
 	pc.readMu.Lock()
 	defer pc.readMu.Unlock()
+	if pc.dial != nil {
+		pc.dialData(b)
+		return
+	}
 	pc.feed(b)
 }
 
@@ -228,6 +233,11 @@ func (pc *epollConn) end(code int, reason string, err error) {
 func (pc *epollConn) Closed(_ *netpoll.Conn, err error) {
 	at := time.Now()
 	pc.readMu.Lock()
+	if pc.dial != nil {
+		pc.dialClosed(err)
+		pc.readMu.Unlock()
+		return
+	}
 	if !pc.live {
 		pc.readMu.Unlock()
 		return

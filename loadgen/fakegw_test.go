@@ -30,8 +30,10 @@ type fakeGateway struct {
 	nextID int
 	accept atomic.Int64 // connections accepted
 	// onConnect, when set, decides what to do with a new connection: return a close code to close
-	// it right after the upgrade (with reason), 0 to serve it.
-	onConnect func(n int64) (code int, reason string)
+	// it right after the upgrade (with reason), 0 to serve it. It is set after the server started,
+	// and the clients' upgrades reach the server through system calls the race detector does not
+	// see as synchronising (the poller's): hence the atomic.
+	onConnect atomic.Pointer[func(n int64) (code int, reason string)]
 	// dropAck, when set, makes the gateway ack broadcasts without delivering them (a lossy gateway).
 	dropAck atomic.Bool
 	// fault, when set, breaks delivery: "skip" (every 7th roomSeq reaches only its sender), "swap"
@@ -80,8 +82,8 @@ func (g *fakeGateway) serve(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	n := g.accept.Add(1)
-	if g.onConnect != nil {
-		if code, reason := g.onConnect(n); code != 0 {
+	if onConnect := g.onConnect.Load(); onConnect != nil {
+		if code, reason := (*onConnect)(n); code != 0 {
 			if code == int(protocol.CloseAbnormal) {
 				ws.NetConn().Close()
 				return

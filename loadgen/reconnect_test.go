@@ -144,12 +144,13 @@ func TestCloseCodesAndHints(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			const n = 20
 			g := newFakeGateway(t)
-			g.onConnect = func(k int64) (int, string) {
+			onConnect := func(k int64) (int, string) {
 				if k <= n {
 					return tc.code, tc.reason
 				}
 				return 0, ""
 			}
+			g.onConnect.Store(&onConnect)
 			p := Plan{Name: "closes", Seed: 3,
 				Cohorts: []Cohort{{Name: "c", Count: n, Behaviour: Behaviour{Reconnect: ReconnectPolicy{Kind: PolicyImmediate}}}},
 				Phases:  []Phase{{Kind: PhaseRamp}, {Kind: PhaseHold, Duration: time.Minute}},

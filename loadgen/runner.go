@@ -93,6 +93,7 @@ type runEnv struct {
 
 	wg        sync.WaitGroup // connection goroutines
 	dialSlots chan struct{}  // connection attempts in flight (maxDialsInFlight)
+	dials     pollerDials    // attempts on the poller, watched for their deadline
 	bufs      sync.Pool
 	mu        sync.Mutex
 	live      map[*client]struct{}
@@ -179,9 +180,16 @@ func (env *runEnv) acquireDial() bool {
 
 func (env *runEnv) releaseDial() { <-env.dialSlots }
 
-// goConnect starts a connection goroutine for c, which takes a dial slot for its attempt unless
-// the caller took one for it (held).
+// goConnect starts a connection attempt of c on a goroutine of its own, which takes a dial slot
+// for it unless the caller took one (held). An attempt the run's poller carries from its start
+// (dialsOnPoller) and whose slot is held needs no goroutine: it starts on the caller's.
 func (env *runEnv) goConnect(c *client, gen uint32, reconnect, held bool) {
+	if held && c.dialsOnPoller() {
+		if !c.connect(env.ctx, gen, reconnect) {
+			env.releaseDial()
+		}
+		return
+	}
 	env.wg.Add(1)
 	go func() {
 		defer env.wg.Done()
@@ -189,8 +197,9 @@ func (env *runEnv) goConnect(c *client, gen uint32, reconnect, held bool) {
 			c.dropped(gen, false, 0, 0)
 			return
 		}
-		defer env.releaseDial()
-		c.connect(env.ctx, gen, reconnect)
+		if !c.connect(env.ctx, gen, reconnect) {
+			env.releaseDial()
+		}
 	}()
 }
 
@@ -410,6 +419,7 @@ func RunLocal(ctx context.Context, p Plan, t Target, rec *stats.Recorder, opts R
 		}
 		env.poller = poller
 		defer poller.Close()
+		go env.dials.watch(env.ctx) // ends with the run's context
 	}
 	cohorts, err := buildCohorts(p, &env.rooms, len(env.eps), t.SharedRooms)
 	if err != nil {

@@ -5,6 +5,9 @@
 // take at once is queued on the connection (bounded) and written by the loop when the socket is
 // writable again.
 //
+// A Poller also opens connections itself (Dial): the connect runs without blocking, and the loop
+// tells the Handler when it is established, so that no goroutine waits for it either.
+//
 // Concurrency: Handler methods run on the connection's loop goroutine, one at a time per
 // connection (and per loop). Write, Close and PauseReading may be called from any goroutine,
 // including from inside a Handler. A connection's descriptor is closed only by its loop, after it
@@ -24,6 +27,14 @@ type Handler interface {
 	// Closed is called once, when the connection is over: err is io.EOF when the peer closed it,
 	// ErrClosed when Close ended it, or the socket's error.
 	Closed(c *Conn, err error)
+}
+
+// Connector is what a Handler of a connection opened by Dial adds: Connected is called on the
+// loop once the connection is established, before any Data. A connect that fails ends the
+// connection instead: Closed is called with the connect's error (a *os.SyscallError).
+type Connector interface {
+	Handler
+	Connected(c *Conn)
 }
 
 // ErrClosed is the end of a connection closed on this side (Close, or the Poller's Close).

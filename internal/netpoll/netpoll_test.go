@@ -7,8 +7,11 @@ import (
 	"errors"
 	"io"
 	"net"
+	"net/netip"
+	"os"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -328,5 +331,138 @@ func TestPollerClose(t *testing.T) {
 	}
 	if _, err := p.Add(nc, newRecorder()); !errors.Is(err, ErrClosed) {
 		t.Fatalf("Add after Close = %v, want ErrClosed", err)
+	}
+}
+
+// dialer is a recorder that also records Connected (a Connector).
+type dialer struct {
+	*recorder
+	connected chan struct{}
+	onConnect func(c *Conn)
+	after     atomic.Bool // Connected came after Closed
+	ended     atomic.Bool
+}
+
+func newDialer() *dialer { return &dialer{recorder: newRecorder(), connected: make(chan struct{}, 1)} }
+
+func (d *dialer) Connected(c *Conn) {
+	if d.ended.Load() {
+		d.after.Store(true)
+	}
+	if d.onConnect != nil {
+		d.onConnect(c)
+	}
+	d.connected <- struct{}{}
+}
+
+func (d *dialer) Closed(c *Conn, err error) {
+	d.ended.Store(true)
+	d.recorder.Closed(c, err)
+}
+
+func listen(t *testing.T) (net.Listener, netip.AddrPort) {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	return ln, netip.MustParseAddrPort(ln.Addr().String())
+}
+
+// TestDial: a connection the poller opens itself is connected without blocking, from the source
+// address asked for; what is written before the connect is over is sent once it is, before what
+// Connected writes, and the peer's bytes and close come as for any connection.
+func TestDial(t *testing.T) {
+	p := newPoller(t, Config{Loops: 2})
+	ln, addr := listen(t)
+	d := newDialer()
+	d.onConnect = func(c *Conn) {
+		if err := c.Write([]byte(" world")); err != nil {
+			t.Errorf("write from Connected: %v", err)
+		}
+	}
+	c, err := p.Dial(netip.AddrPortFrom(netip.MustParseAddr("127.0.0.2"), 0), addr, d)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Write([]byte("hello")); err != nil {
+		t.Fatal(err)
+	}
+	srv, err := ln.Accept()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer srv.Close()
+	if host, _, _ := net.SplitHostPort(srv.RemoteAddr().String()); host != "127.0.0.2" {
+		t.Errorf("the server sees %v, want the source 127.0.0.2", srv.RemoteAddr())
+	}
+	select {
+	case <-d.connected:
+	case <-time.After(5 * time.Second):
+		t.Fatal("Connected not called")
+	}
+	buf := make([]byte, len("hello world"))
+	if _, err := io.ReadFull(srv, buf); err != nil || string(buf) != "hello world" {
+		t.Fatalf("server read %q %v", buf, err)
+	}
+	srv.Write([]byte("back"))
+	d.waitData(t, "back")
+	srv.Close()
+	if err := d.waitClosed(t); err != io.EOF {
+		t.Fatalf("Closed(%v), want EOF", err)
+	}
+}
+
+// TestDialRefused: a connect the peer refuses ends the connection with the connect's error, and
+// Connected is never called.
+func TestDialRefused(t *testing.T) {
+	p := newPoller(t, Config{Loops: 1})
+	ln, addr := listen(t)
+	ln.Close() // nothing listens there now
+	d := newDialer()
+	if _, err := p.Dial(netip.AddrPort{}, addr, d); err != nil {
+		if !errors.Is(err, syscall.ECONNREFUSED) {
+			t.Fatalf("Dial = %v, want nil or ECONNREFUSED", err)
+		}
+		return // refused at once: no Handler call
+	}
+	err := d.waitClosed(t)
+	var se *os.SyscallError
+	if !errors.Is(err, syscall.ECONNREFUSED) || !errors.As(err, &se) || se.Syscall != "connect" {
+		t.Fatalf("Closed(%v), want connect: ECONNREFUSED", err)
+	}
+	select {
+	case <-d.connected:
+		t.Fatal("Connected called for a refused connect")
+	default:
+	}
+}
+
+// TestDialClosedWhileConnecting: Close before the connect is over ends the connection with
+// ErrClosed, once, and Connected never comes after that.
+func TestDialClosedWhileConnecting(t *testing.T) {
+	p := newPoller(t, Config{Loops: 1})
+	_, addr := listen(t)
+	for range 50 {
+		d := newDialer()
+		c, err := p.Dial(netip.AddrPort{}, addr, d)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := c.Close(); err != nil {
+			t.Fatal(err)
+		}
+		if err := d.waitClosed(t); !errors.Is(err, ErrClosed) {
+			t.Fatalf("Closed(%v), want ErrClosed", err)
+		}
+		if d.after.Load() {
+			t.Fatal("Connected called after Closed")
+		}
+		select {
+		case err := <-d.closed:
+			t.Fatalf("Closed called twice (%v)", err)
+		default:
+		}
 	}
 }

@@ -7,6 +7,7 @@ import (
 	"io"
 	"maps"
 	"net"
+	"net/netip"
 	"os"
 	"slices"
 	"sync"
@@ -112,6 +113,60 @@ func (p *Poller) Add(nc net.Conn, h Handler) (*Conn, error) {
 	return c, nil
 }
 
+// Dial opens a TCP connection to raddr from laddr (any address and port when laddr is not
+// valid; an address without a port binds the address only) without blocking: the socket is made,
+// bound and connected at once, and its loop calls h.Connected when the connect completes, or
+// h.Closed with the connect's error. Bytes written before then are queued and sent once
+// connected. Dial's own error (the socket, bind or connect call failing at once) leaves nothing
+// behind and calls no Handler method. The socket has TCP_NODELAY set, as Go's dialer sets it.
+func (p *Poller) Dial(laddr, raddr netip.AddrPort, h Connector) (*Conn, error) {
+	family, rsa := sockaddr(raddr)
+	fd, err := unix.Socket(family, unix.SOCK_STREAM|unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC, unix.IPPROTO_TCP)
+	if err != nil {
+		return nil, os.NewSyscallError("socket", err)
+	}
+	fail := func(call string, err error) (*Conn, error) {
+		unix.Close(fd)
+		return nil, os.NewSyscallError(call, err)
+	}
+	if err := unix.SetsockoptInt(fd, unix.IPPROTO_TCP, unix.TCP_NODELAY, 1); err != nil {
+		return fail("setsockopt", err)
+	}
+	if laddr.Addr().IsValid() {
+		_, lsa := sockaddr(laddr)
+		if err := unix.Bind(fd, lsa); err != nil {
+			return fail("bind", err)
+		}
+	}
+	if err := unix.Connect(fd, rsa); err != nil && err != unix.EINPROGRESS && err != unix.EINTR {
+		return fail("connect", err)
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.done {
+		unix.Close(fd)
+		return nil, ErrClosed
+	}
+	l := p.loops[int(p.next)%len(p.loops)]
+	p.next++
+	c := &Conn{fd: fd, l: l, h: h, connecting: true}
+	// Writability says the connect is over, either way (SO_ERROR tells which).
+	if err := l.register(c, unix.EPOLLOUT|unix.EPOLLRDHUP); err != nil {
+		unix.Close(fd)
+		return nil, err
+	}
+	return c, nil
+}
+
+// sockaddr is ap as a socket address, with its family.
+func sockaddr(ap netip.AddrPort) (int, unix.Sockaddr) {
+	a := ap.Addr().Unmap()
+	if a.Is4() {
+		return unix.AF_INET, &unix.SockaddrInet4{Port: int(ap.Port()), Addr: a.As4()}
+	}
+	return unix.AF_INET6, &unix.SockaddrInet6{Port: int(ap.Port()), Addr: a.As16()}
+}
+
 // Conn is a connection on a loop.
 type Conn struct {
 	fd int
@@ -124,6 +179,9 @@ type Conn struct {
 	closed  bool   // the descriptor is closed
 	paused  bool   // not reading: only the peer's close is watched
 	wantOut bool   // registered for writability
+	// connecting: opened by Dial, its connect not yet over; writes are queued. Set by Dial and
+	// cleared on the loop, under mu.
+	connecting bool
 }
 
 // Write sends b without blocking: what the socket does not take now is queued and written when it
@@ -135,7 +193,7 @@ func (c *Conn) Write(b []byte) error {
 	if c.closing || c.closed {
 		return ErrClosed
 	}
-	if len(c.out) > 0 {
+	if len(c.out) > 0 || c.connecting {
 		if len(c.out)+len(b) > c.l.p.cfg.MaxQueued {
 			return ErrQueueFull
 		}
@@ -173,6 +231,12 @@ func (c *Conn) Close() error {
 	}
 	c.closing = true
 	c.out = nil
+	if c.connecting {
+		// A socket still connecting has nothing to shut down (and no event may come for it for
+		// minutes): the loop is asked to end it.
+		c.l.requestFinish(c)
+		return nil
+	}
 	// SHUT_RDWR makes the socket readable (EOF) and hung up: the loop wakes for it even when the
 	// connection's reading is paused.
 	return unix.Shutdown(c.fd, unix.SHUT_RDWR)
@@ -221,8 +285,38 @@ type loop struct {
 	wakeR int // eventfd that wakes the loop to stop
 	buf   []byte
 
-	mu    sync.Mutex
-	conns map[int]*Conn // by descriptor
+	mu      sync.Mutex
+	conns   map[int]*Conn // by descriptor
+	toClose []*Conn       // connections Close asked the loop to end (requestFinish)
+}
+
+// requestFinish asks the loop to end c (closed while connecting) and wakes it.
+func (l *loop) requestFinish(c *Conn) {
+	l.mu.Lock()
+	l.toClose = append(l.toClose, c)
+	l.mu.Unlock()
+	l.wake()
+}
+
+// woken serves a wake-up of the loop: it reports whether the Poller is closing; otherwise it
+// ends the connections requestFinish queued.
+func (l *loop) woken() bool {
+	var b [8]byte
+	_, _ = unix.Read(l.wakeR, b[:])
+	l.p.mu.Lock()
+	done := l.p.done
+	l.p.mu.Unlock()
+	if done {
+		return true
+	}
+	l.mu.Lock()
+	cs := l.toClose
+	l.toClose = nil
+	l.mu.Unlock()
+	for _, c := range cs {
+		l.finish(c, ErrClosed)
+	}
+	return false
 }
 
 func newLoop(p *Poller) (*loop, error) {
@@ -266,11 +360,14 @@ func events(paused, out bool) uint32 {
 	return ev
 }
 
-func (l *loop) add(c *Conn) error {
+func (l *loop) add(c *Conn) error { return l.register(c, events(false, false)) }
+
+// register puts c in the loop's set with the epoll mask ev.
+func (l *loop) register(c *Conn, ev uint32) error {
 	l.mu.Lock()
 	l.conns[c.fd] = c
 	l.mu.Unlock()
-	if err := unix.EpollCtl(l.epfd, unix.EPOLL_CTL_ADD, c.fd, &unix.EpollEvent{Events: events(false, false), Fd: int32(c.fd)}); err != nil {
+	if err := unix.EpollCtl(l.epfd, unix.EPOLL_CTL_ADD, c.fd, &unix.EpollEvent{Events: ev, Fd: int32(c.fd)}); err != nil {
 		l.mu.Lock()
 		delete(l.conns, c.fd)
 		l.mu.Unlock()
@@ -311,7 +408,10 @@ func (l *loop) run() {
 			for i := range n {
 				fd := int(evs[i].Fd)
 				if fd == l.wakeR {
-					return stop(ErrClosed)
+					if l.woken() {
+						return stop(ErrClosed)
+					}
+					continue
 				}
 				l.mu.Lock()
 				c := l.conns[fd]
@@ -334,8 +434,46 @@ func (l *loop) run() {
 	l.closeAll(stopErr)
 }
 
+// connected ends c's connect (an event came for it): on success c is registered for reading (and
+// for writing, if bytes are queued) and its Handler's Connected is called; it reports whether c
+// is still open.
+func (l *loop) connected(c *Conn) bool {
+	var err error
+	if e, gerr := unix.GetsockoptInt(c.fd, unix.SOL_SOCKET, unix.SO_ERROR); gerr != nil {
+		err = os.NewSyscallError("getsockopt", gerr)
+	} else if e != 0 {
+		err = os.NewSyscallError("connect", unix.Errno(e))
+	}
+	c.mu.Lock()
+	c.connecting = false
+	closing := c.closing
+	if err == nil && !closing {
+		err = l.modLocked(c, len(c.out) > 0)
+	}
+	c.mu.Unlock()
+	if closing {
+		l.finish(c, ErrClosed)
+		return false
+	}
+	if err != nil {
+		l.finish(c, err)
+		return false
+	}
+	c.h.(Connector).Connected(c)
+	return true
+}
+
 // handle serves one event of c.
 func (l *loop) handle(c *Conn, ev uint32) {
+	c.mu.Lock()
+	connecting := c.connecting
+	c.mu.Unlock()
+	if connecting {
+		if !l.connected(c) {
+			return
+		}
+		ev &^= unix.EPOLLOUT // the queue, if any, waits for the next writability
+	}
 	if ev&unix.EPOLLOUT != 0 {
 		l.flush(c)
 	}

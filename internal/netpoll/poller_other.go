@@ -5,6 +5,7 @@ package netpoll
 import (
 	"errors"
 	"net"
+	"net/netip"
 )
 
 // Poller is not available off Linux: New fails.
@@ -18,6 +19,9 @@ var errUnsupported = errors.New("netpoll: epoll is Linux only")
 func New(Config) (*Poller, error)                      { return nil, errUnsupported }
 func (p *Poller) Close()                               {}
 func (p *Poller) Add(net.Conn, Handler) (*Conn, error) { return nil, errUnsupported }
-func (c *Conn) Write([]byte) error                     { return errUnsupported }
-func (c *Conn) Close() error                           { return nil }
-func (c *Conn) PauseReading() error                    { return nil }
+func (p *Poller) Dial(netip.AddrPort, netip.AddrPort, Connector) (*Conn, error) {
+	return nil, errUnsupported
+}
+func (c *Conn) Write([]byte) error  { return errUnsupported }
+func (c *Conn) Close() error        { return nil }
+func (c *Conn) PauseReading() error { return nil }

@@ -249,7 +249,7 @@ func (c *client) connect(ctx context.Context, gen uint32, reconnect bool) (onPol
 	// (dialUpgrade); wss:// and the goroutine model use gorilla's dialer.
 	adopt := env.poller != nil && strings.HasPrefix(dialURL, "ws://")
 	dctx := context.WithValue(ctx, localAddrKey{}, di)
-	dctx, cancel := context.WithTimeout(dctx, 10*time.Second)
+	dctx, cancel := context.WithTimeout(dctx, handshakeTimeout)
 	b := c.behaviour()
 	tier := c.currentTier(b)
 	start := time.Now()

@@ -9,17 +9,13 @@ package loadgen
 // (connect: gorilla's dialer, or dialUpgrade and the poller's Add).
 
 import (
-	"bufio"
-	"bytes"
 	"context"
 	"errors"
-	"fmt"
 	"io"
 	"net"
 	"net/http"
 	"net/netip"
 	"net/url"
-	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -28,8 +24,7 @@ import (
 	"github.com/squall-dev/squall/loadgen/stats"
 )
 
-// handshakeTimeout bounds a connection attempt, connect and upgrade, as gorilla's dialer's
-// HandshakeTimeout bounds the others.
+// handshakeTimeout bounds a connection attempt, connect and upgrade, on every path.
 const handshakeTimeout = 10 * time.Second
 
 // pollerDialAddr is the address an attempt on the poller connects to: dialURL's host and port
@@ -47,7 +42,7 @@ func pollerDialAddr(dialURL string) (netip.AddrPort, bool) {
 		return netip.AddrPort{}, false
 	}
 	if ap, err := netip.ParseAddrPort(rest); err == nil {
-		return ap, true
+		return ap, ap.Addr().Zone() == "" // a zone comes URL-escaped: the goroutine path reads it
 	}
 	host := strings.TrimSuffix(strings.TrimPrefix(rest, "["), "]")
 	if a, err := netip.ParseAddr(host); err == nil && a.Zone() == "" {
@@ -74,11 +69,9 @@ type pollerDial struct {
 	start     time.Time
 	deadline  time.Time
 	key       [24]byte
-	offered   []string // Sec-WebSocket-Protocol values of the request
-	req       []byte   // the request, until it is written
-	buf       *[]byte  // the answer as it arrives (pooled)
-	scan      headScan
-	status    int // 0 until the status line is in, then 101, or -1 for another status
+	req       []byte  // the request, until it is written
+	buf       *[]byte // the request's and then the answer's buffer (pooled)
+	answer    upgradeAnswer
 	timedOut  bool
 	laddr     netip.AddrPort // the source address asked for (not valid: any)
 	raddr     netip.AddrPort
@@ -89,14 +82,15 @@ type pollerDial struct {
 // run's wait group until it ends (pollerDialEnded).
 func (c *client) dialOnPoller(gen uint32, reconnect bool, start time.Time, dialURL string, raddr netip.AddrPort, hdr http.Header, di dialInfo) {
 	env := c.env
-	pd := &pollerDial{gen: gen, reconnect: reconnect, start: start, deadline: start.Add(handshakeTimeout),
-		offered: hdr["Sec-Websocket-Protocol"], raddr: raddr}
+	pd := &pollerDial{gen: gen, reconnect: reconnect, start: start, deadline: start.Add(handshakeTimeout), raddr: raddr}
 	newChallengeKey(&pd.key)
+	pd.answer = upgradeAnswer{key: &pd.key, offered: hdr["Sec-Websocket-Protocol"]}
 	u, err := url.Parse(dialURL)
 	if err == nil {
 		pd.buf = handshakeBufs.Get().(*[]byte)
 		pd.req, err = appendUpgradeRequest((*pd.buf)[:0], u, hdr, pd.key[:])
-		*pd.buf = pd.req[:0] // the answer is read into the same buffer once the request is sent
+		*pd.buf = pd.req[:0]
+		pd.answer.buf = pd.req[:0] // the answer is read into the same buffer once the request is sent
 	}
 	if err != nil {
 		c.pollerDialFailed(pd, nil, err)
@@ -156,74 +150,18 @@ func (pc *epollConn) Connected(pn *netpoll.Conn) {
 	}
 }
 
-// dialData takes bytes of the gateway's answer to the upgrade (readMu held): a valid 101's head
-// ends the attempt with the connection open; another status is read to the end of what a
-// refusal's caller keeps (its body's first refusalBodyLimit bytes) or to the connection's end.
+// dialData takes bytes of the gateway's answer to the upgrade (readMu held): a valid 101 ends the
+// attempt with the connection open, and what followed its head is handled as the connection's
+// first bytes; a refusal or a malformed answer fails it (upgradeAnswer).
 func (pc *epollConn) dialData(b []byte) {
-	pd := pc.dial
-	buf := append(*pd.buf, b...)
-	*pd.buf = buf
-	if len(buf) > maxUpgradeHead+refusalBodyLimit {
-		if pd.status < 0 {
-			pc.dialEnd(readRefusal(bytes.NewReader(buf)))
-		} else {
-			pc.dialEnd(nil, fmt.Errorf("websocket: handshake response head over %d bytes", maxUpgradeHead))
-		}
+	done, rest, resp, err := pc.dial.answer.feed(b)
+	if !done {
 		return
 	}
-	if pd.status == 0 {
-		i := bytes.IndexByte(buf, '\n')
-		if i < 0 {
-			if len(buf) > maxUpgradeHead {
-				pc.dialEnd(nil, fmt.Errorf("websocket: handshake response head over %d bytes", maxUpgradeHead))
-			}
-			return
-		}
-		pd.status = http.StatusSwitchingProtocols
-		if !isStatus101(buf[:i]) {
-			pd.status = -1
-		}
-	}
-	end := pd.scan.end(buf)
-	if pd.status != http.StatusSwitchingProtocols {
-		if end >= 0 && refusalComplete(buf, end) {
-			pc.dialEnd(readRefusal(bytes.NewReader(buf)))
-		}
-		return
-	}
-	if end < 0 {
-		if len(buf) >= maxUpgradeHead {
-			pc.dialEnd(nil, fmt.Errorf("websocket: handshake response head over %d bytes", maxUpgradeHead))
-		}
-		return
-	}
-	if err := checkUpgrade(buf[:end], &pd.key, pd.offered); err != nil {
-		pc.dialEnd(nil, err)
-		return
-	}
-	var rest []byte
-	if end < len(buf) {
-		rest = slices.Clone(buf[end:])
-	}
-	pc.dialEnd(nil, nil)
-	if rest != nil && pc.live {
+	pc.dialEnd(resp, err)
+	if err == nil && rest != nil && pc.live {
 		pc.feed(rest)
 	}
-}
-
-// refusalComplete reports whether buf, an answer other than 101 whose head is buf[:headEnd], holds
-// all the body a refusal keeps: its length's worth (at most refusalBodyLimit), or refusalBodyLimit
-// bytes of a body of no stated length.
-func refusalComplete(buf []byte, headEnd int) bool {
-	resp, err := http.ReadResponse(bufio.NewReader(bytes.NewReader(buf[:headEnd])), nil)
-	if err != nil {
-		return true // malformed: readRefusal says so
-	}
-	want := int64(refusalBodyLimit)
-	if resp.ContentLength >= 0 && len(resp.TransferEncoding) == 0 {
-		want = min(resp.ContentLength, want)
-	}
-	return int64(len(buf)-headEnd) >= want
 }
 
 // dialClosed ends the attempt of a connection that ended before its upgrade was answered
@@ -236,12 +174,9 @@ func (pc *epollConn) dialClosed(err error) {
 		err = context.DeadlineExceeded
 	case env.ctx.Err() != nil:
 		err = env.ctx.Err()
-	case pd.status < 0:
-		// A refusal whose body ended with the connection.
-		pc.dialEnd(readRefusal(bytes.NewReader(*pd.buf)))
+	case pd.answer.status != 0 || errors.Is(err, io.EOF):
+		pc.dialEnd(pd.answer.end(err))
 		return
-	case errors.Is(err, io.EOF):
-		err = io.ErrUnexpectedEOF // as http.ReadResponse: the head was cut
 	default:
 		err = pd.opError(err) // the connect's error, or the socket's
 	}
@@ -256,8 +191,10 @@ func (pc *epollConn) dialEnd(resp *http.Response, err error) {
 	c := pc.cl
 	env := c.env
 	env.dials.remove(pc)
+	*pd.buf = pd.answer.buf[:0]
 	putHandshakeBuf(pd.buf)
 	pd.buf = nil
+	pd.answer.buf = nil
 	defer func() {
 		env.releaseDial()
 		env.wg.Done()

@@ -272,52 +272,126 @@ func appendHeaderLine(b []byte, name, value string) []byte {
 }
 
 // readUpgrade reads the answer to an upgrade request from r into *bp (its contents overwritten;
-// a buffer it grows replaces *bp) and validates it against key and the offered subprotocols. It
-// returns a copy of the bytes read past a valid 101's head (nil when none). A status line other
-// than 101 hands the answer to net/http (readRefusal). Nothing it returns refers to *bp.
+// a buffer it grows replaces *bp) and validates it against key and the offered subprotocols
+// (upgradeAnswer). It returns a copy of the bytes read past a valid 101's head (nil when none), or
+// the refusal an answer other than 101 is. Nothing it returns refers to *bp.
 func readUpgrade(r io.Reader, bp *[]byte, key *[24]byte, offered []string) ([]byte, *http.Response, error) {
-	buf := (*bp)[:0]
-	defer func() { *bp = buf[:0] }()
-	var (
-		scan       headScan
-		statusSeen bool
-	)
+	a := upgradeAnswer{key: key, offered: offered, buf: (*bp)[:0]}
+	defer func() { *bp = a.buf[:0] }()
 	for {
-		limit := min(cap(buf), maxUpgradeHead)
-		if len(buf) == limit {
-			if limit == maxUpgradeHead {
-				return nil, nil, fmt.Errorf("websocket: handshake response head over %d bytes", maxUpgradeHead)
-			}
-			buf = slices.Grow(buf, min(cap(buf), maxUpgradeHead-len(buf)))
-			limit = min(cap(buf), maxUpgradeHead)
+		if len(a.buf) == cap(a.buf) {
+			a.buf = slices.Grow(a.buf, min(max(cap(a.buf), 512), maxAnswer-len(a.buf)+1))
 		}
-		n, err := r.Read(buf[len(buf):limit])
-		buf = buf[:len(buf)+n]
-		if !statusSeen {
-			if i := bytes.IndexByte(buf[len(buf)-n:], '\n'); i >= 0 {
-				statusSeen = true
-				if !isStatus101(buf[:len(buf)-n+i]) {
-					resp, err := readRefusal(io.MultiReader(bytes.NewReader(buf), r))
-					return nil, resp, err
-				}
+		n, err := r.Read(a.buf[len(a.buf):cap(a.buf)])
+		if n > 0 {
+			if done, rest, resp, ferr := a.grown(n); done {
+				return rest, resp, ferr
 			}
-		}
-		if end := scan.end(buf); end >= 0 {
-			if err := checkUpgrade(buf[:end], key, offered); err != nil {
-				return nil, nil, err
-			}
-			if end == len(buf) {
-				return nil, nil, nil
-			}
-			return slices.Clone(buf[end:]), nil, nil
 		}
 		if err != nil {
-			if err == io.EOF {
-				err = io.ErrUnexpectedEOF // as http.ReadResponse: the head was cut
-			}
-			return nil, nil, err
+			resp, err := a.end(err)
+			return nil, resp, err
 		}
 	}
+}
+
+// maxAnswer bounds what is kept of an answer to an upgrade: a 101's head (maxUpgradeHead), or a
+// refusal's head and the part of its body a caller gets.
+const maxAnswer = maxUpgradeHead + refusalBodyLimit
+
+// upgradeAnswer reads the answer to an upgrade request as it arrives, in pieces (readUpgrade
+// reads them from a socket; the run's poller hands them over as they come, dialData): a 101's
+// head, validated as RFC 6455 §4.1 asks (checkUpgrade), or another status, read with net/http as
+// gorilla's dialer reads it (readRefusal) once its body is in as far as a caller keeps it.
+type upgradeAnswer struct {
+	key     *[24]byte
+	offered []string // Sec-WebSocket-Protocol values of the request
+	buf     []byte   // what arrived (the caller's buffer, grown as needed)
+	scan    headScan
+	status  int // 0 until the status line is in, then 101, or -1 for another status
+}
+
+// feed takes b, the next bytes of the answer. done reports the answer over: a valid 101 (err nil;
+// rest, a copy of what followed its head, nil when nothing did), a refusal (resp, with an error
+// wrapping websocket.ErrBadHandshake), or a malformed answer.
+func (a *upgradeAnswer) feed(b []byte) (done bool, rest []byte, resp *http.Response, err error) {
+	a.buf = append(a.buf, b...)
+	return a.look()
+}
+
+// grown is feed for n bytes the caller read into a.buf's spare capacity.
+func (a *upgradeAnswer) grown(n int) (done bool, rest []byte, resp *http.Response, err error) {
+	a.buf = a.buf[:len(a.buf)+n]
+	return a.look()
+}
+
+// look examines the answer so far (feed).
+func (a *upgradeAnswer) look() (done bool, rest []byte, resp *http.Response, err error) {
+	buf := a.buf
+	if a.status == 0 {
+		i := bytes.IndexByte(buf, '\n')
+		if i < 0 {
+			if len(buf) >= maxUpgradeHead {
+				return true, nil, nil, errHeadTooLong
+			}
+			return false, nil, nil, nil
+		}
+		a.status = http.StatusSwitchingProtocols
+		if !isStatus101(buf[:i]) {
+			a.status = -1
+		}
+	}
+	end := a.scan.end(buf)
+	if a.status < 0 {
+		if (end >= 0 && refusalComplete(buf, end)) || len(buf) >= maxAnswer {
+			resp, err := readRefusal(bytes.NewReader(buf))
+			return true, nil, resp, err
+		}
+		return false, nil, nil, nil
+	}
+	if end > maxUpgradeHead || (end < 0 && len(buf) >= maxUpgradeHead) {
+		return true, nil, nil, errHeadTooLong
+	}
+	if end < 0 {
+		return false, nil, nil, nil
+	}
+	if err := checkUpgrade(buf[:end], a.key, a.offered); err != nil {
+		return true, nil, nil, err
+	}
+	if end < len(buf) {
+		rest = slices.Clone(buf[end:])
+	}
+	return true, rest, nil, nil
+}
+
+// end is the answer's end when the connection ended (err: how; io.EOF when the peer closed it)
+// before feed said it was over: a refusal's body cut short is still a refusal.
+func (a *upgradeAnswer) end(err error) (*http.Response, error) {
+	if a.status < 0 {
+		return readRefusal(bytes.NewReader(a.buf))
+	}
+	if err == io.EOF {
+		err = io.ErrUnexpectedEOF // as http.ReadResponse: the head was cut
+	}
+	return nil, err
+}
+
+// errHeadTooLong fails the handshake of a 101 whose head is over maxUpgradeHead.
+var errHeadTooLong = fmt.Errorf("websocket: handshake response head over %d bytes", maxUpgradeHead)
+
+// refusalComplete reports whether buf, an answer other than 101 whose head is buf[:headEnd], holds
+// all the body a refusal keeps: its length's worth (at most refusalBodyLimit), or refusalBodyLimit
+// bytes of a body of no stated length.
+func refusalComplete(buf []byte, headEnd int) bool {
+	resp, err := http.ReadResponse(bufio.NewReader(bytes.NewReader(buf[:headEnd])), nil)
+	if err != nil {
+		return true // malformed: readRefusal says so
+	}
+	want := int64(refusalBodyLimit)
+	if resp.ContentLength >= 0 && len(resp.TransferEncoding) == 0 {
+		want = min(resp.ContentLength, want)
+	}
+	return int64(len(buf)-headEnd) >= want
 }
 
 // readRefusal reads an answer other than 101 with net/http, as gorilla's dialer does, keeping the

@@ -16,6 +16,7 @@ import (
 	"os"
 	"os/exec"
 	"reflect"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -89,25 +90,28 @@ func TestAcceptKey(t *testing.T) {
 	}
 }
 
+// readUpgradeCase is a case of TestReadUpgrade.
+type readUpgradeCase struct {
+	name     string
+	chunks   [][]byte
+	offered  []string
+	wantErr  error  // errors.Is (nil: success unless errText is set)
+	errText  string // in the error's text
+	class    string // dialClass of the error
+	status   int    // of the refusal handed back (0: none)
+	retry    string // its Retry-After
+	body     string // its body
+	wantRest string
+	unread   string // left in the reader after a success (read from a socket)
+}
+
 func TestReadUpgrade(t *testing.T) {
 	refusal := "HTTP/1.1 503 Service Unavailable\r\nRetry-After: 7\r\nContent-Type: text/plain\r\nContent-Length: 5\r\n\r\nbusy\n"
 	with := func(lines ...string) string {
 		return "HTTP/1.1 101 Switching Protocols\r\n" + strings.Join(lines, "\r\n") + "\r\n\r\n"
 	}
 	upgrade, connection, accept := "Upgrade: websocket", "Connection: Upgrade", "Sec-WebSocket-Accept: "+testAccept
-	tests := []struct {
-		name     string
-		chunks   [][]byte
-		offered  []string
-		wantErr  error  // errors.Is (nil: success unless errText is set)
-		errText  string // in the error's text
-		class    string // dialClass of the error
-		status   int    // of the refusal handed back (0: none)
-		retry    string // its Retry-After
-		body     string // its body
-		wantRest string
-		unread   string // left in the reader after a success
-	}{
+	tests := []readUpgradeCase{
 		{name: "101", chunks: chunksOf(ok101, 0)},
 		{name: "101 token lists any case", chunks: chunksOf(with("upgrade: WebSocket", "CONNECTION: keep-alive, Upgrade", "sec-websocket-accept: "+testAccept, "X-Other: 1"), 0)},
 		{name: "101 bare LF", chunks: chunksOf(strings.ReplaceAll(ok101, "\r\n", "\n"), 0)},
@@ -148,51 +152,82 @@ func TestReadUpgrade(t *testing.T) {
 		{name: "folded header line", chunks: chunksOf(with(upgrade, connection, " folded", accept), 0), errText: "malformed header line", class: stats.ErrDialOther},
 		{name: "not HTTP", chunks: chunksOf("SSH-2.0-OpenSSH_9.6\r\n\r\n", 0), errText: "malformed HTTP", class: stats.ErrDialOther},
 	}
+	// Each case runs twice: read from a socket (readUpgrade), and handed over piece by piece as the
+	// run's poller hands an attempt's bytes over (upgradeAnswer.feed, then end at the close).
 	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			r := &chunkReader{chunks: tt.chunks}
-			bp := handshakeBufs.Get().(*[]byte)
-			defer putHandshakeBuf(bp)
-			rest, resp, err := readUpgrade(r, bp, &testKey, tt.offered)
-			switch {
-			case tt.wantErr == nil && tt.errText == "":
-				if err != nil {
-					t.Fatalf("err %v, want none", err)
+		for _, mode := range []string{"read", "fed"} {
+			t.Run(tt.name+"/"+mode, func(t *testing.T) {
+				r := &chunkReader{chunks: slices.Clone(tt.chunks)} // Read re-slices its chunks
+				var (
+					rest []byte
+					resp *http.Response
+					err  error
+				)
+				if mode == "read" {
+					bp := handshakeBufs.Get().(*[]byte)
+					defer putHandshakeBuf(bp)
+					rest, resp, err = readUpgrade(r, bp, &testKey, tt.offered)
+				} else {
+					a := upgradeAnswer{key: &testKey, offered: tt.offered}
+					done := false
+					for i, ch := range tt.chunks {
+						if done, rest, resp, err = a.feed(ch); done {
+							r.chunks = tt.chunks[i+1:]
+							break
+						}
+					}
+					if !done {
+						r.chunks = nil
+						resp, err = a.end(io.EOF)
+					}
 				}
-			case tt.wantErr != nil && !errors.Is(err, tt.wantErr):
-				t.Fatalf("err %v, want %v", err, tt.wantErr)
-			case err == nil || !strings.Contains(err.Error(), tt.errText):
-				t.Fatalf("err %v, want one saying %q", err, tt.errText)
-			}
-			if tt.class != "" && dialClass(err) != tt.class {
-				t.Errorf("dialClass(%v) = %s, want %s", err, dialClass(err), tt.class)
-			}
-			if string(rest) != tt.wantRest {
-				t.Errorf("rest %q, want %q", rest, tt.wantRest)
-			}
-			if got := r.unread(); err == nil && got != tt.unread {
-				t.Errorf("left unread %q, want %q", got, tt.unread)
-			}
-			if tt.status == 0 {
-				if resp != nil {
-					t.Fatalf("a response (%d) handed back", resp.StatusCode)
-				}
-				return
-			}
-			if resp == nil || resp.StatusCode != tt.status {
-				t.Fatalf("response %+v, want status %d", resp, tt.status)
-			}
-			if got := resp.Header.Get("Retry-After"); got != tt.retry {
-				t.Errorf("Retry-After %q, want %q", got, tt.retry)
-			}
-			body, _ := io.ReadAll(resp.Body)
-			if string(body) != tt.body {
-				t.Errorf("body %q, want %q", body, tt.body)
-			}
-			if err := resp.Body.Close(); err != nil {
-				t.Errorf("closing the body: %v", err)
-			}
-		})
+				checkReadUpgrade(t, tt, mode == "read", r, rest, resp, err)
+			})
+		}
+	}
+}
+
+// checkReadUpgrade checks what one case of TestReadUpgrade gave (reader: read from a socket, whose
+// unread bytes are checked too).
+func checkReadUpgrade(t *testing.T, tt readUpgradeCase, reader bool, r *chunkReader, rest []byte, resp *http.Response, err error) {
+	t.Helper()
+	switch {
+	case tt.wantErr == nil && tt.errText == "":
+		if err != nil {
+			t.Fatalf("err %v, want none", err)
+		}
+	case tt.wantErr != nil && !errors.Is(err, tt.wantErr):
+		t.Fatalf("err %v, want %v", err, tt.wantErr)
+	case err == nil || !strings.Contains(err.Error(), tt.errText):
+		t.Fatalf("err %v, want one saying %q", err, tt.errText)
+	}
+	if tt.class != "" && dialClass(err) != tt.class {
+		t.Errorf("dialClass(%v) = %s, want %s", err, dialClass(err), tt.class)
+	}
+	if string(rest) != tt.wantRest {
+		t.Errorf("rest %q, want %q", rest, tt.wantRest)
+	}
+	if got := r.unread(); reader && err == nil && got != tt.unread {
+		t.Errorf("left unread %q, want %q", got, tt.unread)
+	}
+	if tt.status == 0 {
+		if resp != nil {
+			t.Fatalf("a response (%d) handed back", resp.StatusCode)
+		}
+		return
+	}
+	if resp == nil || resp.StatusCode != tt.status {
+		t.Fatalf("response %+v, want status %d", resp, tt.status)
+	}
+	if got := resp.Header.Get("Retry-After"); got != tt.retry {
+		t.Errorf("Retry-After %q, want %q", got, tt.retry)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	if string(body) != tt.body {
+		t.Errorf("body %q, want %q", body, tt.body)
+	}
+	if err := resp.Body.Close(); err != nil {
+		t.Errorf("closing the body: %v", err)
 	}
 }
 
@@ -672,7 +707,8 @@ func TestHandshakeAllocs(t *testing.T) {
 
 // FuzzReadUpgrade feeds arbitrary answers, in pieces of arbitrary size, to the handshake's reader:
 // it never panics, what it accepts is a 101 head answering the key followed by the bytes it hands
-// back, and a refusal comes with a response.
+// back, a refusal comes with a response, and the same pieces handed over as the run's poller hands
+// them (upgradeAnswer.feed) give the same verdict.
 func FuzzReadUpgrade(f *testing.F) {
 	f.Add([]byte(ok101), uint8(0))
 	f.Add([]byte(ok101+testFrame), uint8(3))
@@ -685,6 +721,24 @@ func FuzzReadUpgrade(f *testing.F) {
 		bp := handshakeBufs.Get().(*[]byte)
 		defer putHandshakeBuf(bp)
 		rest, resp, err := readUpgrade(r, bp, &testKey, []string{"a, b"})
+		// Handed over piece by piece, as the run's poller does, the answer reads the same.
+		a := upgradeAnswer{key: &testKey, offered: []string{"a, b"}}
+		var (
+			fresp *http.Response
+			ferr  error
+			done  bool
+		)
+		for _, ch := range chunksOf(string(data), int(piece)) {
+			if done, _, fresp, ferr = a.feed(ch); done {
+				break
+			}
+		}
+		if !done {
+			fresp, ferr = a.end(io.EOF)
+		}
+		if (ferr == nil) != (err == nil) || (fresp == nil) != (resp == nil) || (resp != nil && resp.StatusCode != fresp.StatusCode) {
+			t.Fatalf("read: %v (response %v); handed over: %v (response %v)", err, resp != nil, ferr, fresp != nil)
+		}
 		if resp != nil {
 			if !errors.Is(err, websocket.ErrBadHandshake) {
 				t.Fatalf("a response with err %v", err)
@@ -809,4 +863,33 @@ func BenchmarkHandshake(b *testing.B) {
 			nc.Close()
 		}
 	})
+}
+
+// TestPollerDialAddr: an attempt goes to the poller from its start only for a ws:// URL whose host
+// is an IP address (a name needs a resolver the loop must not wait for), at the URL's port or 80.
+func TestPollerDialAddr(t *testing.T) {
+	for _, tc := range []struct {
+		url, want string // want "": not on the poller
+	}{
+		{"ws://127.0.0.1:8080/ws?token=x", "127.0.0.1:8080"},
+		{"ws://127.0.0.1/ws", "127.0.0.1:80"},
+		{"ws://[::1]:9000/ws", "[::1]:9000"},
+		{"ws://[::1]/ws", "[::1]:80"},
+		{"ws://10.0.0.7:80", "10.0.0.7:80"},
+		{"ws://localhost:8080/ws", ""},
+		{"ws://gateway.example:443/ws", ""},
+		{"wss://127.0.0.1:8443/ws", ""},
+		{"http://127.0.0.1:8080/ws", ""},
+		{"ws://user@127.0.0.1:8080/ws", ""},
+		{"ws://[fe80::1%25eth0]:80/ws", ""},
+	} {
+		ap, ok := pollerDialAddr(tc.url)
+		got := ""
+		if ok {
+			got = ap.String()
+		}
+		if got != tc.want {
+			t.Errorf("pollerDialAddr(%q) = %q, want %q", tc.url, got, tc.want)
+		}
+	}
 }

@@ -297,7 +297,7 @@ func (env *runEnv) liveClients() []*client {
 // the lean handshake (dialUpgrade), so that every TCP connect is made and timed the same way.
 func newDialer(rec *stats.Recorder, onSample func(string, time.Duration)) *websocket.Dialer {
 	return &websocket.Dialer{
-		HandshakeTimeout: 10 * time.Second,
+		HandshakeTimeout: handshakeTimeout,
 		ReadBufferSize:   512,
 		WriteBufferSize:  1024,
 		WriteBufferPool:  &sync.Pool{},

@@ -77,6 +77,18 @@ func newAuthGuard(s *Server, inner AuthBackend) *authGuard {
 	return g
 }
 
+// checkWithin is check bounded by timeout under parent. A backend that answers at once
+// (SimulatedBackend.instant) is asked under parent itself: a deadline's context and timer per
+// connection would cost more than the check.
+func (g *authGuard) checkWithin(parent context.Context, timeout time.Duration, token string) (string, error) {
+	if g.backend.instant() {
+		return g.check(parent, token)
+	}
+	ctx, cancel := context.WithTimeout(parent, timeout)
+	defer cancel()
+	return g.check(ctx, token)
+}
+
 // check returns the user of token. Errors: one wrapping ErrUnauthorized for a bad token, an
 // *AuthUnavailableError when the backend failed or the breaker is open, or ctx's error.
 func (g *authGuard) check(ctx context.Context, token string) (string, error) {

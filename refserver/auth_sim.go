@@ -47,6 +47,13 @@ func (b *SimulatedBackend) SetFailRate(r float64) {
 	b.failRate.Store(math.Float64bits(min(r, 1)))
 }
 
+// instant reports whether a call answers at once, so that nothing need bound its time: no
+// latency, and the built-in JWT check inside (no network).
+func (b *SimulatedBackend) instant() bool {
+	_, local := b.inner.(*JWTBackend)
+	return local && b.latency.Load() == 0
+}
+
 // Calls returns the number of calls that reached the backend.
 func (b *SimulatedBackend) Calls() uint64 { return b.calls.Load() }
 

@@ -461,3 +461,40 @@ func BenchmarkAdmissionAndStorm(b *testing.B) {
 		a.take()
 	}
 }
+
+// TestAuthCheckWithin: a check is bounded by the hello timeout unless the backend answers at once
+// (the built-in JWT check without simulated latency), which is asked without a deadline of its own.
+func TestAuthCheckWithin(t *testing.T) {
+	srv, err := New(testConfig(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = srv.Shutdown(context.Background()) }()
+	g := srv.authGuard
+	if !g.backend.instant() {
+		t.Fatal("the built-in JWT backend without latency is not instant")
+	}
+	if u, err := g.checkWithin(context.Background(), time.Nanosecond, mintToken(t, "alice")); err != nil || u != "alice" {
+		t.Fatalf("instant check = %q, %v; want alice", u, err)
+	}
+	g.backend.SetLatency(time.Hour)
+	if g.backend.instant() {
+		t.Fatal("a backend with latency is instant")
+	}
+	start := time.Now()
+	_, err = g.checkWithin(context.Background(), 50*time.Millisecond, mintToken(t, "bob"))
+	if !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("slow check = %v, want the deadline's error", err)
+	}
+	if d := time.Since(start); d > 10*time.Second {
+		t.Fatalf("slow check took %v, bound 50ms", d)
+	}
+	slow, err := New(testConfig(), nil, WithAuthBackend(&countingBackend{}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = slow.Shutdown(context.Background()) }()
+	if slow.authGuard.backend.instant() {
+		t.Fatal("a backend other than the built-in one is instant")
+	}
+}

@@ -323,9 +323,7 @@ func (c *conn) apply(f protocol.Frame) {
 // non-empty sessionID (hello with session) continues that session instead of starting a new one; an
 // unknown, expired or foreign one is answered with error session_invalid and close 4002.
 func (c *conn) authenticate(token, sessionID string) {
-	ctx, cancel := context.WithTimeout(c.s.ctx, c.s.cfg.HelloTimeout)
-	user, err := c.s.authGuard.check(ctx, token)
-	cancel()
+	user, err := c.s.authGuard.checkWithin(c.s.ctx, c.s.cfg.HelloTimeout, token)
 	if err != nil {
 		if errors.Is(err, ErrUnauthorized) {
 			c.unauthorized("invalid token")

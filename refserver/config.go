@@ -123,13 +123,12 @@ type Config struct {
 	// the refserver binary and child gateway nodes apply it (ApplyGC) unless GOGC is set; New does
 	// not (it is process-wide). It holds once the heap is large: a small heap keeps at least 8 MB of
 	// headroom (internal/gctarget), so that a node holding few connections does not collect after
-	// every megabyte of handshakes. Default 50: a node's heap is mostly long-lived connection state,
+	// every megabyte of handshakes. Default 25: a node's heap is mostly long-lived connection state,
 	// and between collections it holds the garbage of every handshake since the last one (HTTP
 	// request, buffers, upgrade), so the heap's headroom sets its peak memory as much as the
-	// connections do; 100 is Go's own default. At 16 700 connections a node (the 100 000 plan), 50
-	// holds ~0.4 KB more per connection than 25 and ramps ~3 % faster: while the heap grows, the
-	// collector marks it about 1 + 100/GCPercent times over (5 at 25, 3 at 50; docs/bench.md); 100
-	// holds ~0.5 KB more again for no faster ramp.
+	// connections do; 100 is Go's own default. At 16 700 idle connections a node (the 100 000
+	// plan), 50 ramps ~3 % faster (a growing heap is marked about 1 + 100/GCPercent times over) but
+	// held 4.9 KB per connection at the peak of a 5-minute hold, against 4.3 KB with 25 (docs/bench.md).
 	GCPercent int
 	// SocketBuffer, when above 0, sets SO_RCVBUF and SO_SNDBUF of every WebSocket connection's
 	// socket to this many bytes (the kernel doubles it), so that idle connections pin little kernel
@@ -264,7 +263,7 @@ func DefaultConfig() Config {
 		AcceptBurst:         1000,
 		ShedMode:            ShedHTTP,
 		IO:                  IONbio,
-		GCPercent:           50,
+		GCPercent:           25,
 		StormAlertRate:      100,
 		StormAlertBurst:     50,
 		StormAlertWindow:    10 * time.Second,

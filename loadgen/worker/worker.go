@@ -35,9 +35,8 @@ import (
 )
 
 // DefaultGCPercent is a worker's default garbage-collector target: its heap is mostly long-lived
-// client state, and below Go's 100 it holds less memory per client for a little CPU (50 against
-// 25: ~0.3 KB more per client, a ramp ~3 % faster; docs/bench.md).
-const DefaultGCPercent = 50
+// client state, and below Go's 100 it holds less memory per client for a little CPU.
+const DefaultGCPercent = 25
 
 // RunJob is the agent.RunFunc of every worker: it runs the job's part of the plan against the
 // job's target with loadgen.RunLocal and reports its phases as events. The clients connect to the

@@ -18,8 +18,9 @@ import (
 
 // Client I/O models (Plan.ClientIO).
 const (
-	// ClientIOEpoll hands every WebSocket, once upgraded (dialUpgrade: a handshake that allocates
-	// next to nothing), to the run's epoll loops (internal/netpoll): an idle client holds no
+	// ClientIOEpoll puts every ws:// WebSocket on the run's epoll loops (internal/netpoll), which
+	// open it themselves when the host is an IP address (dial_poller.go), or take it over once
+	// upgraded (dialUpgrade; both handshakes allocate next to nothing): an idle client holds no
 	// goroutine and no read buffer, and its frames are parsed as they arrive (internal/wsframe).
 	// wss:// targets keep ClientIOGoroutine (TLS state lives in crypto/tls's connection, which
 	// only a blocking reader can drive).

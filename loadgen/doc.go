@@ -48,18 +48,23 @@
 // # Concurrency and memory
 //
 // How clients read their WebSockets is Plan.ClientIO. With ClientIOEpoll (the default) an open
-// connection has no goroutine at all: it is upgraded by a lean handshake (dialUpgrade: one write
-// of the request, the 101 validated as RFC 6455 asks, no net/http), then its socket is handed to
-// the run's epoll loops (internal/netpoll), which parse its frames as they arrive
+// connection has no goroutine at all. A plain WebSocket to an IP address is opened by the run's
+// epoll loops themselves (dial_poller.go: a non-blocking connect, one write of the upgrade
+// request, the 101 read as it arrives and validated as RFC 6455 asks, no net/http), so that no
+// goroutine waits for the attempt either; another ws:// attempt is upgraded by the same lean
+// handshake on a goroutine (dialUpgrade) and its socket handed to the loops. The loops
+// (internal/netpoll) parse a connection's frames as they arrive
 // (internal/wsframe) and hand each message to the client on the loop's goroutine; writes go to the socket without blocking (a
 // bounded queue holds what the socket does not take). A vanished tab's socket stays on the loop
 // with reading paused, watched for the server's close. With ClientIOGoroutine (and for wss://
 // targets, whose TLS only a blocking reader can drive) a client has one goroutine: the reader of
 // its connection, or, once it vanished, a watcher parked on its socket's readiness that reads
-// nothing. Either way the dial runs on a goroutine that ends once the connection is handed over,
-// and at most maxDialsInFlight attempts are in flight per process (a ramp waits for a slot).
-// Sends, heartbeats, pings, reconnect delays and exits of every client are entries in a few shared
-// scheduler heaps, each served by one goroutine and one timer; there are no per-client timers.
+// nothing. A dial that is not on the loops runs on a goroutine that ends once the connection is
+// handed over, and at most maxDialsInFlight attempts are in flight per process, wherever they run
+// (a ramp waits for a slot). Sends, heartbeats, pings, reconnect delays and exits of every client
+// are entries in a few shared scheduler heaps, each served by one goroutine and one timer; there
+// are no per-client timers, and periodic actions are planned on a grid of the wall clock shared by
+// every process (sched.go), so that a held population's timers wake the processes in batches.
 // Writes to a connection are serialised by the client's write mutex; client state by its state
 // mutex; room trackers by their own mutex, always taken before a client's. Read buffers, decoded
 // frames and write buffers are pooled or shared, so an idle client holds no message memory (see

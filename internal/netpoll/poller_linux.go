@@ -96,7 +96,13 @@ func (p *Poller) Add(nc net.Conn, h Handler) (*Conn, error) {
 		unix.Close(fd)
 		return nil, err
 	}
-	// The registration happens under p.mu: a Close that follows finds the connection in its loop.
+	return p.place(fd, h, false)
+}
+
+// place puts descriptor fd on the next loop as a connection served by h, connecting (opened by
+// Dial, registered for the connect's end) or not; on failure fd is closed. The registration
+// happens under p.mu: a Close that follows finds the connection in its loop.
+func (p *Poller) place(fd int, h Handler, connecting bool) (*Conn, error) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if p.done {
@@ -105,8 +111,12 @@ func (p *Poller) Add(nc net.Conn, h Handler) (*Conn, error) {
 	}
 	l := p.loops[int(p.next)%len(p.loops)]
 	p.next++
-	c := &Conn{fd: fd, l: l, h: h}
-	if err := l.add(c); err != nil {
+	c := &Conn{fd: fd, l: l, h: h, connecting: connecting}
+	ev := events(false, false)
+	if connecting {
+		ev = unix.EPOLLOUT | unix.EPOLLRDHUP // writability says the connect is over, either way (SO_ERROR tells which)
+	}
+	if err := l.register(c, ev); err != nil {
 		unix.Close(fd)
 		return nil, err
 	}
@@ -141,21 +151,7 @@ func (p *Poller) Dial(laddr, raddr netip.AddrPort, h Connector) (*Conn, error) {
 	if err := unix.Connect(fd, rsa); err != nil && err != unix.EINPROGRESS && err != unix.EINTR {
 		return fail("connect", err)
 	}
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	if p.done {
-		unix.Close(fd)
-		return nil, ErrClosed
-	}
-	l := p.loops[int(p.next)%len(p.loops)]
-	p.next++
-	c := &Conn{fd: fd, l: l, h: h, connecting: true}
-	// Writability says the connect is over, either way (SO_ERROR tells which).
-	if err := l.register(c, unix.EPOLLOUT|unix.EPOLLRDHUP); err != nil {
-		unix.Close(fd)
-		return nil, err
-	}
-	return c, nil
+	return p.place(fd, h, true)
 }
 
 // sockaddr is ap as a socket address, with its family.
@@ -359,8 +355,6 @@ func events(paused, out bool) uint32 {
 	}
 	return ev
 }
-
-func (l *loop) add(c *Conn) error { return l.register(c, events(false, false)) }
 
 // register puts c in the loop's set with the epoll mask ev.
 func (l *loop) register(c *Conn, ev uint32) error {

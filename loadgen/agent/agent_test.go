@@ -12,6 +12,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -411,5 +412,115 @@ func TestJobStateKeepsNewestSnapshots(t *testing.T) {
 	}
 	if want := []int{6}; !slices.Equal(kept, want) {
 		t.Fatalf("snapshots kept at %v, want %v", kept, want)
+	}
+}
+
+// sealableListener stands for a machine on which new connections stop working (a full
+// connection-tracking table, no ports left) while established ones carry on: once sealed, every
+// new connection is closed as soon as it is accepted.
+type sealableListener struct {
+	net.Listener
+	mu     sync.Mutex
+	sealed bool
+	conns  []net.Conn // accepted before the seal, in order
+}
+
+func (l *sealableListener) Accept() (net.Conn, error) {
+	for {
+		c, err := l.Listener.Accept()
+		if err != nil {
+			return nil, err
+		}
+		l.mu.Lock()
+		sealed := l.sealed
+		if !sealed {
+			l.conns = append(l.conns, c)
+		}
+		l.mu.Unlock()
+		if !sealed {
+			return c, nil
+		}
+		_ = c.Close()
+	}
+}
+
+// seal stops new connections once n have been accepted, and reports whether it did.
+func (l *sealableListener) seal(n int) bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if len(l.conns) < n {
+		return false
+	}
+	l.sealed = true
+	return true
+}
+
+func (l *sealableListener) conn(i int) net.Conn {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.conns[i]
+}
+
+// TestStreamReopensOnSpare cuts the stream once no new connection can be made to the agent: the
+// controller reopens it on the spare connection it keeps, and the worker is not lost.
+func TestStreamReopensOnSpare(t *testing.T) {
+	a := New(testToken, fakeRun, nil, Options{TickEvery: 100 * time.Millisecond, Keepalive: 200 * time.Millisecond})
+	srv := httptest.NewUnstartedServer(a.Handler())
+	ln := &sealableListener{Listener: srv.Listener}
+	srv.Listener = ln
+	srv.Start()
+	t.Cleanup(func() { srv.CloseClientConnections(); srv.Close(); a.Close() })
+
+	r, err := Dial(context.Background(), addr(srv), testToken)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// One worker's requests go one after the other on the first connection (the info asked by
+	// Dial, the job, then its stream); the second is the spare.
+	cut := false
+	c := &Controller{UpdateEvery: 20 * time.Millisecond, LostAfter: 2 * time.Second, OnUpdate: func(u Update) {
+		if !cut && u.Merged.Counter(stats.CtrMessagesReceived) > 0 && ln.seal(2) {
+			cut = true
+			_ = ln.conn(0).Close()
+		}
+	}}
+	fj := fakeJob{Values: 900, Ticks: 9}
+	out, err := c.Run(context.Background(), []*Remote{r}, jobs(1, fj))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !cut {
+		t.Fatal("no spare connection was made while the job ran")
+	}
+	if w := out.Workers[0]; w.Status != StatusOK {
+		t.Fatalf("worker %s %s: the stream was not reopened on the spare connection", w.Status, w.Err)
+	}
+	if !out.Merged.Equal(union(1, fj)) {
+		t.Errorf("merged differs from what the worker recorded")
+	}
+}
+
+func TestSilenceWatchDecide(t *testing.T) {
+	const idle = 10 * time.Second
+	tests := []struct {
+		name       string
+		now, due   time.Duration
+		heard      time.Duration
+		wantNext   time.Duration
+		wantSilent bool
+	}{
+		{name: "silent for idle, checked on time", now: 30 * time.Second, due: 30 * time.Second, heard: 20 * time.Second, wantSilent: true},
+		{name: "a line since the check was set", now: 30 * time.Second, due: 30 * time.Second, heard: 26 * time.Second, wantNext: 6 * time.Second},
+		{name: "checked late: this process was held up", now: 60 * time.Second, due: 30 * time.Second, heard: 20 * time.Second, wantNext: stallGrace},
+		{name: "a little late is on time", now: 30*time.Second + stallGrace/2, due: 30 * time.Second, heard: 20 * time.Second, wantSilent: true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			w := &silenceWatch{idle: idle, due: tt.due}
+			next, silent := w.decide(tt.now, tt.heard)
+			if next != tt.wantNext || silent != tt.wantSilent {
+				t.Errorf("decide = %v, %v; want %v, %v", next, silent, tt.wantNext, tt.wantSilent)
+			}
+		})
 	}
 }

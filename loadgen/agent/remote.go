@@ -12,11 +12,17 @@ import (
 	"net"
 	"net/http"
 	"strconv"
+	"sync/atomic"
 	"time"
 )
 
 // Remote is a connection to one agent: a worker process this controller spawned or an agent
 // started elsewhere. Its methods are safe for concurrent use.
+//
+// While a job's stream is open, the Remote keeps a second connection to the agent open and idle
+// (spare), so that reopening a broken stream, or asking the agent to stop, needs no new TCP
+// connection: on a machine whose connection-tracking table or ports a run has filled, new
+// connections fail while established ones carry on.
 type Remote struct {
 	Addr  string // host:port
 	Info  Info
@@ -24,6 +30,8 @@ type Remote struct {
 	http  *http.Client
 	proc  *process // set when this controller spawned the agent
 	tls   bool
+
+	sparing atomic.Bool // a spare connection is being made
 }
 
 // DialOptions say how a controller talks to agents.
@@ -156,6 +164,57 @@ func (r *Remote) do(ctx context.Context, method, path string, body, out any) err
 	return nil
 }
 
+// A silenceWatch calls silent once no line has been heard for idle. It checks on a timer; a check
+// that runs more than stallGrace after it was due means this process was held up (its goroutines
+// did not run, the lines may be waiting unread), so the reader is given stallGrace before the
+// silence counts.
+type silenceWatch struct {
+	idle   time.Duration
+	silent func()
+	base   time.Time    // monotonic origin of heard and due
+	heard  atomic.Int64 // since base, when the last line was read
+	timer  *time.Timer
+	due    time.Duration // since base, when the pending check should run; touched by the timer only
+}
+
+func newSilenceWatch(idle time.Duration, silent func()) *silenceWatch {
+	w := &silenceWatch{idle: idle, silent: silent, base: time.Now(), due: idle}
+	w.timer = time.AfterFunc(idle, w.check)
+	return w
+}
+
+func (w *silenceWatch) wrap(fn func(Message)) func(Message) {
+	return func(m Message) {
+		w.heard.Store(int64(time.Since(w.base)))
+		fn(m)
+	}
+}
+
+func (w *silenceWatch) check() {
+	now := time.Since(w.base)
+	next, silent := w.decide(now, time.Duration(w.heard.Load()))
+	if silent {
+		w.silent()
+		return
+	}
+	w.due = now + next
+	w.timer.Reset(next)
+}
+
+// decide is the check at now (since base) of a stream last heard at heard: silent, or when to
+// check again.
+func (w *silenceWatch) decide(now, heard time.Duration) (next time.Duration, silent bool) {
+	if now-w.due > stallGrace {
+		return stallGrace, false
+	}
+	if quiet := now - heard; quiet < w.idle {
+		return w.idle - quiet, false
+	}
+	return 0, true
+}
+
+func (w *silenceWatch) stop() { w.timer.Stop() }
+
 func unwrapURL(err error) error {
 	var ue interface{ Unwrap() error }
 	if errors.As(err, &ue) {
@@ -201,9 +260,30 @@ func (r *Remote) Shutdown(ctx context.Context) error {
 	return r.do(ctx, http.MethodPost, "/v1/shutdown", nil, nil)
 }
 
+// spare makes sure, in the background, that an idle connection to the agent waits in the client's
+// pool: it asks for the agent's info, and the connection that carried the answer stays open. A
+// failure only means there is no spare (the next request dials as before).
+func (r *Remote) spare(ctx context.Context) {
+	if !r.sparing.CompareAndSwap(false, true) {
+		return
+	}
+	go func() {
+		defer r.sparing.Store(false)
+		ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+		defer cancel()
+		var info Info
+		_ = r.do(ctx, http.MethodGet, "/v1/info", nil, &info)
+	}()
+}
+
+// stallGrace is how long a stream whose idle watchdog fired late (this process, not the agent, was
+// held up: a saturated machine) is given to read what arrived meanwhile before it counts as silent.
+const stallGrace = time.Second
+
 // Stream reads a job's messages from index from on and calls fn for each (keepalives included)
 // until the done message, an error, or ctx ends. idle bounds the silence between two lines (the
-// agent sends a keepalive every couple of seconds); zero means no bound.
+// agent sends a keepalive every couple of seconds); zero means no bound. Once the stream is open, a
+// spare connection is made (see Remote).
 func (r *Remote) Stream(ctx context.Context, jobID string, from int, idle time.Duration, fn func(Message)) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
@@ -219,17 +299,15 @@ func (r *Remote) Stream(ctx context.Context, jobID string, from int, idle time.D
 	if err := checkStatus(r.Addr, resp); err != nil {
 		return err
 	}
-	var watchdog *time.Timer
+	r.spare(ctx)
 	if idle > 0 {
-		watchdog = time.AfterFunc(idle, cancel)
-		defer watchdog.Stop()
+		w := newSilenceWatch(idle, cancel)
+		defer w.stop()
+		fn = w.wrap(fn)
 	}
 	sc := bufio.NewScanner(resp.Body)
 	sc.Buffer(make([]byte, 64<<10), 256<<20)
 	for sc.Scan() {
-		if watchdog != nil {
-			watchdog.Reset(idle)
-		}
 		var m Message
 		if err := json.Unmarshal(sc.Bytes(), &m); err != nil {
 			return fmt.Errorf("agent %s: bad stream line: %w", r.Addr, err)

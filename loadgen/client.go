@@ -204,9 +204,10 @@ func (c *client) roomsOf() []*roomTracker {
 }
 
 // start begins the client's life: its first connection. It waits for a dial slot, so that a ramp
-// runs no faster than the target takes connections (false: the run ended first).
-func (c *client) start() bool {
-	if !c.env.acquireDial() {
+// runs no faster than the target takes connections (false: the run, or the phase's ctx, ended
+// first).
+func (c *client) start(ctx context.Context) bool {
+	if !c.env.acquireDial(ctx.Done()) {
 		return false
 	}
 	c.mu.Lock()

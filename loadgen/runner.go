@@ -168,12 +168,14 @@ func (env *runEnv) endpoint(i int) Endpoint { return env.eps[i%len(env.eps)] }
 // remote one (a 200 ms handshake) at 2 500 attempts per second per process.
 const maxDialsInFlight = 512
 
-// acquireDial waits for a dial slot (false: the run ended first).
-func (env *runEnv) acquireDial() bool {
+// acquireDial waits for a dial slot (false: the run, or stop when not nil, ended first).
+func (env *runEnv) acquireDial(stop <-chan struct{}) bool {
 	select {
 	case env.dialSlots <- struct{}{}:
 		return true
 	case <-env.ctx.Done():
+		return false
+	case <-stop:
 		return false
 	}
 }
@@ -193,7 +195,7 @@ func (env *runEnv) goConnect(c *client, gen uint32, reconnect, held bool) {
 	env.wg.Add(1)
 	go func() {
 		defer env.wg.Done()
-		if !held && !env.acquireDial() {
+		if !held && !env.acquireDial(nil) {
 			c.dropped(gen, false, 0, 0)
 			return
 		}
@@ -601,10 +603,13 @@ func sleepCtx(ctx context.Context, d time.Duration) error {
 }
 
 // paced calls fn(k) for k = 0..n-1 at rate per second (all at once when rate is 0), measuring how late
-// each call ran against its intended time.
+// each call ran against its intended time, until ctx ends (behind schedule too).
 func (r *runner) paced(ctx context.Context, n int, rate float64, fn func(k int)) error {
 	start := time.Now()
 	for k := range n {
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
 		if rate > 0 {
 			intended := start.Add(time.Duration(float64(k) / rate * float64(time.Second)))
 			if d := time.Until(intended); d > 0 {
@@ -614,8 +619,6 @@ func (r *runner) paced(ctx context.Context, n int, rate float64, fn func(k int))
 			} else {
 				r.env.rec.Record(stats.HistScheduleLag, -d)
 			}
-		} else if ctx.Err() != nil {
-			return ctx.Err()
 		}
 		fn(k)
 	}
@@ -635,7 +638,7 @@ func (r *runner) ramp(ctx context.Context, ph Phase) error {
 		ci := todo[k]
 		c := r.newClient(ci, r.next[ci])
 		r.next[ci]++
-		c.start()
+		c.start(ctx)
 	}); err != nil {
 		return err
 	}
@@ -720,7 +723,7 @@ func (r *runner) arrive(ctx context.Context, d time.Duration) error {
 		r.arrived++
 		c := r.newClient(ci, local)
 		c.exitAfter = r.p.Model.Lifetime
-		c.start()
+		c.start(ctx)
 	})
 	if err != nil {
 		return err

@@ -1,9 +1,44 @@
 package loadgen
 
 import (
+	"context"
 	"testing"
 	"time"
+
+	"github.com/squall-dev/squall/loadgen/stats"
 )
+
+// TestPacedStopsBehindSchedule: a paced phase that has fallen behind its schedule (every call is
+// already late, as when each waits for a dial slot) still stops as soon as its context ends.
+func TestPacedStopsBehindSchedule(t *testing.T) {
+	r := &runner{env: &runEnv{rec: stats.NewRecorder(time.Now())}}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	calls := 0
+	err := r.paced(ctx, 1_000_000, 1e12, func(k int) {
+		calls++
+		if k == 9 {
+			cancel()
+		}
+	})
+	if err == nil || calls != 10 {
+		t.Errorf("paced made %d calls and returned %v after its context ended at the 10th; want 10 and the context's error", calls, err)
+	}
+}
+
+// TestStartStopsWhenSlotsAreTaken: a client waiting for a dial slot while every slot is held
+// (attempts that hang, as on a machine dropping new connections) gives up when its phase ends.
+func TestStartStopsWhenSlotsAreTaken(t *testing.T) {
+	runCtx, runCancel := context.WithCancel(context.Background())
+	defer runCancel()
+	env := &runEnv{ctx: runCtx, dialSlots: make(chan struct{}, 1)}
+	env.dialSlots <- struct{}{} // the one slot is taken
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if (&client{env: env}).start(ctx) {
+		t.Fatal("start got a dial slot that was taken")
+	}
+}
 
 // TestConnectingFilter: the clients a ramp's end waits for are those dialling or upgrading, open
 // but not ready, or waiting for their first connect; the filter keeps their order and clears the

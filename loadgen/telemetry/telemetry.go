@@ -16,6 +16,7 @@ import (
 	"io"
 	"log/slog"
 	"maps"
+	"net"
 	"net/http"
 	"os"
 	"slices"
@@ -186,7 +187,12 @@ func New(cfg Config, logger *slog.Logger) *Scraper {
 		cfg.Settle = 10 * time.Second
 	}
 	if cfg.Client == nil {
-		cfg.Client = &http.Client{Transport: &http.Transport{Proxy: nil, MaxIdleConnsPerHost: 2}}
+		// A dial outlives the scrape that started it (the transport keeps it for a later request),
+		// so it gets the scrape's bound too: on a machine that drops new connections (a full
+		// connection-tracking table), dials abandoned one a second would otherwise pile up for the
+		// kernel's two minutes of SYN retries.
+		dialer := &net.Dialer{Timeout: cfg.Timeout}
+		cfg.Client = &http.Client{Transport: &http.Transport{Proxy: nil, MaxIdleConnsPerHost: 2, DialContext: dialer.DialContext}}
 	}
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)

@@ -12,6 +12,7 @@ import (
 	"net"
 	"net/http"
 	"strconv"
+	"sync"
 	"sync/atomic"
 	"time"
 )
@@ -19,8 +20,8 @@ import (
 // Remote is a connection to one agent: a worker process this controller spawned or an agent
 // started elsewhere. Its methods are safe for concurrent use.
 //
-// While a job's stream is open, the Remote keeps a second connection to the agent open and idle
-// (spare), so that reopening a broken stream, or asking the agent to stop, needs no new TCP
+// While a job's stream is open, the Remote keeps two more connections to the agent open and idle
+// (spare), so that reopening a broken stream, and then asking the agent to stop, need no new TCP
 // connection: on a machine whose connection-tracking table or ports a run has filled, new
 // connections fail while established ones carry on.
 type Remote struct {
@@ -165,9 +166,9 @@ func (r *Remote) do(ctx context.Context, method, path string, body, out any) err
 }
 
 // A silenceWatch calls silent once no line has been heard for idle. It checks on a timer; a check
-// that runs more than stallGrace after it was due means this process was held up (its goroutines
-// did not run, the lines may be waiting unread), so the reader is given stallGrace before the
-// silence counts.
+// that runs more than stallLate after it was due means this process was held up (its goroutines
+// did not run, the lines may be waiting unread, and a backlog of them takes a while to decode on a
+// busy machine), so the reader is given another idle bound before the silence counts.
 type silenceWatch struct {
 	idle   time.Duration
 	silent func()
@@ -204,8 +205,8 @@ func (w *silenceWatch) check() {
 // decide is the check at now (since base) of a stream last heard at heard: silent, or when to
 // check again.
 func (w *silenceWatch) decide(now, heard time.Duration) (next time.Duration, silent bool) {
-	if now-w.due > stallGrace {
-		return stallGrace, false
+	if now-w.due > stallLate {
+		return w.idle, false
 	}
 	if quiet := now - heard; quiet < w.idle {
 		return w.idle - quiet, false
@@ -260,25 +261,33 @@ func (r *Remote) Shutdown(ctx context.Context) error {
 	return r.do(ctx, http.MethodPost, "/v1/shutdown", nil, nil)
 }
 
-// spare makes sure, in the background, that an idle connection to the agent waits in the client's
-// pool: it asks for the agent's info, and the connection that carried the answer stays open. A
-// failure only means there is no spare (the next request dials as before).
+// spare makes sure, in the background, that idle connections to the agent wait in the client's
+// pool: it asks for the agent's info twice at once, and the connections that carried the answers
+// stay open. Two, so that a stream reopened on one leaves the other for the stop. A failure only
+// means fewer spares (the next request dials as before).
 func (r *Remote) spare(ctx context.Context) {
 	if !r.sparing.CompareAndSwap(false, true) {
 		return
 	}
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+	var wg sync.WaitGroup
+	for range 2 {
+		wg.Go(func() {
+			var info Info
+			_ = r.do(ctx, http.MethodGet, "/v1/info", nil, &info)
+		})
+	}
 	go func() {
-		defer r.sparing.Store(false)
-		ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
-		defer cancel()
-		var info Info
-		_ = r.do(ctx, http.MethodGet, "/v1/info", nil, &info)
+		wg.Wait()
+		cancel()
+		r.sparing.Store(false)
 	}()
 }
 
-// stallGrace is how long a stream whose idle watchdog fired late (this process, not the agent, was
-// held up: a saturated machine) is given to read what arrived meanwhile before it counts as silent.
-const stallGrace = time.Second
+// stallLate is how late an idle check must run to show that this process, not the agent, was held
+// up (a saturated machine): the lines may be waiting unread, and the reader is given another idle
+// bound to take them.
+const stallLate = time.Second
 
 // Stream reads a job's messages from index from on and calls fn for each (keepalives included)
 // until the done message, an error, or ctx ends. idle bounds the silence between two lines (the

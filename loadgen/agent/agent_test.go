@@ -9,10 +9,12 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
+	"os/signal"
 	"slices"
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -89,9 +91,18 @@ func helperMain() int {
 	srv := &http.Server{Handler: a.Handler()}
 	go func() { _ = srv.Serve(ln) }()
 	fmt.Println(ListenPrefix + ln.Addr().String())
-	<-done
-	a.Close()
-	_ = srv.Close()
+	term := make(chan os.Signal, 1)
+	signal.Notify(term, syscall.SIGTERM)
+	select {
+	case <-done:
+		a.Close()
+		_ = srv.Close()
+	case <-term: // as a worker does: the job ends cleanly and its stream delivers the end
+		a.Close()
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		_ = srv.Shutdown(ctx)
+	}
 	return 0
 }
 
@@ -281,6 +292,49 @@ func TestSpawnedWorkerDies(t *testing.T) {
 	}
 	if out.Merged.Counter(stats.CtrMessagesReceived) < 400 {
 		t.Errorf("merged lost the surviving worker's data")
+	}
+}
+
+// failStops fails every stop request, as on a machine where no new connection can be made.
+type failStops struct{ http.RoundTripper }
+
+func (f failStops) RoundTrip(req *http.Request) (*http.Response, error) {
+	if req.Method == http.MethodPost && strings.HasSuffix(req.URL.Path, "/stop") {
+		return nil, errors.New("no new connection can be made")
+	}
+	return f.RoundTripper.RoundTrip(req)
+}
+
+// TestStopBySignal: a spawned worker that cannot be asked to stop over HTTP is sent SIGTERM,
+// stops its job cleanly and reports its end on its stream.
+func TestStopBySignal(t *testing.T) {
+	if testing.Short() {
+		t.Skip("spawns processes")
+	}
+	remotes, err := Spawn(context.Background(), 1, SpawnOptions{
+		Exe:   os.Args[0],
+		Args:  []string{"-test.run=^$"},
+		Env:   []string{helperEnv + "=1"},
+		Token: testToken,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer Release(context.Background(), remotes...)
+	remotes[0].http.Transport = failStops{remotes[0].http.Transport}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	c := &Controller{UpdateEvery: 50 * time.Millisecond, StopGrace: 20 * time.Second, OnUpdate: func(u Update) {
+		if u.Merged.Counter(stats.CtrMessagesReceived) > 0 {
+			cancel()
+		}
+	}}
+	out, err := c.Run(ctx, remotes, jobs(1, fakeJob{Values: 100, Ticks: 2, Block: true}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if w := out.Workers[0]; w.Status != StatusOK || w.Snapshot.Counter("stopped") != 1 {
+		t.Errorf("worker %s %q stopped=%d; want ok with the final snapshot after the signal", w.Status, w.Err, w.Snapshot.Counter("stopped"))
 	}
 }
 

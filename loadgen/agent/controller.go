@@ -250,7 +250,10 @@ func (c *Controller) Run(ctx context.Context, remotes []*Remote, jobs []Job) (Ou
 					sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
 					defer cancel()
 					if err := w.remote.Stop(sctx, w.job.ID); err != nil {
-						logger.Warn("agent: stop failed", "agent", w.remote.Addr, "err", err)
+						// A worker this controller spawned is stopped by a signal instead (no
+						// new connection can be made, say), and reports its end on its stream.
+						signalled := w.remote.terminate()
+						logger.Warn("agent: stop failed", "agent", w.remote.Addr, "err", err, "sigterm", signalled)
 					}
 				}()
 			}

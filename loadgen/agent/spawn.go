@@ -11,6 +11,7 @@ import (
 	"os/exec"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/squall-dev/squall/internal/childproc"
@@ -179,6 +180,16 @@ func spawnOne(ctx context.Context, i int, o SpawnOptions) (*Remote, error) {
 
 // exitedWith returns a description of how a spawned process ended, or "" while it runs (or when
 // the remote was not spawned).
+// terminate asks a spawned worker's process to stop, as Stop does over HTTP, by SIGTERM: the
+// worker then ends its job cleanly and its stream delivers the final report. It reports whether
+// the signal was sent (false for an agent this controller did not spawn, or one that has exited).
+func (r *Remote) terminate() bool {
+	if r.proc == nil || r.exitedWith() != "" {
+		return false
+	}
+	return r.proc.cmd.Process.Signal(syscall.SIGTERM) == nil
+}
+
 func (r *Remote) exitedWith() string {
 	if r.proc == nil {
 		return ""

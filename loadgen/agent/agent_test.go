@@ -261,11 +261,13 @@ func TestLostAgentKeepsTheRest(t *testing.T) {
 	}
 }
 
-func TestSpawnedWorkerDies(t *testing.T) {
+// spawnHelpers spawns n agents from this test binary (TestMain's helper), released at the end.
+func spawnHelpers(t *testing.T, n int) []*Remote {
+	t.Helper()
 	if testing.Short() {
 		t.Skip("spawns processes")
 	}
-	remotes, err := Spawn(context.Background(), 2, SpawnOptions{
+	remotes, err := Spawn(context.Background(), n, SpawnOptions{
 		Exe:   os.Args[0],
 		Args:  []string{"-test.run=^$"},
 		Env:   []string{helperEnv + "=1"},
@@ -274,7 +276,12 @@ func TestSpawnedWorkerDies(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer Release(context.Background(), remotes...)
+	t.Cleanup(func() { Release(context.Background(), remotes...) })
+	return remotes
+}
+
+func TestSpawnedWorkerDies(t *testing.T) {
+	remotes := spawnHelpers(t, 2)
 	for _, r := range remotes {
 		if !r.Spawned() || r.PID() == os.Getpid() || r.PID() == 0 {
 			t.Fatalf("remote %s pid %d not a spawned process", r.Addr, r.PID())
@@ -308,19 +315,7 @@ func (f failStops) RoundTrip(req *http.Request) (*http.Response, error) {
 // TestStopBySignal: a spawned worker that cannot be asked to stop over HTTP is sent SIGTERM,
 // stops its job cleanly and reports its end on its stream.
 func TestStopBySignal(t *testing.T) {
-	if testing.Short() {
-		t.Skip("spawns processes")
-	}
-	remotes, err := Spawn(context.Background(), 1, SpawnOptions{
-		Exe:   os.Args[0],
-		Args:  []string{"-test.run=^$"},
-		Env:   []string{helperEnv + "=1"},
-		Token: testToken,
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer Release(context.Background(), remotes...)
+	remotes := spawnHelpers(t, 1)
 	remotes[0].http.Transport = failStops{remotes[0].http.Transport}
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()

@@ -32,7 +32,7 @@ type Remote struct {
 	proc  *process // set when this controller spawned the agent
 	tls   bool
 
-	sparing atomic.Bool // a spare connection is being made
+	sparing atomic.Bool // spare connections are being made
 }
 
 // DialOptions say how a controller talks to agents.
@@ -291,8 +291,8 @@ const stallLate = time.Second
 
 // Stream reads a job's messages from index from on and calls fn for each (keepalives included)
 // until the done message, an error, or ctx ends. idle bounds the silence between two lines (the
-// agent sends a keepalive every couple of seconds); zero means no bound. Once the stream is open, a
-// spare connection is made (see Remote).
+// agent sends a keepalive every couple of seconds); zero means no bound. Once the stream is open,
+// spare connections are made (see Remote).
 func (r *Remote) Stream(ctx context.Context, jobID string, from int, idle time.Duration, fn func(Message)) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()

@@ -178,8 +178,6 @@ func spawnOne(ctx context.Context, i int, o SpawnOptions) (*Remote, error) {
 	return r, nil
 }
 
-// exitedWith returns a description of how a spawned process ended, or "" while it runs (or when
-// the remote was not spawned).
 // terminate asks a spawned worker's process to stop, as Stop does over HTTP, by SIGTERM: the
 // worker then ends its job cleanly and its stream delivers the final report. It reports whether
 // the signal was sent (false for an agent this controller did not spawn, or one that has exited).
@@ -190,6 +188,8 @@ func (r *Remote) terminate() bool {
 	return r.proc.cmd.Process.Signal(syscall.SIGTERM) == nil
 }
 
+// exitedWith returns a description of how a spawned process ended, or "" while it runs (or when
+// the remote was not spawned).
 func (r *Remote) exitedWith() string {
 	if r.proc == nil {
 		return ""
